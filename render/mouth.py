@@ -1,0 +1,168 @@
+"""The mouth interior: a layer behind the lips, shown wherever the lips part.
+
+The opening is a hole, never stretched skin. Behind it: a dark cavity, a hint of tongue, upper teeth
+fixed to the skull and lower teeth that ride with the jaw. When the portrait already shows its teeth,
+those real teeth are moved rigidly (upper with the head, lower with the jaw); otherwise teeth are
+synthesized in the portrait's own colours.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from render import topology as T
+from render.rig import FaceRig
+
+_AA_SHIFT = 3  # sub-pixel bits for polygon drawing
+
+
+class MouthPainter:
+    def __init__(self, rig: FaceRig) -> None:
+        self.rig = rig
+        self.src = rig.image
+        self.iod = rig.iod
+        v0 = rig.verts[:, :2].astype(np.float64)
+        self.v0 = v0
+        skin = rig.skin_rgb.astype(np.float64)
+        lip = rig.lip_rgb.astype(np.float64)
+        gray = float(np.std(skin)) < 4.0 and float(np.std(lip)) < 4.0
+        bright = float(np.clip(skin.mean() / 170.0, 0.55, 1.05))
+        teeth = np.array([238.0, 232.0, 218.0]) * bright
+        if gray:
+            teeth = np.full(3, teeth.mean())
+        self.teeth_rgb = teeth
+        self.cavity_rgb = lip * 0.22 + np.array([6.0, 2.0, 2.0]) * (0 if gray else 1)
+        self.tongue_rgb = lip * 0.78 if not gray else lip * 0.7
+        self.open_source = rig.mouth_open_source
+        if self.open_source:
+            self._upper_mask, self._lower_mask = _source_hole_masks(rig.image.shape[:2], v0)
+
+    def paint(self, out: np.ndarray, vt: np.ndarray, values: np.ndarray) -> None:
+        """Paint the interior into ``out`` (in place) for target vertices ``vt`` (Nv, 2)."""
+        up = vt[T.LIP_INNER_UPPER]
+        lo = vt[T.LIP_INNER_LOWER]
+        poly = np.concatenate([up, lo[::-1][1:-1]])
+        area = 0.5 * abs(float(np.dot(poly[:, 0], np.roll(poly[:, 1], 1)) - np.dot(poly[:, 1], np.roll(poly[:, 0], 1))))
+        if area < 0.5:
+            return
+        h, w = out.shape[:2]
+        x0 = max(0, int(np.floor(poly[:, 0].min())) - 2)
+        y0 = max(0, int(np.floor(poly[:, 1].min())) - 2)
+        x1 = min(w, int(np.ceil(poly[:, 0].max())) + 3)
+        y1 = min(h, int(np.ceil(poly[:, 1].max())) + 3)
+        if x1 <= x0 or y1 <= y0:
+            return
+        mask8 = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        p = np.round((poly - [x0, y0]) * (1 << _AA_SHIFT)).astype(np.int32)
+        cv2.fillPoly(mask8, [p], 255, lineType=cv2.LINE_AA, shift=_AA_SHIFT)
+        alpha = (mask8.astype(np.float32) / 255.0)[..., None]
+        layer = self._synth(vt, x0, y0, x1, y1, synth_teeth=not self.open_source)
+        if self.open_source:
+            self._overlay_source_teeth(layer, vt, x0, y0, x1, y1)
+        sigma = max(0.4, 0.006 * self.iod)
+        layer = cv2.GaussianBlur(layer, (0, 0), sigma)
+        roi = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
+
+    # -- layers ----------------------------------------------------------------------------------
+    def _synth(self, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int, synth_teeth: bool) -> np.ndarray:
+        iod = self.iod
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        up = vt[T.LIP_INNER_UPPER]
+        lo = vt[T.LIP_INNER_LOWER]
+        left, right = vt[78], vt[308]
+        xc = float(0.5 * (vt[13, 0] + vt[14, 0]))
+        half_w = max(1.0, 0.5 * float(np.linalg.norm(right - left)))
+        yu = _curve(up, xs[0])[None, :]
+        yl = _curve(lo, xs[0])[None, :]
+        gap_c = float(vt[14, 1] - vt[13, 1])
+        rel = np.clip(np.abs(xs - xc) / half_w, 0, 1.5)
+        depth = 0.75 + 0.25 * np.clip(rel, 0, 1)  # centre of the cavity is deepest/darkest
+        layer = np.empty(xs.shape + (3,), np.float32)
+        layer[:] = self.cavity_rgb
+        layer *= depth[..., None]
+        # tongue: a soft ellipse resting low in the mouth
+        if gap_c > 0.05 * iod:
+            ty = float(np.interp(xc, lo[:, 0], lo[:, 1])) - 0.05 * iod
+            e = ((xs - xc) / (0.62 * half_w)) ** 2 + ((ys - ty) / (0.10 * iod + 0.25 * gap_c)) ** 2
+            t_alpha = np.clip((1.0 - e) * 3.0, 0, 1) * np.clip((gap_c - 0.05 * iod) / (0.08 * iod), 0, 1)
+            shade = np.clip(1.0 - (ty - ys) / (0.3 * iod), 0.55, 1.0)
+            tongue = self.tongue_rgb * shade[..., None]
+            layer = layer * (1 - t_alpha[..., None]) + tongue * t_alpha[..., None]
+        if synth_teeth:
+            self._teeth(layer, xs, ys, xc, half_w, yu, yl)
+        return layer
+
+    def _teeth(self, layer: np.ndarray, xs: np.ndarray, ys: np.ndarray, xc: float, half_w: float,
+               yu: np.ndarray, yl: np.ndarray) -> None:
+        iod = self.iod
+        rel = (xs - xc) / half_w
+        # upper teeth: a band hanging under the upper lip, fading into shadow towards the corners
+        th = 0.105 * iod
+        span = 0.78
+        v = (ys - yu) / th
+        band = np.clip(v * 6, 0, 1) * np.clip((1.0 - v) * 5, 0, 1)
+        arch = np.clip((span - np.abs(rel)) / 0.18, 0, 1)
+        inc_w = 0.24 * half_w  # central incisor width
+        seams = np.ones_like(xs)
+        for k, depth in ((0, 0.28), (1, 0.22), (-1, 0.22), (2, 0.18), (-2, 0.18), (3, 0.15), (-3, 0.15)):
+            pos = xc + k * inc_w * (1.0 if abs(k) <= 1 else 0.92)
+            if k == 0:
+                pos = xc
+            else:
+                pos = xc + np.sign(k) * (inc_w * (abs(k) - 0.0))
+            seams -= depth * np.exp(-(((xs - pos) / max(0.6, 0.045 * inc_w * 2)) ** 2))
+        shade = (1.0 - 0.5 * np.abs(rel) ** 2) * (0.72 + 0.28 * np.clip(v * 3.5, 0, 1)) * seams
+        # slightly rounded incisal edge: corners of each tooth a touch shorter
+        a_up = (band * arch)[..., None]
+        layer[:] = layer * (1 - a_up) + (self.teeth_rgb * shade[..., None]) * a_up
+        # lower teeth: a narrower band just above the lower lip, more in shadow
+        tl = 0.06 * iod
+        v2 = (yl - ys) / tl
+        band2 = np.clip(v2 * 6, 0, 1) * np.clip((1.0 - v2) * 5, 0, 1)
+        arch2 = np.clip((0.6 - np.abs(rel)) / 0.15, 0, 1)
+        shade2 = 0.72 * (1.0 - 0.5 * np.abs(rel) ** 2) * seams
+        a_lo = (band2 * arch2)[..., None]
+        layer[:] = layer * (1 - a_lo) + (self.teeth_rgb * shade2[..., None]) * a_lo
+
+    def _overlay_source_teeth(self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
+        """Move the portrait's own teeth: upper rigidly with the head, lower with the jaw."""
+        from render.warp import _similarity
+
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        up_aff = _similarity(vt[[33, 263]], self.v0[[33, 263]])
+        # the lower teeth move with the lower lip's centre, on top of the head motion
+        head_fwd = _similarity(self.v0[[33, 263]], vt[[33, 263]])
+        moved14 = head_fwd[:, :2] @ self.v0[14] + head_fwd[:, 2]
+        jaw_shift = vt[14] - moved14
+        lo_aff = up_aff.copy()
+        lo_aff[:, 2] -= up_aff[:, :2] @ jaw_shift
+        for aff, mask in ((up_aff, self._upper_mask), (lo_aff, self._lower_mask)):
+            mx = (aff[0, 0] * xs + aff[0, 1] * ys + aff[0, 2]).astype(np.float32)
+            my = (aff[1, 0] * xs + aff[1, 1] * ys + aff[1, 2]).astype(np.float32)
+            px = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            m = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
+            layer[:] = layer * (1 - m) + px * m
+
+
+def _curve(pts: np.ndarray, x: np.ndarray) -> np.ndarray:
+    order = np.argsort(pts[:, 0])
+    return np.interp(x, pts[order, 0], pts[order, 1]).astype(np.float32)
+
+
+def _source_hole_masks(shape: tuple[int, int], v0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Soft masks of the portrait's mouth opening, split at the middle into upper and lower halves."""
+    h, w = shape
+    up = v0[T.LIP_INNER_UPPER]
+    lo = v0[T.LIP_INNER_LOWER]
+    mid = 0.5 * (up + lo)
+    upper_poly = np.concatenate([up, mid[::-1]])
+    lower_poly = np.concatenate([mid, lo[::-1]])
+    out = []
+    for poly in (upper_poly, lower_poly):
+        m = np.zeros((h, w), np.uint8)
+        p = np.round(poly * (1 << _AA_SHIFT)).astype(np.int32)
+        cv2.fillPoly(m, [p], 255, lineType=cv2.LINE_AA, shift=_AA_SHIFT)
+        out.append(m.astype(np.float32) / 255.0)
+    return out[0], out[1]

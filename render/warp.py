@@ -1,0 +1,145 @@
+"""The default renderer: a landmark-driven dense warp of the portrait.
+
+Per frame: channels -> target mesh (``deform``) -> one batched solve for every triangle's affine map
+(target -> source) -> a triangle-id raster of the moved region -> a dense backward map -> ``cv2.remap``.
+Eye and mouth openings are not stretched: eye openings sample the eyeball rigidly (lids slide over
+it), and the mouth opening is painted by ``render.mouth`` (teeth, cavity, tongue).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from motion.types import CHANNEL_INDEX, CHANNELS
+from render import topology as T
+from render.deform import RigPose
+from render.mouth import MouthPainter
+from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, FaceRig
+
+_MOVED_PX = 0.05  # vertices that move less than this are treated as still
+
+
+class WarpRenderer:
+    """Renders frames of one rig. Not thread-safe: use one renderer per thread."""
+
+    name = "warp"
+
+    def __init__(self, rig: FaceRig) -> None:
+        self.rig = rig
+        self.pose = RigPose(rig)
+        self.src = rig.image
+        self.h, self.w = rig.image.shape[:2]
+        v0 = rig.verts[:, :2].astype(np.float64)
+        self.v0 = v0
+        tris = rig.tris
+        # draw order: background ring, eye/mouth holes, then the face on top (face wins at shared edges)
+        order = np.concatenate(
+            [
+                np.where(rig.tri_kind == KIND_OUTER)[0],
+                np.where((rig.tri_kind == KIND_EYE_R) | (rig.tri_kind == KIND_EYE_L) | (rig.tri_kind == KIND_MOUTH))[0],
+                np.where(rig.tri_kind == KIND_FACE)[0],
+            ]
+        )
+        self.order = order
+        self.tris = tris
+        self.kind = rig.tri_kind
+        s = v0[tris]  # (M, 3, 2)
+        self.src_m = np.transpose(s, (0, 2, 1))  # (M, 2, 3)
+        self.eye_r_tris = rig.tri_kind == KIND_EYE_R
+        self.eye_l_tris = rig.tri_kind == KIND_EYE_L
+        self.mouth_tris = rig.tri_kind == KIND_MOUTH
+        self.mouth = MouthPainter(rig)
+        self._gx = CHANNEL_INDEX["eyeLookX"]
+        self._gy = CHANNEL_INDEX["eyeLookY"]
+        self.eye_w = float(np.linalg.norm(v0[133] - v0[33]))
+
+    def neutral_values(self) -> np.ndarray:
+        """Channel values that reproduce the portrait exactly (its own mouth opening)."""
+        v = np.zeros(len(CHANNELS), np.float32)
+        from render.rig import MAX_LIP_GAP_IOD
+
+        v[CHANNEL_INDEX["jawOpen"]] = self.rig.source_gap / MAX_LIP_GAP_IOD
+        return v
+
+    def target_points(self, values: np.ndarray) -> np.ndarray:
+        """(Nv, 2) target vertex positions in pixels."""
+        return self.pose.deform(np.asarray(values, np.float64))[:, :2]
+
+    def render(self, values: np.ndarray) -> np.ndarray:
+        """One RGB uint8 frame (H, W, 3) for channel values (len(CHANNELS),)."""
+        values = np.asarray(values, np.float64)
+        vt = self.target_points(values)
+        moved_v = np.abs(vt - self.v0).max(axis=1) > _MOVED_PX
+        out = self.src.copy()
+        if not moved_v.any():
+            return out
+        tris = self.tris
+        tri_moved = moved_v[tris].any(axis=1)
+        # region to redraw: everything the moved triangles cover before and after
+        pts = np.concatenate([vt[tris[tri_moved]].reshape(-1, 2), self.v0[tris[tri_moved]].reshape(-1, 2)])
+        x0 = max(0, int(np.floor(pts[:, 0].min())) - 1)
+        y0 = max(0, int(np.floor(pts[:, 1].min())) - 1)
+        x1 = min(self.w, int(np.ceil(pts[:, 0].max())) + 2)
+        y1 = min(self.h, int(np.ceil(pts[:, 1].max())) + 2)
+        if x1 <= x0 or y1 <= y0:
+            return out
+
+        # affine maps target -> source for all triangles in one batched solve
+        t = vt[tris]  # (M, 3, 2)
+        tm = np.empty((len(tris), 3, 3))
+        tm[:, 0, :] = t[:, :, 0]
+        tm[:, 1, :] = t[:, :, 1]
+        tm[:, 2, :] = 1.0
+        det = np.linalg.det(tm)
+        ok = np.abs(det) > 1e-6
+        tm[~ok] = np.eye(3)
+        aff = self.src_m @ np.linalg.inv(tm)  # (M, 2, 3)
+        # rigid layers for the openings
+        gaze = np.array([values[self._gx], values[self._gy]]) * np.array([0.16, 0.10]) * self.eye_w
+        for sel, (a, b) in ((self.eye_r_tris, (33, 133)), (self.eye_l_tris, (362, 263))):
+            aff[sel] = _similarity(vt[[a, b]], self.v0[[a, b]], shift=-gaze)
+        upper = _similarity(vt[[33, 263]], self.v0[[33, 263]])
+        aff[self.mouth_tris] = upper
+        # identity for triangles that did not move
+        still = ~tri_moved
+        aff[still] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+
+        ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
+        shift = 4
+        scale = float(1 << shift)
+        order = self.order[tri_moved[self.order] & ok[self.order]]
+        poly = np.round((vt[tris[order]] - np.array([x0, y0])) * scale).astype(np.int32)
+        for k, tri_id in enumerate(order):
+            cv2.fillConvexPoly(ids, poly[k], int(tri_id), lineType=cv2.LINE_8, shift=shift)
+        inside = ids >= 0
+        a = aff[np.where(inside, ids, 0)].astype(np.float32)  # (h, w, 2, 3)
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        mx = a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]
+        my = a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]
+        mx = np.where(inside, mx, xs)
+        my = np.where(inside, my, ys)
+        out[y0:y1, x0:x1] = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self.mouth.paint(out, vt, values)
+        return out
+
+
+def _similarity(dst: np.ndarray, src: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
+    """2x3 similarity mapping the two points ``dst`` onto ``src`` (target -> source), plus a source shift."""
+    d = dst[1] - dst[0]
+    s = src[1] - src[0]
+    dz = complex(d[0], d[1])
+    sz = complex(s[0], s[1])
+    if abs(dz) < 1e-9:
+        m = complex(1, 0)
+    else:
+        m = sz / dz
+    a, b = m.real, m.imag
+    rot = np.array([[a, -b], [b, a]])
+    tvec = src[0] - rot @ dst[0]
+    if shift is not None:
+        tvec = tvec + shift
+    return np.array([[a, -b, tvec[0]], [b, a, tvec[1]]])
+
+
+__all__ = ["WarpRenderer", "T"]

@@ -1,0 +1,85 @@
+"""Command line: ``talker render`` (text + portrait -> MP4) and ``talker bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from audio.text import TextError
+
+
+def _render(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from talker.pipeline import Pipeline, RenderSettings
+    from talker.portrait import parse_size
+
+    if args.text_file:
+        p = Path(args.text_file)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"cannot read text file {p}: {e}") from e
+    else:
+        text = args.text
+    if args.fps <= 0 or args.fps > 60:
+        raise ValueError(f"--fps must be between 1 and 60, got {args.fps}")
+    size = None if args.size == "source" else parse_size(args.size)
+    settings = RenderSettings(fps=args.fps, size=size, seed=args.seed, face_index=args.face_index)
+    bar = tqdm(total=0, unit="frame", desc="rendering", disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    result = Pipeline().render_text(text, args.out, args.face, settings, progress)
+    bar.close()
+    if not args.quiet:
+        t = result.timings_s
+        print(f"wrote {result.path} ({result.n_frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps); "
+              + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from talker.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="talker", description="Talking-head videos from one portrait and words.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="render a portrait speaking text to an MP4")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="the words to speak")
+    src.add_argument("--text-file", help="a UTF-8 text file with the words to speak")
+    r.add_argument("--face", help="portrait image (default: the bundled public-domain portrait)")
+    r.add_argument("--face-index", type=int, default=None, help="which face when there are several (0 = leftmost)")
+    r.add_argument("--out", default="talker.mp4", help="output MP4 path (default: talker.mp4)")
+    r.add_argument("--fps", type=float, default=25.0, help="video frame rate (default 25)")
+    r.add_argument("--size", default="512", help="output size: 512, 640x480, or 'source' (default 512)")
+    r.add_argument("--seed", type=int, default=0, help="seed for blinks and head motion (default 0)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_render)
+    b = sub.add_parser("bench", help="time every stage on a ~10 s utterance")
+    b.add_argument("--size", default="512")
+    b.add_argument("--face", default=None)
+    b.add_argument("--out", default=None, help="keep the rendered MP4 here")
+    b.set_defaults(func=_bench)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, TextError, OSError) as e:
+        print(f"talker: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""MP4 sink: H.264 video + AAC audio through PyAV, one frame and its audio slice at a time."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+
+class Mp4Writer:
+    """Write RGB frames and mono float32 audio to an MP4 file (H.264 yuv420p + AAC)."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float, sample_rate: int,
+                 crf: int = 20, preset: str = "veryfast", audio_bitrate: int = 128_000) -> None:
+        if width % 2 or height % 2:
+            raise ValueError(f"H.264 needs even dimensions, got {width}x{height}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.sample_rate = int(sample_rate)
+        self._c = av.open(str(self.path), mode="w")
+        self._v = self._c.add_stream("libx264", rate=self.fps)
+        self._v.width = width
+        self._v.height = height
+        self._v.pix_fmt = "yuv420p"
+        self._v.options = {"crf": str(crf), "preset": preset}
+        self._a = self._c.add_stream("aac", rate=self.sample_rate)
+        self._a.layout = "mono"
+        self._a.bit_rate = audio_bitrate
+        self._n_audio = 0
+        self._n_video = 0
+
+    def write_video(self, image: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = self._n_video
+        frame.time_base = 1 / self.fps
+        self._n_video += 1
+        for pkt in self._v.encode(frame):
+            self._c.mux(pkt)
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        if len(samples) == 0:
+            return
+        pcm = np.clip(samples, -1.0, 1.0).astype(np.float32).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="fltp", layout="mono")
+        frame.sample_rate = self.sample_rate
+        frame.pts = self._n_audio
+        frame.time_base = Fraction(1, self.sample_rate)
+        self._n_audio += pcm.shape[1]
+        for pkt in self._a.encode(frame):
+            self._c.mux(pkt)
+
+    def close(self) -> None:
+        if self._c is None:
+            return
+        for pkt in self._v.encode(None):
+            self._c.mux(pkt)
+        for pkt in self._a.encode(None):
+            self._c.mux(pkt)
+        self._c.close()
+        self._c = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()

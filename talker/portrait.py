@@ -1,0 +1,113 @@
+"""Loading and framing a portrait: read the image, find the face, crop and scale to the output size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from render.landmarks import FaceLandmarks, LandmarkDetector, NoFaceError, pick_face
+
+MAX_IMAGE_PIXELS = 40_000_000
+"""Largest portrait accepted (pixels); bigger files are refused rather than decoded."""
+
+
+class ImageError(ValueError):
+    """The portrait file cannot be used (missing, unreadable, not an image, too large)."""
+
+
+def default_portrait_path() -> Path:
+    """The bundled public-domain portrait (NASA photo of astronaut Eileen Collins)."""
+    return Path(str(files("talker").joinpath("assets/portrait.png")))
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3), applying its EXIF orientation."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"portrait {p} does not exist")
+    if not p.is_file():
+        raise ImageError(f"portrait {p} is not a file")
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageError(f"portrait {p} is {w}x{h} pixels; the limit is {MAX_IMAGE_PIXELS} pixels")
+            im = ImageOps.exif_transpose(im)
+            rgb = np.asarray(im.convert("RGB"))
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise ImageError(f"portrait {p} is not a readable image ({e})") from e
+    except OSError as e:
+        raise ImageError(f"portrait {p} could not be decoded: {e}") from e
+    if rgb.shape[0] < 32 or rgb.shape[1] < 32:
+        raise ImageError(f"portrait {p} is only {rgb.shape[1]}x{rgb.shape[0]} pixels; need at least 32x32")
+    return np.ascontiguousarray(rgb)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'512' -> (512, 512); '640x480' -> (640, 480). Dimensions must be even (H.264) and 64..4096."""
+    t = text.lower().strip()
+    try:
+        if "x" in t:
+            w_s, h_s = t.split("x", 1)
+            w, h = int(w_s), int(h_s)
+        else:
+            w = h = int(t)
+    except ValueError as e:
+        raise ValueError(f"size {text!r} is not WIDTHxHEIGHT or a single number") from e
+    for v in (w, h):
+        if not 64 <= v <= 4096:
+            raise ValueError(f"size {text!r}: each side must be between 64 and 4096 pixels")
+    return w - w % 2, h - h % 2
+
+
+@dataclass(frozen=True)
+class FramedPortrait:
+    """The portrait cropped and scaled to the output size, with its face's landmarks."""
+
+    image: np.ndarray
+    face: FaceLandmarks
+
+
+def frame_portrait(image: np.ndarray, face: FaceLandmarks, size: tuple[int, int] | None) -> FramedPortrait:
+    """Crop around the face to the output aspect ratio and scale to ``size`` (None keeps the image)."""
+    h, w = image.shape[:2]
+    if size is None:
+        ow, oh = w - w % 2, h - h % 2
+        return FramedPortrait(np.ascontiguousarray(image[:oh, :ow]), face.transformed(1.0, 0, 0, (ow, oh)))
+    ow, oh = size
+    aspect = ow / oh
+    x0, y0, x1, y1 = face.bbox
+    fh = max(y1 - y0, 1.0)
+    fw = max(x1 - x0, 1.0)
+    # the face takes about a third of the frame height
+    ch = max(3.0 * fh, 2.4 * fw / aspect)
+    ch = min(ch, h, w / aspect)
+    cw = ch * aspect
+    cx = 0.5 * (x0 + x1)
+    cy = 0.5 * (y0 + y1) + 0.12 * fh
+    left = float(np.clip(cx - cw / 2, 0, w - cw))
+    top = float(np.clip(cy - ch / 2, 0, h - ch))
+    scale = ow / cw
+    m = np.array([[scale, 0, -left * scale], [0, scale, -top * scale]], np.float64)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    out = cv2.warpAffine(image, m, (ow, oh), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    return FramedPortrait(out, face.transformed(scale, -left * scale, -top * scale, (ow, oh)))
+
+
+def find_face(image: np.ndarray, detector: LandmarkDetector, source: str, index: int | None = None) -> FaceLandmarks:
+    """Detect faces and pick one; raises NoFaceError naming ``source``."""
+    faces = detector.detect(image)
+    if not faces:
+        raise NoFaceError(
+            f"no face found in {source}: use a photo or painting with a clearly visible, roughly frontal face"
+        )
+    return pick_face(faces, index, source)
