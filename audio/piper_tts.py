@@ -127,9 +127,7 @@ class PiperTTS:
             yield SpeechChunk(speech=speech, index=i, is_last=i == len(pieces) - 1, source_text=piece)
 
 
-def _alignments_to_timeline(
-    alignments: list[Any], sr: int, sample_offset: int
-) -> tuple[list[Phone], list[Word]]:
+def _alignments_to_timeline(alignments: list[Any], sr: int, sample_offset: int) -> tuple[list[Phone], list[Word]]:
     """Turn Piper's per-phoneme sample counts into ARPAbet phones and word spans."""
     tokens = [a.phoneme for a in alignments]
     counts = [int(a.num_samples) for a in alignments]

@@ -103,8 +103,9 @@ def mouth_curves(phones: tuple[Phone, ...], times: np.ndarray, fps: float, artic
     return out
 
 
-def blink_events(duration_s: float, rng: np.random.Generator, per_min: float,
-                 pauses: list[tuple[float, float]]) -> list[float]:
+def blink_events(
+    duration_s: float, rng: np.random.Generator, per_min: float, pauses: list[tuple[float, float]]
+) -> list[float]:
     """Blink onset times: gamma-distributed intervals, pulled to nearby pauses, some double blinks."""
     mean = 60.0 / max(per_min, 1e-3)
     t = float(rng.uniform(0.3, 0.9) * mean)
@@ -184,9 +185,13 @@ class MotionGenerator:
                 bump = np.where((x >= 0) & (x <= 0.4), np.sin(np.clip(x / 0.4, 0, 1) * np.pi) ** 2, 0.0)
                 nod = np.maximum(nod, bump)
                 if rng.random() < 0.25:
-                    brow = np.maximum(brow, np.where((x >= 0) & (x <= 0.6), np.sin(np.clip(x / 0.6, 0, 1) * np.pi), 0.0))
+                    brow = np.maximum(
+                        brow, np.where((x >= 0) & (x <= 0.6), np.sin(np.clip(x / 0.6, 0, 1) * np.pi), 0.0)
+                    )
         amp = st.head_amplitude_deg
-        vals[:, _C["headYaw"]] = _smooth_noise(times, rng, amp * 1.2, 0.05, 0.3) + active * _smooth_noise(times, rng, amp * 0.8, 0.3, 0.8)
+        vals[:, _C["headYaw"]] = _smooth_noise(times, rng, amp * 1.2, 0.05, 0.3) + active * _smooth_noise(
+            times, rng, amp * 0.8, 0.3, 0.8
+        )
         vals[:, _C["headPitch"]] = _smooth_noise(times, rng, amp * 0.7, 0.05, 0.3) + st.nod_deg * nod * active
         vals[:, _C["headRoll"]] = _smooth_noise(times, rng, amp * 0.5, 0.05, 0.25)
         vals[:, _C["browInnerUp"]] = 0.35 * brow

@@ -41,9 +41,7 @@ class MotionTrack:
 
     def __post_init__(self) -> None:
         if self.values.ndim != 2 or self.values.shape[1] != len(self.channels):
-            raise ValueError(
-                f"MotionTrack values must be (frames, {len(self.channels)}), got {self.values.shape}"
-            )
+            raise ValueError(f"MotionTrack values must be (frames, {len(self.channels)}), got {self.values.shape}")
         if self.fps <= 0:
             raise ValueError(f"fps must be positive, got {self.fps}")
 

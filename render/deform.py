@@ -33,6 +33,7 @@ class RigPose:
             return np.array([pos[i] for i in ids], dtype=np.int64)
 
         self.h_local = L[rig.handles].astype(np.float64)
+        self.harmonic = rig.harmonic.astype(np.float64)
         self.n_h = len(rig.handles)
         # jaw
         self.jaw_ids = hidx(JAW_LINE + LOWER_FACE + LOWER_LIPS)
@@ -59,8 +60,6 @@ class RigPose:
             self.lid_pairs.append((hidx(up[1:-1]), hidx(lo[1:-1])))
         self.brow_inner = hidx([107, 66, 55, 65, 336, 296, 285, 295])
         self.brow_outer = hidx([70, 63, 105, 46, 53, 52, 300, 293, 334, 276, 283, 282])
-        # head rotation: distinct weights
-        self.weights = np.unique(rig.head_weight)
         self.pivot_px = rig.origin + (np.array(HEAD_PIVOT) * rig.iod) @ rig.axes
 
     def handle_delta(self, v: np.ndarray) -> np.ndarray:
@@ -128,18 +127,16 @@ class RigPose:
         """Target vertex positions (Nv, 3) in pixels for channel values ``v`` (len(CHANNELS),)."""
         rig = self.rig
         dh = self.handle_delta(v)
-        dlocal = rig.harmonic.astype(np.float64) @ dh
+        dlocal = self.harmonic @ dh
         out = rig.verts.astype(np.float64) + (dlocal * rig.iod) @ rig.axes.astype(np.float64)
         yaw, pitch, roll = (float(v[_C[k]]) for k in ("headYaw", "headPitch", "headRoll"))
         if yaw or pitch or roll:
             axes = rig.axes.astype(np.float64)
-            for w in self.weights:
-                if w <= 0:
-                    continue
-                sel = rig.head_weight == w
-                r_face = _rotation(np.radians(yaw * w), np.radians(pitch * w), np.radians(roll * w))
-                r_cam = axes.T @ r_face @ axes
-                out[sel] = (out[sel] - self.pivot_px) @ r_cam.T + self.pivot_px
+            r_cam = axes.T @ _rotation(np.radians(yaw), np.radians(pitch), np.radians(roll)) @ axes
+            rotated = (out - self.pivot_px) @ r_cam.T + self.pivot_px
+            # vertices that follow only part of the head (neck, background) blend towards the rotation
+            w = rig.head_weight.astype(np.float64)[:, None]
+            out = out + w * (rotated - out)
         return out
 
 

@@ -112,5 +112,7 @@ def pick_face(faces: list[FaceLandmarks], index: int | None = None, source: str 
         return max(faces, key=lambda f: f.area)
     ordered = sorted(faces, key=lambda f: f.bbox[0])
     if not 0 <= index < len(ordered):
-        raise NoFaceError(f"face index {index} requested but {source} has {len(ordered)} face(s) (0-based, left to right)")
+        raise NoFaceError(
+            f"face index {index} requested but {source} has {len(ordered)} face(s) (0-based, left to right)"
+        )
     return ordered[index]

@@ -36,27 +36,30 @@ class MouthPainter:
         self.tongue_rgb = lip * 0.78 if not gray else lip * 0.7
         self.open_source = rig.mouth_open_source
         if self.open_source:
-            self._upper_mask, self._lower_mask = _source_hole_masks(rig.image.shape[:2], v0)
+            self._upper_mask, self._lower_mask = _source_hole_masks((rig.image.shape[0], rig.image.shape[1]), v0)
 
     def paint(self, out: np.ndarray, vt: np.ndarray, values: np.ndarray) -> None:
         """Paint the interior into ``out`` (in place) for target vertices ``vt`` (Nv, 2)."""
         up = vt[T.LIP_INNER_UPPER]
         lo = vt[T.LIP_INNER_LOWER]
-        poly = np.concatenate([up, lo[::-1][1:-1]])
-        area = 0.5 * abs(float(np.dot(poly[:, 0], np.roll(poly[:, 1], 1)) - np.dot(poly[:, 1], np.roll(poly[:, 0], 1))))
-        if area < 0.5:
-            return
         h, w = out.shape[:2]
-        x0 = max(0, int(np.floor(poly[:, 0].min())) - 2)
-        y0 = max(0, int(np.floor(poly[:, 1].min())) - 2)
-        x1 = min(w, int(np.ceil(poly[:, 0].max())) + 3)
-        y1 = min(h, int(np.ceil(poly[:, 1].max())) + 3)
-        if x1 <= x0 or y1 <= y0:
+        x0 = max(0, int(np.floor(min(up[:, 0].min(), lo[:, 0].min()))) - 1)
+        x1 = min(w, int(np.ceil(max(up[:, 0].max(), lo[:, 0].max()))) + 2)
+        if x1 <= x0:
             return
-        mask8 = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        p = np.round((poly - [x0, y0]) * (1 << _AA_SHIFT)).astype(np.int32)
-        cv2.fillPoly(mask8, [p], 255, lineType=cv2.LINE_AA, shift=_AA_SHIFT)
-        alpha = (mask8.astype(np.float32) / 255.0)[..., None]
+        cols = np.arange(x0, x1, dtype=np.float32)
+        yu = _curve(up, cols)
+        yl = _curve(lo, cols)
+        if float((yl - yu).max()) < 0.05:
+            return  # lips together: nothing of the interior shows
+        y0 = max(0, int(np.floor(yu.min())) - 1)
+        y1 = min(h, int(np.ceil(yl.max())) + 2)
+        if y1 <= y0:
+            return
+        # exact vertical coverage of each pixel by the opening [yu, yl] (anti-aliased, no fill seams)
+        rows = np.arange(y0, y1, dtype=np.float32)[:, None]
+        cover = np.minimum(rows + 0.5, yl[None, :]) - np.maximum(rows - 0.5, yu[None, :])
+        alpha = np.clip(cover, 0.0, 1.0)[..., None]
         layer = self._synth(vt, x0, y0, x1, y1, synth_teeth=not self.open_source)
         if self.open_source:
             self._overlay_source_teeth(layer, vt, x0, y0, x1, y1)
@@ -94,8 +97,16 @@ class MouthPainter:
             self._teeth(layer, xs, ys, xc, half_w, yu, yl)
         return layer
 
-    def _teeth(self, layer: np.ndarray, xs: np.ndarray, ys: np.ndarray, xc: float, half_w: float,
-               yu: np.ndarray, yl: np.ndarray) -> None:
+    def _teeth(
+        self,
+        layer: np.ndarray,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        xc: float,
+        half_w: float,
+        yu: np.ndarray,
+        yl: np.ndarray,
+    ) -> None:
         iod = self.iod
         rel = (xs - xc) / half_w
         # upper teeth: a band hanging under the upper lip, fading into shadow towards the corners
@@ -142,7 +153,7 @@ class MouthPainter:
             mx = (aff[0, 0] * xs + aff[0, 1] * ys + aff[0, 2]).astype(np.float32)
             my = (aff[1, 0] * xs + aff[1, 1] * ys + aff[1, 2]).astype(np.float32)
             px = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-            m = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
+            m = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0,))[..., None]
             layer[:] = layer * (1 - m) + px * m
 
 
@@ -163,6 +174,6 @@ def _source_hole_masks(shape: tuple[int, int], v0: np.ndarray) -> tuple[np.ndarr
     for poly in (upper_poly, lower_poly):
         m = np.zeros((h, w), np.uint8)
         p = np.round(poly * (1 << _AA_SHIFT)).astype(np.int32)
-        cv2.fillPoly(m, [p], 255, lineType=cv2.LINE_AA, shift=_AA_SHIFT)
+        cv2.fillPoly(m, [p], (255,), lineType=cv2.LINE_AA, shift=_AA_SHIFT)
         out.append(m.astype(np.float32) / 255.0)
     return out[0], out[1]

@@ -134,9 +134,7 @@ def build_rig(image: np.ndarray, face: FaceLandmarks) -> FaceRig:
     border_arr = np.unique(np.round(np.array(border), 3), axis=0)
 
     n_lm = lm.shape[0]
-    verts = np.concatenate(
-        [lm, np.array([ring_pts[i] for i in kept_ring]).reshape(-1, 3), border_arr], axis=0
-    )
+    verts = np.concatenate([lm, np.array([ring_pts[i] for i in kept_ring]).reshape(-1, 3), border_arr], axis=0)
     n_ring = len(kept_ring)
     ring_idx = np.arange(n_lm, n_lm + n_ring)
     border_idx = np.arange(n_lm + n_ring, len(verts))
@@ -191,7 +189,12 @@ def build_rig(image: np.ndarray, face: FaceLandmarks) -> FaceRig:
     gap_pairs = [(82, 87), (13, 14), (312, 317), (81, 178), (311, 402)]
     gaps = [float((local[b] - local[a]) @ np.array([0, 1, 0])) for a, b in gap_pairs]
     source_gap = max(0.0, float(np.mean(gaps)))
-    lip_rgb = _mean_colour(image, lm, T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER[::-1][1:-1], hole=T.LIP_INNER_UPPER + T.LIP_INNER_LOWER[::-1][1:-1])
+    lip_rgb = _mean_colour(
+        image,
+        lm,
+        T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER[::-1][1:-1],
+        hole=T.LIP_INNER_UPPER + T.LIP_INNER_LOWER[::-1][1:-1],
+    )
     skin_rgb = _mean_colour(image, lm, [50, 101, 36, 205, 187, 123, 117, 118])
 
     xs, ys = verts[head_weight > 0, 0], verts[head_weight > 0, 1]
@@ -240,7 +243,9 @@ FIXED = sorted(
 
 
 def moving_handles() -> list[int]:
-    return sorted(set(JAW_LINE + LOWER_FACE + UPPER_LIPS + LOWER_LIPS + T.MOUTH_CORNERS + UPPER_LIDS + LOWER_LIDS + BROWS))
+    return sorted(
+        set(JAW_LINE + LOWER_FACE + UPPER_LIPS + LOWER_LIPS + T.MOUTH_CORNERS + UPPER_LIDS + LOWER_LIDS + BROWS)
+    )
 
 
 def _handle_vertices(local: np.ndarray, n_lm: int, ring_idx: np.ndarray, border_idx: np.ndarray) -> list[int]:
@@ -281,9 +286,9 @@ def _harmonic_weights(local: np.ndarray, tris: np.ndarray, kind: np.ndarray, han
 def _mean_colour(image: np.ndarray, lm: np.ndarray, idx: list[int], hole: list[int] | None = None) -> np.ndarray:
     mask = np.zeros(image.shape[:2], np.uint8)
     pts = np.round(lm[idx, :2]).astype(np.int32)
-    cv2.fillPoly(mask, [cv2.convexHull(pts) if hole is None else pts], 255)
+    cv2.fillPoly(mask, [cv2.convexHull(pts) if hole is None else pts], (255,))
     if hole:
-        cv2.fillPoly(mask, [np.round(lm[hole, :2]).astype(np.int32)], 0)
+        cv2.fillPoly(mask, [np.round(lm[hole, :2]).astype(np.int32)], (0,))
     if mask.sum() == 0:
         return np.array([150.0, 90.0, 90.0])
     return image[mask > 0].reshape(-1, 3).mean(axis=0)

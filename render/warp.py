@@ -44,8 +44,6 @@ class WarpRenderer:
         self.order = order
         self.tris = tris
         self.kind = rig.tri_kind
-        s = v0[tris]  # (M, 3, 2)
-        self.src_m = np.transpose(s, (0, 2, 1))  # (M, 2, 3)
         self.eye_r_tris = rig.tri_kind == KIND_EYE_R
         self.eye_l_tris = rig.tri_kind == KIND_EYE_L
         self.mouth_tris = rig.tri_kind == KIND_MOUTH
@@ -53,6 +51,8 @@ class WarpRenderer:
         self._gx = CHANNEL_INDEX["eyeLookX"]
         self._gy = CHANNEL_INDEX["eyeLookY"]
         self.eye_w = float(np.linalg.norm(v0[133] - v0[33]))
+        self.src_tri = v0[tris]  # (M, 3, 2)
+        self._ys, self._xs = np.mgrid[0 : self.h, 0 : self.w].astype(np.float32)
 
     def neutral_values(self) -> np.ndarray:
         """Channel values that reproduce the portrait exactly (its own mouth opening)."""
@@ -85,43 +85,61 @@ class WarpRenderer:
         if x1 <= x0 or y1 <= y0:
             return out
 
-        # affine maps target -> source for all triangles in one batched solve
-        t = vt[tris]  # (M, 3, 2)
-        tm = np.empty((len(tris), 3, 3))
-        tm[:, 0, :] = t[:, :, 0]
-        tm[:, 1, :] = t[:, :, 1]
-        tm[:, 2, :] = 1.0
-        det = np.linalg.det(tm)
-        ok = np.abs(det) > 1e-6
-        tm[~ok] = np.eye(3)
-        aff = self.src_m @ np.linalg.inv(tm)  # (M, 2, 3)
+        aff, ok = _affines(vt[tris], self.src_tri)
         # rigid layers for the openings
         gaze = np.array([values[self._gx], values[self._gy]]) * np.array([0.16, 0.10]) * self.eye_w
         for sel, (a, b) in ((self.eye_r_tris, (33, 133)), (self.eye_l_tris, (362, 263))):
             aff[sel] = _similarity(vt[[a, b]], self.v0[[a, b]], shift=-gaze)
-        upper = _similarity(vt[[33, 263]], self.v0[[33, 263]])
-        aff[self.mouth_tris] = upper
-        # identity for triangles that did not move
-        still = ~tri_moved
-        aff[still] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+        aff[self.mouth_tris] = _similarity(vt[[33, 263]], self.v0[[33, 263]])
+        # row M is the identity, used for pixels outside every moved triangle
+        aff = np.concatenate([aff, np.array([[[1.0, 0, 0], [0, 1.0, 0]]])]).astype(np.float32)
+        m_id = len(tris)
 
-        ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
+        ids = np.full((y1 - y0, x1 - x0), m_id, np.int32)
         shift = 4
-        scale = float(1 << shift)
         order = self.order[tri_moved[self.order] & ok[self.order]]
-        poly = np.round((vt[tris[order]] - np.array([x0, y0])) * scale).astype(np.int32)
-        for k, tri_id in enumerate(order):
-            cv2.fillConvexPoly(ids, poly[k], int(tri_id), lineType=cv2.LINE_8, shift=shift)
-        inside = ids >= 0
-        a = aff[np.where(inside, ids, 0)].astype(np.float32)  # (h, w, 2, 3)
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        mx = a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]
-        my = a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]
-        mx = np.where(inside, mx, xs)
-        my = np.where(inside, my, ys)
+        poly = np.round((vt[tris[order]] - np.array([x0, y0])) * (1 << shift)).astype(np.int32)
+        for k, tri_id in enumerate(order.tolist()):
+            cv2.fillConvexPoly(ids, poly[k], tri_id, lineType=cv2.LINE_8, shift=shift)
+        xs = self._xs[y0:y1, x0:x1]
+        ys = self._ys[y0:y1, x0:x1]
+        coef = [np.take(aff[:, r, c], ids) for r in range(2) for c in range(3)]
+        mx = coef[0] * xs
+        mx += coef[1] * ys
+        mx += coef[2]
+        my = coef[3] * xs
+        my += coef[4] * ys
+        my += coef[5]
         out[y0:y1, x0:x1] = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self.mouth.paint(out, vt, values)
         return out
+
+
+def _affines(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Affine maps (M, 2, 3) taking each target triangle ``dst`` (M, 3, 2) onto its source ``src``.
+
+    Closed form, all triangles at once. Degenerate target triangles get the identity and ok=False.
+    """
+    e1 = dst[:, 1] - dst[:, 0]
+    e2 = dst[:, 2] - dst[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    ok = np.abs(det) > 1e-6
+    inv_det = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    f1 = src[:, 1] - src[:, 0]
+    f2 = src[:, 2] - src[:, 0]
+    # L = F @ inv(E), E = [e1 e2] as columns
+    i00 = e2[:, 1] * inv_det
+    i01 = -e2[:, 0] * inv_det
+    i10 = -e1[:, 1] * inv_det
+    i11 = e1[:, 0] * inv_det
+    aff = np.empty((len(dst), 2, 3))
+    aff[:, 0, 0] = f1[:, 0] * i00 + f2[:, 0] * i10
+    aff[:, 0, 1] = f1[:, 0] * i01 + f2[:, 0] * i11
+    aff[:, 1, 0] = f1[:, 1] * i00 + f2[:, 1] * i10
+    aff[:, 1, 1] = f1[:, 1] * i01 + f2[:, 1] * i11
+    aff[:, :, 2] = src[:, 0] - np.einsum("mij,mj->mi", aff[:, :, :2], dst[:, 0])
+    aff[~ok] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    return aff, ok
 
 
 def _similarity(dst: np.ndarray, src: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:

@@ -38,8 +38,10 @@ def _render(args: argparse.Namespace) -> int:
     bar.close()
     if not args.quiet:
         t = result.timings_s
-        print(f"wrote {result.path} ({result.n_frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps); "
-              + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+        print(
+            f"wrote {result.path} ({result.n_frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps); "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in t.items())
+        )
     return 0
 
 

@@ -13,8 +13,17 @@ import numpy as np
 class Mp4Writer:
     """Write RGB frames and mono float32 audio to an MP4 file (H.264 yuv420p + AAC)."""
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: float, sample_rate: int,
-                 crf: int = 20, preset: str = "veryfast", audio_bitrate: int = 128_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: float,
+        sample_rate: int,
+        crf: int = 20,
+        preset: str = "veryfast",
+        audio_bitrate: int = 128_000,
+    ) -> None:
         if width % 2 or height % 2:
             raise ValueError(f"H.264 needs even dimensions, got {width}x{height}")
         self.path = Path(path)

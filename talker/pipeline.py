@@ -15,7 +15,7 @@ import numpy as np
 
 from audio.features import frame_count
 from audio.piper_tts import PiperTTS
-from audio.types import Speech, concat_speech
+from audio.types import Speech, concat_speech, pad_speech
 from motion.generator import MotionGenerator, MotionStyle
 from motion.types import MotionTrack
 from render.frame import Frame
@@ -35,6 +35,7 @@ class RenderSettings:
     size: tuple[int, int] | None = DEFAULT_SIZE
     seed: int = 0
     face_index: int | None = None
+    crf: int = 20  # x264 quality: lower is better and bigger (0-51)
     style: MotionStyle = field(default_factory=MotionStyle)
 
 
@@ -76,8 +77,12 @@ class Pipeline:
             self._detector = MediaPipeFaceMesh()
         return self._detector
 
-    def prepare_avatar(self, image: str | Path | np.ndarray | None = None,
-                       size: tuple[int, int] | None = DEFAULT_SIZE, face_index: int | None = None) -> Avatar:
+    def prepare_avatar(
+        self,
+        image: str | Path | np.ndarray | None = None,
+        size: tuple[int, int] | None = DEFAULT_SIZE,
+        face_index: int | None = None,
+    ) -> Avatar:
         """Load (or take) a portrait, find the face, frame it to ``size`` and build its rig."""
         if image is None:
             image = default_portrait_path()
@@ -89,10 +94,10 @@ class Pipeline:
         framed = frame_portrait(rgb, face, size)
         return Avatar(build_rig(framed.image, framed.face), source)
 
-    def synthesize(self, text: str) -> Speech:
-        """All of the text as one Speech (sentences synthesized in turn)."""
+    def synthesize(self, text: str, lead_s: float = 0.3, tail_s: float = 0.4) -> Speech:
+        """All of the text as one Speech (sentences synthesized in turn), with silence before and after."""
         chunks = [c.speech for c in self.tts.stream(text)]
-        return concat_speech(chunks, text)
+        return pad_speech(concat_speech(chunks, text), lead_s, tail_s)
 
     @staticmethod
     def motion(speech: Speech, settings: RenderSettings) -> MotionTrack:
@@ -104,9 +109,15 @@ class Pipeline:
         for k in range(track.n_frames):
             yield Frame(k, renderer.render(track.values[k]))
 
-    def render_mp4(self, avatar: Avatar, speech: Speech, out: str | Path, settings: RenderSettings,
-                   progress: Callable[[int, int], None] | None = None,
-                   timings: dict[str, float] | None = None) -> RenderResult:
+    def render_mp4(
+        self,
+        avatar: Avatar,
+        speech: Speech,
+        out: str | Path,
+        settings: RenderSettings,
+        progress: Callable[[int, int], None] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> RenderResult:
         """Render ``speech`` on ``avatar`` into an MP4 at ``out``; audio and video have equal length."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
@@ -123,7 +134,7 @@ class Pipeline:
         out = Path(out)
         tmp = out.with_name(f".{out.name}.part.mp4")
         try:
-            with Mp4Writer(tmp, w, h, settings.fps, sr) as writer:
+            with Mp4Writer(tmp, w, h, settings.fps, sr, crf=settings.crf) as writer:
                 frames = self.frames(avatar, track)
                 for k in range(n):
                     t1 = time.perf_counter()
@@ -148,9 +159,14 @@ class Pipeline:
         timings["encode"] = t_encode
         return RenderResult(out, n, settings.fps, n / settings.fps, timings)
 
-    def render_text(self, text: str, out: str | Path, image: str | Path | np.ndarray | None = None,
-                    settings: RenderSettings | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> RenderResult:
+    def render_text(
+        self,
+        text: str,
+        out: str | Path,
+        image: str | Path | np.ndarray | None = None,
+        settings: RenderSettings | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RenderResult:
         """Text + portrait -> MP4, with per-stage timings in the result."""
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}

@@ -39,8 +39,8 @@ def load_image(path: str | Path) -> np.ndarray:
             w, h = im.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise ImageError(f"portrait {p} is {w}x{h} pixels; the limit is {MAX_IMAGE_PIXELS} pixels")
-            im = ImageOps.exif_transpose(im)
-            rgb = np.asarray(im.convert("RGB"))
+            upright = ImageOps.exif_transpose(im)
+            rgb = np.asarray(upright.convert("RGB"))
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:

@@ -1,0 +1,77 @@
+"""``talker bench``: time every stage of the offline path on a ~10 s utterance.
+
+Prints seconds and real-time factor (RTF = seconds of media per second of compute; >1 is faster than
+real time) for TTS, rig build, motion, rendering, encoding and the whole job. Rendering is also
+timed with OpenCV restricted to one thread, for the per-core figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+BENCH_TEXT = (
+    "Good evening, and welcome to the show. Tonight we travel from the bottom of the sea to the edge "
+    "of space, and we will meet the people who build the machines that take us there. Stay with us: "
+    "the best part comes at the end."
+)
+
+
+def main(args: argparse.Namespace) -> int:
+    from talker.pipeline import Pipeline, RenderSettings
+    from talker.portrait import parse_size
+    from render.warp import WarpRenderer
+
+    size = parse_size(args.size)
+    p = Pipeline()
+    settings = RenderSettings(size=size)
+    t0 = time.perf_counter()
+    p.tts._load()
+    t_tts_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    avatar = p.prepare_avatar(args.face, size)
+    t_face = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    speech = p.synthesize(BENCH_TEXT)
+    t_tts = time.perf_counter() - t0
+    dur = speech.duration_s
+    timings: dict[str, float] = {}
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp()) / "bench.mp4"
+    t0 = time.perf_counter()
+    result = p.render_mp4(avatar, speech, out, settings, timings=timings)
+    t_job = time.perf_counter() - t0
+    n = result.n_frames
+
+    track = p.motion(speech, settings)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    r = WarpRenderer(avatar.rig)
+    t0 = time.perf_counter()
+    for k in range(n):
+        r.render(track.values[k])
+    t_one = time.perf_counter() - t0
+    cv2.setNumThreads(threads)
+
+    print(f"utterance: {dur:.2f} s of speech, {n} frames at {settings.fps:g} fps, {size[0]}x{size[1]}")
+    rows = [
+        ("tts voice load (once)", t_tts_load, None),
+        ("face detect + rig (once)", t_face, None),
+        ("tts (piper)", t_tts, dur / t_tts),
+        ("motion", timings["motion"], dur / max(timings["motion"], 1e-9)),
+        ("render (warp)", timings["render"], dur / timings["render"]),
+        ("encode (x264+aac)", timings["encode"], dur / timings["encode"]),
+        ("render+encode job", t_job, dur / t_job),
+        ("whole (tts+face+job)", t_tts + t_face + t_job, dur / (t_tts + t_face + t_job)),
+    ]
+    for name, sec, rtf in rows:
+        print(f"  {name:26s} {sec:7.3f} s" + (f"   {rtf:6.1f}x real time" if rtf else ""))
+    print(f"  render fps (all threads):  {n / timings['render']:7.1f} frames/s")
+    print(f"  render fps (1 thread):     {n / t_one:7.1f} frames/s")
+    print(f"  per frame (1 thread):      {1000 * t_one / n:7.2f} ms   rig vertices {len(avatar.rig.verts)}, "
+          f"triangles {len(avatar.rig.tris)}")
+    print(f"output: {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return 0
