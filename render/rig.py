@@ -33,7 +33,7 @@ OPEN_SOURCE_GAP_IOD = 0.03
 # Jaw hinge (temporomandibular joint) in the face frame: below the eyes, behind the face surface.
 JAW_HINGE_YZ = (0.5, 1.1)
 # Head rotation pivot (top of the neck) in the face frame.
-HEAD_PIVOT = (0.0, 1.3, 1.3)
+HEAD_PIVOT = (0.0, 1.2, 0.8)
 
 
 @dataclass
@@ -109,7 +109,8 @@ def build_rig(image: np.ndarray, face: FaceLandmarks) -> FaceRig:
             q = centre + scale * (p[:2] - centre)
             ly = float(((np.array([q[0], q[1], p[2]]) - origin) @ axes[1]) / iod)
             t = np.clip((ly - 0.6) / max(chin_local_y - 0.6, 1e-3), 0.0, 1.0)  # 0 at cheeks, 1 below chin
-            ring_pts.append(np.array([q[0], q[1], oval_depth]))
+            # same depth as the face outline it extends, so the silhouette and the hair move together
+            ring_pts.append(np.array([q[0], q[1], p[2]]))
             ring_w.append(float(w_above * (1 - t) + w_below * t))
             ring_jaw.append(float(0.35 * t) if scale < 1.5 else 0.0)
     border: list[np.ndarray] = []

@@ -69,7 +69,8 @@ class WarpRenderer:
     def render(self, values: np.ndarray) -> np.ndarray:
         """One RGB uint8 frame (H, W, 3) for channel values (len(CHANNELS),)."""
         values = np.asarray(values, np.float64)
-        vt = self.target_points(values)
+        v3 = self.pose.deform(values)
+        vt = v3[:, :2]
         moved_v = np.abs(vt - self.v0).max(axis=1) > _MOVED_PX
         out = self.src.copy()
         if not moved_v.any():
@@ -98,6 +99,13 @@ class WarpRenderer:
         ids = np.full((y1 - y0, x1 - x0), m_id, np.int32)
         shift = 4
         order = self.order[tri_moved[self.order] & ok[self.order]]
+        # painter's order inside the face: far triangles first, so when the head turns the near cheek
+        # covers the far one instead of folding over it
+        face_part = self.kind[order] == KIND_FACE
+        if face_part.any():
+            f = order[face_part]
+            depth = v3[tris[f], 2].mean(axis=1)
+            order = np.concatenate([order[~face_part], f[np.argsort(-depth, kind="stable")]])
         poly = np.round((vt[tris[order]] - np.array([x0, y0])) * (1 << shift)).astype(np.int32)
         for k, tri_id in enumerate(order.tolist()):
             cv2.fillConvexPoly(ids, poly[k], tri_id, lineType=cv2.LINE_8, shift=shift)

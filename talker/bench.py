@@ -22,9 +22,9 @@ BENCH_TEXT = (
 
 
 def main(args: argparse.Namespace) -> int:
+    from render.warp import WarpRenderer
     from talker.pipeline import Pipeline, RenderSettings
     from talker.portrait import parse_size
-    from render.warp import WarpRenderer
 
     size = parse_size(args.size)
     p = Pipeline()
@@ -71,7 +71,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"  {name:26s} {sec:7.3f} s" + (f"   {rtf:6.1f}x real time" if rtf else ""))
     print(f"  render fps (all threads):  {n / timings['render']:7.1f} frames/s")
     print(f"  render fps (1 thread):     {n / t_one:7.1f} frames/s")
-    print(f"  per frame (1 thread):      {1000 * t_one / n:7.2f} ms   rig vertices {len(avatar.rig.verts)}, "
-          f"triangles {len(avatar.rig.tris)}")
+    print(
+        f"  per frame (1 thread):      {1000 * t_one / n:7.2f} ms   rig vertices {len(avatar.rig.verts)}, "
+        f"triangles {len(avatar.rig.tris)}"
+    )
     print(f"output: {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -51,6 +51,14 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _sheet(args: argparse.Namespace) -> int:
+    from talker.sheet import contact_sheet
+
+    out = contact_sheet(args.faces, args.out, tile=args.tile)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="talker", description="Talking-head videos from one portrait and words.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -71,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--face", default=None)
     b.add_argument("--out", default=None, help="keep the rendered MP4 here")
     b.set_defaults(func=_bench)
+    s = sub.add_parser("sheet", help="contact sheet PNG of key poses (blink, vowels, bilabial, head turn)")
+    s.add_argument("faces", nargs="+", help="portrait images (one row each)")
+    s.add_argument("--out", default="contact_sheet.png")
+    s.add_argument("--tile", type=int, default=256, help="tile size in pixels")
+    s.set_defaults(func=_sheet)
     return ap
 
 
