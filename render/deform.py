@@ -15,6 +15,7 @@ from render.rig import (
     MAX_LIP_GAP_IOD,
     UPPER_LIPS,
     FaceRig,
+    moving_handles,
 )
 
 _C = CHANNEL_INDEX
@@ -33,7 +34,9 @@ class RigPose:
             return np.array([pos[i] for i in ids], dtype=np.int64)
 
         self.h_local = L[rig.handles].astype(np.float64)
-        self.harmonic = rig.harmonic.astype(np.float64)
+        # only the moving handles (listed first) ever get a displacement
+        self.n_moving = len(moving_handles())
+        self.harmonic = np.ascontiguousarray(rig.harmonic[:, : self.n_moving].astype(np.float64))
         self.n_h = len(rig.handles)
         # jaw
         self.jaw_ids = hidx(JAW_LINE + LOWER_FACE + LOWER_LIPS)
@@ -47,6 +50,16 @@ class RigPose:
         self.lower_lip_ids = hidx(LOWER_LIPS)
         inner_low = set(T.LIP_INNER_LOWER)
         self.lower_inner_gain = np.array([1.0 if i in inner_low else 0.55 for i in LOWER_LIPS])
+        self.up_in = hidx(T.LIP_INNER_UPPER[1:-1])
+        self.lo_in = hidx(T.LIP_INNER_LOWER[1:-1])
+        self.up_out = hidx(T.LIP_OUTER_UPPER[1:-1])
+        self.lo_out = hidx(T.LIP_OUTER_LOWER[1:-1])
+        self.pair_gap0 = self.h_local[self.lo_in, 1] - self.h_local[self.up_in, 1]
+        inner = L[T.LIP_INNER_UPPER]
+        ic = 0.5 * (inner[0, 0] + inner[-1, 0])
+        ihw = max(1e-3, 0.5 * abs(float(inner[-1, 0] - inner[0, 0])))
+        rel = np.clip(np.abs(self.h_local[self.up_in, 0] - ic) / ihw, 0, 1)
+        self.pair_profile = np.sqrt(np.clip(1 - rel**2.2, 0, 1))  # open mouth: round in the middle
         mouth = L[T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER]
         self.mouth_centre = mouth.mean(axis=0)
         self.mouth_half_width = max(1e-3, float(np.abs(L[[61, 291], 0] - self.mouth_centre[0]).max()))
@@ -84,9 +97,22 @@ class RigPose:
         rz = jl[:, 2] - self.hinge[1]
         d[self.jaw_ids, 1] += theta * (-rz)
         d[self.jaw_ids, 2] += theta * ry
+        d[self.upper_ids, 1] -= lift * self.upper_gain
+        # per-pair lip gaps: the whole inner lip line (not only its centre) opens to the target shape,
+        # so a smiling open source mouth closes everywhere at once instead of crossing at the corners
+        g_src = self.rig.source_gap
+        if g_src > 1e-3 and gap <= g_src:
+            want = self.pair_gap0 * (gap / g_src)
+        else:
+            want = self.pair_gap0 + max(gap - g_src, 0.0) * self.pair_profile
+        now = self.pair_gap0 + d[self.lo_in, 1] - d[self.up_in, 1]
+        corr = want - now
+        d[self.lo_in, 1] += 0.6 * corr
+        d[self.up_in, 1] -= 0.4 * corr
+        d[self.lo_out, 1] += 0.45 * corr
+        d[self.up_out, 1] -= 0.3 * corr
         # lower lip roll-in (f, v): the lower lip rises under the upper teeth
         d[self.lower_lip_ids, 1] -= roll * (0.6 * max(gap, 0.0) + 0.02) * self.lower_inner_gain
-        d[self.upper_ids, 1] -= lift * self.upper_gain
         # corners follow part of the jaw
         cz = H[self.corner_ids]
         d[self.corner_ids, 1] += 0.35 * theta * (self.hinge[1] - cz[:, 2])
@@ -112,8 +138,9 @@ class RigPose:
             b = float(np.clip(v[_C[eye]], 0.0, 1.0))
             if b <= 0:
                 continue
+            # the upper lid slides down over the eyeball and meets the lower lid, which rises a little;
             gap_vec = H[up] - H[lo]
-            d[up] += -b * 0.88 * gap_vec
+            d[up] += -b * 0.9 * gap_vec
             d[lo] += b * 0.1 * gap_vec
         brow_up = float(np.clip(v[_C["browInnerUp"]], 0.0, 1.0))
         brow_dn = float(np.clip(v[_C["browDown"]], 0.0, 1.0))
@@ -127,7 +154,7 @@ class RigPose:
         """Target vertex positions (Nv, 3) in pixels for channel values ``v`` (len(CHANNELS),)."""
         rig = self.rig
         dh = self.handle_delta(v)
-        dlocal = self.harmonic @ dh
+        dlocal = self.harmonic @ dh[: self.n_moving]
         out = rig.verts.astype(np.float64) + (dlocal * rig.iod) @ rig.axes.astype(np.float64)
         yaw, pitch, roll = (float(v[_C[k]]) for k in ("headYaw", "headPitch", "headRoll"))
         if yaw or pitch or roll:

@@ -25,7 +25,9 @@ class WarpRenderer:
 
     name = "warp"
 
-    def __init__(self, rig: FaceRig) -> None:
+    def __init__(self, rig: FaceRig, map_scale: int | None = None) -> None:
+        """``map_scale``: the warp map is computed on a grid this many times coarser (default: 2 for
+        frames of 384 px and more, else 1)."""
         self.rig = rig
         self.pose = RigPose(rig)
         self.src = rig.image
@@ -52,7 +54,7 @@ class WarpRenderer:
         self._gy = CHANNEL_INDEX["eyeLookY"]
         self.eye_w = float(np.linalg.norm(v0[133] - v0[33]))
         self.src_tri = v0[tris]  # (M, 3, 2)
-        self._ys, self._xs = np.mgrid[0 : self.h, 0 : self.w].astype(np.float32)
+        self.map_scale = int(map_scale) if map_scale else (2 if min(self.h, self.w) >= 384 else 1)
 
     def neutral_values(self) -> np.ndarray:
         """Channel values that reproduce the portrait exactly (its own mouth opening)."""
@@ -96,8 +98,6 @@ class WarpRenderer:
         aff = np.concatenate([aff, np.array([[[1.0, 0, 0], [0, 1.0, 0]]])]).astype(np.float32)
         m_id = len(tris)
 
-        ids = np.full((y1 - y0, x1 - x0), m_id, np.int32)
-        shift = 4
         order = self.order[tri_moved[self.order] & ok[self.order]]
         # painter's order inside the face: far triangles first, so when the head turns the near cheek
         # covers the far one instead of folding over it
@@ -106,11 +106,22 @@ class WarpRenderer:
             f = order[face_part]
             depth = v3[tris[f], 2].mean(axis=1)
             order = np.concatenate([order[~face_part], f[np.argsort(-depth, kind="stable")]])
-        poly = np.round((vt[tris[order]] - np.array([x0, y0])) * (1 << shift)).astype(np.int32)
+
+        # The backward map is piecewise affine and continuous (except at the openings, which are
+        # painted over), so it is computed on a grid ``s`` times coarser and upsampled linearly.
+        s = self.map_scale
+        x0 -= x0 % s
+        y0 -= y0 % s
+        cw = -(-(x1 - x0) // s)
+        ch = -(-(y1 - y0) // s)
+        ids = np.full((ch, cw), m_id, np.int32)
+        shift = 4
+        # coarse cell i is centred on full-resolution pixel (i + 0.5) * s - 0.5
+        poly = np.round(((vt[tris[order]] - np.array([x0, y0]) + 0.5) / s - 0.5) * (1 << shift)).astype(np.int32)
         for k, tri_id in enumerate(order.tolist()):
             cv2.fillConvexPoly(ids, poly[k], tri_id, lineType=cv2.LINE_8, shift=shift)
-        xs = self._xs[y0:y1, x0:x1]
-        ys = self._ys[y0:y1, x0:x1]
+        xs = (x0 + (np.arange(cw, dtype=np.float32) + 0.5) * s - 0.5)[None, :]
+        ys = (y0 + (np.arange(ch, dtype=np.float32) + 0.5) * s - 0.5)[:, None]
         coef = [np.take(aff[:, r, c], ids) for r in range(2) for c in range(3)]
         mx = coef[0] * xs
         mx += coef[1] * ys
@@ -118,6 +129,13 @@ class WarpRenderer:
         my = coef[3] * xs
         my += coef[4] * ys
         my += coef[5]
+        if s > 1:
+            mx = cv2.resize(mx, (cw * s, ch * s), interpolation=cv2.INTER_LINEAR)
+            my = cv2.resize(my, (cw * s, ch * s), interpolation=cv2.INTER_LINEAR)
+        x1 = min(self.w, x0 + cw * s)
+        y1 = min(self.h, y0 + ch * s)
+        mx = mx[: y1 - y0, : x1 - x0]
+        my = my[: y1 - y0, : x1 - x0]
         out[y0:y1, x0:x1] = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self.mouth.paint(out, vt, values)
         return out
