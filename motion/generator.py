@@ -1,30 +1,59 @@
-"""Speech -> MotionTrack: coarticulated visemes, blinks, gaze and head motion.
+"""Speech -> MotionTrack: coarticulated visemes, blinks, gaze, breathing and head motion.
 
 Mouth: every phone becomes one or two viseme targets; channel values are blended with Cohen-Massaro
 dominance functions (each target's pull decays exponentially with distance from its core), so lips
 anticipate the next sound. Bilabials (p, b, m) get a closure plateau at least one frame wide, so the
-lips always meet. Look-ahead is bounded (``LOOKAHEAD_S``): the value at time t uses only phones that
-start before t + LOOKAHEAD_S, so the same code can run on a live stream.
+lips always meet.
 
-Idle life (blinks, gaze shifts, head drift) is deterministic for a given seed.
+Causality: the value of frame k depends only on phones that start before t_k + LOOKAHEAD_S and on
+audio up to t_k + LOOKAHEAD_S. ``MotionStream`` exploits this for live use: speech is pushed in chunks
+and frames come out as soon as their look-ahead is covered; fed the same speech in any chunking it
+produces the same track as ``MotionGenerator.generate`` on the whole (every random choice is drawn
+from a generator keyed by the seed and by time or phone position, never by arrival order).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import zlib
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from audio.features import frame_count, loudness_db
 from audio.types import SILENCE, Phone, Speech
 from motion.types import CHANNEL_INDEX, CHANNELS, MotionTrack
 from motion.visemes import BILABIALS, visemes_for
 
 LOOKAHEAD_S = 0.2
+LONG_PAUSE_S = 0.3  # pauses longer than this close the lips
 _TAU_ANTICIPATE_S = 0.035
 _TAU_CARRY_S = 0.045
+_HISTORY_S = 1.5  # phones that ended longer ago than this no longer matter
 _MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch", "mouthRollLower")
 _C = CHANNEL_INDEX
+_BLINK_BLOCK_S = 8.0  # blinks are planned in independent blocks of this length
+
+
+@dataclass(frozen=True)
+class Expression:
+    """An emotion preset as channel offsets (applied at ``intensity`` 1)."""
+
+    name: str
+    offsets: dict[str, float] = field(default_factory=dict)
+    articulation: float = 1.0  # scales mouth opening
+    head_scale: float = 1.0  # scales head motion
+    blink_scale: float = 1.0  # scales blink rate
+
+
+EXPRESSIONS: dict[str, Expression] = {
+    "neutral": Expression("neutral"),
+    "happy": Expression("happy", {"mouthSmile": 0.55, "browInnerUp": 0.1, "headPitch": -1.0}, 1.05, 1.2, 1.0),
+    "sad": Expression("sad", {"mouthSmile": -0.35, "browInnerUp": 0.45, "headPitch": 3.0}, 0.8, 0.6, 0.8),
+    "angry": Expression(
+        "angry", {"browDown": 0.7, "mouthSmile": -0.2, "mouthStretch": 0.15, "headPitch": 1.5}, 1.1, 1.1, 0.7
+    ),
+    "surprised": Expression("surprised", {"browInnerUp": 0.85, "jawOpen": 0.08, "headPitch": -2.0}, 1.1, 1.0, 0.6),
+}
 
 
 @dataclass(frozen=True)
@@ -35,8 +64,18 @@ class MotionStyle:
     nod_deg: float = 1.4
     blink_per_min: float = 17.0
     gaze_amplitude: float = 0.25
+    breathing_deg: float = 0.35
     smile: float = 0.0
     articulation: float = 1.0  # scales mouth opening
+    expression: str = "neutral"
+    intensity: float = 1.0
+
+    def with_expression(self, name: str, intensity: float = 1.0) -> MotionStyle:
+        if name not in EXPRESSIONS:
+            raise ValueError(f"unknown expression {name!r}; choose from {', '.join(EXPRESSIONS)}")
+        if not 0.0 <= intensity <= 1.5:
+            raise ValueError(f"expression intensity must be within 0..1.5, got {intensity}")
+        return replace(self, expression=name, intensity=intensity)
 
 
 @dataclass(frozen=True)
@@ -46,9 +85,11 @@ class _Seg:
     target: np.ndarray  # (5,) mouth channel targets
     dominance: float
     closure: bool
+    jaw_dominance: float
+    pause: bool = False  # a silence long enough for the lips to close
 
 
-def _segments(phones: tuple[Phone, ...], articulation: float) -> list[_Seg]:
+def _segments(phones: list[Phone] | tuple[Phone, ...], articulation: float) -> list[_Seg]:
     segs: list[_Seg] = []
     for p in phones:
         vis = visemes_for(p.symbol)
@@ -60,11 +101,17 @@ def _segments(phones: tuple[Phone, ...], articulation: float) -> list[_Seg]:
             if p.symbol in ("AH", "IH", "UH", "ER") and p.stress == 0:
                 jaw *= 0.8  # reduced vowels open less
             target = np.array([jaw, v.funnel, v.pucker, v.stretch, v.roll_lower])
-            segs.append(_Seg(s, e, target, v.dominance, v.closure and p.symbol.rstrip("012") in BILABIALS))
+            jd = v.dominance if v.jaw_dominance is None else v.jaw_dominance
+            pause = p.symbol == SILENCE and p.duration_s > LONG_PAUSE_S
+            if pause:
+                jd = 4.0  # a real pause wins over its neighbours
+            segs.append(_Seg(s, e, target, v.dominance, v.closure and p.symbol.rstrip("012") in BILABIALS, jd, pause))
     return segs
 
 
-def mouth_curves(phones: tuple[Phone, ...], times: np.ndarray, fps: float, articulation: float = 1.0) -> np.ndarray:
+def mouth_curves(
+    phones: list[Phone] | tuple[Phone, ...], times: np.ndarray, fps: float, articulation: float = 1.0
+) -> np.ndarray:
     """Mouth channels (len(times), 6): jawOpen, funnel, pucker, stretch, rollLower, mouthClose."""
     segs = _segments(phones, articulation)
     out = np.zeros((len(times), 6))
@@ -75,18 +122,25 @@ def mouth_curves(phones: tuple[Phone, ...], times: np.ndarray, fps: float, artic
     dur = ends - starts
     core_a = starts + 0.25 * dur
     core_b = ends - 0.25 * dur
-    alpha = np.array([s.dominance for s in segs])
+    pause = np.array([s.pause for s in segs])
+    core_a = np.where(pause, starts, core_a)
+    core_b = np.where(pause, ends, core_b)
     targets = np.stack([s.target for s in segs])
     t = times[:, None]
     before = np.clip(core_a[None, :] - t, 0, None)
     after = np.clip(t - core_b[None, :], 0, None)
-    dom = alpha[None, :] * np.exp(-before / _TAU_ANTICIPATE_S - after / _TAU_CARRY_S)
+    shape = np.exp(-before / _TAU_ANTICIPATE_S - after / _TAU_CARRY_S)
     # bounded look-ahead: targets that start more than LOOKAHEAD_S in the future have no pull yet
-    dom = np.where(starts[None, :] > t + LOOKAHEAD_S, 0.0, dom)
-    dom = np.where(ends[None, :] < t - 1.0, 0.0, dom)
-    wsum = dom.sum(axis=1, keepdims=True)
-    out[:, :5] = (dom @ targets) / np.maximum(wsum, 1e-9)
-    out[wsum[:, 0] < 1e-9, :5] = 0.0
+    shape = np.where(starts[None, :] > t + LOOKAHEAD_S, 0.0, shape)
+    shape = np.where(ends[None, :] < t - 1.0, 0.0, shape)
+    for cols, alpha in (
+        ([0], np.array([s.jaw_dominance for s in segs])),
+        ([1, 2, 3, 4], np.array([s.dominance for s in segs])),
+    ):
+        dom = shape * alpha[None, :]
+        wsum = dom.sum(axis=1, keepdims=True)
+        out[:, cols] = (dom @ targets[:, cols]) / np.maximum(wsum, 1e-9)
+        out[wsum[:, 0] < 1e-9, cols[0] : cols[-1] + 1] = 0.0
     # bilabial closure plateaus, at least one frame wide, with short ramps
     close = np.zeros(len(times))
     half_frame = 0.5 / fps
@@ -98,26 +152,54 @@ def mouth_curves(phones: tuple[Phone, ...], times: np.ndarray, fps: float, artic
         a = min(s.start + 0.15 * (s.end - s.start), c - half_frame - 1e-3)
         b = max(s.end - 0.15 * (s.end - s.start), c + half_frame + 1e-3)
         d = np.maximum(a - times, 0) + np.maximum(times - b, 0)
-        close = np.maximum(close, np.clip(1 - d / ramp, 0, 1) ** 2 * (3 - 2 * np.clip(1 - d / ramp, 0, 1)))
+        x = np.clip(1 - d / ramp, 0, 1)
+        close = np.maximum(close, x * x * (3 - 2 * x))
+    # long pauses: the lips close within ~25 ms of the pause and part ~25 ms before speech resumes
+    for s in segs:
+        if not s.pause:
+            continue
+        d = np.maximum(s.start - times, 0) + np.maximum(times - s.end, 0)
+        inside = (times >= s.start) & (times <= s.end)
+        edge = np.minimum(times - s.start, s.end - times)
+        x = np.where(inside, np.clip(edge / 0.025, 0, 1), 0.0)
+        close = np.maximum(close, x * x * (3 - 2 * x))
+        del d
     out[:, 5] = close
     return out
 
 
-def blink_events(
-    duration_s: float, rng: np.random.Generator, per_min: float, pauses: list[tuple[float, float]]
-) -> list[float]:
-    """Blink onset times: gamma-distributed intervals, pulled to nearby pauses, some double blinks."""
+def _rng(seed: int, *key: object) -> np.random.Generator:
+    """A random generator keyed by the seed and a label, independent of call order."""
+    h = zlib.crc32(repr((seed,) + key).encode())
+    return np.random.default_rng([seed & 0xFFFFFFFF, h])
+
+
+def _hash_uniform(seed: int, *key: object) -> float:
+    """A uniform number in [0, 1) determined by the seed and a key (cheap, order-independent)."""
+    return zlib.crc32(repr((seed,) + key).encode()) / 2**32
+
+
+def blink_onsets(t0: float, t1: float, seed: int, per_min: float, pauses: list[tuple[float, float]]) -> list[float]:
+    """Blink onset times in [t0, t1): gamma-distributed intervals planned per fixed time block,
+    moved to a pause that starts at most 0.6 s before or 0.2 s after, 12% double blinks."""
     mean = 60.0 / max(per_min, 1e-3)
-    t = float(rng.uniform(0.3, 0.9) * mean)
     out: list[float] = []
-    while t < duration_s:
-        snap = [ps for ps, pe in pauses if abs(ps - t) < 0.6 and pe - ps > 0.15]
-        bt = snap[0] + 0.05 if snap else t
-        out.append(bt)
-        if rng.random() < 0.12:
-            out.append(bt + float(rng.uniform(0.28, 0.4)))
-        t = bt + max(1.0, float(rng.gamma(3.0, mean / 3.0)))
-    return out
+    b0 = int(np.floor(t0 / _BLINK_BLOCK_S))
+    b1 = int(np.floor(t1 / _BLINK_BLOCK_S))
+    for b in range(b0 - 1, b1 + 1):
+        if b < 0:
+            continue
+        rng = _rng(seed, "blink", b)
+        t = b * _BLINK_BLOCK_S + float(rng.uniform(0.2, 0.8)) * min(mean, _BLINK_BLOCK_S)
+        while t < (b + 1) * _BLINK_BLOCK_S:
+            snap = [ps for ps, pe in pauses if -0.6 < ps - t < LOOKAHEAD_S and pe - ps > 0.15]
+            bt = snap[0] + 0.05 if snap else t
+            if t0 - 0.5 <= bt < t1:
+                out.append(bt)
+            if rng.random() < 0.12 and t0 - 0.5 <= bt + 0.3 < t1:
+                out.append(bt + float(rng.uniform(0.28, 0.4)))
+            t = bt + max(1.2, float(rng.gamma(3.0, mean / 3.0)))
+    return sorted(out)
 
 
 def blink_curve(times: np.ndarray, onsets: list[float]) -> np.ndarray:
@@ -133,7 +215,8 @@ def blink_curve(times: np.ndarray, onsets: list[float]) -> np.ndarray:
     return v
 
 
-def _smooth_noise(times: np.ndarray, rng: np.random.Generator, amp: float, f_lo: float, f_hi: float) -> np.ndarray:
+def _smooth_noise(times: np.ndarray, seed: int, label: str, amp: float, f_lo: float, f_hi: float) -> np.ndarray:
+    rng = _rng(seed, "noise", label)
     out = np.zeros(len(times))
     for _ in range(3):
         f = rng.uniform(f_lo, f_hi)
@@ -142,8 +225,224 @@ def _smooth_noise(times: np.ndarray, rng: np.random.Generator, amp: float, f_lo:
     return amp * out / 2.0
 
 
+_GAZE_BLOCK_S = 10.0
+
+
+def _gaze_targets(seed: int, block: int, amp: float) -> list[tuple[float, np.ndarray]]:
+    """(start time, target) of the gaze fixations planned in one 10 s block (held 0.8-2.5 s each)."""
+    rng = _rng(seed, "gaze", block)
+    t = block * _GAZE_BLOCK_S
+    out = []
+    while t < (block + 1) * _GAZE_BLOCK_S:
+        out.append((t, rng.normal(0, amp, 2) * np.array([1.0, 0.5])))
+        t += float(rng.uniform(0.8, 2.5))
+    return out
+
+
+def _gaze(times: np.ndarray, seed: int, amp: float) -> np.ndarray:
+    """Gaze (x, y) at ``times``: fixations with 60 ms saccades between them."""
+    out = np.zeros((len(times), 2))
+    if len(times) == 0:
+        return out
+    b0 = max(0, int(np.floor(times[0] / _GAZE_BLOCK_S)) - 1)
+    b1 = int(np.floor(times[-1] / _GAZE_BLOCK_S))
+    fix: list[tuple[float, np.ndarray]] = [(-1e9, np.zeros(2))]
+    for b in range(b0, b1 + 1):
+        fix.extend(_gaze_targets(seed, b, amp))
+    starts = np.array([f[0] for f in fix])
+    targets = np.stack([f[1] for f in fix])
+    idx = np.searchsorted(starts, times, side="right") - 1
+    prev = targets[np.maximum(idx - 1, 0)]
+    ramp = np.clip((times - starts[idx]) / 0.06, 0, 1)[:, None]
+    return prev + (targets[idx] - prev) * ramp
+
+
+@dataclass
+class _Input:
+    phones: list[Phone] = field(default_factory=list)
+    phone_ends: list[float] = field(default_factory=list)
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    base: int = 0  # absolute index of audio[0]
+    sample_rate: int = 0
+    n_samples: int = 0
+    finished: bool = False
+
+
+class MotionStream:
+    """Incremental motion: push speech as it arrives, take frames as soon as they are final.
+
+    Times are absolute from the stream start; each pushed ``Speech`` follows the previous one.
+    """
+
+    def __init__(self, fps: float = 25.0, seed: int = 0, style: MotionStyle | None = None) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.fps = float(fps)
+        self.seed = seed
+        self.style = style or MotionStyle()
+        if self.style.expression not in EXPRESSIONS:
+            raise ValueError(f"unknown expression {self.style.expression!r}; choose from {', '.join(EXPRESSIONS)}")
+        self._in = _Input()
+        self._next = 0  # next frame index to emit
+        self._level: list[float] = []  # per-frame loudness (dBFS) of frames with complete audio
+
+    @property
+    def duration_s(self) -> float:
+        return self._in.n_samples / self._in.sample_rate if self._in.sample_rate else 0.0
+
+    def push(self, speech: Speech) -> np.ndarray:
+        """Add the next piece of speech; returns the frames (k, channels) that became final."""
+        inp = self._in
+        if inp.finished:
+            raise RuntimeError("push() after finish()")
+        if inp.sample_rate and speech.sample_rate != inp.sample_rate:
+            raise ValueError(f"speech at {speech.sample_rate} Hz pushed into a stream at {inp.sample_rate} Hz")
+        inp.sample_rate = speech.sample_rate
+        offset = self.duration_s
+        phones, _ = speech.shifted(offset)
+        inp.phones.extend(phones)
+        inp.phone_ends.extend(p.end_s for p in phones)
+        inp.audio = np.concatenate([inp.audio, speech.samples.astype(np.float32)])
+        inp.n_samples += len(speech.samples)
+        return self._emit(final=False)
+
+    def finish(self) -> np.ndarray:
+        """No more speech: returns the remaining frames (the last one covers the audio's end)."""
+        self._in.finished = True
+        return self._emit(final=True)
+
+    def _total_frames(self) -> int:
+        inp = self._in
+        if not inp.sample_rate:
+            return 0
+        return int(np.ceil(inp.n_samples * self.fps / inp.sample_rate - 1e-9))
+
+    def _emit(self, final: bool) -> np.ndarray:
+        total = self._total_frames()
+        if final:
+            last = total
+        else:
+            # frame k is final once audio and phones cover its centre plus the look-ahead
+            horizon = self.duration_s - LOOKAHEAD_S
+            last = int(np.floor(horizon * self.fps - 0.5)) + 1 if horizon > 0 else 0
+            last = min(max(last, 0), total)
+        if last <= self._next:
+            return np.zeros((0, len(CHANNELS)), np.float32)
+        # blocks of ~10 s keep the dominance matrix (frames x phones) small on long inputs
+        vals = np.concatenate(
+            [self._compute(np.arange(a, min(a + 256, last)), total) for a in range(self._next, last, 256)]
+        )
+        self._next = last
+        self._trim()
+        return vals
+
+    def _trim(self) -> None:
+        """Drop audio and phones that can no longer influence future frames (bounded memory)."""
+        inp = self._in
+        t_keep = self._next / self.fps - _HISTORY_S
+        if t_keep <= 0:
+            return
+        i0 = bisect.bisect_left(inp.phone_ends, t_keep)
+        inp.phones = inp.phones[i0:]
+        inp.phone_ends = inp.phone_ends[i0:]
+        cut = int(t_keep * inp.sample_rate) - inp.base
+        if cut > 0:
+            inp.audio = inp.audio[cut:]
+            inp.base += cut
+
+    def _audio_level(self, k: np.ndarray, total: int) -> np.ndarray:
+        inp = self._in
+        hop = inp.sample_rate / self.fps
+        a = np.clip(np.round(k * hop).astype(np.int64) - inp.base, 0, len(inp.audio))
+        b = np.clip(np.round((k + 1) * hop).astype(np.int64) - inp.base, 0, len(inp.audio))
+        lo = int(a.min())
+        audio = inp.audio[lo : int(b.max())].astype(np.float64)
+        a -= lo
+        b -= lo
+        cs = np.concatenate([[0.0], np.cumsum(audio * audio)])
+        n = np.maximum(b - a, 1)
+        rms = np.sqrt(np.maximum(cs[b] - cs[a], 0.0) / n)
+        out = np.where(b > a, np.maximum(-80.0, 20 * np.log10(rms + 1e-12)), -80.0)
+        return out
+
+    def _compute(self, k: np.ndarray, total: int) -> np.ndarray:
+        st = self.style
+        expr = EXPRESSIONS[st.expression]
+        inten = st.intensity if st.expression != "neutral" else 0.0
+        fps = self.fps
+        times = (k + 0.5) / fps
+        n = len(k)
+        vals = np.zeros((n, len(CHANNELS)), np.float32)
+        t_lo = float(times[0]) - 1.2
+        t_hi = float(times[-1]) + LOOKAHEAD_S
+        allp = self._in.phones
+        i0 = bisect.bisect_left(self._in.phone_ends, t_lo)
+        phones = [p for p in allp[i0:] if p.start_s <= t_hi]
+        articulation = st.articulation * (1 + (expr.articulation - 1) * inten)
+        mouth = mouth_curves(phones, times, fps, articulation)
+        for j, name in enumerate(_MOUTH):
+            vals[:, _C[name]] = mouth[:, j]
+        vals[:, _C["mouthClose"]] = mouth[:, 5]
+        vals[:, _C["mouthSmile"]] = st.smile
+
+        pauses = [(p.start_s, p.end_s) for p in phones if p.symbol == SILENCE]
+        onsets = blink_onsets(
+            float(times[0]),
+            float(times[-1]) + 0.01,
+            self.seed,
+            st.blink_per_min * (1 + (expr.blink_scale - 1) * inten),
+            pauses,
+        )
+        blink = blink_curve(times, onsets)
+        vals[:, _C["eyeBlinkLeft"]] = blink
+        vals[:, _C["eyeBlinkRight"]] = blink * 0.98
+
+        # speaking activity: loudness smoothed over +-0.12 s (inside the look-ahead)
+        half = max(1, int(round(0.12 * fps)))
+        kk = np.arange(max(0, int(k[0]) - half), min(total, int(k[-1]) + half + 1))
+        lev = self._audio_level(kk, total)
+        act_raw = np.clip((lev + 50.0) / 25.0, 0, 1)
+        csa = np.concatenate([[0.0], np.cumsum(act_raw)])
+        lo = np.clip(k - half - kk[0], 0, len(act_raw))
+        hi = np.clip(k + half + 1 - kk[0], 0, len(act_raw))
+        active = (csa[hi] - csa[lo]) / (2 * half + 1)
+
+        # nods and brow raises on stressed vowels (each decided by the phone's own keyed draw)
+        nod = np.zeros(n)
+        brow = np.zeros(n)
+        for p in phones:
+            if p.stress != 1:
+                continue
+            x = times - (p.start_s - 0.05)
+            bump = np.where((x >= 0) & (x <= 0.4), np.sin(np.clip(x / 0.4, 0, 1) * np.pi) ** 2, 0.0)
+            nod = np.maximum(nod, bump)
+            if _hash_uniform(self.seed, "brow", round(p.start_s, 3)) < 0.25:
+                b = np.where((x >= 0) & (x <= 0.6), np.sin(np.clip(x / 0.6, 0, 1) * np.pi), 0.0)
+                brow = np.maximum(brow, b)
+        amp = st.head_amplitude_deg * (1 + (expr.head_scale - 1) * inten)
+        seed = self.seed
+        breath = st.breathing_deg * np.sin(2 * np.pi * 0.23 * times + _rng(seed, "breath").uniform(0, 6.28))
+        vals[:, _C["headYaw"]] = _smooth_noise(times, seed, "yaw", amp * 1.2, 0.05, 0.3) + active * _smooth_noise(
+            times, seed, "yaw-talk", amp * 0.8, 0.3, 0.8
+        )
+        vals[:, _C["headPitch"]] = (
+            _smooth_noise(times, seed, "pitch", amp * 0.7, 0.05, 0.3)
+            + st.nod_deg * nod * active
+            + breath * (1 - 0.7 * active)
+        )
+        vals[:, _C["headRoll"]] = _smooth_noise(times, seed, "roll", amp * 0.5, 0.05, 0.25)
+        vals[:, _C["browInnerUp"]] = 0.35 * brow
+        gaze = _gaze(times, seed, st.gaze_amplitude)
+        vals[:, _C["eyeLookX"]] = gaze[:, 0]
+        vals[:, _C["eyeLookY"]] = gaze[:, 1]
+        # expression offsets on top; lip closure is multiplicative in the renderer, so p/b/m still close
+        for name, off in expr.offsets.items():
+            vals[:, _C[name]] += off * inten
+        return vals
+
+
 class MotionGenerator:
-    """Turns a Speech into a MotionTrack at ``fps``; deterministic for a given seed."""
+    """Turns a whole Speech into a MotionTrack at ``fps``; deterministic for a given seed."""
 
     def __init__(self, fps: float = 25.0, seed: int = 0, style: MotionStyle | None = None) -> None:
         if fps <= 0:
@@ -152,64 +451,16 @@ class MotionGenerator:
         self.seed = seed
         self.style = style or MotionStyle()
 
+    def stream(self) -> MotionStream:
+        return MotionStream(self.fps, self.seed, self.style)
+
     def generate(self, speech: Speech, n_frames: int | None = None) -> MotionTrack:
-        n = frame_count(len(speech.samples), speech.sample_rate, self.fps) if n_frames is None else n_frames
-        times = (np.arange(n) + 0.5) / self.fps
-        st = self.style
-        rng = np.random.default_rng(self.seed)
-        vals = np.zeros((n, len(CHANNELS)), np.float32)
-        mouth = mouth_curves(speech.phones, times, self.fps, st.articulation)
-        for j, name in enumerate(_MOUTH):
-            vals[:, _C[name]] = mouth[:, j]
-        vals[:, _C["mouthClose"]] = mouth[:, 5]
-        vals[:, _C["mouthSmile"]] = st.smile
-
-        pauses = [(p.start_s, p.end_s) for p in speech.phones if p.symbol == SILENCE]
-        onsets = blink_events(n / self.fps, rng, st.blink_per_min, pauses)
-        blink = blink_curve(times, onsets)
-        vals[:, _C["eyeBlinkLeft"]] = blink
-        vals[:, _C["eyeBlinkRight"]] = blink * 0.98
-
-        # speaking activity (smoothed): scales speech-driven head motion
-        level = loudness_db(speech.samples, speech.sample_rate, self.fps, n)
-        active = np.clip((level + 50.0) / 25.0, 0, 1)
-        k = max(1, int(round(0.25 * self.fps)))
-        active = np.convolve(active, np.ones(k) / k, mode="same")
-
-        # nods and brow raises on stressed vowels
-        nod = np.zeros(n)
-        brow = np.zeros(n)
-        for p in speech.phones:
-            if p.stress == 1:
-                x = times - (p.start_s - 0.05)
-                bump = np.where((x >= 0) & (x <= 0.4), np.sin(np.clip(x / 0.4, 0, 1) * np.pi) ** 2, 0.0)
-                nod = np.maximum(nod, bump)
-                if rng.random() < 0.25:
-                    brow = np.maximum(
-                        brow, np.where((x >= 0) & (x <= 0.6), np.sin(np.clip(x / 0.6, 0, 1) * np.pi), 0.0)
-                    )
-        amp = st.head_amplitude_deg
-        vals[:, _C["headYaw"]] = _smooth_noise(times, rng, amp * 1.2, 0.05, 0.3) + active * _smooth_noise(
-            times, rng, amp * 0.8, 0.3, 0.8
-        )
-        vals[:, _C["headPitch"]] = _smooth_noise(times, rng, amp * 0.7, 0.05, 0.3) + st.nod_deg * nod * active
-        vals[:, _C["headRoll"]] = _smooth_noise(times, rng, amp * 0.5, 0.05, 0.25)
-        vals[:, _C["browInnerUp"]] = 0.35 * brow
-
-        # gaze: small saccades held for 0.8-2.5 s
-        gx = np.zeros(n)
-        gy = np.zeros(n)
-        t = 0.0
-        cur = np.zeros(2)
-        while t < n / self.fps:
-            nxt = rng.normal(0, st.gaze_amplitude, 2) * np.array([1.0, 0.5])
-            idx = times >= t
-            gx[idx] = nxt[0]
-            gy[idx] = nxt[1]
-            cur = nxt
-            t += float(rng.uniform(0.8, 2.5))
-        del cur
-        k2 = max(1, int(round(0.06 * self.fps)))
-        vals[:, _C["eyeLookX"]] = np.convolve(gx, np.ones(k2) / k2, mode="same")
-        vals[:, _C["eyeLookY"]] = np.convolve(gy, np.ones(k2) / k2, mode="same")
+        s = self.stream()
+        parts = [s.push(speech), s.finish()]
+        vals = np.concatenate(parts).astype(np.float32)
+        if n_frames is not None:
+            if n_frames <= len(vals):
+                vals = vals[:n_frames]
+            else:
+                vals = np.concatenate([vals, np.repeat(vals[-1:], n_frames - len(vals), axis=0)])
         return MotionTrack(self.fps, vals)

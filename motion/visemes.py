@@ -18,25 +18,27 @@ class Viseme:
     pucker: float = 0.0
     stretch: float = 0.0
     roll_lower: float = 0.0
-    dominance: float = 1.0
+    dominance: float = 1.0  # pull on lip-shape channels
     closure: bool = False  # lips must meet (bilabials)
+    jaw_dominance: float | None = None  # pull on jawOpen (default: ``dominance``)
 
 
 VISEMES: dict[str, Viseme] = {
     "sil": Viseme("sil", 0.0, dominance=0.9),
-    "PP": Viseme("PP", 0.0, dominance=6.0, closure=True),
-    "FF": Viseme("FF", 0.10, roll_lower=1.0, dominance=3.0),
+    # the lips close p/b/m (mouthClose plateau); the jaw stays near its neighbours' height
+    "PP": Viseme("PP", 0.05, dominance=6.0, closure=True, jaw_dominance=0.6),
+    "FF": Viseme("FF", 0.10, roll_lower=1.0, dominance=3.0, jaw_dominance=1.2),
     "TH": Viseme("TH", 0.16, stretch=0.1, dominance=1.5),
     "DD": Viseme("DD", 0.18, stretch=0.1, dominance=0.7),
     "kk": Viseme("kk", 0.22, dominance=0.6),
-    "CH": Viseme("CH", 0.14, funnel=0.7, pucker=0.35, dominance=2.0),
-    "SS": Viseme("SS", 0.08, stretch=0.35, dominance=1.6),
+    "CH": Viseme("CH", 0.14, funnel=0.7, pucker=0.35, dominance=2.0, jaw_dominance=1.0),
+    "SS": Viseme("SS", 0.08, stretch=0.35, dominance=1.6, jaw_dominance=1.0),
     "nn": Viseme("nn", 0.16, dominance=0.6),
     "RR": Viseme("RR", 0.18, funnel=0.45, pucker=0.35, dominance=1.2),
-    "aa": Viseme("aa", 0.62, stretch=0.1, dominance=1.3),
-    "E": Viseme("E", 0.42, stretch=0.3, dominance=1.1),
+    "aa": Viseme("aa", 0.62, stretch=0.1, dominance=1.3, jaw_dominance=1.8),
+    "E": Viseme("E", 0.42, stretch=0.3, dominance=1.1, jaw_dominance=1.5),
     "ih": Viseme("ih", 0.28, stretch=0.4, dominance=1.0),
-    "oh": Viseme("oh", 0.45, funnel=0.6, pucker=0.3, dominance=1.2),
+    "oh": Viseme("oh", 0.45, funnel=0.6, pucker=0.3, dominance=1.2, jaw_dominance=1.6),
     "ou": Viseme("ou", 0.18, funnel=0.4, pucker=0.9, dominance=1.6),
     "HH": Viseme("HH", 0.30, dominance=0.15),
 }

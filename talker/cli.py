@@ -15,18 +15,11 @@ def _render(args: argparse.Namespace) -> int:
     from talker.pipeline import Pipeline, RenderSettings
     from talker.portrait import parse_size
 
-    if args.text_file:
-        p = Path(args.text_file)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"cannot read text file {p}: {e}") from e
-    else:
-        text = args.text
-    if args.fps <= 0 or args.fps > 60:
-        raise ValueError(f"--fps must be between 1 and 60, got {args.fps}")
+    text = _read_text(args)
     size = None if args.size == "source" else parse_size(args.size)
-    settings = RenderSettings(fps=args.fps, size=size, seed=args.seed, face_index=args.face_index)
+    settings = RenderSettings(
+        fps=_check_fps(args.fps), size=size, seed=args.seed, face_index=args.face_index, style=_style(args)
+    )
     bar = tqdm(total=0, unit="frame", desc="rendering", disable=args.quiet)
 
     def progress(done: int, total: int) -> None:
@@ -51,12 +44,71 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _motion(args: argparse.Namespace) -> int:
+    from motion.export import write_track
+    from talker.pipeline import Pipeline, RenderSettings
+
+    if Path(args.out).suffix.lower() not in (".json", ".csv"):
+        raise ValueError(f"motion export {args.out}: use a .json or .csv file name")
+    text = _read_text(args)
+    settings = RenderSettings(fps=_check_fps(args.fps), seed=args.seed, style=_style(args))
+    p = Pipeline()
+    speech = p.synthesize(text)
+    track = p.motion(speech, settings)
+    out = write_track(track, args.out)
+    print(f"wrote {out} ({track.n_frames} frames at {track.fps:g} fps, {speech.duration_s:.2f} s)")
+    if args.wav:
+        import wave
+
+        import numpy as np
+
+        with wave.open(args.wav, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(speech.sample_rate)
+            w.writeframes((np.clip(speech.samples, -1, 1) * 32767).astype("<i2").tobytes())
+        print(f"wrote {args.wav}")
+    return 0
+
+
+def _read_text(args: argparse.Namespace) -> str:
+    if args.text_file:
+        p = Path(args.text_file)
+        try:
+            return p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"cannot read text file {p}: {e}") from e
+    return str(args.text)
+
+
+def _check_fps(fps: float) -> float:
+    if fps <= 0 or fps > 60:
+        raise ValueError(f"--fps must be between 1 and 60, got {fps}")
+    return fps
+
+
+def _style(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from motion.generator import MotionStyle
+
+    return MotionStyle().with_expression(args.expression, args.intensity)
+
+
 def _sheet(args: argparse.Namespace) -> int:
     from talker.sheet import contact_sheet
 
     out = contact_sheet(args.faces, args.out, tile=args.tile)
     print(f"wrote {out}")
     return 0
+
+
+def _expression_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--expression",
+        default="neutral",
+        choices=["neutral", "happy", "sad", "angry", "surprised"],
+        help="emotion preset mixed with the speech (default neutral)",
+    )
+    p.add_argument("--intensity", type=float, default=1.0, help="expression strength 0..1.5 (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", default="512", help="output size: 512, 640x480, or 'source' (default 512)")
     r.add_argument("--seed", type=int, default=0, help="seed for blinks and head motion (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _expression_args(r)
     r.set_defaults(func=_render)
+    m = sub.add_parser("motion", help="export the motion of spoken text as ARKit blendshape curves (JSON/CSV)")
+    msrc = m.add_mutually_exclusive_group(required=True)
+    msrc.add_argument("--text", help="the words to speak")
+    msrc.add_argument("--text-file", help="a UTF-8 text file with the words to speak")
+    m.add_argument("--out", default="motion.json", help="output .json or .csv (default motion.json)")
+    m.add_argument("--wav", default=None, help="also write the speech audio to this WAV file")
+    m.add_argument("--fps", type=float, default=25.0)
+    m.add_argument("--seed", type=int, default=0)
+    _expression_args(m)
+    m.set_defaults(func=_motion)
     b = sub.add_parser("bench", help="time every stage on a ~10 s utterance")
     b.add_argument("--size", default="512")
     b.add_argument("--face", default=None)
