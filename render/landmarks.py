@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -116,3 +117,147 @@ def pick_face(faces: list[FaceLandmarks], index: int | None = None, source: str 
             f"face index {index} requested but {source} has {len(ordered)} face(s) (0-based, left to right)"
         )
     return ordered[index]
+
+
+IBUG_68 = "ibug68"
+
+
+class Dlib68:
+    """dlib's HOG face detector + 68-point shape predictor (PyPI dlib-bin + face-recognition-models)."""
+
+    scheme = IBUG_68
+
+    def __init__(self, upsample: int = 1) -> None:
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import dlib
+                import face_recognition_models as frm
+        except ImportError as e:
+            raise RuntimeError("the dlib landmark backend needs: pip install dlib-bin face-recognition-models") from e
+        self._detector = dlib.get_frontal_face_detector()
+        self._shape = dlib.shape_predictor(frm.pose_predictor_model_location())
+        self.upsample = upsample
+        self._lock = threading.Lock()
+
+    def boxes(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        _check_image(image)
+        with self._lock:
+            rects = self._detector(image, self.upsample)
+        return [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
+
+    def detect(self, image: np.ndarray) -> list[FaceLandmarks]:
+        import dlib
+
+        _check_image(image)
+        h, w = image.shape[:2]
+        faces = []
+        with self._lock:
+            for r in self._detector(image, self.upsample):
+                s = self._shape(image, r)
+                pts = np.array([(p.x, p.y, 0.0) for p in s.parts()], np.float32)
+                faces.append(FaceLandmarks(pts, self.scheme, (w, h)))
+        del dlib
+        return faces
+
+
+class FaceAlignmentFAN:
+    """face-alignment's FAN (2D, 68 points) with weights from a LOCAL folder (nothing is downloaded).
+
+    The folder holds ``fan.pth`` (a state dict of ``face_alignment.models.FAN``) and ``config.json``
+    (``{"network_size": 4}``: the architecture travels with the weights). Faces are found with dlib's
+    detector when installed, else the whole image is taken as one face box.
+    """
+
+    scheme = IBUG_68
+    RESOLUTION = 256
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu") -> None:
+        import json
+
+        d = Path(model_dir)
+        weights = d / "fan.pth"
+        cfg = d / "config.json"
+        if not weights.is_file() or not cfg.is_file():
+            raise FileNotFoundError(
+                f"face-alignment model folder {d} must contain fan.pth and config.json "
+                "(weights cannot be downloaded at run time)"
+            )
+        try:
+            import torch
+            from face_alignment.models import FAN
+        except ImportError as e:
+            raise RuntimeError("the face-alignment backend needs: pip install face-alignment torch") from e
+        conf = json.loads(cfg.read_text())
+        net = FAN(int(conf.get("network_size", 4)))
+        state = torch.load(weights, map_location=device, weights_only=True)
+        net.load_state_dict(state)
+        net.eval()
+        self.net = net.to(device)
+        self.device = device
+        self._boxes: Dlib68 | None = None
+        try:
+            self._boxes = Dlib68()
+        except RuntimeError:
+            self._boxes = None
+
+    def landmarks_in_box(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """68 (x, y) points for the face in ``box`` = (x0, y0, x1, y1)."""
+        import cv2
+        import torch
+
+        x0, y0, x1, y1 = box
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2 - (y1 - y0) * 0.12])
+        size = (x1 - x0 + y1 - y0) / 2 * 1.3  # face-alignment's crop convention: a bit larger than the box
+        res = self.RESOLUTION
+        s = res / size
+        m = np.array([[s, 0, res / 2 - s * centre[0]], [0, s, res / 2 - s * centre[1]]], np.float64)
+        crop = cv2.warpAffine(image, m, (res, res), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        inp = torch.from_numpy(crop.transpose(2, 0, 1).copy()).float().div(255.0).unsqueeze(0).to(self.device)
+        with torch.no_grad():
+            out = self.net(inp)
+        hm = (out[-1] if isinstance(out, (list, tuple)) else out)[0].cpu().numpy()  # (68, 64, 64)
+        n, hh, ww = hm.shape
+        flat = hm.reshape(n, -1).argmax(axis=1)
+        py, px = np.divmod(flat, ww)
+        # sub-pixel: quarter-pixel shift towards the higher neighbour (as FAN's decoder does)
+        fx = px.astype(np.float64)
+        fy = py.astype(np.float64)
+        for i in range(n):
+            if 0 < px[i] < ww - 1:
+                fx[i] += 0.25 * np.sign(hm[i, py[i], px[i] + 1] - hm[i, py[i], px[i] - 1])
+            if 0 < py[i] < hh - 1:
+                fy[i] += 0.25 * np.sign(hm[i, py[i] + 1, px[i]] - hm[i, py[i] - 1, px[i]])
+        # heatmap -> crop pixels -> image pixels
+        cx = (fx + 0.5) * res / ww
+        cy = (fy + 0.5) * res / hh
+        inv = cv2.invertAffineTransform(m)
+        pts = np.stack([cx, cy, np.ones_like(cx)], axis=1) @ inv.T
+        return pts.astype(np.float32)
+
+    def detect(self, image: np.ndarray) -> list[FaceLandmarks]:
+        _check_image(image)
+        h, w = image.shape[:2]
+        boxes = self._boxes.boxes(image) if self._boxes is not None else []
+        if not boxes and self._boxes is None:
+            boxes = [(0.0, 0.0, float(w), float(h))]
+        faces = []
+        for b in boxes:
+            pts = self.landmarks_in_box(image, b)
+            faces.append(
+                FaceLandmarks(np.column_stack([pts, np.zeros(len(pts))]).astype(np.float32), self.scheme, (w, h))
+            )
+        return faces
+
+
+def make_detector(spec: str) -> LandmarkDetector:
+    """'mediapipe' (default), 'dlib', or 'fan:/path/to/model_dir'."""
+    if spec in ("", "mediapipe"):
+        return MediaPipeFaceMesh()
+    if spec == "dlib":
+        return Dlib68()
+    if spec.startswith("fan:"):
+        return FaceAlignmentFAN(spec[4:])
+    raise ValueError(f"unknown landmark backend {spec!r}: use mediapipe, dlib or fan:MODEL_DIR")

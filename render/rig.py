@@ -22,7 +22,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from render import topology as T
-from render.landmarks import MEDIAPIPE_478, FaceLandmarks
+from render.landmarks import IBUG_68, MEDIAPIPE_478, FaceLandmarks
 
 KIND_FACE, KIND_OUTER, KIND_EYE_R, KIND_EYE_L, KIND_MOUTH = 0, 1, 2, 3, 4
 
@@ -76,6 +76,10 @@ class RigError(ValueError):
 
 def build_rig(image: np.ndarray, face: FaceLandmarks) -> FaceRig:
     """Build the rig of one face in an RGB uint8 image (landmarks from mediapipe's face mesh)."""
+    if face.scheme == IBUG_68:
+        from render.canonical import fit_ibug68
+
+        face = fit_ibug68(face.points, face.image_size)
     if face.scheme != MEDIAPIPE_478 or face.points.shape[0] < 478:
         raise RigError(f"the warp rig needs mediapipe's 478-point mesh, got {face.scheme} ({len(face.points)} points)")
     h, w = image.shape[:2]

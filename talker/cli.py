@@ -27,7 +27,10 @@ def _render(args: argparse.Namespace) -> int:
             bar.total = total
         bar.update(done - bar.n)
 
-    result = Pipeline().render_text(text, args.out, args.face, settings, progress)
+    from render.landmarks import make_detector
+
+    pipeline = Pipeline(detector=make_detector(args.landmarks))
+    result = pipeline.render_text(text, args.out, args.face, settings, progress)
     bar.close()
     if not args.quiet:
         t = result.timings_s
@@ -125,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", default="512", help="output size: 512, 640x480, or 'source' (default 512)")
     r.add_argument("--seed", type=int, default=0, help="seed for blinks and head motion (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--landmarks", default="mediapipe", help="landmark backend: mediapipe (default), dlib, or fan:MODEL_DIR"
+    )
     _expression_args(r)
     r.set_defaults(func=_render)
     m = sub.add_parser("motion", help="export the motion of spoken text as ARKit blendshape curves (JSON/CSV)")
