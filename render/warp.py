@@ -14,6 +14,7 @@ import numpy as np
 from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.deform import RigPose
+from render.eyes import EyePainter
 from render.mouth import MouthPainter
 from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, FaceRig
 
@@ -50,6 +51,9 @@ class WarpRenderer:
         self.eye_l_tris = rig.tri_kind == KIND_EYE_L
         self.mouth_tris = rig.tri_kind == KIND_MOUTH
         self.mouth = MouthPainter(rig)
+        self.eyes = EyePainter(rig)
+        self._br = CHANNEL_INDEX["eyeBlinkRight"]
+        self._bl = CHANNEL_INDEX["eyeBlinkLeft"]
         self._gx = CHANNEL_INDEX["eyeLookX"]
         self._gy = CHANNEL_INDEX["eyeLookY"]
         self.eye_w = float(np.linalg.norm(v0[133] - v0[33]))
@@ -138,6 +142,7 @@ class WarpRenderer:
         my = my[: y1 - y0, : x1 - x0]
         out[y0:y1, x0:x1] = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self.mouth.paint(out, vt, values)
+        self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
         return out
 
 

@@ -76,7 +76,8 @@ class QualityReport:
     jaw_r: float
     ear_open: float
     ear_blink: float
-    max_embedding_distance: float
+    max_embedding_distance: float  # over every frame
+    max_embedding_distance_eyes_open: float  # over every frame but the blink
 
     @property
     def ear_drop(self) -> float:
@@ -85,7 +86,8 @@ class QualityReport:
     def row(self) -> str:
         return (
             f"{Path(self.face).name:34s} found {self.detected}/{self.frames}  jaw r={self.jaw_r:.3f}  "
-            f"EAR drop {100 * self.ear_drop:.0f}%  max embedding distance {self.max_embedding_distance:.3f}"
+            f"EAR drop {100 * self.ear_drop:.0f}%  max embedding distance {self.max_embedding_distance:.3f} "
+            f"(eyes open {self.max_embedding_distance_eyes_open:.3f})"
         )
 
 
@@ -120,4 +122,7 @@ def evaluate(face: str | Path, judge: Judge, pipeline: Pipeline | None = None, s
     ear_open = next((eye_aspect_ratio(a[0]) for (k, _, _), a in zip(frames, found) if k == "open" and a), np.nan)
     ear_blink = next((eye_aspect_ratio(a[0]) for (k, _, _), a in zip(frames, found) if k == "blink" and a), np.nan)
     dists = [float(np.linalg.norm(a[1] - src_emb)) for a in found if a is not None]
-    return QualityReport(str(face), len(frames), detected, jaw_r, float(ear_open), float(ear_blink), max(dists))
+    open_d = [float(np.linalg.norm(a[1] - src_emb)) for (k, _, _), a in zip(frames, found) if a and k != "blink"]
+    return QualityReport(
+        str(face), len(frames), detected, jaw_r, float(ear_open), float(ear_blink), max(dists), max(open_d)
+    )
