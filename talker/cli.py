@@ -114,6 +114,20 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intensity", type=float, default=1.0, help="expression strength 0..1.5 (default 1)")
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from server.app import serve
+
+    serve(
+        args.host,
+        args.port,
+        args.log_level,
+        data_dir=args.data_dir,
+        max_sessions=args.max_sessions,
+        api_key=args.api_key,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="talker", description="Talking-head videos from one portrait and words.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -153,6 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="contact_sheet.png")
     s.add_argument("--tile", type=int, default=256, help="tile size in pixels")
     s.set_defaults(func=_sheet)
+    v = sub.add_parser("serve", help="run the live avatar server (HTTP API, WebRTC sessions, render jobs)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    v.add_argument(
+        "--data-dir", default=None, help="jobs database and files (default: $TALKER_DATA_DIR or ./talker-data)"
+    )
+    v.add_argument("--max-sessions", type=int, default=None, help="concurrent live sessions (default 4)")
+    v.add_argument("--api-key", default=None, help="require this key on API calls (default: $TALKER_API_KEY)")
+    v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    v.set_defaults(func=_serve)
     return ap
 
 

@@ -1,0 +1,203 @@
+"""The FastAPI app: ``create_app(settings)`` builds it; models load in its lifespan.
+
+Routers (one per resource): sessions (live WebRTC avatar), renders (offline MP4 jobs), portraits,
+voices, system (health, metrics, client config). The browser client is served at ``/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import cv2
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from audio.text import TextError
+from render.landmarks import NoFaceError
+from server.deps import ServerState, require_api_key
+from server.engine import Engine
+from server.jobs import JobRunner, JobStore
+from server.metrics import Metrics
+from server.portraits import PortraitStore, UploadError
+from server.routes import portraits, renders, sessions, system, voices
+from server.session import SessionError, SessionManager
+from server.settings import Settings
+from talker.portrait import ImageError
+
+log = logging.getLogger("talker.server")
+
+STATIC_DIR = Path(str(files("server").joinpath("static")))
+_UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and form fields around an upload
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for request bodies over the upload limit, before they are read in full."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge
+            return msg
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(send, limit)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = f'{{"detail":"the request body is over the limit of {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """The server app. ``engine``: already loaded models to share (tests); else loaded at start-up."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        cv_threads_before = cv2.getNumThreads()
+        if settings.cv_threads:
+            # one thread per render call: sessions render in parallel threads already, and OpenCV's
+            # pool competing with them (and with the voice) made a 16 ms frame take 70 ms on 2 cores
+            cv2.setNumThreads(settings.cv_threads)
+        eng = engine or Engine(tts_threads=settings.tts_threads)
+        if engine is None and settings.preload_models:
+            t0 = time.perf_counter()
+            await asyncio.to_thread(eng.load, settings.frame_size)
+            log.info("models loaded in %.1f s", time.perf_counter() - t0)
+        metrics = Metrics()
+        store = PortraitStore(settings.data_dir / "portraits")
+        jobs = JobStore(settings.data_dir / "jobs.sqlite3", settings.data_dir / "jobs")
+        requeued, failed = jobs.recover(settings.job_attempts)
+        if requeued or failed:
+            log.info("render jobs after restart: %d queued again, %d failed", requeued, failed)
+        manager = SessionManager(settings, eng, store, metrics)
+        manager.start()
+        runners = [JobRunner(f"talker-job-{i}", jobs, eng, metrics) for i in range(settings.job_workers)]
+        for r in runners:
+            r.start()
+        app.state.talker = ServerState(eng, manager, store, jobs, metrics, time.monotonic())
+        try:
+            yield
+        finally:
+            await manager.shutdown()
+            for r in runners:
+                r.stop()
+            await asyncio.to_thread(_join_all, runners)
+            jobs.close()
+            app.state.talker = None
+            cv2.setNumThreads(cv_threads_before)
+
+    app = FastAPI(
+        title="talker",
+        version="0.1.0",
+        summary="A portrait that speaks: live WebRTC avatar sessions and MP4 render jobs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + _UPLOAD_OVERHEAD_BYTES)
+
+    @app.exception_handler(SessionError)
+    async def _session_error(request: Request, e: SessionError) -> JSONResponse:
+        headers = {"Retry-After": "10"} if e.status == 429 else None
+        return _problem(e.status, e.message, headers)
+
+    @app.exception_handler(UploadError)
+    async def _upload_error(request: Request, e: UploadError) -> JSONResponse:
+        return _problem(e.status, str(e))
+
+    @app.exception_handler(TextError)
+    async def _text_error(request: Request, e: TextError) -> JSONResponse:
+        return _problem(422, str(e))
+
+    @app.exception_handler(ImageError)
+    async def _image_error(request: Request, e: ImageError) -> JSONResponse:
+        return _problem(422, str(e))
+
+    @app.exception_handler(NoFaceError)
+    async def _no_face(request: Request, e: NoFaceError) -> JSONResponse:
+        return _problem(422, str(e))
+
+    auth = [Depends(require_api_key)]
+    app.include_router(sessions.router, dependencies=auth)
+    app.include_router(renders.router, dependencies=auth)
+    app.include_router(portraits.router, dependencies=auth)
+    app.include_router(voices.router, dependencies=auth)
+    app.include_router(system.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **overrides: Any) -> None:
+    """Run the server with uvicorn (``talker serve``); ``overrides`` replace environment settings."""
+    import uvicorn
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+def _join_all(threads: list[JobRunner]) -> None:
+    for t in threads:
+        t.join(timeout=30)

@@ -1,0 +1,176 @@
+"""The loaded models, shared by every live session and render job of one server process.
+
+Built once in the app's lifespan (or passed in by tests): the Piper voice, the face detector, and the
+rigged avatars of the portraits in use. The server adds no model logic here, only sharing rules:
+Piper (espeak inside) is not safe to call from two threads at once, so synthesis is serialized, and
+live sessions go before render jobs when both wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from audio.piper_tts import PiperTTS
+from audio.types import Speech
+from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
+from server.portraits import DEFAULT_PORTRAIT, PortraitStore
+from talker.pipeline import Avatar, Pipeline
+
+log = logging.getLogger("talker.server")
+
+
+class PriorityLock:
+    """A mutex where callers marked ``live`` go first: background callers wait while a live one waits."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held = False
+        self._live_waiting = 0
+
+    @contextmanager
+    def hold(self, live: bool) -> Iterator[None]:
+        with self._cond:
+            if live:
+                self._live_waiting += 1
+            try:
+                while self._held or (not live and self._live_waiting > 0):
+                    self._cond.wait()
+            finally:
+                if live:
+                    self._live_waiting -= 1
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held = False
+                self._cond.notify_all()
+
+
+def _session_with_threads(model_path: Path, threads: int) -> Any:
+    """An onnxruntime session of a Piper voice (alignment output patched in, as ``PiperTTS`` does)
+    that uses ``threads`` intra-op threads and does not spin. onnxruntime's default (one spinning
+    thread per core) starves the renderers: measured on 2 cores with a 25 fps render running, a
+    0.8 s sentence took 0.36-0.66 s to synthesize and a frame 70 ms to render; with 1 thread
+    (and OpenCV on 1 thread) 0.10-0.13 s and 16 ms."""
+    import onnx
+    import onnxruntime
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    model = onnx.load(str(model_path))
+    try:
+        add_alignment_output(model)
+    except ValueError:  # already patched
+        pass
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(
+        model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+
+
+class SharedTTS(PiperTTS):
+    """``PiperTTS`` whose synthesis is serialized; live sessions call ``synthesize_live`` to go first.
+
+    ``threads``: onnxruntime intra-op threads (None keeps Piper's default session).
+    """
+
+    def __init__(self, model_path: str | Path | None = None, threads: int | None = 1) -> None:
+        super().__init__(model_path)
+        self.gate = PriorityLock()
+        self.threads = threads
+        self._tuned = False
+
+    def _load(self) -> Any:
+        voice = super()._load()
+        if self.threads and not self._tuned:
+            with self._lock:
+                if not self._tuned:
+                    try:
+                        voice.session = _session_with_threads(self.model_path, self.threads)
+                    except (ImportError, ValueError, RuntimeError, OSError) as e:  # keep Piper's own session
+                        log.warning("could not limit Piper to %d thread(s): %s", self.threads, e)
+                    self._tuned = True
+        return voice
+
+    def synthesize_sentence(self, sentence: str) -> Speech:
+        with self.gate.hold(live=False):
+            return super().synthesize_sentence(sentence)
+
+    def synthesize_live(self, sentence: str) -> Speech:
+        with self.gate.hold(live=True):
+            return PiperTTS.synthesize_sentence(self, sentence)
+
+
+class Engine:
+    """Models and rigged avatars. Thread-safe; every method may block (call it from worker threads)."""
+
+    def __init__(
+        self,
+        tts: SharedTTS | None = None,
+        detector: LandmarkDetector | None = None,
+        max_avatars: int = 16,
+        tts_threads: int | None = 1,
+    ) -> None:
+        self.tts = tts or SharedTTS(threads=tts_threads)
+        self.detector = detector or MediaPipeFaceMesh()
+        self.pipeline = Pipeline(tts=self.tts, detector=self.detector)
+        self._avatars: OrderedDict[tuple[str, int, int], Avatar] = OrderedDict()
+        self._avatar_lock = threading.Lock()
+        self._max_avatars = max_avatars
+        self.load_seconds: dict[str, float] = {}
+
+    def load(self, size: tuple[int, int]) -> None:
+        """Load the voice (and warm it up), the detector, and rig the default portrait."""
+        t0 = time.perf_counter()
+        self.tts.synthesize_live("Hello.")
+        t1 = time.perf_counter()
+        self.avatar(None, DEFAULT_PORTRAIT, size)
+        t2 = time.perf_counter()
+        self.load_seconds = {"tts": t1 - t0, "face": t2 - t1}
+
+    @property
+    def voice_name(self) -> str:
+        return self.tts.model_path.name.removesuffix(".onnx")
+
+    def avatar(self, store: PortraitStore | None, portrait_id: str, size: tuple[int, int]) -> Avatar:
+        """The rigged avatar of a portrait at ``size`` (cached; the first call detects the face, ~1 s).
+
+        Raises ``KeyError`` for an unknown portrait, ``talker.portrait.ImageError`` or
+        ``render.landmarks.NoFaceError`` for an unusable one.
+        """
+        key = (portrait_id, size[0], size[1])
+        with self._avatar_lock:
+            hit = self._avatars.get(key)
+            if hit is not None:
+                self._avatars.move_to_end(key)
+                return hit
+            path = None if portrait_id == DEFAULT_PORTRAIT else (store.path(portrait_id) if store else None)
+            if portrait_id != DEFAULT_PORTRAIT and path is None:
+                raise KeyError(portrait_id)
+            avatar = self.pipeline.prepare_avatar(path, size)
+            self._avatars[key] = avatar
+            while len(self._avatars) > self._max_avatars:
+                self._avatars.popitem(last=False)
+            return avatar
+
+    def prepare_avatar_file(self, path: Path | None, size: tuple[int, int]) -> Avatar:
+        """Rig a portrait file (None: the bundled one) without caching it (render jobs)."""
+        if path is None:
+            return self.avatar(None, DEFAULT_PORTRAIT, size)
+        with self._avatar_lock:
+            return self.pipeline.prepare_avatar(path, size)
+
+    def forget(self, portrait_id: str) -> None:
+        with self._avatar_lock:
+            for key in [k for k in self._avatars if k[0] == portrait_id]:
+                del self._avatars[key]

@@ -1,0 +1,313 @@
+"""Offline render jobs: persisted in SQLite (stdlib ``sqlite3``) with their files under the data dir.
+
+A job is a row (text, portrait file, settings, status, progress) plus a folder ``jobs/<id>/`` with
+its portrait and, once done, ``result.mp4``. Worker threads claim queued jobs one at a time. After a
+restart nothing is lost: queued jobs run, and jobs that were running when the process stopped are
+queued again until ``job_attempts`` is used up, then marked failed with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from audio.piper_tts import TTSError
+from audio.text import TextError
+from render.landmarks import NoFaceError
+from server.engine import Engine
+from server.metrics import Metrics
+from talker.pipeline import RenderSettings
+from talker.portrait import ImageError
+
+log = logging.getLogger("talker.server")
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+ACTIVE = (QUEUED, RUNNING)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    text TEXT NOT NULL,
+    portrait_id TEXT NOT NULL,
+    portrait_file TEXT,
+    fps REAL NOT NULL,
+    size INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    stage TEXT NOT NULL DEFAULT 'queued',
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    result_file TEXT,
+    duration_s REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
+"""
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when it was cancelled."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    status: str
+    text: str
+    portrait_id: str
+    portrait_file: str | None
+    fps: float
+    size: int
+    seed: int
+    progress: float
+    stage: str
+    error: str | None
+    attempts: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    result_file: str | None
+    duration_s: float | None
+
+
+class JobStore:
+    """All job state; thread-safe (one connection behind a lock)."""
+
+    def __init__(self, db_path: Path, files_dir: Path) -> None:
+        self.files_dir = Path(files_dir)
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=10.0)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        self._work = threading.Condition()
+        self._cancelled: set[str] = set()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # --------------------------------------------------------------------------- reads
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Job(**dict(row)) if row else None
+
+    def list(self, limit: int = 100) -> list[Job]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+        return [Job(**dict(r)) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        out = {s: 0 for s in (QUEUED, RUNNING, DONE, FAILED, CANCELLED)}
+        out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.files_dir / job_id
+
+    # --------------------------------------------------------------------------- writes
+    def create(
+        self, text: str, portrait_id: str, portrait: tuple[bytes, str] | Path | None, fps: float, size: int, seed: int
+    ) -> Job:
+        """Queue a job. ``portrait``: (bytes, extension) of an upload, a file to copy, or None (default)."""
+        job_id = uuid.uuid4().hex
+        d = self.job_dir(job_id)
+        d.mkdir(parents=True)
+        pfile: str | None = None
+        if isinstance(portrait, tuple):
+            data, ext = portrait
+            p = d / f"portrait{ext}"
+            p.write_bytes(data)
+            pfile = str(p)
+        elif isinstance(portrait, Path):
+            p = d / f"portrait{portrait.suffix}"
+            shutil.copyfile(portrait, p)
+            pfile = str(p)
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO jobs (id, status, text, portrait_id, portrait_file, fps, size, seed, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, QUEUED, text, portrait_id, pfile, fps, size, seed, time.time()),
+            )
+        with self._work:
+            self._work.notify_all()
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def claim_next(self) -> Job | None:
+        """Mark the oldest queued job running and return it (atomic across threads)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id FROM jobs WHERE status = ? ORDER BY created_at LIMIT 1", (QUEUED,)
+            ).fetchone()
+            if row is None:
+                return None
+            cur = self._conn.execute(
+                "UPDATE jobs SET status = ?, attempts = attempts + 1, started_at = ?, stage = 'starting', error = NULL"
+                " WHERE id = ? AND status = ?",
+                (RUNNING, time.time(), row[0], QUEUED),
+            )
+            if cur.rowcount != 1:  # pragma: no cover - cancelled in between
+                return None
+        return self.get(row[0])
+
+    def wait_for_work(self, timeout: float) -> None:
+        with self._work:
+            self._work.wait(timeout)
+
+    def wake_all(self) -> None:
+        with self._work:
+            self._work.notify_all()
+
+    def set_progress(self, job_id: str, progress: float, stage: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE jobs SET progress = ?, stage = ? WHERE id = ? AND status = ?",
+                (progress, stage, job_id, RUNNING),
+            )
+
+    def finish(self, job_id: str, result: Path, duration_s: float) -> bool:
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE jobs SET status = ?, progress = 1, stage = 'done', finished_at = ?, result_file = ?,"
+                " duration_s = ? WHERE id = ? AND status = ?",
+                (DONE, time.time(), str(result), duration_s, job_id, RUNNING),
+            )
+            return cur.rowcount == 1
+
+    def fail(self, job_id: str, reason: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE jobs SET status = ?, stage = 'failed', error = ?, finished_at = ? WHERE id = ? AND status = ?",
+                (FAILED, reason, time.time(), job_id, RUNNING),
+            )
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job (a running one stops at its next frame). False if not active."""
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE jobs SET status = ?, stage = 'cancelled', finished_at = ?, error = 'cancelled by request'"
+                " WHERE id = ? AND status IN (?, ?)",
+                (CANCELLED, time.time(), job_id, QUEUED, RUNNING),
+            )
+            if cur.rowcount == 1:
+                self._cancelled.add(job_id)
+                return True
+            return False
+
+    def is_cancelled(self, job_id: str) -> bool:
+        return job_id in self._cancelled
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a finished job and its files."""
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM jobs WHERE id = ? AND status NOT IN (?, ?)", (job_id, QUEUED, RUNNING)
+            )
+            deleted = cur.rowcount == 1
+        if deleted:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            self._cancelled.discard(job_id)
+        return deleted
+
+    def recover(self, max_attempts: int) -> tuple[int, int]:
+        """After a restart: jobs left 'running' are queued again, or failed once out of attempts."""
+        with self._lock:
+            requeued = self._conn.execute(
+                "UPDATE jobs SET status = ?, stage = 'queued', progress = 0,"
+                " error = 'interrupted by a server restart; retrying' WHERE status = ? AND attempts < ?",
+                (QUEUED, RUNNING, max_attempts),
+            ).rowcount
+            failed = self._conn.execute(
+                "UPDATE jobs SET status = ?, stage = 'failed', finished_at = ?,"
+                " error = 'interrupted by a server restart ' || attempts || ' time(s); not retried again'"
+                " WHERE status = ?",
+                (FAILED, time.time(), RUNNING),
+            ).rowcount
+        return requeued, failed
+
+
+class JobRunner(threading.Thread):
+    """Runs queued jobs one after another with the shared engine (TTS yields to live sessions)."""
+
+    def __init__(self, name: str, store: JobStore, engine: Engine, metrics: Metrics) -> None:
+        super().__init__(name=name, daemon=True)
+        self.store = store
+        self.engine = engine
+        self.metrics = metrics
+        self._stop_event = threading.Event()
+        self.current: str | None = None
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.store.wake_all()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            job = self.store.claim_next()
+            if job is None:
+                self.store.wait_for_work(1.0)
+                continue
+            self.current = job.id
+            try:
+                self._execute(job)
+            finally:
+                self.current = None
+
+    def _execute(self, job: Job) -> None:
+        store = self.store
+        t0 = time.perf_counter()
+        out = store.job_dir(job.id) / "result.mp4"
+        last_write = [0.0]
+
+        def check() -> None:
+            if store.is_cancelled(job.id) or self._stop_event.is_set():
+                raise JobCancelled(job.id)
+
+        def progress(done: int, total: int) -> None:
+            check()
+            now = time.monotonic()
+            if now - last_write[0] > 0.25 or done == total:
+                last_write[0] = now
+                store.set_progress(job.id, 0.2 + 0.8 * done / max(total, 1), "render")
+
+        try:
+            size = (job.size, job.size)
+            store.set_progress(job.id, 0.01, "face")
+            portrait = Path(job.portrait_file) if job.portrait_file else None
+            avatar = self.engine.prepare_avatar_file(portrait, size)
+            check()
+            store.set_progress(job.id, 0.05, "tts")
+            speech = self.engine.pipeline.synthesize(job.text)
+            check()
+            store.set_progress(job.id, 0.2, "render")
+            settings = RenderSettings(fps=job.fps, size=size, seed=job.seed)
+            result = self.engine.pipeline.render_mp4(avatar, speech, out, settings, progress)
+            if store.finish(job.id, out, result.duration_s):
+                self.metrics.job_seconds.observe(time.perf_counter() - t0)
+            else:
+                out.unlink(missing_ok=True)
+        except JobCancelled:
+            out.unlink(missing_ok=True)
+            if self._stop_event.is_set() and not store.is_cancelled(job.id):
+                pass  # shutting down: the job stays 'running' and is retried after the restart
+        except (TextError, ImageError, NoFaceError, TTSError) as e:
+            store.fail(job.id, str(e))
+        except (ValueError, OSError, RuntimeError) as e:
+            log.exception("render job %s failed", job.id)
+            store.fail(job.id, f"{type(e).__name__}: {e}")

@@ -1,0 +1,106 @@
+"""Uploaded portraits: checked (bytes, pixels, decodable) and kept as files under the data dir."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORTRAIT = "default"
+"""Id of the bundled public-domain portrait; always available."""
+
+_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
+MIN_SIDE_PX = 32
+
+
+class UploadError(ValueError):
+    """An upload that cannot be used; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int
+    height: int
+
+
+def check_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """Validate an uploaded image without trusting its name or content type.
+
+    Raises ``UploadError``: 400 empty, 413 over ``max_bytes``, 415 not a decodable image,
+    422 over ``max_pixels`` or under 32x32.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise UploadError(400, "the uploaded portrait is empty")
+    if len(data) > max_bytes:
+        raise UploadError(413, f"the uploaded portrait is {len(data)} bytes; the limit is {max_bytes} bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = str(im.format or "")
+            w, h = im.size
+            if w * h > max_pixels:
+                raise UploadError(
+                    422, f"the uploaded portrait is {w}x{h} = {w * h} pixels; the limit is {max_pixels} pixels"
+                )
+            if min(w, h) < MIN_SIDE_PX:
+                raise UploadError(422, f"the uploaded portrait is only {w}x{h} pixels; need at least 32x32")
+            im.load()
+    except UploadError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise UploadError(415, f"the uploaded file is not a readable image (JPEG, PNG, WebP...): {e}") from e
+    except (OSError, ValueError, SyntaxError) as e:
+        raise UploadError(415, f"the uploaded image could not be decoded: {e}") from e
+    if fmt not in EXTENSIONS:
+        raise UploadError(415, f"image format {fmt or 'unknown'} is not supported; use {', '.join(EXTENSIONS)}")
+    return ImageInfo(fmt, w, h)
+
+
+class PortraitStore:
+    """Portrait files under ``root``; an id is the first 16 hex digits of the file's SHA-256."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def save(self, data: bytes, info: ImageInfo) -> str:
+        pid = hashlib.sha256(data).hexdigest()[:16]
+        with self._lock:
+            if self.path(pid) is None:
+                tmp = self.root / f".{pid}.part"
+                tmp.write_bytes(data)
+                tmp.replace(self.root / f"{pid}{EXTENSIONS[info.format]}")
+        return pid
+
+    def path(self, portrait_id: str) -> Path | None:
+        """The file of an uploaded portrait, or None (the default portrait has no file here)."""
+        if not _ID_RE.match(portrait_id):
+            return None
+        for p in self.root.glob(f"{portrait_id}.*"):
+            if p.is_file() and not p.name.startswith("."):
+                return p
+        return None
+
+    def exists(self, portrait_id: str) -> bool:
+        return portrait_id == DEFAULT_PORTRAIT or self.path(portrait_id) is not None
+
+    def ids(self) -> list[str]:
+        return sorted(p.stem for p in self.root.iterdir() if p.is_file() and _ID_RE.match(p.stem))
+
+    def delete(self, portrait_id: str) -> bool:
+        p = self.path(portrait_id)
+        if p is None:
+            return False
+        p.unlink(missing_ok=True)
+        return True

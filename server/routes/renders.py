@@ -1,0 +1,115 @@
+"""Offline render jobs: text + portrait -> MP4, persisted across restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse
+
+from audio.text import clean_text
+from server.deps import get_jobs, get_portraits, get_settings
+from server.jobs import ACTIVE, DONE, Job, JobStore
+from server.portraits import DEFAULT_PORTRAIT, EXTENSIONS, PortraitStore, check_image
+from server.routes.portraits import read_upload
+from server.schemas import JobInfo, Problem
+from server.settings import Settings
+
+router = APIRouter(prefix="/renders", tags=["renders"])
+
+
+def job_info(job: Job, request: Request | None = None, status: str | None = None) -> JobInfo:
+    url = None
+    if job.status == DONE and request is not None:
+        url = str(request.url_for("render_result", job_id=job.id))
+    return JobInfo(
+        job_id=job.id,
+        status=status or job.status,  # type: ignore[arg-type]
+        progress=job.progress,
+        stage=job.stage,
+        error=job.error,
+        attempts=job.attempts,
+        portrait_id=job.portrait_id,
+        fps=job.fps,
+        size=job.size,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        duration_s=job.duration_s,
+        result_url=url,
+    )
+
+
+def _get(store: JobStore, job_id: str) -> Job:
+    job = store.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no render job {job_id!r}")
+    return job
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobInfo,
+    responses={404: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}, 422: {"model": Problem}},
+)
+async def create_render(
+    request: Request,
+    text: str = Form(..., description="the words to speak"),
+    portrait: UploadFile | None = File(None, description="a portrait image (else portrait_id or the default)"),
+    portrait_id: str = Form(DEFAULT_PORTRAIT, description="'default' or an id from POST /portraits"),
+    seed: int = Form(0, description="seed for blinks and head motion"),
+    settings: Settings = Depends(get_settings),
+    store: JobStore = Depends(get_jobs),
+    portraits: PortraitStore = Depends(get_portraits),
+) -> JobInfo:
+    """Queue a render; poll GET /renders/{id} for progress, then fetch /renders/{id}/result."""
+    text = clean_text(text)
+    src: tuple[bytes, str] | Path | None = None
+    if portrait is not None and portrait.filename:
+        data = await read_upload(portrait, settings)
+        info = check_image(data, settings.max_upload_bytes, settings.max_image_pixels)
+        src = (data, EXTENSIONS[info.format])
+        portrait_id = "upload"
+    elif portrait_id != DEFAULT_PORTRAIT:
+        path = portraits.path(portrait_id)
+        if path is None:
+            raise HTTPException(404, f"no portrait {portrait_id!r}; upload one with POST /portraits")
+        src = path
+    job = store.create(text, portrait_id, src, settings.fps, settings.size, seed)
+    return job_info(job, request)
+
+
+@router.get("", response_model=list[JobInfo])
+async def list_renders(request: Request, store: JobStore = Depends(get_jobs)) -> list[JobInfo]:
+    return [job_info(j, request) for j in store.list()]
+
+
+@router.get("/{job_id}", response_model=JobInfo, responses={404: {"model": Problem}})
+async def get_render(job_id: str, request: Request, store: JobStore = Depends(get_jobs)) -> JobInfo:
+    return job_info(_get(store, job_id), request)
+
+
+@router.get(
+    "/{job_id}/result",
+    response_class=FileResponse,
+    responses={200: {"content": {"video/mp4": {}}}, 404: {"model": Problem}, 409: {"model": Problem}},
+)
+async def render_result(job_id: str, store: JobStore = Depends(get_jobs)) -> FileResponse:
+    job = _get(store, job_id)
+    if job.status != DONE or not job.result_file:
+        raise HTTPException(
+            409, f"render job {job_id} is {job.status}, not done" + (f": {job.error}" if job.error else "")
+        )
+    return FileResponse(job.result_file, media_type="video/mp4", filename=f"talker-{job_id}.mp4")
+
+
+@router.delete("/{job_id}", response_model=JobInfo, responses={404: {"model": Problem}})
+async def delete_render(job_id: str, request: Request, store: JobStore = Depends(get_jobs)) -> JobInfo:
+    """Cancel a queued or running job; a finished job is deleted with its files (status 'deleted')."""
+    job = _get(store, job_id)
+    if job.status in ACTIVE:
+        store.cancel(job_id)
+        return job_info(_get(store, job_id), request)
+    store.delete(job_id)
+    return job_info(job, request, status="deleted")

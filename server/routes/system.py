@@ -1,0 +1,79 @@
+"""Health, metrics and the browser client's configuration."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
+
+from server.deps import ServerState, get_settings, get_state, require_api_key
+from server.metrics import gauge
+from server.schemas import ClientConfig, Health
+from server.settings import Settings
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health", response_model=Health)
+async def health(state: ServerState = Depends(get_state), settings: Settings = Depends(get_settings)) -> Health:
+    """Liveness and load (no API key needed)."""
+    counts = state.jobs.counts()
+    return Health(
+        status="ok",
+        models_loaded=bool(state.engine.load_seconds) or not settings.preload_models,
+        sessions=len(state.manager.sessions),
+        max_sessions=settings.max_sessions,
+        jobs_queued=counts["queued"],
+        jobs_running=counts["running"],
+        uptime_s=time.monotonic() - state.started_at,
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(require_api_key)])
+async def metrics(state: ServerState = Depends(get_state), settings: Settings = Depends(get_settings)) -> str:
+    """Prometheus text format: sessions, frame rates, queue depths, latencies, jobs."""
+    sessions = list(state.manager.sessions.values())
+    statuses = [(s.id, s.status()) for s in sessions]
+    lines = state.metrics.render()
+    lines += gauge("talker_sessions_active", "live sessions", [(None, len(sessions))])
+    lines += gauge("talker_sessions_max", "session limit", [(None, settings.max_sessions)])
+    lines += gauge(
+        "talker_session_fps", "video frames sent per second", [({"session": i}, st.fps) for i, st in statuses]
+    )
+    lines += gauge(
+        "talker_session_say_queue",
+        "say requests waiting for the voice",
+        [({"session": i}, st.say_queue) for i, st in statuses],
+    )
+    lines += gauge(
+        "talker_session_segments_waiting",
+        "synthesized sentences waiting to play",
+        [({"session": i}, st.segments_waiting) for i, st in statuses],
+    )
+    lines += gauge(
+        "talker_session_frames_ahead",
+        "rendered frames waiting to be sent",
+        [({"session": i}, st.frames_rendered_ahead) for i, st in statuses],
+    )
+    lines += gauge(
+        "talker_session_speaking",
+        "1 while the avatar speaks",
+        [({"session": i}, float(st.speaking)) for i, st in statuses],
+    )
+    counts = state.jobs.counts()
+    lines += gauge("talker_render_jobs", "render jobs by status", [({"status": k}, v) for k, v in counts.items()])
+    return "\n".join(lines) + "\n"
+
+
+@router.get("/config", response_model=ClientConfig, dependencies=[Depends(require_api_key)])
+async def client_config(settings: Settings = Depends(get_settings)) -> ClientConfig:
+    """What the browser page needs: ICE servers (STUN/TURN) and limits."""
+    return ClientConfig(
+        ice_servers=settings.ice_servers(),
+        fps=settings.fps,
+        width=settings.size,
+        height=settings.size,
+        max_say_chars=settings.max_say_chars,
+        max_upload_bytes=settings.max_upload_bytes,
+    )

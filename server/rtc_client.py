@@ -1,0 +1,167 @@
+"""A small aiortc client of the live session API, for tests and ``server.bench_server``.
+
+It offers recvonly audio + video, posts the offer to ``POST /sessions``, and records every frame it
+receives with its arrival time; when the server stamps debug markers it also decodes them. The time
+each RTP packet arrives is recorded too, so A/V offsets can be measured before the receiver's own
+jitter buffers (aiortc holds 4 audio packets, a browser adapts its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame, VideoFrame
+
+from server import markers
+
+
+@dataclass
+class VideoSample:
+    t: float  # time.perf_counter() when the decoded frame came out of the track
+    pts: int
+    width: int
+    height: int
+    marker: markers.Marker | None
+    luma_mean: float
+    rtp_t: float | None  # arrival of the frame's first RTP packet
+
+
+@dataclass
+class AudioSample:
+    t: float
+    pts: int
+    rms: float
+    beep: int | None  # sample offset of a debug beep in this frame
+    rtp_t: float | None
+
+
+@dataclass
+class Received:
+    video: list[VideoSample] = field(default_factory=list)
+    audio: list[AudioSample] = field(default_factory=list)
+
+
+class AvatarClient:
+    """One live session seen from the receiving side."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, decode_markers: bool = False) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self.http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30.0)
+        self.decode_markers = decode_markers
+        self.pc = RTCPeerConnection()
+        self.session_id: str | None = None
+        self.received = Received()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rtp_first: dict[tuple[str, int], float] = {}
+        self.connected = asyncio.Event()
+
+    async def connect(self, portrait_id: str = "default") -> dict[str, Any]:
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.addTransceiver("video", direction="recvonly")
+
+        @self.pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            self._tasks.append(asyncio.ensure_future(self._consume(track)))
+
+        @self.pc.on("connectionstatechange")
+        def _on_state() -> None:
+            if self.pc.connectionState == "connected":
+                self.connected.set()
+
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        r = await self.http.post(
+            "/sessions", json={"sdp": self.pc.localDescription.sdp, "type": "offer", "portrait_id": portrait_id}
+        )
+        if r.status_code != 201:
+            raise RuntimeError(f"POST /sessions -> {r.status_code}: {r.text}")
+        body: dict[str, Any] = r.json()
+        self.session_id = body["session_id"]
+        self._hook_rtp()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type=body["type"]))
+        return body
+
+    def _hook_rtp(self) -> None:
+        for tr in self.pc.getTransceivers():
+            receiver = tr.receiver
+            kind = tr.kind
+            original = receiver._handle_rtp_packet
+
+            async def hooked(packet: Any, arrival_time_ms: int, _orig: Any = original, _kind: str = kind) -> None:
+                self._rtp_first.setdefault((_kind, int(packet.timestamp)), time.perf_counter())
+                await _orig(packet, arrival_time_ms)
+
+            receiver._handle_rtp_packet = hooked  # type: ignore[method-assign]
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            t = time.perf_counter()
+            pts = int(frame.pts or 0)
+            if isinstance(frame, VideoFrame):
+                w, h = frame.width, frame.height
+                plane = frame.planes[0]
+                luma = np.frombuffer(memoryview(plane), np.uint8).reshape(h, plane.line_size)[:, :w]
+                mk = markers.read(luma) if self.decode_markers else None
+                self.received.video.append(
+                    VideoSample(
+                        t,
+                        pts,
+                        w,
+                        h,
+                        mk,
+                        float(luma[::8, ::8].mean()),
+                        self._rtp_first.get(("video", pts)),
+                    )
+                )
+            elif isinstance(frame, AudioFrame):
+                pcm = frame.to_ndarray().reshape(-1)
+                if frame.layout.name == "stereo":
+                    pcm = pcm[::2]
+                rms = float(np.sqrt(np.mean((pcm.astype(np.float64) / 32768.0) ** 2)))
+                beep = markers.beep_onset(pcm) if self.decode_markers else None
+                self.received.audio.append(AudioSample(t, pts, rms, beep, self._rtp_first.get(("audio", pts))))
+
+    async def wait_frames(self, n_video: int, timeout: float = 20.0) -> None:
+        """Wait until ``n_video`` more video frames have arrived."""
+        target = len(self.received.video) + n_video
+        t_end = time.monotonic() + timeout
+        while len(self.received.video) < target:
+            if time.monotonic() > t_end:
+                raise TimeoutError(f"only {len(self.received.video)} of {target} video frames after {timeout} s")
+            await asyncio.sleep(0.01)
+
+    async def say(self, text: str, interrupt: bool = False) -> httpx.Response:
+        return await self.http.post(f"/sessions/{self.session_id}/say", json={"text": text, "interrupt": interrupt})
+
+    async def interrupt(self) -> httpx.Response:
+        return await self.http.post(f"/sessions/{self.session_id}/interrupt")
+
+    async def status(self) -> dict[str, Any]:
+        r = await self.http.get(f"/sessions/{self.session_id}")
+        r.raise_for_status()
+        out: dict[str, Any] = r.json()
+        return out
+
+    async def close(self, delete: bool = True) -> None:
+        if delete and self.session_id:
+            try:
+                await self.http.delete(f"/sessions/{self.session_id}")
+            except httpx.HTTPError:
+                pass
+        await self.pc.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.http.aclose()

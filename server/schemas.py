@@ -1,0 +1,112 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI docs at /docs)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Problem(BaseModel):
+    detail: str = Field(description="what is wrong, naming the bad value")
+
+
+class Offer(BaseModel):
+    sdp: str = Field(max_length=200_000, description="the browser's SDP offer (recvonly audio + video)")
+    type: Literal["offer"] = "offer"
+    portrait_id: str = Field(default="default", max_length=64, description="'default' or an id from POST /portraits")
+
+
+class Answer(BaseModel):
+    session_id: str
+    sdp: str
+    type: Literal["answer"] = "answer"
+    fps: float
+    width: int
+    height: int
+    idle_timeout_s: float
+    max_session_s: float
+
+
+class SayBody(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000)
+    interrupt: bool = Field(default=False, description="stop what is being said first (barge-in)")
+
+
+class SayAccepted(BaseModel):
+    session_id: str
+    utterance_id: int
+    waiting: int = Field(description="say requests waiting for the voice, this one included")
+
+
+class InterruptResult(BaseModel):
+    session_id: str
+    interrupted: bool
+    idle_from_frame: int | None = Field(default=None, description="first frame index that is idle again")
+
+
+class SessionInfo(BaseModel):
+    session_id: str
+    state: Literal["new", "connected", "closed"]
+    portrait_id: str
+    speaking: bool
+    age_s: float
+    idle_s: float
+    frames_sent: int
+    frames_late: int
+    audio_frames_sent: int
+    fps: float
+    say_queue: int
+    segments_waiting: int
+    frames_rendered_ahead: int
+    close_reason: str | None
+    errors: list[str]
+
+
+class PortraitInfo(BaseModel):
+    portrait_id: str
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+
+
+class VoiceInfo(BaseModel):
+    voice_id: str
+    sample_rate: int
+    language: str | None = None
+
+
+class JobInfo(BaseModel):
+    job_id: str
+    status: Literal["queued", "running", "done", "failed", "cancelled", "deleted"]
+    progress: float = Field(description="0..1")
+    stage: str
+    error: str | None
+    attempts: int
+    portrait_id: str
+    fps: float
+    size: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration_s: float | None = Field(default=None, description="length of the rendered video")
+    result_url: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    models_loaded: bool
+    sessions: int
+    max_sessions: int
+    jobs_queued: int
+    jobs_running: int
+    uptime_s: float
+
+
+class ClientConfig(BaseModel):
+    ice_servers: list[dict[str, object]]
+    fps: float
+    width: int
+    height: int
+    max_say_chars: int
+    max_upload_bytes: int

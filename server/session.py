@@ -1,0 +1,395 @@
+"""Live avatar sessions: one WebRTC peer connection, two tracks, two worker threads each.
+
+``SessionManager`` owns them: it enforces the session limit, answers offers, and closes sessions
+that idle too long, run too long, never connect or lose their peer. Closing stops the tracks, the
+peer connection and both threads; nothing outlives a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError
+from aiortc.sdp import SessionDescription
+
+from audio.text import clean_text
+from server.clock import MediaClock
+from server.engine import Engine
+from server.metrics import Metrics
+from server.portraits import PortraitStore
+from server.settings import Settings
+from server.timeline import FramePlan, Timeline
+from server.tracks import AvatarAudioTrack, AvatarVideoTrack
+from server.workers import RenderWorker, SayRequest, SpeechWorker
+
+log = logging.getLogger("talker.server")
+
+RENDER_BUDGET_S = 0.03
+"""Time kept free to render the first frame of new speech before it is sent (a frame takes ~16 ms)."""
+
+
+class SessionError(Exception):
+    """A session request that cannot be served; ``status`` is the HTTP status to answer with."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SessionLimitError(SessionError):
+    status = 429
+
+
+class SessionNotFound(SessionError):
+    status = 404
+
+
+class BadOffer(SessionError):
+    status = 400
+
+
+class SayQueueFull(SessionError):
+    status = 429
+
+
+class SessionClosed(SessionError):
+    status = 409
+
+
+def check_offer(sdp: str) -> None:
+    """Reject offers the avatar cannot answer, naming what is wrong (raises ``BadOffer``)."""
+    if not sdp.strip():
+        raise BadOffer("the SDP offer is empty")
+    try:
+        desc = SessionDescription.parse(sdp)
+    except (ValueError, IndexError, KeyError, TypeError) as e:
+        raise BadOffer(f"the SDP offer cannot be parsed: {e}") from e
+    kinds = [m.kind for m in desc.media]
+    if "audio" not in kinds or "video" not in kinds:
+        raise BadOffer(f"the SDP offer has media {kinds or 'none'}; it needs one audio and one video m-line (recvonly)")
+    for m in desc.media:
+        if m.kind in ("audio", "video") and m.direction in ("sendonly", "inactive"):
+            raise BadOffer(
+                f"the offer's {m.kind} m-line is {m.direction}; the avatar sends media, offer recvonly or sendrecv"
+            )
+        if m.kind in ("audio", "video") and not (m.ice and m.ice.usernameFragment and m.dtls and m.dtls.fingerprints):
+            raise BadOffer(f"the offer's {m.kind} m-line has no ICE credentials or DTLS fingerprint")
+
+
+@dataclass
+class SessionStatus:
+    session_id: str
+    state: str
+    portrait_id: str
+    speaking: bool
+    age_s: float
+    idle_s: float
+    frames_sent: int
+    frames_late: int
+    audio_frames_sent: int
+    fps: float
+    say_queue: int
+    segments_waiting: int
+    frames_rendered_ahead: int
+    close_reason: str | None
+    errors: list[str]
+
+
+class Session:
+    def __init__(
+        self, sid: str, number: int, settings: Settings, engine: Engine, rig: Any, portrait_id: str, metrics: Metrics
+    ) -> None:
+        self.id = sid
+        self.portrait_id = portrait_id
+        self.settings = settings
+        self.metrics = metrics
+        fps = settings.fps
+        self.clock = MediaClock(fps)
+        self.timeline = Timeline(
+            fps,
+            engine.tts.sample_rate,
+            seed=settings.seed + number,
+            markers=settings.debug_markers,
+            earliest_frame=self._earliest_frame,
+        )
+        short = sid[:8]
+        self.renderer = RenderWorker(
+            f"talker-render-{short}",
+            rig,
+            self.timeline,
+            self.clock,
+            settings.lead_frames,
+            metrics,
+            settings.debug_markers,
+        )
+        self.speech = SpeechWorker(
+            f"talker-speech-{short}",
+            engine.tts,
+            self.timeline,
+            fps,
+            settings.first_piece_chars,
+            settings.say_queue,
+            metrics,
+        )
+        h, w = rig.image.shape[:2]
+        self.blank_yuv = np.full((h * 3 // 2, w), 128, np.uint8)
+        self.blank_yuv[:h] = 16
+        self.audio_track = AvatarAudioTrack(self)
+        self.video_track = AvatarVideoTrack(self)
+        ice = [
+            RTCIceServer(urls=i["urls"], username=i.get("username"), credential=i.get("credential"))  # type: ignore[arg-type]
+            for i in settings.ice_servers()
+        ]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice or None))
+        self.created_at = self.last_activity = time.monotonic()
+        self.connected_at: float | None = None
+        self.state = "new"
+        self.close_reason: str | None = None
+        self._utterance = 0
+        self._interrupt_pending: tuple[int, float] | None = None
+        self.on_ended: Any = None  # callable(session, reason), set by the manager
+
+    def _earliest_frame(self) -> int:
+        """First frame whose send time is at least ``RENDER_BUDGET_S`` away (new speech starts there)."""
+        if not self.clock.started:
+            return 0
+        t = time.monotonic() + RENDER_BUDGET_S
+        return int(np.ceil(self.clock.sample_at(t) / self.clock.samples_per_frame))
+
+    # --------------------------------------------------------------------------- signalling
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the offer, attach the tracks, start the workers; returns the answer SDP."""
+
+        @self.pc.on("connectionstatechange")
+        async def _on_state() -> None:
+            st = self.pc.connectionState
+            if st == "connected" and self.connected_at is None:
+                self.connected_at = time.monotonic()
+                self.state = "connected"
+            elif st in ("failed", "closed") and self.state != "closed" and self.on_ended is not None:
+                self.on_ended(self, f"peer connection {st}")
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for track in (self.audio_track, self.video_track):
+            sender = self.pc.addTrack(track)
+            for t in self.pc.getTransceivers():
+                if t.sender is sender:
+                    t.direction = "sendonly"
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        self.renderer.start()
+        self.speech.start()
+        return str(self.pc.localDescription.sdp)
+
+    # --------------------------------------------------------------------------- commands
+    def say(self, text: str, interrupt: bool = False) -> tuple[int, int]:
+        """Queue text to speak after what is already queued (or instead of it with ``interrupt``).
+
+        Returns (utterance id, requests waiting). Raises ``audio.text.TextError`` for unusable text,
+        ``SayQueueFull`` when ``say_queue`` requests wait, ``SessionClosed`` after close.
+        """
+        if self.state == "closed":
+            raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
+        text = clean_text(text, self.settings.max_say_chars)
+        if interrupt:
+            self.interrupt()
+        self._utterance += 1
+        req = SayRequest(self._utterance, text, self.timeline.epoch, time.monotonic())
+        try:
+            self.speech.submit(req)
+        except queue.Full as e:
+            raise SayQueueFull(
+                f"session {self.id} already has {self.settings.say_queue} utterances waiting; "
+                "wait for them or interrupt"
+            ) from e
+        self.last_activity = time.monotonic()
+        self.metrics.utterances.inc()
+        return self._utterance, self.speech.requests.qsize()
+
+    def interrupt(self) -> int | None:
+        """Stop speaking: the first frame not yet sent is idle. Returns that frame, None if silent."""
+        if self.state == "closed":
+            raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
+        now = time.monotonic()
+        self.speech.clear()
+        cut = self.timeline.interrupt()
+        self.renderer.wake()
+        self.last_activity = now
+        if cut is not None:
+            self._interrupt_pending = (cut, now)
+        return cut
+
+    def on_video_frame(self, k: int, plan: FramePlan | None) -> None:
+        """Called by the video track for every frame it hands over (latency bookkeeping)."""
+        if plan is None:
+            return
+        if plan.first and plan.said_at is not None:
+            self.metrics.say_to_first_frame.observe(time.monotonic() - plan.said_at)
+        pend = self._interrupt_pending
+        if pend is not None and k >= pend[0]:
+            self.metrics.interrupt_to_idle.observe(time.monotonic() - pend[1])
+            self._interrupt_pending = None
+
+    def status(self) -> SessionStatus:
+        st = self.timeline.state()
+        now = time.monotonic()
+        errors = list(self.speech.errors)
+        if self.renderer.error is not None:
+            errors.append(f"render: {self.renderer.error}")
+        return SessionStatus(
+            session_id=self.id,
+            state=self.state,
+            portrait_id=self.portrait_id,
+            speaking=st.speaking,
+            age_s=now - self.created_at,
+            idle_s=now - self.last_activity,
+            frames_sent=self.video_track.frames_sent,
+            frames_late=self.video_track.frames_late,
+            audio_frames_sent=self.audio_track.frames_sent,
+            fps=self.video_track.fps(),
+            say_queue=self.speech.requests.qsize(),
+            segments_waiting=st.waiting_segments,
+            frames_rendered_ahead=self.renderer.ahead,
+            close_reason=self.close_reason,
+            errors=errors,
+        )
+
+    # --------------------------------------------------------------------------- lifecycle
+    async def close(self, reason: str) -> None:
+        if self.state == "closed":
+            return
+        self.state = "closed"
+        self.close_reason = reason
+        self.speech.stop()
+        self.timeline.close()
+        self.renderer.stop()
+        self.audio_track.stop()
+        self.video_track.stop()
+        await self.pc.close()
+        await asyncio.to_thread(self._join)
+
+    def _join(self) -> None:
+        for t in (self.renderer, self.speech):
+            if t.ident is not None:
+                t.join(timeout=10.0)
+                if t.is_alive():  # pragma: no cover - a synthesis call longer than 10 s
+                    log.warning("thread %s still running after session close", t.name)
+
+
+class SessionManager:
+    """All live sessions of this process."""
+
+    def __init__(self, settings: Settings, engine: Engine, portraits: PortraitStore, metrics: Metrics) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.portraits = portraits
+        self.metrics = metrics
+        self.sessions: dict[str, Session] = {}
+        self._reserved = 0
+        self._count = 0
+        self._recently_closed: OrderedDict[str, str] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_loop(), name="talker-session-reaper")
+
+    async def create(self, offer_sdp: str, portrait_id: str) -> tuple[Session, str]:
+        """Open a session for an SDP offer; returns it with the answer SDP."""
+        s = self.settings
+        if len(self.sessions) + self._reserved >= s.max_sessions:
+            self.metrics.sessions_rejected.inc()
+            raise SessionLimitError(
+                f"this server already runs {s.max_sessions} live sessions (its limit); close one or try again later"
+            )
+        check_offer(offer_sdp)
+        if not self.portraits.exists(portrait_id):
+            raise SessionNotFound(f"no portrait {portrait_id!r}; upload one with POST /portraits or use 'default'")
+        self._reserved += 1
+        try:
+            avatar = await asyncio.to_thread(self.engine.avatar, self.portraits, portrait_id, s.frame_size)
+            self._count += 1
+            session = Session(uuid.uuid4().hex, self._count, s, self.engine, avatar.rig, portrait_id, self.metrics)
+            session.on_ended = self._on_ended
+            try:
+                answer = await session.answer(offer_sdp)
+            except (ValueError, InvalidAccessError, InvalidStateError, InternalError) as e:
+                await session.close("bad offer")
+                raise BadOffer(f"the SDP offer was refused: {e}") from e
+            self.sessions[session.id] = session
+        finally:
+            self._reserved -= 1
+        self.metrics.sessions_created.inc()
+        log.info("session %s opened (%d live)", session.id, len(self.sessions))
+        return session, answer
+
+    def get(self, sid: str) -> Session:
+        session = self.sessions.get(sid)
+        if session is None:
+            why = self._recently_closed.get(sid)
+            if why:
+                raise SessionNotFound(f"session {sid} was closed ({why})")
+            raise SessionNotFound(f"no session {sid}")
+        return session
+
+    async def close(self, sid: str, reason: str) -> None:
+        """Close a session (no-op when it is already gone)."""
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return
+        self._recently_closed[sid] = reason
+        while len(self._recently_closed) > 256:
+            self._recently_closed.popitem(last=False)
+        await session.close(reason)
+        self.metrics.sessions_closed.inc()
+        log.info("session %s closed: %s (%d live)", sid, reason, len(self.sessions))
+
+    def _on_ended(self, session: Session, reason: str) -> None:
+        if session.id in self.sessions:
+            task = asyncio.get_running_loop().create_task(self.close(session.id, reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _expired(self, session: Session, now: float) -> str | None:
+        s = self.settings
+        if session.connected_at is None and now - session.created_at > s.connect_timeout_s:
+            return f"the peer did not connect within {s.connect_timeout_s:g} s"
+        if now - session.last_activity > s.idle_timeout_s:
+            return f"idle for {s.idle_timeout_s:g} s"
+        if now - session.created_at > s.max_session_s:
+            return f"reached the maximum session length of {s.max_session_s:g} s"
+        if session.renderer.error is not None:
+            return f"rendering failed: {session.renderer.error}"
+        return None
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.idle_timeout_s / 4))
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                reason = self._expired(session, now)
+                if reason and session.id in self.sessions:
+                    await self.close(session.id, reason)
+
+    async def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            try:
+                await self._reaper
+            except asyncio.CancelledError:
+                pass
+        for sid in list(self.sessions):
+            await self.close(sid, "server shutting down")
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

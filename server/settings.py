@@ -1,0 +1,121 @@
+"""Server settings: environment variables with the ``TALKER_`` prefix (or a ``.env`` file).
+
+Every limit the server enforces lives here, so an operator finds them in one place and tests override
+them by passing ``Settings(...)`` to ``create_app``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AUDIO_SAMPLE_RATE = 48_000
+"""WebRTC audio rate (Hz): Opus runs at 48 kHz; sessions produce audio at this rate."""
+
+AUDIO_FRAME_SAMPLES = 960
+"""Samples per WebRTC audio frame (20 ms at 48 kHz)."""
+
+
+def _split_urls(value: object) -> object:
+    """Accept a list or one comma-separated string (``stun:a:3478,stun:b:3478``)."""
+    if isinstance(value, str):
+        return [u.strip() for u in value.split(",") if u.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Live sessions, render jobs and HTTP limits. Env: ``TALKER_<FIELD>`` (e.g. ``TALKER_MAX_SESSIONS=8``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TALKER_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("talker-data"), description="jobs database, uploaded portraits, rendered MP4s")
+
+    # live sessions
+    max_sessions: int = Field(default=4, ge=1, le=256, description="concurrent live sessions; more get HTTP 429")
+    idle_timeout_s: float = Field(
+        default=300.0, gt=0, description="close a session after this long without say/interrupt"
+    )
+    max_session_s: float = Field(default=3600.0, gt=0, description="close a session this long after it was opened")
+    connect_timeout_s: float = Field(default=30.0, gt=0, description="close a session whose peer never connects")
+    fps: float = Field(default=25.0, description="video frame rate of sessions and renders; 48000/fps must be whole")
+    size: int = Field(default=512, ge=64, le=2048, description="frame width and height in pixels (even)")
+    lead_frames: int = Field(default=2, ge=1, le=25, description="frames rendered ahead of the send clock")
+    say_queue: int = Field(default=8, ge=1, le=256, description="utterances waiting per session; more get HTTP 429")
+    max_say_chars: int = Field(default=2000, ge=1, le=20_000, description="longest text for one say request")
+    first_piece_chars: int = Field(
+        default=30,
+        ge=10,
+        le=400,
+        description="a first sentence longer than this is split at clauses, so speech starts sooner",
+    )
+    seed: int = Field(default=0, description="base seed for idle motion (blinks, head drift)")
+    debug_markers: bool = Field(
+        default=False, description="stamp frame numbers into video and beeps into audio (for bench_server only)"
+    )
+
+    # ICE servers handed to the server's peer connections and to the browser page
+    stun_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_username: str | None = None
+    turn_credential: str | None = None
+
+    # HTTP
+    api_key: str | None = Field(default=None, description="when set, every API call needs X-API-Key or Bearer auth")
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="largest portrait upload")
+    max_image_pixels: int = Field(default=40_000_000, ge=1024, le=40_000_000, description="largest portrait (w*h)")
+
+    # render jobs
+    job_workers: int = Field(default=1, ge=0, le=16, description="render job threads (0: queue only, nothing runs)")
+    job_attempts: int = Field(default=2, ge=1, le=10, description="tries per job when a restart interrupts it")
+    tts_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads of the voice (non-spinning)")
+    cv_threads: int = Field(default=1, ge=0, le=64, description="OpenCV threads per render call (0: OpenCV's default)")
+    preload_models: bool = Field(default=True, description="load the voice and face detector at start-up")
+
+    @field_validator("stun_urls", "turn_urls", mode="before")
+    @classmethod
+    def _urls(cls, v: object) -> object:
+        return _split_urls(v)
+
+    @field_validator("fps")
+    @classmethod
+    def _fps(cls, v: float) -> float:
+        if not 1 <= v <= 60:
+            raise ValueError(f"fps must be between 1 and 60, got {v}")
+        spf = AUDIO_SAMPLE_RATE / v
+        if abs(spf - round(spf)) > 1e-9:
+            raise ValueError(f"fps {v} does not divide {AUDIO_SAMPLE_RATE} Hz into whole samples per frame")
+        return float(v)
+
+    @field_validator("size")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        return v - v % 2
+
+    @model_validator(mode="after")
+    def _turn(self) -> Settings:
+        if self.turn_urls and not (self.turn_username and self.turn_credential):
+            raise ValueError("turn_urls need turn_username and turn_credential")
+        return self
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Audio samples (48 kHz) per video frame."""
+        return int(round(AUDIO_SAMPLE_RATE / self.fps))
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
+    def ice_servers(self) -> list[dict[str, object]]:
+        """ICE servers in the browser's ``RTCIceServer`` shape."""
+        out: list[dict[str, object]] = []
+        if self.stun_urls:
+            out.append({"urls": list(self.stun_urls)})
+        if self.turn_urls:
+            out.append(
+                {"urls": list(self.turn_urls), "username": self.turn_username, "credential": self.turn_credential}
+            )
+        return out

@@ -1,0 +1,138 @@
+"""The two WebRTC tracks of a live session, paced by one media clock.
+
+Audio: 20 ms frames (960 samples, s16 mono, 48 kHz; aiortc encodes Opus). Video: one I420 frame per
+1/fps. Both are stamped from the same sample counter (``pts`` in 1/48000 s units), and both are handed
+to aiortc when the clock reaches their time, so the RTCP sender reports of the two streams map to the
+same wall clock: the receiver can line them up. The tracks never compute anything heavy: audio comes
+from the timeline, images from the render worker's store. A frame that is not rendered in time is
+replaced by the previous one (counted as late) rather than delaying the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame, VideoFrame
+
+from server.settings import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from server.session import Session
+
+TIME_BASE = Fraction(1, AUDIO_SAMPLE_RATE)
+MAX_AUDIO_LAG_S = 0.2
+"""An audio sender this far behind the clock (event loop stalled) skips ahead instead of bursting."""
+MAX_VIDEO_LAG_FRAMES = 3
+LATE_GRACE_FRAMES = 0.5
+"""How long past its time the video track waits for a frame still being rendered (in frame periods)."""
+FIRST_FRAME_WAIT_S = 1.0
+
+
+class AvatarAudioTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self._s = session
+        self._next: int | None = None
+        self.frames_sent = 0
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        s = self._s
+        clock = s.clock
+        clock.start()
+        now = time.monotonic()
+        if self._next is None:
+            self._next = max(0, int(np.ceil(clock.sample_at(now) / AUDIO_FRAME_SAMPLES)))
+        n = self._next
+        delay = clock.time_of_sample(n * AUDIO_FRAME_SAMPLES) - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif -delay > MAX_AUDIO_LAG_S:
+            n2 = int(np.ceil(clock.sample_at(now) / AUDIO_FRAME_SAMPLES))
+            s.metrics.audio_skipped.inc(n2 - n)
+            n = n2
+        if self.readyState != "live":
+            raise MediaStreamError
+        pcm = s.timeline.take_audio(n * AUDIO_FRAME_SAMPLES, AUDIO_FRAME_SAMPLES)
+        frame = AudioFrame(format="s16", layout="mono", samples=AUDIO_FRAME_SAMPLES)
+        frame.planes[0].update(pcm.tobytes())
+        frame.sample_rate = AUDIO_SAMPLE_RATE
+        frame.pts = n * AUDIO_FRAME_SAMPLES
+        frame.time_base = TIME_BASE
+        self._next = n + 1
+        self.frames_sent += 1
+        s.metrics.audio_frames.inc()
+        return frame
+
+
+class AvatarVideoTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self._s = session
+        self._next: int | None = None
+        self._last: np.ndarray | None = None
+        self.frames_sent = 0
+        self.frames_late = 0
+        self._t_first: float | None = None
+
+    def fps(self) -> float:
+        """Frames handed to WebRTC per second since the first one."""
+        if self._t_first is None or self.frames_sent < 2:
+            return 0.0
+        return (self.frames_sent - 1) / max(time.monotonic() - self._t_first, 1e-6)
+
+    async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        s = self._s
+        clock = s.clock
+        clock.start()
+        now = time.monotonic()
+        if self._next is None:
+            self._next = max(0, clock.frame_at(now))
+        k = self._next
+        delay = clock.time_of_frame(k) - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif -delay > MAX_VIDEO_LAG_FRAMES / clock.fps:
+            k2 = clock.frame_at(now)
+            s.metrics.video_skipped.inc(k2 - k)
+            k = k2
+        if self.readyState != "live":
+            raise MediaStreamError
+        plan = s.timeline.video_plan(k)
+        frame = s.renderer.get(k, plan.generation) if plan is not None else None
+        if frame is None and plan is not None:
+            s.renderer.wake()
+            grace = FIRST_FRAME_WAIT_S if self._last is None else LATE_GRACE_FRAMES / clock.fps
+            limit = clock.time_of_frame(k) + grace
+            while frame is None and time.monotonic() < limit and self.readyState == "live":
+                await asyncio.sleep(0.002)
+                frame = s.renderer.get(k, plan.generation)
+        if frame is not None:
+            yuv = frame.yuv
+            self._last = yuv
+        else:
+            self.frames_late += 1
+            s.metrics.video_late.inc()
+            yuv = self._last if self._last is not None else s.blank_yuv
+        vf = VideoFrame.from_ndarray(yuv, format="yuv420p")
+        vf.pts = k * clock.samples_per_frame
+        vf.time_base = TIME_BASE
+        self._next = k + 1
+        self.frames_sent += 1
+        if self._t_first is None:
+            self._t_first = time.monotonic()
+        s.metrics.video_frames.inc()
+        s.on_video_frame(k, plan)
+        return vf

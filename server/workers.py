@@ -1,0 +1,204 @@
+"""A live session's two worker threads; the event loop only schedules, these do the CPU work.
+
+* ``SpeechWorker``: say requests (bounded queue) -> sentences -> Piper (shared, serialized) ->
+  48 kHz segments -> ``Timeline.push_segment`` (bounded: blocks while 2 segments wait).
+* ``RenderWorker``: keeps the frames from the send clock to ``lead`` frames ahead rendered (warp ->
+  I420), in a small store the video track reads. Frames whose time has passed are not rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from audio.piper_tts import TTSError
+from audio.text import TextError, split_sentences
+from render.rig import FaceRig
+from render.warp import WarpRenderer
+from server import markers
+from server.clock import MediaClock
+from server.engine import SharedTTS
+from server.metrics import Metrics
+from server.timeline import Timeline, make_segment
+
+log = logging.getLogger("talker.server")
+
+
+@dataclass(frozen=True)
+class SayRequest:
+    utterance: int
+    text: str
+    epoch: int
+    said_at: float
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    index: int
+    generation: int
+    yuv: np.ndarray  # I420 (H * 3 / 2, W) uint8
+    speaking: bool
+
+
+class SpeechWorker(threading.Thread):
+    """Turns say requests into timeline segments, one sentence at a time."""
+
+    def __init__(
+        self,
+        name: str,
+        tts: SharedTTS,
+        timeline: Timeline,
+        fps: float,
+        piece_chars: int,
+        maxsize: int,
+        metrics: Metrics,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self.tts = tts
+        self.timeline = timeline
+        self.fps = fps
+        self.piece_chars = piece_chars
+        self.metrics = metrics
+        self.requests: queue.Queue[SayRequest | None] = queue.Queue(maxsize)
+        self._stop_event = threading.Event()
+        self.errors: list[str] = []
+
+    def submit(self, req: SayRequest) -> None:
+        """Queue a request; raises ``queue.Full`` when ``maxsize`` are waiting."""
+        self.requests.put_nowait(req)
+
+    def clear(self) -> None:
+        while True:
+            try:
+                self.requests.get_nowait()
+            except queue.Empty:
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.clear()
+        try:
+            self.requests.put_nowait(None)
+        except queue.Full:  # pragma: no cover - just cleared
+            pass
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            req = self.requests.get()
+            if req is None:
+                return
+            if req.epoch != self.timeline.epoch:
+                continue
+            try:
+                self._speak(req)
+            except (TTSError, TextError, ValueError) as e:
+                self.metrics.tts_errors.inc()
+                self.errors = (self.errors + [f"utterance {req.utterance}: {e}"])[-5:]
+                log.warning("session speech failed for utterance %d: %s", req.utterance, e)
+
+    def _speak(self, req: SayRequest) -> None:
+        pieces = split_sentences(req.text)
+        if pieces and len(pieces[0]) > self.piece_chars:
+            # a short first piece starts speech sooner; the rest is synthesized while it plays
+            pieces = split_sentences(pieces[0], max_clause_chars=self.piece_chars) + pieces[1:]
+        for i, piece in enumerate(pieces):
+            if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
+                return
+            t0 = time.perf_counter()
+            speech = self.tts.synthesize_live(piece)
+            self.metrics.tts_piece.observe(time.perf_counter() - t0)
+            if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
+                return
+            seg = make_segment(speech, self.fps, req.utterance, req.epoch, i == 0, req.said_at)
+            if not self.timeline.push_segment(seg):
+                return
+
+
+class RenderWorker(threading.Thread):
+    """Renders frames [send clock, send clock + lead] of the timeline into I420 images."""
+
+    def __init__(
+        self,
+        name: str,
+        rig: FaceRig,
+        timeline: Timeline,
+        clock: MediaClock,
+        lead: int,
+        metrics: Metrics,
+        debug_markers: bool = False,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self.rig = rig
+        self.timeline = timeline
+        self.clock = clock
+        self.lead = lead
+        self.metrics = metrics
+        self.debug_markers = debug_markers
+        self._store: dict[int, RenderedFrame] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop_event = threading.Event()
+        self.frames_rendered = 0
+        self.error: BaseException | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self._wake.set()
+
+    def get(self, k: int, generation: int) -> RenderedFrame | None:
+        with self._lock:
+            f = self._store.get(k)
+        return f if f is not None and f.generation == generation else None
+
+    @property
+    def ahead(self) -> int:
+        """Rendered frames waiting to be sent."""
+        with self._lock:
+            return len(self._store)
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except Exception as e:  # noqa: BLE001 - reported in the session status and the log, then the thread ends
+            self.error = e
+            log.exception("render worker %s failed", self.name)
+
+    def _loop(self) -> None:
+        renderer = WarpRenderer(self.rig)
+        w = self.rig.size[0]
+        while not self._stop_event.is_set():
+            self._wake.clear()
+            if not self.clock.started:
+                self._wake.wait(0.01)
+                continue
+            now_k = self.clock.frame_at(time.monotonic())
+            tl = self.timeline
+            lo = now_k
+            hi = now_k + self.lead
+            todo = [p for p in tl.frames_to_render(lo, hi) if self.get(p.index, p.generation) is None]
+            if todo:
+                p = todo[0]
+                assert p.values is not None
+                t0 = time.perf_counter()
+                rgb = renderer.render(p.values)
+                yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+                if self.debug_markers:
+                    markers.stamp(yuv, w, p.index, p.speaking)
+                self.metrics.render_frame.observe(time.perf_counter() - t0)
+                with self._lock:
+                    self._store[p.index] = RenderedFrame(p.index, p.generation, yuv, p.speaking)
+                    for k in [k for k in self._store if k < lo - 1]:
+                        del self._store[k]
+                self.frames_rendered += 1
+                continue
+            wait = self.clock.time_of_frame(now_k + 1) - time.monotonic()
+            self._wake.wait(max(0.0, min(wait, 0.1)) + 0.0005)
