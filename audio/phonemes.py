@@ -129,3 +129,24 @@ def ipa_units(tokens: list[str]) -> list[tuple[str, list[int]]]:
             out.append(("?", [i]))
             i += 1
     return out
+
+
+def ipa_to_arpabet(ipa: str) -> list[tuple[str, int]]:
+    """ARPAbet phones with stress (0 none, 1 primary, 2 secondary) for an IPA string of one or more words.
+
+    Word breaks, pauses, length marks and symbols without an ARPAbet equivalent are dropped; a stress mark
+    applies to the next vowel.
+    """
+    out: list[tuple[str, int]] = []
+    pending = 0
+    for unit, _ in ipa_units(list(ipa)):
+        if unit.startswith("'"):
+            pending = int(unit[1])
+        elif unit in ("|", ",", ":", "?"):
+            continue
+        elif unit in VOWELS:
+            out.append((unit, pending))
+            pending = 0
+        else:
+            out.append((unit, 0))
+    return out
