@@ -50,7 +50,8 @@ class MouthPainter:
         cols = np.arange(x0, x1, dtype=np.float32)
         yu = _curve(up, cols)
         yl = _curve(lo, cols)
-        if float((yl - yu).max()) < 0.05:
+        open_px = float((yl - yu).max())
+        if open_px < 0.05:
             return  # lips together: nothing of the interior shows
         y0 = max(0, int(np.floor(yu.min())) - 1)
         y1 = min(h, int(np.ceil(yl.max())) + 2)
@@ -59,7 +60,9 @@ class MouthPainter:
         # exact vertical coverage of each pixel by the opening [yu, yl] (anti-aliased, no fill seams)
         rows = np.arange(y0, y1, dtype=np.float32)[:, None]
         cover = np.minimum(rows + 0.5, yl[None, :]) - np.maximum(rows - 0.5, yu[None, :])
-        alpha = np.clip(cover, 0.0, 1.0)[..., None]
+        # between contour points the interpolated lip lines can part by a fraction of a pixel even when
+        # every pair of points meets: an opening under ~1.5 px is faded rather than drawn as a sliver
+        alpha = (np.clip(cover, 0.0, 1.0) * min(1.0, open_px / 1.5))[..., None]
         layer = self._synth(vt, x0, y0, x1, y1, synth_teeth=not self.open_source)
         if self.open_source:
             self._overlay_source_teeth(layer, vt, x0, y0, x1, y1)
@@ -177,3 +180,45 @@ def _source_hole_masks(shape: tuple[int, int], v0: np.ndarray) -> tuple[np.ndarr
         cv2.fillPoly(m, [p], (255,), lineType=cv2.LINE_AA, shift=_AA_SHIFT)
         out.append(m.astype(np.float32) / 255.0)
     return out[0], out[1]
+
+
+def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
+    """The portrait with the teeth and shadow next to the inner lip edge painted over in lip colour.
+
+    The detector's inner-lip contour of a smiling, open mouth usually lies a pixel or two inside the
+    teeth, so the lip triangles carry a sliver of tooth; when such a mouth is closed that sliver would
+    show along the seam. Warping the lips from this image instead (in proportion to how far the mouth
+    is closed) keeps the seam lip-coloured. None when the portrait's mouth is closed or its lips and
+    teeth cannot be told apart by colour.
+    """
+    if not rig.mouth_open_source:
+        return None
+    img = rig.image
+    h, w = img.shape[:2]
+    v = rig.verts[:, :2].astype(np.float64)
+    f = img.astype(np.float32)
+    redness = f[..., 0] - 0.5 * (f[..., 1] + f[..., 2])
+    hole = np.zeros((h, w), np.uint8)
+    inner = np.concatenate([v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER[::-1]]])
+    cv2.fillPoly(hole, [np.round(inner).astype(np.int32)], (255,))
+    outer = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(
+        outer, [np.round(np.concatenate([v[T.LIP_OUTER_UPPER], v[T.LIP_OUTER_LOWER[::-1]]])).astype(np.int32)], (255,)
+    )
+    lips = (outer > 0) & (hole == 0)
+    if not lips.any() or not hole.any():
+        return None
+    r_lip = float(np.median(redness[lips]))
+    r_in = float(np.median(redness[hole > 0]))
+    if r_lip - r_in < 12:
+        return None
+    # a band around the inner contour: the lips' inner edge and the opening's outer rim
+    band = np.zeros((h, w), np.uint8)
+    width = max(2, int(round(0.07 * rig.iod)))
+    cv2.polylines(band, [np.round(inner).astype(np.int32)], True, (255,), thickness=width)
+    # ... and the whole opening: where the lips meet, the (upsampled) warp map may sample its middle
+    mask = (((band > 0) & (outer > 0) & (redness < 0.5 * (r_lip + r_in))) | (hole > 0)).astype(np.uint8) * 255
+    if not mask.any():
+        return None
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    return cv2.inpaint(np.ascontiguousarray(img), mask, max(2, width), cv2.INPAINT_TELEA)

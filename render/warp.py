@@ -15,7 +15,7 @@ from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.deform import RigPose
 from render.eyes import EyePainter
-from render.mouth import MouthPainter
+from render.mouth import MouthPainter, lip_extended_source
 from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, FaceRig
 
 _MOVED_PX = 0.05  # vertices that move less than this are treated as still
@@ -27,8 +27,8 @@ class WarpRenderer:
     name = "warp"
 
     def __init__(self, rig: FaceRig, map_scale: int | None = None) -> None:
-        """``map_scale``: the warp map is computed on a grid this many times coarser (default: 2 for
-        frames of 384 px and more, else 1)."""
+        """``map_scale``: the warp map is computed on a grid this many times coarser (default: from the
+        face size, 1 for small faces up to 4 for large ones)."""
         self.rig = rig
         self.pose = RigPose(rig)
         self.src = rig.image
@@ -51,6 +51,11 @@ class WarpRenderer:
         self.eye_l_tris = rig.tri_kind == KIND_EYE_L
         self.mouth_tris = rig.tri_kind == KIND_MOUTH
         self.mouth = MouthPainter(rig)
+        self.lip_source = lip_extended_source(rig)
+        from render.rig import MAX_LIP_GAP_IOD
+
+        self._max_gap = MAX_LIP_GAP_IOD
+        self._lip_ids = np.array(T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER)
         self.eyes = EyePainter(rig)
         self._br = CHANNEL_INDEX["eyeBlinkRight"]
         self._bl = CHANNEL_INDEX["eyeBlinkLeft"]
@@ -58,7 +63,37 @@ class WarpRenderer:
         self._gy = CHANNEL_INDEX["eyeLookY"]
         self.eye_w = float(np.linalg.norm(v0[133] - v0[33]))
         self.src_tri = v0[tris]  # (M, 3, 2)
-        self.map_scale = int(map_scale) if map_scale else (2 if min(self.h, self.w) >= 384 else 1)
+        # one map cell per ~1/30 of the inter-ocular distance: fine enough for the piecewise-affine map
+        self.map_scale = int(map_scale) if map_scale else int(np.clip(round(rig.iod / 30.0), 1, 4))
+
+    def _lips_from_extended(
+        self, out: np.ndarray, vt: np.ndarray, values: np.ndarray, mx: np.ndarray, my: np.ndarray, x0: int, y0: int
+    ) -> None:
+        """Blend in the lips warped from the lip-extended portrait, as far as the mouth is closing."""
+        c = _lip_closure(values, self.rig.source_gap, self._max_gap)
+        if c <= 0.01 or self.lip_source is None:
+            return
+        lips = vt[self._lip_ids]
+        pad = 2
+        lx0 = max(x0, int(np.floor(lips[:, 0].min())) - pad)
+        ly0 = max(y0, int(np.floor(lips[:, 1].min())) - pad)
+        lx1 = min(x0 + mx.shape[1], int(np.ceil(lips[:, 0].max())) + pad + 1)
+        ly1 = min(y0 + mx.shape[0], int(np.ceil(lips[:, 1].max())) + pad + 1)
+        if lx1 <= lx0 or ly1 <= ly0:
+            return
+        sub_x = mx[ly0 - y0 : ly1 - y0, lx0 - x0 : lx1 - x0]
+        sub_y = my[ly0 - y0 : ly1 - y0, lx0 - x0 : lx1 - x0]
+        ext = cv2.remap(self.lip_source, sub_x, sub_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        region = out[ly0:ly1, lx0:lx1]
+        region[:] = (region.astype(np.float32) * (1 - c) + ext.astype(np.float32) * c).astype(np.uint8)
+        # where closed lips meet there is a soft dark line
+        if c > 0.3:
+            seam = np.zeros(region.shape[:2], np.uint8)
+            mid = 0.5 * (vt[T.LIP_INNER_UPPER] + vt[T.LIP_INNER_LOWER]) - np.array([lx0, ly0])
+            cv2.polylines(seam, [np.round(mid * 8).astype(np.int32)], False, (255,), 1, cv2.LINE_AA, shift=3)
+            a = (cv2.GaussianBlur(seam.astype(np.float32) / 255.0, (0, 0), 0.6) * 0.45 * (c - 0.3) / 0.7)[..., None]
+            dark = self.rig.lip_rgb * 0.35
+            region[:] = (region.astype(np.float32) * (1 - a) + dark * a).astype(np.uint8)
 
     def neutral_values(self) -> np.ndarray:
         """Channel values that reproduce the portrait exactly (its own mouth opening)."""
@@ -141,9 +176,19 @@ class WarpRenderer:
         mx = mx[: y1 - y0, : x1 - x0]
         my = my[: y1 - y0, : x1 - x0]
         out[y0:y1, x0:x1] = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if self.lip_source is not None:
+            self._lips_from_extended(out, vt, values, mx, my, x0, y0)
         self.mouth.paint(out, vt, values)
         self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
         return out
+
+
+def _lip_closure(values: np.ndarray, source_gap: float, max_gap: float) -> float:
+    """How far the mouth is closed relative to the portrait's own opening: 0 as in the portrait, 1 shut."""
+    jaw = float(np.clip(values[CHANNEL_INDEX["jawOpen"]], 0, 1.2))
+    close = float(np.clip(values[CHANNEL_INDEX["mouthClose"]], 0, 1))
+    gap = max_gap * jaw * (1 - close)
+    return float(np.clip(1.0 - gap / max(source_gap, 1e-6), 0.0, 1.0))
 
 
 def _affines(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
