@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -373,6 +374,11 @@ class Aligner:
         return segs, words, total_score / total_frames, oov
 
     def _run(self, dec: Any, data: bytes, what: str) -> None:
+        # start_stream resets the noise estimate, which otherwise carries over from earlier audio and
+        # makes results depend on what was decoded before
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "unnecessary", says pocketsphinx 5; it is not
+            dec.start_stream()
         dec.start_utt()
         dec.process_raw(data, full_utt=True)
         try:
@@ -489,9 +495,7 @@ class Aligner:
         dec = self._allphone()
         segs: list[_Seg] = []
         for a, b in _quiet_cuts(x16, ALIGN_SR, self.window_s):
-            dec.start_utt()
-            dec.process_raw(to_pcm16(x16[a:b]), full_utt=True)
-            dec.end_utt()
+            self._run(dec, to_pcm16(x16[a:b]), "phone recognition")
             off = a / ALIGN_SR
             for s in dec.seg():
                 start, end = int(s.start_frame), int(s.end_frame) + 1
@@ -696,13 +700,18 @@ def energy_phones(x: np.ndarray, sr: int) -> list[_Seg]:
             segs[-1].end = t + hop_s
         else:
             segs.append(_Seg(t, t + hop_s, lab, 1 if lab == "AA" else 0))
-    # phones shorter than 30 ms merge into the previous one (energy does not resolve them)
+    # phones shorter than 30 ms join a neighbour (energy does not resolve them), then equal neighbours merge
     out: list[_Seg] = []
-    for s in segs:
-        if out and s.end - s.start < 0.03:
-            out[-1].end = s.end
+    for sg in segs:
+        if out and (sg.end - sg.start < 0.03 or out[-1].end - out[-1].start < 0.03 and len(out) == 1):
+            if out[-1].end - out[-1].start < 0.03 and len(out) == 1:
+                out[-1] = _Seg(out[-1].start, sg.end, sg.sym, sg.stress)
+            else:
+                out[-1].end = sg.end
+        elif out and out[-1].sym == sg.sym:
+            out[-1].end = sg.end
         else:
-            out.append(s)
+            out.append(sg)
     return out
 
 

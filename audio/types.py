@@ -117,3 +117,10 @@ def pad_speech(speech: Speech, lead_s: float, tail_s: float) -> Speech:
         else:
             ph.append(Phone(ph[-1].end_s if ph else 0.0, end, SILENCE))
     return Speech(samples, sr, tuple(ph), words, speech.text)
+
+
+def silence(duration_s: float, sample_rate: int) -> Speech:
+    """``duration_s`` of silence as one SIL phone."""
+    n = int(round(max(0.0, duration_s) * sample_rate))
+    phones = (Phone(0.0, n / sample_rate, SILENCE),) if n else ()
+    return Speech(np.zeros(n, np.float32), sample_rate, phones)
