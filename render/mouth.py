@@ -220,5 +220,5 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     mask = (((band > 0) & (outer > 0) & (redness < 0.5 * (r_lip + r_in))) | (hole > 0)).astype(np.uint8) * 255
     if not mask.any():
         return None
-    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-    return cv2.inpaint(np.ascontiguousarray(img), mask, max(2, width), cv2.INPAINT_TELEA)
+    grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    return np.asarray(cv2.inpaint(np.ascontiguousarray(img), grown, max(2, width), cv2.INPAINT_TELEA))

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 BENCH_TEXT = (
     "Good evening, and welcome to the show. Tonight we travel from the bottom of the sea to the edge "
@@ -47,9 +48,29 @@ def main(args: argparse.Namespace) -> int:
     n = result.n_frames
 
     track = p.motion(speech, settings)
+    from dataclasses import fields
+
+    from render.rig import build_rig
+
+    framed_img, framed_face = avatar.rig.image, None
+    del framed_face
+    t0 = time.perf_counter()
+    for _ in range(5):
+        face = p.detector.detect(framed_img)[0]
+    t_detect = (time.perf_counter() - t0) / 5
+    t0 = time.perf_counter()
+    for _ in range(5):
+        build_rig(framed_img, face)
+    t_rig = (time.perf_counter() - t0) / 5
+    rig_bytes = sum(
+        getattr(avatar.rig, f.name).nbytes for f in fields(avatar.rig) if hasattr(getattr(avatar.rig, f.name), "nbytes")
+    )
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     r = WarpRenderer(avatar.rig)
+    extra = sum(a.nbytes for a in vars(r.mouth).values() if isinstance(a, np.ndarray))
+    extra += r.lip_source.nbytes if r.lip_source is not None else 0
+    r.render(track.values[0])
     t0 = time.perf_counter()
     for k in range(n):
         r.render(track.values[k])
@@ -74,6 +95,11 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"  per frame (1 thread):      {1000 * t_one / n:7.2f} ms   rig vertices {len(avatar.rig.verts)}, "
         f"triangles {len(avatar.rig.tris)}"
+    )
+    print(f"  landmarks (mediapipe):     {1000 * t_detect:7.1f} ms per portrait")
+    print(
+        f"  rig build:                 {1000 * t_rig:7.1f} ms per portrait; rig memory "
+        f"{rig_bytes / 1e6:.2f} MB (+{extra / 1e6:.2f} MB renderer buffers)"
     )
     print(f"output: {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

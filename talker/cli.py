@@ -31,6 +31,8 @@ def _render(args: argparse.Namespace) -> int:
 
     pipeline = Pipeline(detector=make_detector(args.landmarks))
     result = pipeline.render_text(text, args.out, args.face, settings, progress)
+    bar.total = bar.n
+    bar.refresh()
     bar.close()
     if not args.quiet:
         t = result.timings_s

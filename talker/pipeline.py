@@ -7,7 +7,7 @@ or swap them. Every stage is timed, for the benchmark.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +15,9 @@ import numpy as np
 
 from audio.features import frame_count
 from audio.piper_tts import PiperTTS
-from audio.types import Speech, concat_speech, pad_speech
-from motion.generator import MotionGenerator, MotionStyle
+from audio.text import clean_text
+from audio.types import Speech, concat_speech, pad_speech, silence
+from motion.generator import MotionGenerator, MotionStream, MotionStyle
 from motion.types import MotionTrack
 from render.frame import Frame
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
@@ -49,6 +50,15 @@ class Avatar:
     @property
     def size(self) -> tuple[int, int]:
         return self.rig.size
+
+
+@dataclass(frozen=True)
+class AVFrame:
+    """A rendered frame and the audio samples that play during it."""
+
+    frame: Frame
+    audio: np.ndarray
+    sample_rate: int
 
 
 @dataclass
@@ -109,53 +119,111 @@ class Pipeline:
         for k in range(track.n_frames):
             yield Frame(k, renderer.render(track.values[k]))
 
+    @staticmethod
+    def stream_av(
+        avatar: Avatar, pieces: Iterable[Speech], settings: RenderSettings, timings: dict[str, float] | None = None
+    ) -> Iterator[AVFrame]:
+        """The streaming path: speech pieces in (as a TTS yields them), frames with their audio out.
+
+        Motion is generated causally (``MotionStream``), so the first frames come out while later
+        pieces are still being synthesized. Frame k carries samples [k*sr/fps, (k+1)*sr/fps); the
+        audio after the last piece is padded with silence to a whole frame.
+        """
+        timings = {} if timings is None else timings
+        for key in ("motion", "render"):
+            timings.setdefault(key, 0.0)
+        fps = settings.fps
+        stream = MotionStream(fps, settings.seed, settings.style)
+        renderer = WarpRenderer(avatar.rig)
+        audio: list[np.ndarray] = []
+        buffered = 0  # samples held in ``audio``
+        consumed = 0  # absolute index of the first held sample
+        sr = 0
+        k = 0
+
+        def emit(rows: np.ndarray, final: bool) -> Iterator[AVFrame]:
+            nonlocal k, consumed, buffered, audio
+            for row in rows:
+                a = int(round(k * sr / fps))
+                b = int(round((k + 1) * sr / fps))
+                flat = np.concatenate(audio) if len(audio) != 1 else audio[0]
+                seg = flat[a - consumed : b - consumed]
+                if len(seg) < b - a:
+                    if not final:
+                        raise RuntimeError("motion ran ahead of the audio")  # pragma: no cover
+                    seg = np.concatenate([seg, np.zeros(b - a - len(seg), np.float32)])
+                audio = [flat[b - consumed :]]
+                buffered = len(audio[0])
+                consumed = b
+                t0 = time.perf_counter()
+                image = renderer.render(row)
+                timings["render"] += time.perf_counter() - t0
+                yield AVFrame(Frame(k, image), seg, sr)
+                k += 1
+
+        for piece in pieces:
+            if sr and piece.sample_rate != sr:
+                raise ValueError(f"speech pieces change sample rate ({sr} -> {piece.sample_rate} Hz)")
+            sr = piece.sample_rate
+            audio.append(piece.samples.astype(np.float32))
+            buffered += len(piece.samples)
+            t0 = time.perf_counter()
+            rows = stream.push(piece)
+            timings["motion"] += time.perf_counter() - t0
+            yield from emit(rows, final=False)
+        if not sr:
+            raise ValueError("no speech to render")
+        t0 = time.perf_counter()
+        rows = stream.finish()
+        timings["motion"] += time.perf_counter() - t0
+        yield from emit(rows, final=True)
+
     def render_mp4(
         self,
         avatar: Avatar,
-        speech: Speech,
+        speech: Speech | Iterable[Speech],
         out: str | Path,
         settings: RenderSettings,
         progress: Callable[[int, int], None] | None = None,
         timings: dict[str, float] | None = None,
+        expected_frames: int | None = None,
     ) -> RenderResult:
-        """Render ``speech`` on ``avatar`` into an MP4 at ``out``; audio and video have equal length."""
+        """Render speech (one Speech, or pieces as a TTS streams them) on ``avatar`` into an MP4.
+
+        Audio and video have equal length. The file appears at ``out`` only when complete.
+        """
         timings = {} if timings is None else timings
-        t0 = time.perf_counter()
-        track = self.motion(speech, settings)
-        timings["motion"] = time.perf_counter() - t0
-        n = track.n_frames
-        sr = speech.sample_rate
-        total_samples = int(round(n * sr / settings.fps))
-        audio = np.zeros(total_samples, np.float32)
-        audio[: min(len(speech.samples), total_samples)] = speech.samples[:total_samples]
+        pieces: Iterable[Speech] = [speech] if isinstance(speech, Speech) else speech
+        if isinstance(speech, Speech):
+            expected_frames = frame_count(len(speech.samples), speech.sample_rate, settings.fps)
         w, h = avatar.size
-        t_render = 0.0
-        t_encode = 0.0
         out = Path(out)
         tmp = out.with_name(f".{out.name}.part.mp4")
+        n = 0
+        t_encode = 0.0
+        writer: Mp4Writer | None = None
         try:
-            with Mp4Writer(tmp, w, h, settings.fps, sr, crf=settings.crf) as writer:
-                frames = self.frames(avatar, track)
-                for k in range(n):
-                    t1 = time.perf_counter()
-                    frame = next(frames)
-                    t2 = time.perf_counter()
-                    a = int(round(k * sr / settings.fps))
-                    b = int(round((k + 1) * sr / settings.fps))
-                    writer.write_audio(audio[a:b])
-                    writer.write_video(frame.image)
-                    t3 = time.perf_counter()
-                    t_render += t2 - t1
-                    t_encode += t3 - t2
-                    if progress is not None:
-                        progress(k + 1, n)
-                t4 = time.perf_counter()
-            t_encode += time.perf_counter() - t4
+            for av_frame in self.stream_av(avatar, pieces, settings, timings):
+                if writer is None:
+                    writer = Mp4Writer(tmp, w, h, settings.fps, av_frame.sample_rate, crf=settings.crf)
+                t0 = time.perf_counter()
+                writer.write_audio(av_frame.audio)
+                writer.write_video(av_frame.frame.image)
+                t_encode += time.perf_counter() - t0
+                n += 1
+                if progress is not None:
+                    progress(n, max(expected_frames or 0, n))
+            if writer is None:
+                raise ValueError("no speech to render")
+            t0 = time.perf_counter()
+            writer.close()
+            t_encode += time.perf_counter() - t0
             tmp.replace(out)
         finally:
+            if writer is not None:
+                writer.close()
             if tmp.exists():
                 tmp.unlink()
-        timings["render"] = t_render
         timings["encode"] = t_encode
         return RenderResult(out, n, settings.fps, n / settings.fps, timings)
 
@@ -167,14 +235,30 @@ class Pipeline:
         settings: RenderSettings | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> RenderResult:
-        """Text + portrait -> MP4, with per-stage timings in the result."""
+        """Text + portrait -> MP4, streamed: frames are rendered and encoded while later sentences
+        are still being synthesized. Per-stage timings are in the result."""
         settings = settings or RenderSettings()
-        timings: dict[str, float] = {}
+        timings: dict[str, float] = {"tts": 0.0}
         t0 = time.perf_counter()
         avatar = self.prepare_avatar(image, settings.size, settings.face_index)
         timings["face"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        speech = self.synthesize(text)
-        timings["tts"] = time.perf_counter() - t0
-        assert frame_count(len(speech.samples), speech.sample_rate, settings.fps) >= 1
-        return self.render_mp4(avatar, speech, out, settings, progress, timings)
+        clean_text(text)  # fail fast, before any work, on empty or over-long text
+        # rough frame estimate for the progress bar: ~14 characters per second of speech
+        expected = int((len(text) / 14.0 + 0.7) * settings.fps)
+        return self.render_mp4(avatar, self._pieces(text, timings), out, settings, progress, timings, expected)
+
+    def _pieces(
+        self, text: str, timings: dict[str, float], lead_s: float = 0.3, tail_s: float = 0.4
+    ) -> Iterator[Speech]:
+        """Silence, then each synthesized sentence as it is ready, then silence."""
+        sr = self.tts.sample_rate
+        yield silence(lead_s, sr)
+        it = iter(self.tts.stream(text))
+        while True:
+            t0 = time.perf_counter()
+            chunk = next(it, None)
+            timings["tts"] += time.perf_counter() - t0
+            if chunk is None:
+                break
+            yield chunk.speech
+        yield silence(tail_s, sr)
