@@ -177,6 +177,32 @@ class _Espeak:
         self._voice = name
 
 
+def resolve_voice(name: str) -> str:
+    """A name libespeak-ng accepts for ``name``: itself, or the voice file of a language code ("en-gb" ->
+    "gmw/en"), keeping a "+variant" suffix. Raises ``EspeakError`` if no voice matches."""
+    es = _get()
+    base, plus, variant = name.partition("+")
+    with es.lock:
+        try:
+            es.set_voice(name)
+            return name
+        except EspeakError:
+            pass
+    key = base.strip().lower()
+    for v in list_voices():
+        if key in (v.identifier.lower(), v.identifier.lower().rsplit("/", 1)[-1], v.name.lower()) or key in (
+            lang.lower() for lang in v.languages[:1]
+        ):
+            cand = v.identifier + (plus + variant if variant else "")
+            with es.lock:
+                try:
+                    es.set_voice(cand)
+                    return cand
+                except EspeakError:
+                    break
+    raise EspeakError(f"espeak-ng has no voice {name!r} (see audio.espeak.list_voices())")
+
+
 _instance: _Espeak | None = None
 _instance_lock = threading.Lock()
 
