@@ -15,7 +15,9 @@ def _render(args: argparse.Namespace) -> int:
     from talker.pipeline import Pipeline, RenderSettings
     from talker.portrait import parse_size
 
-    text = _read_text(args)
+    if not (args.text or args.text_file or args.audio):
+        raise ValueError("give the words: --text, --text-file, or a recording with --audio")
+    text = _read_text(args) if (args.text or args.text_file) else None
     size = None if args.size == "source" else parse_size(args.size)
     settings = RenderSettings(
         fps=_check_fps(args.fps), size=size, seed=args.seed, face_index=args.face_index, style=_style(args)
@@ -30,7 +32,11 @@ def _render(args: argparse.Namespace) -> int:
     from render.landmarks import make_detector
 
     pipeline = Pipeline(detector=make_detector(args.landmarks))
-    result = pipeline.render_text(text, args.out, args.face, settings, progress)
+    if args.audio:
+        result = pipeline.render_audio(args.audio, args.out, args.face, text, settings, progress)
+    else:
+        assert text is not None
+        result = pipeline.render_text(text, args.out, args.face, settings, progress)
     bar.total = bar.n
     bar.refresh()
     bar.close()
@@ -133,10 +139,11 @@ def _serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="talker", description="Talking-head videos from one portrait and words.")
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("render", help="render a portrait speaking text to an MP4")
-    src = r.add_mutually_exclusive_group(required=True)
-    src.add_argument("--text", help="the words to speak")
-    src.add_argument("--text-file", help="a UTF-8 text file with the words to speak")
+    r = sub.add_parser("render", help="render a portrait speaking text (or a recording) to an MP4")
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--text", help="the words to speak (with --audio: the recording's transcript)")
+    src.add_argument("--text-file", help="a UTF-8 text file with the words to speak (or the transcript)")
+    r.add_argument("--audio", help="recorded speech to lip-sync instead of synthesizing (wav, mp3, flac, ogg, m4a)")
     r.add_argument("--face", help="portrait image (default: the bundled public-domain portrait)")
     r.add_argument("--face-index", type=int, default=None, help="which face when there are several (0 = leftmost)")
     r.add_argument("--out", default="talker.mp4", help="output MP4 path (default: talker.mp4)")
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, TextError, OSError) as e:
+    except (ValueError, TextError, OSError, RuntimeError) as e:
         print(f"talker: error: {e}", file=sys.stderr)
         return 2
 

@@ -247,6 +247,33 @@ class Pipeline:
         expected = int((len(text) / 14.0 + 0.7) * settings.fps)
         return self.render_mp4(avatar, self._pieces(text, timings), out, settings, progress, timings, expected)
 
+    def speech_from_audio(self, path: str | Path, transcript: str | None = None) -> Speech:
+        """Recorded speech (wav, mp3, flac, ogg, m4a...) with its phone timeline: forced alignment to
+        ``transcript`` when given, phone recognition otherwise (``audio.align``)."""
+        from audio.align import align_file
+
+        return align_file(path, transcript).speech
+
+    def render_audio(
+        self,
+        audio_path: str | Path,
+        out: str | Path,
+        image: str | Path | np.ndarray | None = None,
+        transcript: str | None = None,
+        settings: RenderSettings | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RenderResult:
+        """Recorded speech + portrait -> MP4 (the face says the recording, lips on its phones)."""
+        settings = settings or RenderSettings()
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        avatar = self.prepare_avatar(image, settings.size, settings.face_index)
+        timings["face"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        speech = self.speech_from_audio(audio_path, transcript)
+        timings["align"] = time.perf_counter() - t0
+        return self.render_mp4(avatar, speech, out, settings, progress, timings)
+
     def _pieces(
         self, text: str, timings: dict[str, float], lead_s: float = 0.3, tail_s: float = 0.4
     ) -> Iterator[Speech]:
