@@ -171,3 +171,20 @@ def test_cli_renders_default_portrait_and_reports_errors(tmp_path: Path) -> None
     )
     assert r.returncode == 2 and "nope.png does not exist" in r.stderr
     assert not (tmp_path / "y.mp4").exists()
+
+
+def test_render_from_a_recording_keeps_its_length_and_moves_the_mouth(tmp_path: Path, pipeline: Pipeline) -> None:
+    wav = media("speech", "librivox_ss01_0880.wav")
+    transcript = media("speech", "librivox_ss01_0880.txt").read_text()
+    out = tmp_path / "rec.mp4"
+    settings = RenderSettings(size=(128, 128), seed=2)
+    pipeline.render_audio(wav, out, media("faces", "liveportrait_s9_mona_lisa.jpg"), transcript, settings)
+    frames, info = decode(out)
+    import wave
+
+    with wave.open(str(wav)) as w:
+        dur = w.getnframes() / w.getframerate()
+    assert abs(info["audio_s"] - dur) <= 0.04 + 1 / FPS
+    assert abs(info["video_s"] - info["audio_s"]) <= 0.04
+    stack = np.stack([f.astype(np.float32) for f in frames])
+    assert stack.std(axis=0).max() > 20  # something (the mouth) moves a lot
