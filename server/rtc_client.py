@@ -29,7 +29,7 @@ class VideoSample:
     width: int
     height: int
     marker: markers.Marker | None
-    luma_mean: float
+    thumb: np.ndarray  # luma subsampled every 16 pixels (uint8), to compare frames
     rtp_t: float | None  # arrival of the frame's first RTP packet
 
 
@@ -121,7 +121,7 @@ class AvatarClient:
                         w,
                         h,
                         mk,
-                        float(luma[::8, ::8].mean()),
+                        luma[8::16, 8::16].copy(),
                         self._rtp_first.get(("video", pts)),
                     )
                 )

@@ -177,10 +177,9 @@ class RenderWorker(threading.Thread):
         w = self.rig.size[0]
         while not self._stop_event.is_set():
             self._wake.clear()
-            if not self.clock.started:
-                self._wake.wait(0.01)
-                continue
-            now_k = self.clock.frame_at(time.monotonic())
+            # before the peer connects, the first frames are already known (idle): render them now
+            # so the stream starts without a hiccup
+            now_k = self.clock.frame_at(time.monotonic()) if self.clock.started else 0
             tl = self.timeline
             lo = now_k
             hi = now_k + self.lead
@@ -199,6 +198,9 @@ class RenderWorker(threading.Thread):
                     for k in [k for k in self._store if k < lo - 1]:
                         del self._store[k]
                 self.frames_rendered += 1
+                continue
+            if not self.clock.started:
+                self._wake.wait(0.01)
                 continue
             wait = self.clock.time_of_frame(now_k + 1) - time.monotonic()
             self._wake.wait(max(0.0, min(wait, 0.1)) + 0.0005)

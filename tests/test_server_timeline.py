@@ -1,0 +1,148 @@
+"""The live session timeline on its own (no WebRTC, no TTS): scheduling, roll-back, continuity."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from audio.types import SILENCE, Phone, Speech
+from motion.types import CHANNEL_INDEX
+from server.timeline import Timeline, make_segment
+
+FPS = 25.0
+TTS_RATE = 22050
+SPF = 1920  # 48 kHz samples per frame at 25 fps
+AF = 960  # samples per 20 ms audio frame
+
+
+def fake_speech(duration_s: float = 1.2) -> Speech:
+    """A vowel-ish tone with an 'AA' timeline (silence at both ends), like a TTS sentence."""
+    n = int(duration_s * TTS_RATE)
+    t = np.arange(n) / TTS_RATE
+    x = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    x[: int(0.1 * TTS_RATE)] = 0
+    x[-int(0.1 * TTS_RATE) :] = 0
+    phones = (
+        Phone(0.0, 0.1, SILENCE),
+        Phone(0.1, 0.4, "M"),
+        Phone(0.4, duration_s - 0.1, "AA", 1),
+        Phone(duration_s - 0.1, duration_s, SILENCE),
+    )
+    return Speech(x, TTS_RATE, phones)
+
+
+def play(tl: Timeline, frames: range) -> list[tuple[int, bool, np.ndarray]]:
+    """Act as both tracks for ``frames``: take the audio and the video plan of each frame."""
+    out = []
+    for k in frames:
+        tl.take_audio(k * SPF, AF)
+        tl.take_audio(k * SPF + AF, AF)
+        plan = tl.video_plan(k)
+        assert plan is not None
+        rendered = tl.frames_to_render(k, k + 2)
+        assert rendered and rendered[0].index == k
+        assert plan.values is not None
+        out.append((k, plan.speaking, plan.values.copy()))
+    return out
+
+
+def test_idle_stream_is_continuous_and_alive() -> None:
+    tl = Timeline(FPS, TTS_RATE, seed=3)
+    frames = play(tl, range(0, 250))
+    vals = np.stack([v for _, _, v in frames])
+    assert not any(s for _, s, _ in frames)
+    yaw = vals[:, CHANNEL_INDEX["headYaw"]]
+    blink = vals[:, CHANNEL_INDEX["eyeBlinkLeft"]]
+    assert np.ptp(yaw) > 0.2, "idle head drift"
+    assert blink.max() > 0.5, "at least one blink in 10 s"
+    head = vals[:, [CHANNEL_INDEX[c] for c in ("headYaw", "headPitch", "headRoll")]]
+    assert np.abs(np.diff(head, axis=0)).max() < 0.3, "no head jumps between idle frames (degrees)"
+    assert np.abs(vals[:, CHANNEL_INDEX["jawOpen"]]).max() < 0.05, "mouth at rest"
+
+
+def test_speech_starts_at_the_first_free_frame_and_plays_in_order() -> None:
+    tl = Timeline(FPS, TTS_RATE, seed=1)
+    play(tl, range(0, 30))
+    seg = make_segment(fake_speech(), FPS, utterance=1, epoch=tl.epoch, first=True, said_at=time.monotonic())
+    assert seg.n_frames == 30 and len(seg.audio) == 30 * SPF
+    assert tl.push_segment(seg)
+    frames = play(tl, range(30, 80))
+    speaking = [k for k, s, _ in frames if s]
+    assert speaking[0] == 31, "idle frames already handed out stay idle; speech starts right after"
+    assert speaking == list(range(31, 61))
+    jaw = np.array([v[CHANNEL_INDEX["jawOpen"]] for _, _, v in frames])
+    assert jaw.max() > 0.3, "the mouth opens for AA"
+    vals = np.stack([v for _, _, v in frames])
+    assert np.abs(np.diff(vals[:, CHANNEL_INDEX["headYaw"]])).max() < 0.3, "no head jump at the idle/speech seams"
+
+
+def test_audio_is_the_segment_audio_frame_aligned() -> None:
+    tl = Timeline(FPS, TTS_RATE, seed=1)
+    play(tl, range(0, 10))
+    seg = make_segment(fake_speech(), FPS, 1, tl.epoch, True, time.monotonic())
+    tl.push_segment(seg)
+    audio = np.concatenate([tl.take_audio(s, AF) for s in range(10 * SPF, 70 * SPF, AF)])
+    start = 11 * SPF - 10 * SPF
+    np.testing.assert_array_equal(audio[start : start + len(seg.audio)], seg.audio)
+    assert not audio[:start].any() and not audio[start + len(seg.audio) :].any()
+
+
+def test_interrupt_cuts_at_the_next_unsent_frame_and_fades() -> None:
+    tl = Timeline(FPS, TTS_RATE, seed=1)
+    play(tl, range(0, 5))
+    seg = make_segment(fake_speech(2.0), FPS, 1, tl.epoch, True, time.monotonic())
+    tl.push_segment(seg)
+    before = play(tl, range(5, 20))
+    assert all(s for k, s, _ in before if k >= 6)
+    cut = tl.interrupt()
+    assert cut == 20
+    after = play(tl, range(20, 40))
+    assert not any(s for _, s, _ in after)
+    jaw = [v[CHANNEL_INDEX["jawOpen"]] for _, _, v in after]
+    assert jaw[-1] < 0.05, "the mouth closes after the cut"
+    assert tl.interrupt() is None, "nothing left to interrupt"
+    # a stale segment (from before the interrupt) is dropped
+    stale = make_segment(fake_speech(), FPS, 2, epoch=0, first=True, said_at=time.monotonic())
+    assert not tl.push_segment(stale)
+
+
+def test_interrupt_inside_a_frame_fades_the_rest_of_it() -> None:
+    tl = Timeline(FPS, TTS_RATE, seed=1)
+    play(tl, range(0, 2))
+    seg = make_segment(fake_speech(2.0), FPS, 1, tl.epoch, True, time.monotonic())
+    tl.push_segment(seg)
+    play(tl, range(2, 12))
+    tl.take_audio(12 * SPF, AF)  # half of frame 12 is out
+    assert tl.interrupt() == 13
+    rest = tl.take_audio(12 * SPF + AF, AF)
+    ref = seg.audio[(12 - 3) * SPF + AF : (12 - 3) * SPF + 2 * AF].astype(float)
+    assert np.abs(rest[-100:]).max() <= np.abs(ref[-100:]).max() * 0.25 + 1, "faded toward the cut"
+    assert not tl.take_audio(13 * SPF, AF).any()
+
+
+def test_queued_segments_follow_each_other_without_gaps() -> None:
+    tl = Timeline(FPS, TTS_RATE, seed=1, max_waiting=2)
+    play(tl, range(0, 3))
+    a = make_segment(fake_speech(0.8), FPS, 1, tl.epoch, True, time.monotonic())
+    b = make_segment(fake_speech(0.8), FPS, 1, tl.epoch, False, time.monotonic())
+    tl.push_segment(a)
+    tl.push_segment(b)
+    frames = play(tl, range(3, 60))
+    speaking = [k for k, s, _ in frames if s]
+    assert speaking == list(range(4, 4 + a.n_frames + b.n_frames))
+
+
+@pytest.mark.parametrize("fps", [24.0, 30.0])
+def test_other_frame_rates_keep_audio_and_frames_aligned(fps: float) -> None:
+    spf = int(48000 / fps)
+    tl = Timeline(fps, TTS_RATE, seed=2)
+    for k in range(40):
+        tl.take_audio(k * spf, spf)
+        assert tl.video_plan(k) is not None
+    seg = make_segment(fake_speech(), fps, 1, tl.epoch, True, time.monotonic())
+    assert len(seg.audio) == seg.n_frames * spf
+    tl.push_segment(seg)
+    plans = tl.frames_to_render(40, 45)
+    assert [p.index for p in plans] == list(range(40, 46))
