@@ -1,0 +1,364 @@
+"""Chat with a persona through any OpenAI-compatible endpoint, speaking each sentence as soon as it ends.
+
+``ChatClient.stream`` POSTs ``{base_url}/chat/completions`` with ``"stream": true`` and yields the text
+deltas of the server-sent events (``data: {...}`` lines, ended by ``data: [DONE]``). ``SentenceSplitter``
+turns deltas into complete sentences the moment their final punctuation is followed by whitespace (or a
+line break), so speech synthesis starts long before the reply is complete. ``speak_reply`` chains both
+into ``SpeechChunk``s.
+
+Only the standard library is used for HTTP (``urllib``): proxies and HTTPS work as usual, nothing is added
+to the dependencies. Works with OpenAI, llama.cpp's server, Ollama (``/v1``), vLLM, LM Studio...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from audio.types import SpeechChunk, silence
+
+DEFAULT_BASE_URL = "http://127.0.0.1:11434/v1"  # Ollama's OpenAI-compatible endpoint
+DEFAULT_MODEL = "llama3.2"
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+
+
+class ChatError(RuntimeError):
+    """The chat endpoint failed: unreachable, an error status, an error event, or a malformed stream."""
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """Where and how a persona chats.
+
+    base_url: the API root (``.../v1``); model: the model name the server knows; api_key_env: the NAME of
+    the environment variable holding the key (the key itself is never stored); system_prompt: the persona's
+    instructions; timeout_s: longest wait for any read (a slow token stream is fine).
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    api_key_env: str | None = DEFAULT_API_KEY_ENV
+    system_prompt: str = ""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout_s: float = 60.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "model": self.model,
+            "api_key_env": self.api_key_env,
+            "system_prompt": self.system_prompt,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "timeout_s": self.timeout_s,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChatSettings:
+        known = {k: d[k] for k in cls().to_dict() if k in d}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+
+# --- server-sent events --------------------------------------------------------------------------------
+
+
+@dataclass
+class SSEEvent:
+    """One server-sent event: its ``data`` lines joined by newlines, and its ``event`` name if any."""
+
+    data: str
+    event: str = "message"
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[SSEEvent]:
+    """Server-sent events from text lines (as the HTML spec reads them).
+
+    ``data:`` lines accumulate until a blank line dispatches the event; ``:`` lines are comments; unknown
+    fields are kept in ``fields``; a line without a colon is a field with an empty value. A final event
+    without its blank line is still dispatched.
+    """
+    data: list[str] = []
+    event = "message"
+    fields: dict[str, str] = {}
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if not line:
+            if data:
+                yield SSEEvent("\n".join(data), event, fields)
+            data, event, fields = [], "message", {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value or "message"
+        else:
+            fields[name] = value
+    if data:
+        yield SSEEvent("\n".join(data), event, fields)
+
+
+def deltas_from_events(events: Iterable[SSEEvent], source: str = "the chat endpoint") -> Iterator[str]:
+    """Text deltas of OpenAI chat-completion chunks, up to ``[DONE]``.
+
+    Raises ``ChatError`` for data that is not JSON, for an ``error`` object in the stream, and for a
+    stream that ends with neither ``[DONE]`` nor a ``finish_reason``.
+    """
+    finished = False
+    for ev in events:
+        payload = ev.data.strip()
+        if payload == "[DONE]":
+            return
+        try:
+            obj = json.loads(payload)
+        except ValueError as e:
+            raise ChatError(f"{source} sent a malformed event (not JSON): {payload[:120]!r}") from e
+        if not isinstance(obj, dict):
+            raise ChatError(f"{source} sent a malformed event (not an object): {payload[:120]!r}")
+        if obj.get("error"):
+            err = obj["error"]
+            msg = err.get("message", err) if isinstance(err, dict) else err
+            raise ChatError(f"{source} reported an error mid-stream: {msg}")
+        for choice in obj.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") or {}
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if text:
+                yield str(text)
+            if choice.get("finish_reason"):
+                finished = True
+    if not finished:
+        raise ChatError(f"{source} closed the stream before the reply was complete (no [DONE])")
+
+
+# --- the client ---------------------------------------------------------------------------------------
+
+
+class ChatClient:
+    """Streaming chat completions from an OpenAI-compatible endpoint."""
+
+    def __init__(self, settings: ChatSettings | None = None) -> None:
+        self.settings = settings or ChatSettings()
+
+    @property
+    def url(self) -> str:
+        return self.settings.base_url.rstrip("/") + "/chat/completions"
+
+    def messages(self, user: str, history: Sequence[Message] = ()) -> list[Message]:
+        """System prompt (when set), then the history, then the user's message."""
+        out = [Message("system", self.settings.system_prompt)] if self.settings.system_prompt else []
+        return out + list(history) + [Message("user", user)]
+
+    def _request(self, messages: Sequence[Message]) -> urllib.request.Request:
+        s = self.settings
+        body: dict[str, Any] = {
+            "model": s.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "stream": True,
+        }
+        if s.temperature is not None:
+            body["temperature"] = s.temperature
+        if s.max_tokens is not None:
+            body["max_tokens"] = s.max_tokens
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        key = os.environ.get(s.api_key_env, "") if s.api_key_env else ""
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return urllib.request.Request(self.url, json.dumps(body).encode("utf-8"), headers, method="POST")
+
+    def stream(self, messages: Sequence[Message] | str) -> Iterator[str]:
+        """Yield the reply's text deltas as they arrive. ``messages`` may be just the user's text.
+
+        Raises ``ChatError`` naming the URL on connection failures, non-2xx answers (with the server's
+        error message), error events and malformed streams. Closing the iterator closes the connection.
+        """
+        msgs = self.messages(messages) if isinstance(messages, str) else list(messages)
+        if not msgs:
+            raise ValueError("no messages to send")
+        try:
+            resp = urllib.request.urlopen(self._request(msgs), timeout=self.settings.timeout_s)
+        except urllib.error.HTTPError as e:
+            raise ChatError(f"chat endpoint {self.url} answered {e.code}: {_error_message(e)}") from e
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise ChatError(f"cannot reach the chat endpoint {self.url}: {reason}") from e
+        try:
+            lines = (raw.decode("utf-8", errors="replace") for raw in resp)
+            try:
+                yield from deltas_from_events(parse_sse(lines), f"chat endpoint {self.url}")
+            except (OSError, TimeoutError) as e:
+                raise ChatError(f"the stream from {self.url} broke off: {e}") from e
+        finally:
+            resp.close()
+
+    def complete(self, messages: Sequence[Message] | str) -> str:
+        """The whole reply as one string (still streamed underneath)."""
+        return "".join(self.stream(messages))
+
+
+def _error_message(e: urllib.error.HTTPError) -> str:
+    try:
+        body = e.read().decode("utf-8", errors="replace")
+    except OSError:
+        return str(e.reason)
+    try:
+        obj = json.loads(body)
+        err = obj.get("error", obj) if isinstance(obj, dict) else obj
+        msg = err.get("message") if isinstance(err, dict) else None
+        if msg:
+            return str(msg)
+    except ValueError:
+        pass
+    return body.strip()[:300] or str(e.reason)
+
+
+# --- sentences ----------------------------------------------------------------------------------------
+
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st sr jr vs capt lt col gen sgt mt fig approx e.g i.e a.m p.m u.s".split()
+)
+_END_RE = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n")
+_CLAUSE_RE = re.compile(r"[,;:—–](?=\s)")
+
+
+class SentenceSplitter:
+    """Incremental sentence splitter for streamed text.
+
+    ``feed(delta)`` returns the sentences completed by that delta; ``flush()`` the rest at the end. A
+    sentence ends at ``. ! ? …`` (with closing quotes or brackets) once whitespace follows, or at a line
+    break. Abbreviations (Mr., Dr., e.g.), initials (J. R. R.) and list numbers (1.) do not end one.
+    A sentence longer than ``max_chars`` with no end in sight is cut at its last clause mark (, ; : —),
+    so speech never waits on a run-on reply.
+    """
+
+    def __init__(self, max_chars: int = 200) -> None:
+        self.max_chars = max_chars
+        self._buf = ""
+        self._scan = 0
+
+    def feed(self, delta: str) -> list[str]:
+        self._buf += delta
+        out: list[str] = []
+        while True:
+            cut = self._find_end()
+            if cut is None:
+                cut = self._find_clause()
+            if cut is None:
+                break
+            piece, self._buf = self._buf[:cut], self._buf[cut:]
+            self._scan = 0
+            if any(c.isalnum() for c in piece):
+                out.append(piece.strip())
+        return out
+
+    def flush(self) -> list[str]:
+        piece, self._buf, self._scan = self._buf, "", 0
+        return [piece.strip()] if any(c.isalnum() for c in piece) else []
+
+    def _find_end(self) -> int | None:
+        for m in _END_RE.finditer(self._buf, self._scan):
+            end = m.end()
+            if m.group() != "\n" and m.group()[0] == "." and not self._ends_sentence(m.start()):
+                continue
+            self._scan = 0
+            return end
+        # nothing yet: rescan only the tail next time (a boundary needs the char after it)
+        self._scan = max(0, len(self._buf) - 8)
+        return None
+
+    def _ends_sentence(self, dot: int) -> bool:
+        words = self._buf[:dot].split()
+        if not words:
+            return False
+        last = words[-1].lower().lstrip("\"'“‘([")
+        if last in _ABBREVIATIONS:
+            return False
+        if len(last) == 1 and last.isalpha() and last != "i":  # an initial
+            return False
+        if last.isdigit() and len(words) == 1:  # "1." opening a list item
+            return False
+        return True
+
+    def _find_clause(self) -> int | None:
+        if len(self._buf) <= self.max_chars:
+            return None
+        marks = list(_CLAUSE_RE.finditer(self._buf, 0, self.max_chars + 1))
+        if marks:
+            return marks[-1].end()
+        if len(self._buf) > 2 * self.max_chars:
+            space = self._buf.rfind(" ", 0, 2 * self.max_chars)
+            return space if space > 0 else 2 * self.max_chars
+        return None
+
+
+_MD_LINK_RE = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_MD_MARK_RE = re.compile(r"(\*\*|__|[*`#]|^\s*[-+]\s+|^\s*\d+[.)]\s+)", re.M)
+
+
+def speakable(sentence: str) -> str:
+    """A sentence without markdown (links keep their text; emphasis, code ticks, headings, bullets go)."""
+    s = _MD_LINK_RE.sub(r"\1", sentence)
+    s = _MD_MARK_RE.sub("", s)
+    return " ".join(s.split())
+
+
+def iter_sentences(deltas: Iterable[str], max_chars: int = 200, clean: bool = True) -> Iterator[str]:
+    """Complete sentences from a stream of text deltas, each as soon as it ends."""
+    splitter = SentenceSplitter(max_chars)
+    for delta in deltas:
+        for s in splitter.feed(delta):
+            s = speakable(s) if clean else s
+            if any(c.isalnum() for c in s):
+                yield s
+    for s in splitter.flush():
+        s = speakable(s) if clean else s
+        if any(c.isalnum() for c in s):
+            yield s
+
+
+# --- speaking the reply -------------------------------------------------------------------------------
+
+
+class StreamingTTS(Protocol):
+    """What ``speak_reply`` needs of a TTS backend (``PiperTTS``, ``EspeakTTS``)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def stream(self, text: str) -> Iterator[SpeechChunk]: ...
+
+
+def speak_reply(deltas: Iterable[str], tts: StreamingTTS, max_chars: int = 200) -> Iterator[SpeechChunk]:
+    """Speech for a streamed reply: each sentence is synthesized the moment it is complete.
+
+    Chunks are numbered in order with ``extra["sentence"]`` set. Whether a sentence is the last one is
+    known only when the stream ends, so every spoken chunk has ``is_last=False`` and a final empty
+    (zero-sample) chunk with ``is_last=True`` closes the reply.
+    """
+    index = 0
+    for n, sentence in enumerate(iter_sentences(deltas, max_chars)):
+        for chunk in tts.stream(sentence):
+            extra = dict(chunk.extra)
+            extra["sentence"] = n
+            yield SpeechChunk(chunk.speech, index, False, chunk.source_text, extra)
+            index += 1
+    yield SpeechChunk(silence(0.0, tts.sample_rate), index, True, "", {"end_of_reply": True})
