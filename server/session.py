@@ -251,7 +251,7 @@ class Session:
             session_id=self.id,
             state=self.state,
             portrait_id=self.portrait_id,
-            speaking=st.speaking,
+            speaking=st.speaking or self.speech.busy or not self.speech.requests.empty(),
             age_s=now - self.created_at,
             idle_s=now - self.last_activity,
             frames_sent=self.video_track.frames_sent,

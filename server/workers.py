@@ -46,6 +46,27 @@ class RenderedFrame:
     speaking: bool
 
 
+MAX_PIECE_CHARS = 160
+
+
+def speech_pieces(text: str, first_chars: int) -> list[str]:
+    """Split text into the pieces synthesized one at a time: sentences, and long ones at clauses.
+
+    The first piece is at most ``first_chars`` long where punctuation allows (speech starts sooner),
+    and each later one may be twice as long as the one before (up to 160 characters): a piece is
+    synthesized while the previous one plays, and Piper runs at 3-10x real time here, so doubling
+    leaves no gaps while keeping sentences whole where it can.
+    """
+    out: list[str] = []
+    cap = first_chars
+    for sentence in split_sentences(text):
+        parts = split_sentences(sentence, max_clause_chars=cap) if len(sentence) > cap else [sentence]
+        for p in parts:
+            out.append(p)
+            cap = min(2 * cap, MAX_PIECE_CHARS)
+    return out
+
+
 class SpeechWorker(threading.Thread):
     """Turns say requests into timeline segments, one sentence at a time."""
 
@@ -68,6 +89,7 @@ class SpeechWorker(threading.Thread):
         self.requests: queue.Queue[SayRequest | None] = queue.Queue(maxsize)
         self._stop_event = threading.Event()
         self.errors: list[str] = []
+        self._current: SayRequest | None = None
 
     def submit(self, req: SayRequest) -> None:
         """Queue a request; raises ``queue.Full`` when ``maxsize`` are waiting."""
@@ -102,22 +124,32 @@ class SpeechWorker(threading.Thread):
                 self.errors = (self.errors + [f"utterance {req.utterance}: {e}"])[-5:]
                 log.warning("session speech failed for utterance %d: %s", req.utterance, e)
 
+    @property
+    def busy(self) -> bool:
+        """True while an utterance that was not interrupted is being synthesized."""
+        cur = self._current
+        return cur is not None and cur.epoch == self.timeline.epoch
+
     def _speak(self, req: SayRequest) -> None:
-        pieces = split_sentences(req.text)
-        if pieces and len(pieces[0]) > self.piece_chars:
-            # a short first piece starts speech sooner; the rest is synthesized while it plays
-            pieces = split_sentences(pieces[0], max_clause_chars=self.piece_chars) + pieces[1:]
-        for i, piece in enumerate(pieces):
-            if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
-                return
-            t0 = time.perf_counter()
-            speech = self.tts.synthesize_live(piece)
-            self.metrics.tts_piece.observe(time.perf_counter() - t0)
-            if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
-                return
-            seg = make_segment(speech, self.fps, req.utterance, req.epoch, i == 0, req.said_at)
-            if not self.timeline.push_segment(seg):
-                return
+        self._current = req
+        try:
+            for i, piece in enumerate(speech_pieces(req.text, self.piece_chars)):
+                if not self._speak_piece(req, i, piece):
+                    return
+        finally:
+            self._current = None
+
+    def _speak_piece(self, req: SayRequest, i: int, piece: str) -> bool:
+        """Synthesize one piece and queue it; False when the utterance was interrupted."""
+        if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
+            return False
+        t0 = time.perf_counter()
+        speech = self.tts.synthesize_live(piece)
+        self.metrics.tts_piece.observe(time.perf_counter() - t0)
+        if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
+            return False
+        seg = make_segment(speech, self.fps, req.utterance, req.epoch, i == 0, req.said_at)
+        return self.timeline.push_segment(seg)
 
 
 class RenderWorker(threading.Thread):

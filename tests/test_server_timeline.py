@@ -146,3 +146,13 @@ def test_other_frame_rates_keep_audio_and_frames_aligned(fps: float) -> None:
     tl.push_segment(seg)
     plans = tl.frames_to_render(40, 45)
     assert [p.index for p in plans] == list(range(40, 46))
+
+
+def test_speech_pieces_start_short_and_grow() -> None:
+    from server.workers import speech_pieces
+
+    text = "Hello there, how are you doing today? I hope that you are well, and that the weather is kind."
+    pieces = speech_pieces(text, 30)
+    assert pieces[0] == "Hello there,"
+    assert " ".join(pieces) == text
+    assert speech_pieces("Hi.", 30) == ["Hi."]
