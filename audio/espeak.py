@@ -348,13 +348,14 @@ def _parse_languages(addr: int | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class EspeakVariant:
-    """A voice variant file in ``voices/!v`` (e.g. "f3"): name, gender and pitch range in Hz."""
+    """A voice variant file in ``voices/!v`` (e.g. "f3"): name, gender, age (0 unknown), pitch range in Hz."""
 
     id: str
     name: str
     gender: str  # "male" | "female" | ""
     pitch_hz: tuple[int, int] | None
     klatt: bool
+    age: int = 0
 
 
 def list_variants() -> list[EspeakVariant]:
@@ -364,7 +365,7 @@ def list_variants() -> list[EspeakVariant]:
     for f in sorted(folder.iterdir()) if folder.is_dir() else []:
         if not f.is_file():
             continue
-        name, gender, pitch, klatt = f.name, "", None, False
+        name, gender, pitch, klatt, age = f.name, "", None, False, 0
         for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
             parts = line.split("//", 1)[0].split()
             if not parts:
@@ -374,6 +375,8 @@ def list_variants() -> list[EspeakVariant]:
                 name = " ".join(parts[1:])
             elif key == "gender" and len(parts) > 1:
                 gender = parts[1].lower()
+                if len(parts) > 2 and parts[2].isdigit():
+                    age = int(parts[2])
             elif key == "pitch" and len(parts) > 2:
                 try:
                     pitch = (int(parts[1]), int(parts[2]))
@@ -381,5 +384,19 @@ def list_variants() -> list[EspeakVariant]:
                     pass
             elif key == "klatt":
                 klatt = True
-        out.append(EspeakVariant(f.name, name, gender, pitch, klatt))
+        out.append(EspeakVariant(f.name, name, gender, pitch, klatt, age))
     return out
+
+
+def voice_usable(info: EspeakVoiceInfo) -> bool:
+    """Whether the data folder has the pronunciation dictionary this voice needs (some ship without)."""
+    root = data_path()
+    dictionary = (info.languages[0] if info.languages else info.identifier.rsplit("/", 1)[-1]).split("-")[0]
+    vf = root / "lang" / info.identifier
+    if vf.is_file():
+        for line in vf.read_text(encoding="utf-8", errors="replace").splitlines():
+            parts = line.split("//", 1)[0].split()
+            if len(parts) >= 2 and parts[0] == "dictionary":
+                dictionary = parts[1]
+                break
+    return (root / f"{dictionary}_dict").is_file()

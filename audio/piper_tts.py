@@ -65,11 +65,7 @@ class PiperTTS:
     def _load(self) -> Any:
         with self._lock:
             if self._voice is None:
-                try:
-                    from piper import PiperVoice
-                except ImportError as e:  # pragma: no cover
-                    raise TTSError("piper-tts is not installed: pip install piper-tts onnx") from e
-                self._voice = PiperVoice.load(str(self.model_path), include_alignments=True)
+                self._voice = _load_voice(self.model_path)
             return self._voice
 
     @property
@@ -125,6 +121,23 @@ class PiperTTS:
         for i, piece in enumerate(pieces):
             speech = self.synthesize_sentence(piece)
             yield SpeechChunk(speech=speech, index=i, is_last=i == len(pieces) - 1, source_text=piece)
+
+
+_loaded: dict[str, Any] = {}
+_loaded_lock = threading.Lock()
+
+
+def _load_voice(path: Path) -> Any:
+    """Load a Piper voice once per process: personas that share a model share its ONNX session."""
+    key = str(path.resolve())
+    with _loaded_lock:
+        if key not in _loaded:
+            try:
+                from piper import PiperVoice
+            except ImportError as e:  # pragma: no cover
+                raise TTSError("piper-tts is not installed: pip install piper-tts onnx") from e
+            _loaded[key] = PiperVoice.load(key, include_alignments=True)
+        return _loaded[key]
 
 
 def _alignments_to_timeline(alignments: list[Any], sr: int, sample_offset: int) -> tuple[list[Phone], list[Word]]:
