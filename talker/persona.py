@@ -1,0 +1,634 @@
+"""Personas: a face, a voice and a manner, chosen once from a description and reused for every utterance.
+
+A ``Persona`` holds the voice (a voice-bank id + parameters), the face (an image file in the store, and
+five points when no detector finds a face in it), expression and idle-motion defaults, and the chat
+settings of an OpenAI-compatible endpoint. ``PersonaStore`` keeps them in SQLite (``personas.sqlite3``)
+with the face images under ``persona_faces/`` in one data folder, so a restart loses nothing.
+
+Creating one (``PersonaStore.create``, built by ``PersonaMaker``) takes a description, an image, or both:
+
+* voice: ``choose_voice(description)`` of the voice bank (``audio.voices``), ranking kept for display;
+* face: the image given (its face detected, or fitted to the five points given); with no image, a face
+  generated from the description when a diffusers model folder is configured (``talker.facegen``), else
+  the bundled public-domain portrait that best matches the description (``BUNDLED_PORTRAITS``);
+* expression, idle style, name and system prompt: from words of the description unless given.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from audio.types import SpeechChunk
+from motion.generator import EXPRESSIONS, MotionStyle
+from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
+from talker.chat import ChatSettings
+from talker.pipeline import DEFAULT_SIZE, Avatar, Pipeline, RenderResult, RenderSettings
+from talker.points import avatar_for, check_points, face_from_points, parse_points
+from talker.portrait import ImageError, find_face, load_image
+
+DB_NAME = "personas.sqlite3"
+FACES_DIR = "persona_faces"
+SCHEMA_VERSION = 1
+MAX_DESCRIPTION_CHARS = 2000
+MAX_NAME_CHARS = 80
+
+IDLE_STYLES: dict[str, MotionStyle] = {
+    "calm": MotionStyle(
+        head_amplitude_deg=1.0, nod_deg=0.9, blink_per_min=13.0, gaze_amplitude=0.15, breathing_deg=0.3
+    ),
+    "neutral": MotionStyle(),
+    "lively": MotionStyle(
+        head_amplitude_deg=2.6, nod_deg=2.2, blink_per_min=21.0, gaze_amplitude=0.35, breathing_deg=0.45
+    ),
+}
+"""Idle and speaking manner: how much the head drifts and nods, how often the eyes blink and wander."""
+
+
+class PersonaError(ValueError):
+    """A persona cannot be created or used (bad field, image without a face, unknown id)."""
+
+
+class PersonaNotFound(PersonaError, KeyError):
+    """No persona with that id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "persona not found"
+
+
+# --- the persona ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Persona:
+    """Everything needed to speak as someone.
+
+    voice_params: the voice bank's ``VoiceParams`` fields (rate, pitch_semitones, variant, expressiveness,
+    volume). face_path: the image file (in the store once saved). face_points: five (x, y) pixels of that
+    image when the face is given by points (``talker.points``), else None (the detector finds it).
+    face_source: "image", "bundled:<name>", "generated" or "generated-from-image".
+    """
+
+    id: str
+    name: str
+    description: str
+    voice_id: str
+    voice_params: dict[str, Any] = field(default_factory=dict)
+    face_path: str = ""
+    face_source: str = "image"
+    face_points: tuple[tuple[float, float], ...] | None = None
+    expression: str = "neutral"
+    intensity: float = 1.0
+    idle: str = "neutral"
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    created_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.expression not in EXPRESSIONS:
+            raise PersonaError(f"unknown expression {self.expression!r}; choose from {', '.join(EXPRESSIONS)}")
+        if not 0.0 <= self.intensity <= 1.5:
+            raise PersonaError(f"expression intensity must be within 0..1.5, got {self.intensity}")
+        if self.idle not in IDLE_STYLES:
+            raise PersonaError(f"unknown idle style {self.idle!r}; choose from {', '.join(IDLE_STYLES)}")
+        if len(self.name) > MAX_NAME_CHARS:
+            raise PersonaError(f"persona name is {len(self.name)} characters; the limit is {MAX_NAME_CHARS}")
+        if len(self.description) > MAX_DESCRIPTION_CHARS:
+            raise PersonaError(
+                f"persona description is {len(self.description)} characters; the limit is {MAX_DESCRIPTION_CHARS}"
+            )
+        if self.face_points is not None:
+            check_points(np.asarray(self.face_points, np.float64))
+
+    def motion_style(self) -> MotionStyle:
+        """The persona's idle style with its expression mixed in."""
+        return IDLE_STYLES[self.idle].with_expression(self.expression, self.intensity)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["chat"] = self.chat.to_dict()
+        d["face_points"] = [list(p) for p in self.face_points] if self.face_points is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Persona:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["chat"] = ChatSettings.from_dict(d.get("chat") or {})
+        pts = d.get("face_points")
+        kw["face_points"] = tuple((float(x), float(y)) for x, y in pts) if pts else None
+        kw["voice_params"] = dict(d.get("voice_params") or {})
+        return cls(**kw)
+
+
+# --- words of the description -------------------------------------------------------------------------
+
+_EXPRESSION_WORDS = {
+    "happy": {"cheerful", "happy", "jolly", "merry", "joyful", "smiling", "friendly", "upbeat", "bubbly", "sunny"},
+    "sad": {"sad", "melancholy", "melancholic", "gloomy", "sorrowful", "mournful", "weary", "depressed"},
+    "angry": {"angry", "grumpy", "furious", "irritable", "stern", "cranky", "grouchy", "fierce"},
+    "surprised": {"surprised", "astonished", "amazed", "startled", "wide-eyed"},
+}
+_LIVELY_WORDS = {"lively", "energetic", "excited", "bubbly", "enthusiastic", "animated", "jolly", "hyper", "playful"}
+_CALM_WORDS = {"calm", "serene", "wise", "gentle", "quiet", "shy", "old", "elderly", "stoic", "composed", "sleepy"}
+_ARTICLES = {"a", "an", "the"}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z][a-z'-]*", text.lower())
+
+
+def expression_from_description(description: str) -> tuple[str, float]:
+    """(expression, intensity) implied by the description; a mild one, since it stays on for every word."""
+    toks = set(_words(description))
+    for name, words in _EXPRESSION_WORDS.items():
+        if toks & words:
+            return name, 0.5
+    return "neutral", 1.0
+
+
+def idle_from_description(description: str) -> str:
+    toks = set(_words(description))
+    if toks & _LIVELY_WORDS:
+        return "lively"
+    if toks & _CALM_WORDS:
+        return "calm"
+    return "neutral"
+
+
+def name_from_description(description: str, fallback: str = "Persona") -> str:
+    """'a cheerful old sea captain' -> 'Cheerful Old Sea Captain' (first clause, at most 6 words)."""
+    first = re.split(r"[,.;:!?()\n]", description.strip(), maxsplit=1)[0]
+    words = [w for w in first.split() if w.lower() not in _ARTICLES][:6]
+    name = " ".join(w[:1].upper() + w[1:] for w in words)
+    return name[:MAX_NAME_CHARS] or fallback
+
+
+def system_prompt_for(name: str, description: str) -> str:
+    who = f"{name}, {description.strip().rstrip('.')}" if description.strip() else name
+    return (
+        f"You are {who}. Stay in character. Your words are spoken aloud by a talking face: answer in a few short "
+        "sentences of plain text, without lists, markdown or emoji."
+    )
+
+
+# --- bundled portraits ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundledPortrait:
+    """A public-domain portrait shipped in ``talker/assets``, described for matching."""
+
+    name: str
+    filename: str
+    description: str
+    gender: str  # "female" | "male" | "unknown"
+    age: str  # "young" | "adult" | "old"
+    credit: str
+
+    @property
+    def path(self) -> Path:
+        return Path(str(files("talker").joinpath("assets", self.filename)))
+
+
+BUNDLED_PORTRAITS: tuple[BundledPortrait, ...] = (
+    BundledPortrait(
+        "eileen_collins",
+        "portrait.png",
+        "smiling middle-aged woman with short brown hair, NASA astronaut in an orange flight suit, "
+        "friendly, confident, American flag and space shuttle model behind; photograph",
+        "female",
+        "adult",
+        "NASA official portrait of astronaut Eileen Collins (public domain), via scikit-image",
+    ),
+)
+
+_FEMALE = {"woman", "women", "female", "lady", "girl", "she", "her", "mother", "grandma", "aunt", "queen", "wife"}
+_MALE = {"man", "men", "male", "guy", "boy", "he", "his", "father", "grandpa", "gentleman", "king", "husband"}
+_OLD = {"old", "elderly", "aged", "senior", "grandma", "grandpa", "ancient", "grey-haired", "gray-haired"}
+_YOUNG = {"young", "youthful", "teen", "teenage", "kid", "child", "girl", "boy"}
+
+
+def rank_portraits(
+    description: str, portraits: Sequence[BundledPortrait] = BUNDLED_PORTRAITS
+) -> list[tuple[BundledPortrait, float]]:
+    """Portraits scored against a description (word overlap + gender and age agreement), best first."""
+    if not portraits:
+        raise PersonaError("no bundled portraits to choose from")
+    toks = set(_words(description))
+    want_gender = "female" if toks & _FEMALE else "male" if toks & _MALE else None
+    want_age = "old" if toks & _OLD else "young" if toks & _YOUNG else None
+    scored = []
+    for p in portraits:
+        ptoks = set(_words(p.description))
+        s = len(toks & ptoks) / max(1, len(toks)) * 0.5
+        if want_gender:
+            s += 0.4 if p.gender == want_gender else -0.4
+        if want_age:
+            s += 0.2 if p.age == want_age else -0.1
+        scored.append((p, round(s, 4)))
+    return sorted(scored, key=lambda t: -t[1])
+
+
+# --- the voice bank ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VoiceRank:
+    voice_id: str
+    score: float
+    summary: str
+
+
+@dataclass(frozen=True)
+class VoicePick:
+    voice_id: str
+    params: dict[str, Any]
+    ranking: tuple[VoiceRank, ...]
+
+
+class SpeechSynth(Protocol):
+    """A TTS: sentences stream out as ``SpeechChunk``s (``PiperTTS``, ``EspeakTTS``, the bank's wrappers)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def stream(self, text: str) -> Iterator[SpeechChunk]: ...
+
+
+class VoiceBank(Protocol):
+    """What personas need of a voice bank."""
+
+    def choose(self, description: str) -> VoicePick: ...
+
+    def tts(self, voice_id: str, params: dict[str, Any]) -> SpeechSynth: ...
+
+
+class AudioVoiceBank:
+    """``audio.voices``: ``choose_voice`` (sentence embeddings + keywords) and ``make_tts``.
+
+    ``use_embeddings=False`` ranks by keywords only (fast, no model load).
+    """
+
+    def __init__(self, use_embeddings: bool = True) -> None:
+        self.use_embeddings = use_embeddings
+
+    def choose(self, description: str) -> VoicePick:
+        from audio import voices
+
+        best, ranking = voices.choose_voice(description, use_embeddings=self.use_embeddings)
+        ranks = tuple(
+            VoiceRank(v.id, float(s), f"{v.gender}, {v.age}, {v.language}: {v.description}") for v, s in ranking
+        )
+        return VoicePick(best.id, asdict(best.params), ranks)
+
+    def tts(self, voice_id: str, params: dict[str, Any]) -> SpeechSynth:
+        from audio import voices
+
+        known = {f.name for f in fields(voices.VoiceParams)}
+        try:
+            p = voices.VoiceParams(**{k: v for k, v in params.items() if k in known})
+        except (TypeError, ValueError) as e:
+            raise PersonaError(f"voice parameters {params} are not valid: {e}") from e
+        return voices.make_tts(voice_id, p)
+
+
+def default_voice_bank(use_embeddings: bool = True) -> VoiceBank:
+    return AudioVoiceBank(use_embeddings)
+
+
+# --- making a persona ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A persona before it is stored, with the image to store and how each choice was made."""
+
+    persona: Persona
+    image: np.ndarray  # RGB uint8, the face image to keep
+    voice_ranking: tuple[VoiceRank, ...] = ()
+    portrait_ranking: tuple[tuple[str, float], ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+class PersonaMaker:
+    """Turns a description and/or an image into a ``Draft`` (components injected, built lazily).
+
+    face_generator: a ``talker.facegen.FaceGenerator`` (or a factory returning one), used for faces when
+    no image is given and for images without a face when no points are given; None = bundled portraits.
+    """
+
+    def __init__(
+        self,
+        voices: VoiceBank | None = None,
+        detector: LandmarkDetector | None = None,
+        face_generator: Any = None,
+        portraits: Sequence[BundledPortrait] = BUNDLED_PORTRAITS,
+    ) -> None:
+        self._voices = voices
+        self._detector = detector
+        self._face_generator = face_generator
+        self.portraits = tuple(portraits)
+
+    @property
+    def voices(self) -> VoiceBank:
+        if self._voices is None:
+            self._voices = default_voice_bank()
+        return self._voices
+
+    @property
+    def detector(self) -> LandmarkDetector:
+        if self._detector is None:
+            self._detector = MediaPipeFaceMesh()
+        return self._detector
+
+    def _generator(self) -> Any:
+        gen = self._face_generator
+        if callable(gen) and not hasattr(gen, "generate"):
+            gen = self._face_generator = gen()
+        return gen
+
+    def make(
+        self,
+        description: str = "",
+        image: str | Path | np.ndarray | None = None,
+        points: str | np.ndarray | Sequence[Sequence[float]] | None = None,
+        name: str | None = None,
+        *,
+        voice_id: str | None = None,
+        voice_params: dict[str, Any] | None = None,
+        expression: str | None = None,
+        intensity: float | None = None,
+        idle: str | None = None,
+        chat: ChatSettings | None = None,
+        seed: int = 0,
+    ) -> Draft:
+        description = " ".join((description or "").split())
+        if not description and image is None:
+            raise PersonaError("a persona needs a description, an image, or both")
+        if points is not None and image is None:
+            raise PersonaError("five points locate a face in an image: give the image too")
+        notes: list[str] = []
+        image_name = ""
+        if image is not None and not isinstance(image, np.ndarray):
+            image_name = Path(image).stem
+        if name is None or not name.strip():
+            name = name_from_description(description) if description else _name_from_file(image_name)
+        name = name.strip()
+
+        # voice
+        ranking: tuple[VoiceRank, ...] = ()
+        if voice_id is None:
+            pick = self.voices.choose(description)
+            voice_id, params, ranking = pick.voice_id, dict(pick.params), pick.ranking
+        else:
+            params = {}
+        if voice_params:
+            params.update(voice_params)
+
+        # face
+        pts_tuple: tuple[tuple[float, float], ...] | None = None
+        portrait_ranking: tuple[tuple[str, float], ...] = ()
+        if image is not None:
+            rgb = image if isinstance(image, np.ndarray) else load_image(image)
+            source = "the given image" if isinstance(image, np.ndarray) else str(image)
+            if points is not None:
+                pts = parse_points(points) if isinstance(points, str) else np.asarray(points, np.float64)
+                face_from_points(pts, (rgb.shape[1], rgb.shape[0]))  # fails early on a bad layout
+                pts_tuple = tuple((float(x), float(y)) for x, y in pts)
+                face_source = "image"
+                notes.append("face: the image, located by the five points given")
+            else:
+                try:
+                    find_face(rgb, self.detector, source)
+                    face_source = "image"
+                    notes.append("face: the image (face detected)")
+                except NoFaceError as e:
+                    gen = self._generator()
+                    if gen is None:
+                        raise NoFaceError(
+                            f"{e}; give five points (--points 'x,y;x,y;x,y;x,y;x,y': right eye, left eye, nose tip, "
+                            "right and left mouth corner) or configure a face generator model folder"
+                        ) from e
+                    out = gen.generate(description or name, image=rgb, seed=seed)
+                    rgb, face_source = out.image, "generated-from-image"
+                    notes.append(f"face: generated from the image in {len(out.attempts)} attempt(s)")
+        else:
+            gen = self._generator()
+            if gen is not None:
+                out = gen.generate(description, seed=seed)
+                rgb, face_source = out.image, "generated"
+                notes.append(f"face: generated from the description in {len(out.attempts)} attempt(s)")
+            else:
+                ranked = rank_portraits(description, self.portraits)
+                portrait_ranking = tuple((p.name, s) for p, s in ranked)
+                best = ranked[0][0]
+                rgb, face_source = load_image(best.path), f"bundled:{best.name}"
+                notes.append(f"face: bundled portrait {best.name} ({best.credit})")
+
+        chat = chat or ChatSettings()
+        if not chat.system_prompt:
+            chat = replace(chat, system_prompt=system_prompt_for(name, description))
+        expr, inten = expression_from_description(description)
+        persona = Persona(
+            id="",
+            name=name,
+            description=description,
+            voice_id=voice_id,
+            voice_params=params,
+            face_source=face_source,
+            face_points=pts_tuple,
+            expression=expression or expr,
+            intensity=intensity if intensity is not None else (inten if expression is None else 1.0),
+            idle=idle or idle_from_description(description),
+            chat=chat,
+        )
+        return Draft(persona, np.ascontiguousarray(rgb), ranking, portrait_ranking, tuple(notes))
+
+
+def _name_from_file(stem: str) -> str:
+    words = re.sub(r"[_\-.]+", " ", stem).split()
+    return " ".join(w[:1].upper() + w[1:] for w in words)[:MAX_NAME_CHARS] or "Persona"
+
+
+# --- the store ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Created:
+    """A stored persona and how it was chosen (for display)."""
+
+    persona: Persona
+    voice_ranking: tuple[VoiceRank, ...]
+    portrait_ranking: tuple[tuple[str, float], ...]
+    notes: tuple[str, ...]
+
+
+class PersonaStore:
+    """Personas in ``data_dir/personas.sqlite3``, their face images in ``data_dir/persona_faces/<id>.png``.
+
+    Safe to share between threads (one connection per call, serialized writes); several processes may
+    open the same folder (SQLite's own locking).
+    """
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.root = Path(data_dir)
+        self.faces = self.root / FACES_DIR
+        self.faces.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / DB_NAME
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise PersonaError(
+                    f"{self.db_path} was written by a newer talker (schema {version} > {SCHEMA_VERSION})"
+                )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS personas ("
+                " id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL,"
+                " created_at REAL NOT NULL, data TEXT NOT NULL)"
+            )
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, timeout=10.0, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        db = self._connect()
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
+    def create(
+        self,
+        description: str = "",
+        image: str | Path | np.ndarray | None = None,
+        points: str | np.ndarray | Sequence[Sequence[float]] | None = None,
+        name: str | None = None,
+        *,
+        maker: PersonaMaker | None = None,
+        **options: Any,
+    ) -> Created:
+        """Make a persona (``PersonaMaker.make``: description and/or image) and store it."""
+        draft = (maker or PersonaMaker()).make(description, image, points, name, **options)
+        persona = self.add(draft.persona, draft.image)
+        return Created(persona, draft.voice_ranking, draft.portrait_ranking, draft.notes)
+
+    def add(self, persona: Persona, image: np.ndarray | str | Path) -> Persona:
+        """Store a persona with its face image (copied in); a new id and time are given when missing."""
+        pid = persona.id or uuid.uuid4().hex[:12]
+        if not re.fullmatch(r"[0-9a-zA-Z_-]{1,64}", pid):
+            raise PersonaError(f"persona id {pid!r} may use only letters, digits, '-' and '_' (1-64 characters)")
+        face = self.faces / f"{pid}.png"
+        tmp = self.faces / f".{pid}.part.png"
+        try:
+            if isinstance(image, np.ndarray):
+                from PIL import Image
+
+                Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")
+            else:
+                rgb = load_image(image)  # re-encode: EXIF orientation applied, so points stay valid
+                from PIL import Image
+
+                Image.fromarray(rgb).save(tmp, format="PNG")
+            stored = replace(persona, id=pid, face_path=str(face), created_at=persona.created_at or time.time())
+            data = json.dumps(stored.to_dict())
+            with self._lock:
+                if self._query("SELECT 1 FROM personas WHERE id = ?", (pid,)):
+                    raise PersonaError(f"a persona with id {pid} already exists")
+                tmp.replace(face)
+                try:
+                    self._query(
+                        "INSERT INTO personas (id, name, description, created_at, data) VALUES (?, ?, ?, ?, ?)",
+                        (pid, stored.name, stored.description, stored.created_at, data),
+                    )
+                except sqlite3.Error:
+                    face.unlink(missing_ok=True)
+                    raise
+        finally:
+            tmp.unlink(missing_ok=True)
+        return stored
+
+    def list(self) -> list[Persona]:
+        """All personas, oldest first."""
+        rows = self._query("SELECT data FROM personas ORDER BY created_at, id")
+        return [Persona.from_dict(json.loads(r[0])) for r in rows]
+
+    def get(self, persona_id: str) -> Persona:
+        rows = self._query("SELECT data FROM personas WHERE id = ?", (persona_id,))
+        if not rows:
+            raise PersonaNotFound(f"no persona with id {persona_id!r} in {self.root}")
+        return Persona.from_dict(json.loads(rows[0][0]))
+
+    def delete(self, persona_id: str) -> bool:
+        """Remove a persona and its face image; False when there was none."""
+        with self._lock:
+            rows = self._query("SELECT data FROM personas WHERE id = ?", (persona_id,))
+            if not rows:
+                return False
+            self._query("DELETE FROM personas WHERE id = ?", (persona_id,))
+        face = Path(Persona.from_dict(json.loads(rows[0][0])).face_path)
+        if face.parent == self.faces:
+            face.unlink(missing_ok=True)
+        return True
+
+    def export(self, persona_id: str, folder: str | Path) -> Path:
+        """Copy a persona (JSON + face image) to ``folder``; returns the JSON path."""
+        p = self.get(persona_id)
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p.face_path, out / Path(p.face_path).name)
+        j = out / f"{p.id}.json"
+        j.write_text(json.dumps(p.to_dict(), indent=1), encoding="utf-8")
+        return j
+
+
+# --- speaking as a persona -------------------------------------------------------------------------
+
+
+def persona_avatar(persona: Persona, detector: LandmarkDetector, size: tuple[int, int] | None = DEFAULT_SIZE) -> Avatar:
+    """The persona's rigged face at ``size`` (points when stored, else the detector's face)."""
+    if not Path(persona.face_path).is_file():
+        raise ImageError(f"the face image of persona {persona.id} is missing: {persona.face_path}")
+    pts = np.asarray(persona.face_points, np.float64) if persona.face_points is not None else None
+    return avatar_for(persona.face_path, pts, detector, size)
+
+
+def render_persona(
+    persona: Persona,
+    text: str,
+    out: str | Path,
+    settings: RenderSettings | None = None,
+    voices: VoiceBank | None = None,
+    detector: LandmarkDetector | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RenderResult:
+    """Render ``text`` spoken by the persona (its voice, face, expression and manner) to an MP4.
+
+    The style of ``settings`` is replaced by the persona's (``Persona.motion_style``).
+    """
+    settings = replace(settings or RenderSettings(), style=persona.motion_style())
+    tts = (voices or default_voice_bank()).tts(persona.voice_id, persona.voice_params)
+    pipe = Pipeline(tts=tts, detector=detector)  # type: ignore[arg-type]  # any streaming TTS works
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    avatar = persona_avatar(persona, pipe.detector, settings.size)
+    timings["face"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    speech = pipe.synthesize(text)
+    timings["tts"] = time.perf_counter() - t0
+    return pipe.render_mp4(avatar, speech, out, settings, progress, timings)
