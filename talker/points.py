@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from render import topology as T
-from render.canonical import FIVE_POINT_NAMES, fit_five
+from render.canonical import FIVE_POINT_NAMES, fit_five, five_points
 from render.landmarks import FaceLandmarks, LandmarkDetector, NoFaceError
 from render.rig import build_rig
 from talker.pipeline import DEFAULT_SIZE, Avatar
@@ -107,8 +107,17 @@ def check_points(points: np.ndarray) -> None:
         raise PointsError("the subject's right mouth corner (point 4) must be on the image's left of point 5")
 
 
-def face_from_points(points: np.ndarray, image_size: tuple[int, int]) -> FaceLandmarks:
+CORRECTION_SIGMA_IOD = 0.6
+"""Reach of the exact-fit correction around each clicked point, in inter-ocular distances."""
+
+
+def face_from_points(points: np.ndarray, image_size: tuple[int, int], exact: bool = True) -> FaceLandmarks:
     """The 478-point mesh (pixels) fitted to five points in an image of ``image_size`` = (width, height).
+
+    ``fit_five`` places the canonical face by a similarity transform, which keeps human proportions: a
+    cat's small mouth under wide-set eyes would get human-wide lips. With ``exact`` the mesh is then bent
+    to pass through all five points: a Gaussian radial-basis displacement (reach ``CORRECTION_SIGMA_IOD``)
+    that interpolates the five residuals and fades to nothing away from them.
 
     Five points say nothing about the lip gap, so the mouth is taken as closed: the inner lip contours
     are joined (the canonical mesh, a mean of smiling portraits, is slightly open; an open source mouth
@@ -120,12 +129,28 @@ def face_from_points(points: np.ndarray, image_size: tuple[int, int]) -> FaceLan
         face = fit_five(p, image_size)
     except ValueError as e:
         raise PointsError(f"cannot fit a face to points {format_points(p)}: {e}") from e
-    pts = face.points.copy()
+    pts = face.points.astype(np.float64)
+    if exact:
+        pts[:, :2] += _rbf_correction(five_points(pts), p, pts[:, :2], CORRECTION_SIGMA_IOD * _iod(p))
     upper, lower = np.array(T.LIP_INNER_UPPER), np.array(T.LIP_INNER_LOWER)
     seam = 0.5 * (pts[upper] + pts[lower])
     pts[upper] = seam
     pts[lower] = seam
-    return FaceLandmarks(pts, face.scheme, face.image_size)
+    return FaceLandmarks(pts.astype(np.float32), face.scheme, face.image_size)
+
+
+def _iod(p: np.ndarray) -> float:
+    return float(np.hypot(*(p[1] - p[0])))
+
+
+def _rbf_correction(fitted: np.ndarray, target: np.ndarray, at: np.ndarray, sigma: float) -> np.ndarray:
+    """Displacements at ``at`` (N, 2) of the Gaussian RBF field that moves ``fitted`` (5, 2+) onto ``target``."""
+    src = fitted[:, :2]
+    resid = target - src
+    k = np.exp(-((src[:, None, :] - src[None, :, :]) ** 2).sum(-1) / (2 * sigma**2))
+    w = np.linalg.solve(k + 1e-9 * np.eye(len(src)), resid)
+    ka = np.exp(-((at[:, None, :] - src[None, :, :]) ** 2).sum(-1) / (2 * sigma**2))
+    return ka @ w
 
 
 def avatar_from_points(
