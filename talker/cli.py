@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--api-key", default=None, help="require this key on API calls (default: $TALKER_API_KEY)")
     v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     v.set_defaults(func=_serve)
+    from talker.cli_persona import add_persona_parser
+
+    add_persona_parser(sub)
     return ap
 
 
