@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from audio.text import clean_text, split_sentences
+from audio.text import FIRST_PIECE_CHARS, clean_text, split_sentences
 from audio.types import Speech, SpeechChunk, concat_speech
 
 INSTALL_HINT = "pip install coqui-tts  (it provides the 'TTS' package; it needs torch)"
@@ -121,7 +121,7 @@ class CoquiTTS:
 
     def stream(self, text: str) -> Iterator[SpeechChunk]:
         text = clean_text(text)
-        pieces = split_sentences(text)
+        pieces = split_sentences(text, first_max_chars=FIRST_PIECE_CHARS)
         for i, piece in enumerate(pieces):
             yield SpeechChunk(self.synthesize_sentence(piece), i, i == len(pieces) - 1, piece)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from audio import espeak
 from audio.phonemes import VOWELS, ipa_units
-from audio.text import clean_text, split_sentences
+from audio.text import FIRST_PIECE_CHARS, clean_text, split_sentences
 from audio.types import SILENCE, Phone, Speech, SpeechChunk, Word, concat_speech
 
 DEFAULT_RATE_WPM = 175
@@ -88,7 +88,7 @@ class EspeakTTS:
     def stream(self, text: str) -> Iterator[SpeechChunk]:
         """Yield one chunk per sentence/clause; the first is ready before the rest is synthesized."""
         text = clean_text(text)
-        pieces = split_sentences(text)
+        pieces = split_sentences(text, first_max_chars=FIRST_PIECE_CHARS)
         for i, piece in enumerate(pieces):
             speech = self.synthesize_sentence(piece)
             yield SpeechChunk(speech=speech, index=i, is_last=i == len(pieces) - 1, source_text=piece)

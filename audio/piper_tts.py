@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from audio.phonemes import VOWELS, ipa_units
-from audio.text import clean_text, split_sentences
+from audio.text import FIRST_PIECE_CHARS, clean_text, split_sentences
 from audio.types import SILENCE, Phone, Speech, SpeechChunk, Word
 
 # Word-break tokens shorter than this are coarticulation, not a pause: their time is split
@@ -117,7 +117,7 @@ class PiperTTS:
     def stream(self, text: str) -> Iterator[SpeechChunk]:
         """Yield one chunk per sentence/clause; the first is ready before the rest is synthesized."""
         text = clean_text(text)
-        pieces = split_sentences(text)
+        pieces = split_sentences(text, first_max_chars=FIRST_PIECE_CHARS)
         for i, piece in enumerate(pieces):
             speech = self.synthesize_sentence(piece)
             yield SpeechChunk(speech=speech, index=i, is_last=i == len(pieces) - 1, source_text=piece)

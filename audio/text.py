@@ -33,8 +33,53 @@ _SENTENCE_RE = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=\S)")
 _CLAUSE_RE = re.compile(r"(?<=[,;:—])\s+(?=\S)")
 
 
-def split_sentences(text: str, max_clause_chars: int = 160) -> list[str]:
-    """Split text into sentences; sentences longer than ``max_clause_chars`` are split at clauses."""
+FIRST_PIECE_CHARS = 60
+"""Streaming TTS keeps its first piece about this short (~3 s of speech) so the first audio is out fast."""
+_BREAK_WORDS = re.compile(r"\s(?=(?:and|but|or|so|because|which|who|where|when|while|that|then)\s)", re.IGNORECASE)
+
+
+def split_first(piece: str, max_chars: int = FIRST_PIECE_CHARS) -> list[str]:
+    """Split a long first piece into a short head and the rest: at the last clause mark within ``max_chars``,
+    else at the first one within twice that, else before a conjunction, else (only if the piece is more than
+    twice too long) at a space. Short pieces and pieces without a break point come back whole."""
+    if len(piece) <= max_chars:
+        return [piece]
+    marks = [m.end() for m in _CLAUSE_RE.finditer(piece)]
+    inside = [i for i in marks if 8 <= i <= max_chars]
+    cut = inside[-1] if inside else next((i for i in marks if 8 <= i <= 2 * max_chars), None)
+    if cut is None:
+        words = [m.start() for m in _BREAK_WORDS.finditer(piece) if 20 <= m.start() <= max_chars]
+        # a bare space only in a piece more than twice too long: a cut mid-phrase breaks the intonation
+        spaces = [i for i, ch in enumerate(piece) if ch == " " and 20 <= i <= max_chars and len(piece) > 2 * max_chars]
+        cut = words[-1] if words else (spaces[-1] if spaces else None)
+    if cut is None:
+        return [piece]
+    head, tail = piece[:cut].strip(), piece[cut:].strip()
+    return [head, tail] if head and tail else [piece]
+
+
+def split_sentences(text: str, max_clause_chars: int = 160, *, first_max_chars: int | None = None) -> list[str]:
+    """Split text into sentences; sentences longer than ``max_clause_chars`` are split at clauses.
+
+    With ``first_max_chars`` (streaming), the first piece is kept about that short and each later piece at
+    most twice as long as the one before, split where ``split_first`` finds a break: a piece is synthesized
+    while the previous one plays, so at >= 2x real time the audio never runs dry.
+    """
+    pieces = _split_sentences(text, max_clause_chars)
+    if not first_max_chars:
+        return pieces
+    out: list[str] = []
+    queue = list(pieces)
+    while queue:
+        piece = queue.pop(0)
+        limit = first_max_chars if not out else min(max_clause_chars, max(2 * len(out[-1]), 30))
+        parts = split_first(piece, limit) if len(piece) > limit else [piece]
+        out.append(parts[0])
+        queue[:0] = parts[1:]
+    return out
+
+
+def _split_sentences(text: str, max_clause_chars: int) -> list[str]:
     pieces: list[str] = []
     for sent in _SENTENCE_RE.split(text):
         sent = sent.strip()
