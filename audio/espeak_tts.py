@@ -7,7 +7,6 @@ espeak-ng names ("en-us", "en-gb", "de", ...) optionally with a variant ("en-us+
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from audio import espeak
 from audio.phonemes import VOWELS, ipa_units
 from audio.text import FIRST_PIECE_CHARS, clean_text, split_sentences
 from audio.types import SILENCE, Phone, Speech, SpeechChunk, Word, concat_speech
+from audio.words import label_words
 
 DEFAULT_RATE_WPM = 175
 
@@ -136,44 +136,12 @@ def events_to_timeline(
 
 
 def _words(events: list[espeak.EspeakEvent], segs: list[list], n_samples: int, sr: int, text: str) -> tuple[Word, ...]:
-    """One ``Word`` per text token. espeak-ng reports a word event per spoken word but may join tokens ("I am"
-    is one event); a span holding several tokens is shared among them in proportion to their letters."""
-    tokens = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"\S+", text)]
-
-    def token_index(ev: espeak.EspeakEvent) -> int:
-        pos = ev.text_pos - 1
-        return next((i for i, t in enumerate(tokens) if t[1] > pos), len(tokens))
-
-    # events on the same token (a number read as several words, letters spelled out) form one group
-    groups: list[tuple[int, int]] = []  # (first token index, start sample)
-    for ev in (e for e in events if e.kind == "word"):
-        ti = token_index(ev)
-        if not groups or ti != groups[-1][0]:
-            groups.append((ti, ev.sample))
-    words: list[Word] = []
-    for gi, (ti, sample) in enumerate(groups):
-        nti, end_sample = groups[gi + 1] if gi + 1 < len(groups) else (len(tokens), n_samples)
-        # a word ends where its last sounding phone ends (not in the pause after it)
-        spans = [(a, b) for a, b, sym, _ in segs if sym != SILENCE and sample <= a < end_sample]
-        if not spans:
-            continue
-        labels = [lab for lab in (_strip(t[2]) for t in tokens[ti : max(nti, ti + 1)]) if lab] or [""]
-        weights = np.array([max(1, len(lab)) for lab in labels], float)
-        k = len(spans)
-        cuts = np.round(np.cumsum(weights) / weights.sum() * k).astype(int)
-        first = 0
-        for lab, cut in zip(labels, cuts):
-            if first >= k:
-                break
-            cut = max(int(cut), first + 1)
-            part = spans[first:cut]
-            words.append(Word(part[0][0] / sr, part[-1][1] / sr, lab))
-            first = cut
-    return tuple(words)
-
-
-def _strip(token: str) -> str:
-    return token.strip("\"'.,;:!?()[]{}«»“”‘’…-—")
+    """One ``Word`` per written word: espeak-ng's word events give the spans (a span runs from its event to
+    the next one, trimmed to its sounding phones); ``label_words`` matches them to the text."""
+    starts = [e.sample for e in events if e.kind == "word"]
+    spans = [(a / sr, (starts[i + 1] if i + 1 < len(starts) else n_samples) / sr) for i, a in enumerate(starts)]
+    phones = [Phone(a / sr, b / sr, sym, st) for a, b, sym, st in segs]
+    return label_words(phones, spans, text)
 
 
 def _label_units(label: str) -> list[tuple[str, int]]:

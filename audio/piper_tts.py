@@ -18,6 +18,7 @@ import numpy as np
 from audio.phonemes import VOWELS, ipa_units
 from audio.text import FIRST_PIECE_CHARS, clean_text, split_sentences
 from audio.types import SILENCE, Phone, Speech, SpeechChunk, Word
+from audio.words import label_words
 
 # Word-break tokens shorter than this are coarticulation, not a pause: their time is split
 # between the neighbouring phones.
@@ -68,6 +69,10 @@ class PiperTTS:
                 self._voice = _load_voice(self.model_path)
             return self._voice
 
+    def _espeak_voice(self) -> str:
+        espeak_cfg = getattr(self._load().config, "espeak_voice", None)
+        return str(espeak_cfg or "en-us")
+
     @property
     def sample_rate(self) -> int:
         return int(self._load().config.sample_rate)
@@ -96,7 +101,6 @@ class PiperTTS:
         phones: list[Phone] = []
         words: list[Word] = []
         offset = 0
-        text_words = [w for w in sentence.split() if any(c.isalnum() for c in w)]
         for chunk in voice.synthesize(sentence, syn_config=self._syn_config(), include_alignments=True):
             audio = np.asarray(chunk.audio_float_array, dtype=np.float32).reshape(-1)
             if chunk.phoneme_alignments is None:
@@ -108,10 +112,9 @@ class PiperTTS:
             offset += len(audio)
         if not audio_parts:
             raise TTSError(f"Piper produced no audio for {sentence[:60]!r}")
-        if len(words) == len(text_words):
-            words = [Word(w.start_s, w.end_s, t.strip("\"'.,;:!?()[]")) for w, t in zip(words, text_words)]
         samples = np.concatenate(audio_parts)
         phones = _merge_silences(phones)
+        words = list(label_words(phones, [(w.start_s, w.end_s) for w in words], sentence, self._espeak_voice()))
         return Speech(samples, sr, tuple(phones), tuple(words), sentence)
 
     def stream(self, text: str) -> Iterator[SpeechChunk]:

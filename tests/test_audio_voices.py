@@ -70,7 +70,7 @@ def test_two_personas_on_one_piper_voice_differ():
     assert ratio == pytest.approx(2 ** (6 / 12), rel=0.12)  # six semitones apart
     assert low.duration_s > 1.15 * high.duration_s
     for sp in (low, high):  # timings stay the model's own
-        assert sp.phones[-1].end_s == pytest.approx(sp.duration_s) and len(sp.words) >= 8
+        assert sp.phones[-1].end_s == pytest.approx(sp.duration_s) and len(sp.words) == 10
 
 
 def test_espeak_personas_use_pitch_and_variant():
