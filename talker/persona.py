@@ -546,7 +546,7 @@ class PersonaStore:
 
                 Image.fromarray(rgb).save(tmp, format="PNG")
             stored = replace(persona, id=pid, face_path=str(face), created_at=persona.created_at or time.time())
-            data = json.dumps(stored.to_dict())
+            data = self._dump(stored)
             with self._lock:
                 if self._query("SELECT 1 FROM personas WHERE id = ?", (pid,)):
                     raise PersonaError(f"a persona with id {pid} already exists")
@@ -563,16 +563,30 @@ class PersonaStore:
             tmp.unlink(missing_ok=True)
         return stored
 
+    def _dump(self, p: Persona) -> str:
+        """JSON of a persona; a face image inside the store is kept relative, so the folder can move."""
+        d = p.to_dict()
+        face = Path(p.face_path)
+        if face.parent == self.faces:
+            d["face_path"] = f"{FACES_DIR}/{face.name}"
+        return json.dumps(d)
+
+    def _load(self, data: str) -> Persona:
+        d = json.loads(data)
+        if d.get("face_path") and not Path(d["face_path"]).is_absolute():
+            d["face_path"] = str(self.root / d["face_path"])
+        return Persona.from_dict(d)
+
     def list(self) -> list[Persona]:
         """All personas, oldest first."""
         rows = self._query("SELECT data FROM personas ORDER BY created_at, id")
-        return [Persona.from_dict(json.loads(r[0])) for r in rows]
+        return [self._load(r[0]) for r in rows]
 
     def get(self, persona_id: str) -> Persona:
         rows = self._query("SELECT data FROM personas WHERE id = ?", (persona_id,))
         if not rows:
             raise PersonaNotFound(f"no persona with id {persona_id!r} in {self.root}")
-        return Persona.from_dict(json.loads(rows[0][0]))
+        return self._load(rows[0][0])
 
     def delete(self, persona_id: str) -> bool:
         """Remove a persona and its face image; False when there was none."""
@@ -581,7 +595,7 @@ class PersonaStore:
             if not rows:
                 return False
             self._query("DELETE FROM personas WHERE id = ?", (persona_id,))
-        face = Path(Persona.from_dict(json.loads(rows[0][0])).face_path)
+        face = Path(self._load(rows[0][0]).face_path)
         if face.parent == self.faces:
             face.unlink(missing_ok=True)
         return True

@@ -64,6 +64,11 @@ def test_description_alone(tmp_path, maker):
     again = PersonaStore(tmp_path)
     assert again.get(p.id) == p
     assert [x.id for x in again.list()] == [p.id]
+    # ... and so does a store on the folder after it moved
+    moved = tmp_path.parent / (tmp_path.name + "-moved")
+    tmp_path.rename(moved)
+    q = PersonaStore(moved).get(p.id)
+    assert Path(q.face_path).is_file() and Path(q.face_path).parent == moved / "persona_faces"
 
 
 def test_image_alone(tmp_path, maker):
