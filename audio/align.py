@@ -52,6 +52,8 @@ MISMATCH_MARGIN = 15.0
 MAX_LOUD_IN_SILENCE = 0.3
 """A forced alignment that puts more than this fraction of the loud frames into pauses has left speech without
 words: the transcript misses part of what is said (matching transcripts here: at most 0.10)."""
+MIN_DECODE_S = 0.1
+"""Shorter audio is not given to pocketsphinx (fewer than 10 frames); loudness gives its phones."""
 SILENCE_RMS = 10 ** (-58 / 20)
 """Audio whose loudest 25 ms frame is below -58 dBFS has no speech in it."""
 
@@ -170,13 +172,26 @@ class Aligner:
 
         if method == "energy":
             return AlignResult(self._speech(x, sample_rate, energy_phones(x, sample_rate), [], text), "energy")
+        if duration < MIN_DECODE_S:
+            why = f"the audio is too short to recognise ({duration * 1000:.0f} ms)"
+            if method != "auto":
+                raise AlignError(why)
+            notes.append(why + "; phones estimated from loudness")
+            return AlignResult(self._speech(x, sample_rate, energy_phones(x, sample_rate), [], text), "energy",
+                               notes=tuple(notes))  # fmt: skip
 
         x16 = _for_decoder(resample(x, sample_rate, ALIGN_SR) if sample_rate != ALIGN_SR else x)
         if tokens and method in ("auto", "forced"):
             try:
                 with self._lock:
-                    segs, words, score, oov = self._forced(x16, tokens)
-                    why = self._mismatch(x16, score, segs)
+                    try:
+                        segs, words, score, oov = self._forced(x16, tokens)
+                        why = self._mismatch(x16, score, segs)
+                    except _NoPath:
+                        raise
+                    except Exception as e:  # noqa: BLE001 - a decoder error must not end the fallback chain
+                        self._reset()
+                        raise _NoPath(f"{type(e).__name__}: {e}") from e
                 if not why:
                     sp = self._speech(x, sample_rate, segs, words, text)
                     return AlignResult(sp, "forced", score, tuple(oov), tuple(notes))
@@ -187,14 +202,17 @@ class Aligner:
             notes.append(why + "; phones were recognised without it")
         try:
             with self._lock:
-                segs = self._phonetic(x16)
+                try:
+                    segs = self._phonetic(x16)
+                except Exception:
+                    self._reset()
+                    raise
             return AlignResult(self._speech(x, sample_rate, segs, [], text), "phonetic", notes=tuple(notes))
-        except (RuntimeError, ImportError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - pocketsphinx missing or failing: loudness still gives a result
             if method == "phonetic":
                 raise AlignError(f"phoneme recognition failed: {e}") from e
             notes.append(f"phoneme recognition failed ({e}); phones estimated from loudness")
         segs = energy_phones(x, sample_rate)
-        _ = duration
         return AlignResult(self._speech(x, sample_rate, segs, [], text), "energy", notes=tuple(notes))
 
     def align_file(
@@ -205,6 +223,11 @@ class Aligner:
         return self.align(samples, sr, text, method)
 
     # ------------------------------------------------------------------ decoders
+    def _reset(self) -> None:
+        """Drop the decoders after an error (a half-finished utterance would poison the next input)."""
+        self._fa = None
+        self._ap = None
+
     def _decoder(self) -> Any:
         if self._fa is None:
             from pocketsphinx import Decoder
@@ -274,8 +297,10 @@ class Aligner:
         ap = self._allphone()
         total, frames = 0.0, 0
         for a, b in _quiet_cuts(x16, ALIGN_SR, self.window_s):
+            if b - a < MIN_DECODE_S * ALIGN_SR:
+                continue
             self._run(ap, to_pcm16(x16[a:b]), "phone recognition")
-            seq = [f"ph_{_symbol(s.word).lower()}" for s in ap.seg() if _symbol(s.word) != SILENCE]
+            seq = [f"ph_{_symbol(s.word).lower()}" for s in (ap.seg() or []) if _symbol(s.word) != SILENCE]
             if not seq:
                 continue
             for _, _, _, phones in self._align_words(dec, x16[a:b], seq, depth=0):
@@ -379,12 +404,16 @@ class Aligner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # "unnecessary", says pocketsphinx 5; it is not
             dec.start_stream()
+        if len(data) < 2 * int(MIN_DECODE_S * ALIGN_SR):
+            raise _NoPath(f"{what}: too little audio")
         dec.start_utt()
-        dec.process_raw(data, full_utt=True)
         try:
-            dec.end_utt()
-        except RuntimeError as e:
-            raise _NoPath(f"{what}: {e}") from e
+            dec.process_raw(data, full_utt=True)
+        finally:
+            try:
+                dec.end_utt()
+            except RuntimeError as e:
+                raise _NoPath(f"{what}: {e}") from e
 
     def _prefix_pass(self, dec: Any, pcm: np.ndarray, keys: list[str]) -> tuple[list[tuple[str, int, int]], int]:
         """Decode ``pcm`` with a grammar that accepts any non-empty prefix of ``keys``.
@@ -404,7 +433,7 @@ class Aligner:
             self._run(dec, to_pcm16(pcm), "prefix pass")
             if dec.hyp() is None:
                 raise _NoPath("no path through the window")
-            spans = [(s.word, int(s.start_frame), int(s.end_frame) - int(s.start_frame) + 1) for s in dec.seg()]
+            spans = [(s.word, int(s.start_frame), int(s.end_frame) - int(s.start_frame) + 1) for s in (dec.seg() or [])]
             return spans, int(dec.n_frames())
         except (RuntimeError, ValueError) as e:
             raise _NoPath(f"prefix pass: {e}") from e
@@ -430,7 +459,7 @@ class Aligner:
         self._run(dec, data, "word pass")
         if dec.hyp() is None:
             raise _NoPath("no alignment path survived the search")
-        spans = [(s.word, int(s.start_frame), int(s.end_frame) - int(s.start_frame) + 1) for s in dec.seg()]
+        spans = [(s.word, int(s.start_frame), int(s.end_frame) - int(s.start_frame) + 1) for s in (dec.seg() or [])]
         if sum(1 for w, _, _ in spans if not _is_filler(w)) != len(keys):
             raise _NoPath("the audio ended before the transcript did")
         try:
@@ -495,9 +524,11 @@ class Aligner:
         dec = self._allphone()
         segs: list[_Seg] = []
         for a, b in _quiet_cuts(x16, ALIGN_SR, self.window_s):
+            if b - a < MIN_DECODE_S * ALIGN_SR:
+                continue  # a sliver at the end: left as a pause
             self._run(dec, to_pcm16(x16[a:b]), "phone recognition")
             off = a / ALIGN_SR
-            for s in dec.seg():
+            for s in dec.seg() or []:
                 start, end = int(s.start_frame), int(s.end_frame) + 1
                 segs.append(_Seg(off + start * FRAME_S, off + end * FRAME_S, _symbol(s.word)))
         if not segs:

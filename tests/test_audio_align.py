@@ -213,6 +213,21 @@ def test_energy_fallback_follows_loudness(aligner: Aligner):
     assert len(vowels) >= 3  # go / for-ward / ten / me-ters
 
 
+def test_odd_inputs_give_results_and_leave_the_aligner_usable(aligner: Aligner):
+    rng = np.random.default_rng(1)
+    tiny = aligner.align(np.array([0.5], np.float32), 44100, "hello")
+    assert tiny.method == "energy" and "too short" in tiny.notes[0]
+    noise = np.clip(rng.standard_normal(24000) * 0.5, -1, 1).astype(np.float32)
+    for text in (None, "hello world"):
+        res = aligner.align(noise, 8000, text)
+        assert res.method in ("phonetic", "energy")
+        _check_timeline(res.speech)
+    nan = aligner.align(np.full(16000, np.nan, np.float32), 16000, "hello")
+    assert nan.method == "silence"
+    wav, text = _clip("cards_001")
+    assert aligner.align_file(wav, text).method == "forced"  # nothing left half-decoded
+
+
 def test_module_level_align_and_bad_input():
     wav, text = _clip("cards_001")
     x, sr = load_audio(wav)
