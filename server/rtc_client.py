@@ -61,6 +61,7 @@ class AvatarClient:
         self.received = Received()
         self._tasks: list[asyncio.Task[None]] = []
         self._rtp_first: dict[tuple[str, int], float] = {}
+        self._rtp_origin: dict[str, int] = {}
         self.connected = asyncio.Event()
 
     async def connect(self, portrait_id: str = "default") -> dict[str, Any]:
@@ -101,6 +102,21 @@ class AvatarClient:
 
             receiver._handle_rtp_packet = hooked  # type: ignore[method-assign]
 
+    def _rtp_arrival(self, kind: str, pts: int) -> float | None:
+        """When the first RTP packet of the frame with this ``pts`` arrived.
+
+        aiortc's receiver rebases RTP timestamps so that its first frame has pts 0: the origin is the
+        timestamp of the first packet that arrived.
+        """
+        origin = self._rtp_origin.get(kind)
+        if origin is None:
+            firsts = [(t, ts) for (k, ts), t in self._rtp_first.items() if k == kind]
+            if not firsts:
+                return None
+            origin = min(firsts)[1]
+            self._rtp_origin[kind] = origin
+        return self._rtp_first.get((kind, (origin + pts) % 2**32))
+
     async def _consume(self, track: MediaStreamTrack) -> None:
         while True:
             try:
@@ -109,6 +125,7 @@ class AvatarClient:
                 return
             t = time.perf_counter()
             pts = int(frame.pts or 0)
+            rtp_t = self._rtp_arrival(track.kind, pts)
             if isinstance(frame, VideoFrame):
                 w, h = frame.width, frame.height
                 plane = frame.planes[0]
@@ -122,7 +139,7 @@ class AvatarClient:
                         h,
                         mk,
                         luma[8::16, 8::16].copy(),
-                        self._rtp_first.get(("video", pts)),
+                        rtp_t,
                     )
                 )
             elif isinstance(frame, AudioFrame):
@@ -131,7 +148,7 @@ class AvatarClient:
                     pcm = pcm[::2]
                 rms = float(np.sqrt(np.mean((pcm.astype(np.float64) / 32768.0) ** 2)))
                 beep = markers.beep_onset(pcm) if self.decode_markers else None
-                self.received.audio.append(AudioSample(t, pts, rms, beep, self._rtp_first.get(("audio", pts))))
+                self.received.audio.append(AudioSample(t, pts, rms, beep, rtp_t))
 
     async def wait_frames(self, n_video: int, timeout: float = 20.0) -> None:
         """Wait until ``n_video`` more video frames have arrived."""

@@ -1,15 +1,16 @@
 """A live session's timeline: what every video frame and its slice of audio carry.
 
-The session's motion comes from ONE ``motion.MotionStream`` fed, frame after frame, with whatever the
-session plays: speech segments (one per TTS sentence) or one-frame pieces of silence when nothing is
-said. Blinks, gaze and head drift are functions of absolute time in that stream, so idle and speech
-join without seams. The stream needs ~0.2 s of look-ahead before a frame is final, so the input runs
-a few frames ahead of the frames handed to the renderer, and the renderer a few frames ahead of the
+The session's motion comes from ONE ``motion.MotionStream`` fed, in order, with whatever the session
+plays: speech segments (one per TTS sentence) or 0.2 s pieces of silence when nothing is said.
+Blinks, gaze and head drift are functions of absolute time in that stream, so idle and speech join
+without seams. The stream needs ~0.2 s of look-ahead before a frame is final, so the input runs a
+few frames ahead of the frames handed to the renderer, and the renderer a few frames ahead of the
 send clock.
 
 Saying something or interrupting rewrites the future: the stream state is saved before every push,
-so the timeline rolls back to the first frame neither track has taken yet (``safe`` frame) and
-pushes the new input from there. Nothing that was sent is ever changed.
+so the timeline rolls back to the first frame neither track has taken yet (the ``safe`` frame),
+pushes again the part of the interrupted piece before it, and pushes the new input from there.
+Nothing that was sent is ever changed.
 
 Frame k covers audio samples ``[k * spf, (k + 1) * spf)`` at 48 kHz (``spf = 48000 / fps``).
 """
@@ -32,6 +33,9 @@ from server.settings import AUDIO_SAMPLE_RATE
 
 FADE_SAMPLES = 480
 """Speech cut by an interrupt fades out over this many samples (10 ms) instead of clicking."""
+
+IDLE_PUSH_FRAMES = 5
+"""Silence enters the motion stream this many frames at a time (a snapshot per push costs ~2 ms)."""
 
 BEEP_SAMPLES = 480
 """Debug marker: a 10 ms 1 kHz beep at the start of every frame whose index is a multiple of fps."""
@@ -302,8 +306,8 @@ class Timeline:
                 seg = s
                 break
         if seg is None:
-            n = 1
-            speech = self._silence(self._boundary(c + 1) - self._boundary(c))
+            n = IDLE_PUSH_FRAMES
+            speech = self._silence(self._boundary(c + n) - self._boundary(c))
         else:
             n = seg.n_frames
             speech = _fit(seg.speech, self._boundary(c + n) - self._boundary(c))
@@ -358,8 +362,8 @@ class Timeline:
             # the cut falls inside this push (an interrupted sentence): push its head again
             snapshot = copy.deepcopy(self._stream)
             m = c - p.frame
-            head = p.segment.speech if p.segment is not None else self._silence(1)
-            speech = _fit(head, self._boundary(c) - self._boundary(p.frame))
+            n = self._boundary(c) - self._boundary(p.frame)
+            speech = _fit(p.segment.speech, n) if p.segment is not None else self._silence(n)
             self._pushes.append(_Push(p.frame, m, snapshot, self._emitted, p.segment))
             self._input_end = c
             self._accept(self._stream.push(speech))

@@ -1,0 +1,396 @@
+"""Benchmark of the live session server, measured from another process over loopback.
+
+    python -m server.bench_server                 # starts a server subprocess, runs everything
+    python -m server.bench_server --url http://127.0.0.1:8000   # a running server (TALKER_DEBUG_MARKERS=1)
+
+The server stamps debug markers (frame index + speaking bit in the video, a 10 ms beep every second
+in the audio) so the receiving aiortc client can tell what each frame is. Figures:
+
+* say -> first frame of speech received (decoded by the client), p50 / p95 over ``--says`` trials
+* interrupt -> first idle frame received, p50 / p95
+* A/V offset at the receiver: arrival of video frame k minus arrival of the beep at frame k's first
+  sample, per second over ``--av-minutes`` (from the first RTP packet of each, i.e. before the
+  client's jitter buffers); p95 of |offset| and its drift (linear fit, ms per minute)
+* capacity: N concurrent 25 fps sessions, each speaking now and then, for ``--capacity-seconds``;
+  frames late or skipped at the server and frames missing at the client, per N
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+
+from server.rtc_client import AvatarClient
+from server.testing import free_port
+
+SENTENCES = [
+    "Hello there.",
+    "How are you today?",
+    "Nice to meet you, my friend.",
+    "Papa bought a map.",
+    "The weather is lovely this morning.",
+    "Let me think about that.",
+    "That is a very good question.",
+    "I will be right back.",
+]
+LONG = (
+    "This is a long answer, with several clauses, that goes on for a while; it is meant to be cut off "
+    "in the middle, so that we can see how quickly the avatar stops talking and returns to rest."
+)
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+@dataclass
+class Report:
+    machine: str = ""
+    say_first_frame_ms: list[float] = field(default_factory=list)
+    say_first_packet_ms: list[float] = field(default_factory=list)
+    say_first_audio_ms: list[float] = field(default_factory=list)
+    interrupt_idle_ms: list[float] = field(default_factory=list)
+    av_offset_ms: list[float] = field(default_factory=list)  # RTP arrival, video - audio
+    av_offset_decoded_ms: list[float] = field(default_factory=list)
+    av_offset_t_s: list[float] = field(default_factory=list)
+    capacity: list[dict[str, Any]] = field(default_factory=list)
+    server_metrics: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"machine: {self.machine}"]
+
+        def stat(name: str, xs: list[float]) -> None:
+            if xs:
+                lines.append(
+                    f"{name}: p50 {pct(xs, 50):.0f} ms, p95 {pct(xs, 95):.0f} ms, "
+                    f"min {min(xs):.0f}, max {max(xs):.0f} (n={len(xs)})"
+                )
+
+        stat("say -> first speech frame decoded", self.say_first_frame_ms)
+        stat("say -> first packet of that frame", self.say_first_packet_ms)
+        stat("say -> first audible audio decoded", self.say_first_audio_ms)
+        stat("interrupt -> first idle frame decoded", self.interrupt_idle_ms)
+        if self.av_offset_ms:
+            off = np.asarray(self.av_offset_ms)
+            t = np.asarray(self.av_offset_t_s)
+            slope = float(np.polyfit(t / 60.0, off, 1)[0]) if len(off) > 2 else float("nan")
+            minute = 60.0
+            first = off[t < t[0] + minute]
+            last = off[t > t[-1] - minute]
+            lines.append(
+                f"A/V offset (video - audio, RTP arrival): median {np.median(off):+.1f} ms, "
+                f"p95 |offset| {np.percentile(np.abs(off), 95):.1f} ms, drift {slope:+.2f} ms/min over "
+                f"{(t[-1] - t[0]) / 60:.1f} min (first minute mean {first.mean():+.1f}, last {last.mean():+.1f}; "
+                f"n={len(off)})"
+            )
+        if self.av_offset_decoded_ms:
+            d = np.asarray(self.av_offset_decoded_ms)
+            lines.append(
+                f"A/V offset after the aiortc client's jitter buffers: median {np.median(d):+.1f} ms, "
+                f"p95 |offset| {np.percentile(np.abs(d), 95):.1f} ms"
+            )
+        for c in self.capacity:
+            lines.append(
+                f"capacity N={c['sessions']}: server late {c['late_pct']:.2f}% skipped {c['skipped_pct']:.2f}%, "
+                f"client missing {c['missing_pct']:.2f}%, received {c['fps_min']:.1f}-{c['fps_max']:.1f} fps, "
+                f"say->first frame p50 {c['say_p50_ms']:.0f} ms"
+            )
+        if self.capacity:
+            ok = [c["sessions"] for c in self.capacity if c["dropped_pct"] <= 1.0]
+            strict = [c["sessions"] for c in self.capacity if c["dropped_pct"] == 0.0]
+            best = max(ok) if ok else 0
+            lines.append(f"max sessions with <=1% frames dropped: {best}; with none: {max(strict) if strict else 0}")
+        return "\n".join(lines)
+
+
+@contextmanager
+def server_process(port: int, max_sessions: int) -> Any:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TALKER_DEBUG_MARKERS": "1",
+            "TALKER_MAX_SESSIONS": str(max_sessions),
+            "TALKER_JOB_WORKERS": "0",
+            "TALKER_IDLE_TIMEOUT_S": "3600",
+            "TALKER_DATA_DIR": tempfile.mkdtemp(prefix="talker-bench-"),
+        }
+    )
+    cmd = [sys.executable, "-m", "server", "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        t_end = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > t_end:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def connect(url: str) -> AvatarClient:
+    c = AvatarClient(url, decode_markers=True)
+    await c.connect()
+    await asyncio.wait_for(c.connected.wait(), 30)
+    await c.wait_frames(10, timeout=30)
+    return c
+
+
+async def wait_for(pred: Any, timeout: float) -> bool:
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if pred():
+            return True
+        await asyncio.sleep(0.002)
+    return False
+
+
+async def wait_quiet(c: AvatarClient, quiet_s: float = 0.4, timeout: float = 30.0) -> None:
+    """Until the last ``quiet_s`` of received frames are all idle."""
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        await asyncio.sleep(0.1)
+        now = time.perf_counter()
+        recent = [v for v in c.received.video if v.t > now - quiet_s and v.marker]
+        if len(recent) >= 5 and not any(v.marker.speaking for v in recent if v.marker):
+            st = await c.status()
+            if not st["speaking"]:
+                return
+
+
+async def one_say(c: AvatarClient, text: str) -> tuple[float, float | None, float | None]:
+    n0, a0 = len(c.received.video), len(c.received.audio)
+    t0 = time.perf_counter()
+    r = await c.say(text)
+    r.raise_for_status()
+
+    def speaking() -> Any:
+        return next((v for v in c.received.video[n0:] if v.marker and v.marker.speaking), None)
+
+    if not await wait_for(lambda: speaking() is not None, 20):
+        raise RuntimeError(f"no speech after saying {text!r}")
+    v = speaking()
+    assert v is not None
+    await asyncio.sleep(0.3)
+    audible = next((a for a in c.received.audio[a0:] if a.t > t0 and a.beep is None and a.rms > 0.01), None)
+    return (
+        (v.t - t0) * 1000,
+        (v.rtp_t - t0) * 1000 if v.rtp_t is not None else None,
+        (audible.t - t0) * 1000 if audible else None,
+    )
+
+
+async def bench_latency(url: str, rep: Report, says: int, interrupts: int) -> None:
+    c = await connect(url)
+    try:
+        await asyncio.sleep(1.0)
+        for i in range(says):
+            frame_ms, packet_ms, audio_ms = await one_say(c, SENTENCES[i % len(SENTENCES)])
+            rep.say_first_frame_ms.append(frame_ms)
+            if packet_ms is not None:
+                rep.say_first_packet_ms.append(packet_ms)
+            if audio_ms is not None:
+                rep.say_first_audio_ms.append(audio_ms)
+            await wait_quiet(c)
+            await asyncio.sleep(random.uniform(0.1, 0.5))
+        for _ in range(interrupts):
+            await one_say(c, LONG)
+            await asyncio.sleep(random.uniform(0.5, 1.2))
+            n0 = len(c.received.video)
+            t0 = time.perf_counter()
+            (await c.interrupt()).raise_for_status()
+
+            def idle(n0: int = n0) -> Any:
+                return next((v for v in c.received.video[n0:] if v.marker and not v.marker.speaking), None)
+
+            if await wait_for(lambda: idle() is not None, 5):
+                v = idle()
+                assert v is not None
+                rep.interrupt_idle_ms.append((v.t - t0) * 1000)
+            await wait_quiet(c)
+            await asyncio.sleep(random.uniform(0.1, 0.5))
+    finally:
+        await c.close()
+
+
+def av_offsets(c: AvatarClient, fps: int = 25, spf: int = 1920) -> tuple[list[float], list[float], list[float]]:
+    """(offset ms by RTP arrival, offset ms after decoding, time s) for every beep matched to its frame."""
+    # the beep starts the audio packet of frame k; after decoding it sits ~6.5 ms into the frame
+    # (Opus delay), so the decoded frame's pts (= its packet's) identifies it
+    beeps = [a for a in c.received.audio if a.beep is not None]
+    by_index: dict[int, Any] = {}
+    for v in c.received.video:
+        if v.marker and v.marker.index % fps == 0:
+            by_index.setdefault(v.marker.index, v)
+    if not beeps or not by_index:
+        return [], [], []
+    # beep j is at frame k0 + (its pts - the first beep's pts) / spf; k0 is the marked frame that
+    # makes the offsets smallest overall (beeps are 1 s apart, so a wrong k0 is off by >= 1 s)
+    b0 = beeps[0]
+
+    def pair(k0: int) -> tuple[list[float], list[float], list[float]]:
+        out_rtp, out_dec, ts = [], [], []
+        for b in beeps:
+            k = k0 + round(((b.pts - b0.pts) % 2**32) / spf)
+            v = by_index.get(k % 65536)
+            if v is None:
+                continue
+            out_dec.append((v.t - b.t) * 1000)
+            if v.rtp_t is not None and b.rtp_t is not None:
+                out_rtp.append((v.rtp_t - b.rtp_t) * 1000)
+                ts.append(b.t)
+        return out_rtp, out_dec, ts
+
+    near = [k for k in by_index if abs(by_index[k].t - b0.t) < 3.0]
+    best = min(near or list(by_index), key=lambda k: float(np.median(np.abs(pair(k)[1] or [1e9]))))
+    return pair(best)
+
+
+async def bench_av(url: str, rep: Report, minutes: float) -> None:
+    c = await connect(url)
+    try:
+        t_end = time.monotonic() + minutes * 60
+        i = 0
+        while time.monotonic() < t_end:
+            await c.say(SENTENCES[i % len(SENTENCES)] + " " + SENTENCES[(i + 3) % len(SENTENCES)])
+            i += 1
+            await asyncio.sleep(min(8.0, max(0.0, t_end - time.monotonic())))
+            # keep memory bounded on long runs: offsets only need markers and beeps
+            c.received.video = [v for v in c.received.video if v.marker and v.marker.index % 25 == 0]
+    finally:
+        await c.close()
+    off, dec, ts = av_offsets(c)
+    t0 = ts[0] if ts else 0.0
+    rep.av_offset_ms, rep.av_offset_decoded_ms, rep.av_offset_t_s = off, dec, [t - t0 for t in ts]
+
+
+async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float) -> None:
+    for n in range(1, max_n + 1):
+        clients = await asyncio.gather(*(connect(url) for _ in range(n)))
+        try:
+            before = [await c.status() for c in clients]
+            m0 = [len(c.received.video) for c in clients]
+            t0 = time.perf_counter()
+            say_ms: list[float] = []
+
+            async def talk(c: AvatarClient, offset: float, t0: float = t0, say_ms: list[float] = say_ms) -> None:
+                await asyncio.sleep(offset)
+                j = 0
+                while time.perf_counter() - t0 < seconds - 3:
+                    ms, _, _ = await one_say(c, SENTENCES[j % len(SENTENCES)] + " " + SENTENCES[(j + 1) % 8])
+                    say_ms.append(ms)
+                    j += 1
+                    await asyncio.sleep(3.0)
+
+            await asyncio.gather(*(talk(c, i * 0.7) for i, c in enumerate(clients)))
+            await asyncio.sleep(max(0.0, seconds - (time.perf_counter() - t0)))
+            elapsed = time.perf_counter() - t0
+            after = [await c.status() for c in clients]
+            sent = sum(a["frames_sent"] - b["frames_sent"] for a, b in zip(after, before))
+            late = sum(a["frames_late"] - b["frames_late"] for a, b in zip(after, before))
+            expected = 25.0 * elapsed * n
+            missing = 0
+            fps = []
+            for c, m in zip(clients, m0):
+                idx = [v.marker.index for v in c.received.video[m:] if v.marker]
+                distinct = len(set(idx))
+                span = (idx[-1] - idx[0] + 1) if idx else 0
+                missing += max(0, span - distinct)
+                fps.append(len(c.received.video[m:]) / elapsed)
+            skipped = max(0.0, expected - sent)
+            rep.capacity.append(
+                {
+                    "sessions": n,
+                    "seconds": elapsed,
+                    "late_pct": 100.0 * late / max(sent, 1),
+                    "skipped_pct": 100.0 * skipped / expected,
+                    "missing_pct": 100.0 * missing / expected,
+                    "dropped_pct": round(100.0 * (late + skipped + missing) / expected, 2),
+                    "fps_min": min(fps),
+                    "fps_max": max(fps),
+                    "say_p50_ms": pct(say_ms, 50),
+                }
+            )
+            print(Report(capacity=rep.capacity[-1:]).summary().splitlines()[1], flush=True)
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+        await asyncio.sleep(1.0)
+        if rep.capacity[-1]["dropped_pct"] > 5.0:
+            break
+
+
+async def fetch_metrics(url: str, rep: Report) -> None:
+    async with httpx.AsyncClient() as h:
+        text = (await h.get(url + "/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("#") or "{" in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        if name.endswith(("_sum", "_count", "_total")):
+            rep.server_metrics[name] = float(value)
+
+
+async def run(url: str, args: argparse.Namespace) -> Report:
+    rep = Report(machine=f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    if args.says or args.interrupts:
+        print("latency ...", flush=True)
+        await bench_latency(url, rep, args.says, args.interrupts)
+    if args.av_minutes > 0:
+        print(f"A/V over {args.av_minutes} min ...", flush=True)
+        await bench_av(url, rep, args.av_minutes)
+    if args.max_sessions > 0:
+        print("capacity ...", flush=True)
+        await bench_capacity(url, rep, args.max_sessions, args.capacity_seconds)
+    await fetch_metrics(url, rep)
+    rep.machine += f", {os.getloadavg()[0]:.2f} at the end"
+    return rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m server.bench_server", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", help="a running server started with TALKER_DEBUG_MARKERS=1 (default: start one)")
+    ap.add_argument("--says", type=int, default=20, help="say -> first frame trials")
+    ap.add_argument("--interrupts", type=int, default=10, help="interrupt -> idle trials")
+    ap.add_argument("--av-minutes", type=float, default=5.0, help="length of the A/V drift session")
+    ap.add_argument("--max-sessions", type=int, default=6, help="capacity: up to this many sessions")
+    ap.add_argument("--capacity-seconds", type=float, default=20.0, help="capacity: seconds per step")
+    ap.add_argument("--json", help="write the raw figures here")
+    args = ap.parse_args(argv)
+    random.seed(0)
+    if args.url:
+        rep = asyncio.run(run(args.url, args))
+    else:
+        with server_process(free_port(), max(args.max_sessions, 1)) as url:
+            rep = asyncio.run(run(url, args))
+    print(rep.summary())
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(asdict(rep), f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
