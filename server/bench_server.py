@@ -107,6 +107,11 @@ class Report:
                 f"capacity N={c['sessions']}: server late {c['late_pct']:.2f}% skipped {c['skipped_pct']:.2f}%, "
                 f"client missing {c['missing_pct']:.2f}%, received {c['fps_min']:.1f}-{c['fps_max']:.1f} fps, "
                 f"say->first frame p50 {c['say_p50_ms']:.0f} ms"
+                + (
+                    f", server CPU {c['server_cores_per_session']:.2f} cores/session"
+                    if c.get("server_cores_per_session")
+                    else ""
+                )
             )
         if self.capacity:
             ok = [c["sessions"] for c in self.capacity if c["dropped_pct"] <= 1.0]
@@ -114,6 +119,21 @@ class Report:
             best = max(ok) if ok else 0
             lines.append(f"max sessions with <=1% frames dropped: {best}; with none: {max(strict) if strict else 0}")
         return "\n".join(lines)
+
+
+SERVER_PID: int | None = None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -130,6 +150,8 @@ def server_process(port: int, max_sessions: int) -> Any:
     )
     cmd = [sys.executable, "-m", "server", "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    global SERVER_PID
+    SERVER_PID = proc.pid
     url = f"http://127.0.0.1:{port}"
     try:
         t_end = time.monotonic() + 120
@@ -293,6 +315,7 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float) -> N
         try:
             before = [await c.status() for c in clients]
             m0 = [len(c.received.video) for c in clients]
+            cpu0 = cpu_seconds(SERVER_PID)
             t0 = time.perf_counter()
             say_ms: list[float] = []
 
@@ -308,6 +331,7 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float) -> N
             await asyncio.gather(*(talk(c, i * 0.7) for i, c in enumerate(clients)))
             await asyncio.sleep(max(0.0, seconds - (time.perf_counter() - t0)))
             elapsed = time.perf_counter() - t0
+            cpu1 = cpu_seconds(SERVER_PID)
             after = [await c.status() for c in clients]
             sent = sum(a["frames_sent"] - b["frames_sent"] for a, b in zip(after, before))
             late = sum(a["frames_late"] - b["frames_late"] for a, b in zip(after, before))
@@ -332,6 +356,7 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float) -> N
                     "fps_min": min(fps),
                     "fps_max": max(fps),
                     "say_p50_ms": pct(say_ms, 50),
+                    "server_cores_per_session": (cpu1 - cpu0) / elapsed / n if cpu0 is not None and cpu1 else None,
                 }
             )
             print(Report(capacity=rep.capacity[-1:]).summary().splitlines()[1], flush=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
@@ -56,7 +56,7 @@ class AvatarClient:
         headers = {"X-API-Key": api_key} if api_key else {}
         self.http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30.0)
         self.decode_markers = decode_markers
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # loopback: no STUN
         self.session_id: str | None = None
         self.received = Received()
         self._tasks: list[asyncio.Task[None]] = []

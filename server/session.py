@@ -151,7 +151,8 @@ class Session:
             RTCIceServer(urls=i["urls"], username=i.get("username"), credential=i.get("credential"))  # type: ignore[arg-type]
             for i in settings.ice_servers()
         ]
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice or None))
+        # an empty list, not None: aiortc would fall back to Google's public STUN server
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
         self.created_at = self.last_activity = time.monotonic()
         self.connected_at: float | None = None
         self.state = "new"

@@ -150,3 +150,28 @@ def test_idle_timeout_and_peer_disconnect(tmp_path: Path) -> None:
         code, detail, code2, detail2 = asyncio.run(go())
         assert code == 404 and "idle for 1 s" in detail
         assert code2 == 404 and "peer connection" in detail2
+
+
+def test_session_with_an_uploaded_portrait(server: LiveServer) -> None:
+    import httpx
+
+    from talker.portrait import default_portrait_path
+
+    data = Path(default_portrait_path()).read_bytes()
+    r = httpx.post(server.url + "/portraits", files={"file": ("me.png", data, "image/png")}, timeout=60)
+    assert r.status_code == 201, r.text
+    pid = r.json()["portrait_id"]
+
+    async def go() -> tuple[list[dict[str, Any]], AvatarClient]:
+        c = AvatarClient(server.url, decode_markers=True)
+        await c.connect(portrait_id=pid)
+        await asyncio.wait_for(c.connected.wait(), 20)
+        await c.wait_frames(10)
+        listed = (await c.http.get("/sessions")).json()
+        await c.close()
+        return listed, c
+
+    listed, c = asyncio.run(go())
+    assert [s["portrait_id"] for s in listed] == [pid]
+    assert listed[0]["state"] == "connected" and listed[0]["frames_sent"] >= 10
+    assert c.received.video[-1].width == 512
