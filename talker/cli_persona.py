@@ -23,10 +23,16 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return Path(args.data_dir or os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR)
 
 
-def _store(args: argparse.Namespace) -> Any:
-    from talker.persona import PersonaStore
+def _store(args: argparse.Namespace, create: bool = True) -> Any:
+    """The persona store; reading commands do not create a data folder where there is none."""
+    from talker.persona import DB_NAME, PersonaNotFound, PersonaStore
 
-    return PersonaStore(_data_dir(args))
+    d = _data_dir(args)
+    if not create and not (d / DB_NAME).is_file():
+        if getattr(args, "id", None):
+            raise PersonaNotFound(f"no persona with id {args.id!r} in {d} (no personas there)")
+        return None
+    return PersonaStore(d)
 
 
 def _print_persona(p: Any) -> None:
@@ -110,7 +116,8 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    personas = _store(args).list()
+    store = _store(args, create=False)
+    personas = store.list() if store is not None else []
     if args.json:
         print(json.dumps([p.to_dict() for p in personas], indent=1))
         return 0
@@ -124,7 +131,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    p = _store(args).get(args.id)
+    p = _store(args, create=False).get(args.id)
     if args.json:
         print(json.dumps(p.to_dict(), indent=1))
     else:
@@ -135,7 +142,7 @@ def _show(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     from talker.persona import PersonaNotFound
 
-    if not _store(args).delete(args.id):
+    if not _store(args, create=False).delete(args.id):
         raise PersonaNotFound(f"no persona with id {args.id!r} in {_data_dir(args)}")
     print(f"deleted persona {args.id}")
     return 0
@@ -146,7 +153,7 @@ def _render(args: argparse.Namespace) -> int:
     from talker.pipeline import RenderSettings
     from talker.portrait import parse_size
 
-    persona = _store(args).get(args.id)
+    persona = _store(args, create=False).get(args.id)
     if args.reply_to:
         text = _chat_reply(persona, args.reply_to, args.quiet)
     elif args.text_file:

@@ -95,7 +95,9 @@ def test_errors_exit_2_with_one_line(tmp_path, capsys):
     assert "model_index.json" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cmd", [["list"], ["show", "zzz"], ["delete", "zzz"]])
-def test_empty_store(tmp_path, capsys, cmd):
-    rc = main(["persona", "--data-dir", str(tmp_path)] + cmd)
+@pytest.mark.parametrize("cmd", [["list"], ["show", "zzz"], ["delete", "zzz"], ["render", "zzz", "--text", "hi"]])
+def test_reading_commands_create_no_data_folder(tmp_path, capsys, cmd):
+    d = tmp_path / "data"
+    rc = main(["persona", "--data-dir", str(d)] + cmd)
     assert rc == (0 if cmd == ["list"] else 2)
+    assert not d.exists()
