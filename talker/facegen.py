@@ -202,8 +202,11 @@ def resolve_model_dir(model_dir: str | Path | None) -> Path:
 def _import_diffusers() -> Any:
     try:
         import diffusers
+        import transformers  # noqa: F401 - the text encoder and tokenizer of Stable Diffusion
     except ImportError as e:  # pragma: no cover - install problem
-        raise FaceGenError("the face generator needs diffusers, transformers and torch: pip install diffusers") from e
+        raise FaceGenError(
+            f"the face generator needs torch, diffusers and transformers ({e}): pip install diffusers transformers"
+        ) from e
     return diffusers
 
 

@@ -20,6 +20,9 @@ from talker.facegen import (
     template_points,
 )
 
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
 SIZE = 32  # pixels; the tiny VAE downsamples by 2, so latents are 16x16
 
 
