@@ -212,6 +212,33 @@ BUNDLED_PORTRAITS: tuple[BundledPortrait, ...] = (
         "adult",
         "NASA official portrait of astronaut Eileen Collins (public domain), via scikit-image",
     ),
+    BundledPortrait(
+        "barack_obama",
+        "obama.jpg",
+        "smiling middle-aged man with short dark greying hair, in a dark suit and tie, warm, confident, "
+        "statesman, official portrait in an office; photograph",
+        "male",
+        "adult",
+        "official White House portrait of Barack Obama by Pete Souza (public domain, US government)",
+    ),
+    BundledPortrait(
+        "einstein",
+        "einstein.jpg",
+        "young man with dark curly hair and a thick moustache, dark suit and high white collar, thoughtful, "
+        "scholarly, old-fashioned, vintage nineteenth-century photograph",
+        "male",
+        "young",
+        "photograph of Albert Einstein, about 1904 (public domain), colourised",
+    ),
+    BundledPortrait(
+        "mona_lisa",
+        "mona_lisa.jpg",
+        "woman with long dark hair and a faint, mysterious smile, calm and serene, Renaissance oil painting, "
+        "landscape behind; classical art",
+        "female",
+        "adult",
+        "Leonardo da Vinci, Mona Lisa (public domain painting)",
+    ),
 )
 
 _FEMALE = {"woman", "women", "female", "lady", "girl", "she", "her", "mother", "grandma", "aunt", "queen", "wife"}
