@@ -27,13 +27,15 @@ class MouthPainter:
         skin = rig.skin_rgb.astype(np.float64)
         lip = rig.lip_rgb.astype(np.float64)
         gray = float(np.std(skin)) < 4.0 and float(np.std(lip)) < 4.0
-        bright = float(np.clip(skin.mean() / 170.0, 0.55, 1.05))
-        teeth = np.array([238.0, 232.0, 218.0]) * bright
+        bright = float(np.clip(skin.mean() / 170.0, 0.55, 1.0))
+        # ivory, tinted by the picture's own colour cast (a varnished painting gets yellowed teeth)
+        cast = skin / max(float(skin.mean()), 1.0)
+        teeth = np.array([232.0, 226.0, 212.0]) * (0.8 + 0.2 * cast) * bright
         if gray:
             teeth = np.full(3, teeth.mean())
-        self.teeth_rgb = teeth
-        self.cavity_rgb = lip * 0.22 + np.array([6.0, 2.0, 2.0]) * (0 if gray else 1)
-        self.tongue_rgb = lip * 0.78 if not gray else lip * 0.7
+        self.teeth_rgb = np.clip(teeth, 0, 250)
+        self.cavity_rgb = lip * 0.2 + np.array([4.0, 1.0, 1.0]) * (0 if gray else 1)
+        self.tongue_rgb = lip * 0.62 if not gray else lip * 0.6
         self.open_source = rig.mouth_open_source
         if self.open_source:
             self._upper_mask, self._lower_mask = _source_hole_masks((rig.image.shape[0], rig.image.shape[1]), v0)
@@ -89,11 +91,14 @@ class MouthPainter:
         layer[:] = self.cavity_rgb
         layer *= depth[..., None]
         # tongue: a soft ellipse resting low in the mouth
-        if gap_c > 0.05 * iod:
-            ty = float(np.interp(xc, lo[:, 0], lo[:, 1])) - 0.05 * iod
-            e = ((xs - xc) / (0.62 * half_w)) ** 2 + ((ys - ty) / (0.10 * iod + 0.25 * gap_c)) ** 2
-            t_alpha = np.clip((1.0 - e) * 3.0, 0, 1) * np.clip((gap_c - 0.05 * iod) / (0.08 * iod), 0, 1)
-            shade = np.clip(1.0 - (ty - ys) / (0.3 * iod), 0.55, 1.0)
+        if gap_c > 0.08 * iod:
+            # its top sits in the lower third of the opening; it is lit from the front and falls into
+            # shadow towards the back of the mouth
+            ty = float(np.interp(xc, lo[:, 0], lo[:, 1])) - 0.02 * iod
+            ry = 0.05 * iod + 0.3 * gap_c
+            e = ((xs - xc) / (0.55 * half_w)) ** 2 + ((ys - ty) / ry) ** 2
+            t_alpha = np.clip((1.0 - e) * 2.5, 0, 1) * np.clip((gap_c - 0.08 * iod) / (0.1 * iod), 0, 1)
+            shade = np.clip(1.0 - (ty - ys) / ry, 0.35, 1.0) ** 1.5
             tongue = self.tongue_rgb * shade[..., None]
             layer = layer * (1 - t_alpha[..., None]) + tongue * t_alpha[..., None]
         if synth_teeth:
@@ -112,31 +117,27 @@ class MouthPainter:
     ) -> None:
         iod = self.iod
         rel = (xs - xc) / half_w
-        # upper teeth: a band hanging under the upper lip, fading into shadow towards the corners
-        th = 0.105 * iod
-        span = 0.78
+        # upper teeth: a band hanging under the upper lip, receding into shadow towards the corners
+        th = 0.085 * iod
         v = (ys - yu) / th
-        band = np.clip(v * 6, 0, 1) * np.clip((1.0 - v) * 5, 0, 1)
-        arch = np.clip((span - np.abs(rel)) / 0.18, 0, 1)
-        inc_w = 0.24 * half_w  # central incisor width
+        band = np.clip(v * 5, 0, 1) * np.clip((1.0 - v) * 4, 0, 1)
+        arch = np.clip((0.75 - np.abs(rel)) / 0.25, 0, 1)
+        # gaps between teeth: faint, softer and fainter away from the front
+        inc_w = 0.22 * half_w  # central incisor width
         seams = np.ones_like(xs)
-        for k, depth in ((0, 0.28), (1, 0.22), (-1, 0.22), (2, 0.18), (-2, 0.18), (3, 0.15), (-3, 0.15)):
-            pos = xc + k * inc_w * (1.0 if abs(k) <= 1 else 0.92)
-            if k == 0:
-                pos = xc
-            else:
-                pos = xc + np.sign(k) * (inc_w * (abs(k) - 0.0))
-            seams -= depth * np.exp(-(((xs - pos) / max(0.6, 0.045 * inc_w * 2)) ** 2))
-        shade = (1.0 - 0.5 * np.abs(rel) ** 2) * (0.72 + 0.28 * np.clip(v * 3.5, 0, 1)) * seams
-        # slightly rounded incisal edge: corners of each tooth a touch shorter
+        for k, depth in ((0, 0.12), (1, 0.09), (-1, 0.09), (2, 0.06), (-2, 0.06)):
+            seams -= depth * np.exp(-(((xs - (xc + k * inc_w)) / max(0.5, 0.06 * inc_w)) ** 2))
+        # shadow of the upper lip on the teeth, slightly translucent incisal edge
+        shade = (1.0 - 0.55 * np.abs(rel) ** 1.5) * (0.68 + 0.32 * np.clip(v * 3.0, 0, 1))
+        shade = shade * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1)) * seams
         a_up = (band * arch)[..., None]
         layer[:] = layer * (1 - a_up) + (self.teeth_rgb * shade[..., None]) * a_up
-        # lower teeth: a narrower band just above the lower lip, more in shadow
-        tl = 0.06 * iod
+        # lower teeth: only their edges show above the lower lip, mostly in shadow
+        tl = 0.045 * iod
         v2 = (yl - ys) / tl
-        band2 = np.clip(v2 * 6, 0, 1) * np.clip((1.0 - v2) * 5, 0, 1)
-        arch2 = np.clip((0.6 - np.abs(rel)) / 0.15, 0, 1)
-        shade2 = 0.72 * (1.0 - 0.5 * np.abs(rel) ** 2) * seams
+        band2 = np.clip(v2 * 5, 0, 1) * np.clip((1.0 - v2) * 4, 0, 1)
+        arch2 = np.clip((0.55 - np.abs(rel)) / 0.2, 0, 1)
+        shade2 = 0.62 * (1.0 - 0.5 * np.abs(rel) ** 1.5) * seams
         a_lo = (band2 * arch2)[..., None]
         layer[:] = layer * (1 - a_lo) + (self.teeth_rgb * shade2[..., None]) * a_lo
 
