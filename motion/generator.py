@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from audio.features import pitch_at
 from audio.types import SILENCE, Phone, Speech
 from motion.types import CHANNEL_INDEX, CHANNELS, MotionTrack
 from motion.visemes import BILABIALS, visemes_for
@@ -284,7 +285,8 @@ class MotionStream:
             raise ValueError(f"unknown expression {self.style.expression!r}; choose from {', '.join(EXPRESSIONS)}")
         self._in = _Input()
         self._next = 0  # next frame index to emit
-        self._level: list[float] = []  # per-frame loudness (dBFS) of frames with complete audio
+        self._f0: dict[float, float] = {}  # pitch of stressed vowels, by start time
+        self._f0_order: list[float] = []
 
     @property
     def duration_s(self) -> float:
@@ -365,6 +367,30 @@ class MotionStream:
         out = np.where(b > a, np.maximum(-80.0, 20 * np.log10(rms + 1e-12)), -80.0)
         return out
 
+    def _prominence(self, p: Phone) -> float:
+        """How much this stressed vowel's pitch stands out (0..1) against earlier stressed vowels.
+
+        Pitch is read 60 ms into the vowel, inside the look-ahead of every frame the vowel moves, and
+        cached per vowel, so the value does not depend on how the speech was chunked.
+        """
+        key = round(p.start_s, 4)
+        if key not in self._f0:
+            inp = self._in
+            t = p.start_s + min(0.06, 0.5 * p.duration_s)
+            f0, _ = pitch_at(inp.audio, inp.sample_rate, t - inp.base / inp.sample_rate)
+            self._f0[key] = f0
+            self._f0_order.append(key)
+            if len(self._f0_order) > 64:
+                del self._f0[self._f0_order.pop(0)]
+        f0 = self._f0[key]
+        if f0 <= 0:
+            return 0.3
+        earlier = [self._f0[k] for k in self._f0_order if k < key and self._f0[k] > 0][-24:]
+        if len(earlier) < 2:
+            return 0.5
+        ref = float(np.median(earlier))
+        return float(np.clip((f0 / ref - 1.0) / 0.12, 0.0, 1.0))
+
     def _compute(self, k: np.ndarray, total: int) -> np.ndarray:
         st = self.style
         expr = EXPRESSIONS[st.expression]
@@ -407,16 +433,18 @@ class MotionStream:
         hi = np.clip(k + half + 1 - kk[0], 0, len(act_raw))
         active = (csa[hi] - csa[lo]) / (2 * half + 1)
 
-        # nods and brow raises on stressed vowels (each decided by the phone's own keyed draw)
+        # nods and brow raises on stressed vowels, stronger when the pitch rises above the speaker's
+        # recent stressed vowels (pitch prominence); the rest decided by the phone's own keyed draw
         nod = np.zeros(n)
         brow = np.zeros(n)
         for p in phones:
-            if p.stress != 1:
+            if p.stress != 1 or p.start_s - 0.05 > times[-1]:
                 continue
+            prom = self._prominence(p)
             x = times - (p.start_s - 0.05)
             bump = np.where((x >= 0) & (x <= 0.4), np.sin(np.clip(x / 0.4, 0, 1) * np.pi) ** 2, 0.0)
-            nod = np.maximum(nod, bump)
-            if _hash_uniform(self.seed, "brow", round(p.start_s, 3)) < 0.25:
+            nod = np.maximum(nod, bump * (0.5 + 0.8 * prom))
+            if prom > 0.6 or _hash_uniform(self.seed, "brow", round(p.start_s, 3)) < 0.15:
                 b = np.where((x >= 0) & (x <= 0.6), np.sin(np.clip(x / 0.6, 0, 1) * np.pi), 0.0)
                 brow = np.maximum(brow, b)
         amp = st.head_amplitude_deg * (1 + (expr.head_scale - 1) * inten)

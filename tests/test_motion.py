@@ -123,3 +123,27 @@ def test_export_json_and_csv(tmp_path: Path) -> None:
     assert rows[0][0] == "time_s" and "jawOpen" in rows[0] and len(rows) == track.n_frames + 1
     with pytest.raises(ValueError, match="json or .csv"):
         write_track(track, tmp_path / "m.xml")
+
+
+def test_nods_follow_pitch_prominence() -> None:
+    """A stressed vowel spoken higher than the earlier ones gets a bigger nod (and the head is still
+    when nothing is stressed)."""
+    sr = 16000
+    t = np.arange(int(0.3 * sr)) / sr
+
+    def vowel(f0: float) -> np.ndarray:
+        return sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 6)).astype(np.float32) * 0.2
+
+    pieces, phones, at = [], [], 0.0
+    for f0 in (120, 118, 122, 120, 165):
+        pieces += [np.zeros(int(0.5 * sr), np.float32), vowel(f0)]
+        phones += [Phone(at, at + 0.5, "SIL"), Phone(at + 0.5, at + 0.8, "AA", 1)]
+        at += 0.8
+    samples = np.concatenate(pieces)
+    sp = Speech(samples, sr, tuple(phones))
+    style = MotionStyle(head_amplitude_deg=0.0, breathing_deg=0.0)
+    track = MotionGenerator(25, style=style).generate(sp)
+    pitch = track.channel("headPitch")
+    peaks = [pitch[int((p.start_s - 0.05) * 25) : int((p.start_s + 0.4) * 25)].max() for p in phones[1::2]]
+    assert peaks[-1] > 1.3 * max(peaks[2:4])
+    assert abs(pitch[: int(0.4 * 25)]).max() < 1e-6  # still before anything is said
