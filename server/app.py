@@ -28,6 +28,7 @@ from server.engine import Engine
 from server.jobs import JobRunner, JobStore
 from server.metrics import Metrics
 from server.portraits import PortraitStore, UploadError
+from server.render_pool import RenderPool
 from server.routes import portraits, renders, sessions, system, voices
 from server.session import SessionError, SessionManager
 from server.settings import Settings
@@ -133,7 +134,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         requeued, failed = jobs.recover(settings.job_attempts)
         if requeued or failed:
             log.info("render jobs after restart: %d queued again, %d failed", requeued, failed)
-        manager = SessionManager(settings, eng, store, metrics)
+        pool = None
+        if settings.render_processes:
+            pool = RenderPool(settings.size, settings.max_sessions, settings.cv_threads)
+            await asyncio.to_thread(pool.start)
+        manager = SessionManager(settings, eng, store, metrics, pool)
         manager.start()
         runners = [JobRunner(f"talker-job-{i}", jobs, eng, metrics) for i in range(settings.job_workers)]
         for r in runners:
@@ -143,6 +148,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             yield
         finally:
             await manager.shutdown()
+            if pool is not None:
+                await asyncio.to_thread(pool.shutdown)
             for r in runners:
                 r.stop()
             await asyncio.to_thread(_join_all, runners)

@@ -102,6 +102,25 @@ class Report:
                 f"A/V offset after the aiortc client's jitter buffers: median {np.median(d):+.1f} ms, "
                 f"p95 |offset| {np.percentile(np.abs(d), 95):.1f} ms"
             )
+        sm = self.server_metrics
+
+        def mean_ms(name: str) -> str:
+            n = sm.get(f"{name}_count", 0.0)
+            return f"{1000 * sm[f'{name}_sum'] / n:.0f} ms" if n else "-"
+
+        if sm:
+            lines.append(
+                "server side, all phases (means): say -> first frame handed to WebRTC "
+                f"{mean_ms('talker_say_first_frame_seconds')}, interrupt -> idle frame "
+                f"{mean_ms('talker_interrupt_idle_seconds')}, TTS piece {mean_ms('talker_tts_piece_seconds')}, "
+                f"render {mean_ms('talker_render_frame_seconds')}"
+            )
+        if "rss_mb_end_of_av_session" in self.server_metrics:
+            m = self.server_metrics
+            lines.append(
+                f"server memory over the A/V session: {m['rss_mb_start_of_av_session']:.0f} -> "
+                f"{m['rss_mb_end_of_av_session']:.0f} MiB"
+            )
         for c in self.capacity:
             lines.append(
                 f"capacity N={c['sessions']}: server late {c['late_pct']:.2f}% skipped {c['skipped_pct']:.2f}%, "
@@ -124,16 +143,44 @@ class Report:
 SERVER_PID: int | None = None
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process (all its threads), from /proc."""
+    """User + system CPU seconds of a process and its live children (render processes), from /proc."""
+    if pid is None:
+        return None
+    procs = {pid}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _proc_stat(int(entry))
+            if st is not None and int(st[1]) == pid:
+                procs.add(int(entry))
+    total = 0
+    for p in procs:
+        st = _proc_stat(p)
+        if st is not None:
+            total += int(st[11]) + int(st[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int | None) -> float | None:
+    """Resident memory of a process in MiB."""
     if pid is None:
         return None
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
 
 
 @contextmanager
@@ -293,6 +340,7 @@ def av_offsets(c: AvatarClient, fps: int = 25, spf: int = 1920) -> tuple[list[fl
 
 async def bench_av(url: str, rep: Report, minutes: float) -> None:
     c = await connect(url)
+    rss0 = rss_mb(SERVER_PID)
     try:
         t_end = time.monotonic() + minutes * 60
         i = 0
@@ -304,6 +352,10 @@ async def bench_av(url: str, rep: Report, minutes: float) -> None:
             c.received.video = [v for v in c.received.video if v.marker and v.marker.index % 25 == 0]
     finally:
         await c.close()
+    rss1 = rss_mb(SERVER_PID)
+    if rss0 is not None and rss1 is not None:
+        rep.server_metrics["rss_mb_start_of_av_session"] = rss0
+        rep.server_metrics["rss_mb_end_of_av_session"] = rss1
     off, dec, ts = av_offsets(c)
     t0 = ts[0] if ts else 0.0
     rep.av_offset_ms, rep.av_offset_decoded_ms, rep.av_offset_t_s = off, dec, [t - t0 for t in ts]
@@ -318,12 +370,23 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float) -> N
             cpu0 = cpu_seconds(SERVER_PID)
             t0 = time.perf_counter()
             say_ms: list[float] = []
+            failures: list[str] = []
 
-            async def talk(c: AvatarClient, offset: float, t0: float = t0, say_ms: list[float] = say_ms) -> None:
+            async def talk(
+                c: AvatarClient,
+                offset: float,
+                t0: float = t0,
+                say_ms: list[float] = say_ms,
+                failures: list[str] = failures,
+            ) -> None:
                 await asyncio.sleep(offset)
                 j = 0
                 while time.perf_counter() - t0 < seconds - 3:
-                    ms, _, _ = await one_say(c, SENTENCES[j % len(SENTENCES)] + " " + SENTENCES[(j + 1) % 8])
+                    try:
+                        ms, _, _ = await one_say(c, SENTENCES[j % len(SENTENCES)] + " " + SENTENCES[(j + 1) % 8])
+                    except RuntimeError as e:
+                        failures.append(f"{c.session_id}: {e}; status {await c.status()}")
+                        return
                     say_ms.append(ms)
                     j += 1
                     await asyncio.sleep(3.0)
@@ -356,10 +419,11 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float) -> N
                     "fps_min": min(fps),
                     "fps_max": max(fps),
                     "say_p50_ms": pct(say_ms, 50),
+                    "failures": failures,
                     "server_cores_per_session": (cpu1 - cpu0) / elapsed / n if cpu0 is not None and cpu1 else None,
                 }
             )
-            print(Report(capacity=rep.capacity[-1:]).summary().splitlines()[1], flush=True)
+            print(Report(capacity=rep.capacity[-1:]).summary().splitlines()[1], failures or "", flush=True)
         finally:
             await asyncio.gather(*(c.close() for c in clients))
         await asyncio.sleep(1.0)
@@ -383,9 +447,11 @@ async def run(url: str, args: argparse.Namespace) -> Report:
     if args.says or args.interrupts:
         print("latency ...", flush=True)
         await bench_latency(url, rep, args.says, args.interrupts)
+        print(rep.summary(), flush=True)
     if args.av_minutes > 0:
         print(f"A/V over {args.av_minutes} min ...", flush=True)
         await bench_av(url, rep, args.av_minutes)
+        print(rep.summary(), flush=True)
     if args.max_sessions > 0:
         print("capacity ...", flush=True)
         await bench_capacity(url, rep, args.max_sessions, args.capacity_seconds)

@@ -13,8 +13,8 @@ import queue
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -22,10 +22,12 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 from aiortc.sdp import SessionDescription
 
 from audio.text import clean_text
+from render.rig import FaceRig
 from server.clock import MediaClock
 from server.engine import Engine
 from server.metrics import Metrics
 from server.portraits import PortraitStore
+from server.render_pool import RenderPool, RenderProcess
 from server.settings import Settings
 from server.timeline import FramePlan, Timeline
 from server.tracks import AvatarAudioTrack, AvatarVideoTrack
@@ -108,9 +110,21 @@ class SessionStatus:
 
 class Session:
     def __init__(
-        self, sid: str, number: int, settings: Settings, engine: Engine, rig: Any, portrait_id: str, metrics: Metrics
+        self,
+        sid: str,
+        number: int,
+        settings: Settings,
+        engine: Engine,
+        rig: FaceRig,
+        portrait_id: str,
+        metrics: Metrics,
+        render_pool: RenderPool | None = None,
+        render_process: RenderProcess | None = None,
     ) -> None:
+        """``render_process``: leased from ``render_pool``, given back at close (None: render in a thread)."""
         self.id = sid
+        self.render_pool = render_pool
+        self.render_process = render_process
         self.portrait_id = portrait_id
         self.settings = settings
         self.metrics = metrics
@@ -132,6 +146,7 @@ class Session:
             settings.lead_frames,
             metrics,
             settings.debug_markers,
+            self.render_process,
         )
         self.speech = SpeechWorker(
             f"talker-speech-{short}",
@@ -159,7 +174,7 @@ class Session:
         self.close_reason: str | None = None
         self._utterance = 0
         self._interrupt_pending: tuple[int, float] | None = None
-        self.on_ended: Any = None  # callable(session, reason), set by the manager
+        self.on_ended: Callable[[Session, str], None] | None = None  # set by the manager
 
     def _earliest_frame(self) -> int:
         """First frame whose send time is at least ``RENDER_BUDGET_S`` away (new speech starts there)."""
@@ -176,7 +191,7 @@ class Session:
         async def _on_state() -> None:
             st = self.pc.connectionState
             if st == "connected" and self.connected_at is None:
-                self.connected_at = time.monotonic()
+                self.connected_at = self.last_activity = time.monotonic()  # idle time counts from here
                 self.state = "connected"
             elif st in ("failed", "closed") and self.state != "closed" and self.on_ended is not None:
                 self.on_ended(self, f"peer connection {st}")
@@ -286,13 +301,24 @@ class Session:
                 t.join(timeout=10.0)
                 if t.is_alive():  # pragma: no cover - a synthesis call longer than 10 s
                     log.warning("thread %s still running after session close", t.name)
+        if self.render_pool is not None and self.render_process is not None and not self.renderer.is_alive():
+            self.render_pool.release(self.render_process)
+            self.render_process = None
 
 
 class SessionManager:
     """All live sessions of this process."""
 
-    def __init__(self, settings: Settings, engine: Engine, portraits: PortraitStore, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        portraits: PortraitStore,
+        metrics: Metrics,
+        render_pool: RenderPool | None = None,
+    ) -> None:
         self.settings = settings
+        self.render_pool = render_pool
         self.engine = engine
         self.portraits = portraits
         self.metrics = metrics
@@ -321,7 +347,18 @@ class SessionManager:
         try:
             avatar = await asyncio.to_thread(self.engine.avatar, self.portraits, portrait_id, s.frame_size)
             self._count += 1
-            session = Session(uuid.uuid4().hex, self._count, s, self.engine, avatar.rig, portrait_id, self.metrics)
+            process = await asyncio.to_thread(self.render_pool.lease) if self.render_pool is not None else None
+            session = Session(
+                uuid.uuid4().hex,
+                self._count,
+                s,
+                self.engine,
+                avatar.rig,
+                portrait_id,
+                self.metrics,
+                self.render_pool,
+                process,
+            )
             session.on_ended = self._on_ended
             try:
                 answer = await session.answer(offer_sdp)

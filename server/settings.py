@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     job_attempts: int = Field(default=2, ge=1, le=10, description="tries per job when a restart interrupts it")
     tts_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads of the voice (non-spinning)")
     cv_threads: int = Field(default=1, ge=0, le=64, description="OpenCV threads per render call (0: OpenCV's default)")
+    render_processes: bool = Field(
+        default=True, description="render each session in a process of its own (else in a thread: one core in all)"
+    )
     preload_models: bool = Field(default=True, description="load the voice and face detector at start-up")
 
     @field_validator("stun_urls", "turn_urls", mode="before")

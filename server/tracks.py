@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from server.settings import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
+from server.workers import LATE_GRACE_FRAMES
 
 if TYPE_CHECKING:
     from server.session import Session
@@ -28,8 +29,6 @@ TIME_BASE = Fraction(1, AUDIO_SAMPLE_RATE)
 MAX_AUDIO_LAG_S = 0.2
 """An audio sender this far behind the clock (event loop stalled) skips ahead instead of bursting."""
 MAX_VIDEO_LAG_FRAMES = 3
-LATE_GRACE_FRAMES = 0.5
-"""How long past its time the video track waits for a frame still being rendered (in frame periods)."""
 FIRST_FRAME_WAIT_S = 1.0
 
 

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -25,9 +26,13 @@ from server import markers
 from server.clock import MediaClock
 from server.engine import SharedTTS
 from server.metrics import Metrics
+from server.render_pool import SLOTS, RenderProcess
 from server.timeline import Timeline, make_segment
 
 log = logging.getLogger("talker.server")
+
+LATE_GRACE_FRAMES = 0.5
+"""How long past its time the video track waits for a frame still being rendered (in frame periods)."""
 
 
 @dataclass(frozen=True)
@@ -164,9 +169,12 @@ class RenderWorker(threading.Thread):
         lead: int,
         metrics: Metrics,
         debug_markers: bool = False,
+        process: RenderProcess | None = None,
     ) -> None:
+        """``process``: render there (see ``server.render_pool``); None renders in this thread."""
         super().__init__(name=name, daemon=True)
         self.rig = rig
+        self.process = process
         self.timeline = timeline
         self.clock = clock
         self.lead = lead
@@ -204,30 +212,60 @@ class RenderWorker(threading.Thread):
             self.error = e
             log.exception("render worker %s failed", self.name)
 
-    def _loop(self) -> None:
+    def _renderer(self) -> Callable[[int, np.ndarray], tuple[np.ndarray, float]]:
+        """slot, channel values -> (I420 image, render seconds)."""
+        if self.process is not None:
+            self.process.load(self.rig)
+            return self.process.render
         renderer = WarpRenderer(self.rig)
+
+        def render(slot: int, values: np.ndarray) -> tuple[np.ndarray, float]:
+            t0 = time.perf_counter()
+            yuv = cv2.cvtColor(renderer.render(values), cv2.COLOR_RGB2YUV_I420)
+            return yuv, time.perf_counter() - t0
+
+        return render
+
+    def _first_useful(self, now: float, now_k: int, took: float) -> int:
+        """The first frame that can still be rendered before the video track gives up on it: when
+        the machine is overloaded, frames that would be late anyway are skipped, so the next ones
+        are on time (instead of every frame arriving a little too late)."""
+        if not self.clock.started:
+            return now_k
+        give_up = LATE_GRACE_FRAMES / self.clock.fps
+        k = now_k
+        while self.clock.time_of_frame(k) + give_up < now + took:
+            k += 1
+        return k
+
+    def _loop(self) -> None:
+        render = self._renderer()
         w = self.rig.size[0]
+        slot = 0
+        took = 0.02  # running estimate of one render (s)
         while not self._stop_event.is_set():
             self._wake.clear()
             # before the peer connects, the first frames are already known (idle): render them now
             # so the stream starts without a hiccup
-            now_k = self.clock.frame_at(time.monotonic()) if self.clock.started else 0
+            now = time.monotonic()
+            now_k = self.clock.frame_at(now) if self.clock.started else 0
             tl = self.timeline
-            lo = now_k
+            lo = self._first_useful(now, now_k, took)
             hi = now_k + self.lead
             todo = [p for p in tl.frames_to_render(lo, hi) if self.get(p.index, p.generation) is None]
             if todo:
                 p = todo[0]
                 assert p.values is not None
-                t0 = time.perf_counter()
-                rgb = renderer.render(p.values)
-                yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+                t0 = time.monotonic()
+                yuv, seconds = render(slot, p.values)
+                took = 0.8 * took + 0.2 * (time.monotonic() - t0)
+                slot = (slot + 1) % SLOTS
                 if self.debug_markers:
                     markers.stamp(yuv, w, p.index, p.speaking)
-                self.metrics.render_frame.observe(time.perf_counter() - t0)
+                self.metrics.render_frame.observe(seconds)
                 with self._lock:
                     self._store[p.index] = RenderedFrame(p.index, p.generation, yuv, p.speaking)
-                    for k in [k for k in self._store if k < lo - 1]:
+                    for k in [k for k in self._store if k < now_k - 1]:
                         del self._store[k]
                 self.frames_rendered += 1
                 continue

@@ -1,0 +1,207 @@
+"""Render processes: each live session renders its frames in a process of its own.
+
+Why processes: the warp renderer is numpy + OpenCV with many short calls that hold the GIL, so two
+sessions rendering in threads of one process serialize on it. Measured here (2 cores): with two
+sessions in threads, 60% of frames missed their send time while the process used only 1.2 cores.
+A render process gets the rig once, then per frame 16 channel values over a pipe, and writes the
+I420 image into a shared-memory slot; the session's render thread only waits (GIL released) and
+copies the slot out.
+
+Processes are started with ``spawn`` (the server process has threads: forking it is unsafe) and
+kept warm in a pool, so opening a session does not pay the ~1 s start-up of a Python process.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import threading
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+
+from render.rig import FaceRig
+
+log = logging.getLogger("talker.server")
+
+SLOTS = 4
+"""Shared-memory frame slots per process; the session copies a slot out before reusing it."""
+
+
+class RenderProcessError(RuntimeError):
+    """A render process died or answered with an error."""
+
+
+def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, cv_threads: int) -> None:
+    """The render process: rig -> WarpRenderer; per request, render into a slot (I420)."""
+    import cv2
+
+    from render.warp import WarpRenderer
+
+    if cv_threads:
+        cv2.setNumThreads(cv_threads)
+    shm = SharedMemory(name=shm_name)
+    frames: np.ndarray = np.ndarray((slots, *shape), np.uint8, buffer=shm.buf)
+    renderer: Any = None
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except EOFError:
+                return
+            kind = msg[0]
+            try:
+                if kind == "render":
+                    _, slot, values = msg
+                    t0 = time.perf_counter()
+                    rgb = renderer.render(values)
+                    frames[slot] = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+                    conn.send(("done", time.perf_counter() - t0))
+                elif kind == "rig":
+                    renderer = WarpRenderer(msg[1])
+                    h, w = msg[1].image.shape[:2]
+                    if (h * 3 // 2, w) != shape:
+                        raise ValueError(f"rig is {w}x{h}; this process renders {shape[1]}x{shape[0] * 2 // 3}")
+                    conn.send(("ok",))
+                elif kind == "ping":
+                    conn.send(("ok",))
+                elif kind == "reset":
+                    renderer = None
+                    conn.send(("ok",))
+                elif kind == "stop":
+                    return
+            except Exception as e:  # noqa: BLE001 - sent back to the session, which reports it
+                conn.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        del frames
+        shm.close()
+
+
+class RenderProcess:
+    """One warm render process with its shared-memory slots. Used by one session at a time."""
+
+    def __init__(self, ctx: Any, shape: tuple[int, int], cv_threads: int) -> None:
+        self.shape = shape
+        nbytes = SLOTS * shape[0] * shape[1]
+        self.shm = SharedMemory(create=True, size=nbytes)
+        self.frames: np.ndarray = np.ndarray((SLOTS, *shape), np.uint8, buffer=self.shm.buf)
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=_serve, args=(child, self.shm.name, shape, SLOTS, cv_threads), name="talker-render", daemon=True
+        )
+        self.proc.start()
+        child.close()
+        self._lock = threading.Lock()
+
+    def _call(self, msg: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
+        with self._lock:
+            try:
+                self.conn.send(msg)
+                if not self.conn.poll(timeout):
+                    raise RenderProcessError(f"render process gave no answer in {timeout:g} s")
+                reply: tuple[Any, ...] = self.conn.recv()
+            except (EOFError, OSError, BrokenPipeError) as e:
+                raise RenderProcessError(f"render process died (exit code {self.proc.exitcode})") from e
+        if reply[0] == "error":
+            raise RenderProcessError(f"render process failed: {reply[1]}")
+        return reply
+
+    def load(self, rig: FaceRig) -> None:
+        self._call(("rig", rig), timeout=60.0)
+
+    def render(self, slot: int, values: np.ndarray) -> tuple[np.ndarray, float]:
+        """Render ``values`` into ``slot``; returns a copy of the I420 image and the render seconds."""
+        reply = self._call(("render", slot, np.asarray(values, np.float32)), timeout=10.0)
+        return self.frames[slot].copy(), float(reply[1])
+
+    def ping(self, timeout: float = 60.0) -> None:
+        """Wait until the process has started and imported the renderer."""
+        self._call(("ping",), timeout=timeout)
+
+    def reset(self) -> None:
+        self._call(("reset",), timeout=10.0)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.proc.is_alive())
+
+    def stop(self) -> None:
+        try:
+            with self._lock:
+                self.conn.send(("stop",))
+        except (OSError, BrokenPipeError):
+            pass
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():  # pragma: no cover - stuck in a render
+            self.proc.kill()
+            self.proc.join(timeout=5)
+        self.conn.close()
+        del self.frames
+        self.shm.close()
+        self.shm.unlink()
+
+
+class RenderPool:
+    """Warm render processes for frames of ``size`` x ``size``; sessions lease one each."""
+
+    def __init__(self, size: int, warm: int, cv_threads: int = 1) -> None:
+        self.shape = (size * 3 // 2, size)
+        self.cv_threads = cv_threads
+        self._ctx = mp.get_context("spawn")
+        self._free: list[RenderProcess] = []
+        self._all: list[RenderProcess] = []
+        self._lock = threading.Lock()
+        self.warm = warm
+
+    def start(self) -> None:
+        """Start ``warm`` processes and wait until they have imported the renderer."""
+        procs = [self._spawn() for _ in range(self.warm)]
+        for p in procs:
+            p.ping()
+        with self._lock:
+            self._free.extend(procs)
+
+    def _spawn(self) -> RenderProcess:
+        p = RenderProcess(self._ctx, self.shape, self.cv_threads)
+        with self._lock:
+            self._all.append(p)
+        return p
+
+    def lease(self) -> RenderProcess:
+        """A free process (a new one when all are in use). Blocking: call from a worker thread."""
+        with self._lock:
+            while self._free:
+                p = self._free.pop()
+                if p.alive:
+                    return p
+                self._all.remove(p)
+        return self._spawn()
+
+    def release(self, p: RenderProcess) -> None:
+        """Give a process back (its rig is dropped); a broken one is stopped instead."""
+        try:
+            p.reset()
+        except RenderProcessError:
+            self._discard(p)
+            return
+        with self._lock:
+            self._free.append(p)
+
+    def _discard(self, p: RenderProcess) -> None:
+        with self._lock:
+            if p in self._all:
+                self._all.remove(p)
+        p.stop()
+
+    @property
+    def size(self) -> int:
+        return len(self._all)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            procs, self._all, self._free = list(self._all), [], []
+        for p in procs:
+            p.stop()
