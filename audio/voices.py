@@ -219,7 +219,23 @@ def _builtin_bank() -> tuple[Voice, ...]:
         voices.extend(espeak_bank())
     except Exception:  # noqa: BLE001 - same for espeak-ng
         pass
+    voices.extend(system_bank())
     return tuple(voices)
+
+
+def system_bank() -> list[Voice]:
+    """flite voices and espeak-ng MBROLA voices, when those programs are installed (found at run time)."""
+    from audio.system_tts import FLITE_VOICES, flite_voices, mbrola_voices
+
+    out = []
+    for name in flite_voices():
+        gender, age, desc = FLITE_VOICES[name]
+        lang = "en-gb-scotland" if name == "awb" else "en-us"
+        out.append(Voice(f"flite:{name}", "flite", lang, gender, age, desc + " (flite)", name))
+    for name in mbrola_voices():
+        out.append(Voice(f"espeak:{name}", "espeak", "unknown", "unknown", "adult",
+                         f"MBROLA diphone voice {name} through espeak-ng, natural-sounding", name))  # fmt: skip
+    return out
 
 
 def list_voices() -> list[Voice]:
@@ -281,7 +297,9 @@ def get_voice(voice_id: str) -> Voice:
         )
     if backend == "coqui":
         return Voice(voice_id, "coqui", "unknown", "unknown", "adult", "Coqui TTS model", rest)
-    raise VoiceError(f"unknown voice backend {backend!r} in {voice_id!r} (piper, espeak or coqui)")
+    if backend == "flite":
+        raise VoiceError(f"flite voice {rest!r} is not available (is flite installed? apt-get install flite)")
+    raise VoiceError(f"unknown voice backend {backend!r} in {voice_id!r} (piper, espeak, flite or coqui)")
 
 
 # ----------------------------------------------------------------------------- choosing
@@ -543,6 +561,11 @@ def make_tts(voice: Voice | str = DEFAULT_VOICE_ID, params: VoiceParams | None =
         base = v.model.partition("+")[0]
         tts = EspeakTTS(base, EspeakParams(rate=p.rate, pitch=int(round(np.clip(epitch, 0, 100))),
                                            volume=p.volume, variant=p.variant or v.params.variant))  # fmt: skip
+    elif v.backend == "flite":
+        from audio.system_tts import FliteTTS
+
+        tts = FliteTTS(v.model, rate=p.rate)
+        pitch = p.pitch_semitones
     elif v.backend == "coqui":
         from audio.coqui_tts import CoquiTTS
 
