@@ -182,7 +182,7 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
 
 
 def test_api_key(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, api_key="s3cret", job_workers=0)
+    settings = Settings(data_dir=tmp_path, api_key="s3cret", job_workers=0, render_processes=False)
     with TestClient(create_app(settings, engine=shared_engine())) as c:
         assert c.get("/health").status_code == 200
         assert c.get("/").status_code == 200

@@ -19,7 +19,7 @@ SIZE = 256
 
 
 def settings(data_dir: Path, workers: int, attempts: int = 2) -> Settings:
-    return Settings(data_dir=data_dir, job_workers=workers, job_attempts=attempts, size=SIZE)
+    return Settings(data_dir=data_dir, job_workers=workers, job_attempts=attempts, size=SIZE, render_processes=False)
 
 
 def wait_done(client: TestClient, job_id: str, timeout: float = 120.0) -> dict[str, object]:

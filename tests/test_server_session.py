@@ -134,7 +134,7 @@ def test_twenty_sessions_open_and_close_without_leaks(server: LiveServer) -> Non
 
 
 def test_idle_timeout_and_peer_disconnect(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, idle_timeout_s=2.0, job_workers=0)
+    settings = Settings(data_dir=tmp_path, idle_timeout_s=2.0, job_workers=0, render_processes=False)  # thread mode
     with LiveServer(settings, shared_engine()) as srv:
 
         async def go() -> tuple[int, str, int, str]:
