@@ -71,10 +71,15 @@ def main(args: argparse.Namespace) -> int:
     extra = sum(a.nbytes for a in vars(r.mouth).values() if isinstance(a, np.ndarray))
     extra += r.lip_source.nbytes if r.lip_source is not None else 0
     r.render(track.values[0])
-    t0 = time.perf_counter()
-    for k in range(n):
-        r.render(track.values[k])
-    t_one = time.perf_counter() - t0
+    # this machine's speed drifts (shared host): time three passes, report the best and the median
+    passes = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for k in range(n):
+            r.render(track.values[k])
+        passes.append(time.perf_counter() - t0)
+    t_one = min(passes)
+    t_one_med = float(np.median(passes))
     cv2.setNumThreads(threads)
 
     print(f"utterance: {dur:.2f} s of speech, {n} frames at {settings.fps:g} fps, {size[0]}x{size[1]}")
@@ -91,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
     for name, sec, rtf in rows:
         print(f"  {name:26s} {sec:7.3f} s" + (f"   {rtf:6.1f}x real time" if rtf else ""))
     print(f"  render fps (all threads):  {n / timings['render']:7.1f} frames/s")
-    print(f"  render fps (1 thread):     {n / t_one:7.1f} frames/s")
+    print(f"  render fps (1 thread):     {n / t_one:7.1f} frames/s best of 3 passes (median {n / t_one_med:.1f})")
     print(
         f"  per frame (1 thread):      {1000 * t_one / n:7.2f} ms   rig vertices {len(avatar.rig.verts)}, "
         f"triangles {len(avatar.rig.tris)}"
