@@ -309,7 +309,14 @@ def av_offsets(c: AvatarClient, fps: int = 25, spf: int = 1920) -> tuple[list[fl
     """(offset ms by RTP arrival, offset ms after decoding, time s) for every beep matched to its frame."""
     # the beep starts the audio packet of frame k; after decoding it sits ~6.5 ms into the frame
     # (Opus delay), so the decoded frame's pts (= its packet's) identifies it
-    beeps = [a for a in c.received.audio if a.beep is not None]
+    candidates = [a for a in c.received.audio if a.beep is not None]
+    # loud speech can pass for a beep: true beeps are exactly 1 s (48000 samples) apart, so they
+    # share one residue of pts modulo 48000
+    residues = [a.pts % (spf * fps) for a in candidates]
+    if not residues:
+        return [], [], []
+    true_residue = max(set(residues), key=residues.count)
+    beeps = [a for a, r in zip(candidates, residues) if r == true_residue]
     by_index: dict[int, Any] = {}
     for v in c.received.video:
         if v.marker and v.marker.index % fps == 0:

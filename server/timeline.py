@@ -109,6 +109,21 @@ def make_segment(speech: Speech, fps: float, utterance: int, epoch: int, first: 
     return Segment(speech, audio, n, utterance, epoch, first, said_at)
 
 
+def trim_leading_silence(speech: Speech, keep_s: float = 0.01) -> Speech:
+    """``speech`` without its leading SIL phone beyond ``keep_s`` (Piper starts every sentence with
+    ~50 ms of it): the first piece of an utterance then sounds that much sooner."""
+    if not speech.phones or speech.phones[0].symbol != SILENCE:
+        return speech
+    cut_s = speech.phones[0].end_s - keep_s
+    n = int(cut_s * speech.sample_rate)
+    if n <= 0 or n >= len(speech.samples):
+        return speech
+    dt = n / speech.sample_rate
+    phones, words = speech.shifted(-dt)
+    phones = (Phone(0.0, phones[0].end_s, SILENCE), *phones[1:])
+    return Speech(speech.samples[n:], speech.sample_rate, phones, words, speech.text)
+
+
 def _fit(speech: Speech, n: int) -> Speech:
     """``speech`` padded with silence (or cut) to exactly ``n`` samples, phones adjusted."""
     sr = speech.sample_rate

@@ -27,7 +27,7 @@ from server.clock import MediaClock
 from server.engine import SharedTTS
 from server.metrics import Metrics
 from server.render_pool import SLOTS, RenderProcess
-from server.timeline import Timeline, make_segment
+from server.timeline import Timeline, make_segment, trim_leading_silence
 
 log = logging.getLogger("talker.server")
 
@@ -153,6 +153,8 @@ class SpeechWorker(threading.Thread):
         self.metrics.tts_piece.observe(time.perf_counter() - t0)
         if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
             return False
+        if i == 0:
+            speech = trim_leading_silence(speech)
         seg = make_segment(speech, self.fps, req.utterance, req.epoch, i == 0, req.said_at)
         return self.timeline.push_segment(seg)
 

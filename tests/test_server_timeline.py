@@ -156,3 +156,15 @@ def test_speech_pieces_start_short_and_grow() -> None:
     assert pieces[0] == "Hello there,"
     assert " ".join(pieces) == text
     assert speech_pieces("Hi.", 30) == ["Hi."]
+
+
+def test_trim_leading_silence_keeps_the_timeline_consistent() -> None:
+    from server.timeline import trim_leading_silence
+
+    sp = fake_speech(1.2)
+    out = trim_leading_silence(sp, keep_s=0.01)
+    assert abs(out.duration_s - (sp.duration_s - 0.09)) < 1e-3
+    assert out.phones[0].symbol == SILENCE and out.phones[0].start_s == 0.0
+    assert abs(out.phones[1].start_s - 0.01) < 1e-3 and out.phones[1].symbol == "M"
+    assert abs(out.phones[-1].end_s - out.duration_s) < 1e-3
+    assert trim_leading_silence(out, keep_s=0.05) is out, "nothing left to trim"
