@@ -69,6 +69,10 @@ class Histogram:
     def count(self) -> int:
         return self._n
 
+    @property
+    def sum(self) -> float:
+        return self._sum
+
     def render(self) -> list[str]:
         with self._lock:
             counts, total, n = list(self._counts), self._sum, self._n

@@ -95,7 +95,9 @@ def test_say_then_interrupt(server: LiveServer) -> None:
     marked = [v for v in c.received.video if v.marker]
     assert all(not v.marker.speaking for v in marked if v.marker.index >= k), "nothing spoken after the cut"
     first_idle = next(v for v in marked if v.marker.index >= k)
-    assert first_idle.t - out["t_int"] < 0.5, "idle again within a few frames"
+    assert first_idle.t - out["t_int"] < 1.0, "idle again at the receiver soon (generous: 2 shared cores)"
+    hist = server.state.metrics.interrupt_to_idle
+    assert hist.count >= 1 and hist.sum / hist.count < 0.25, "server: the first idle frame goes out within frames"
     speaking = [v for v in marked if v.marker.speaking]
     assert speaking and speaking[-1].marker.index == k - 1 or speaking[-1].marker.index < k
     assert out["after"]["speaking"] is False
