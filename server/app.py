@@ -21,8 +21,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from audio.text import TextError
-from render.landmarks import NoFaceError
 from server.deps import ServerState, require_api_key
 from server.engine import Engine
 from server.jobs import JobRunner, JobStore
@@ -33,6 +31,7 @@ from server.routes import portraits, renders, sessions, system, voices
 from server.session import SessionError, SessionManager
 from server.settings import Settings
 from talker.portrait import ImageError
+from talker.stages import NoFaceError, TextError
 
 log = logging.getLogger("talker.server")
 

@@ -17,11 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from audio.piper_tts import PiperTTS
-from audio.types import Speech
-from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
 from server.portraits import DEFAULT_PORTRAIT, PortraitStore
 from talker.pipeline import Avatar, Pipeline
+from talker.stages import LandmarkDetector, MediaPipeFaceMesh, PiperTTS, Speech
 
 log = logging.getLogger("talker.server")
 

@@ -17,13 +17,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from audio.piper_tts import TTSError
-from audio.text import TextError
-from render.landmarks import NoFaceError
 from server.engine import Engine
 from server.metrics import Metrics
 from talker.pipeline import RenderSettings
 from talker.portrait import ImageError
+from talker.stages import NoFaceError, TextError, TTSError
 
 log = logging.getLogger("talker.server")
 

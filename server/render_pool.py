@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from render.rig import FaceRig
+from talker.stages import FaceRig
 
 log = logging.getLogger("talker.server")
 
@@ -39,7 +39,7 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
     """The render process: rig -> WarpRenderer; per request, render into a slot (I420)."""
     import cv2
 
-    from render.warp import WarpRenderer
+    from talker.stages import WarpRenderer
 
     if cv_threads:
         cv2.setNumThreads(cv_threads)

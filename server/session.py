@@ -21,8 +21,6 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError
 from aiortc.sdp import SessionDescription
 
-from audio.text import clean_text
-from render.rig import FaceRig
 from server.clock import MediaClock
 from server.engine import Engine
 from server.metrics import Metrics
@@ -32,6 +30,7 @@ from server.settings import Settings
 from server.timeline import FramePlan, Timeline
 from server.tracks import AvatarAudioTrack, AvatarVideoTrack
 from server.workers import RenderWorker, SayRequest, SpeechWorker
+from talker.stages import FaceRig, clean_text
 
 log = logging.getLogger("talker.server")
 

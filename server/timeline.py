@@ -27,9 +27,8 @@ from math import gcd
 import numpy as np
 from scipy.signal import resample_poly
 
-from audio.types import SILENCE, Phone, Speech
-from motion.generator import MotionStream, MotionStyle
 from server.settings import AUDIO_SAMPLE_RATE
+from talker.stages import SILENCE, MotionStream, MotionStyle, Phone, Speech
 
 FADE_SAMPLES = 480
 """Speech cut by an interrupt fades out over this many samples (10 ms) instead of clicking."""

@@ -18,16 +18,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from audio.piper_tts import TTSError
-from audio.text import TextError, split_sentences
-from render.rig import FaceRig
-from render.warp import WarpRenderer
 from server import markers
 from server.clock import MediaClock
 from server.engine import SharedTTS
 from server.metrics import Metrics
 from server.render_pool import SLOTS, RenderProcess
 from server.timeline import Timeline, make_segment, trim_leading_silence
+from talker.stages import FaceRig, TextError, TTSError, WarpRenderer, split_sentences
 
 log = logging.getLogger("talker.server")
 

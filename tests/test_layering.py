@@ -24,6 +24,15 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
+def test_server_uses_the_stages_only_through_talker() -> None:
+    bad = {}
+    for f in sorted((ROOT / "server").rglob("*.py")):
+        direct = _imports(f) & {"audio", "motion", "render"}
+        if direct:
+            bad[str(f.relative_to(ROOT))] = sorted(direct)
+    assert not bad, f"server must reach the stages through talker (talker.stages): {bad}"
+
+
 @pytest.mark.parametrize("package", ORDER)
 def test_no_upward_imports(package: str) -> None:
     higher = set(ORDER[ORDER.index(package) + 1 :])

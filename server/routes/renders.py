@@ -7,13 +7,13 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from audio.text import clean_text
 from server.deps import get_jobs, get_portraits, get_settings
 from server.jobs import ACTIVE, DONE, Job, JobStore
 from server.portraits import DEFAULT_PORTRAIT, EXTENSIONS, PortraitStore, check_image
 from server.routes.portraits import read_upload
 from server.schemas import JobInfo, Problem
 from server.settings import Settings
+from talker.stages import clean_text
 
 router = APIRouter(prefix="/renders", tags=["renders"])
 
