@@ -10,47 +10,43 @@ from __future__ import annotations
 
 import sys
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 
+from audio.eval_align import read_events, read_pho, read_reference_tsv
+from audio.io import load_audio
 from audio.types import Phone, Speech
 from motion.generator import MotionGenerator
-from motion.metrics import MotionReport, evaluate, read_espeak_events, read_pho, read_phones_tsv
+from motion.metrics import MotionReport, evaluate, phones_from_segments
 from motion.rhubarb import agreement, classify, rhubarb_frames
-
-
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path)) as w:
-        sr = w.getframerate()
-        n = w.getnframes()
-        ch = w.getnchannels()
-        raw = np.frombuffer(w.readframes(n), dtype=np.int16).astype(np.float32) / 32768.0
-    return raw.reshape(-1, ch).mean(axis=1), sr
 
 
 def corpus(media: Path) -> list[tuple[str, Speech]]:
     gt = media / "groundtruth"
     items: list[tuple[str, Speech]] = []
     for name, wav, phones_fn in (
-        ("mbrola_us1 (.pho)", gt / "tts_mb-us1_s1.wav", lambda: read_pho(gt / "tts_mb-us1_s1.pho")),
+        (
+            "mbrola_us1 (.pho)",
+            gt / "tts_mb-us1_s1.wav",
+            lambda: phones_from_segments(read_pho(gt / "tts_mb-us1_s1.pho")),
+        ),
         (
             "espeak en-us (events)",
             gt / "tts_espeak_en-us_s1.wav",
-            lambda: read_espeak_events(gt / "tts_espeak_en-us_s1.events.tsv"),
+            lambda: phones_from_segments(read_events(gt / "tts_espeak_en-us_s1.events.tsv")[0]),
         ),
     ):
         if wav.exists():
-            s, sr = read_wav(wav)
+            s, sr = load_audio(wav)
             items.append((name, _speech(s, sr, phones_fn())))
     for tsv in sorted((gt / "align").glob("*.phones.tsv")):
         stem = tsv.name.replace(".phones.tsv", "")
         wav = media / "speech" / f"{stem}.wav"
         if not wav.exists() or "?" in tsv.read_text().split("\n")[1]:
             continue  # word-only alignments carry no phones
-        s, sr = read_wav(wav)
-        items.append((stem, _speech(s, sr, read_phones_tsv(tsv, len(s) / sr))))
+        s, sr = load_audio(wav)
+        items.append((stem, _speech(s, sr, phones_from_segments(read_reference_tsv(tsv)[0], len(s) / sr))))
     return items
 
 

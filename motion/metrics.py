@@ -8,14 +8,12 @@
 "Closed" means the commanded lip gap jawOpen * (1 - mouthClose) is below ``CLOSED_GAP`` (0.04 of the
 full opening, i.e. 0.02 inter-ocular distances: under a pixel for a face 50 px between the eyes).
 
-Also reads the ground-truth phone files of the test media (MBROLA ``.pho``, espeak event tables and
-``.phones.tsv`` alignments) into ARPAbet phones.
+Ground-truth timings are read with ``audio.eval_align``'s readers and turned into Phones here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -100,135 +98,16 @@ def evaluate(track: MotionTrack, phones: tuple[Phone, ...] | list[Phone]) -> Mot
     )
 
 
-# --- ground-truth readers ---------------------------------------------------------------------------
-
-_SAMPA = {
-    "@": "AH",
-    "@U": "OW",
-    "A": "AA",
-    "EI": "EY",
-    "I": "IH",
-    "V": "AH",
-    "aU": "AW",
-    "aI": "AY",
-    "OI": "OY",
-    "r=": "ER",
-    "3`": "ER",
-    "i": "IY",
-    "u": "UW",
-    "U": "UH",
-    "E": "EH",
-    "{": "AE",
-    "O": "AO",
-    "_": SILENCE,
-    "D": "DH",
-    "T": "TH",
-    "S": "SH",
-    "Z": "ZH",
-    "N": "NG",
-    "tS": "CH",
-    "dZ": "JH",
-    "j": "Y",
-    "h": "HH",
-}
-_ESPEAK = {
-    "0": "AA",
-    "3": "ER",
-    "3:": "ER",
-    "@": "AH",
-    "@2": "AH",
-    "@5": "AH",
-    "I": "IH",
-    "I2": "IH",
-    "V": "AH",
-    "aU": "AW",
-    "aI": "AY",
-    "eI": "EY",
-    "oU": "OW",
-    "OI": "OY",
-    "i": "IY",
-    "i:": "IY",
-    "u:": "UW",
-    "U": "UH",
-    "E": "EH",
-    "a": "AE",
-    "A:": "AA",
-    "O:": "AO",
-    "_": SILENCE,
-    "_:": SILENCE,
-    "_!": SILENCE,
-    "D": "DH",
-    "T": "TH",
-    "S": "SH",
-    "Z": "ZH",
-    "N": "NG",
-    "tS": "CH",
-    "dZ": "JH",
-    "j": "Y",
-    "h": "HH",
-    "r": "R",
-    "t#": "T",
-    "d#": "D",
-    "n-": "N",
-    "l-": "L",
-}
-
-
-def _arpa(sym: str, table: dict[str, str]) -> str:
-    if sym in table:
-        return table[sym]
-    return sym.upper() if len(sym) <= 2 and sym.isalpha() else "AH"
-
-
-def read_pho(path: str | Path) -> list[Phone]:
-    """MBROLA .pho: one phoneme (SAMPA) and its duration in ms per line."""
+def phones_from_segments(segs: list, duration_s: float | None = None) -> list[Phone]:
+    """Labelled segments (``audio.eval_align`` ground-truth readers) -> contiguous Phones, gaps as SIL."""
     phones: list[Phone] = []
     t = 0.0
-    for line in Path(path).read_text().splitlines():
-        parts = line.split()
-        if not parts or line.startswith(";"):
-            continue
-        d = float(parts[1]) / 1000.0
-        phones.append(Phone(t, t + d, _arpa(parts[0], _SAMPA)))
-        t += d
-    return phones
-
-
-def read_espeak_events(path: str | Path) -> list[Phone]:
-    """espeak event table: start_ms, PHONE|WORD, label, sample; phones end where the next begins."""
-    rows = []
-    total = None
-    for line in Path(path).read_text().splitlines():
-        if line.startswith("#"):
-            for tok in line[1:].split():
-                if tok.startswith("duration_ms="):
-                    total = float(tok.split("=")[1]) / 1000.0
-            continue
-        parts = line.split("\t")
-        if len(parts) >= 3 and parts[1] == "PHONE":
-            rows.append((float(parts[0]) / 1000.0, parts[2]))
-    phones = []
-    for i, (t, sym) in enumerate(rows):
-        end = rows[i + 1][0] if i + 1 < len(rows) else (total if total is not None else t + 0.05)
-        if end > t:
-            phones.append(Phone(t, end, _arpa(sym, _ESPEAK)))
-    return phones
-
-
-def read_phones_tsv(path: str | Path, duration_s: float | None = None) -> list[Phone]:
-    """start_s, end_s, ARPAbet phone, word; gaps become SIL."""
-    phones: list[Phone] = []
-    t = 0.0
-    for line in Path(path).read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        s, e, sym = line.split("\t")[:3]
-        start, end = float(s), float(e)
-        if start > t + 1e-3:
-            phones.append(Phone(t, start, SILENCE))
-        sym = sym.strip().upper().rstrip("012")
-        phones.append(Phone(start, end, SILENCE if sym in ("SIL", "?", "") else sym))
-        t = end
+    for seg in segs:
+        if seg.start > t + 1e-3:
+            phones.append(Phone(t, seg.start, SILENCE))
+        label = SILENCE if seg.label in ("?", "") else seg.label
+        phones.append(Phone(max(seg.start, t), seg.end, label))
+        t = seg.end
     if duration_s is not None and duration_s > t + 1e-3:
         phones.append(Phone(t, duration_s, SILENCE))
     return phones
