@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from render import topology as T
+from render.geometry import apply, similarity
 from render.rig import FaceRig
 
 _SHIFT = 3
@@ -45,7 +46,7 @@ class EyePainter:
             if b < 0.08:
                 continue
             # where the open eye was (moved with the head by the eye corners), above the lid's new edge
-            open_up = _move(self.v0[up], self.v0[list(corners)], vt[list(corners)])
+            open_up = apply(similarity(self.v0[list(corners)], vt[list(corners)]), self.v0[up])
             lid_edge = vt[up]
             poly = np.concatenate([open_up, lid_edge[::-1]])
             x0 = max(0, int(np.floor(poly[:, 0].min())) - 3)
@@ -84,16 +85,6 @@ class EyePainter:
 def _sorted_xy(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     o = np.argsort(pts[:, 0])
     return pts[o, 0], pts[o, 1]
-
-
-def _move(pts: np.ndarray, src2: np.ndarray, dst2: np.ndarray) -> np.ndarray:
-    """Apply the similarity taking the two points ``src2`` onto ``dst2``."""
-    s = complex(*(src2[1] - src2[0]))
-    d = complex(*(dst2[1] - dst2[0]))
-    m = d / s if abs(s) > 1e-9 else complex(1, 0)
-    z = (pts[:, 0] - src2[0, 0]) + 1j * (pts[:, 1] - src2[0, 1])
-    z = z * m + complex(*dst2[0])
-    return np.stack([z.real, z.imag], axis=1)
 
 
 def _mean_in(img: np.ndarray, poly: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from render import topology as T
+from render.geometry import apply, similarity
 from render.rig import FaceRig
 
 _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
@@ -143,13 +144,11 @@ class MouthPainter:
 
     def _overlay_source_teeth(self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
         """Move the portrait's own teeth: upper rigidly with the head, lower with the jaw."""
-        from render.warp import _similarity
-
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        up_aff = _similarity(vt[[33, 263]], self.v0[[33, 263]])
+        up_aff = similarity(vt[[33, 263]], self.v0[[33, 263]])
         # the lower teeth move with the lower lip's centre, on top of the head motion
-        head_fwd = _similarity(self.v0[[33, 263]], vt[[33, 263]])
-        moved14 = head_fwd[:, :2] @ self.v0[14] + head_fwd[:, 2]
+        head_fwd = similarity(self.v0[[33, 263]], vt[[33, 263]])
+        moved14 = apply(head_fwd, self.v0[14:15])[0]
         jaw_shift = vt[14] - moved14
         lo_aff = up_aff.copy()
         lo_aff[:, 2] -= up_aff[:, :2] @ jaw_shift

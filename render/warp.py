@@ -15,8 +15,9 @@ from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.deform import RigPose
 from render.eyes import EyePainter
+from render.geometry import similarity
 from render.mouth import MouthPainter, lip_extended_source
-from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, FaceRig
+from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, MAX_LIP_GAP_IOD, FaceRig
 
 _MOVED_PX = 0.05  # vertices that move less than this are treated as still
 
@@ -52,9 +53,6 @@ class WarpRenderer:
         self.mouth_tris = rig.tri_kind == KIND_MOUTH
         self.mouth = MouthPainter(rig)
         self.lip_source = lip_extended_source(rig)
-        from render.rig import MAX_LIP_GAP_IOD
-
-        self._max_gap = MAX_LIP_GAP_IOD
         self._lip_ids = np.array(T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER)
         self.eyes = EyePainter(rig)
         self._br = CHANNEL_INDEX["eyeBlinkRight"]
@@ -70,7 +68,7 @@ class WarpRenderer:
         self, out: np.ndarray, vt: np.ndarray, values: np.ndarray, mx: np.ndarray, my: np.ndarray, x0: int, y0: int
     ) -> None:
         """Blend in the lips warped from the lip-extended portrait, as far as the mouth is closing."""
-        c = _lip_closure(values, self.rig.source_gap, self._max_gap)
+        c = _lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD)
         if c <= 0.01 or self.lip_source is None:
             return
         lips = vt[self._lip_ids]
@@ -98,8 +96,6 @@ class WarpRenderer:
     def neutral_values(self) -> np.ndarray:
         """Channel values that reproduce the portrait exactly (its own mouth opening)."""
         v = np.zeros(len(CHANNELS), np.float32)
-        from render.rig import MAX_LIP_GAP_IOD
-
         v[CHANNEL_INDEX["jawOpen"]] = self.rig.source_gap / MAX_LIP_GAP_IOD
         return v
 
@@ -131,8 +127,8 @@ class WarpRenderer:
         # rigid layers for the openings
         gaze = np.array([values[self._gx], values[self._gy]]) * np.array([0.16, 0.10]) * self.eye_w
         for sel, (a, b) in ((self.eye_r_tris, (33, 133)), (self.eye_l_tris, (362, 263))):
-            aff[sel] = _similarity(vt[[a, b]], self.v0[[a, b]], shift=-gaze)
-        aff[self.mouth_tris] = _similarity(vt[[33, 263]], self.v0[[33, 263]])
+            aff[sel] = similarity(vt[[a, b]], self.v0[[a, b]], shift=-gaze)
+        aff[self.mouth_tris] = similarity(vt[[33, 263]], self.v0[[33, 263]])
         # row M is the identity, used for pixels outside every moved triangle
         aff = np.concatenate([aff, np.array([[[1.0, 0, 0], [0, 1.0, 0]]])]).astype(np.float32)
         m_id = len(tris)
@@ -218,22 +214,4 @@ def _affines(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return aff, ok
 
 
-def _similarity(dst: np.ndarray, src: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
-    """2x3 similarity mapping the two points ``dst`` onto ``src`` (target -> source), plus a source shift."""
-    d = dst[1] - dst[0]
-    s = src[1] - src[0]
-    dz = complex(d[0], d[1])
-    sz = complex(s[0], s[1])
-    if abs(dz) < 1e-9:
-        m = complex(1, 0)
-    else:
-        m = sz / dz
-    a, b = m.real, m.imag
-    rot = np.array([[a, -b], [b, a]])
-    tvec = src[0] - rot @ dst[0]
-    if shift is not None:
-        tvec = tvec + shift
-    return np.array([[a, -b, tvec[0]], [b, a, tvec[1]]])
-
-
-__all__ = ["WarpRenderer", "T"]
+__all__ = ["WarpRenderer"]

@@ -1,0 +1,22 @@
+"""Small 2-D transforms shared by the warp and its painters."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def similarity(a: np.ndarray, b: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
+    """2x3 similarity (rotation, scale, translation) taking the two points ``a`` onto ``b``, plus ``shift``."""
+    da = complex(*(a[1] - a[0]))
+    db = complex(*(b[1] - b[0]))
+    m = db / da if abs(da) > 1e-9 else complex(1, 0)
+    rot = np.array([[m.real, -m.imag], [m.imag, m.real]])
+    t = b[0] - rot @ a[0]
+    if shift is not None:
+        t = t + shift
+    return np.array([[m.real, -m.imag, t[0]], [m.imag, m.real, t[1]]])
+
+
+def apply(aff: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Points (N, 2) through a 2x3 affine."""
+    return pts @ aff[:, :2].T + aff[:, 2]
