@@ -97,28 +97,6 @@ def concat_speech(chunks: list[Speech], text: str = "") -> Speech:
     return Speech(np.concatenate(parts).astype(np.float32), sr, tuple(phones), tuple(words), text)
 
 
-def pad_speech(speech: Speech, lead_s: float, tail_s: float) -> Speech:
-    """Add silence before and after (as SIL phones), e.g. so a video starts and ends at rest."""
-    sr = speech.sample_rate
-    a = int(round(max(0.0, lead_s) * sr))
-    b = int(round(max(0.0, tail_s) * sr))
-    samples = np.concatenate([np.zeros(a, np.float32), speech.samples.astype(np.float32), np.zeros(b, np.float32)])
-    phones, words = speech.shifted(a / sr)
-    ph = list(phones)
-    end = len(samples) / sr
-    if a:
-        if ph and ph[0].symbol == SILENCE:
-            ph[0] = Phone(0.0, ph[0].end_s, SILENCE)
-        else:
-            ph.insert(0, Phone(0.0, a / sr, SILENCE))
-    if b:
-        if ph and ph[-1].symbol == SILENCE:
-            ph[-1] = Phone(ph[-1].start_s, end, SILENCE)
-        else:
-            ph.append(Phone(ph[-1].end_s if ph else 0.0, end, SILENCE))
-    return Speech(samples, sr, tuple(ph), words, speech.text)
-
-
 def silence(duration_s: float, sample_rate: int) -> Speech:
     """``duration_s`` of silence as one SIL phone."""
     n = int(round(max(0.0, duration_s) * sample_rate))

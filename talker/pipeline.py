@@ -16,7 +16,7 @@ import numpy as np
 from audio.features import frame_count
 from audio.piper_tts import PiperTTS
 from audio.text import clean_text
-from audio.types import Speech, concat_speech, pad_speech, silence
+from audio.types import Speech, concat_speech, silence
 from motion.generator import MotionGenerator, MotionStream, MotionStyle
 from motion.types import MotionTrack
 from render.frame import Frame
@@ -105,9 +105,9 @@ class Pipeline:
         return Avatar(build_rig(framed.image, framed.face), source)
 
     def synthesize(self, text: str, lead_s: float = 0.3, tail_s: float = 0.4) -> Speech:
-        """All of the text as one Speech (sentences synthesized in turn), with silence before and after."""
-        chunks = [c.speech for c in self.tts.stream(text)]
-        return pad_speech(concat_speech(chunks, text), lead_s, tail_s)
+        """All of the text as one Speech, with silence before and after: exactly the pieces that the
+        streaming path (``render_text``) renders, joined."""
+        return concat_speech(list(self._pieces(text, {"tts": 0.0}, lead_s, tail_s)), text)
 
     @staticmethod
     def motion(speech: Speech, settings: RenderSettings) -> MotionTrack:
