@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,20 @@ TIME_BASE = Fraction(1, AUDIO_SAMPLE_RATE)
 MAX_AUDIO_LAG_S = 0.2
 """An audio sender this far behind the clock (event loop stalled) skips ahead instead of bursting."""
 MAX_VIDEO_LAG_FRAMES = 3
+
+
+async def _pace(n: int, delay_s: float, max_lag_s: float, current: Callable[[], int]) -> tuple[int, int]:
+    """Both tracks are paced by the session clock: wait ``delay_s`` until unit ``n`` is due; when it is
+    more than ``max_lag_s`` late, jump to the ``current`` unit instead. Returns (unit to send, units skipped)."""
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)
+        return n, 0
+    if -delay_s > max_lag_s:
+        now_n = current()
+        return now_n, now_n - n
+    return n, 0
+
+
 FIRST_FRAME_WAIT_S = 1.0
 
 
@@ -50,14 +65,14 @@ class AvatarAudioTrack(MediaStreamTrack):
         now = time.monotonic()
         if self._next is None:
             self._next = max(0, int(np.ceil(clock.sample_at(now) / AUDIO_FRAME_SAMPLES)))
-        n = self._next
-        delay = clock.time_of_sample(n * AUDIO_FRAME_SAMPLES) - now
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif -delay > MAX_AUDIO_LAG_S:
-            n2 = int(np.ceil(clock.sample_at(now) / AUDIO_FRAME_SAMPLES))
-            s.metrics.audio_skipped.inc(n2 - n)
-            n = n2
+        n, skipped = await _pace(
+            self._next,
+            clock.time_of_sample(self._next * AUDIO_FRAME_SAMPLES) - now,
+            MAX_AUDIO_LAG_S,
+            lambda: int(np.ceil(clock.sample_at(now) / AUDIO_FRAME_SAMPLES)),
+        )
+        if skipped:
+            s.metrics.audio_skipped.inc(skipped)
         if self.readyState != "live":
             raise MediaStreamError
         pcm = s.timeline.take_audio(n * AUDIO_FRAME_SAMPLES, AUDIO_FRAME_SAMPLES)
@@ -99,14 +114,14 @@ class AvatarVideoTrack(MediaStreamTrack):
         now = time.monotonic()
         if self._next is None:
             self._next = max(0, clock.frame_at(now))
-        k = self._next
-        delay = clock.time_of_frame(k) - now
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif -delay > MAX_VIDEO_LAG_FRAMES / clock.fps:
-            k2 = clock.frame_at(now)
-            s.metrics.video_skipped.inc(k2 - k)
-            k = k2
+        k, skipped = await _pace(
+            self._next,
+            clock.time_of_frame(self._next) - now,
+            MAX_VIDEO_LAG_FRAMES / clock.fps,
+            lambda: clock.frame_at(now),
+        )
+        if skipped:
+            s.metrics.video_skipped.inc(skipped)
         if self.readyState != "live":
             raise MediaStreamError
         plan = s.timeline.video_plan(k)
