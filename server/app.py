@@ -1,7 +1,7 @@
 """The FastAPI app: ``create_app(settings)`` builds it; models load in its lifespan.
 
-Routers (one per resource): sessions (live WebRTC avatar), renders (offline MP4 jobs), portraits,
-voices, system (health, metrics, client config). The browser client is served at ``/``.
+Routers (one per resource): sessions (live WebRTC avatar), renders (offline MP4 jobs), personas,
+portraits, voices, system (health, metrics, client config). The browser client is served at ``/``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from server.jobs import JobRunner, JobStore
 from server.metrics import Metrics
 from server.portraits import PortraitStore, UploadError
 from server.render_pool import RenderPool
-from server.routes import portraits, renders, sessions, system, voices
+from server.routes import personas, portraits, renders, sessions, system, voices
 from server.session import SessionError, SessionManager
 from server.settings import Settings
+from talker.persona import AudioVoiceBank, PersonaError, PersonaMaker, PersonaNotFound, PersonaStore
 from talker.portrait import ImageError
 from talker.stages import NoFaceError, TextError
 
@@ -137,12 +138,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         if settings.render_processes:
             pool = RenderPool(settings.size, settings.max_sessions, settings.cv_threads)
             await asyncio.to_thread(pool.start)
-        manager = SessionManager(settings, eng, store, metrics, pool)
+        persona_store = PersonaStore(settings.personas_root)
+        manager = SessionManager(settings, eng, store, metrics, pool, persona_store)
         manager.start()
         runners = [JobRunner(f"talker-job-{i}", jobs, eng, metrics) for i in range(settings.job_workers)]
         for r in runners:
             r.start()
-        app.state.talker = ServerState(eng, manager, store, jobs, metrics, time.monotonic())
+        app.state.talker = ServerState(
+            eng, manager, store, jobs, metrics, time.monotonic(), persona_store, _persona_maker(settings, eng)
+        )
         try:
             yield
         finally:
@@ -186,6 +190,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     async def _image_error(request: Request, e: ImageError) -> JSONResponse:
         return _problem(422, str(e))
 
+    @app.exception_handler(PersonaError)
+    async def _persona_error(request: Request, e: PersonaError) -> JSONResponse:
+        return _problem(404 if isinstance(e, PersonaNotFound) else 422, str(e))
+
     @app.exception_handler(NoFaceError)
     async def _no_face(request: Request, e: NoFaceError) -> JSONResponse:
         return _problem(422, str(e))
@@ -193,6 +201,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     auth = [Depends(require_api_key)]
     app.include_router(sessions.router, dependencies=auth)
     app.include_router(renders.router, dependencies=auth)
+    app.include_router(personas.router, dependencies=auth)
     app.include_router(portraits.router, dependencies=auth)
     app.include_router(voices.router, dependencies=auth)
     app.include_router(system.router)
@@ -203,6 +212,22 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return FileResponse(STATIC_DIR / "index.html")
 
     return app
+
+
+def _persona_maker(settings: Settings, engine: Engine) -> PersonaMaker:
+    """Personas are made with the engine's face detector and the voice bank; faces are generated from
+    descriptions when a diffusers folder is configured (loaded on first use, in a worker thread)."""
+    generator: Any = None
+    if settings.facegen_model is not None:
+        model, controlnet = settings.facegen_model, settings.facegen_controlnet
+
+        def generator() -> Any:
+            from talker.facegen import FaceGenerator
+
+            return FaceGenerator(model, controlnet, device="cpu")
+
+    voices = AudioVoiceBank(use_embeddings=settings.persona_voice_embeddings)
+    return PersonaMaker(voices=voices, detector=engine.detector, face_generator=generator)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **overrides: Any) -> None:

@@ -14,6 +14,7 @@ from server.metrics import Metrics
 from server.portraits import PortraitStore
 from server.session import SessionManager
 from server.settings import Settings
+from talker.persona import PersonaMaker, PersonaStore
 
 
 @dataclass
@@ -26,6 +27,8 @@ class ServerState:
     jobs: JobStore
     metrics: Metrics
     started_at: float
+    personas: PersonaStore
+    persona_maker: PersonaMaker
 
 
 def get_settings(request: Request) -> Settings:
@@ -50,6 +53,14 @@ def get_jobs(state: ServerState = Depends(get_state)) -> JobStore:
 
 def get_portraits(state: ServerState = Depends(get_state)) -> PortraitStore:
     return state.portraits
+
+
+def get_personas(state: ServerState = Depends(get_state)) -> PersonaStore:
+    return state.personas
+
+
+def get_persona_maker(state: ServerState = Depends(get_state)) -> PersonaMaker:
+    return state.persona_maker
 
 
 def get_engine(state: ServerState = Depends(get_state)) -> Engine:

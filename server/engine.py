@@ -18,8 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from server.portraits import DEFAULT_PORTRAIT, PortraitStore
+from talker.persona import (
+    AudioVoiceBank,
+    Persona,
+    PersonaError,
+    PersonaMaker,
+    PersonaStore,
+    SpeechSynth,
+    persona_avatar,
+)
 from talker.pipeline import Avatar, Pipeline
-from talker.stages import LandmarkDetector, MediaPipeFaceMesh, PiperTTS, Speech
+from talker.stages import LandmarkDetector, MediaPipeFaceMesh, PiperTTS, Speech, SpeechChunk, concat_speech
 
 log = logging.getLogger("talker.server")
 
@@ -109,6 +118,47 @@ class SharedTTS(PiperTTS):
             return PiperTTS.synthesize_sentence(self, sentence)
 
 
+class PersonaVoice:
+    """A persona's voice from the voice bank (Piper with its own parameters, espeak-ng, flite...), behind
+    the shared voice's gate: one synthesis at a time in the process, live sessions first."""
+
+    def __init__(self, tts: SpeechSynth, gate: PriorityLock, voice_id: str) -> None:
+        self.tts = tts
+        self.gate = gate
+        self.voice_id = voice_id
+
+    @property
+    def sample_rate(self) -> int:
+        return self.tts.sample_rate
+
+    def _sentence(self, sentence: str, live: bool) -> Speech:
+        with self.gate.hold(live=live):
+            chunks = [c.speech for c in self.tts.stream(sentence) if len(c.speech.samples)]
+        if not chunks:
+            raise ValueError(f"voice {self.voice_id} produced no audio for {sentence!r}")
+        return concat_speech(chunks, sentence)
+
+    def synthesize_live(self, sentence: str) -> Speech:
+        return self._sentence(sentence, live=True)
+
+    def synthesize_sentence(self, sentence: str) -> Speech:
+        return self._sentence(sentence, live=False)
+
+    def stream(self, text: str) -> Iterator[SpeechChunk]:
+        """Chunks as the voice yields them (render jobs: yields to live sessions between chunks)."""
+        it = iter(self.tts.stream(text))
+        while True:
+            with self.gate.hold(live=False):
+                chunk = next(it, None)
+            if chunk is None:
+                return
+            yield chunk
+
+
+_DEFAULT_VOICE_PARAMS = {"rate": 1.0, "pitch_semitones": 0.0, "variant": None, "expressiveness": None, "volume": 1.0}
+_SHARED_VOICE_ID = "piper:joe"  # the voice bank's id of the Piper voice the engine loads by default
+
+
 class Engine:
     """Models and rigged avatars. Thread-safe; every method may block (call it from worker threads)."""
 
@@ -126,6 +176,8 @@ class Engine:
         self._avatar_lock = threading.Lock()
         self._max_avatars = max_avatars
         self.load_seconds: dict[str, float] = {}
+        self._voices: dict[str, SharedTTS | PersonaVoice] = {}
+        self._voice_lock = threading.Lock()
 
     def load(self, size: tuple[int, int]) -> None:
         """Load the voice (and warm it up), the detector, and rig the default portrait."""
@@ -167,6 +219,46 @@ class Engine:
             return self.avatar(None, DEFAULT_PORTRAIT, size)
         with self._avatar_lock:
             return self.pipeline.prepare_avatar(path, size)
+
+    def voice_for(self, voice_id: str, params: dict[str, Any]) -> SharedTTS | PersonaVoice:
+        """The voice of a persona: the shared Piper voice when it is that voice unchanged, else a bank
+        voice with the persona's parameters (built once per id + parameters; loads lazily).
+
+        Raises ``talker.persona.PersonaError`` for unknown voices or bad parameters.
+        """
+        full = {**_DEFAULT_VOICE_PARAMS, **params}
+        if voice_id == _SHARED_VOICE_ID and full == _DEFAULT_VOICE_PARAMS:
+            return self.tts
+        key = f"{voice_id}|{sorted(full.items(), key=lambda kv: kv[0])}"
+        with self._voice_lock:
+            voice = self._voices.get(key)
+            if voice is None:
+                try:
+                    tts = AudioVoiceBank(use_embeddings=False).tts(voice_id, params)
+                except ValueError as e:  # VoiceError: an unknown id or bad parameters
+                    raise PersonaError(f"persona voice {voice_id!r} cannot be used: {e}") from e
+                voice = self._voices[key] = PersonaVoice(tts, self.tts.gate, voice_id)
+            return voice
+
+    def persona_avatar(self, persona: Persona, size: tuple[int, int], cache: bool = True) -> Avatar:
+        """A persona's rigged face at ``size`` (its five points when stored, else the detector's face)."""
+        key = (f"persona:{persona.id}", size[0], size[1])
+        with self._avatar_lock:
+            hit = self._avatars.get(key) if cache else None
+            if hit is not None:
+                self._avatars.move_to_end(key)
+                return hit
+            avatar = persona_avatar(persona, self.detector, size)
+            if cache:
+                self._avatars[key] = avatar
+                while len(self._avatars) > self._max_avatars:
+                    self._avatars.popitem(last=False)
+            return avatar
+
+    def create_persona(self, store: PersonaStore, maker: PersonaMaker, **kwargs: Any) -> Any:
+        """``store.create(..., maker=maker)`` with the shared detector (not thread-safe: serialized)."""
+        with self._avatar_lock:
+            return store.create(maker=maker, **kwargs)
 
     def forget(self, portrait_id: str) -> None:
         with self._avatar_lock:

@@ -1,25 +1,28 @@
 """Offline render jobs: persisted in SQLite (stdlib ``sqlite3``) with their files under the data dir.
 
-A job is a row (text, portrait file, settings, status, progress) plus a folder ``jobs/<id>/`` with
-its portrait and, once done, ``result.mp4``. Worker threads claim queued jobs one at a time. After a
+A job is a row (text, portrait file, settings, status, progress; for a persona, the persona as it was
+when the job was queued) plus a folder ``jobs/<id>/`` with its portrait (or the persona's face) and,
+once done, ``result.mp4``. Worker threads claim queued jobs one at a time. After a
 restart nothing is lost: queued jobs run, and jobs that were running when the process stopped are
 queued again until ``job_attempts`` is used up, then marked failed with the reason.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from server.engine import Engine
 from server.metrics import Metrics
-from talker.pipeline import RenderSettings
+from talker.persona import Persona, PersonaError
+from talker.pipeline import Pipeline, RenderSettings
 from talker.portrait import ImageError
 from talker.stages import NoFaceError, TextError, TTSError
 
@@ -51,6 +54,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
 """
 
+_ADDED_COLUMNS = {"persona_id": "TEXT", "persona": "TEXT"}
+"""Columns added after the first release (persona renders), added to older databases on open."""
+
 
 class JobCancelled(Exception):
     """Raised inside a running job when it was cancelled."""
@@ -75,6 +81,8 @@ class Job:
     finished_at: float | None
     result_file: str | None
     duration_s: float | None
+    persona_id: str | None = None
+    persona: str | None = None  # JSON of the persona (``Persona.to_dict``) when queued
 
 
 class JobStore:
@@ -91,6 +99,10 @@ class JobStore:
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(_SCHEMA)
+            have = {r[1] for r in self._conn.execute("PRAGMA table_info(jobs)").fetchall()}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in have:
+                    self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -119,9 +131,19 @@ class JobStore:
 
     # --------------------------------------------------------------------------- writes
     def create(
-        self, text: str, portrait_id: str, portrait: tuple[bytes, str] | Path | None, fps: float, size: int, seed: int
+        self,
+        text: str,
+        portrait_id: str,
+        portrait: tuple[bytes, str] | Path | None,
+        fps: float,
+        size: int,
+        seed: int,
+        persona: Persona | None = None,
     ) -> Job:
-        """Queue a job. ``portrait``: (bytes, extension) of an upload, a file to copy, or None (default)."""
+        """Queue a job. ``portrait``: (bytes, extension) of an upload, a file to copy, or None (default).
+        ``persona``: speak as it (its face file is copied into the job, so deleting it later is safe)."""
+        if persona is not None:
+            portrait = Path(persona.face_path)
         job_id = uuid.uuid4().hex
         d = self.job_dir(job_id)
         d.mkdir(parents=True)
@@ -137,9 +159,21 @@ class JobStore:
             pfile = str(p)
         with self._lock:
             self._conn.execute(
-                "INSERT INTO jobs (id, status, text, portrait_id, portrait_file, fps, size, seed, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, QUEUED, text, portrait_id, pfile, fps, size, seed, time.time()),
+                "INSERT INTO jobs (id, status, text, portrait_id, portrait_file, fps, size, seed, created_at,"
+                " persona_id, persona) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    QUEUED,
+                    text,
+                    portrait_id,
+                    pfile,
+                    fps,
+                    size,
+                    seed,
+                    time.time(),
+                    persona.id if persona is not None else None,
+                    json.dumps(persona.to_dict()) if persona is not None else None,
+                ),
             )
         with self._work:
             self._work.notify_all()
@@ -287,14 +321,23 @@ class JobRunner(threading.Thread):
         try:
             size = (job.size, job.size)
             store.set_progress(job.id, 0.01, "face")
-            portrait = Path(job.portrait_file) if job.portrait_file else None
-            avatar = self.engine.prepare_avatar_file(portrait, size)
+            settings = RenderSettings(fps=job.fps, size=size, seed=job.seed)
+            if job.persona:
+                persona = Persona.from_dict(json.loads(job.persona))
+                persona = replace(persona, face_path=job.portrait_file or persona.face_path)
+                avatar = self.engine.persona_avatar(persona, size, cache=False)
+                voice = self.engine.voice_for(persona.voice_id, persona.voice_params)
+                pipeline = Pipeline(tts=voice, detector=self.engine.detector)  # type: ignore[arg-type]  # any TTS
+                settings = replace(settings, style=persona.motion_style())
+            else:
+                portrait = Path(job.portrait_file) if job.portrait_file else None
+                avatar = self.engine.prepare_avatar_file(portrait, size)
+                pipeline = self.engine.pipeline
             check()
             store.set_progress(job.id, 0.05, "tts")
-            speech = self.engine.pipeline.synthesize(job.text)
+            speech = pipeline.synthesize(job.text)
             check()
             store.set_progress(job.id, 0.2, "render")
-            settings = RenderSettings(fps=job.fps, size=size, seed=job.seed)
             result = self.engine.pipeline.render_mp4(avatar, speech, out, settings, progress)
             if store.finish(job.id, out, result.duration_s):
                 self.metrics.job_seconds.observe(time.perf_counter() - t0)
@@ -304,7 +347,7 @@ class JobRunner(threading.Thread):
             out.unlink(missing_ok=True)
             if self._stop_event.is_set() and not store.is_cancelled(job.id):
                 pass  # shutting down: the job stays 'running' and is retried after the restart
-        except (TextError, ImageError, NoFaceError, TTSError) as e:
+        except (TextError, ImageError, NoFaceError, TTSError, PersonaError) as e:
             store.fail(job.id, str(e))
         except (ValueError, OSError, RuntimeError) as e:
             log.exception("render job %s failed", job.id)

@@ -9,6 +9,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_PORTRAIT = "default"
 """Id of the bundled public-domain portrait; always available."""
 
@@ -64,6 +66,14 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
     if fmt not in EXTENSIONS:
         raise UploadError(415, f"image format {fmt or 'unknown'} is not supported; use {', '.join(EXTENSIONS)}")
     return ImageInfo(fmt, w, h)
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """An uploaded image (already passed ``check_image``) as RGB uint8 (H, W, 3), EXIF orientation applied."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()
 
 
 class PortraitStore:

@@ -64,7 +64,7 @@ class AvatarClient:
         self._rtp_origin: dict[str, int] = {}
         self.connected = asyncio.Event()
 
-    async def connect(self, portrait_id: str = "default") -> dict[str, Any]:
+    async def connect(self, portrait_id: str = "default", persona_id: str | None = None) -> dict[str, Any]:
         self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.addTransceiver("video", direction="recvonly")
 
@@ -80,7 +80,13 @@ class AvatarClient:
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         r = await self.http.post(
-            "/sessions", json={"sdp": self.pc.localDescription.sdp, "type": "offer", "portrait_id": portrait_id}
+            "/sessions",
+            json={
+                "sdp": self.pc.localDescription.sdp,
+                "type": "offer",
+                "portrait_id": portrait_id,
+                "persona_id": persona_id,
+            },
         )
         if r.status_code != 201:
             raise RuntimeError(f"POST /sessions -> {r.status_code}: {r.text}")
@@ -161,6 +167,9 @@ class AvatarClient:
 
     async def say(self, text: str, interrupt: bool = False) -> httpx.Response:
         return await self.http.post(f"/sessions/{self.session_id}/say", json={"text": text, "interrupt": interrupt})
+
+    async def chat(self, text: str, interrupt: bool = False) -> httpx.Response:
+        return await self.http.post(f"/sessions/{self.session_id}/chat", json={"text": text, "interrupt": interrupt})
 
     async def interrupt(self) -> httpx.Response:
         return await self.http.post(f"/sessions/{self.session_id}/interrupt")

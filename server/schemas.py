@@ -15,6 +15,11 @@ class Offer(BaseModel):
     sdp: str = Field(max_length=200_000, description="the browser's SDP offer (recvonly audio + video)")
     type: Literal["offer"] = "offer"
     portrait_id: str = Field(default="default", max_length=64, description="'default' or an id from POST /portraits")
+    persona_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="a persona from POST /personas: its face, voice, manner and chat endpoint (portrait_id ignored)",
+    )
 
 
 class Answer(BaseModel):
@@ -39,6 +44,21 @@ class SayAccepted(BaseModel):
     waiting: int = Field(description="say requests waiting for the voice, this one included")
 
 
+class ChatBody(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000, description="what the user says to the avatar")
+    interrupt: bool = Field(default=False, description="stop what is being said (and any reply) first")
+
+
+class ChatAccepted(BaseModel):
+    session_id: str
+    utterance_id: int
+    waiting: int = Field(description="messages waiting for a reply (chat) or for the voice (repeat), this one included")
+    mode: Literal["chat", "repeat"] = Field(
+        description="chat: the reply of the session's endpoint is spoken as it streams; repeat: no endpoint, "
+        "the text itself is spoken"
+    )
+
+
 class InterruptResult(BaseModel):
     session_id: str
     interrupted: bool
@@ -49,6 +69,8 @@ class SessionInfo(BaseModel):
     session_id: str
     state: Literal["new", "connected", "closed"]
     portrait_id: str
+    persona_id: str | None = None
+    chat_endpoint: str | None = Field(default=None, description="base URL answering /chat (None: it repeats)")
     speaking: bool
     age_s: float
     idle_s: float
@@ -84,6 +106,7 @@ class JobInfo(BaseModel):
     error: str | None
     attempts: int
     portrait_id: str
+    persona_id: str | None = None
     fps: float
     size: int
     created_at: float
@@ -110,3 +133,44 @@ class ClientConfig(BaseModel):
     height: int
     max_say_chars: int
     max_upload_bytes: int
+
+
+class PersonaChat(BaseModel):
+    base_url: str
+    model: str
+    api_key_env: str | None = Field(description="NAME of the environment variable with the key (never the key)")
+    system_prompt: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class PersonaInfo(BaseModel):
+    persona_id: str
+    name: str
+    description: str
+    voice_id: str = Field(description="voice bank id (piper:..., espeak:..., flite:...)")
+    voice_params: dict[str, object] = Field(description="rate, pitch_semitones, variant, expressiveness, volume")
+    face_source: str = Field(description="image, bundled:<name>, generated or generated-from-image")
+    face_points: list[list[float]] | None = Field(
+        description="five guide points (x, y pixels) when the face was located by them, else None (detected)"
+    )
+    face_url: str
+    expression: str
+    intensity: float
+    idle: str = Field(description="idle manner: calm, neutral or lively")
+    chat: PersonaChat
+    created_at: float
+
+
+class VoiceRankInfo(BaseModel):
+    voice_id: str
+    score: float
+    summary: str
+
+
+class PersonaCreated(PersonaInfo):
+    voice_ranking: list[VoiceRankInfo] = Field(description="the voices the description was matched against, best first")
+    portrait_ranking: list[tuple[str, float]] = Field(
+        description="bundled portraits scored against the description (when no image was given and no generator)"
+    )
+    notes: list[str] = Field(description="how the face and voice were chosen")

@@ -29,8 +29,10 @@ from server.render_pool import RenderPool, RenderProcess
 from server.settings import Settings
 from server.timeline import FramePlan, Timeline
 from server.tracks import AvatarAudioTrack, AvatarVideoTrack
-from server.workers import RenderWorker, SayRequest, SpeechWorker
-from talker.stages import FaceRig, clean_text
+from server.workers import ChatRequest, ChatWorker, LiveVoice, RenderWorker, SayRequest, SpeechWorker
+from talker.chat import DEFAULT_BASE_URL, ChatSettings
+from talker.persona import Persona, PersonaNotFound, PersonaStore
+from talker.stages import FaceRig, MotionStyle, clean_text
 
 log = logging.getLogger("talker.server")
 
@@ -88,11 +90,31 @@ def check_offer(sdp: str) -> None:
             raise BadOffer(f"the offer's {m.kind} m-line has no ICE credentials or DTLS fingerprint")
 
 
+def chat_settings_for(persona: Persona | None, settings: Settings) -> ChatSettings | None:
+    """The endpoint that answers a session's chat requests, or None (they are repeated as said).
+
+    A persona's own endpoint when it was given one (a base URL other than the library's default);
+    else the server's default (``chat_base_url``), with the persona's system prompt when there is one.
+    """
+    if persona is not None and persona.chat.base_url != DEFAULT_BASE_URL:
+        return persona.chat
+    if settings.chat_base_url:
+        return ChatSettings(
+            base_url=settings.chat_base_url,
+            model=settings.chat_model,
+            api_key_env=settings.chat_api_key_env,
+            system_prompt=persona.chat.system_prompt if persona is not None else "",
+        )
+    return None
+
+
 @dataclass
 class SessionStatus:
     session_id: str
     state: str
     portrait_id: str
+    persona_id: str | None
+    chat_endpoint: str | None
     speaking: bool
     age_s: float
     idle_s: float
@@ -119,20 +141,30 @@ class Session:
         metrics: Metrics,
         render_pool: RenderPool | None = None,
         render_process: RenderProcess | None = None,
+        *,
+        voice: LiveVoice | None = None,
+        style: MotionStyle | None = None,
+        chat: ChatSettings | None = None,
+        persona_id: str | None = None,
     ) -> None:
-        """``render_process``: leased from ``render_pool``, given back at close (None: render in a thread)."""
+        """``render_process``: leased from ``render_pool``, given back at close (None: render in a thread).
+        ``voice`` (default: the engine's), ``style``: a persona's voice and manner. ``chat``: the endpoint
+        that answers ``chat`` requests (None: they are repeated as said)."""
         self.id = sid
         self.render_pool = render_pool
         self.render_process = render_process
         self.portrait_id = portrait_id
+        self.persona_id = persona_id
+        voice = voice or engine.tts
         self.settings = settings
         self.metrics = metrics
         fps = settings.fps
         self.clock = MediaClock(fps)
         self.timeline = Timeline(
             fps,
-            engine.tts.sample_rate,
+            voice.sample_rate,
             seed=settings.seed + number,
+            style=style,
             markers=settings.debug_markers,
             earliest_frame=self._earliest_frame,
         )
@@ -149,13 +181,24 @@ class Session:
         )
         self.speech = SpeechWorker(
             f"talker-speech-{short}",
-            engine.tts,
+            voice,
             self.timeline,
             fps,
             settings.first_piece_chars,
             settings.say_queue,
             metrics,
         )
+        self.chat: ChatWorker | None = None
+        if chat is not None:
+            self.chat = ChatWorker(
+                f"talker-chat-{short}",
+                chat,
+                self.speech,
+                self.timeline,
+                settings.say_queue,
+                settings.chat_history_turns,
+                metrics,
+            )
         h, w = rig.image.shape[:2]
         self.blank_yuv = np.full((h * 3 // 2, w), 128, np.uint8)
         self.blank_yuv[:h] = 16
@@ -205,6 +248,8 @@ class Session:
         await self.pc.setLocalDescription(answer)
         self.renderer.start()
         self.speech.start()
+        if self.chat is not None:
+            self.chat.start()
         return str(self.pc.localDescription.sdp)
 
     # --------------------------------------------------------------------------- commands
@@ -232,11 +277,39 @@ class Session:
         self.metrics.utterances.inc()
         return self._utterance, self.speech.requests.qsize()
 
+    def say_or_chat(self, text: str, interrupt: bool = False) -> tuple[int, int, str]:
+        """Answer ``text`` through the session's chat endpoint (reply streamed, spoken sentence by
+        sentence), or, without one, say it as given. Returns (utterance id, requests waiting, mode)
+        with mode "chat" or "repeat". Raises like ``say``."""
+        if self.chat is None:
+            utterance, waiting = self.say(text, interrupt)
+            return utterance, waiting, "repeat"
+        if self.state == "closed":
+            raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
+        text = clean_text(text, self.settings.max_say_chars)
+        if interrupt:
+            self.interrupt()
+        self._utterance += 1
+        req = ChatRequest(self._utterance, text, self.timeline.epoch, time.monotonic())
+        try:
+            self.chat.submit(req)
+        except queue.Full as e:
+            raise SayQueueFull(
+                f"session {self.id} already has {self.settings.say_queue} chat messages waiting; "
+                "wait for the replies or interrupt"
+            ) from e
+        self.last_activity = time.monotonic()
+        self.metrics.utterances.inc()
+        return self._utterance, self.chat.requests.qsize(), "chat"
+
     def interrupt(self) -> int | None:
-        """Stop speaking: the first frame not yet sent is idle. Returns that frame, None if silent."""
+        """Stop speaking: the first frame not yet sent is idle. Returns that frame, None if silent.
+        A chat reply being streamed is aborted too."""
         if self.state == "closed":
             raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
         now = time.monotonic()
+        if self.chat is not None:
+            self.chat.clear()
         self.speech.clear()
         cut = self.timeline.interrupt()
         self.renderer.wake()
@@ -260,13 +333,19 @@ class Session:
         st = self.timeline.state()
         now = time.monotonic()
         errors = list(self.speech.errors)
+        chatting = False
+        if self.chat is not None:
+            errors += self.chat.errors
+            chatting = self.chat.busy or not self.chat.requests.empty()
         if self.renderer.error is not None:
             errors.append(f"render: {self.renderer.error}")
         return SessionStatus(
             session_id=self.id,
             state=self.state,
             portrait_id=self.portrait_id,
-            speaking=st.speaking or self.speech.busy or not self.speech.requests.empty(),
+            persona_id=self.persona_id,
+            chat_endpoint=self.chat.chat.base_url if self.chat is not None else None,
+            speaking=st.speaking or self.speech.busy or not self.speech.requests.empty() or chatting,
             age_s=now - self.created_at,
             idle_s=now - self.last_activity,
             frames_sent=self.video_track.frames_sent,
@@ -286,6 +365,8 @@ class Session:
             return
         self.state = "closed"
         self.close_reason = reason
+        if self.chat is not None:
+            self.chat.stop()
         self.speech.stop()
         self.timeline.close()
         self.renderer.stop()
@@ -295,8 +376,8 @@ class Session:
         await asyncio.to_thread(self._join)
 
     def _join(self) -> None:
-        for t in (self.renderer, self.speech):
-            if t.ident is not None:
+        for t in (self.renderer, self.speech, self.chat):
+            if t is not None and t.ident is not None:
                 t.join(timeout=10.0)
                 if t.is_alive():  # pragma: no cover - a synthesis call longer than 10 s
                     log.warning("thread %s still running after session close", t.name)
@@ -315,11 +396,13 @@ class SessionManager:
         portraits: PortraitStore,
         metrics: Metrics,
         render_pool: RenderPool | None = None,
+        personas: PersonaStore | None = None,
     ) -> None:
         self.settings = settings
         self.render_pool = render_pool
         self.engine = engine
         self.portraits = portraits
+        self.personas = personas
         self.metrics = metrics
         self.sessions: dict[str, Session] = {}
         self._reserved = 0
@@ -331,8 +414,20 @@ class SessionManager:
     def start(self) -> None:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_loop(), name="talker-session-reaper")
 
-    async def create(self, offer_sdp: str, portrait_id: str) -> tuple[Session, str]:
-        """Open a session for an SDP offer; returns it with the answer SDP."""
+    def _persona(self, persona_id: str) -> Persona:
+        if self.personas is None:
+            raise SessionNotFound("this server keeps no personas")
+        try:
+            return self.personas.get(persona_id)
+        except PersonaNotFound as e:
+            raise SessionNotFound(f"no persona {persona_id!r}; create one with POST /personas") from e
+
+    async def create(self, offer_sdp: str, portrait_id: str, persona_id: str | None = None) -> tuple[Session, str]:
+        """Open a session for an SDP offer; returns it with the answer SDP.
+
+        With ``persona_id`` the session shows the persona's face, speaks with its voice and manner and
+        chats through its endpoint (``chat_settings_for``); ``portrait_id`` is then ignored.
+        """
         s = self.settings
         if len(self.sessions) + self._reserved >= s.max_sessions:
             self.metrics.sessions_rejected.inc()
@@ -340,11 +435,20 @@ class SessionManager:
                 f"this server already runs {s.max_sessions} live sessions (its limit); close one or try again later"
             )
         check_offer(offer_sdp)
-        if not self.portraits.exists(portrait_id):
+        persona = await asyncio.to_thread(self._persona, persona_id) if persona_id else None
+        if persona is None and not self.portraits.exists(portrait_id):
             raise SessionNotFound(f"no portrait {portrait_id!r}; upload one with POST /portraits or use 'default'")
         self._reserved += 1
         try:
-            avatar = await asyncio.to_thread(self.engine.avatar, self.portraits, portrait_id, s.frame_size)
+            voice: LiveVoice = self.engine.tts
+            style: MotionStyle | None = None
+            if persona is not None:
+                avatar = await asyncio.to_thread(self.engine.persona_avatar, persona, s.frame_size)
+                voice = await asyncio.to_thread(self.engine.voice_for, persona.voice_id, persona.voice_params)
+                style = persona.motion_style()
+                portrait_id = f"persona:{persona.id}"
+            else:
+                avatar = await asyncio.to_thread(self.engine.avatar, self.portraits, portrait_id, s.frame_size)
             self._count += 1
             process = await asyncio.to_thread(self.render_pool.lease) if self.render_pool is not None else None
             session = Session(
@@ -357,6 +461,10 @@ class SessionManager:
                 self.metrics,
                 self.render_pool,
                 process,
+                voice=voice,
+                style=style,
+                chat=chat_settings_for(persona, s),
+                persona_id=persona.id if persona is not None else None,
             )
             session.on_ended = self._on_ended
             try:

@@ -77,6 +77,30 @@ class Settings(BaseSettings):
     )
     preload_models: bool = Field(default=True, description="load the voice and face detector at start-up")
 
+    # personas (the same SQLite store as `talker persona`, in data_dir unless given)
+    persona_dir: Path | None = Field(
+        default=None, description="folder of personas.sqlite3 and persona_faces/ (default: data_dir, as the CLI)"
+    )
+    persona_voice_embeddings: bool = Field(
+        default=True, description="choose persona voices by sentence embeddings (else by keywords: no model load)"
+    )
+    facegen_model: Path | None = Field(
+        default=None, description="local diffusers folder: faces generated from descriptions (else bundled portraits)"
+    )
+    facegen_controlnet: Path | None = Field(default=None, description="face-landmark ControlNet folder, if separate")
+
+    # chat: POST /sessions/{id}/chat answers through an OpenAI-compatible endpoint
+    chat_base_url: str | None = Field(
+        default=None,
+        description="default chat endpoint (API root, e.g. http://127.0.0.1:11434/v1) for sessions whose persona "
+        "names none; unset: /chat repeats the text",
+    )
+    chat_model: str = Field(default="llama3.2", description="model name of the default chat endpoint")
+    chat_api_key_env: str | None = Field(
+        default="OPENAI_API_KEY", description="NAME of the environment variable holding the chat API key"
+    )
+    chat_history_turns: int = Field(default=8, ge=0, le=100, description="past exchanges sent with each chat turn")
+
     @field_validator("stun_urls", "turn_urls", mode="before")
     @classmethod
     def _urls(cls, v: object) -> object:
@@ -107,6 +131,11 @@ class Settings(BaseSettings):
     def samples_per_frame(self) -> int:
         """Audio samples (48 kHz) per video frame."""
         return int(round(AUDIO_SAMPLE_RATE / self.fps))
+
+    @property
+    def personas_root(self) -> Path:
+        """Where the persona store lives."""
+        return self.persona_dir or self.data_dir
 
     @property
     def frame_size(self) -> tuple[int, int]:

@@ -1,30 +1,35 @@
-"""A live session's two worker threads; the event loop only schedules, these do the CPU work.
+"""A live session's worker threads; the event loop only schedules, these do the CPU work and the I/O.
 
 * ``SpeechWorker``: say requests (bounded queue) -> sentences -> Piper (shared, serialized) ->
   48 kHz segments -> ``Timeline.push_segment`` (bounded: blocks while 2 segments wait).
 * ``RenderWorker``: keeps the frames from the send clock to ``lead`` frames ahead rendered (warp ->
   I420), in a small store the video track reads. Frames whose time has passed are not rendered.
+* ``ChatWorker`` (sessions with a chat endpoint): streams a reply from an OpenAI-compatible endpoint
+  and hands each sentence to the speech worker the moment it is complete, as a continuation of the
+  same utterance, so speech starts before the reply is complete.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from server import markers
 from server.clock import MediaClock
-from server.engine import SharedTTS
 from server.metrics import Metrics
 from server.render_pool import SLOTS, RenderProcess
 from server.timeline import Timeline, make_segment, trim_leading_silence
-from talker.stages import FaceRig, TextError, TTSError, WarpRenderer, split_sentences
+from talker.chat import ChatClient, ChatError, ChatSettings, Message, abort_response, iter_sentences
+from talker.stages import FaceRig, Speech, TextError, TTSError, WarpRenderer, split_sentences
 
 log = logging.getLogger("talker.server")
 
@@ -32,12 +37,25 @@ LATE_GRACE_FRAMES = 0.5
 """How long past its time the video track waits for a frame still being rendered (in frame periods)."""
 
 
+class LiveVoice(Protocol):
+    """What a session needs of its voice (``server.engine.SharedTTS`` or ``PersonaVoice``)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def synthesize_live(self, sentence: str) -> Speech: ...
+
+
 @dataclass(frozen=True)
 class SayRequest:
+    """Text to speak. ``continues``: the next sentence of an utterance already playing (a chat reply):
+    it joins the previous one without its own lead-in trimmed or a first-frame mark."""
+
     utterance: int
     text: str
     epoch: int
     said_at: float
+    continues: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,7 +93,7 @@ class SpeechWorker(threading.Thread):
     def __init__(
         self,
         name: str,
-        tts: SharedTTS,
+        tts: LiveVoice,
         timeline: Timeline,
         fps: float,
         piece_chars: int,
@@ -96,6 +114,17 @@ class SpeechWorker(threading.Thread):
     def submit(self, req: SayRequest) -> None:
         """Queue a request; raises ``queue.Full`` when ``maxsize`` are waiting."""
         self.requests.put_nowait(req)
+
+    def submit_wait(self, req: SayRequest, stop: threading.Event) -> bool:
+        """Queue a request, waiting while the queue is full (backpressure for chat replies); False
+        when its utterance was interrupted, ``stop`` was set or the worker stopped meanwhile."""
+        while req.epoch == self.timeline.epoch and not stop.is_set() and not self._stop_event.is_set():
+            try:
+                self.requests.put(req, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def clear(self) -> None:
         while True:
@@ -134,14 +163,15 @@ class SpeechWorker(threading.Thread):
 
     def _speak(self, req: SayRequest) -> None:
         self._current = req
+        cap = MAX_PIECE_CHARS if req.continues else self.piece_chars
         try:
-            for i, piece in enumerate(speech_pieces(req.text, self.piece_chars)):
-                if not self._speak_piece(req, i, piece):
+            for i, piece in enumerate(speech_pieces(req.text, cap)):
+                if not self._speak_piece(req, i == 0 and not req.continues, piece):
                     return
         finally:
             self._current = None
 
-    def _speak_piece(self, req: SayRequest, i: int, piece: str) -> bool:
+    def _speak_piece(self, req: SayRequest, first: bool, piece: str) -> bool:
         """Synthesize one piece and queue it; False when the utterance was interrupted."""
         if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
             return False
@@ -150,10 +180,148 @@ class SpeechWorker(threading.Thread):
         self.metrics.tts_piece.observe(time.perf_counter() - t0)
         if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
             return False
-        if i == 0:
+        if first:
             speech = trim_leading_silence(speech)
-        seg = make_segment(speech, self.fps, req.utterance, req.epoch, i == 0, req.said_at)
+        seg = make_segment(speech, self.fps, req.utterance, req.epoch, first, req.said_at)
         return self.timeline.push_segment(seg)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    utterance: int
+    text: str
+    epoch: int
+    said_at: float
+
+
+class ChatWorker(threading.Thread):
+    """Answers chat requests through an OpenAI-compatible endpoint, one at a time, sentence by sentence.
+
+    The HTTP stream (blocking ``urllib``) is read here, never on the event loop. Each complete sentence
+    becomes a ``SayRequest`` of the same utterance, queued after the previous one (the first keeps the
+    short-first-piece split; the rest continue it). ``clear`` (interrupt) drops waiting requests and
+    aborts the reply being streamed: its connection is shut down, so the endpoint stops generating.
+    The conversation (the last ``history_turns`` exchanges) is sent with each request.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        chat: ChatSettings,
+        speech: SpeechWorker,
+        timeline: Timeline,
+        maxsize: int,
+        history_turns: int,
+        metrics: Metrics,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self.chat = chat
+        self.speech = speech
+        self.timeline = timeline
+        self.history_turns = history_turns
+        self.metrics = metrics
+        self.requests: queue.Queue[ChatRequest | None] = queue.Queue(maxsize)
+        self.history: list[Message] = []
+        self.errors: list[str] = []
+        self.replies = 0
+        self._stop_event = threading.Event()
+        self._cancel = threading.Event()
+        self._current: ChatRequest | None = None
+        self._response: Any = None
+        self._response_lock = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """True while a reply that was not interrupted is being streamed."""
+        cur = self._current
+        return cur is not None and cur.epoch == self.timeline.epoch
+
+    def submit(self, req: ChatRequest) -> None:
+        """Queue a request; raises ``queue.Full`` when ``maxsize`` are waiting."""
+        self.requests.put_nowait(req)
+
+    def clear(self) -> None:
+        """Drop waiting requests and abort the reply being streamed."""
+        while True:
+            try:
+                self.requests.get_nowait()
+            except queue.Empty:
+                break
+        if self._current is not None:
+            self._cancel.set()
+        with self._response_lock:
+            if self._response is not None:
+                abort_response(self._response)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.clear()
+        try:
+            self.requests.put_nowait(None)
+        except queue.Full:  # pragma: no cover - just cleared
+            pass
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            req = self.requests.get()
+            if req is None:
+                return
+            if req.epoch != self.timeline.epoch:
+                continue
+            self._cancel.clear()
+            self._current = req
+            try:
+                self._reply(req)
+            finally:
+                self._current = None
+                with self._response_lock:
+                    self._response = None
+
+    def _opened(self, resp: Any) -> None:
+        with self._response_lock:
+            self._response = resp
+        if self._cancelled(None):
+            abort_response(resp)
+
+    def _cancelled(self, req: ChatRequest | None) -> bool:
+        return (
+            self._stop_event.is_set() or self._cancel.is_set() or (req is not None and req.epoch != self.timeline.epoch)
+        )
+
+    def _watch(self, deltas: Iterator[str], req: ChatRequest) -> Iterator[str]:
+        for d in deltas:
+            if self._cancelled(req):
+                return
+            yield d
+
+    def _reply(self, req: ChatRequest) -> None:
+        client = ChatClient(self.chat)
+        keep = 2 * self.history_turns
+        history = self.history[-keep:] if keep else []
+        deltas = client.stream(client.messages(req.text, history), on_response=self._opened)
+        said: list[str] = []
+        try:
+            for sentence in iter_sentences(self._watch(deltas, req)):
+                if self._cancelled(req):
+                    break
+                say = SayRequest(req.utterance, sentence, req.epoch, time.monotonic(), continues=bool(said))
+                if not self.speech.submit_wait(say, self._cancel):
+                    break
+                said.append(sentence)
+            else:
+                if not self._cancelled(req):
+                    self.replies += 1
+        except (ChatError, OSError, http.client.HTTPException, ValueError) as e:
+            if not self._cancelled(req):
+                self.metrics.tts_errors.inc()
+                self.errors = (self.errors + [f"chat {req.utterance}: {e}"])[-5:]
+                log.warning("chat reply failed for utterance %d: %s", req.utterance, e)
+        finally:
+            deltas.close()  # closes the connection when the reply was cut short
+        if said:
+            self.history += [Message("user", req.text), Message("assistant", " ".join(said))]
+            if keep:
+                self.history = self.history[-keep:]
 
 
 class RenderWorker(threading.Thread):

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -185,11 +186,15 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {key}"
         return urllib.request.Request(self.url, json.dumps(body).encode("utf-8"), headers, method="POST")
 
-    def stream(self, messages: Sequence[Message] | str) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[Message] | str, on_response: Callable[[Any], None] | None = None
+    ) -> Generator[str, None, None]:
         """Yield the reply's text deltas as they arrive. ``messages`` may be just the user's text.
 
         Raises ``ChatError`` naming the URL on connection failures, non-2xx answers (with the server's
         error message), error events and malformed streams. Closing the iterator closes the connection.
+        ``on_response`` gets the open HTTP response first, so another thread can abort a blocked read
+        (``abort_response``).
         """
         msgs = self.messages(messages) if isinstance(messages, str) else list(messages)
         if not msgs:
@@ -201,6 +206,8 @@ class ChatClient:
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise ChatError(f"cannot reach the chat endpoint {self.url}: {reason}") from e
+        if on_response is not None:
+            on_response(resp)
         try:
             lines = (raw.decode("utf-8", errors="replace") for raw in resp)
             try:
@@ -213,6 +220,20 @@ class ChatClient:
     def complete(self, messages: Sequence[Message] | str) -> str:
         """The whole reply as one string (still streamed underneath)."""
         return "".join(self.stream(messages))
+
+
+def abort_response(resp: Any) -> None:
+    """Shut down the socket under an open streaming response (from another thread): a read blocked on
+    a slow token returns at once, and the endpoint sees the client hang up. Best effort: a response
+    whose socket is already gone is left alone."""
+    raw = getattr(getattr(resp, "fp", None), "raw", None)
+    sock = getattr(raw, "_sock", None)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _error_message(e: urllib.error.HTTPError) -> str:

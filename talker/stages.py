@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from audio.piper_tts import PiperTTS, TTSError
 from audio.text import TextError, clean_text, split_sentences
-from audio.types import SILENCE, Phone, Speech
+from audio.types import SILENCE, Phone, Speech, SpeechChunk, concat_speech
 from motion.generator import MotionStream, MotionStyle
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
 from render.rig import FaceRig
@@ -22,9 +22,11 @@ __all__ = [
     "Phone",
     "PiperTTS",
     "Speech",
+    "SpeechChunk",
     "TTSError",
     "TextError",
     "WarpRenderer",
     "clean_text",
+    "concat_speech",
     "split_sentences",
 ]

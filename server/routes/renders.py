@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from server.deps import get_jobs, get_portraits, get_settings
+from server.deps import get_jobs, get_personas, get_portraits, get_settings
 from server.jobs import ACTIVE, DONE, Job, JobStore
 from server.portraits import DEFAULT_PORTRAIT, EXTENSIONS, PortraitStore, check_image
 from server.routes.portraits import read_upload
 from server.schemas import JobInfo, Problem
 from server.settings import Settings
+from talker.persona import PersonaNotFound, PersonaStore
 from talker.stages import clean_text
 
 router = APIRouter(prefix="/renders", tags=["renders"])
@@ -30,6 +32,7 @@ def job_info(job: Job, request: Request | None = None, status: str | None = None
         error=job.error,
         attempts=job.attempts,
         portrait_id=job.portrait_id,
+        persona_id=job.persona_id,
         fps=job.fps,
         size=job.size,
         created_at=job.created_at,
@@ -58,14 +61,25 @@ async def create_render(
     text: str = Form(..., description="the words to speak"),
     portrait: UploadFile | None = File(None, description="a portrait image (else portrait_id or the default)"),
     portrait_id: str = Form(DEFAULT_PORTRAIT, description="'default' or an id from POST /portraits"),
+    persona_id: str | None = Form(
+        None, description="a persona from POST /personas: its face, voice and manner (portrait ignored)"
+    ),
     seed: int = Form(0, description="seed for blinks and head motion"),
     settings: Settings = Depends(get_settings),
     store: JobStore = Depends(get_jobs),
     portraits: PortraitStore = Depends(get_portraits),
+    personas: PersonaStore = Depends(get_personas),
 ) -> JobInfo:
     """Queue a render; poll GET /renders/{id} for progress, then fetch /renders/{id}/result."""
     text = clean_text(text)
     src: tuple[bytes, str] | Path | None = None
+    if persona_id:
+        try:
+            persona = await asyncio.to_thread(personas.get, persona_id)
+        except PersonaNotFound as e:
+            raise HTTPException(404, f"no persona {persona_id!r}; create one with POST /personas") from e
+        job = store.create(text, f"persona:{persona.id}", None, settings.fps, settings.size, seed, persona)
+        return job_info(job, request)
     if portrait is not None and portrait.filename:
         data = await read_upload(portrait, settings)
         info = check_image(data, settings.max_upload_bytes, settings.max_image_pixels)

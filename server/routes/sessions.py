@@ -8,7 +8,17 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from server.deps import get_manager, get_settings
-from server.schemas import Answer, InterruptResult, Offer, Problem, SayAccepted, SayBody, SessionInfo
+from server.schemas import (
+    Answer,
+    ChatAccepted,
+    ChatBody,
+    InterruptResult,
+    Offer,
+    Problem,
+    SayAccepted,
+    SayBody,
+    SessionInfo,
+)
 from server.session import SessionManager
 from server.settings import Settings
 
@@ -28,9 +38,10 @@ async def create_session(
 ) -> Answer:
     """Answer a WebRTC offer: the answer's audio (Opus, 48 kHz) and video tracks show the avatar.
 
-    429 when the server already runs ``max_sessions`` sessions.
+    With ``persona_id`` the avatar is that persona (face, voice, manner, chat endpoint). 429 when the
+    server already runs ``max_sessions`` sessions; 404 for an unknown portrait or persona.
     """
-    session, sdp = await manager.create(offer.sdp, offer.portrait_id)
+    session, sdp = await manager.create(offer.sdp, offer.portrait_id, offer.persona_id)
     return Answer(
         session_id=session.id,
         sdp=sdp,
@@ -57,6 +68,16 @@ async def say(session_id: str, body: SayBody, manager: SessionManager = Depends(
     """Speak text after what is already queued (``interrupt: true`` replaces it)."""
     utterance, waiting = manager.get(session_id).say(body.text, body.interrupt)
     return SayAccepted(session_id=session_id, utterance_id=utterance, waiting=waiting)
+
+
+@router.post("/{session_id}/chat", status_code=202, response_model=ChatAccepted, responses=_ERRORS)
+async def chat(session_id: str, body: ChatBody, manager: SessionManager = Depends(get_manager)) -> ChatAccepted:
+    """Talk to the avatar: with a chat endpoint (the persona's, or the server's ``TALKER_CHAT_BASE_URL``)
+    the reply streams from it and each sentence is spoken as soon as it is complete, after what is
+    already queued (``interrupt: true`` replaces it; ``/interrupt`` also stops the reply). Without an
+    endpoint the text is repeated, as ``/say`` does."""
+    utterance, waiting, mode = manager.get(session_id).say_or_chat(body.text, body.interrupt)
+    return ChatAccepted(session_id=session_id, utterance_id=utterance, waiting=waiting, mode=mode)  # type: ignore[arg-type]
 
 
 @router.post("/{session_id}/interrupt", response_model=InterruptResult, responses=_ERRORS)
