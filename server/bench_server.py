@@ -13,6 +13,12 @@ in the audio) so the receiving aiortc client can tell what each frame is. Figure
   client's jitter buffers); p95 of |offset| and its drift (linear fit, ms per minute)
 * capacity: N concurrent 25 fps sessions, each speaking now and then, for ``--capacity-seconds``;
   frames late or skipped at the server and frames missing at the client, per N
+* chat (``--chat N``): a persona session whose chat endpoint is a local OpenAI-compatible SSE server in
+  this process (``talker.fakechat``, tokens at a model-like pace); from the moment the endpoint sends
+  the last token of the reply's first sentence to the first speech frame (and first audible audio)
+  received by the client, p50 / p90. Both times are on this process's ``time.perf_counter``.
+
+    python -m server.bench_server --chat 10 --says 0 --interrupts 0 --av-minutes 0 --max-sessions 0
 """
 
 from __future__ import annotations
@@ -67,6 +73,10 @@ class Report:
     av_offset_decoded_ms: list[float] = field(default_factory=list)
     av_offset_t_s: list[float] = field(default_factory=list)
     capacity: list[dict[str, Any]] = field(default_factory=list)
+    chat_first_frame_ms: list[float] = field(default_factory=list)
+    chat_first_packet_ms: list[float] = field(default_factory=list)
+    chat_first_audio_ms: list[float] = field(default_factory=list)
+    chat_first_token_ms: list[float] = field(default_factory=list)  # POST /chat -> first token sent
     server_metrics: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -83,6 +93,18 @@ class Report:
         stat("say -> first packet of that frame", self.say_first_packet_ms)
         stat("say -> first audible audio decoded", self.say_first_audio_ms)
         stat("interrupt -> first idle frame decoded", self.interrupt_idle_ms)
+
+        def stat90(name: str, xs: list[float]) -> None:
+            if xs:
+                lines.append(
+                    f"{name}: p50 {pct(xs, 50):.0f} ms, p90 {pct(xs, 90):.0f} ms, "
+                    f"min {min(xs):.0f}, max {max(xs):.0f} (n={len(xs)})"
+                )
+
+        stat90("chat: first sentence sent by the endpoint -> first speech frame decoded", self.chat_first_frame_ms)
+        stat90("chat: first sentence sent -> first RTP packet of that frame", self.chat_first_packet_ms)
+        stat90("chat: first sentence sent -> first audible audio decoded", self.chat_first_audio_ms)
+        stat90("chat: POST /chat -> first token sent by the endpoint", self.chat_first_token_ms)
         if self.av_offset_ms:
             off = np.asarray(self.av_offset_ms)
             t = np.asarray(self.av_offset_t_s)
@@ -438,6 +460,62 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float) -> N
             break
 
 
+async def bench_chat(url: str, rep: Report, runs: int, token_ms: float, first_token_ms: float) -> None:
+    from talker.bench_chat import DEFAULT_REPLY, first_sentence_token
+    from talker.fakechat import FakeChatServer
+
+    with FakeChatServer(DEFAULT_REPLY, token_delay_s=token_ms / 1000, first_token_delay_s=first_token_ms / 1000) as srv:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as h:
+            r = await h.post(
+                "/personas",
+                data={
+                    "description": "a cheerful old sea captain",
+                    "voice_id": "piper:joe",
+                    "chat_base_url": srv.base_url,
+                    "chat_model": "bench",
+                    "chat_api_key_env": "",
+                },
+            )
+            r.raise_for_status()
+            persona_id = r.json()["persona_id"]
+        k = first_sentence_token(DEFAULT_REPLY)
+        c = AvatarClient(url, decode_markers=True)
+        await c.connect(persona_id=persona_id)
+        await asyncio.wait_for(c.connected.wait(), 30)
+        await c.wait_frames(10, timeout=30)
+        try:
+            await asyncio.sleep(1.0)
+            for _ in range(runs):
+                srv.sent.clear()
+                n0, a0 = len(c.received.video), len(c.received.audio)
+                t0 = time.perf_counter()
+                (await c.chat("Tell me about the sea.")).raise_for_status()
+
+                def speaking(n0: int = n0) -> Any:
+                    return next((v for v in c.received.video[n0:] if v.marker and v.marker.speaking), None)
+
+                if not await wait_for(lambda: speaking() is not None and len(srv.sent) > k, 30):
+                    raise RuntimeError("no speech after a chat message")
+                v = speaking()
+                assert v is not None
+                await asyncio.sleep(0.3)
+                sent = srv.sent[k][0]
+                rep.chat_first_frame_ms.append((v.t - sent) * 1000)
+                rep.chat_first_token_ms.append((srv.sent[0][0] - t0) * 1000)
+                if v.rtp_t is not None:
+                    rep.chat_first_packet_ms.append((v.rtp_t - sent) * 1000)
+                audible = next((a for a in c.received.audio[a0:] if a.t > t0 and a.beep is None and a.rms > 0.01), None)
+                if audible is not None:
+                    rep.chat_first_audio_ms.append((audible.t - sent) * 1000)
+                (await c.interrupt()).raise_for_status()
+                await wait_quiet(c)
+                await asyncio.sleep(random.uniform(0.2, 0.6))
+        finally:
+            await c.close()
+            async with httpx.AsyncClient(base_url=url, timeout=30) as h:
+                await h.delete(f"/personas/{persona_id}")
+
+
 async def fetch_metrics(url: str, rep: Report) -> None:
     async with httpx.AsyncClient() as h:
         text = (await h.get(url + "/metrics")).text
@@ -459,6 +537,10 @@ async def run(url: str, args: argparse.Namespace) -> Report:
         print(f"A/V over {args.av_minutes} min ...", flush=True)
         await bench_av(url, rep, args.av_minutes)
         print(rep.summary(), flush=True)
+    if args.chat > 0:
+        print("chat ...", flush=True)
+        await bench_chat(url, rep, args.chat, args.token_ms, args.first_token_ms)
+        print(rep.summary(), flush=True)
     if args.max_sessions > 0:
         print("capacity ...", flush=True)
         await bench_capacity(url, rep, args.max_sessions, args.capacity_seconds)
@@ -475,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--av-minutes", type=float, default=5.0, help="length of the A/V drift session")
     ap.add_argument("--max-sessions", type=int, default=6, help="capacity: up to this many sessions")
     ap.add_argument("--capacity-seconds", type=float, default=20.0, help="capacity: seconds per step")
+    ap.add_argument("--chat", type=int, default=0, help="chat -> first speech frame trials (persona session)")
+    ap.add_argument("--token-ms", type=float, default=30.0, help="chat: delay between tokens of the fake endpoint")
+    ap.add_argument("--first-token-ms", type=float, default=200.0, help="chat: delay before its first token")
     ap.add_argument("--json", help="write the raw figures here")
     args = ap.parse_args(argv)
     random.seed(0)

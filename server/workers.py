@@ -301,7 +301,7 @@ class ChatWorker(threading.Thread):
         deltas = client.stream(client.messages(req.text, history), on_response=self._opened)
         said: list[str] = []
         try:
-            for sentence in iter_sentences(self._watch(deltas, req)):
+            for sentence in iter_sentences(self._watch(deltas, req), eager=True):
                 if self._cancelled(req):
                     break
                 say = SayRequest(req.utterance, sentence, req.epoch, time.monotonic(), continues=bool(said))

@@ -42,7 +42,7 @@ class _TimedTTS:
         return self.tts.stream(text)
 
 
-def _first_sentence_token(reply: str) -> int:
+def first_sentence_token(reply: str) -> int:
     """Index of the token that completes the reply's first sentence."""
     first = next(iter_sentences([reply]))
     toks = tokens(reply)
@@ -67,7 +67,7 @@ def run_once(srv: FakeChatServer, tts: StreamingTTS, reply: str) -> dict[str, fl
             first_audio_s = chunk.speech.duration_s
     t_end = time.perf_counter()
     assert first_chunk_at is not None
-    k = _first_sentence_token(reply)
+    k = first_sentence_token(reply)
     sentence_sent = srv.sent[k][0]
     split_at = timed.calls[0][0]
     # what waiting for the whole reply would give: last token + synthesizing the first sentence

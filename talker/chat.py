@@ -269,10 +269,16 @@ class SentenceSplitter:
     break. Abbreviations (Mr., Dr., e.g.), initials (J. R. R.) and list numbers (1.) do not end one.
     A sentence longer than ``max_chars`` with no end in sight is cut at its last clause mark (, ; : —),
     so speech never waits on a run-on reply.
+
+    ``eager``: a delta that ends in ``!`` or ``?`` ends the sentence at once, without waiting for the
+    next token's whitespace (one token interval sooner; live sessions). A ``.`` still waits: it may be
+    an abbreviation or a decimal point. A stray ``!`` or closing quote that follows in the next delta
+    has no letters and is dropped.
     """
 
-    def __init__(self, max_chars: int = 200) -> None:
+    def __init__(self, max_chars: int = 200, eager: bool = False) -> None:
         self.max_chars = max_chars
+        self.eager = eager
         self._buf = ""
         self._scan = 0
 
@@ -302,6 +308,9 @@ class SentenceSplitter:
                 continue
             self._scan = 0
             return end
+        if self.eager and self._buf.endswith(("!", "?")) and any(c.isalnum() for c in self._buf):
+            self._scan = 0
+            return len(self._buf)
         # nothing yet: rescan only the tail next time (a boundary needs the char after it)
         self._scan = max(0, len(self._buf) - 8)
         return None
@@ -342,9 +351,12 @@ def speakable(sentence: str) -> str:
     return " ".join(s.split())
 
 
-def iter_sentences(deltas: Iterable[str], max_chars: int = 200, clean: bool = True) -> Iterator[str]:
-    """Complete sentences from a stream of text deltas, each as soon as it ends."""
-    splitter = SentenceSplitter(max_chars)
+def iter_sentences(
+    deltas: Iterable[str], max_chars: int = 200, clean: bool = True, eager: bool = False
+) -> Iterator[str]:
+    """Complete sentences from a stream of text deltas, each as soon as it ends (``eager``: see
+    ``SentenceSplitter``)."""
+    splitter = SentenceSplitter(max_chars, eager)
     for delta in deltas:
         for s in splitter.feed(delta):
             s = speakable(s) if clean else s

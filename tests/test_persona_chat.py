@@ -200,3 +200,12 @@ def test_speak_reply_with_piper_starts_before_the_reply_ends():
     assert chunks[-1].is_last and len(chunks[-1].speech.samples) == 0
     assert not any(c.is_last for c in chunks[:-1])
     assert first_at is not None and first_at < last_token_at < total
+
+
+def test_eager_splitter_ends_exclamations_and_questions_without_waiting() -> None:
+    deltas = ["Ahoy,", " matey!", " I", " have", ". Really?", "!", ' "Wow!', '" he', " said.", " Dr.", " No", "."]
+    eager = SentenceSplitter(eager=True)
+    out = [s for d in deltas for s in eager.feed(d)] + eager.flush()
+    assert out == ["Ahoy, matey!", "I have.", "Really?", '"Wow!', '" he said.', "Dr. No."]
+    assert eager.feed("Ahoy, matey!") == ["Ahoy, matey!"], "released with the delta that ends it"
+    assert SentenceSplitter().feed("Ahoy, matey!") == [], "the default waits for the next whitespace"
