@@ -460,11 +460,14 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float) -> N
             break
 
 
-async def bench_chat(url: str, rep: Report, runs: int, token_ms: float, first_token_ms: float) -> None:
+async def bench_chat(
+    url: str, rep: Report, runs: int, token_ms: float, first_token_ms: float, reply: str | None = None
+) -> None:
     from talker.bench_chat import DEFAULT_REPLY, first_sentence_token
     from talker.fakechat import FakeChatServer
 
-    with FakeChatServer(DEFAULT_REPLY, token_delay_s=token_ms / 1000, first_token_delay_s=first_token_ms / 1000) as srv:
+    reply = reply or DEFAULT_REPLY
+    with FakeChatServer(reply, token_delay_s=token_ms / 1000, first_token_delay_s=first_token_ms / 1000) as srv:
         async with httpx.AsyncClient(base_url=url, timeout=60) as h:
             r = await h.post(
                 "/personas",
@@ -478,7 +481,7 @@ async def bench_chat(url: str, rep: Report, runs: int, token_ms: float, first_to
             )
             r.raise_for_status()
             persona_id = r.json()["persona_id"]
-        k = first_sentence_token(DEFAULT_REPLY)
+        k = first_sentence_token(reply)
         c = AvatarClient(url, decode_markers=True)
         await c.connect(persona_id=persona_id)
         await asyncio.wait_for(c.connected.wait(), 30)
@@ -539,7 +542,7 @@ async def run(url: str, args: argparse.Namespace) -> Report:
         print(rep.summary(), flush=True)
     if args.chat > 0:
         print("chat ...", flush=True)
-        await bench_chat(url, rep, args.chat, args.token_ms, args.first_token_ms)
+        await bench_chat(url, rep, args.chat, args.token_ms, args.first_token_ms, args.chat_reply)
         print(rep.summary(), flush=True)
     if args.max_sessions > 0:
         print("capacity ...", flush=True)
@@ -560,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chat", type=int, default=0, help="chat -> first speech frame trials (persona session)")
     ap.add_argument("--token-ms", type=float, default=30.0, help="chat: delay between tokens of the fake endpoint")
     ap.add_argument("--first-token-ms", type=float, default=200.0, help="chat: delay before its first token")
+    ap.add_argument("--chat-reply", default=None, help="chat: the scripted reply (default: talker.bench_chat's)")
     ap.add_argument("--json", help="write the raw figures here")
     args = ap.parse_args(argv)
     random.seed(0)

@@ -198,6 +198,7 @@ class Session:
                 settings.say_queue,
                 settings.chat_history_turns,
                 metrics,
+                settings.chat_first_piece_chars,
             )
         h, w = rig.image.shape[:2]
         self.blank_yuv = np.full((h * 3 // 2, w), 128, np.uint8)

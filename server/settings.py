@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         default="OPENAI_API_KEY", description="NAME of the environment variable holding the chat API key"
     )
     chat_history_turns: int = Field(default=8, ge=0, le=100, description="past exchanges sent with each chat turn")
+    chat_first_piece_chars: int = Field(
+        default=10,
+        ge=1,
+        le=400,
+        description="first_piece_chars for the first sentence of a chat reply: longer, it is split at its clauses "
+        "(only at , ; : marks), so the reply's opening words are heard sooner",
+    )
 
     @field_validator("stun_urls", "turn_urls", mode="before")
     @classmethod

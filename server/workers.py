@@ -56,6 +56,7 @@ class SayRequest:
     epoch: int
     said_at: float
     continues: bool = False
+    first_piece_chars: int | None = None  # None: the worker's own
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ class SpeechWorker(threading.Thread):
 
     def _speak(self, req: SayRequest) -> None:
         self._current = req
-        cap = MAX_PIECE_CHARS if req.continues else self.piece_chars
+        cap = MAX_PIECE_CHARS if req.continues else (req.first_piece_chars or self.piece_chars)
         try:
             for i, piece in enumerate(speech_pieces(req.text, cap)):
                 if not self._speak_piece(req, i == 0 and not req.continues, piece):
@@ -213,9 +214,12 @@ class ChatWorker(threading.Thread):
         maxsize: int,
         history_turns: int,
         metrics: Metrics,
+        first_piece_chars: int | None = None,
     ) -> None:
+        """``first_piece_chars``: the speech worker's first-piece split for a reply's first sentence."""
         super().__init__(name=name, daemon=True)
         self.chat = chat
+        self.first_piece_chars = first_piece_chars
         self.speech = speech
         self.timeline = timeline
         self.history_turns = history_turns
@@ -304,7 +308,14 @@ class ChatWorker(threading.Thread):
             for sentence in iter_sentences(self._watch(deltas, req), eager=True):
                 if self._cancelled(req):
                     break
-                say = SayRequest(req.utterance, sentence, req.epoch, time.monotonic(), continues=bool(said))
+                say = SayRequest(
+                    req.utterance,
+                    sentence,
+                    req.epoch,
+                    time.monotonic(),
+                    continues=bool(said),
+                    first_piece_chars=self.first_piece_chars,
+                )
                 if not self.speech.submit_wait(say, self._cancel):
                     break
                 said.append(sentence)
