@@ -126,6 +126,13 @@ class PersonaVoice:
         self.tts = tts
         self.gate = gate
         self.voice_id = voice_id
+        self._warm = False
+
+    def warm(self) -> None:
+        """Load the voice now: a new voice's first synthesis loads its model (about a second)."""
+        if not self._warm:
+            self.synthesize_sentence("Hello.")
+            self._warm = True
 
     @property
     def sample_rate(self) -> int:

@@ -22,7 +22,7 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 from aiortc.sdp import SessionDescription
 
 from server.clock import MediaClock
-from server.engine import Engine
+from server.engine import Engine, PersonaVoice
 from server.metrics import Metrics
 from server.portraits import PortraitStore
 from server.render_pool import RenderPool, RenderProcess
@@ -446,6 +446,8 @@ class SessionManager:
             if persona is not None:
                 avatar = await asyncio.to_thread(self.engine.persona_avatar, persona, s.frame_size)
                 voice = await asyncio.to_thread(self.engine.voice_for, persona.voice_id, persona.voice_params)
+                if isinstance(voice, PersonaVoice):
+                    await asyncio.to_thread(voice.warm)
                 style = persona.motion_style()
                 portrait_id = f"persona:{persona.id}"
             else:

@@ -1,4 +1,4 @@
-// talker browser client: WebRTC offer/answer against POST /sessions, then say / interrupt / close.
+// talker browser client: WebRTC offer/answer against POST /sessions, then say / chat / interrupt / close.
 // No build step: plain ES2017 in one file. State lives in `window.talker` (the tests read it).
 "use strict";
 
@@ -44,6 +44,7 @@ function setConnected(on) {
   $("connect").disabled = on;
   $("disconnect").disabled = !on;
   $("say").disabled = !on;
+  $("chat").disabled = !on;
   $("interrupt").disabled = !on;
   $("portrait").disabled = on;
 }
@@ -57,6 +58,18 @@ async function loadPortraits(select) {
     o.value = p.portrait_id;
     o.textContent = p.portrait_id === "default" ? "default (bundled)" : "uploaded " + p.portrait_id;
     sel.appendChild(o);
+  }
+  const personas = await api("GET", "/personas");
+  if (personas.length) {
+    const group = document.createElement("optgroup");
+    group.label = "personas";
+    for (const p of personas) {
+      const o = document.createElement("option");
+      o.value = "persona:" + p.persona_id;
+      o.textContent = `${p.name} (${p.voice_id})`;
+      group.appendChild(o);
+    }
+    sel.appendChild(group);
   }
   if (select) sel.value = select;
 }
@@ -102,10 +115,11 @@ async function connect() {
   };
   await pc.setLocalDescription(await pc.createOffer());
   await iceGatheringDone(pc, 3000);
+  const choice = $("portrait").value;
   const answer = await api("POST", "/sessions", {
     sdp: pc.localDescription.sdp,
     type: "offer",
-    portrait_id: $("portrait").value,
+    ...(choice.startsWith("persona:") ? { persona_id: choice.slice(8) } : { portrait_id: choice }),
   });
   talker.sessionId = answer.session_id;
   await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
@@ -127,6 +141,13 @@ async function say() {
   const text = $("text").value;
   const r = await api("POST", `/sessions/${talker.sessionId}/say`, { text, interrupt: $("barge").checked });
   show(`utterance ${r.utterance_id} queued (${r.waiting} waiting)`);
+}
+
+async function chat() {
+  const text = $("text").value;
+  const r = await api("POST", `/sessions/${talker.sessionId}/chat`, { text, interrupt: $("barge").checked });
+  show(r.mode === "chat" ? `message ${r.utterance_id} sent; the reply is spoken as it streams`
+                         : `no chat endpoint: repeating (utterance ${r.utterance_id})`);
 }
 
 async function interrupt() {
@@ -165,6 +186,7 @@ function guard(fn) {
 $("connect").onclick = guard(connect);
 $("disconnect").onclick = guard(() => disconnect(true));
 $("say").onclick = guard(say);
+$("chat").onclick = guard(chat);
 $("interrupt").onclick = guard(interrupt);
 $("file").onchange = guard(async (ev) => {
   if (ev.target.files.length) await upload(ev.target.files[0]);
