@@ -190,3 +190,28 @@ def test_unknown_persona_session_is_404(server: LiveServer) -> None:
 
     msg = asyncio.run(go())
     assert "404" in msg and "no persona 'nosuch'" in msg
+
+
+def test_a_failing_endpoint_is_reported_in_the_session_status(server: LiveServer) -> None:
+    with FakeChatServer(status=503, error="the model is loading") as broken:
+        r = httpx.post(
+            server.url + "/personas",
+            data={"description": "a quiet man", "voice_id": "piper:joe", "chat_base_url": broken.base_url},
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+
+        async def go() -> dict[str, Any]:
+            c = await open_client(server, r.json()["persona_id"])
+            assert (await c.chat("Hello?")).json()["mode"] == "chat"
+            t_end = time.monotonic() + 10
+            status = await c.status()
+            while not status["errors"] and time.monotonic() < t_end:
+                await asyncio.sleep(0.05)
+                status = await c.status()
+            await c.close()
+            return status
+
+        status = asyncio.run(go())
+    assert status["speaking"] is False
+    assert len(status["errors"]) == 1 and "answered 503: the model is loading" in status["errors"][0]

@@ -171,3 +171,24 @@ def test_session_chat_endpoint_choice() -> None:
     assert got is not None and got.base_url == "http://127.0.0.1:1/v1" and got.system_prompt == "Be brief."
     own = Persona(id="q", name="Q", description="", voice_id="piper:joe", chat=ChatSettings(base_url="http://h/v1"))
     assert chat_settings_for(own, d) == own.chat
+
+
+def test_a_jobs_database_from_before_personas_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    from server.jobs import _SCHEMA, JobStore
+
+    db = tmp_path / "jobs.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.executescript(_SCHEMA)
+    conn.execute(
+        "INSERT INTO jobs (id, status, text, portrait_id, fps, size, seed, created_at)"
+        " VALUES ('old', 'done', 'Hi.', 'default', 25, 512, 0, 1.0)"
+    )
+    conn.commit()
+    conn.close()
+    store = JobStore(db, tmp_path / "jobs")
+    old = store.get("old")
+    assert old is not None and old.persona_id is None and old.persona is None
+    store.close()
+    JobStore(db, tmp_path / "jobs").close()  # opening it again adds nothing twice
