@@ -117,6 +117,14 @@ class PiperTTS:
         words = list(label_words(phones, [(w.start_s, w.end_s) for w in words], sentence, self._espeak_voice()))
         return Speech(samples, sr, tuple(phones), tuple(words), sentence)
 
+    def synthesize_stream(self, sentence: str, threads: int | None = 1) -> Iterator[Speech]:
+        """One sentence as consecutive pieces, the first ready long before the whole is decoded (see
+        ``audio.piper_stream``); joined, they are what ``synthesize_sentence`` gives. Work happens in
+        ``next()``, so a caller serializing Piper holds its lock around each step."""
+        from audio.piper_stream import stream_sentence
+
+        return stream_sentence(self, sentence, threads=threads)
+
     def stream(self, text: str) -> Iterator[SpeechChunk]:
         """Yield one chunk per sentence/clause; the first is ready before the rest is synthesized."""
         text = clean_text(text)

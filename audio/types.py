@@ -65,6 +65,26 @@ class Speech:
         words = tuple(Word(w.start_s + offset_s, w.end_s + offset_s, w.text) for w in self.words)
         return phones, words
 
+    def slice(self, start: int, end: int) -> Speech:
+        """Samples ``[start, end)`` with the phones and words inside them (clipped at both ends), timed
+        from the slice's start. Consecutive slices joined again give back this speech."""
+        n = len(self.samples)
+        start, end = max(0, min(start, n)), max(0, min(end, n))
+        if end <= start:
+            raise ValueError(f"empty slice [{start}, {end}) of {n} samples")
+        t0, t1 = start / self.sample_rate, end / self.sample_rate
+        phones = tuple(
+            Phone(max(p.start_s, t0) - t0, min(p.end_s, t1) - t0, p.symbol, p.stress)
+            for p in self.phones
+            if p.end_s > t0 and p.start_s < t1
+        )
+        words = tuple(
+            Word(max(w.start_s, t0) - t0, min(w.end_s, t1) - t0, w.text)
+            for w in self.words
+            if w.end_s > t0 and w.start_s < t1
+        )
+        return Speech(self.samples[start:end], self.sample_rate, phones, words, self.text)
+
 
 @dataclass(frozen=True)
 class SpeechChunk:

@@ -292,8 +292,13 @@ class MotionStream:
     def duration_s(self) -> float:
         return self._in.n_samples / self._in.sample_rate if self._in.sample_rate else 0.0
 
-    def push(self, speech: Speech) -> np.ndarray:
-        """Add the next piece of speech; returns the frames (k, channels) that became final."""
+    def push(self, speech: Speech, joins: bool = False) -> np.ndarray:
+        """Add the next piece of speech; returns the frames (k, channels) that became final.
+
+        ``joins``: the piece was cut from the same utterance as the previous one (``Speech.slice``), so
+        a phone cut in two at the seam is one phone again: fed in slices, the stream gives what the
+        whole utterance gives.
+        """
         inp = self._in
         if inp.finished:
             raise RuntimeError("push() after finish()")
@@ -302,6 +307,12 @@ class MotionStream:
         inp.sample_rate = speech.sample_rate
         offset = self.duration_s
         phones, _ = speech.shifted(offset)
+        if joins and phones and inp.phones:
+            last, head = inp.phones[-1], phones[0]
+            if (last.symbol, last.stress) == (head.symbol, head.stress) and abs(last.end_s - head.start_s) < 1e-6:
+                inp.phones[-1] = Phone(last.start_s, head.end_s, last.symbol, last.stress)
+                inp.phone_ends[-1] = head.end_s
+                phones = phones[1:]
         inp.phones.extend(phones)
         inp.phone_ends.extend(p.end_s for p in phones)
         inp.audio = np.concatenate([inp.audio, speech.samples.astype(np.float32)])

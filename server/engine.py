@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,15 @@ from talker.persona import (
     persona_avatar,
 )
 from talker.pipeline import Avatar, Pipeline
-from talker.stages import LandmarkDetector, MediaPipeFaceMesh, PiperTTS, Speech, SpeechChunk, concat_speech
+from talker.stages import (
+    LandmarkDetector,
+    MediaPipeFaceMesh,
+    NotStreamable,
+    PiperTTS,
+    Speech,
+    SpeechChunk,
+    concat_speech,
+)
 
 log = logging.getLogger("talker.server")
 
@@ -117,6 +125,13 @@ class SharedTTS(PiperTTS):
         with self.gate.hold(live=True):
             return PiperTTS.synthesize_sentence(self, sentence)
 
+    def stream_live(self, sentence: str) -> Iterator[Speech]:
+        """The sentence in pieces as they are decoded (``audio.piper_stream``): the first one arrives
+        after the text encoder and one short decoder window. The gate is held per piece, so other
+        sessions' synthesis can go in between."""
+        pieces = self.synthesize_stream(sentence, threads=self.threads)
+        yield from _gated(pieces, self.gate, self.synthesize_live, sentence)
+
 
 class PersonaVoice:
     """A persona's voice from the voice bank (Piper with its own parameters, espeak-ng, flite...), behind
@@ -148,6 +163,14 @@ class PersonaVoice:
     def synthesize_live(self, sentence: str) -> Speech:
         return self._sentence(sentence, live=True)
 
+    def stream_live(self, sentence: str) -> Iterator[Speech]:
+        """Piper voices stream within the sentence (as ``SharedTTS.stream_live``); others give it whole."""
+        if isinstance(self.tts, PiperTTS):
+            pieces = self.tts.synthesize_stream(sentence, threads=1)
+            yield from _gated(pieces, self.gate, self.synthesize_live, sentence)
+        else:
+            yield self.synthesize_live(sentence)
+
     def synthesize_sentence(self, sentence: str) -> Speech:
         return self._sentence(sentence, live=False)
 
@@ -160,6 +183,27 @@ class PersonaVoice:
             if chunk is None:
                 return
             yield chunk
+
+
+def _gated(
+    pieces: Iterator[Speech], gate: PriorityLock, whole: Callable[[str], Speech], sentence: str
+) -> Iterator[Speech]:
+    """Step ``pieces`` holding the gate for each step; a voice that cannot be streamed is said whole."""
+    first = True
+    while True:
+        try:
+            with gate.hold(live=True):
+                piece = next(pieces, None)
+        except NotStreamable as e:
+            if not first:
+                raise
+            log.warning("%s; synthesizing whole sentences", e)
+            yield whole(sentence)
+            return
+        if piece is None:
+            return
+        first = False
+        yield piece
 
 
 _DEFAULT_VOICE_PARAMS = {"rate": 1.0, "pitch_semitones": 0.0, "variant": None, "expressiveness": None, "volume": 1.0}

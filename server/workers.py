@@ -27,7 +27,7 @@ from server import markers
 from server.clock import MediaClock
 from server.metrics import Metrics
 from server.render_pool import SLOTS, RenderProcess
-from server.timeline import Timeline, make_segment, trim_leading_silence
+from server.timeline import SegmentJoiner, Timeline, make_segment, trim_leading_silence
 from talker.chat import ChatClient, ChatError, ChatSettings, Message, abort_response, iter_sentences
 from talker.stages import FaceRig, Speech, TextError, TTSError, WarpRenderer, split_sentences
 
@@ -44,6 +44,8 @@ class LiveVoice(Protocol):
     def sample_rate(self) -> int: ...
 
     def synthesize_live(self, sentence: str) -> Speech: ...
+
+    def stream_live(self, sentence: str) -> Iterator[Speech]: ...
 
 
 @dataclass(frozen=True)
@@ -177,14 +179,30 @@ class SpeechWorker(threading.Thread):
         if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
             return False
         t0 = time.perf_counter()
+        if first:
+            return self._stream_piece(req, piece, t0)
         speech = self.tts.synthesize_live(piece)
         self.metrics.tts_piece.observe(time.perf_counter() - t0)
         if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
             return False
-        if first:
-            speech = trim_leading_silence(speech)
         seg = make_segment(speech, self.fps, req.utterance, req.epoch, first, req.said_at)
         return self.timeline.push_segment(seg)
+
+    def _stream_piece(self, req: SayRequest, piece: str, t0: float) -> bool:
+        """The first piece of an utterance, pushed while it is decoded: the listener waits for it.
+        (Later pieces are synthesized whole while the ones before them play.)"""
+        joiner = SegmentJoiner(self.fps, req.utterance, req.epoch, True, req.said_at)
+        for i, speech in enumerate(self.tts.stream_live(piece)):
+            if i == 0:
+                self.metrics.tts_piece.observe(time.perf_counter() - t0)
+                speech = trim_leading_silence(speech)
+            if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
+                return False
+            seg = joiner.add(speech)
+            if seg is not None and not self.timeline.push_segment(seg):
+                return False
+        seg = joiner.finish()
+        return seg is None or self.timeline.push_segment(seg)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from audio.piper_stream import NotStreamable
 from audio.piper_tts import PiperTTS, TTSError
 from audio.text import TextError, clean_text, split_sentences
 from audio.types import SILENCE, Phone, Speech, SpeechChunk, concat_speech
@@ -19,6 +20,7 @@ __all__ = [
     "MotionStream",
     "MotionStyle",
     "NoFaceError",
+    "NotStreamable",
     "Phone",
     "PiperTTS",
     "Speech",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+import numpy as np
 import pytest
 from conftest import media
 
@@ -70,3 +71,52 @@ def test_evaluation_command_prints_figures(capsys: pytest.CaptureFixture[str]):
     assert median <= 20 and p90 <= 50
     words = next(line for line in out.splitlines() if "word boundaries" in line)
     assert float(re.search(r"median\s+([\d.]+) ms", words).group(1)) <= 50
+
+
+def test_piper_streams_within_a_sentence_and_the_pieces_join_to_the_whole():
+    """The decoder runs window by window: the first piece comes well before the whole sentence is
+    decoded, and the pieces joined are the sentence's audio and phones (noise off, so both runs agree)."""
+    from audio.piper_tts import PiperParams, PiperTTS
+
+    tts = PiperTTS(params=PiperParams(noise_scale=0.0, noise_w_scale=0.0))
+    text = "I can tell you about the weather, the news, or anything else you would like to hear today."
+    whole = tts.synthesize_sentence(text)
+    pieces = list(tts.synthesize_stream(text))
+    assert len(pieces) >= 3
+    assert pieces[0].duration_s < 0.7 < whole.duration_s
+    for a, b in zip(pieces, pieces[1:]):
+        assert b.duration_s <= 2.2 * a.duration_s  # windows double
+    joined = np.concatenate([p.samples for p in pieces])
+    assert len(joined) == len(whole.samples)
+    np.testing.assert_allclose(joined, whole.samples, atol=1e-4)
+    # phones: the same timeline, cut at the seams
+    t, cut = 0.0, []
+    for p in pieces:
+        assert p.phones[0].start_s == 0.0 and p.phones[-1].end_s == pytest.approx(p.duration_s)
+        cut += [(q.start_s + t, q.end_s + t, q.symbol) for q in p.phones]
+        t += p.duration_s
+    merged: list[tuple[float, float, str]] = []
+    for s, e, sym in cut:
+        if merged and merged[-1][2] == sym and abs(merged[-1][1] - s) < 1e-6:
+            merged[-1] = (merged[-1][0], e, sym)
+        else:
+            merged.append((s, e, sym))
+    assert [m[2] for m in merged] == [p.symbol for p in whole.phones]
+    np.testing.assert_allclose([m[1] for m in merged], [p.end_s for p in whole.phones], atol=1e-6)
+    assert [w.text for w in pieces[0].words][:3] == ["I", "can", "tell"]
+
+
+def test_a_voice_that_is_not_a_vits_graph_is_not_streamable(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from audio.piper_stream import NotStreamable, SplitVoice
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1])
+    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "g", [x], [y]))
+    path = tmp_path / "tiny.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ValueError, match="no decoder"):
+        SplitVoice(path, 1)
+    assert issubclass(NotStreamable, RuntimeError)

@@ -168,3 +168,30 @@ def test_trim_leading_silence_keeps_the_timeline_consistent() -> None:
     assert abs(out.phones[1].start_s - 0.01) < 1e-3 and out.phones[1].symbol == "M"
     assert abs(out.phones[-1].end_s - out.duration_s) < 1e-3
     assert trim_leading_silence(out, keep_s=0.05) is out, "nothing left to trim"
+
+
+def test_joined_pieces_make_the_segment_of_the_whole_sentence() -> None:
+    """A sentence arriving in pieces that end anywhere becomes frame-aligned segments whose audio is
+    that of the whole sentence resampled at once (no seam at the cuts) and that play back to back."""
+    from server.timeline import SegmentJoiner
+
+    sp = fake_speech(1.5)
+    whole = make_segment(sp, FPS, 1, 0, True, 0.0)
+    joiner = SegmentJoiner(FPS, 1, 0, True, 0.0)
+    cuts = [0, 5000, 5300, 17001, len(sp.samples)]
+    segs = [s for a, b in zip(cuts, cuts[1:]) if (s := joiner.add(sp.slice(a, b))) is not None]
+    last = joiner.finish()
+    assert last is not None
+    segs.append(last)
+    assert [s.first for s in segs] == [True] + [False] * (len(segs) - 1)
+    assert [s.joins for s in segs] == [False] + [True] * (len(segs) - 1)
+    assert sum(s.n_frames for s in segs) == whole.n_frames
+    audio = np.concatenate([s.audio for s in segs]).astype(int)
+    assert np.abs(audio - whole.audio.astype(int)).max() <= 1
+    # played through a timeline they follow each other without a gap
+    tl = Timeline(FPS, TTS_RATE, seed=1, max_waiting=len(segs))
+    play(tl, range(0, 3))
+    for s in segs:
+        tl.push_segment(s)
+    frames = play(tl, range(3, 3 + whole.n_frames + 10))
+    assert [k for k, speaking, _ in frames if speaking] == list(range(4, 4 + whole.n_frames))
