@@ -69,6 +69,8 @@ class Report:
     say_first_packet_ms: list[float] = field(default_factory=list)
     say_first_audio_ms: list[float] = field(default_factory=list)
     interrupt_idle_ms: list[float] = field(default_factory=list)
+    interrupt_idle_complete_ms: list[float] = field(default_factory=list)
+    say_first_complete_ms: list[float] = field(default_factory=list)
     av_offset_ms: list[float] = field(default_factory=list)  # RTP arrival, video - audio
     av_offset_decoded_ms: list[float] = field(default_factory=list)
     av_offset_t_s: list[float] = field(default_factory=list)
@@ -92,7 +94,9 @@ class Report:
         stat("say -> first speech frame decoded", self.say_first_frame_ms)
         stat("say -> first packet of that frame", self.say_first_packet_ms)
         stat("say -> first audible audio decoded", self.say_first_audio_ms)
+        stat("say -> that frame complete at the client", self.say_first_complete_ms)
         stat("interrupt -> first idle frame decoded", self.interrupt_idle_ms)
+        stat("interrupt -> that frame complete at the client", self.interrupt_idle_complete_ms)
 
         def stat90(name: str, xs: list[float]) -> None:
             if xs:
@@ -135,6 +139,7 @@ class Report:
                 "server side, all phases (means): say -> first frame handed to WebRTC "
                 f"{mean_ms('talker_say_first_frame_seconds')}, interrupt -> idle frame "
                 f"{mean_ms('talker_interrupt_idle_seconds')}, TTS piece {mean_ms('talker_tts_piece_seconds')}, "
+                f"TTS first audio {mean_ms('talker_tts_first_audio_seconds')}, "
                 f"render {mean_ms('talker_render_frame_seconds')}"
             )
         if "rss_mb_end_of_av_session" in self.server_metrics:
@@ -272,7 +277,7 @@ async def wait_quiet(c: AvatarClient, quiet_s: float = 0.4, timeout: float = 30.
                 return
 
 
-async def one_say(c: AvatarClient, text: str) -> tuple[float, float | None, float | None]:
+async def one_say(c: AvatarClient, text: str) -> tuple[float, float | None, float | None, float]:
     n0, a0 = len(c.received.video), len(c.received.audio)
     t0 = time.perf_counter()
     r = await c.say(text)
@@ -291,6 +296,7 @@ async def one_say(c: AvatarClient, text: str) -> tuple[float, float | None, floa
         (v.t - t0) * 1000,
         (v.rtp_t - t0) * 1000 if v.rtp_t is not None else None,
         (audible.t - t0) * 1000 if audible else None,
+        (v.complete_t - t0) * 1000,
     )
 
 
@@ -299,8 +305,9 @@ async def bench_latency(url: str, rep: Report, says: int, interrupts: int) -> No
     try:
         await asyncio.sleep(1.0)
         for i in range(says):
-            frame_ms, packet_ms, audio_ms = await one_say(c, SENTENCES[i % len(SENTENCES)])
+            frame_ms, packet_ms, audio_ms, complete_ms = await one_say(c, SENTENCES[i % len(SENTENCES)])
             rep.say_first_frame_ms.append(frame_ms)
+            rep.say_first_complete_ms.append(complete_ms)
             if packet_ms is not None:
                 rep.say_first_packet_ms.append(packet_ms)
             if audio_ms is not None:
@@ -321,6 +328,7 @@ async def bench_latency(url: str, rep: Report, says: int, interrupts: int) -> No
                 v = idle()
                 assert v is not None
                 rep.interrupt_idle_ms.append((v.t - t0) * 1000)
+                rep.interrupt_idle_complete_ms.append((v.complete_t - t0) * 1000)
             await wait_quiet(c)
             await asyncio.sleep(random.uniform(0.1, 0.5))
     finally:
@@ -412,7 +420,7 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float) -> N
                 j = 0
                 while time.perf_counter() - t0 < seconds - 3:
                     try:
-                        ms, _, _ = await one_say(c, SENTENCES[j % len(SENTENCES)] + " " + SENTENCES[(j + 1) % 8])
+                        ms, _, _, _ = await one_say(c, SENTENCES[j % len(SENTENCES)] + " " + SENTENCES[(j + 1) % 8])
                     except RuntimeError as e:
                         failures.append(f"{c.session_id}: {e}; status {await c.status()}")
                         return

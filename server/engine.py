@@ -147,6 +147,8 @@ class PersonaVoice:
         """Load the voice now: a new voice's first synthesis loads its model (about a second)."""
         if not self._warm:
             self.synthesize_sentence("Hello.")
+            for _ in self.stream_live("Hello."):
+                pass
             self._warm = True
 
     @property
@@ -234,6 +236,8 @@ class Engine:
         """Load the voice (and warm it up), the detector, and rig the default portrait."""
         t0 = time.perf_counter()
         self.tts.synthesize_live("Hello.")
+        for _ in self.tts.stream_live("Hello."):  # builds the split decoder (~1.5 s) now, not on the first say
+            pass
         t1 = time.perf_counter()
         self.avatar(None, DEFAULT_PORTRAIT, size)
         t2 = time.perf_counter()

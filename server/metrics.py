@@ -117,6 +117,9 @@ class Metrics:
             "talker_interrupt_idle_seconds", "interrupt request to the first idle frame handed to WebRTC"
         )
         self.tts_piece = Histogram("talker_tts_piece_seconds", "synthesis time of one sentence or clause")
+        self.tts_first = Histogram(
+            "talker_tts_first_audio_seconds", "an utterance's first piece: synthesis start -> its first decoded audio"
+        )
         self.render_frame = Histogram("talker_render_frame_seconds", "warp render of one frame", RENDER_BUCKETS_S)
         self.job_seconds = Histogram(
             "talker_render_job_seconds", "wall time of a finished render job", (1, 2, 5, 10, 30, 60, 120, 300, 600)

@@ -31,6 +31,13 @@ class VideoSample:
     marker: markers.Marker | None
     thumb: np.ndarray  # luma subsampled every 16 pixels (uint8), to compare frames
     rtp_t: float | None  # arrival of the frame's first RTP packet
+    rtp_done_t: float | None = None  # arrival of its last packet (RTP marker bit): the frame is complete
+
+    @property
+    def complete_t(self) -> float:
+        """When the whole frame was at the client. A browser decodes it then; aiortc's jitter buffer
+        only releases a frame when the next one's first packet arrives (one frame period later)."""
+        return self.rtp_done_t if self.rtp_done_t is not None else self.t
 
 
 @dataclass
@@ -61,6 +68,7 @@ class AvatarClient:
         self.received = Received()
         self._tasks: list[asyncio.Task[None]] = []
         self._rtp_first: dict[tuple[str, int], float] = {}
+        self._rtp_last: dict[tuple[str, int], float] = {}
         self._rtp_origin: dict[str, int] = {}
         self.connected = asyncio.Event()
 
@@ -103,13 +111,16 @@ class AvatarClient:
             original = receiver._handle_rtp_packet
 
             async def hooked(packet: Any, arrival_time_ms: int, _orig: Any = original, _kind: str = kind) -> None:
-                self._rtp_first.setdefault((_kind, int(packet.timestamp)), time.perf_counter())
+                now = time.perf_counter()
+                self._rtp_first.setdefault((_kind, int(packet.timestamp)), now)
+                if packet.marker:
+                    self._rtp_last.setdefault((_kind, int(packet.timestamp)), now)
                 await _orig(packet, arrival_time_ms)
 
             receiver._handle_rtp_packet = hooked  # type: ignore[method-assign]
 
-    def _rtp_arrival(self, kind: str, pts: int) -> float | None:
-        """When the first RTP packet of the frame with this ``pts`` arrived.
+    def _rtp_arrival(self, kind: str, pts: int, last: bool = False) -> float | None:
+        """When the first (``last``: the marked last) RTP packet of the frame with this ``pts`` arrived.
 
         aiortc's receiver rebases RTP timestamps so that its first frame has pts 0: the origin is the
         timestamp of the first packet that arrived.
@@ -121,7 +132,7 @@ class AvatarClient:
                 return None
             origin = min(firsts)[1]
             self._rtp_origin[kind] = origin
-        return self._rtp_first.get((kind, (origin + pts) % 2**32))
+        return (self._rtp_last if last else self._rtp_first).get((kind, (origin + pts) % 2**32))
 
     async def _consume(self, track: MediaStreamTrack) -> None:
         while True:
@@ -146,6 +157,7 @@ class AvatarClient:
                         mk,
                         luma[8::16, 8::16].copy(),
                         rtp_t,
+                        self._rtp_arrival("video", pts, last=True),
                     )
                 )
             elif isinstance(frame, AudioFrame):

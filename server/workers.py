@@ -194,7 +194,7 @@ class SpeechWorker(threading.Thread):
         joiner = SegmentJoiner(self.fps, req.utterance, req.epoch, True, req.said_at)
         for i, speech in enumerate(self.tts.stream_live(piece)):
             if i == 0:
-                self.metrics.tts_piece.observe(time.perf_counter() - t0)
+                self.metrics.tts_first.observe(time.perf_counter() - t0)
                 speech = trim_leading_silence(speech)
             if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
                 return False
