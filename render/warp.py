@@ -8,6 +8,8 @@ it), and the mouth opening is painted by ``render.mouth`` (teeth, cavity, tongue
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -20,6 +22,7 @@ from render.mouth import MouthPainter, lip_extended_source
 from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, MAX_LIP_GAP_IOD, FaceRig
 
 _MOVED_PX = 0.05  # vertices that move less than this are treated as still
+_EDGE_EPS = 0.5  # map cells: a cell centre this close outside a triangle's edge counts as inside
 
 
 class WarpRenderer:
@@ -63,6 +66,7 @@ class WarpRenderer:
         self.src_tri = v0[tris]  # (M, 3, 2)
         # one map cell per ~1/30 of the inter-ocular distance: fine enough for the piecewise-affine map
         self.map_scale = int(map_scale) if map_scale else int(np.clip(round(rig.iod / 30.0), 1, 4))
+        self._raster: Callable[[np.ndarray, int, int], np.ndarray] = _triangle_ranks
 
     def _lips_from_extended(
         self, out: np.ndarray, vt: np.ndarray, values: np.ndarray, mx: np.ndarray, my: np.ndarray, x0: int, y0: int
@@ -149,15 +153,14 @@ class WarpRenderer:
         y0 -= y0 % s
         cw = -(-(x1 - x0) // s)
         ch = -(-(y1 - y0) // s)
-        ids = np.full((ch, cw), m_id, np.int32)
-        shift = 4
         # coarse cell i is centred on full-resolution pixel (i + 0.5) * s - 0.5
-        poly = np.round(((vt[tris[order]] - np.array([x0, y0]) + 0.5) / s - 0.5) * (1 << shift)).astype(np.int32)
-        for k, tri_id in enumerate(order.tolist()):
-            cv2.fillConvexPoly(ids, poly[k], tri_id, lineType=cv2.LINE_8, shift=shift)
+        poly = (vt[tris[order]] - np.array([x0, y0]) + 0.5) / s - 0.5
+        rank = self._raster(poly, cw, ch)
+        # rank 0: no moved triangle (identity); rank k: the k-th triangle of ``order``
+        aff = np.concatenate([aff[m_id:], aff[order]])
         xs = (x0 + (np.arange(cw, dtype=np.float32) + 0.5) * s - 0.5)[None, :]
         ys = (y0 + (np.arange(ch, dtype=np.float32) + 0.5) * s - 0.5)[:, None]
-        coef = [np.take(aff[:, r, c], ids) for r in range(2) for c in range(3)]
+        coef = [np.take(aff[:, r, c], rank) for r in range(2) for c in range(3)]
         mx = coef[0] * xs
         mx += coef[1] * ys
         mx += coef[2]
@@ -185,6 +188,74 @@ def _lip_closure(values: np.ndarray, source_gap: float, max_gap: float) -> float
     close = float(np.clip(values[CHANNEL_INDEX["mouthClose"]], 0, 1))
     gap = max_gap * jaw * (1 - close)
     return float(np.clip(1.0 - gap / max(source_gap, 1e-6), 0.0, 1.0))
+
+
+def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
+    """Which triangle covers each cell of a (ch, cw) grid: 0 for none, k + 1 for ``poly[k]``.
+
+    ``poly`` (K, 3, 2) holds the triangles in grid units (cell (row j, column i) is centred on
+    x = i, y = j), in draw order: where triangles overlap, the later one wins. A cell belongs to a
+    triangle when its centre lies inside it or within ``_EDGE_EPS`` of it, so a cell centre on a
+    shared edge always gets one of the two triangles. All triangles at once: every (triangle, row)
+    pair gives an x-span (the three edge half-planes cut at the row), the spans expand to cells, and
+    ``np.maximum.at`` keeps the highest rank per cell.
+    """
+    out = np.zeros(ch * cw, np.int32)
+    k = len(poly)
+    if k == 0:
+        return out.reshape(ch, cw)
+    poly = np.asarray(poly, np.float64)
+    px, py = poly[..., 0], poly[..., 1]  # (K, 3)
+    dx = px[:, [1, 2, 0]] - px  # edge e runs from vertex e to vertex e + 1
+    dy = py[:, [1, 2, 0]] - py
+    sg = np.sign(dx[:, :1] * dy[:, 1:2] - dy[:, :1] * dx[:, 1:2])  # orientation, so that inside is >= 0
+    # inside edge e: sg * cross(d, p - v_e) + eps * max|d| >= 0, i.e. ax * x + c1 * y + c0 >= 0
+    ax = -sg * dy
+    c1 = sg * dx
+    c0 = sg * (dy * px - dx * py) + _EDGE_EPS * np.maximum(np.abs(dx), np.abs(dy))
+    # on row y the edge bounds x at -(c0 + c1 * y) / ax: from below where ax > 0, from above where
+    # ax < 0; horizontal edges (ax == 0) bound the rows only, which the row range below does
+    lo_e, hi_e = ax > 0, ax < 0
+    inv = np.divide(-1.0, ax, out=np.zeros_like(ax), where=lo_e | hi_e)
+    pack = np.empty((14, k))  # per triangle: x bounds from below (3 edges), from above (3), the x range
+    pack[0:3] = np.where(lo_e, c0 * inv, -np.inf).T
+    pack[3:6] = np.where(lo_e, c1 * inv, 0.0).T
+    pack[6:9] = np.where(hi_e, c0 * inv, np.inf).T
+    pack[9:12] = np.where(hi_e, c1 * inv, 0.0).T
+    pack[12] = np.minimum(np.minimum(px[:, 0], px[:, 1]), px[:, 2]) - _EDGE_EPS
+    pack[13] = np.maximum(np.maximum(px[:, 0], px[:, 1]), px[:, 2]) + _EDGE_EPS
+    ymin = np.minimum(np.minimum(py[:, 0], py[:, 1]), py[:, 2]) - _EDGE_EPS
+    ymax = np.maximum(np.maximum(py[:, 0], py[:, 1]), py[:, 2]) + _EDGE_EPS
+    ylo = np.ceil(np.clip(ymin, 0, ch)).astype(np.int64)
+    yhi = np.floor(np.clip(ymax, -1, ch - 1)).astype(np.int64)
+    nr = np.maximum(yhi - ylo + 1, 0)
+    n_rows = int(nr.sum())
+    if n_rows == 0:
+        return out.reshape(ch, cw)
+    tri = np.repeat(np.arange(k), nr)
+    y = np.repeat(ylo - (np.cumsum(nr) - nr), nr) + np.arange(n_rows)
+    f = np.repeat(pack, nr, axis=1)  # (14, rows)
+    yf = y.astype(np.float64)
+    lower = np.maximum(np.maximum(f[0] + f[3] * yf, f[1] + f[4] * yf), np.maximum(f[2] + f[5] * yf, f[12]))
+    upper = np.minimum(np.minimum(f[6] + f[9] * yf, f[7] + f[10] * yf), np.minimum(f[8] + f[11] * yf, f[13]))
+    xl = np.ceil(np.clip(lower, 0, cw)).astype(np.int32)
+    xr = np.floor(np.clip(upper, -1, cw - 1)).astype(np.int32)
+    n = np.maximum(xr - xl + 1, 0)
+    n_cells = int(n.sum())
+    cell = np.repeat(y.astype(np.int32) * cw + xl - (np.cumsum(n, dtype=np.int32) - n), n)
+    cell += np.arange(n_cells, dtype=np.int32)
+    np.maximum.at(out, cell, np.repeat((tri + 1).astype(np.int32), n))
+    return out.reshape(ch, cw)
+
+
+def _triangle_ranks_reference(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
+    """``_triangle_ranks`` as one ``cv2.fillConvexPoly`` per triangle (the former raster; for the tests)."""
+    out = np.zeros((ch, cw), np.int32)
+    shift = 4
+    pts = np.round(np.asarray(poly) * (1 << shift)).astype(np.int32)
+    for k in range(len(pts)):
+        cv2.fillConvexPoly(out, pts[k], (k + 1,), lineType=cv2.LINE_8, shift=shift)
+    return out
 
 
 def _affines(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
