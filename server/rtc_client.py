@@ -168,6 +168,16 @@ class AvatarClient:
                 beep = markers.beep_onset(pcm) if self.decode_markers else None
                 self.received.audio.append(AudioSample(t, pts, rms, beep, rtp_t))
 
+    def video_frames_complete(self) -> list[int]:
+        """Indices (RTP timestamp / 3600, from the first one) of the video frames whose last packet has
+        arrived, in arrival order; works whether or not the video is decoded."""
+        ts = [t for (k, t) in self._rtp_last if k == "video"]
+        if not ts:
+            return []
+        origin = min(self._rtp_first.get(("video", t), 0.0) for t in ts)
+        first = next(t for t in ts if self._rtp_first.get(("video", t)) == origin)
+        return [((t - first) % 2**32) // 3600 for t in ts]
+
     async def wait_frames(self, n_video: int, timeout: float = 20.0) -> None:
         """Wait until ``n_video`` more video frames have arrived."""
         target = len(self.received.video) + n_video
