@@ -74,15 +74,20 @@ class RigPose:
         self.brow_inner = hidx([107, 66, 55, 65, 336, 296, 285, 295])
         self.brow_outer = hidx([70, 63, 105, 46, 53, 52, 300, 293, 334, 276, 283, 282])
         self.pivot_px = rig.origin + (np.array(HEAD_PIVOT) * rig.iod) @ rig.axes
+        self.verts64 = rig.verts.astype(np.float64)
+        self.axes64 = rig.axes.astype(np.float64)
+        self.head_weight64 = rig.head_weight.astype(np.float64)[:, None]
+        # funnel flare direction of every lip handle: up for the upper lip, down for the rest
+        self.lip_flare = np.where(np.isin(self.lip_ids, self.upper_ids), -1.0, 1.0)
 
     def handle_delta(self, v: np.ndarray) -> np.ndarray:
         """Face-frame displacement (Nh, 3) of every handle for channel values ``v`` (IOD units)."""
         rig = self.rig
         d = np.zeros((self.n_h, 3))
         H = self.h_local
-        jaw = float(np.clip(v[_C["jawOpen"]], 0.0, 1.2))
-        close = float(np.clip(v[_C["mouthClose"]], 0.0, 1.0))
-        roll = float(np.clip(v[_C["mouthRollLower"]], 0.0, 1.0))
+        jaw = _clamp(v[_C["jawOpen"]], 0.0, 1.2)
+        close = _clamp(v[_C["mouthClose"]], 0.0, 1.0)
+        roll = _clamp(v[_C["mouthRollLower"]], 0.0, 1.0)
         gap = MAX_LIP_GAP_IOD * jaw * (1.0 - close)
         delta = gap - rig.source_gap
         if delta >= 0:
@@ -117,10 +122,10 @@ class RigPose:
         cz = H[self.corner_ids]
         d[self.corner_ids, 1] += 0.35 * theta * (self.hinge[1] - cz[:, 2])
         # lip shapes, relative to the portrait's own mouth
-        smile = float(np.clip(v[_C["mouthSmile"]], -1.0, 1.0))
-        stretch = float(np.clip(v[_C["mouthStretch"]], 0.0, 1.0))
-        pucker = float(np.clip(v[_C["mouthPucker"]], 0.0, 1.0))
-        funnel = float(np.clip(v[_C["mouthFunnel"]], 0.0, 1.0))
+        smile = _clamp(v[_C["mouthSmile"]], -1.0, 1.0)
+        stretch = _clamp(v[_C["mouthStretch"]], 0.0, 1.0)
+        pucker = _clamp(v[_C["mouthPucker"]], 0.0, 1.0)
+        funnel = _clamp(v[_C["mouthFunnel"]], 0.0, 1.0)
         lp = H[self.lip_ids]
         rel_x = (lp[:, 0] - self.mouth_centre[0]) / self.mouth_half_width
         side = np.clip(np.abs(rel_x), 0, 1) ** 2
@@ -131,19 +136,18 @@ class RigPose:
         d[self.lip_ids, 2] -= 0.08 * (pucker + funnel) * (1 - side)
         # funnel/pucker round the opening a little: lips flare away from the centre line
         centre_w = 1 - side
-        up_mask = np.isin(self.lip_ids, self.upper_ids)
-        d[self.lip_ids, 1] += np.where(up_mask, -1.0, 1.0) * 0.02 * funnel * centre_w
+        d[self.lip_ids, 1] += self.lip_flare * 0.02 * funnel * centre_w
         # lids
         for eye, (up, lo) in zip(("eyeBlinkRight", "eyeBlinkLeft"), self.lid_pairs):
-            b = float(np.clip(v[_C[eye]], 0.0, 1.0))
+            b = _clamp(v[_C[eye]], 0.0, 1.0)
             if b <= 0:
                 continue
             # the upper lid slides down over the eyeball and meets the lower lid, which rises a little;
             gap_vec = H[up] - H[lo]
             d[up] += -b * 0.9 * gap_vec
             d[lo] += b * 0.1 * gap_vec
-        brow_up = float(np.clip(v[_C["browInnerUp"]], 0.0, 1.0))
-        brow_dn = float(np.clip(v[_C["browDown"]], 0.0, 1.0))
+        brow_up = _clamp(v[_C["browInnerUp"]], 0.0, 1.0)
+        brow_dn = _clamp(v[_C["browDown"]], 0.0, 1.0)
         d[self.brow_inner, 1] += -0.10 * brow_up + 0.06 * brow_dn
         d[self.brow_outer, 1] += -0.05 * brow_up + 0.03 * brow_dn
         bi = H[self.brow_inner]
@@ -155,16 +159,21 @@ class RigPose:
         rig = self.rig
         dh = self.handle_delta(v)
         dlocal = self.harmonic @ dh[: self.n_moving]
-        out = rig.verts.astype(np.float64) + (dlocal * rig.iod) @ rig.axes.astype(np.float64)
+        out = self.verts64 + (dlocal * rig.iod) @ self.axes64
         yaw, pitch, roll = (float(v[_C[k]]) for k in ("headYaw", "headPitch", "headRoll"))
         if yaw or pitch or roll:
-            axes = rig.axes.astype(np.float64)
+            axes = self.axes64
             r_cam = axes.T @ _rotation(np.radians(yaw), np.radians(pitch), np.radians(roll)) @ axes
             rotated = (out - self.pivot_px) @ r_cam.T + self.pivot_px
             # vertices that follow only part of the head (neck, background) blend towards the rotation
-            w = rig.head_weight.astype(np.float64)[:, None]
+            w = self.head_weight64
             out = out + w * (rotated - out)
         return out
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    """``float(np.clip(x, lo, hi))`` for one number, without numpy's per-call overhead."""
+    return min(max(float(x), lo), hi)
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:

@@ -22,6 +22,7 @@ from render.mouth import MouthPainter, lip_extended_source
 from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, MAX_LIP_GAP_IOD, FaceRig
 
 _MOVED_PX = 0.05  # vertices that move less than this are treated as still
+_BAND_PX = 32  # the final remap runs in bands of about this many rows (pixels)
 _EDGE_EPS = 0.5  # map cells: a cell centre this close outside a triangle's edge counts as inside
 
 
@@ -49,6 +50,8 @@ class WarpRenderer:
             ]
         )
         self.order = order
+        self._order_under = order[rig.tri_kind[order] != KIND_FACE]  # drawn first, in this order
+        self._order_face = order[rig.tri_kind[order] == KIND_FACE]  # then these, far to near
         self.tris = tris
         self.kind = rig.tri_kind
         self.eye_r_tris = rig.tri_kind == KIND_EYE_R
@@ -119,7 +122,9 @@ class WarpRenderer:
         tris = self.tris
         tri_moved = moved_v[tris].any(axis=1)
         # region to redraw: everything the moved triangles cover before and after
-        pts = np.concatenate([vt[tris[tri_moved]].reshape(-1, 2), self.v0[tris[tri_moved]].reshape(-1, 2)])
+        in_moved = np.zeros(len(vt), bool)
+        in_moved[tris[tri_moved]] = True
+        pts = np.concatenate([vt[in_moved], self.v0[in_moved]])
         x0 = max(0, int(np.floor(pts[:, 0].min())) - 1)
         y0 = max(0, int(np.floor(pts[:, 1].min())) - 1)
         x1 = min(self.w, int(np.ceil(pts[:, 0].max())) + 2)
@@ -137,14 +142,16 @@ class WarpRenderer:
         aff = np.concatenate([aff, np.array([[[1.0, 0, 0], [0, 1.0, 0]]])]).astype(np.float32)
         m_id = len(tris)
 
-        order = self.order[tri_moved[self.order] & ok[self.order]]
+        draw = tri_moved & ok
+        order = self._order_under[draw[self._order_under]]
         # painter's order inside the face: far triangles first, so when the head turns the near cheek
         # covers the far one instead of folding over it
-        face_part = self.kind[order] == KIND_FACE
-        if face_part.any():
-            f = order[face_part]
-            depth = v3[tris[f], 2].mean(axis=1)
-            order = np.concatenate([order[~face_part], f[np.argsort(-depth, kind="stable")]])
+        f = self._order_face[draw[self._order_face]]
+        if len(f):
+            ft = tris[f]
+            z = v3[:, 2]
+            depth = (z[ft[:, 0]] + z[ft[:, 1]] + z[ft[:, 2]]) / 3
+            order = np.concatenate([order, f[np.argsort(-depth, kind="stable")]])
 
         # The backward map is piecewise affine and continuous (except at the openings, which are
         # painted over), so it is computed on a grid ``s`` times coarser and upsampled linearly.
@@ -154,7 +161,7 @@ class WarpRenderer:
         cw = -(-(x1 - x0) // s)
         ch = -(-(y1 - y0) // s)
         # coarse cell i is centred on full-resolution pixel (i + 0.5) * s - 0.5
-        poly = (vt[tris[order]] - np.array([x0, y0]) + 0.5) / s - 0.5
+        poly = ((vt - np.array([x0, y0]) + 0.5) / s - 0.5)[tris[order]]
         rank = self._raster(poly, cw, ch)
         # rank 0: no moved triangle (identity); rank k: the k-th triangle of ``order``
         aff = np.concatenate([aff[m_id:], aff[order]])
@@ -174,7 +181,7 @@ class WarpRenderer:
         y1 = min(self.h, y0 + ch * s)
         mx = mx[: y1 - y0, : x1 - x0]
         my = my[: y1 - y0, : x1 - x0]
-        out[y0:y1, x0:x1] = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        _remap_moved(out, self.src, mx, my, rank, x0, y0, s)
         if self.lip_source is not None:
             self._lips_from_extended(out, vt, values, mx, my, x0, y0)
         self.mouth.paint(out, vt, values)
@@ -182,12 +189,43 @@ class WarpRenderer:
         return out
 
 
+def _remap_moved(
+    out: np.ndarray, src: np.ndarray, mx: np.ndarray, my: np.ndarray, rank: np.ndarray, x0: int, y0: int, s: int
+) -> None:
+    """``out[y0:, x0:]`` (the extent of ``mx``, ``my``) = ``src`` remapped through the map, skipping
+    the pixels that would remap to themselves.
+
+    ``rank`` (ch, cw) is the coarse triangle raster the map was upsampled from (``s`` pixels per
+    cell); a pixel whose neighbouring cells are all rank 0 (identity) has an identity map, except in
+    the outer ``s // 2`` pixels of the map, where the upsampling clamps at the border. ``out`` must
+    already hold ``src`` there. The remap runs in bands of rows, each over the columns some moved
+    cell reaches, plus the four border strips.
+    """
+    h, w = mx.shape
+    ch, cw = rank.shape
+    e = s // 2
+    boxes = [(0, e, 0, w), (ch * s - e, h, 0, w), (0, h, 0, e), (0, h, cw * s - e, w)]  # (top, bottom, left, right)
+    moved = rank != 0
+    band = max(1, _BAND_PX // s)  # map rows per band
+    for r0 in range(0, ch, band):
+        cols = np.flatnonzero(moved[max(r0 - 1, 0) : r0 + band + 1].any(axis=0))  # one row either side too
+        if len(cols):
+            boxes.append((r0 * s, (r0 + band) * s, (int(cols[0]) - 1) * s, (int(cols[-1]) + 2) * s))
+    for top, bottom, left, right in boxes:
+        top, bottom, left, right = max(top, 0), min(bottom, h), max(left, 0), min(right, w)
+        if bottom > top and right > left:
+            bx, by = mx[top:bottom, left:right], my[top:bottom, left:right]
+            out[y0 + top : y0 + bottom, x0 + left : x0 + right] = cv2.remap(
+                src, bx, by, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+
+
 def _lip_closure(values: np.ndarray, source_gap: float, max_gap: float) -> float:
     """How far the mouth is closed relative to the portrait's own opening: 0 as in the portrait, 1 shut."""
-    jaw = float(np.clip(values[CHANNEL_INDEX["jawOpen"]], 0, 1.2))
-    close = float(np.clip(values[CHANNEL_INDEX["mouthClose"]], 0, 1))
+    jaw = min(max(float(values[CHANNEL_INDEX["jawOpen"]]), 0.0), 1.2)
+    close = min(max(float(values[CHANNEL_INDEX["mouthClose"]]), 0.0), 1.0)
     gap = max_gap * jaw * (1 - close)
-    return float(np.clip(1.0 - gap / max(source_gap, 1e-6), 0.0, 1.0))
+    return min(max(1.0 - gap / max(source_gap, 1e-6), 0.0), 1.0)
 
 
 def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
