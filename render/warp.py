@@ -205,19 +205,24 @@ def _remap_moved(
     ch, cw = rank.shape
     e = s // 2
     boxes = [(0, e, 0, w), (ch * s - e, h, 0, w), (0, h, 0, e), (0, h, cw * s - e, w)]  # (top, bottom, left, right)
-    moved = rank != 0
     band = max(1, _BAND_PX // s)  # map rows per band
-    for r0 in range(0, ch, band):
-        cols = np.flatnonzero(moved[max(r0 - 1, 0) : r0 + band + 1].any(axis=0))  # one row either side too
-        if len(cols):
-            boxes.append((r0 * s, (r0 + band) * s, (int(cols[0]) - 1) * s, (int(cols[-1]) + 2) * s))
+    nb = -(-ch // band)
+    moved = np.zeros((nb * band + 1, cw), bool)  # one spare row below
+    moved[:ch] = rank != 0
+    near = moved[:-1].reshape(nb, band, cw).any(axis=1)
+    near[1:] |= moved[band - 1 : -1 : band][: nb - 1]  # the row above each band (the band's own for the first)
+    near |= moved[band::band]  # and the row below
+    any_col = near.any(axis=1)
+    first = np.argmax(near, axis=1)
+    last = cw - 1 - np.argmax(near[:, ::-1], axis=1)
+    for j in np.flatnonzero(any_col).tolist():
+        boxes.append((j * band * s, (j + 1) * band * s, (int(first[j]) - 1) * s, (int(last[j]) + 2) * s))
     for top, bottom, left, right in boxes:
         top, bottom, left, right = max(top, 0), min(bottom, h), max(left, 0), min(right, w)
         if bottom > top and right > left:
             bx, by = mx[top:bottom, left:right], my[top:bottom, left:right]
-            out[y0 + top : y0 + bottom, x0 + left : x0 + right] = cv2.remap(
-                src, bx, by, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-            )
+            dst = out[y0 + top : y0 + bottom, x0 + left : x0 + right]
+            cv2.remap(src, bx, by, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _lip_closure(values: np.ndarray, source_gap: float, max_gap: float) -> float:

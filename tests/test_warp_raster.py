@@ -3,11 +3,12 @@ raster, no holes between triangles, and the later triangle wins where triangles 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from conftest import media
 
-from render.warp import WarpRenderer, _triangle_ranks, _triangle_ranks_reference
+from render.warp import WarpRenderer, _remap_moved, _triangle_ranks, _triangle_ranks_reference
 from talker.pipeline import Pipeline
 from talker.sheet import pose_values
 
@@ -63,6 +64,31 @@ def test_later_triangles_win_and_the_grid_clips() -> None:
     assert (_triangle_ranks(np.zeros((0, 3, 2)), 4, 3) == 0).all()
     off = np.array([[20.0, 20.0], [25.0, 20.0], [20.0, 25.0]])  # wholly outside the grid
     assert (_triangle_ranks(off[None], 10, 8) == 0).all()
+
+
+@pytest.mark.parametrize("s", [1, 2, 3, 4])
+def test_remap_skips_only_pixels_that_map_to_themselves(s: int) -> None:
+    rng = np.random.default_rng(s)
+    src = rng.integers(0, 256, (200, 230, 3), dtype=np.uint8)
+    x0, y0 = 6 * s, 3 * s
+    cw, ch = -(-(230 - x0) // s), -(-(200 - y0) // s)  # the map runs past the right and bottom edges
+    rank = np.zeros((ch, cw), np.int32)
+    rank[ch // 3 : ch // 2, cw // 4 : cw // 2] = 1  # a moved blob, and a moved cell in a corner
+    rank[0, cw - 1] = 2
+    xs = (x0 + (np.arange(cw, dtype=np.float32) + 0.5) * s - 0.5)[None, :].repeat(ch, 0)
+    ys = (y0 + (np.arange(ch, dtype=np.float32) + 0.5) * s - 0.5)[:, None].repeat(cw, 1)
+    shift = rng.uniform(-3, 3, (2, ch, cw)).astype(np.float32) * (rank != 0)
+    mx, my = xs + shift[0], ys + shift[1]
+    if s > 1:
+        mx = cv2.resize(mx, (cw * s, ch * s), interpolation=cv2.INTER_LINEAR)
+        my = cv2.resize(my, (cw * s, ch * s), interpolation=cv2.INTER_LINEAR)
+    mx, my = mx[: 200 - y0, : 230 - x0], my[: 200 - y0, : 230 - x0]
+    want = src.copy()
+    want[y0:, x0:] = cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    got = src.copy()
+    _remap_moved(got, src, mx, my, rank, x0, y0, s)
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, src)
 
 
 @pytest.mark.parametrize("name", FACES)
