@@ -67,6 +67,7 @@ class WarpRenderer:
         self._gy = CHANNEL_INDEX["eyeLookY"]
         self.eye_w = float(np.linalg.norm(v0[133] - v0[33]))
         self.src_tri = v0[tris]  # (M, 3, 2)
+        self._src_edges = _source_edges(self.src_tri)
         # one map cell per ~1/30 of the inter-ocular distance: fine enough for the piecewise-affine map
         self.map_scale = int(map_scale) if map_scale else int(np.clip(round(rig.iod / 30.0), 1, 4))
         self._raster: Callable[[np.ndarray, int, int], np.ndarray] = _triangle_ranks
@@ -116,9 +117,8 @@ class WarpRenderer:
         v3 = self.pose.deform(values)
         vt = v3[:, :2]
         moved_v = np.abs(vt - self.v0).max(axis=1) > _MOVED_PX
-        out = self.src.copy()
         if not moved_v.any():
-            return out
+            return self.src.copy()
         tris = self.tris
         tri_moved = moved_v[tris].any(axis=1)
         # region to redraw: everything the moved triangles cover before and after
@@ -130,9 +130,9 @@ class WarpRenderer:
         x1 = min(self.w, int(np.ceil(pts[:, 0].max())) + 2)
         y1 = min(self.h, int(np.ceil(pts[:, 1].max())) + 2)
         if x1 <= x0 or y1 <= y0:
-            return out
+            return self.src.copy()
 
-        aff, ok = _affines(vt[tris], self.src_tri)
+        aff, ok = _affines(vt, tris, self._src_edges)
         # rigid layers for the openings
         gaze = np.array([values[self._gx], values[self._gy]]) * np.array([0.16, 0.10]) * self.eye_w
         for sel, (a, b) in ((self.eye_r_tris, (33, 133)), (self.eye_l_tris, (362, 263))):
@@ -181,7 +181,11 @@ class WarpRenderer:
         y1 = min(self.h, y0 + ch * s)
         mx = mx[: y1 - y0, : x1 - x0]
         my = my[: y1 - y0, : x1 - x0]
-        _remap_moved(out, self.src, mx, my, rank, x0, y0, s)
+        out = np.empty_like(self.src)
+        src = self.src
+        out[:y0], out[y1:] = src[:y0], src[y1:]
+        out[y0:y1, :x0], out[y0:y1, x1:] = src[y0:y1, :x0], src[y0:y1, x1:]
+        _remap_moved(out, src, mx, my, rank, x0, y0, s)
         if self.lip_source is not None:
             self._lips_from_extended(out, vt, values, mx, my, x0, y0)
         self.mouth.paint(out, vt, values)
@@ -192,19 +196,18 @@ class WarpRenderer:
 def _remap_moved(
     out: np.ndarray, src: np.ndarray, mx: np.ndarray, my: np.ndarray, rank: np.ndarray, x0: int, y0: int, s: int
 ) -> None:
-    """``out[y0:, x0:]`` (the extent of ``mx``, ``my``) = ``src`` remapped through the map, skipping
-    the pixels that would remap to themselves.
+    """``out[y0:, x0:]`` (the extent of ``mx``, ``my``) = ``src`` remapped through the map; pixels
+    that would remap to themselves are copied instead.
 
     ``rank`` (ch, cw) is the coarse triangle raster the map was upsampled from (``s`` pixels per
     cell); a pixel whose neighbouring cells are all rank 0 (identity) has an identity map, except in
-    the outer ``s // 2`` pixels of the map, where the upsampling clamps at the border. ``out`` must
-    already hold ``src`` there. The remap runs in bands of rows, each over the columns some moved
-    cell reaches, plus the four border strips.
+    the outer ``s // 2`` pixels of the map, where the upsampling clamps at the border. The remap
+    runs in bands of rows, each over the columns some moved cell reaches, then on the four border
+    strips.
     """
     h, w = mx.shape
     ch, cw = rank.shape
     e = s // 2
-    boxes = [(0, e, 0, w), (ch * s - e, h, 0, w), (0, h, 0, e), (0, h, cw * s - e, w)]  # (top, bottom, left, right)
     band = max(1, _BAND_PX // s)  # map rows per band
     nb = -(-ch // band)
     moved = np.zeros((nb * band + 1, cw), bool)  # one spare row below
@@ -215,8 +218,16 @@ def _remap_moved(
     any_col = near.any(axis=1)
     first = np.argmax(near, axis=1)
     last = cw - 1 - np.argmax(near[:, ::-1], axis=1)
-    for j in np.flatnonzero(any_col).tolist():
-        boxes.append((j * band * s, (j + 1) * band * s, (int(first[j]) - 1) * s, (int(last[j]) + 2) * s))
+    boxes = []  # (top, bottom, left, right) in map pixels
+    for j in range(nb):
+        top, bottom = j * band * s, min((j + 1) * band * s, h)
+        left, right = (int(first[j]) - 1) * s, (int(last[j]) + 2) * s
+        left, right = (max(left, 0), min(right, w)) if any_col[j] else (w, w)
+        src_rows, out_rows = src[y0 + top : y0 + bottom], out[y0 + top : y0 + bottom]
+        out_rows[:, x0 : x0 + left] = src_rows[:, x0 : x0 + left]
+        out_rows[:, x0 + right : x0 + w] = src_rows[:, x0 + right : x0 + w]
+        boxes.append((top, bottom, left, right))
+    boxes += [(0, e, 0, w), (ch * s - e, h, 0, w), (0, h, 0, e), (0, h, cw * s - e, w)]
     for top, bottom, left, right in boxes:
         top, bottom, left, right = max(top, 0), min(bottom, h), max(left, 0), min(right, w)
         if bottom > top and right > left:
@@ -301,31 +312,43 @@ def _triangle_ranks_reference(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
     return out
 
 
-def _affines(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Affine maps (M, 2, 3) taking each target triangle ``dst`` (M, 3, 2) onto its source ``src``.
+def _affines(
+    vt: np.ndarray, tris: np.ndarray, src_edges: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Affine maps (M, 2, 3) taking each target triangle ``vt[tris]`` (vertices (Nv, 2), tris (M, 3))
+    onto its source triangle, given as ``src_edges`` (``_source_edges``).
 
     Closed form, all triangles at once. Degenerate target triangles get the identity and ok=False.
     """
-    e1 = dst[:, 1] - dst[:, 0]
-    e2 = dst[:, 2] - dst[:, 0]
+    s0, f1, f2 = src_edges
+    p0 = vt[tris[:, 0]]
+    e1 = vt[tris[:, 1]] - p0
+    e2 = vt[tris[:, 2]] - p0
     det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     ok = np.abs(det) > 1e-6
     inv_det = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    f1 = src[:, 1] - src[:, 0]
-    f2 = src[:, 2] - src[:, 0]
     # L = F @ inv(E), E = [e1 e2] as columns
     i00 = e2[:, 1] * inv_det
     i01 = -e2[:, 0] * inv_det
     i10 = -e1[:, 1] * inv_det
     i11 = e1[:, 0] * inv_det
-    aff = np.empty((len(dst), 2, 3))
+    aff = np.empty((len(tris), 2, 3))
     aff[:, 0, 0] = f1[:, 0] * i00 + f2[:, 0] * i10
     aff[:, 0, 1] = f1[:, 0] * i01 + f2[:, 0] * i11
     aff[:, 1, 0] = f1[:, 1] * i00 + f2[:, 1] * i10
     aff[:, 1, 1] = f1[:, 1] * i01 + f2[:, 1] * i11
-    aff[:, :, 2] = src[:, 0] - np.einsum("mij,mj->mi", aff[:, :, :2], dst[:, 0])
+    aff[:, :, 2] = s0 - np.einsum("mij,mj->mi", aff[:, :, :2], p0)
     aff[~ok] = np.array([[1.0, 0, 0], [0, 1.0, 0]])
     return aff, ok
+
+
+def _source_edges(src: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For source triangles (M, 3, 2): first vertices and the two edges leaving them, each (M, 2)."""
+    return (
+        np.ascontiguousarray(src[:, 0]),
+        np.ascontiguousarray(src[:, 1] - src[:, 0]),
+        np.ascontiguousarray(src[:, 2] - src[:, 0]),
+    )
 
 
 __all__ = ["WarpRenderer"]
