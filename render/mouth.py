@@ -77,7 +77,7 @@ class MouthPainter:
     # -- layers ----------------------------------------------------------------------------------
     def _synth(self, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int, synth_teeth: bool) -> np.ndarray:
         iod = self.iod
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        xs, ys = _pixel_axes(x0, y0, x1, y1)
         up = vt[T.LIP_INNER_UPPER]
         lo = vt[T.LIP_INNER_LOWER]
         left, right = vt[78], vt[308]
@@ -88,7 +88,7 @@ class MouthPainter:
         gap_c = float(vt[14, 1] - vt[13, 1])
         rel = np.clip(np.abs(xs - xc) / half_w, 0, 1.5)
         depth = 0.75 + 0.25 * np.clip(rel, 0, 1)  # centre of the cavity is deepest/darkest
-        layer = np.empty(xs.shape + (3,), np.float32)
+        layer = np.empty((y1 - y0, x1 - x0, 3), np.float32)
         layer[:] = self.cavity_rgb
         layer *= depth[..., None]
         # tongue: a soft ellipse resting low in the mouth
@@ -144,7 +144,7 @@ class MouthPainter:
 
     def _overlay_source_teeth(self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
         """Move the portrait's own teeth: upper rigidly with the head, lower with the jaw."""
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        xs, ys = _pixel_axes(x0, y0, x1, y1)
         up_aff = similarity(vt[[33, 263]], self.v0[[33, 263]])
         # the lower teeth move with the lower lip's centre, on top of the head motion
         head_fwd = similarity(self.v0[[33, 263]], vt[[33, 263]])
@@ -158,6 +158,12 @@ class MouthPainter:
             px = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             m = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0,))[..., None]
             layer[:] = layer * (1 - m) + px * m
+
+
+def _pixel_axes(x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x (1, W) and y (H, 1) of the box, float32: they broadcast to the box's grid, so what
+    depends on one of them only is computed once per column or row."""
+    return np.arange(x0, x1, dtype=np.float32)[None, :], np.arange(y0, y1, dtype=np.float32)[:, None]
 
 
 def _curve(pts: np.ndarray, x: np.ndarray) -> np.ndarray:
