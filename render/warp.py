@@ -1,7 +1,8 @@
 """The default renderer: a landmark-driven dense warp of the portrait.
 
 Per frame: channels -> target mesh (``deform``) -> one batched solve for every triangle's affine map
-(target -> source) -> a triangle-id raster of the moved region -> a dense backward map -> ``cv2.remap``.
+(target -> source) -> a triangle-id raster of the moved region (every triangle in one vectorized pass)
+-> a dense backward map -> ``cv2.remap`` of the pixels that move.
 Eye and mouth openings are not stretched: eye openings sample the eyeball rigidly (lids slide over
 it), and the mouth opening is painted by ``render.mouth`` (teeth, cavity, tongue).
 """
@@ -23,7 +24,7 @@ from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER
 
 _MOVED_PX = 0.05  # vertices that move less than this are treated as still
 _BAND_PX = 32  # the final remap runs in bands of about this many rows (pixels)
-_EDGE_EPS = 0.5  # map cells: a cell centre this close outside a triangle's edge counts as inside
+_EDGE_EPS = 0.5  # map cells: how far outside a triangle's edge (along x or y) a cell centre still counts as inside
 
 
 class WarpRenderer:
@@ -249,10 +250,12 @@ def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
 
     ``poly`` (K, 3, 2) holds the triangles in grid units (cell (row j, column i) is centred on
     x = i, y = j), in draw order: where triangles overlap, the later one wins. A cell belongs to a
-    triangle when its centre lies inside it or within ``_EDGE_EPS`` of it, so a cell centre on a
-    shared edge always gets one of the two triangles. All triangles at once: every (triangle, row)
-    pair gives an x-span (the three edge half-planes cut at the row), the spans expand to cells, and
-    ``np.maximum.at`` keeps the highest rank per cell.
+    triangle when its centre lies inside it or within ``_EDGE_EPS`` of an edge, measured along x for
+    a steep edge and along y for a flat one (about what an 8-connected line through the edge covers,
+    as ``cv2.fillConvexPoly`` draws), and within the triangle's bounding box grown by ``_EDGE_EPS``;
+    so a cell centre on a shared edge always gets one of the two triangles. All triangles at once:
+    every (triangle, row) pair gives an x-span (the three edge half-planes cut at the row), the spans
+    expand to cells, and ``np.maximum.at`` keeps the highest rank per cell.
     """
     out = np.zeros(ch * cw, np.int32)
     k = len(poly)
