@@ -97,6 +97,11 @@ class Report:
         stat("say -> that frame complete at the client", self.say_first_complete_ms)
         stat("interrupt -> first idle frame decoded", self.interrupt_idle_ms)
         stat("interrupt -> that frame complete at the client", self.interrupt_idle_complete_ms)
+        if "speech_gaps_in_says" in self.server_metrics:
+            lines.append(
+                f"streamed sentences that paused between their pieces: {self.server_metrics['speech_gaps_in_says']:.0f}"
+                f" of {len(self.say_first_frame_ms)}"
+            )
 
         def stat90(name: str, xs: list[float]) -> None:
             if xs:
@@ -153,7 +158,7 @@ class Report:
                 f"capacity N={c['sessions']}: server late {c['late_pct']:.2f}% skipped {c['skipped_pct']:.2f}%, "
                 f"client missing {c['missing_pct']:.2f}%, received {c['fps_min']:.1f}-{c['fps_max']:.1f} fps, "
                 + ("say->first audio" if c.get("client", "").startswith("light") else "say->first frame")
-                + f" p50 {c['say_p50_ms']:.0f} ms"
+                + f" p50 {c['say_p50_ms']:.0f} ms, speech gaps {c.get('speech_gaps', 0)}"
                 + (
                     f", server CPU {c['server_cores_per_session']:.2f} cores/session, "
                     f"client ({c.get('client', 'decoding')}) {c.get('client_cores') or 0:.2f} cores"
@@ -316,6 +321,8 @@ async def bench_latency(url: str, rep: Report, says: int, interrupts: int) -> No
                 rep.say_first_audio_ms.append(audio_ms)
             await wait_quiet(c)
             await asyncio.sleep(random.uniform(0.1, 0.5))
+        if says:
+            rep.server_metrics["speech_gaps_in_says"] = float((await c.status()).get("speech_gaps", 0))
         for _ in range(interrupts):
             await one_say(c, LONG)
             await asyncio.sleep(random.uniform(0.5, 1.2))
@@ -485,6 +492,7 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float, ligh
             me1 = time.process_time()
             after = [await c.status() for c in clients]
             sent = sum(a["frames_sent"] - b["frames_sent"] for a, b in zip(after, before))
+            gaps = sum(a.get("speech_gaps", 0) - b.get("speech_gaps", 0) for a, b in zip(after, before))
             late = sum(a["frames_late"] - b["frames_late"] for a, b in zip(after, before))
             expected = 25.0 * elapsed * n
             missing = 0
@@ -512,6 +520,7 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float, ligh
                     "fps_min": min(fps),
                     "fps_max": max(fps),
                     "say_p50_ms": pct(say_ms, 50),
+                    "speech_gaps": gaps,
                     "failures": failures,
                     "server_cores_per_session": (cpu1 - cpu0) / elapsed / n if cpu0 is not None and cpu1 else None,
                     "client_cores": (me1 - me0) / elapsed if me0 is not None and me1 is not None else None,

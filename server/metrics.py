@@ -110,6 +110,9 @@ class Metrics:
         self.audio_skipped = Counter("talker_audio_frames_skipped_total", "20 ms audio slots skipped by a stall")
         self.utterances = Counter("talker_utterances_total", "say requests accepted")
         self.tts_errors = Counter("talker_tts_errors_total", "pieces of text the voice could not speak")
+        self.speech_gaps = Counter(
+            "talker_speech_gaps_total", "streamed sentences that paused because their next piece came too late"
+        )
         self.say_to_first_frame = Histogram(
             "talker_say_first_frame_seconds", "say request to its first frame handed to WebRTC"
         )

@@ -76,6 +76,9 @@ class SessionInfo(BaseModel):
     idle_s: float
     frames_sent: int
     frames_late: int
+    speech_gaps: int = Field(
+        default=0, description="sentences whose streamed speech paused because its next piece came too late"
+    )
     audio_frames_sent: int
     fps: float
     say_queue: int

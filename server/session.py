@@ -120,6 +120,7 @@ class SessionStatus:
     idle_s: float
     frames_sent: int
     frames_late: int
+    speech_gaps: int
     audio_frames_sent: int
     fps: float
     say_queue: int
@@ -351,6 +352,7 @@ class Session:
             idle_s=now - self.last_activity,
             frames_sent=self.video_track.frames_sent,
             frames_late=self.video_track.frames_late,
+            speech_gaps=self.timeline.gaps,
             audio_frames_sent=self.audio_track.frames_sent,
             fps=self.video_track.fps(),
             say_queue=self.speech.requests.qsize(),

@@ -275,6 +275,8 @@ class Timeline:
         self._silence_cache: dict[int, Speech] = {}
         self.epoch = 0
         self.closed = False
+        self.gaps = 0  # streamed sentences whose next piece came too late to follow without a pause
+        self.gap_frames = 0
         t = np.arange(BEEP_SAMPLES) / AUDIO_SAMPLE_RATE
         self._beep = (0.5 * 32767 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.int32)
 
@@ -294,6 +296,10 @@ class Timeline:
             if len(self._waiting) == 1:
                 soon = self.earliest_frame() if self.earliest_frame is not None else self._safe() + 1
                 c = max(self._safe(), soon, self._speech_end)
+                if seg.joins and c > self._speech_end:
+                    # the rest of a sentence came after its first part had played out: a pause
+                    self.gaps += 1
+                    self.gap_frames += c - self._speech_end
                 if c < self._input_end:
                     self._cut(c)
             return True

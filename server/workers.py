@@ -27,7 +27,7 @@ from server import markers
 from server.clock import MediaClock
 from server.metrics import Metrics
 from server.render_pool import SLOTS, RenderProcess
-from server.timeline import SegmentJoiner, Timeline, make_segment, trim_leading_silence
+from server.timeline import Segment, SegmentJoiner, Timeline, make_segment, trim_leading_silence
 from talker.chat import ChatClient, ChatError, ChatSettings, Message, abort_response, iter_sentences
 from talker.stages import FaceRig, Speech, TextError, TTSError, WarpRenderer, split_sentences
 
@@ -70,6 +70,15 @@ class RenderedFrame:
 
 
 MAX_PIECE_CHARS = 160
+
+STREAM_MARGIN_S = 0.15
+"""Streamed speech must stay this far ahead of playback for the next piece to join without a pause: the
+first frames that can still be scheduled (render lead, 2 frames) and some slack. (Frames in the last
+0.2 s of a piece are re-rendered when the next one arrives, for the motion's look-ahead; if that is too
+late a frame repeats, which is less noticeable than a pause in the voice.)"""
+
+FIRST_WINDOW_SHARE = 0.5
+"""Share of the first streamed step that is decoding (the rest is the model's front, which runs once)."""
 
 
 def speech_pieces(text: str, first_chars: int) -> list[str]:
@@ -190,19 +199,49 @@ class SpeechWorker(threading.Thread):
 
     def _stream_piece(self, req: SayRequest, piece: str, t0: float) -> bool:
         """The first piece of an utterance, pushed while it is decoded: the listener waits for it.
-        (Later pieces are synthesized whole while the ones before them play.)"""
+        (Later pieces are synthesized whole while the ones before them play.)
+
+        Audio is held back while the decoder is too slow for it: each window is twice as long as the one
+        before, so it is pushed only when what is decoded and not yet played, less the timeline's
+        look-ahead, outlasts the estimated decoding of the next window. On idle cores the first window
+        goes out at once; on overloaded ones a sentence starts later instead of pausing in the middle.
+        """
         joiner = SegmentJoiner(self.fps, req.utterance, req.epoch, True, req.said_at)
+        pending: list[Segment] = []
+        pushed_at: float | None = None
+        decoded_s = 0.0
+        t_prev = t0
         for i, speech in enumerate(self.tts.stream_live(piece)):
+            now = time.perf_counter()
+            took, t_prev = now - t_prev, now
             if i == 0:
-                self.metrics.tts_first.observe(time.perf_counter() - t0)
+                self.metrics.tts_first.observe(now - t0)
                 speech = trim_leading_silence(speech)
+                took *= FIRST_WINDOW_SHARE  # the rest of the first step is the model's front, run once
             if self._stop_event.is_set() or req.epoch != self.timeline.epoch:
                 return False
+            decoded_s += speech.duration_s
             seg = joiner.add(speech)
-            if seg is not None and not self.timeline.push_segment(seg):
-                return False
+            if seg is not None:
+                pending.append(seg)
+            ahead = decoded_s - (now - pushed_at if pushed_at is not None else 0.0)
+            if pending and ahead - STREAM_MARGIN_S > 2.0 * took:
+                pushed_at = pushed_at if pushed_at is not None else now
+                for p in pending:
+                    if not self._push_counting_gaps(p):
+                        return False
+                pending.clear()
         seg = joiner.finish()
-        return seg is None or self.timeline.push_segment(seg)
+        if seg is not None:
+            pending.append(seg)
+        return all(self._push_counting_gaps(p) for p in pending)
+
+    def _push_counting_gaps(self, seg: Segment) -> bool:
+        gaps = self.timeline.gaps
+        ok = self.timeline.push_segment(seg)
+        if self.timeline.gaps > gaps:
+            self.metrics.speech_gaps.inc()
+        return ok
 
 
 @dataclass(frozen=True)

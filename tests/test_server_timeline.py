@@ -195,3 +195,78 @@ def test_joined_pieces_make_the_segment_of_the_whole_sentence() -> None:
         tl.push_segment(s)
     frames = play(tl, range(3, 3 + whole.n_frames + 10))
     assert [k for k, speaking, _ in frames if speaking] == list(range(4, 4 + whole.n_frames))
+    assert tl.gaps == 0
+
+
+def test_a_piece_that_comes_after_its_sentence_played_out_is_counted_as_a_gap() -> None:
+    from server.timeline import SegmentJoiner
+
+    sp = fake_speech(1.5)
+    joiner = SegmentJoiner(FPS, 1, 0, True, 0.0)
+    tl = Timeline(FPS, TTS_RATE, seed=1)
+    play(tl, range(0, 3))
+    first = joiner.add(sp.slice(0, 9000))
+    assert first is not None
+    tl.push_segment(first)
+    end = 4 + first.n_frames
+    play(tl, range(3, end + 5))  # the first part plays out, then 5 frames of silence
+    rest = joiner.finish() if (mid := joiner.add(sp.slice(9000, len(sp.samples)))) is None else mid
+    tl.push_segment(rest)
+    assert tl.gaps == 1 and tl.gap_frames >= 5
+    frames = play(tl, range(end + 5, end + 5 + rest.n_frames + 5))
+    assert any(s for _, s, _ in frames), "the rest is still spoken, after the pause"
+
+
+class _SlowVoice:
+    """A voice whose streamed pieces take ``delays`` seconds each to 'decode'."""
+
+    sample_rate = TTS_RATE
+
+    def __init__(self, durations: list[float], delays: list[float]) -> None:
+        self.durations, self.delays = durations, delays
+
+    def synthesize_live(self, sentence: str) -> Speech:
+        raise AssertionError("the first piece is streamed")
+
+    def stream_live(self, sentence: str):  # noqa: ANN201 - an iterator of Speech
+        sp = fake_speech(sum(self.durations))
+        a = 0
+        for d, wait in zip(self.durations, self.delays):
+            time.sleep(wait)
+            b = a + int(d * TTS_RATE)
+            yield sp.slice(a, b)
+            a = b
+
+
+class _RecordingTimeline(Timeline):
+    def __init__(self) -> None:
+        super().__init__(FPS, TTS_RATE, seed=1, max_waiting=8)
+        self.pushed_at: list[float] = []
+
+    def push_segment(self, seg) -> bool:  # noqa: ANN001
+        self.pushed_at.append(time.perf_counter())
+        return super().push_segment(seg)
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_streamed_speech_waits_while_the_decoder_is_too_slow_for_it(slow: bool) -> None:
+    """On fast cores the first window goes out as soon as it is decoded; when decoding is slower than
+    the audio it yields would last, it is held until enough is decoded to play without a pause."""
+    from server.metrics import Metrics
+    from server.workers import SayRequest, SpeechWorker
+
+    tl = _RecordingTimeline()
+    play(tl, range(0, 3))
+    voice = _SlowVoice([0.5, 1.0, 1.2], [0.6, 0.05, 0.05] if slow else [0.05, 0.05, 0.05])
+    worker = SpeechWorker("test-speech", voice, tl, FPS, 30, 4, Metrics())  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    assert worker._stream_piece(SayRequest(1, "text", tl.epoch, time.monotonic()), "text", t0)
+    first_push = tl.pushed_at[0] - t0
+    if slow:
+        assert first_push > 0.6 + 0.05, "held until the second window was decoded"
+    else:
+        assert first_push < 0.6, "pushed right after the first window"
+    frames = play(tl, range(3, 3 + 80))
+    speaking = [k for k, s, _ in frames if s]
+    assert speaking == list(range(speaking[0], speaking[0] + len(speaking))), "no pause inside the sentence"
+    assert tl.gaps == 0
