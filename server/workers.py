@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -99,46 +99,32 @@ def speech_pieces(text: str, first_chars: int) -> list[str]:
     return out
 
 
-class SpeechWorker(threading.Thread):
-    """Turns say requests into timeline segments, one sentence at a time."""
+class _Request(Protocol):
+    @property
+    def epoch(self) -> int: ...
 
-    def __init__(
-        self,
-        name: str,
-        tts: LiveVoice,
-        timeline: Timeline,
-        fps: float,
-        piece_chars: int,
-        maxsize: int,
-        metrics: Metrics,
-    ) -> None:
+
+R = TypeVar("R", bound=_Request)
+
+
+class _QueueWorker(threading.Thread, Generic[R]):
+    """A thread that takes requests from a bounded queue one at a time, skipping those of an
+    interrupted epoch; ``handle`` does the work. Shared by the speech and the chat workers."""
+
+    def __init__(self, name: str, timeline: Timeline, maxsize: int) -> None:
         super().__init__(name=name, daemon=True)
-        self.tts = tts
         self.timeline = timeline
-        self.fps = fps
-        self.piece_chars = piece_chars
-        self.metrics = metrics
-        self.requests: queue.Queue[SayRequest | None] = queue.Queue(maxsize)
-        self._stop_event = threading.Event()
+        self.requests: queue.Queue[R | None] = queue.Queue(maxsize)
         self.errors: list[str] = []
-        self._current: SayRequest | None = None
+        self._stop_event = threading.Event()
+        self._current: R | None = None
 
-    def submit(self, req: SayRequest) -> None:
+    def submit(self, req: R) -> None:
         """Queue a request; raises ``queue.Full`` when ``maxsize`` are waiting."""
         self.requests.put_nowait(req)
 
-    def submit_wait(self, req: SayRequest, stop: threading.Event) -> bool:
-        """Queue a request, waiting while the queue is full (backpressure for chat replies); False
-        when its utterance was interrupted, ``stop`` was set or the worker stopped meanwhile."""
-        while req.epoch == self.timeline.epoch and not stop.is_set() and not self._stop_event.is_set():
-            try:
-                self.requests.put(req, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def clear(self) -> None:
+        """Drop the waiting requests."""
         while True:
             try:
                 self.requests.get_nowait()
@@ -153,6 +139,12 @@ class SpeechWorker(threading.Thread):
         except queue.Full:  # pragma: no cover - just cleared
             pass
 
+    @property
+    def busy(self) -> bool:
+        """True while a request that was not interrupted is being handled."""
+        cur = self._current
+        return cur is not None and cur.epoch == self.timeline.epoch
+
     def run(self) -> None:
         while not self._stop_event.is_set():
             req = self.requests.get()
@@ -160,28 +152,60 @@ class SpeechWorker(threading.Thread):
                 return
             if req.epoch != self.timeline.epoch:
                 continue
+            self._current = req
             try:
-                self._speak(req)
-            except (TTSError, TextError, ValueError) as e:
-                self.metrics.tts_errors.inc()
-                self.errors = (self.errors + [f"utterance {req.utterance}: {e}"])[-5:]
-                log.warning("session speech failed for utterance %d: %s", req.utterance, e)
+                self.handle(req)
+            finally:
+                self._current = None
 
-    @property
-    def busy(self) -> bool:
-        """True while an utterance that was not interrupted is being synthesized."""
-        cur = self._current
-        return cur is not None and cur.epoch == self.timeline.epoch
+    def handle(self, req: R) -> None:
+        raise NotImplementedError
 
-    def _speak(self, req: SayRequest) -> None:
-        self._current = req
+    def _error(self, message: str) -> None:
+        """Keep the last five errors for the session status."""
+        self.errors = (self.errors + [message])[-5:]
+
+
+class SpeechWorker(_QueueWorker[SayRequest]):
+    """Turns say requests into timeline segments, one sentence at a time."""
+
+    def __init__(
+        self,
+        name: str,
+        tts: LiveVoice,
+        timeline: Timeline,
+        fps: float,
+        piece_chars: int,
+        maxsize: int,
+        metrics: Metrics,
+    ) -> None:
+        super().__init__(name, timeline, maxsize)
+        self.tts = tts
+        self.fps = fps
+        self.piece_chars = piece_chars
+        self.metrics = metrics
+
+    def submit_wait(self, req: SayRequest, stop: threading.Event) -> bool:
+        """Queue a request, waiting while the queue is full (backpressure for chat replies); False
+        when its utterance was interrupted, ``stop`` was set or the worker stopped meanwhile."""
+        while req.epoch == self.timeline.epoch and not stop.is_set() and not self._stop_event.is_set():
+            try:
+                self.requests.put(req, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def handle(self, req: SayRequest) -> None:
         cap = MAX_PIECE_CHARS if req.continues else (req.first_piece_chars or self.piece_chars)
         try:
             for i, piece in enumerate(speech_pieces(req.text, cap)):
                 if not self._speak_piece(req, i == 0 and not req.continues, piece):
                     return
-        finally:
-            self._current = None
+        except (TTSError, TextError, ValueError) as e:
+            self.metrics.tts_errors.inc()
+            self._error(f"utterance {req.utterance}: {e}")
+            log.warning("session speech failed for utterance %d: %s", req.utterance, e)
 
     def _speak_piece(self, req: SayRequest, first: bool, piece: str) -> bool:
         """Synthesize one piece and queue it; False when the utterance was interrupted."""
@@ -252,7 +276,7 @@ class ChatRequest:
     said_at: float
 
 
-class ChatWorker(threading.Thread):
+class ChatWorker(_QueueWorker[ChatRequest]):
     """Answers chat requests through an OpenAI-compatible endpoint, one at a time, sentence by sentence.
 
     The HTTP stream (blocking ``urllib``) is read here, never on the event loop. Each complete sentence
@@ -274,69 +298,34 @@ class ChatWorker(threading.Thread):
         first_piece_chars: int | None = None,
     ) -> None:
         """``first_piece_chars``: the speech worker's first-piece split for a reply's first sentence."""
-        super().__init__(name=name, daemon=True)
+        super().__init__(name, timeline, maxsize)
         self.chat = chat
         self.first_piece_chars = first_piece_chars
         self.speech = speech
-        self.timeline = timeline
         self.history_turns = history_turns
         self.metrics = metrics
-        self.requests: queue.Queue[ChatRequest | None] = queue.Queue(maxsize)
         self.history: list[Message] = []
-        self.errors: list[str] = []
         self.replies = 0
-        self._stop_event = threading.Event()
         self._cancel = threading.Event()
-        self._current: ChatRequest | None = None
         self._response: Any = None
         self._response_lock = threading.Lock()
 
-    @property
-    def busy(self) -> bool:
-        """True while a reply that was not interrupted is being streamed."""
-        cur = self._current
-        return cur is not None and cur.epoch == self.timeline.epoch
-
-    def submit(self, req: ChatRequest) -> None:
-        """Queue a request; raises ``queue.Full`` when ``maxsize`` are waiting."""
-        self.requests.put_nowait(req)
-
     def clear(self) -> None:
         """Drop waiting requests and abort the reply being streamed."""
-        while True:
-            try:
-                self.requests.get_nowait()
-            except queue.Empty:
-                break
+        super().clear()
         if self._current is not None:
             self._cancel.set()
         with self._response_lock:
             if self._response is not None:
                 abort_response(self._response)
 
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.clear()
+    def handle(self, req: ChatRequest) -> None:
+        self._cancel.clear()
         try:
-            self.requests.put_nowait(None)
-        except queue.Full:  # pragma: no cover - just cleared
-            pass
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            req = self.requests.get()
-            if req is None:
-                return
-            if req.epoch != self.timeline.epoch:
-                continue
-            self._cancel.clear()
-            self._current = req
-            try:
-                self._reply(req)
-            finally:
-                self._current = None
-                with self._response_lock:
-                    self._response = None
+            self._reply(req)
+        finally:
+            with self._response_lock:
+                self._response = None
 
     def _opened(self, resp: Any) -> None:
         with self._response_lock:
@@ -382,7 +371,7 @@ class ChatWorker(threading.Thread):
         except (ChatError, OSError, http.client.HTTPException, ValueError) as e:
             if not self._cancelled(req):
                 self.metrics.tts_errors.inc()
-                self.errors = (self.errors + [f"chat {req.utterance}: {e}"])[-5:]
+                self._error(f"chat {req.utterance}: {e}")
                 log.warning("chat reply failed for utterance %d: %s", req.utterance, e)
         finally:
             deltas.close()  # closes the connection when the reply was cut short
