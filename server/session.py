@@ -15,6 +15,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -261,48 +262,39 @@ class Session:
         Returns (utterance id, requests waiting). Raises ``audio.text.TextError`` for unusable text,
         ``SayQueueFull`` when ``say_queue`` requests wait, ``SessionClosed`` after close.
         """
-        if self.state == "closed":
-            raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
-        text = clean_text(text, self.settings.max_say_chars)
-        if interrupt:
-            self.interrupt()
-        self._utterance += 1
-        req = SayRequest(self._utterance, text, self.timeline.epoch, time.monotonic())
-        try:
-            self.speech.submit(req)
-        except queue.Full as e:
-            raise SayQueueFull(
-                f"session {self.id} already has {self.settings.say_queue} utterances waiting; "
-                "wait for them or interrupt"
-            ) from e
-        self.last_activity = time.monotonic()
-        self.metrics.utterances.inc()
-        return self._utterance, self.speech.requests.qsize()
+        return self._enqueue(self.speech, SayRequest, text, interrupt, "utterances waiting; wait for them")
 
     def say_or_chat(self, text: str, interrupt: bool = False) -> tuple[int, int, str]:
         """Answer ``text`` through the session's chat endpoint (reply streamed, spoken sentence by
         sentence), or, without one, say it as given. Returns (utterance id, requests waiting, mode)
         with mode "chat" or "repeat". Raises like ``say``."""
         if self.chat is None:
-            utterance, waiting = self.say(text, interrupt)
-            return utterance, waiting, "repeat"
+            return (*self.say(text, interrupt), "repeat")
+        full = "chat messages waiting; wait for the replies"
+        return (*self._enqueue(self.chat, ChatRequest, text, interrupt, full), "chat")
+
+    def _enqueue(
+        self,
+        worker: SpeechWorker | ChatWorker,
+        make: Callable[[int, str, int, float], Any],
+        text: str,
+        interrupt: bool,
+        full: str,
+    ) -> tuple[int, int]:
+        """A new utterance for ``worker`` (the speech or the chat thread): (its id, requests waiting)."""
         if self.state == "closed":
             raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
         text = clean_text(text, self.settings.max_say_chars)
         if interrupt:
             self.interrupt()
         self._utterance += 1
-        req = ChatRequest(self._utterance, text, self.timeline.epoch, time.monotonic())
         try:
-            self.chat.submit(req)
+            worker.submit(make(self._utterance, text, self.timeline.epoch, time.monotonic()))
         except queue.Full as e:
-            raise SayQueueFull(
-                f"session {self.id} already has {self.settings.say_queue} chat messages waiting; "
-                "wait for the replies or interrupt"
-            ) from e
+            raise SayQueueFull(f"session {self.id} already has {self.settings.say_queue} {full} or interrupt") from e
         self.last_activity = time.monotonic()
         self.metrics.utterances.inc()
-        return self._utterance, self.chat.requests.qsize(), "chat"
+        return self._utterance, worker.requests.qsize()
 
     def interrupt(self) -> int | None:
         """Stop speaking: the first frame not yet sent is idle. Returns that frame, None if silent.
