@@ -161,10 +161,15 @@ class SegmentJoiner:
         a, b = self._bound(self._done), min(self._bound(k), available)
         sr = whole.sample_rate
         end = min(available, self._bound(k) + self.CONTEXT)
-        x = whole.samples[:end].astype(np.float64)
         g = gcd(AUDIO_SAMPLE_RATE, sr)
-        y = resample_poly(x, AUDIO_SAMPLE_RATE // g, sr // g) if sr != AUDIO_SAMPLE_RATE else x
-        y = y[self._done * self.spf : k * self.spf]
+        up, down = AUDIO_SAMPLE_RATE // g, sr // g
+        # resample from just before the new frames, starting on an input sample that falls on an output
+        # sample (a multiple of ``down``), so these samples are those of resampling everything at once
+        start = max(0, (a - self.CONTEXT) // down * down)
+        x = whole.samples[start:end].astype(np.float64)
+        y = resample_poly(x, up, down) if up != down else x
+        skip = self._done * self.spf - start * up // down
+        y = y[skip : skip + (k - self._done) * self.spf]
         audio = np.zeros((k - self._done) * self.spf, np.int16)
         audio[: len(y)] = np.clip(np.round(y * 32767.0), -32768, 32767).astype(np.int16)
         seg = Segment(
