@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from audio.piper_tts import PiperTTS, TTSError, _alignments_to_timeline, _merge_silences
+from audio.piper_tts import PiperTTS, TTSError, _alignments_to_timeline, _merge_silences, cpu_session
 from audio.types import Speech
 from audio.words import label_words
 
@@ -50,7 +50,6 @@ class SplitVoice:
 
     def __init__(self, model_path: Path, threads: int | None) -> None:
         import onnx
-        import onnxruntime
 
         model = onnx.load(str(model_path))
         graph = model.graph
@@ -73,14 +72,8 @@ class SplitVoice:
         front = _subgraph(model, self.inputs, external + ceil)
         decoder = _subgraph(model, external, [out])
 
-        opts = onnxruntime.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = ["CPUExecutionProvider"]
-        self._front = onnxruntime.InferenceSession(front.SerializeToString(), sess_options=opts, providers=providers)
-        self._dec = onnxruntime.InferenceSession(decoder.SerializeToString(), sess_options=opts, providers=providers)
+        self._front = cpu_session(front, threads)
+        self._dec = cpu_session(decoder, threads)
 
     def front(self, args: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Decoder inputs (by name) and the duration of every phoneme id in latent columns."""

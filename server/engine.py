@@ -69,30 +69,6 @@ class PriorityLock:
                 self._cond.notify_all()
 
 
-def _session_with_threads(model_path: Path, threads: int) -> Any:
-    """An onnxruntime session of a Piper voice (alignment output patched in, as ``PiperTTS`` does)
-    that uses ``threads`` intra-op threads and does not spin. onnxruntime's default (one spinning
-    thread per core) starves the renderers: measured on 2 cores with a 25 fps render running, a
-    0.8 s sentence took 0.36-0.66 s to synthesize and a frame 70 ms to render; with 1 thread
-    (and OpenCV on 1 thread) 0.10-0.13 s and 16 ms."""
-    import onnx
-    import onnxruntime
-    from piper.patch_voice_with_alignment import add_alignment_output
-
-    model = onnx.load(str(model_path))
-    try:
-        add_alignment_output(model)
-    except ValueError:  # already patched
-        pass
-    opts = onnxruntime.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(
-        model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
-    )
-
-
 class SharedTTS(PiperTTS):
     """``PiperTTS`` whose synthesis is serialized; live sessions call ``synthesize_live`` to go first.
 
@@ -100,22 +76,8 @@ class SharedTTS(PiperTTS):
     """
 
     def __init__(self, model_path: str | Path | None = None, threads: int | None = 1) -> None:
-        super().__init__(model_path)
+        super().__init__(model_path, threads=threads)
         self.gate = PriorityLock()
-        self.threads = threads
-        self._tuned = False
-
-    def _load(self) -> Any:
-        voice = super()._load()
-        if self.threads and not self._tuned:
-            with self._lock:
-                if not self._tuned:
-                    try:
-                        voice.session = _session_with_threads(self.model_path, self.threads)
-                    except (ImportError, ValueError, RuntimeError, OSError) as e:  # keep Piper's own session
-                        log.warning("could not limit Piper to %d thread(s): %s", self.threads, e)
-                    self._tuned = True
-        return voice
 
     def synthesize_sentence(self, sentence: str) -> Speech:
         with self.gate.hold(live=False):
@@ -129,7 +91,7 @@ class SharedTTS(PiperTTS):
         """The sentence in pieces as they are decoded (``audio.piper_stream``): the first one arrives
         after the text encoder and one short decoder window. The gate is held per piece, so other
         sessions' synthesis can go in between."""
-        pieces = self.synthesize_stream(sentence, threads=self.threads)
+        pieces = self.synthesize_stream(sentence)
         yield from _gated(pieces, self.gate, self.synthesize_live, sentence)
 
 
@@ -168,7 +130,7 @@ class PersonaVoice:
     def stream_live(self, sentence: str) -> Iterator[Speech]:
         """Piper voices stream within the sentence (as ``SharedTTS.stream_live``); others give it whole."""
         if isinstance(self.tts, PiperTTS):
-            pieces = self.tts.synthesize_stream(sentence, threads=1)
+            pieces = self.tts.synthesize_stream(sentence)
             yield from _gated(pieces, self.gate, self.synthesize_live, sentence)
         else:
             yield self.synthesize_live(sentence)
@@ -292,6 +254,8 @@ class Engine:
                     tts = AudioVoiceBank(use_embeddings=False).tts(voice_id, params)
                 except ValueError as e:  # VoiceError: an unknown id or bad parameters
                     raise PersonaError(f"persona voice {voice_id!r} cannot be used: {e}") from e
+                if isinstance(tts, PiperTTS) and tts.threads is None:
+                    tts.threads = self.tts.threads  # not loaded yet: its session gets the server's threads
                 voice = self._voices[key] = PersonaVoice(tts, self.tts.gate, voice_id)
             return voice
 
