@@ -254,11 +254,16 @@ def server_process(port: int, max_sessions: int) -> Any:
             proc.kill()
 
 
-async def connect(url: str) -> AvatarClient:
+async def connect(url: str, light: bool = False) -> AvatarClient:
+    """A connected client that has received 10 video frames (``light``: counted from RTP packets)."""
     c = AvatarClient(url, decode_markers=True)
     await c.connect()
     await asyncio.wait_for(c.connected.wait(), 30)
-    await c.wait_frames(10, timeout=30)
+    if light:
+        if not await wait_for(lambda: len(c.video_frames_complete()) >= 10, 30):
+            raise RuntimeError("no video packets after 30 s")
+    else:
+        await c.wait_frames(10, timeout=30)
     return c
 
 
@@ -427,15 +432,6 @@ def skip_video_decoding() -> None:
     receiver.get_decoder = lambda codec: _Count() if codec.mimeType.lower().startswith("video/") else original(codec)
 
 
-async def connect_light(url: str) -> AvatarClient:
-    c = AvatarClient(url, decode_markers=True)
-    await c.connect()
-    await asyncio.wait_for(c.connected.wait(), 30)
-    if not await wait_for(lambda: len(c.video_frames_complete()) >= 10, 30):
-        raise RuntimeError("no video packets after 30 s")
-    return c
-
-
 async def say_light(c: AvatarClient, text: str) -> float:
     """say -> first audible audio decoded (ms), for light clients."""
     a0 = len(c.received.audio)
@@ -454,7 +450,7 @@ async def say_light(c: AvatarClient, text: str) -> float:
 
 async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float, light: bool = False) -> None:
     for n in range(1, max_n + 1):
-        clients = await asyncio.gather(*((connect_light if light else connect)(url) for _ in range(n)))
+        clients = await asyncio.gather(*(connect(url, light) for _ in range(n)))
         try:
             before = [await c.status() for c in clients]
             m0 = [len(c.received.video) for c in clients]
