@@ -1,13 +1,22 @@
-"""Closed-lid shading: what the warp alone cannot do when an eye shuts.
+"""Closed lids: what the warp alone cannot do when an eye shuts.
 
-Warping slides the upper lid over the eyeball, but the thin strip of lid skin it stretches is usually
-brighter than the socket around it, so a shut eye can still read as an almond-shaped "open" eye. A
-real closed lid is smooth skin in the tone of the visible lid, darkening towards the lash line, with
-the lashes as a dark line at its lower edge. This painter adds exactly that, in proportion to the
-blink, inside the area the lid has swept.
+Warping slides the upper lid over the eyeball, but the lid skin it stretches carries the portrait's
+lash line and lid rim along with it, and those dark bands squeezed together read as a narrow *open*
+eye (to people and to landmark detectors alike). A real closed lid is smooth skin continuous with the
+skin around the eye, a little darker towards the closure, with the lashes as one thin dark line.
+
+So, once per rig, each eye gets a *lid patch*: the eye opening, its lash bands and the lid fold are
+filled with skin, column by column, from the skin just above and just below them (medians over a few
+pixels, so stray lashes do not leak in), plus the skin's own grain. A fill built this way meets the
+portrait without an edge on every side: a fill lighter or darker than its surroundings would outline
+an almond, which is what an open eye looks like. Per frame the patch follows the eye corners and
+replaces the area the lid has swept, in proportion to the blink, and a thin lash line is drawn along
+the lid's moving edge.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -17,85 +26,188 @@ from render.geometry import apply, similarity
 from render.rig import FaceRig
 
 _SHIFT = 3
-# the lid skin above each eye reaches up to the third ring of the mesh around the eye
-_R_ABOVE = [113, 225, 224, 223, 222, 221, 189]
-_L_ABOVE = [342, 445, 444, 443, 442, 441, 413]
+_START = 0.05  # blinks below this leave the warp alone
+_FOLD = 0.035  # the lid fold above the open eye that a shut lid unfolds, in inter-ocular distances
+_LASH = 0.035  # lash line thickness of a shut lid, in inter-ocular distances
+
+
+@dataclass
+class _Eye:
+    upper: list[int]
+    lower: list[int]
+    corners: tuple[int, int]
+    patch: np.ndarray  # (h, w, 3) float32: the closed-lid skin in portrait coordinates
+    origin: np.ndarray  # (2,) portrait pixel of the patch's top-left corner
+    lash_rgb: np.ndarray  # (3,) tone of the lash line
 
 
 class EyePainter:
     def __init__(self, rig: FaceRig) -> None:
         self.rig = rig
-        img = rig.image
         v0 = rig.verts[:, :2].astype(np.float64)
         self.v0 = v0
-        self.eyes = []
-        for up, lo, above, corners in (
-            (T.R_EYE_UPPER, T.R_EYE_LOWER, _R_ABOVE, (33, 133)),
-            (T.L_EYE_UPPER, T.L_EYE_LOWER, _L_ABOVE, (263, 362)),
-        ):
-            lid_poly = np.concatenate([v0[up], v0[above][::-1]])
-            lid_rgb = _mean_in(img, lid_poly)
-            lash_rgb = _darkest_along(img, v0[up])
-            self.eyes.append((up, lo, corners, lid_rgb, lash_rgb))
+        self.eyes = [
+            _make_eye(rig.image, v0, up, lo, corners, rig.iod)
+            for up, lo, corners in (
+                (T.R_EYE_UPPER, T.R_EYE_LOWER, (33, 133)),
+                (T.L_EYE_UPPER, T.L_EYE_LOWER, (263, 362)),
+            )
+        ]
 
     def paint(self, out: np.ndarray, vt: np.ndarray, blinks: tuple[float, float]) -> None:
-        """Shade closing lids in ``out`` (in place); ``blinks`` = (right, left) closure 0..1."""
+        """Shut lids in ``out`` (in place); ``blinks`` = (right, left) closure 0..1."""
         iod = self.rig.iod
         h, w = out.shape[:2]
-        for (up, lo, corners, lid_rgb, lash_rgb), b in zip(self.eyes, blinks):
-            if b < 0.08:
+        for eye, b in zip(self.eyes, blinks):
+            if b < _START:
                 continue
-            # where the open eye was (moved with the head by the eye corners), above the lid's new edge
-            open_up = apply(similarity(self.v0[list(corners)], vt[list(corners)]), self.v0[up])
-            lid_edge = vt[up]
-            poly = np.concatenate([open_up, lid_edge[::-1]])
-            x0 = max(0, int(np.floor(poly[:, 0].min())) - 3)
-            y0 = max(0, int(np.floor(poly[:, 1].min())) - 3)
-            x1 = min(w, int(np.ceil(poly[:, 0].max())) + 4)
-            y1 = min(h, int(np.ceil(max(poly[:, 1].max(), vt[lo][:, 1].max()))) + 4)
+            corners = list(eye.corners)
+            to_out = similarity(self.v0[corners], vt[corners])  # portrait -> frame, follows the head
+            open_up = apply(to_out, self.v0[eye.upper])
+            lid_edge = vt[eye.upper].copy()
+            lower = vt[eye.lower]
+            # the swept area: from a little above where the open lid's lashes were down to the lid's
+            # edge; as the eye shuts it reaches below the edge over the lower lashes too
+            up_dir = _normal_up(to_out)
+            top = open_up + up_dir * (_FOLD * iod)
+            below = lid_edge - up_dir * (0.03 * iod * _ramp(b, 0.5, 0.95))
+            poly = np.concatenate([top, below[::-1]])
+            x0 = max(0, int(np.floor(min(poly[:, 0].min(), lower[:, 0].min()))) - 4)
+            y0 = max(0, int(np.floor(poly[:, 1].min())) - 4)
+            x1 = min(w, int(np.ceil(max(poly[:, 0].max(), lower[:, 0].max()))) + 5)
+            y1 = min(h, int(np.ceil(max(poly[:, 1].max(), lower[:, 1].max()))) + 5)
             if x1 <= x0 or y1 <= y0:
                 continue
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
             p = np.round((poly - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(m, [p], (255,), lineType=cv2.LINE_AA, shift=_SHIFT)
-            sigma = max(0.6, 0.02 * iod)
-            alpha = cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), sigma)
-            strength = 0.8 * float(np.clip((b - 0.08) / 0.6, 0, 1))
-            roi = out[y0:y1, x0:x1].astype(np.float32)
-            # lid tone, a little darker towards its lower edge
+            blur = cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(0.7, 0.012 * iod))
+            alpha = np.asarray(blur, np.float32) * _ramp(b, _START, 0.3)
+            # the lid patch, carried from the portrait into this frame's ROI
+            aff = to_out.copy()
+            aff[:, 2] += aff[:, :2] @ eye.origin - [x0, y0]
+            skin = cv2.warpAffine(
+                eye.patch, aff, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+            # a closed lid curves away from the light towards its edge: a little darker there
             ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-            edge_y = np.interp(np.arange(x0, x1), *_sorted_xy(lid_edge))[None, :]
-            top_y = np.interp(np.arange(x0, x1), *_sorted_xy(open_up))[None, :]
-            frac = np.clip((ys - top_y) / np.maximum(edge_y - top_y, 1.0), 0, 1)
-            tone = lid_rgb[None, None, :] * (1.0 - 0.18 * frac[..., None])
-            a = (alpha * strength)[..., None]
-            roi = roi * (1 - a) + tone * a
-            # lashes along the lid's edge once the eye is mostly shut
-            lash_a = float(np.clip((b - 0.45) / 0.45, 0, 1))
-            if lash_a > 0:
-                lm = np.zeros_like(m)
-                pl = np.round((lid_edge - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
-                thick = max(1, int(round(0.03 * iod)))
-                cv2.polylines(lm, [pl], False, (255,), thickness=thick, lineType=cv2.LINE_AA, shift=_SHIFT)
-                la = (cv2.GaussianBlur(lm.astype(np.float32) / 255.0, (0, 0), 0.5) * 0.85 * lash_a)[..., None]
-                roi = roi * (1 - la) + lash_rgb[None, None, :] * la
+            edge_y = np.interp(np.arange(x0, x1), *_sorted_xy(lid_edge)).astype(np.float32)[None, :]
+            near = np.clip(1.0 - (edge_y - ys) / max(1.0, 0.06 * iod), 0.0, 1.0)
+            shade = (1.0 - 0.12 * near * _ramp(b, 0.3, 0.9))[..., None]
+            a = alpha[..., None]
+            roi = out[y0:y1, x0:x1].astype(np.float32) * (1.0 - a) + np.asarray(skin, np.float32) * shade * a
+            # one thin lash line along the lid's edge
+            lash_a = _ramp(b, _START, 0.5)
+            lm = np.zeros_like(m)
+            pl = np.round((lid_edge - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
+            # lashes gather into a thicker line as the lid shuts
+            thick = max(1, int(round(_LASH * iod * (0.6 + 0.4 * _ramp(b, 0.5, 1.0)))))
+            cv2.polylines(lm, [pl], False, (255,), thickness=thick, lineType=cv2.LINE_AA, shift=_SHIFT)
+            line = np.asarray(cv2.GaussianBlur(lm.astype(np.float32) / 255.0, (0, 0), 0.7), np.float32)
+            # a little fainter towards the corners, as lashes are
+            la = line * (0.9 * lash_a) * _taper(lid_edge, x0, x1)[None, :]
+            roi = roi * (1.0 - la[..., None]) + eye.lash_rgb[None, None, :] * la[..., None]
             out[y0:y1, x0:x1] = np.clip(roi, 0, 255).astype(np.uint8)
+
+
+def _make_eye(
+    img: np.ndarray, v0: np.ndarray, up: list[int], lo: list[int], corners: tuple[int, int], iod: float
+) -> _Eye:
+    """Fill the eye opening, its lash bands and the lid fold with lid skin, in the portrait's pixels."""
+    h, w = img.shape[:2]
+    opening = np.concatenate([v0[up], v0[lo][::-1]])
+    pad = 0.3 * iod
+    x0 = max(0, int(np.floor(opening[:, 0].min() - pad)))
+    y0 = max(0, int(np.floor(opening[:, 1].min() - pad)))
+    x1 = min(w, int(np.ceil(opening[:, 0].max() + pad)) + 1)
+    y1 = min(h, int(np.ceil(opening[:, 1].max() + pad)) + 1)
+    roi = np.ascontiguousarray(img[y0:y1, x0:x1]).astype(np.float32)
+    mask = np.zeros(roi.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(opening - [x0, y0]).astype(np.int32)], (255,))
+    # the lash bands above and below the opening (the mesh's contour often sits inside the lashes),
+    # a little past the corners, and the lid fold above: a shut lid is unfolded, its crease shallow
+    kh = max(3, int(round(0.14 * iod)) | 1)
+    kw = max(3, int(round(0.08 * iod)) | 1)
+    hole = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kw, kh))) > 0
+    up_px = max(1, int(round(_FOLD * iod)))
+    hole |= cv2.dilate(mask, np.ones((up_px, 1), np.uint8), anchor=(0, 0)) > 0
+    patch = _fill_lid(roi, hole, iod)
+    # lashes: the portrait's darkest lash pixels, and in any case well darker than the lid, or the
+    # closed eye has no line to read
+    skin = patch[hole].mean(axis=0) if hole.any() else np.full(3, 128.0)
+    lash = np.minimum(_darkest_along(img, v0[up]), 0.4 * skin)
+    return _Eye(list(up), list(lo), corners, patch, np.array([x0, y0], np.float64), lash)
+
+
+def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
+    """A closed lid over ``hole``: per column, the skin above blended into the skin below, plus grain.
+
+    The tones at each column's ends are medians over a few pixels beyond the hole, smoothed along the
+    eye, so a stray lash or a catchlight does not streak the lid.
+    """
+    hh, ww = hole.shape
+    reach = max(2, int(round(0.05 * iod)))
+    cols = np.flatnonzero(hole.any(axis=0))
+    out = roi.copy()
+    if len(cols) == 0:
+        return out
+    tops = np.zeros(len(cols), np.int64)
+    bots = np.zeros(len(cols), np.int64)
+    top_rgb = np.zeros((len(cols), 3), np.float32)
+    bot_rgb = np.zeros((len(cols), 3), np.float32)
+    for i, x in enumerate(cols):
+        ys = np.flatnonzero(hole[:, x])
+        t, b = int(ys[0]), int(ys[-1])
+        tops[i], bots[i] = t, b
+        above = roi[max(0, t - reach) : t, x]
+        below = roi[b + 1 : min(hh, b + 1 + reach), x]
+        top_rgb[i] = np.median(above, axis=0) if len(above) else roi[t, x]
+        bot_rgb[i] = np.median(below, axis=0) if len(below) else roi[b, x]
+    k = max(1.0, 0.04 * iod)
+    top_rgb = cv2.GaussianBlur(top_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
+    bot_rgb = cv2.GaussianBlur(bot_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
+    for i, x in enumerate(cols):
+        t, b = tops[i], bots[i]
+        f = ((np.arange(t, b + 1, dtype=np.float32) - t + 0.5) / (b - t + 1.0))[:, None]
+        # the lid is mostly upper-lid skin: keep the upper tone over most of the span
+        f = f * f
+        span = top_rgb[i] * (1.0 - f) + bot_rgb[i] * f
+        sel = hole[t : b + 1, x]
+        out[t : b + 1, x][sel] = span[sel]
+    # the skin's fine grain: noise with the strength of the grain around the eye (fixed per portrait)
+    band = max(2, int(round(0.06 * iod)))
+    detail = roi - cv2.GaussianBlur(roi, (0, 0), max(0.8, 0.012 * iod))
+    ring = cv2.dilate(hole.astype(np.uint8), np.ones((band, band), np.uint8)).astype(bool) & ~hole
+    amp = float(np.median(np.abs(detail[ring]))) * 1.25 if ring.any() else 0.0
+    rng = np.random.default_rng(int(hh * 7919 + ww))
+    noise = cv2.GaussianBlur(rng.standard_normal((hh, ww)).astype(np.float32), (0, 0), 0.6)
+    grain = np.asarray(noise, np.float32) * (amp / max(1e-6, float(np.std(noise))))
+    out[hole] += grain[hole][:, None]
+    # soften the seam where the fill meets the portrait
+    soft = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), max(0.8, 0.02 * iod))[..., None]
+    return (roi * (1 - soft) + out * soft).astype(np.float32)
+
+
+def _normal_up(aff: np.ndarray) -> np.ndarray:
+    """The portrait's 'up' (0, -1) carried into the frame by the head's similarity, unit length."""
+    u = aff[:, :2] @ np.array([0.0, -1.0])
+    return u / max(1e-9, float(np.linalg.norm(u)))
+
+
+def _ramp(x: float, a: float, b: float) -> float:
+    t = float(np.clip((x - a) / (b - a), 0.0, 1.0))
+    return t * t * (3 - 2 * t)
+
+
+def _taper(edge: np.ndarray, x0: int, x1: int) -> np.ndarray:
+    lo, hi = float(edge[:, 0].min()), float(edge[:, 0].max())
+    t = np.clip((np.arange(x0, x1, dtype=np.float32) - lo) / max(1.0, hi - lo), 0, 1)
+    return np.clip(np.sin(np.pi * t) * 1.6, 0.8, 1.0).astype(np.float32)
 
 
 def _sorted_xy(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     o = np.argsort(pts[:, 0])
     return pts[o, 0], pts[o, 1]
-
-
-def _mean_in(img: np.ndarray, poly: np.ndarray) -> np.ndarray:
-    m = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(m, [np.round(poly).astype(np.int32)], (255,))
-    if not m.any():
-        return np.array([120.0, 100.0, 90.0])
-    px = img[m > 0].astype(np.float64)
-    lum = px.sum(axis=1)
-    # the skin of the lid, not its lashes or crease: the brighter half of the pixels
-    return px[lum >= np.median(lum)].mean(axis=0)
 
 
 def _darkest_along(img: np.ndarray, line: np.ndarray) -> np.ndarray:
