@@ -35,8 +35,9 @@ class MouthPainter:
         if gray:
             teeth = np.full(3, teeth.mean())
         self.teeth_rgb = np.clip(teeth, 0, 250)
-        self.cavity_rgb = lip * 0.2 + np.array([4.0, 1.0, 1.0]) * (0 if gray else 1)
-        self.tongue_rgb = lip * 0.62 if not gray else lip * 0.6
+        # the inside of the mouth in the lips' own hue (mucosa), darker: a warm red-brown
+        self.cavity_rgb = lip * 0.34 + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
+        self.tongue_rgb = lip * np.array([0.78, 0.58, 0.58]) if not gray else lip * 0.72
         self.open_source = rig.mouth_open_source
         if self.open_source:
             self._upper_mask, self._lower_mask = _source_hole_masks((rig.image.shape[0], rig.image.shape[1]), v0)
@@ -87,19 +88,28 @@ class MouthPainter:
         yl = _curve(lo, xs[0])[None, :]
         gap_c = float(vt[14, 1] - vt[13, 1])
         rel = np.clip(np.abs(xs - xc) / half_w, 0, 1.5)
-        depth = 0.75 + 0.25 * np.clip(rel, 0, 1)  # centre of the cavity is deepest/darkest
+        # where each pixel lies between the lips: 0 under the upper lip, 1 on the lower
+        v = np.clip((ys - yu) / np.maximum(yl - yu, 1.0), 0.0, 1.0)
+        # the cavity is lit from the front through the opening: warm and dim near the lips, darkest at
+        # the back of the mouth (the middle, a little above the centre line), and shadowed under the
+        # upper lip; a photograph's open mouth is a dark red-brown, not black
+        back = np.exp(-((rel / 0.8) ** 2 + ((v - 0.42) / 0.4) ** 2))
+        corner = np.clip((rel - 0.6) / 0.4, 0.0, 1.0)
+        depth = (1.0 - 0.5 * back) * (0.8 + 0.2 * np.clip(v * 2.5, 0.0, 1.0)) * (1.0 - 0.35 * corner)
         layer = np.empty((y1 - y0, x1 - x0, 3), np.float32)
         layer[:] = self.cavity_rgb
         layer *= depth[..., None]
-        # tongue: a soft ellipse resting low in the mouth
-        if gap_c > 0.08 * iod:
-            # its top sits in the lower third of the opening; it is lit from the front and falls into
-            # shadow towards the back of the mouth
-            ty = float(np.interp(xc, lo[:, 0], lo[:, 1])) - 0.02 * iod
-            ry = 0.05 * iod + 0.3 * gap_c
-            e = ((xs - xc) / (0.55 * half_w)) ** 2 + ((ys - ty) / ry) ** 2
-            t_alpha = np.clip((1.0 - e) * 2.5, 0, 1) * np.clip((gap_c - 0.08 * iod) / (0.1 * iod), 0, 1)
-            shade = np.clip(1.0 - (ty - ys) / ry, 0.35, 1.0) ** 1.5
+        # tongue: rests low in the mouth behind the lower teeth, its front lit, its back in shadow
+        if gap_c > 0.1 * iod:
+            grow = float(np.clip((gap_c - 0.1 * iod) / (0.15 * iod), 0, 1))
+            lo_c = float(np.interp(xc, lo[:, 0], lo[:, 1]))
+            # its top edge: an arch whose height is a share of the opening, flatter at the sides
+            top = lo_c - (0.02 * iod + 0.3 * gap_c) * (1.0 - 0.55 * rel**2)
+            t_alpha = np.clip((ys - top) / max(1.0, 0.02 * iod), 0, 1) * np.clip((0.9 - rel) / 0.2, 0, 1) * grow
+            below_top = np.clip((ys - top) / max(1.0, 0.3 * gap_c), 0.0, 1.0)
+            shade = 0.45 + 0.55 * below_top**0.7
+            # the midline groove
+            shade = shade * (1.0 - 0.12 * np.exp(-(((xs - xc) / max(1.0, 0.08 * half_w)) ** 2)))
             tongue = self.tongue_rgb * shade[..., None]
             layer = layer * (1 - t_alpha[..., None]) + tongue * t_alpha[..., None]
         if synth_teeth:
