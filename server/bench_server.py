@@ -11,8 +11,12 @@ in the audio) so the receiving aiortc client can tell what each frame is. Figure
 * A/V offset at the receiver: arrival of video frame k minus arrival of the beep at frame k's first
   sample, per second over ``--av-minutes`` (from the first RTP packet of each, i.e. before the
   client's jitter buffers); p95 of |offset| and its drift (linear fit, ms per minute)
-* capacity: N concurrent 25 fps sessions, each speaking now and then, for ``--capacity-seconds``;
-  frames late or skipped at the server and frames missing at the client, per N
+* capacity: N concurrent 25 fps sessions for ``--capacity-seconds``; frames late or skipped at the
+  server and frames missing at the client, per N. ``--capacity-pattern continuous`` (default): every
+  session speaks all the time (a new reply is queued 3 s after the last became audible, before it
+  ends); ``conversation``: each session speaks a two-sentence reply, then listens for
+  ``--capacity-listen`` seconds (the user's turn) before the next one. The share of audio frames
+  that carried speech is reported with each step.
 * chat (``--chat N``): a persona session whose chat endpoint is a local OpenAI-compatible SSE server in
   this process (``talker.fakechat``, tokens at a model-like pace); from the moment the endpoint sends
   the last token of the reply's first sentence to the first speech frame (and first audible audio)
@@ -159,6 +163,7 @@ class Report:
                 f"client missing {c['missing_pct']:.2f}%, received {c['fps_min']:.1f}-{c['fps_max']:.1f} fps, "
                 + ("say->first audio" if c.get("client", "").startswith("light") else "say->first frame")
                 + f" p50 {c['say_p50_ms']:.0f} ms, speech gaps {c.get('speech_gaps', 0)}"
+                + (f", {c['pattern']} (speech in {100 * c['speaking_share']:.0f}% of audio)" if "pattern" in c else "")
                 + (
                     f", server CPU {c['server_cores_per_session']:.2f} cores/session, "
                     f"client ({c.get('client', 'decoding')}) {c.get('client_cores') or 0:.2f} cores"
@@ -448,11 +453,29 @@ async def say_light(c: AvatarClient, text: str) -> float:
     return (a.t - t0) * 1000
 
 
-async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float, light: bool = False) -> None:
+async def wait_silent(c: AvatarClient, timeout: float = 60.0) -> None:
+    """Until the session reports that it is no longer speaking."""
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if not (await c.status())["speaking"]:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def bench_capacity(
+    url: str,
+    rep: Report,
+    max_n: int,
+    seconds: float,
+    light: bool = False,
+    pattern: str = "continuous",
+    listen_s: float = 3.0,
+) -> None:
     for n in range(1, max_n + 1):
         clients = await asyncio.gather(*(connect(url, light) for _ in range(n)))
         try:
             before = [await c.status() for c in clients]
+            a0 = [len(c.received.audio) for c in clients]
             m0 = [len(c.received.video) for c in clients]
             r0 = [len(c.video_frames_complete()) for c in clients]
             cpu0 = cpu_seconds(SERVER_PID)
@@ -479,7 +502,11 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float, ligh
                         return
                     say_ms.append(ms)
                     j += 1
-                    await asyncio.sleep(3.0)
+                    if pattern == "conversation":
+                        await wait_silent(c)
+                        await asyncio.sleep(listen_s)
+                    else:
+                        await asyncio.sleep(3.0)
 
             await asyncio.gather(*(talk(c, i * 0.7) for i, c in enumerate(clients)))
             await asyncio.sleep(max(0.0, seconds - (time.perf_counter() - t0)))
@@ -504,10 +531,14 @@ async def bench_capacity(url: str, rep: Report, max_n: int, seconds: float, ligh
                 span = (max(idx) - min(idx) + 1) if idx else 0
                 missing += max(0, span - distinct)
             skipped = max(0.0, expected - sent)
+            heard = [a for c, k in zip(clients, a0) for a in c.received.audio[k:]]
+            speaking_share = sum(a.beep is None and a.rms > 0.01 for a in heard) / max(1, len(heard))
             rep.capacity.append(
                 {
                     "sessions": n,
                     "client": "light (RTP-level video)" if light else "decoding",
+                    "pattern": pattern,
+                    "speaking_share": speaking_share,
                     "seconds": elapsed,
                     "late_pct": 100.0 * late / max(sent, 1),
                     "skipped_pct": 100.0 * skipped / expected,
@@ -618,7 +649,15 @@ async def run(url: str, args: argparse.Namespace) -> Report:
         print("capacity ...", flush=True)
         if args.capacity_light:
             skip_video_decoding()
-        await bench_capacity(url, rep, args.max_sessions, args.capacity_seconds, args.capacity_light)
+        await bench_capacity(
+            url,
+            rep,
+            args.max_sessions,
+            args.capacity_seconds,
+            args.capacity_light,
+            args.capacity_pattern,
+            args.capacity_listen,
+        )
     await fetch_metrics(url, rep)
     rep.machine += f", {os.getloadavg()[0]:.2f} at the end"
     return rep
@@ -632,6 +671,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--av-minutes", type=float, default=5.0, help="length of the A/V drift session")
     ap.add_argument("--max-sessions", type=int, default=6, help="capacity: up to this many sessions")
     ap.add_argument("--capacity-seconds", type=float, default=20.0, help="capacity: seconds per step")
+    ap.add_argument(
+        "--capacity-pattern",
+        choices=("continuous", "conversation"),
+        default="continuous",
+        help="capacity: sessions speak all the time, or reply then listen (see the module doc)",
+    )
+    ap.add_argument(
+        "--capacity-listen", type=float, default=3.0, help="capacity, conversation: seconds of listening per turn"
+    )
     ap.add_argument(
         "--capacity-light",
         action="store_true",

@@ -123,6 +123,9 @@ class Metrics:
         self.tts_first = Histogram(
             "talker_tts_first_audio_seconds", "an utterance's first piece: synthesis start -> its first decoded audio"
         )
+        self.frames_reused = Counter(
+            "talker_video_frames_reused_total", "frames in which nothing moved enough to draw anew (the last one again)"
+        )
         self.render_frame = Histogram("talker_render_frame_seconds", "warp render of one frame", RENDER_BUCKETS_S)
         self.job_seconds = Histogram(
             "talker_render_job_seconds", "wall time of a finished render job", (1, 2, 5, 10, 30, 60, 120, 300, 600)

@@ -46,6 +46,7 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
     shm = SharedMemory(name=shm_name)
     frames: np.ndarray = np.ndarray((slots, *shape), np.uint8, buffer=shm.buf)
     renderer: Any = None
+    last: np.ndarray | None = None  # I420 of the last frame drawn
     try:
         while True:
             try:
@@ -57,11 +58,14 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
                 if kind == "render":
                     _, slot, values = msg
                     t0 = time.perf_counter()
-                    rgb = renderer.render(values)
-                    frames[slot] = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
-                    conn.send(("done", time.perf_counter() - t0))
+                    rgb, reused = renderer.render_reusing(values)
+                    if not reused or last is None:
+                        last = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+                        reused = False
+                    frames[slot] = last
+                    conn.send(("done", time.perf_counter() - t0, reused))
                 elif kind == "rig":
-                    renderer = WarpRenderer(msg[1])
+                    renderer, last = WarpRenderer(msg[1]), None
                     h, w = msg[1].image.shape[:2]
                     if (h * 3 // 2, w) != shape:
                         raise ValueError(f"rig is {w}x{h}; this process renders {shape[1]}x{shape[0] * 2 // 3}")
@@ -69,7 +73,7 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
                 elif kind == "ping":
                     conn.send(("ok",))
                 elif kind == "reset":
-                    renderer = None
+                    renderer, last = None, None
                     conn.send(("ok",))
                 elif kind == "stop":
                     return
@@ -112,10 +116,11 @@ class RenderProcess:
     def load(self, rig: FaceRig) -> None:
         self._call(("rig", rig), timeout=60.0)
 
-    def render(self, slot: int, values: np.ndarray) -> tuple[np.ndarray, float]:
-        """Render ``values`` into ``slot``; returns a copy of the I420 image and the render seconds."""
+    def render(self, slot: int, values: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """Render ``values`` into ``slot``; returns a copy of the I420 image, the render seconds, and
+        whether the last frame was reused (nothing moved enough to draw anew: ``WarpRenderer.render_reusing``)."""
         reply = self._call(("render", slot, np.asarray(values, np.float32)), timeout=10.0)
-        return self.frames[slot].copy(), float(reply[1])
+        return self.frames[slot].copy(), float(reply[1]), bool(reply[2])
 
     def ping(self, timeout: float = 60.0) -> None:
         """Wait until the process has started and imported the renderer."""

@@ -436,17 +436,23 @@ class RenderWorker(threading.Thread):
             self.error = e
             log.exception("render worker %s failed", self.name)
 
-    def _renderer(self) -> Callable[[int, np.ndarray], tuple[np.ndarray, float]]:
-        """slot, channel values -> (I420 image, render seconds)."""
+    def _renderer(self) -> Callable[[int, np.ndarray], tuple[np.ndarray, float, bool]]:
+        """slot, channel values -> (I420 image, render seconds, whether the last frame was reused)."""
         if self.process is not None:
             self.process.load(self.rig)
             return self.process.render
         renderer = WarpRenderer(self.rig)
 
-        def render(slot: int, values: np.ndarray) -> tuple[np.ndarray, float]:
+        last: list[np.ndarray] = []
+
+        def render(slot: int, values: np.ndarray) -> tuple[np.ndarray, float, bool]:
             t0 = time.perf_counter()
-            yuv = cv2.cvtColor(renderer.render(values), cv2.COLOR_RGB2YUV_I420)
-            return yuv, time.perf_counter() - t0
+            rgb, reused = renderer.render_reusing(values)
+            if not reused or not last:
+                last[:] = [cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)]
+                reused = False
+            # a copy: the debug markers draw into the image
+            return last[0].copy(), time.perf_counter() - t0, reused
 
         return render
 
@@ -481,12 +487,16 @@ class RenderWorker(threading.Thread):
                 p = todo[0]
                 assert p.values is not None
                 t0 = time.monotonic()
-                yuv, seconds = render(slot, p.values)
-                took = 0.8 * took + 0.2 * (time.monotonic() - t0)
+                yuv, seconds, reused = render(slot, p.values)
+                if not reused:  # (the estimate is of a frame drawn anew)
+                    took = 0.8 * took + 0.2 * (time.monotonic() - t0)
                 slot = (slot + 1) % SLOTS
                 if self.debug_markers:
                     markers.stamp(yuv, w, p.index, p.speaking)
-                self.metrics.render_frame.observe(seconds)
+                if reused:
+                    self.metrics.frames_reused.inc()
+                else:
+                    self.metrics.render_frame.observe(seconds)
                 with self._lock:
                     self._store[p.index] = RenderedFrame(p.index, p.generation, yuv, p.speaking)
                     for k in [k for k in self._store if k < now_k - 1]:

@@ -33,14 +33,56 @@ def test_vp8_encoder_is_installed_and_encodes_decodable_frames() -> None:
     payloads, _ = enc.encode(frame, force_keyframe=True)
     assert payloads
     first = enc.codec
-    # a bitrate change reopens the codec (through our _open, at the new rate)
-    enc.target_bitrate = 2 * enc.target_bitrate
+    rate = enc.target_bitrate
+    # a rising bitrate estimate does not reopen the codec (a keyframe, rate control from scratch) at once
+    enc.target_bitrate = int(1.5 * rate)
     frame.pts = 3600
     enc.encode(frame)
+    assert enc.codec is first
+    # ... but after REOPEN_MIN_S it does (through our _open, at the new rate)
+    enc._opened_at -= codec.REOPEN_MIN_S
+    frame.pts = 7200
+    enc.encode(frame)
     assert enc.codec is not first and enc.codec.bit_rate == enc.target_bitrate
+    # a falling one (congestion) reopens at once
+    second = enc.codec
+    enc.target_bitrate = rate
+    frame.pts = 10800
+    enc.encode(frame)
+    assert enc.codec is not second and enc.codec.bit_rate == rate
     # the receiving side decodes what was sent (payload descriptors stripped as aiortc's depacketizer does)
     from aiortc.codecs.vpx import vp8_depayload
 
     data = b"".join(vp8_depayload(p) for p in payloads)
     out = Vp8Decoder().decode(JitterFrame(data=data, timestamp=0))
     assert out and (out[0].width, out[0].height) == (128, 96)
+
+
+def test_skipping_unchanged_blocks_still_sends_what_moved() -> None:
+    """static-thresh skips blocks that did not change; a mouth-sized patch that changes by a few gray
+    levels, and one that moves, must still reach the receiver."""
+    from aiortc.codecs.vpx import Vp8Decoder, vp8_depayload
+    from aiortc.jitterbuffer import JitterFrame
+
+    from server import codec
+
+    enc = codec._encoder_class()()
+    dec = Vp8Decoder()
+    rng = np.random.default_rng(1)
+    base = np.full((256, 256), 120, np.uint8)
+    base += rng.integers(0, 6, base.shape, dtype=np.uint8)  # skin-like grain
+    frames = []
+    for k in range(6):
+        y = base.copy()
+        y[100:130, 90 + 4 * k : 150 + 4 * k] = 40  # a dark opening that moves 4 px a frame
+        y[180:200, 30:60] = 120 + 3 * k  # a flat patch that brightens slowly
+        yuv = np.concatenate([y, np.full((128, 256), 128, np.uint8)])
+        frames.append(y)
+        vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        vf.pts, vf.time_base = k * 3600, fractions.Fraction(1, 90000)
+        payloads, ts = enc.encode(vf, force_keyframe=k == 0)
+        out = dec.decode(JitterFrame(data=b"".join(vp8_depayload(p) for p in payloads), timestamp=ts))
+        got = out[0].to_ndarray(format="yuv420p")[:256]
+        err = np.abs(got.astype(int) - y.astype(int))
+        assert err[95:135, 80:180].mean() < 4.0  # the moving opening is where it should be
+    assert abs(float(got[180:200, 30:60].mean()) - float(frames[-1][180:200, 30:60].mean())) < 3.0
