@@ -647,6 +647,10 @@ async def run(url: str, args: argparse.Namespace) -> Report:
         print(rep.summary(), flush=True)
     if args.max_sessions > 0:
         print("capacity ...", flush=True)
+        if args.client_nice:
+            # the clients stand in for remote browsers: on this shared machine they yield to the server
+            os.nice(args.client_nice)
+            rep.machine += f", capacity clients at nice {args.client_nice}"
         if args.capacity_light:
             skip_video_decoding()
         await bench_capacity(
@@ -679,6 +683,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--capacity-listen", type=float, default=3.0, help="capacity, conversation: seconds of listening per turn"
+    )
+    ap.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        help="capacity: lower this process's CPU priority by this much first (the clients then yield to the "
+        "server they share the machine with, as remote clients would not compete at all)",
     )
     ap.add_argument(
         "--capacity-light",
