@@ -128,29 +128,37 @@ class MouthPainter:
     ) -> None:
         iod = self.iod
         rel = (xs - xc) / half_w
-        # upper teeth: a band hanging under the upper lip, receding into shadow towards the corners
-        th = 0.085 * iod
+        arel = np.abs(rel)
+        # position along the arch in tooth widths: the central incisors span [-1, 0] and [0, 1]; teeth
+        # look narrower towards the corners as the arch turns away
+        inc_w = 0.26 * half_w  # central incisor width
+        u = (xs - xc) / inc_w * (1.0 + 0.6 * arel)
+        f = u - np.floor(u)  # 0..1 across each tooth
+        edge = np.minimum(f, 1.0 - f) * inc_w / (1.0 + 0.6 * arel)  # pixels to the nearest tooth boundary
+        # gaps between teeth: thin, darker at the front, fading towards the corners
+        gap = np.exp(-((edge / max(0.35, 0.008 * iod)) ** 2)) * (0.16 - 0.1 * np.clip(arel, 0, 1))
+        # each tooth is convex: a little brighter across its middle
+        convex = 0.94 + 0.06 * np.sin(np.pi * f)
+        # upper teeth: a band hanging under the upper lip, each tooth's edge rounded at its corners,
+        # receding into shadow towards the corners of the mouth
+        th = 0.085 * iod * (1.0 - 0.12 * (2.0 * f - 1.0) ** 2) * (1.0 - 0.25 * np.clip(arel, 0, 1))
         v = (ys - yu) / th
-        band = np.clip(v * 5, 0, 1) * np.clip((1.0 - v) * 4, 0, 1)
-        arch = np.clip((0.75 - np.abs(rel)) / 0.25, 0, 1)
-        # gaps between teeth: faint, softer and fainter away from the front
-        inc_w = 0.22 * half_w  # central incisor width
-        seams = np.ones_like(xs)
-        for k, depth in ((0, 0.12), (1, 0.09), (-1, 0.09), (2, 0.06), (-2, 0.06)):
-            seams -= depth * np.exp(-(((xs - (xc + k * inc_w)) / max(0.5, 0.06 * inc_w)) ** 2))
+        band = np.clip(v * 5, 0, 1) * np.clip((1.0 - v) * th / 0.8, 0, 1)
+        arch = np.clip((0.75 - arel) / 0.25, 0, 1)
         # shadow of the upper lip on the teeth, slightly translucent incisal edge
-        shade = (1.0 - 0.55 * np.abs(rel) ** 1.5) * (0.68 + 0.32 * np.clip(v * 3.0, 0, 1))
-        shade = shade * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1)) * seams
+        shade = (1.0 - 0.55 * arel**1.5) * (0.68 + 0.32 * np.clip(v * 3.0, 0, 1))
+        shade = shade * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1)) * convex * (1.0 - gap)
         a_up = (band * arch)[..., None]
         layer[:] = layer * (1 - a_up) + (self.teeth_rgb * shade[..., None]) * a_up
-        # lower teeth: only their edges show above the lower lip, mostly in shadow
+        # lower teeth: only their edges show above the lower lip, in the mouth's warm shadow
         tl = 0.045 * iod
         v2 = (yl - ys) / tl
         band2 = np.clip(v2 * 5, 0, 1) * np.clip((1.0 - v2) * 4, 0, 1)
-        arch2 = np.clip((0.55 - np.abs(rel)) / 0.2, 0, 1)
-        shade2 = 0.62 * (1.0 - 0.5 * np.abs(rel) ** 1.5) * seams
+        arch2 = np.clip((0.55 - arel) / 0.2, 0, 1)
+        shade2 = 0.62 * (1.0 - 0.5 * arel**1.5) * convex * (1.0 - gap)
+        lower_rgb = 0.8 * self.teeth_rgb + 0.2 * self.tongue_rgb / 0.7
         a_lo = (band2 * arch2)[..., None]
-        layer[:] = layer * (1 - a_lo) + (self.teeth_rgb * shade2[..., None]) * a_lo
+        layer[:] = layer * (1 - a_lo) + (lower_rgb * shade2[..., None]) * a_lo
 
     def _overlay_source_teeth(self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
         """Move the portrait's own teeth: upper rigidly with the head, lower with the jaw."""

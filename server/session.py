@@ -219,6 +219,7 @@ class Session:
         self.close_reason: str | None = None
         self._utterance = 0
         self._interrupt_pending: tuple[int, float] | None = None
+        self.interrupted_work = False  # whether the last interrupt stopped anything
         self.on_ended: Callable[[Session, str], None] | None = None  # set by the manager
 
     def _earliest_frame(self) -> int:
@@ -297,15 +298,19 @@ class Session:
         return self._utterance, worker.requests.qsize()
 
     def interrupt(self) -> int | None:
-        """Stop speaking: the first frame not yet sent is idle. Returns that frame, None if silent.
-        A chat reply being streamed is aborted too."""
+        """Stop speaking: the first frame not yet sent is idle. Returns that frame, None if nothing was
+        scheduled to play. A chat reply being streamed is aborted too; ``interrupted_work`` says whether
+        anything at all was stopped (speech playing, text waiting or being synthesized, a reply streaming)."""
         if self.state == "closed":
             raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
         now = time.monotonic()
+        pending = self.speech.busy or not self.speech.requests.empty()
         if self.chat is not None:
+            pending = pending or self.chat.busy or not self.chat.requests.empty()
             self.chat.clear()
         self.speech.clear()
         cut = self.timeline.interrupt()
+        self.interrupted_work = pending or cut is not None
         self.renderer.wake()
         self.last_activity = now
         if cut is not None:
