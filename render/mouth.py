@@ -38,6 +38,8 @@ class MouthPainter:
         # the inside of the mouth in the lips' own hue (mucosa), darker: a warm red-brown
         self.cavity_rgb = lip * 0.34 + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
         self.tongue_rgb = lip * np.array([0.78, 0.58, 0.58]) if not gray else lip * 0.72
+        self._eye_span0 = max(1.0, float(np.linalg.norm(v0[263] - v0[33])))
+        self._incisor0 = 0.13 * float(np.linalg.norm(v0[308] - v0[78]))  # central incisor width at rest
         self.open_source = rig.mouth_open_source
         if self.open_source:
             self._upper_mask, self._lower_mask = _source_hole_masks((rig.image.shape[0], rig.image.shape[1]), v0)
@@ -113,7 +115,10 @@ class MouthPainter:
             tongue = self.tongue_rgb * shade[..., None]
             layer = layer * (1 - t_alpha[..., None]) + tongue * t_alpha[..., None]
         if synth_teeth:
-            self._teeth(layer, xs, ys, xc, half_w, yu, yl)
+            # the teeth are fixed to the skull: their size follows the head's scale, not the lips' width,
+            # and they stay centred under the upper lip's middle
+            scale = float(np.linalg.norm(vt[263] - vt[33])) / self._eye_span0
+            self._teeth(layer, xs, ys, xc, half_w, yu, yl, float(vt[13, 0]), self._incisor0 * scale)
         return layer
 
     def _teeth(
@@ -125,14 +130,18 @@ class MouthPainter:
         half_w: float,
         yu: np.ndarray,
         yl: np.ndarray,
+        x_mid: float,
+        inc_w: float,
     ) -> None:
+        """Upper and lower teeth into ``layer``; ``x_mid``: the dental midline, ``inc_w``: central incisor
+        width (pixels); ``xc``, ``half_w``: the opening's middle and half width (what of them shows)."""
         iod = self.iod
         rel = (xs - xc) / half_w
         arel = np.abs(rel)
         # position along the arch in tooth widths: the central incisors span [-1, 0] and [0, 1]; teeth
         # look narrower towards the corners as the arch turns away
-        inc_w = 0.26 * half_w  # central incisor width
-        u = (xs - xc) / inc_w * (1.0 + 0.6 * arel)
+        inc_w = max(inc_w, 1.0)
+        u = (xs - x_mid) / inc_w * (1.0 + 0.6 * arel)
         f = u - np.floor(u)  # 0..1 across each tooth
         edge = np.minimum(f, 1.0 - f) * inc_w / (1.0 + 0.6 * arel)  # pixels to the nearest tooth boundary
         # gaps between teeth: thin, darker at the front, fading towards the corners
