@@ -99,3 +99,23 @@ def test_idle_frames_reuse_the_last_drawn_frame_when_nothing_moves_visibly(astro
     jaw = pose_values({"jawOpen": 0.5})
     frame, again = fast.render_reusing(jaw)
     assert not again and psnr(frame, exact.render(jaw)) == float("inf")
+
+
+def test_synthesized_teeth_stay_fixed_to_the_skull_when_the_lips_stretch(pipeline: Pipeline) -> None:
+    # Einstein's portrait shows no teeth: they are drawn. Stretching the lips wider must show the same
+    # teeth (same size, same place), not teeth that widen with the mouth.
+    av = pipeline.prepare_avatar(media("faces", "liveportrait_s12_einstein.jpg"), (512, 512))
+    r = WarpRenderer(av.rig)
+    iod = av.rig.iod
+    rows = []
+    for pose in ({"jawOpen": 0.45}, {"jawOpen": 0.45, "mouthStretch": 0.8}):
+        v = pose_values(pose)
+        img = r.render(v).astype(np.float64).mean(axis=2)
+        vt = r.target_points(v)
+        y = int(round(vt[13, 1] + 0.045 * iod))  # through the upper teeth
+        rows.append((img[y], vt))
+    (a, va), (b, vb) = rows
+    assert vb[308, 0] - vb[78, 0] > va[308, 0] - va[78, 0] + 4  # the mouth did get wider
+    xc, half = va[13, 0], 0.25 * (va[308, 0] - va[78, 0])
+    xs = slice(int(xc - half), int(xc + half))
+    assert np.corrcoef(a[xs], b[xs])[0, 1] > 0.9  # measured 0.95 (0.78 with teeth sized by the lips)
