@@ -83,14 +83,39 @@ class MediaPipeFaceMesh:
         return self._mesh
 
     def detect(self, image: np.ndarray) -> list[FaceLandmarks]:
+        """Faces in ``image``. mediapipe's detector sees the image shrunk to a small square, so a face
+        that is small in a wide, tall or large picture (a head in a landscape photo, a group) is missed;
+        when the whole image gives none (or it is far from square), square tiles of it are searched too
+        and faces found twice are kept once."""
         _check_image(image)
+        h, w = image.shape[:2]
+        faces = self._detect_in(image, 0, 0)
+        if faces and max(w, h) <= 1.6 * min(w, h):
+            return faces
+        # (face, how far inside its tile it lies in face widths): a face cut by a tile's edge is found
+        # with guessed landmarks, so where tiles overlap the one seen whole wins
+        found = [(f, np.inf) for f in faces]
+        for x0, y0, side in _tiles(w, h):
+            for f in self._detect_in(image[y0 : y0 + side, x0 : x0 + side], x0, y0, (w, h)):
+                bx0, by0, bx1, by1 = f.bbox
+                inside = min(bx0 - x0, by0 - y0, x0 + side - bx1, y0 + side - by1) / max(bx1 - bx0, 1.0)
+                found.append((f, inside))
+        faces = []
+        for f, _ in sorted(found, key=lambda t: -t[1]):
+            if all(_overlap(f.bbox, g.bbox) < 0.3 for g in faces):
+                faces.append(f)
+        return faces
+
+    def _detect_in(
+        self, image: np.ndarray, x0: int, y0: int, full: tuple[int, int] | None = None
+    ) -> list[FaceLandmarks]:
         h, w = image.shape[:2]
         with self._lock:
             result = self._get().process(np.ascontiguousarray(image))
         faces: list[FaceLandmarks] = []
         for lms in result.multi_face_landmarks or []:
-            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms.landmark], dtype=np.float32)
-            faces.append(FaceLandmarks(pts, self.scheme, (w, h)))
+            pts = np.array([(p.x * w + x0, p.y * h + y0, p.z * w) for p in lms.landmark], dtype=np.float32)
+            faces.append(FaceLandmarks(pts, self.scheme, full or (w, h)))
         return faces
 
     def close(self) -> None:
@@ -98,6 +123,36 @@ class MediaPipeFaceMesh:
             if self._mesh is not None:
                 self._mesh.close()
                 self._mesh = None
+
+
+def _tiles(w: int, h: int, max_tiles: int = 24) -> list[tuple[int, int, int]]:
+    """Square tiles (x0, y0, side) covering a w x h image with half-tile overlap: first with the short
+    side's length, then half of it (faces small even in the short side), while the count stays small."""
+    out: list[tuple[int, int, int]] = []
+    side = min(w, h)
+    while side >= 160:
+        step = side // 2
+        xs = list(range(0, max(w - side, 0) + 1, step))
+        ys = list(range(0, max(h - side, 0) + 1, step))
+        if xs[-1] != w - side:
+            xs.append(w - side)
+        if ys[-1] != h - side:
+            ys.append(h - side)
+        level = [(x, y, side) for y in ys for x in xs]
+        if len(out) + len(level) > max_tiles:
+            break
+        if len(level) > 1:
+            out += level
+        side //= 2
+    return out
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over the smaller box's area."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / max(small, 1e-9)
 
 
 def _check_image(image: np.ndarray) -> None:

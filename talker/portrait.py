@@ -108,6 +108,7 @@ def find_face(image: np.ndarray, detector: LandmarkDetector, source: str, index:
     faces = detector.detect(image)
     if not faces:
         raise NoFaceError(
-            f"no face found in {source}: use a photo or painting with a clearly visible, roughly frontal face"
+            f"no face found in {source}: use a photo or painting with a clearly visible, roughly frontal face "
+            "(one smaller than about a tenth of the picture's height can be missed: crop closer to it)"
         )
     return pick_face(faces, index, source)

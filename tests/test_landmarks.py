@@ -35,6 +35,20 @@ def test_several_faces_largest_by_default_or_chosen(two_people: np.ndarray) -> N
         pick_face(faces, 2)
 
 
+def test_a_small_face_in_a_wide_picture_is_found_where_it_is() -> None:
+    # mediapipe alone sees a 1712x512 picture squeezed into a small square and finds no face in it
+    import cv2
+
+    img = load_image(media("faces", "astronaut_eileen_collins.png"))
+    direct = MediaPipeFaceMesh().detect(img)
+    wide = cv2.copyMakeBorder(img, 0, 0, 600, 600, cv2.BORDER_REPLICATE)
+    faces = MediaPipeFaceMesh().detect(wide)
+    assert len(faces) == 1  # found once, although several overlapping tiles contain it
+    x0, y0, x1, y1 = faces[0].bbox
+    d0, e0, d1, e1 = direct[0].bbox
+    assert abs(x0 - 600 - d0) < 6 and abs(x1 - 600 - d1) < 6 and abs(y0 - e0) < 6 and abs(y1 - e1) < 6
+
+
 def _iod(p: np.ndarray) -> float:
     a = p[T.R_EYE_UPPER + T.R_EYE_LOWER, :2].mean(axis=0)
     b = p[T.L_EYE_UPPER + T.L_EYE_LOWER, :2].mean(axis=0)
