@@ -93,7 +93,11 @@ class EyePainter:
             ys = np.arange(y0, y1, dtype=np.float32)[:, None]
             edge_y = np.interp(np.arange(x0, x1), *_sorted_xy(lid_edge)).astype(np.float32)[None, :]
             near = np.clip(1.0 - (edge_y - ys) / max(1.0, 0.06 * iod), 0.0, 1.0)
-            shade = (1.0 - 0.12 * near * _ramp(b, 0.3, 0.9))[..., None]
+            # ... and it is convex: its middle, between the fold and the lashes, catches a little light
+            top_y = np.interp(np.arange(x0, x1), *_sorted_xy(top)).astype(np.float32)[None, :]
+            across = np.clip((ys - top_y) / np.maximum(edge_y - top_y, 1.0), 0.0, 1.0)
+            closing = _ramp(b, 0.3, 0.9)
+            shade = ((1.0 - 0.12 * near * closing) * (1.0 + 0.07 * np.sin(np.pi * across) * closing))[..., None]
             a = alpha[..., None]
             roi = out[y0:y1, x0:x1].astype(np.float32) * (1.0 - a) + np.asarray(skin, np.float32) * shade * a
             # one thin lash line along the lid's edge
@@ -103,7 +107,8 @@ class EyePainter:
             # lashes gather into a thicker line as the lid shuts
             thick = max(1, int(round(_LASH * iod * (0.6 + 0.4 * _ramp(b, 0.5, 1.0)))))
             cv2.polylines(lm, [pl], False, (255,), thickness=thick, lineType=cv2.LINE_AA, shift=_SHIFT)
-            line = np.asarray(cv2.GaussianBlur(lm.astype(np.float32) / 255.0, (0, 0), 0.7), np.float32)
+            soft = max(0.7, 0.006 * iod)  # lashes are a soft line, on a large face too
+            line = np.asarray(cv2.GaussianBlur(lm.astype(np.float32) / 255.0, (0, 0), soft), np.float32)
             # a little fainter towards the corners, as lashes are
             la = line * (0.9 * lash_a) * _taper(lid_edge, x0, x1)[None, :]
             roi = roi * (1.0 - la[..., None]) + eye.lash_rgb[None, None, :] * la[..., None]
@@ -178,9 +183,11 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
     band = max(2, int(round(0.06 * iod)))
     detail = roi - cv2.GaussianBlur(roi, (0, 0), max(0.8, 0.012 * iod))
     ring = cv2.dilate(hole.astype(np.uint8), np.ones((band, band), np.uint8)).astype(bool) & ~hole
-    amp = float(np.median(np.abs(detail[ring]))) * 1.25 if ring.any() else 0.0
+    # (the ring holds brows and lashes too, whose edges are no skin grain: a low share of its median)
+    amp = float(np.median(np.abs(detail[ring]))) * 0.7 if ring.any() else 0.0
     rng = np.random.default_rng(int(hh * 7919 + ww))
-    noise = cv2.GaussianBlur(rng.standard_normal((hh, ww)).astype(np.float32), (0, 0), 0.6)
+    # grain as coarse as the portrait's own: a large face (an upscaled photo) has no pixel-fine grain
+    noise = cv2.GaussianBlur(rng.standard_normal((hh, ww)).astype(np.float32), (0, 0), max(0.6, 0.006 * iod))
     grain = np.asarray(noise, np.float32) * (amp / max(1e-6, float(np.std(noise))))
     out[hole] += grain[hole][:, None]
     # soften the seam where the fill meets the portrait
