@@ -100,7 +100,7 @@ class EyePainter:
             shade = ((1.0 - 0.12 * near * closing) * (1.0 + 0.07 * np.sin(np.pi * across) * closing))[..., None]
             a = alpha[..., None]
             roi = out[y0:y1, x0:x1].astype(np.float32) * (1.0 - a) + np.asarray(skin, np.float32) * shade * a
-            # one thin lash line along the lid's edge
+            # the lash line along the lid's edge
             lash_a = _ramp(b, _START, 0.5)
             lm = np.zeros_like(m)
             pl = np.round((lid_edge - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)

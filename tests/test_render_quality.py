@@ -119,3 +119,23 @@ def test_synthesized_teeth_stay_fixed_to_the_skull_when_the_lips_stretch(pipelin
     xc, half = va[13, 0], 0.25 * (va[308, 0] - va[78, 0])
     xs = slice(int(xc - half), int(xc + half))
     assert np.corrcoef(a[xs], b[xs])[0, 1] > 0.9  # measured 0.95 (0.78 with teeth sized by the lips)
+
+
+@pytest.mark.parametrize("name", ["astronaut_eileen_collins.png", "obama.jpg", "liveportrait_s12_einstein.jpg"])
+def test_a_shut_lid_covers_the_iris_with_skin(name: str, pipeline: Pipeline) -> None:
+    # where the dark iris was (its upper half: the lashes lie along the lower lid when shut), a blink
+    # shows lid skin: well on the way from the iris's darkness to the face's skin tone
+    av = pipeline.prepare_avatar(media("faces", name), (512, 512))
+    r = WarpRenderer(av.rig)
+    shut = r.render(pose_values({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})).astype(np.float64).mean(axis=2)
+    opened = r.render(pose_values({})).astype(np.float64).mean(axis=2)
+    skin = float(av.rig.skin_rgb.mean())
+    v = av.rig.verts[:, :2]
+    yy, xx = np.mgrid[0 : opened.shape[0], 0 : opened.shape[1]]
+    for iris in ([468, 469, 470, 471, 472], [473, 474, 475, 476, 477]):
+        c = v[iris].mean(axis=0)
+        rad = 0.4 * float(np.linalg.norm(v[iris[1]] - v[iris[3]]))
+        upper = ((xx - c[0]) ** 2 + (yy - c[1]) ** 2 < rad**2) & (yy < c[1])
+        dark, lid = float(opened[upper].mean()), float(shut[upper].mean())
+        assert dark < skin - 30  # the open iris is dark
+        assert (lid - dark) / (skin - dark) > 0.15  # measured 0.22-1.05 on the five portraits
