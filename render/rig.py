@@ -23,6 +23,7 @@ from scipy.spatial import Delaunay
 
 from render import topology as T
 from render.landmarks import IBUG_68, MEDIAPIPE_478, FaceLandmarks
+from render.segment import person_mask
 
 KIND_FACE, KIND_OUTER, KIND_EYE_R, KIND_EYE_L, KIND_MOUTH = 0, 1, 2, 3, 4
 
@@ -74,8 +75,24 @@ class RigError(ValueError):
     """A rig cannot be built from these landmarks."""
 
 
-def build_rig(image: np.ndarray, face: FaceLandmarks) -> FaceRig:
-    """Build the rig of one face in an RGB uint8 image (landmarks from mediapipe's face mesh)."""
+def _outline_scale(person: np.ndarray, centre: np.ndarray, p: np.ndarray, iod: float) -> float | None:
+    """Along the ray from ``centre`` through the face-outline point ``p``: the scale (1 = ``p``) a little
+    inside where the person ends, or None when it does not end before 2.4 (the neck and body below)."""
+    h, w = person.shape
+    d = p - centre
+    inside = 0.05 * iod / max(float(np.linalg.norm(d)), 1e-6)
+    for s in np.arange(1.0, 2.42, 0.04):
+        x, y = centre + s * d
+        if not (0 <= x < w and 0 <= y < h):
+            return None
+        if person[int(y), int(x)] < 0.5:
+            return max(1.0, float(s) - 0.04 - inside)
+    return None
+
+
+def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> FaceRig:
+    """Build the rig of one face in an RGB uint8 image (landmarks from mediapipe's face mesh).
+    ``segment``: keep the background still where mediapipe's person segmentation finds it."""
     if face.scheme == IBUG_68:
         from render.canonical import fit_ibug68
 
@@ -108,15 +125,35 @@ def build_rig(image: np.ndarray, face: FaceLandmarks) -> FaceRig:
     ring_jaw: list[float] = []
     oval_depth = float(oval[:, 2].mean())
     chin_local_y = float(((lm[T.CHIN] - origin) @ axes[1]) / iod)
+    # where the person ends (hair included) along each ray from the face's centre through its outline
+    person = person_mask(image) if segment else None
+    outline_scale = [_outline_scale(person, centre, p[:2], iod) if person is not None else None for p in oval]
+
+    def head_share(q: np.ndarray, z: float, w_above: float, w_below: float) -> tuple[float, float]:
+        ly = float(((np.array([q[0], q[1], z]) - origin) @ axes[1]) / iod)
+        t = float(np.clip((ly - 0.6) / max(chin_local_y - 0.6, 1e-3), 0.0, 1.0))  # 0 at cheeks, 1 below chin
+        return float(w_above * (1 - t) + w_below * t), t
+
     for scale, w_above, w_below in ((1.3, 1.0, 0.55), (1.75, 0.7, 0.2), (2.4, 0.3, 0.0)):
-        for p in oval:
+        for p, s_out in zip(oval, outline_scale):
             q = centre + scale * (p[:2] - centre)
-            ly = float(((np.array([q[0], q[1], p[2]]) - origin) @ axes[1]) / iod)
-            t = np.clip((ly - 0.6) / max(chin_local_y - 0.6, 1e-3), 0.0, 1.0)  # 0 at cheeks, 1 below chin
+            wt, t = head_share(q, float(p[2]), w_above, w_below)
+            if s_out is not None and scale > s_out:
+                wt = 0.0  # background beyond the person's outline: it stays where it is
             # same depth as the face outline it extends, so the silhouette and the hair move together
             ring_pts.append(np.array([q[0], q[1], p[2]]))
-            ring_w.append(float(w_above * (1 - t) + w_below * t))
+            ring_w.append(wt)
             ring_jaw.append(float(0.35 * t) if scale < 1.5 else 0.0)
+    # a ring just inside the person's outline follows the head like the hair it lies on, so the
+    # stretch that keeps the mesh whole falls on the thin band of background beside the outline
+    for p, s_out in zip(oval, outline_scale):
+        if s_out is None or s_out <= 1.12:
+            continue
+        q = centre + s_out * (p[:2] - centre)
+        wt, _ = head_share(q, float(p[2]), 1.0, 0.55)
+        ring_pts.append(np.array([q[0], q[1], p[2]]))
+        ring_w.append(wt)
+        ring_jaw.append(0.0)
     border: list[np.ndarray] = []
     n_side = 8
     for i in range(n_side + 1):
