@@ -75,18 +75,25 @@ class RigError(ValueError):
     """A rig cannot be built from these landmarks."""
 
 
+_OUTLINE_MARGIN_IOD = 0.08
+"""The ring that follows the head lies this far outside the person's outline (inter-ocular distances):
+all of the hair moves rigidly, with a sliver of background."""
+_STILL_IOD = 0.25
+"""Background this far outside that ring does not move at all; in between it follows less and less."""
+
+
 def _outline_scale(person: np.ndarray, centre: np.ndarray, p: np.ndarray, iod: float) -> float | None:
-    """Along the ray from ``centre`` through the face-outline point ``p``: the scale (1 = ``p``) a little
-    inside where the person ends, or None when it does not end before 2.4 (the neck and body below)."""
+    """Along the ray from ``centre`` through the face-outline point ``p``: the scale (1 = ``p``) of a point
+    just outside where the person ends, or None when it does not end before 2.4 (neck and body below)."""
     h, w = person.shape
     d = p - centre
-    inside = 0.05 * iod / max(float(np.linalg.norm(d)), 1e-6)
-    for s in np.arange(1.0, 2.42, 0.04):
+    beyond = _OUTLINE_MARGIN_IOD * iod / max(float(np.linalg.norm(d)), 1e-6)
+    for s in np.arange(1.0, 2.42, 0.02):
         x, y = centre + s * d
         if not (0 <= x < w and 0 <= y < h):
             return None
         if person[int(y), int(x)] < 0.5:
-            return max(1.0, float(s) - 0.04 - inside)
+            return float(s) + beyond
     return None
 
 
@@ -139,15 +146,18 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
             q = centre + scale * (p[:2] - centre)
             wt, t = head_share(q, float(p[2]), w_above, w_below)
             if s_out is not None and scale > s_out:
-                wt = 0.0  # background beyond the person's outline: it stays where it is
+                # background beyond the person's outline follows less and less, and from
+                # _STILL_IOD outside it not at all
+                beyond = (scale - s_out) * float(np.linalg.norm(p[:2] - centre)) / iod
+                wt *= float(np.clip(1.0 - beyond / _STILL_IOD, 0.0, 1.0))
             # same depth as the face outline it extends, so the silhouette and the hair move together
             ring_pts.append(np.array([q[0], q[1], p[2]]))
             ring_w.append(wt)
             ring_jaw.append(float(0.35 * t) if scale < 1.5 else 0.0)
-    # a ring just inside the person's outline follows the head like the hair it lies on, so the
-    # stretch that keeps the mesh whole falls on the thin band of background beside the outline
+    # a ring just outside the person's outline follows the head like the hair inside it, so the
+    # stretch that keeps the mesh whole falls on the band of background beside the outline
     for p, s_out in zip(oval, outline_scale):
-        if s_out is None or s_out <= 1.12:
+        if s_out is None:
             continue
         q = centre + s_out * (p[:2] - centre)
         wt, _ = head_share(q, float(p[2]), 1.0, 0.55)

@@ -48,9 +48,13 @@ class WarpRenderer:
         self.v0 = v0
         tris = rig.tris
         # draw order: background ring, eye/mouth holes, then the face on top (face wins at shared edges)
+        # the background ring by how much of the head's motion it follows, least first: where a turned
+        # head passes over the still background beside it, the hair is drawn over it, not under
+        outer = np.where(rig.tri_kind == KIND_OUTER)[0]
+        outer = outer[np.argsort(rig.head_weight[tris[outer]].mean(axis=1), kind="stable")]
         order = np.concatenate(
             [
-                np.where(rig.tri_kind == KIND_OUTER)[0],
+                outer,
                 np.where((rig.tri_kind == KIND_EYE_R) | (rig.tri_kind == KIND_EYE_L) | (rig.tri_kind == KIND_MOUTH))[0],
                 np.where(rig.tri_kind == KIND_FACE)[0],
             ]
