@@ -7,6 +7,7 @@ counts into ARPAbet ``Phone`` intervals.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,9 +154,10 @@ def _load_voice(path: Path, threads: int | None = None) -> Any:
                 from piper import PiperVoice
             except ImportError as e:  # pragma: no cover
                 raise TTSError("piper-tts is not installed: pip install piper-tts onnx") from e
-            voice = PiperVoice.load(key, include_alignments=True)
             if threads:
+                # Piper's own loader, with a session of our making (it would build a spinning one first)
                 import onnx
+                from piper.config import PiperConfig
                 from piper.patch_voice_with_alignment import add_alignment_output
 
                 model = onnx.load(key)
@@ -163,7 +165,10 @@ def _load_voice(path: Path, threads: int | None = None) -> Any:
                     add_alignment_output(model)
                 except ValueError:  # already patched
                     pass
-                voice.session = cpu_session(model, threads)
+                config = PiperConfig.from_dict(json.loads(Path(f"{key}.json").read_text(encoding="utf-8")))
+                voice = PiperVoice(config=config, session=cpu_session(model, threads))
+            else:
+                voice = PiperVoice.load(key, include_alignments=True)
             _loaded[(key, threads)] = voice
         return _loaded[(key, threads)]
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from motion.types import CHANNEL_INDEX
 from render import topology as T
+from render.geometry import clamp
 from render.rig import (
     HEAD_PIVOT,
     JAW_HINGE_YZ,
@@ -85,9 +86,9 @@ class RigPose:
         rig = self.rig
         d = np.zeros((self.n_h, 3))
         H = self.h_local
-        jaw = _clamp(v[_C["jawOpen"]], 0.0, 1.2)
-        close = _clamp(v[_C["mouthClose"]], 0.0, 1.0)
-        roll = _clamp(v[_C["mouthRollLower"]], 0.0, 1.0)
+        jaw = clamp(v[_C["jawOpen"]], 0.0, 1.2)
+        close = clamp(v[_C["mouthClose"]], 0.0, 1.0)
+        roll = clamp(v[_C["mouthRollLower"]], 0.0, 1.0)
         gap = MAX_LIP_GAP_IOD * jaw * (1.0 - close)
         delta = gap - rig.source_gap
         if delta >= 0:
@@ -122,10 +123,10 @@ class RigPose:
         cz = H[self.corner_ids]
         d[self.corner_ids, 1] += 0.35 * theta * (self.hinge[1] - cz[:, 2])
         # lip shapes, relative to the portrait's own mouth
-        smile = _clamp(v[_C["mouthSmile"]], -1.0, 1.0)
-        stretch = _clamp(v[_C["mouthStretch"]], 0.0, 1.0)
-        pucker = _clamp(v[_C["mouthPucker"]], 0.0, 1.0)
-        funnel = _clamp(v[_C["mouthFunnel"]], 0.0, 1.0)
+        smile = clamp(v[_C["mouthSmile"]], -1.0, 1.0)
+        stretch = clamp(v[_C["mouthStretch"]], 0.0, 1.0)
+        pucker = clamp(v[_C["mouthPucker"]], 0.0, 1.0)
+        funnel = clamp(v[_C["mouthFunnel"]], 0.0, 1.0)
         lp = H[self.lip_ids]
         rel_x = (lp[:, 0] - self.mouth_centre[0]) / self.mouth_half_width
         side = np.clip(np.abs(rel_x), 0, 1) ** 2
@@ -139,15 +140,15 @@ class RigPose:
         d[self.lip_ids, 1] += self.lip_flare * 0.02 * funnel * centre_w
         # lids
         for eye, (up, lo) in zip(("eyeBlinkRight", "eyeBlinkLeft"), self.lid_pairs):
-            b = _clamp(v[_C[eye]], 0.0, 1.0)
+            b = clamp(v[_C[eye]], 0.0, 1.0)
             if b <= 0:
                 continue
             # the upper lid slides down over the eyeball and meets the lower lid, which rises a little;
             gap_vec = H[up] - H[lo]
             d[up] += -b * 0.9 * gap_vec
             d[lo] += b * 0.1 * gap_vec
-        brow_up = _clamp(v[_C["browInnerUp"]], 0.0, 1.0)
-        brow_dn = _clamp(v[_C["browDown"]], 0.0, 1.0)
+        brow_up = clamp(v[_C["browInnerUp"]], 0.0, 1.0)
+        brow_dn = clamp(v[_C["browDown"]], 0.0, 1.0)
         d[self.brow_inner, 1] += -0.10 * brow_up + 0.06 * brow_dn
         d[self.brow_outer, 1] += -0.05 * brow_up + 0.03 * brow_dn
         bi = H[self.brow_inner]
@@ -169,11 +170,6 @@ class RigPose:
             w = self.head_weight64
             out = out + w * (rotated - out)
         return out
-
-
-def _clamp(x: float, lo: float, hi: float) -> float:
-    """``float(np.clip(x, lo, hi))`` for one number, without numpy's per-call overhead."""
-    return min(max(float(x), lo), hi)
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:

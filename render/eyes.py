@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from render import topology as T
-from render.geometry import apply, similarity
+from render.geometry import apply, clamp, similarity
 from render.rig import FaceRig
 
 _SHIFT = 3
@@ -202,7 +202,7 @@ def _normal_up(aff: np.ndarray) -> np.ndarray:
 
 
 def _ramp(x: float, a: float, b: float) -> float:
-    t = float(np.clip((x - a) / (b - a), 0.0, 1.0))
+    t = clamp((x - a) / (b - a), 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 

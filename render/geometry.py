@@ -1,8 +1,13 @@
-"""Small 2-D transforms shared by the warp and its painters."""
+"""Small 2-D transforms (and a scalar clamp) shared by the warp, the deformer and the painters."""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def clamp(x: float, lo: float, hi: float) -> float:
+    """``float(np.clip(x, lo, hi))`` for one number, without numpy's per-call overhead (per-frame paths)."""
+    return min(max(float(x), lo), hi)
 
 
 def similarity(a: np.ndarray, b: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:

@@ -38,6 +38,8 @@ class MouthPainter:
         # the inside of the mouth in the lips' own hue (mucosa), darker: a warm red-brown
         self.cavity_rgb = lip * 0.34 + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
         self.tongue_rgb = lip * np.array([0.78, 0.58, 0.58]) if not gray else lip * 0.72
+        # lower teeth stand in the mouth's warm shadow
+        self.lower_teeth_rgb = 0.8 * self.teeth_rgb + 0.2 * self.tongue_rgb / 0.7
         self._eye_span0 = max(1.0, float(np.linalg.norm(v0[263] - v0[33])))
         self._incisor0 = 0.13 * float(np.linalg.norm(v0[308] - v0[78]))  # central incisor width at rest
         self.open_source = rig.mouth_open_source
@@ -165,9 +167,8 @@ class MouthPainter:
         band2 = np.clip(v2 * 5, 0, 1) * np.clip((1.0 - v2) * 4, 0, 1)
         arch2 = np.clip((0.55 - arel) / 0.2, 0, 1)
         shade2 = 0.62 * (1.0 - 0.5 * arel**1.5) * convex * (1.0 - gap)
-        lower_rgb = 0.8 * self.teeth_rgb + 0.2 * self.tongue_rgb / 0.7
         a_lo = (band2 * arch2)[..., None]
-        layer[:] = layer * (1 - a_lo) + (lower_rgb * shade2[..., None]) * a_lo
+        layer[:] = layer * (1 - a_lo) + (self.lower_teeth_rgb * shade2[..., None]) * a_lo
 
     def _overlay_source_teeth(self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
         """Move the portrait's own teeth: upper rigidly with the head, lower with the jaw."""

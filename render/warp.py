@@ -9,8 +9,6 @@ it), and the mouth opening is painted by ``render.mouth`` (teeth, cavity, tongue
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import cv2
 import numpy as np
 
@@ -18,7 +16,7 @@ from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.deform import RigPose
 from render.eyes import EyePainter
-from render.geometry import similarity
+from render.geometry import clamp, similarity
 from render.mouth import MouthPainter, lip_extended_source
 from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, MAX_LIP_GAP_IOD, FaceRig
 
@@ -52,16 +50,9 @@ class WarpRenderer:
         # head passes over the still background beside it, the hair is drawn over it, not under
         outer = np.where(rig.tri_kind == KIND_OUTER)[0]
         outer = outer[np.argsort(rig.head_weight[tris[outer]].mean(axis=1), kind="stable")]
-        order = np.concatenate(
-            [
-                outer,
-                np.where((rig.tri_kind == KIND_EYE_R) | (rig.tri_kind == KIND_EYE_L) | (rig.tri_kind == KIND_MOUTH))[0],
-                np.where(rig.tri_kind == KIND_FACE)[0],
-            ]
-        )
-        self.order = order
-        self._order_under = order[rig.tri_kind[order] != KIND_FACE]  # drawn first, in this order
-        self._order_face = order[rig.tri_kind[order] == KIND_FACE]  # then these, far to near
+        holes = np.where((rig.tri_kind == KIND_EYE_R) | (rig.tri_kind == KIND_EYE_L) | (rig.tri_kind == KIND_MOUTH))[0]
+        self._order_under = np.concatenate([outer, holes])  # drawn first, in this order
+        self._order_face = np.where(rig.tri_kind == KIND_FACE)[0]  # then these, far to near
         self.tris = tris
         self.kind = rig.tri_kind
         self.eye_r_tris = rig.tri_kind == KIND_EYE_R
@@ -80,7 +71,6 @@ class WarpRenderer:
         self._src_edges = _source_edges(self.src_tri)
         # one map cell per ~1/30 of the inter-ocular distance: fine enough for the piecewise-affine map
         self.map_scale = int(map_scale) if map_scale else int(np.clip(round(rig.iod / 30.0), 1, 4))
-        self._raster: Callable[[np.ndarray, int, int], np.ndarray] = _triangle_ranks
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # values, vertices, frame
 
     def _lips_from_extended(
@@ -195,7 +185,7 @@ class WarpRenderer:
         ch = -(-(y1 - y0) // s)
         # coarse cell i is centred on full-resolution pixel (i + 0.5) * s - 0.5
         poly = ((vt - np.array([x0, y0]) + 0.5) / s - 0.5)[tris[order]]
-        rank = self._raster(poly, cw, ch)
+        rank = _triangle_ranks(poly, cw, ch)
         # rank 0: no moved triangle (identity); rank k: the k-th triangle of ``order``
         aff = np.concatenate([aff[m_id:], aff[order]])
         xs = (x0 + (np.arange(cw, dtype=np.float32) + 0.5) * s - 0.5)[None, :]
@@ -271,10 +261,10 @@ def _remap_moved(
 
 def _lip_closure(values: np.ndarray, source_gap: float, max_gap: float) -> float:
     """How far the mouth is closed relative to the portrait's own opening: 0 as in the portrait, 1 shut."""
-    jaw = min(max(float(values[CHANNEL_INDEX["jawOpen"]]), 0.0), 1.2)
-    close = min(max(float(values[CHANNEL_INDEX["mouthClose"]]), 0.0), 1.0)
+    jaw = clamp(values[CHANNEL_INDEX["jawOpen"]], 0.0, 1.2)
+    close = clamp(values[CHANNEL_INDEX["mouthClose"]], 0.0, 1.0)
     gap = max_gap * jaw * (1 - close)
-    return min(max(1.0 - gap / max(source_gap, 1e-6), 0.0), 1.0)
+    return clamp(1.0 - gap / max(source_gap, 1e-6), 0.0, 1.0)
 
 
 def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
@@ -335,16 +325,6 @@ def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
     cell += np.arange(n_cells, dtype=np.int32)
     np.maximum.at(out, cell, np.repeat((tri + 1).astype(np.int32), n))
     return out.reshape(ch, cw)
-
-
-def _triangle_ranks_reference(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
-    """``_triangle_ranks`` as one ``cv2.fillConvexPoly`` per triangle (the former raster; for the tests)."""
-    out = np.zeros((ch, cw), np.int32)
-    shift = 4
-    pts = np.round(np.asarray(poly) * (1 << shift)).astype(np.int32)
-    for k in range(len(pts)):
-        cv2.fillConvexPoly(out, pts[k], (k + 1,), lineType=cv2.LINE_8, shift=shift)
-    return out
 
 
 def _affines(

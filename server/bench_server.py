@@ -308,7 +308,7 @@ async def one_say(c: AvatarClient, text: str) -> tuple[float, float | None, floa
     v = speaking()
     assert v is not None
     await asyncio.sleep(0.3)
-    audible = next((a for a in c.received.audio[a0:] if a.t > t0 and a.beep is None and a.rms > 0.01), None)
+    audible = next((a for a in c.received.audio[a0:] if a.t > t0 and a.speech), None)
     return (
         (v.t - t0) * 1000,
         (v.rtp_t - t0) * 1000 if v.rtp_t is not None else None,
@@ -444,7 +444,7 @@ async def say_light(c: AvatarClient, text: str) -> float:
     (await c.say(text)).raise_for_status()
 
     def audible() -> Any:
-        return next((a for a in c.received.audio[a0:] if a.beep is None and a.rms > 0.01), None)
+        return next((a for a in c.received.audio[a0:] if a.speech), None)
 
     if not await wait_for(lambda: audible() is not None, 20):
         raise RuntimeError(f"no speech after saying {text!r}")
@@ -532,7 +532,7 @@ async def bench_capacity(
                 missing += max(0, span - distinct)
             skipped = max(0.0, expected - sent)
             heard = [a for c, k in zip(clients, a0) for a in c.received.audio[k:]]
-            speaking_share = sum(a.beep is None and a.rms > 0.01 for a in heard) / max(1, len(heard))
+            speaking_share = sum(a.speech for a in heard) / max(1, len(heard))
             rep.capacity.append(
                 {
                     "sessions": n,
@@ -608,7 +608,7 @@ async def bench_chat(
                 rep.chat_first_token_ms.append((srv.sent[0][0] - t0) * 1000)
                 if v.rtp_t is not None:
                     rep.chat_first_packet_ms.append((v.rtp_t - sent) * 1000)
-                audible = next((a for a in c.received.audio[a0:] if a.t > t0 and a.beep is None and a.rms > 0.01), None)
+                audible = next((a for a in c.received.audio[a0:] if a.t > t0 and a.speech), None)
                 if audible is not None:
                     rep.chat_first_audio_ms.append((audible.t - sent) * 1000)
                 (await c.interrupt()).raise_for_status()

@@ -21,9 +21,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
+import cv2
 import numpy as np
 
-from talker.stages import FaceRig
+from talker.stages import FaceRig, WarpRenderer
 
 log = logging.getLogger("talker.server")
 
@@ -35,18 +36,32 @@ class RenderProcessError(RuntimeError):
     """A render process died or answered with an error."""
 
 
+class I420Renderer:
+    """A rig's warp renderer with I420 output (what the VP8 encoder takes). A frame in which nothing
+    moved enough to draw anew (``WarpRenderer.render_reusing``) is the last image again, conversion
+    included. Used in the render processes and by a session that renders in its own thread."""
+
+    def __init__(self, rig: FaceRig) -> None:
+        self.renderer = WarpRenderer(rig)
+        self._last: np.ndarray | None = None
+
+    def render(self, values: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """(I420 image: the renderer's own, do not modify it; render seconds; whether it was reused)."""
+        t0 = time.perf_counter()
+        rgb, reused = self.renderer.render_reusing(values)
+        if not reused or self._last is None:
+            self._last = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
+            reused = False
+        return self._last, time.perf_counter() - t0, reused
+
+
 def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, cv_threads: int) -> None:
-    """The render process: rig -> WarpRenderer; per request, render into a slot (I420)."""
-    import cv2
-
-    from talker.stages import WarpRenderer
-
+    """The render process: rig -> I420Renderer; per request, render into a slot."""
     if cv_threads:
         cv2.setNumThreads(cv_threads)
     shm = SharedMemory(name=shm_name)
     frames: np.ndarray = np.ndarray((slots, *shape), np.uint8, buffer=shm.buf)
-    renderer: Any = None
-    last: np.ndarray | None = None  # I420 of the last frame drawn
+    renderer: I420Renderer | None = None
     try:
         while True:
             try:
@@ -57,15 +72,13 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
             try:
                 if kind == "render":
                     _, slot, values = msg
-                    t0 = time.perf_counter()
-                    rgb, reused = renderer.render_reusing(values)
-                    if not reused or last is None:
-                        last = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
-                        reused = False
-                    frames[slot] = last
-                    conn.send(("done", time.perf_counter() - t0, reused))
+                    if renderer is None:
+                        raise RuntimeError("no rig loaded")
+                    yuv, seconds, reused = renderer.render(values)
+                    frames[slot] = yuv
+                    conn.send(("done", seconds, reused))
                 elif kind == "rig":
-                    renderer, last = WarpRenderer(msg[1]), None
+                    renderer = I420Renderer(msg[1])
                     h, w = msg[1].image.shape[:2]
                     if (h * 3 // 2, w) != shape:
                         raise ValueError(f"rig is {w}x{h}; this process renders {shape[1]}x{shape[0] * 2 // 3}")
@@ -73,7 +86,7 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
                 elif kind == "ping":
                     conn.send(("ok",))
                 elif kind == "reset":
-                    renderer, last = None, None
+                    renderer = None
                     conn.send(("ok",))
                 elif kind == "stop":
                     return

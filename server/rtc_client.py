@@ -48,6 +48,11 @@ class AudioSample:
     beep: int | None  # sample offset of a debug beep in this frame
     rtp_t: float | None
 
+    @property
+    def speech(self) -> bool:
+        """Audible and not the debug beep."""
+        return self.beep is None and self.rms > 0.01
+
 
 @dataclass
 class Received:

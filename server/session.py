@@ -15,7 +15,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -107,6 +107,11 @@ def chat_settings_for(persona: Persona | None, settings: Settings) -> ChatSettin
             system_prompt=persona.chat.system_prompt if persona is not None else "",
         )
     return None
+
+
+class Interrupted(NamedTuple):
+    idle_from_frame: int | None  # the first frame that is idle again; None if nothing was scheduled to play
+    stopped: bool  # whether anything was stopped: speech playing, text waiting or being synthesized, a reply
 
 
 @dataclass
@@ -219,7 +224,6 @@ class Session:
         self.close_reason: str | None = None
         self._utterance = 0
         self._interrupt_pending: tuple[int, float] | None = None
-        self.interrupted_work = False  # whether the last interrupt stopped anything
         self.on_ended: Callable[[Session, str], None] | None = None  # set by the manager
 
     def _earliest_frame(self) -> int:
@@ -297,25 +301,22 @@ class Session:
         self.metrics.utterances.inc()
         return self._utterance, worker.requests.qsize()
 
-    def interrupt(self) -> int | None:
-        """Stop speaking: the first frame not yet sent is idle. Returns that frame, None if nothing was
-        scheduled to play. A chat reply being streamed is aborted too; ``interrupted_work`` says whether
-        anything at all was stopped (speech playing, text waiting or being synthesized, a reply streaming)."""
+    def interrupt(self) -> Interrupted:
+        """Stop speaking: the first frame not yet sent is idle, queued text and a chat reply being
+        streamed are dropped."""
         if self.state == "closed":
             raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
         now = time.monotonic()
-        pending = self.speech.busy or not self.speech.requests.empty()
+        pending = self.speech.pending or (self.chat is not None and self.chat.pending)
         if self.chat is not None:
-            pending = pending or self.chat.busy or not self.chat.requests.empty()
             self.chat.clear()
         self.speech.clear()
         cut = self.timeline.interrupt()
-        self.interrupted_work = pending or cut is not None
         self.renderer.wake()
         self.last_activity = now
         if cut is not None:
             self._interrupt_pending = (cut, now)
-        return cut
+        return Interrupted(cut, pending or cut is not None)
 
     def on_video_frame(self, k: int, plan: FramePlan | None) -> None:
         """Called by the video track for every frame it hands over (latency bookkeeping)."""

@@ -20,16 +20,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-import cv2
 import numpy as np
 
 from server import markers
 from server.clock import MediaClock
 from server.metrics import Metrics
-from server.render_pool import SLOTS, RenderProcess
+from server.render_pool import SLOTS, I420Renderer, RenderProcess
 from server.timeline import Segment, SegmentJoiner, Timeline, make_segment, trim_leading_silence
 from talker.chat import ChatClient, ChatError, ChatSettings, Message, abort_response, iter_sentences
-from talker.stages import FaceRig, Speech, TextError, TTSError, WarpRenderer, split_sentences
+from talker.stages import FaceRig, Speech, TextError, TTSError, split_sentences
 
 log = logging.getLogger("talker.server")
 
@@ -111,9 +110,10 @@ class _QueueWorker(threading.Thread, Generic[R]):
     """A thread that takes requests from a bounded queue one at a time, skipping those of an
     interrupted epoch; ``handle`` does the work. Shared by the speech and the chat workers."""
 
-    def __init__(self, name: str, timeline: Timeline, maxsize: int) -> None:
+    def __init__(self, name: str, timeline: Timeline, maxsize: int, metrics: Metrics) -> None:
         super().__init__(name=name, daemon=True)
         self.timeline = timeline
+        self.metrics = metrics
         self.requests: queue.Queue[R | None] = queue.Queue(maxsize)
         self.errors: list[str] = []
         self._stop_event = threading.Event()
@@ -144,6 +144,11 @@ class _QueueWorker(threading.Thread, Generic[R]):
         """True while a request that was not interrupted is being handled."""
         cur = self._current
         return cur is not None and cur.epoch == self.timeline.epoch
+
+    @property
+    def pending(self) -> bool:
+        """True while a request is being handled (``busy``) or waiting."""
+        return self.busy or not self.requests.empty()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -179,11 +184,10 @@ class SpeechWorker(_QueueWorker[SayRequest]):
         maxsize: int,
         metrics: Metrics,
     ) -> None:
-        super().__init__(name, timeline, maxsize)
+        super().__init__(name, timeline, maxsize, metrics)
         self.tts = tts
         self.fps = fps
         self.piece_chars = piece_chars
-        self.metrics = metrics
 
     def submit_wait(self, req: SayRequest, stop: threading.Event) -> bool:
         """Queue a request, waiting while the queue is full (backpressure for chat replies); False
@@ -298,12 +302,11 @@ class ChatWorker(_QueueWorker[ChatRequest]):
         first_piece_chars: int | None = None,
     ) -> None:
         """``first_piece_chars``: the speech worker's first-piece split for a reply's first sentence."""
-        super().__init__(name, timeline, maxsize)
+        super().__init__(name, timeline, maxsize, metrics)
         self.chat = chat
         self.first_piece_chars = first_piece_chars
         self.speech = speech
         self.history_turns = history_turns
-        self.metrics = metrics
         self.history: list[Message] = []
         self.replies = 0
         self._cancel = threading.Event()
@@ -441,18 +444,11 @@ class RenderWorker(threading.Thread):
         if self.process is not None:
             self.process.load(self.rig)
             return self.process.render
-        renderer = WarpRenderer(self.rig)
-
-        last: list[np.ndarray] = []
+        renderer = I420Renderer(self.rig)
 
         def render(slot: int, values: np.ndarray) -> tuple[np.ndarray, float, bool]:
-            t0 = time.perf_counter()
-            rgb, reused = renderer.render_reusing(values)
-            if not reused or not last:
-                last[:] = [cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)]
-                reused = False
-            # a copy: the debug markers draw into the image
-            return last[0].copy(), time.perf_counter() - t0, reused
+            yuv, seconds, reused = renderer.render(values)
+            return yuv.copy(), seconds, reused  # a copy: the debug markers draw into the image
 
         return render
 

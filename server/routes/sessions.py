@@ -83,9 +83,8 @@ async def chat(session_id: str, body: ChatBody, manager: SessionManager = Depend
 @router.post("/{session_id}/interrupt", response_model=InterruptResult, responses=_ERRORS)
 async def interrupt(session_id: str, manager: SessionManager = Depends(get_manager)) -> InterruptResult:
     """Stop speaking now: the next frame not yet sent is idle again, queued text is dropped."""
-    session = manager.get(session_id)
-    cut = session.interrupt()
-    return InterruptResult(session_id=session_id, interrupted=session.interrupted_work, idle_from_frame=cut)
+    done = manager.get(session_id).interrupt()
+    return InterruptResult(session_id=session_id, interrupted=done.stopped, idle_from_frame=done.idle_from_frame)
 
 
 @router.delete("/{session_id}", status_code=204, responses=_ERRORS)
