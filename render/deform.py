@@ -145,8 +145,8 @@ class RigPose:
                 continue
             # the upper lid slides down over the eyeball and meets the lower lid, which rises a little;
             gap_vec = H[up] - H[lo]
-            d[up] += -b * 0.9 * gap_vec
-            d[lo] += b * 0.1 * gap_vec
+            d[up] += -b * (1.0 - LID_MEET) * gap_vec
+            d[lo] += b * LID_MEET * gap_vec
         brow_up = clamp(v[_C["browInnerUp"]], 0.0, 1.0)
         brow_dn = clamp(v[_C["browDown"]], 0.0, 1.0)
         d[self.brow_inner, 1] += -0.10 * brow_up + 0.06 * brow_dn
@@ -170,6 +170,10 @@ class RigPose:
             w = self.head_weight64
             out = out + w * (rotated - out)
         return out
+
+
+LID_MEET = 0.1
+"""Where a shut upper lid meets the lower lid: this share of the open gap above the lower lid."""
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:

@@ -10,8 +10,11 @@ filled with skin, column by column, from the skin just above and just below them
 pixels, so stray lashes do not leak in), plus the skin's own grain. A fill built this way meets the
 portrait without an edge on every side: a fill lighter or darker than its surroundings would outline
 an almond, which is what an open eye looks like. Per frame the patch follows the eye corners and
-replaces the area the lid has swept, in proportion to the blink, and a thin lash line is drawn along
-the lid's moving edge.
+replaces the area the lid has swept, in proportion to the blink; its top fades in inside the fill (the
+warp has pulled the portrait's lid crease down with the lid, and a patch edge there read as a second
+crease). The lashes hang from the lid's moving edge as a soft dark wedge, thickest past the middle of
+the eye and thinner at the corners, as they are on a real shut eye (compared with frames of a filmed
+blink of the same face).
 """
 
 from __future__ import annotations
@@ -27,8 +30,15 @@ from render.rig import FaceRig
 
 _SHIFT = 3
 _START = 0.05  # blinks below this leave the warp alone
-_FOLD = 0.035  # the lid fold above the open eye that a shut lid unfolds, in inter-ocular distances
-_LASH = 0.035  # lash line thickness of a shut lid, in inter-ocular distances
+_FOLD = 0.01  # the lid fold above the open eye that a shut lid unfolds, in inter-ocular distances
+_LASH = 0.04  # greatest thickness of a shut lid's lash line, in inter-ocular distances
+_LASH_MIN = 0.5  # and this share of it at the corners
+_LASH_PEAK = 1.6  # the lash line is thickest at 0.5 ** (1 / this) of the way from the inner corner
+_BAND = 0.07  # the lash bands above and below the opening, in inter-ocular distances
+_CORNER_REACH = 0.04  # a shut lid's patch reaches this far past the eye's corners (inter-ocular distances)
+_FEATHER = 0.02  # the swept area's top fades in over twice this, in inter-ocular distances
+_NEAR_DARK = 0.12  # a shut lid darkens this much towards its edge
+_HIGHLIGHT = 0.07  # and catches this much light across its middle
 
 
 @dataclass
@@ -69,20 +79,29 @@ class EyePainter:
             # the swept area: from a little above where the open lid's lashes were down to the lid's
             # edge; as the eye shuts it reaches below the edge over the lower lashes too
             up_dir = _normal_up(to_out)
-            top = open_up + up_dir * (_FOLD * iod)
+            top = open_up + up_dir * ((_BAND + _FOLD) * iod)  # the top of the lid patch's fill
             below = lid_edge - up_dir * (0.03 * iod * _ramp(b, 0.5, 0.95))
-            poly = np.concatenate([top, below[::-1]])
+            feather = max(1.0, _FEATHER * iod)
+            # ... and a little past the corners, where the open eye's corners showed white
+            ends = _CORNER_REACH * iod * _ramp(b, 0.3, 0.9)
+            poly = np.concatenate([_stretch_ends(top, ends), _stretch_ends(below, ends)[::-1]])
             x0 = max(0, int(np.floor(min(poly[:, 0].min(), lower[:, 0].min()))) - 4)
             y0 = max(0, int(np.floor(poly[:, 1].min())) - 4)
             x1 = min(w, int(np.ceil(max(poly[:, 0].max(), lower[:, 0].max()))) + 5)
-            y1 = min(h, int(np.ceil(max(poly[:, 1].max(), lower[:, 1].max()))) + 5)
+            y1 = min(h, int(np.ceil(max(poly[:, 1].max(), lower[:, 1].max()) + _LASH * iod)) + 5)
             if x1 <= x0 or y1 <= y0:
                 continue
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
             p = np.round((poly - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(m, [p], (255,), lineType=cv2.LINE_AA, shift=_SHIFT)
             blur = cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(0.7, 0.012 * iod))
-            alpha = np.asarray(blur, np.float32) * _ramp(b, _START, 0.3)
+            # the top fades in over a band inside the fill: a closed lid has no edge where the fold was (the
+            # patch beyond the fill is the portrait, crease included; the frame has the crease moved down)
+            xs = np.arange(x0, x1)
+            ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+            top_y = np.interp(xs, *_sorted_xy(top)).astype(np.float32)[None, :]
+            fade = np.clip((ys - top_y) / (2.0 * feather), 0.0, 1.0)
+            alpha = np.asarray(blur, np.float32) * (fade * fade * (3 - 2 * fade)) * _ramp(b, _START, 0.3)
             # the lid patch, carried from the portrait into this frame's ROI
             aff = to_out.copy()
             aff[:, 2] += aff[:, :2] @ eye.origin - [x0, y0]
@@ -90,27 +109,30 @@ class EyePainter:
                 eye.patch, aff, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
             # a closed lid curves away from the light towards its edge: a little darker there
-            ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-            edge_y = np.interp(np.arange(x0, x1), *_sorted_xy(lid_edge)).astype(np.float32)[None, :]
+            edge_y = np.interp(xs, *_sorted_xy(lid_edge)).astype(np.float32)[None, :]
             near = np.clip(1.0 - (edge_y - ys) / max(1.0, 0.06 * iod), 0.0, 1.0)
             # ... and it is convex: its middle, between the fold and the lashes, catches a little light
-            top_y = np.interp(np.arange(x0, x1), *_sorted_xy(top)).astype(np.float32)[None, :]
             across = np.clip((ys - top_y) / np.maximum(edge_y - top_y, 1.0), 0.0, 1.0)
             closing = _ramp(b, 0.3, 0.9)
-            shade = ((1.0 - 0.12 * near * closing) * (1.0 + 0.07 * np.sin(np.pi * across) * closing))[..., None]
+            shade = ((1.0 - _NEAR_DARK * near * closing) * (1.0 + _HIGHLIGHT * np.sin(np.pi * across) * closing))[
+                ..., None
+            ]
             a = alpha[..., None]
             roi = out[y0:y1, x0:x1].astype(np.float32) * (1.0 - a) + np.asarray(skin, np.float32) * shade * a
-            # the lash line along the lid's edge
-            lash_a = _ramp(b, _START, 0.5)
+            # the lashes: a dark wedge hanging from the lid's edge, thickest past the middle of the eye
+            # and thin at the inner corner; they gather into a thicker line as the lid shuts
+            outer, inner = vt[corners[0]], vt[corners[1]]
+            axis = outer - inner
+            along = np.clip((lid_edge - inner) @ axis / max(1e-9, float(axis @ axis)), 0.0, 1.0)
+            profile = _LASH_MIN + (1.0 - _LASH_MIN) * np.sin(np.pi * along**_LASH_PEAK)
+            thick = (_LASH * iod * (0.6 + 0.4 * _ramp(b, 0.5, 1.0)) * profile)[:, None]
+            wedge = np.concatenate([lid_edge + up_dir * (0.25 * thick), (lid_edge - up_dir * (0.75 * thick))[::-1]])
             lm = np.zeros_like(m)
-            pl = np.round((lid_edge - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
-            # lashes gather into a thicker line as the lid shuts
-            thick = max(1, int(round(_LASH * iod * (0.6 + 0.4 * _ramp(b, 0.5, 1.0)))))
-            cv2.polylines(lm, [pl], False, (255,), thickness=thick, lineType=cv2.LINE_AA, shift=_SHIFT)
-            soft = max(0.7, 0.006 * iod)  # lashes are a soft line, on a large face too
+            pl = np.round((wedge - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
+            cv2.fillPoly(lm, [pl], (255,), lineType=cv2.LINE_AA, shift=_SHIFT)
+            soft = max(0.7, 0.008 * iod)  # lashes are a soft line, on a large face too
             line = np.asarray(cv2.GaussianBlur(lm.astype(np.float32) / 255.0, (0, 0), soft), np.float32)
-            # a little fainter towards the corners, as lashes are
-            la = line * (0.9 * lash_a) * _taper(lid_edge, x0, x1)[None, :]
+            la = line * (0.9 * _ramp(b, _START, 0.5))
             roi = roi * (1.0 - la[..., None]) + eye.lash_rgb[None, None, :] * la[..., None]
             out[y0:y1, x0:x1] = np.clip(roi, 0, 255).astype(np.uint8)
 
@@ -131,11 +153,11 @@ def _make_eye(
     cv2.fillPoly(mask, [np.round(opening - [x0, y0]).astype(np.int32)], (255,))
     # the lash bands above and below the opening (the mesh's contour often sits inside the lashes),
     # a little past the corners, and the lid fold above: a shut lid is unfolded, its crease shallow
-    kh = max(3, int(round(0.14 * iod)) | 1)
+    kh = max(3, int(round(2 * _BAND * iod)) | 1)
     kw = max(3, int(round(0.08 * iod)) | 1)
     hole = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kw, kh))) > 0
     up_px = max(1, int(round(_FOLD * iod)))
-    hole |= cv2.dilate(mask, np.ones((up_px, 1), np.uint8), anchor=(0, 0)) > 0
+    hole = cv2.dilate(hole.astype(np.uint8), np.ones((up_px, 1), np.uint8), anchor=(0, 0)) > 0
     patch = _fill_lid(roi, hole, iod)
     # lashes: the portrait's darkest lash pixels, and in any case well darker than the lid, or the
     # closed eye has no line to read
@@ -191,8 +213,18 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
     grain = np.asarray(noise, np.float32) * (amp / max(1e-6, float(np.std(noise))))
     out[hole] += grain[hole][:, None]
     # soften the seam where the fill meets the portrait
-    soft = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), max(0.8, 0.02 * iod))[..., None]
+    soft = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), max(0.8, 0.03 * iod))[..., None]
     return (roi * (1 - soft) + out * soft).astype(np.float32)
+
+
+def _stretch_ends(line: np.ndarray, d: float) -> np.ndarray:
+    """``line`` (corner to corner) with both end points moved ``d`` pixels further out along the eye."""
+    out = line.copy()
+    axis = line[-1] - line[0]
+    axis = axis / max(1e-9, float(np.linalg.norm(axis)))
+    out[0] -= axis * d
+    out[-1] += axis * d
+    return out
 
 
 def _normal_up(aff: np.ndarray) -> np.ndarray:
@@ -204,12 +236,6 @@ def _normal_up(aff: np.ndarray) -> np.ndarray:
 def _ramp(x: float, a: float, b: float) -> float:
     t = clamp((x - a) / (b - a), 0.0, 1.0)
     return t * t * (3 - 2 * t)
-
-
-def _taper(edge: np.ndarray, x0: int, x1: int) -> np.ndarray:
-    lo, hi = float(edge[:, 0].min()), float(edge[:, 0].max())
-    t = np.clip((np.arange(x0, x1, dtype=np.float32) - lo) / max(1.0, hi - lo), 0, 1)
-    return np.clip(np.sin(np.pi * t) * 1.6, 0.8, 1.0).astype(np.float32)
 
 
 def _sorted_xy(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
