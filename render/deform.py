@@ -55,6 +55,7 @@ class RigPose:
         self.lo_in = hidx(T.LIP_INNER_LOWER[1:-1])
         self.up_out = hidx(T.LIP_OUTER_UPPER[1:-1])
         self.lo_out = hidx(T.LIP_OUTER_LOWER[1:-1])
+        self.in_corners = hidx([T.LIP_INNER_UPPER[0], T.LIP_INNER_UPPER[-1]])
         self.pair_gap0 = self.h_local[self.lo_in, 1] - self.h_local[self.up_in, 1]
         inner = L[T.LIP_INNER_UPPER]
         ic = 0.5 * (inner[0, 0] + inner[-1, 0])
@@ -117,6 +118,8 @@ class RigPose:
         d[self.up_in, 1] -= 0.4 * corr
         d[self.lo_out, 1] += 0.45 * corr
         d[self.up_out, 1] -= 0.3 * corr
+        if self.rig.mouth_open_source and gap < g_src:
+            self._smooth_seam(d, 1.0 - gap / g_src)
         # lower lip roll-in (f, v): the lower lip rises under the upper teeth
         d[self.lower_lip_ids, 1] -= roll * (0.6 * max(gap, 0.0) + 0.02) * self.lower_inner_gain
         # corners follow part of the jaw
@@ -154,6 +157,32 @@ class RigPose:
         bi = H[self.brow_inner]
         d[self.brow_inner, 0] -= np.sign(bi[:, 0]) * 0.03 * brow_dn
         return d
+
+    def _smooth_seam(self, d: np.ndarray, k: float) -> None:
+        """As an open portrait mouth closes (``k`` 0..1), its inner lip pairs meet on one smooth line.
+
+        The detector's inner contour of an open mouth follows the teeth's edges, and its upper and lower
+        points are not above one another: closed by the per-pair gaps alone, the lips would meet along
+        a zigzag with slivers of the other lip between the steps. Each pair moves towards its common
+        x, and the line where they meet towards a parabola through it and the mouth corners.
+        """
+        H = self.h_local
+        up = H[self.up_in, :2] + d[self.up_in, :2]
+        lo = H[self.lo_in, :2] + d[self.lo_in, :2]
+        corners = H[self.in_corners, :2] + d[self.in_corners, :2]
+        mx = 0.5 * (up[:, 0] + lo[:, 0])
+        my = 0.6 * up[:, 1] + 0.4 * lo[:, 1]
+        xs = np.concatenate([mx, corners[:, 0]])
+        ys = np.concatenate([my, corners[:, 1]])
+        w = np.concatenate([np.ones(len(mx)), np.full(2, 3.0)])  # the line ends at the corners
+        c = np.polyfit(xs, ys, 2, w=w)
+        dy = (np.polyval(c, mx) - my) * k
+        d[self.up_in, 0] += (mx - up[:, 0]) * k
+        d[self.lo_in, 0] += (mx - lo[:, 0]) * k
+        d[self.up_in, 1] += dy
+        d[self.lo_in, 1] += dy
+        d[self.up_out, 1] += dy
+        d[self.lo_out, 1] += dy
 
     def deform(self, v: np.ndarray) -> np.ndarray:
         """Target vertex positions (Nv, 3) in pixels for channel values ``v`` (len(CHANNELS),)."""
