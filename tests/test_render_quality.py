@@ -46,6 +46,19 @@ def test_bilabial_closes_a_smiling_mouth_and_open_vowel_opens_it(astronaut) -> N
     assert bright(r.render(pose_values({"jawOpen": 0.05, "mouthClose": 1.0}))) < 0.5 * bright(astronaut.rig.image)
 
 
+def test_closed_lips_meet_on_one_smooth_line(astronaut) -> None:
+    # the portrait's inner-lip contour follows her teeth: closed pair by pair without care, the upper and
+    # lower points would meet at different places and leave a zigzag seam with slivers between its steps
+    r = WarpRenderer(astronaut.rig)
+    closed = r.target_points(pose_values({"jawOpen": 0.0}))
+    up, lo = closed[T.LIP_INNER_UPPER[1:-1]], closed[T.LIP_INNER_LOWER[1:-1]]
+    assert np.abs(up - lo).max() < 0.5  # every pair meets (pixels)
+    seam = 0.5 * (up + lo)
+    # the seam bends smoothly: no point is more than a pixel off a parabola through all of them
+    fit = np.polyval(np.polyfit(seam[:, 0], seam[:, 1], 2), seam[:, 0])
+    assert np.abs(fit - seam[:, 1]).max() < 1.0
+
+
 def test_blink_lowers_the_upper_lid_onto_the_lower(astronaut) -> None:
     r = WarpRenderer(astronaut.rig)
     v0 = astronaut.rig.verts[:, :2]
