@@ -20,6 +20,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
+from server.codec import video_frame
 from server.settings import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
 from server.workers import LATE_GRACE_FRAMES
 
@@ -134,13 +135,12 @@ class AvatarVideoTrack(MediaStreamTrack):
                 await asyncio.sleep(0.002)
                 frame = s.renderer.get(k, plan.generation)
         if frame is not None:
-            yuv = frame.yuv
-            self._last = yuv
+            self._last = frame.yuv
+            vf = frame.video if frame.video is not None else video_frame(frame.yuv)
         else:
             self.frames_late += 1
             s.metrics.video_late.inc()
-            yuv = self._last if self._last is not None else s.blank_yuv
-        vf = VideoFrame.from_ndarray(yuv, format="yuv420p")
+            vf = video_frame(self._last if self._last is not None else s.blank_yuv)
         vf.pts = k * clock.samples_per_frame
         vf.time_base = TIME_BASE
         self._next = k + 1

@@ -24,6 +24,7 @@ import numpy as np
 
 from server import markers
 from server.clock import MediaClock
+from server.codec import video_frame
 from server.metrics import Metrics
 from server.render_pool import SLOTS, I420Renderer, RenderProcess
 from server.timeline import Segment, SegmentJoiner, Timeline, make_segment, trim_leading_silence
@@ -66,6 +67,7 @@ class RenderedFrame:
     generation: int
     yuv: np.ndarray  # I420 (H * 3 / 2, W) uint8
     speaking: bool
+    video: Any = None  # the same image as an av.VideoFrame, built off the event loop (sent once)
 
 
 MAX_PIECE_CHARS = 160
@@ -494,7 +496,7 @@ class RenderWorker(threading.Thread):
                 else:
                     self.metrics.render_frame.observe(seconds)
                 with self._lock:
-                    self._store[p.index] = RenderedFrame(p.index, p.generation, yuv, p.speaking)
+                    self._store[p.index] = RenderedFrame(p.index, p.generation, yuv, p.speaking, video_frame(yuv))
                     for k in [k for k in self._store if k < now_k - 1]:
                         del self._store[k]
                 self.frames_rendered += 1

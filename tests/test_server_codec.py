@@ -86,3 +86,43 @@ def test_skipping_unchanged_blocks_still_sends_what_moved() -> None:
         err = np.abs(got.astype(int) - y.astype(int))
         assert err[95:135, 80:180].mean() < 4.0  # the moving opening is where it should be
     assert abs(float(got[180:200, 30:60].mean()) - float(frames[-1][180:200, 30:60].mean())) < 3.0
+
+
+def _level_rfc6465(frame: av.AudioFrame) -> int:
+    """The reference: aiortc's sample-by-sample loop (RFC 6465, appendix A)."""
+    import math
+    import struct
+
+    rms = sum(x * x for (x,) in struct.iter_unpack("h", bytes(frame.planes[0])))
+    rms = math.sqrt(rms / (frame.samples * 32767 * 32767))
+    return round(min(max(20 * math.log10(rms), -127), 0)) if rms > 0 else -127
+
+
+def test_audio_level_matches_aiortc_and_is_what_senders_use() -> None:
+    import aiortc.rtcrtpsender as sender
+
+    from server import codec
+
+    codec.install()
+    assert sender.rtp.compute_audio_level_dbov is codec.audio_level_dbov
+    rng = np.random.default_rng(1)
+    levels = []
+    for layout, scale in (("mono", 0), ("mono", 30), ("mono", 3000), ("stereo", 3000), ("mono", 40000)):
+        ch = 2 if layout == "stereo" else 1
+        pcm = np.clip(rng.standard_normal((1, 960 * ch)) * scale, -32768, 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout=layout)
+        frame.sample_rate = 48000
+        levels.append(codec.audio_level_dbov(frame))
+        assert levels[-1] == _level_rfc6465(frame)
+    assert levels[0] == -127 and levels[-1] > -5  # silence, and a clipping signal
+
+
+def test_video_frame_holds_the_image() -> None:
+    from server.codec import video_frame
+
+    rng = np.random.default_rng(2)
+    for w, h in ((512, 512), (640, 360), (100, 60)):
+        yuv = rng.integers(0, 256, (h * 3 // 2, w), dtype=np.uint8)
+        f = video_frame(yuv)
+        assert (f.width, f.height, f.format.name) == (w, h, "yuv420p")
+        assert np.array_equal(f.to_ndarray(), yuv)
