@@ -167,10 +167,14 @@ class RigPose:
         x, and the line where they meet towards a parabola through it and the mouth corners.
         """
         H = self.h_local
-        up = H[self.up_in, :2] + d[self.up_in, :2]
-        lo = H[self.lo_in, :2] + d[self.lo_in, :2]
-        corners = H[self.in_corners, :2] + d[self.in_corners, :2]
+        up = H[self.up_in] + d[self.up_in]
+        lo = H[self.lo_in] + d[self.lo_in]
+        corners = H[self.in_corners] + d[self.in_corners]
         mx = 0.5 * (up[:, 0] + lo[:, 0])
+        # depth too: the jaw's rotation moved the lower lip in depth, which a pitched face shows as height
+        mz = 0.5 * (up[:, 2] + lo[:, 2])
+        d[self.up_in, 2] += (mz - up[:, 2]) * k
+        d[self.lo_in, 2] += (mz - lo[:, 2]) * k
         my = 0.6 * up[:, 1] + 0.4 * lo[:, 1]
         xs = np.concatenate([mx, corners[:, 0]])
         ys = np.concatenate([my, corners[:, 1]])
