@@ -65,6 +65,7 @@ class WarpRenderer:
         self._br = CHANNEL_INDEX["eyeBlinkRight"]
         self._bl = CHANNEL_INDEX["eyeBlinkLeft"]
         self._gx = CHANNEL_INDEX["eyeLookX"]
+        self._yaw, self._pitch = CHANNEL_INDEX["headYaw"], CHANNEL_INDEX["headPitch"]
         self._gy = CHANNEL_INDEX["eyeLookY"]
         self.eye_w = float(np.linalg.norm(v0[133] - v0[33]))
         self.src_tri = v0[tris]  # (M, 3, 2)
@@ -177,8 +178,12 @@ class WarpRenderer:
             order = np.concatenate([order, f[np.argsort(-depth, kind="stable")]])
 
         # The backward map is piecewise affine and continuous (except at the openings, which are
-        # painted over), so it is computed on a grid ``s`` times coarser and upsampled linearly.
-        s = self.map_scale
+        # painted over), so it is computed on a grid ``s`` times coarser and upsampled linearly. A turned
+        # head is not: where its near cheek covers what lies behind, the map jumps, and upsampled across
+        # the jump the outline becomes a staircase of s-pixel steps. From _FOLD_POSE_DEG on, the map is
+        # computed at every pixel (measured at 15 degrees on a large face: 33.1 -> exact; 6 -> 11 ms).
+        turned = max(abs(values[self._yaw]), abs(values[self._pitch])) >= _FOLD_POSE_DEG
+        s = 1 if turned else self.map_scale
         x0 -= x0 % s
         y0 -= y0 % s
         cw = -(-(x1 - x0) // s)
@@ -257,6 +262,10 @@ def _remap_moved(
             bx, by = mx[top:bottom, left:right], my[top:bottom, left:right]
             dst = out[y0 + top : y0 + bottom, x0 + left : x0 + right]
             cv2.remap(src, bx, by, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE)
+
+
+_FOLD_POSE_DEG = 5.0
+"""Head turns (yaw or pitch, degrees) from which the backward map is computed at every pixel."""
 
 
 def _lip_closure(values: np.ndarray, source_gap: float, max_gap: float) -> float:
