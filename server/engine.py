@@ -42,29 +42,24 @@ log = logging.getLogger("talker.server")
 
 
 class PriorityLock:
-    """A mutex with three ranks of callers: render jobs (background), live sessions, and live sessions
-    starting a new sentence (``first``). A caller waits while the lock is held or a caller of a higher
-    rank waits. A live session's next piece of a sentence it is already playing has slack (the piece
-    before it is still playing); the first piece of a new sentence is what its user is waiting for.
-    Measured with three sessions streaming long sentences and a fourth starting short ones (the real
-    Piper voice): without the first-piece rank that fourth waited p50 529 / p95 1197 ms for its first
-    audio."""
+    """A mutex where callers marked ``live`` go first: background callers wait while a live one waits."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._held = False
-        self._waiting = [0, 0, 0]  # per rank: background, live, live first piece
+        self._live_waiting = 0
 
     @contextmanager
-    def hold(self, live: bool, first: bool = False) -> Iterator[None]:
-        rank = (2 if first else 1) if live else 0
+    def hold(self, live: bool) -> Iterator[None]:
         with self._cond:
-            self._waiting[rank] += 1
+            if live:
+                self._live_waiting += 1
             try:
-                while self._held or any(self._waiting[r] for r in range(rank + 1, 3)):
+                while self._held or (not live and self._live_waiting > 0):
                     self._cond.wait()
             finally:
-                self._waiting[rank] -= 1
+                if live:
+                    self._live_waiting -= 1
             self._held = True
         try:
             yield
@@ -161,7 +156,7 @@ def _gated(
     first = True
     while True:
         try:
-            with gate.hold(live=True, first=first):
+            with gate.hold(live=True):
                 piece = next(pieces, None)
         except NotStreamable as e:
             if not first:

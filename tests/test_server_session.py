@@ -181,27 +181,3 @@ def test_session_with_an_uploaded_portrait(server: LiveServer) -> None:
     assert [s["portrait_id"] for s in listed] == [pid]
     assert listed[0]["state"] == "connected" and listed[0]["frames_sent"] >= 10
     assert c.received.video[-1].width == 512
-
-
-def test_speech_gate_serves_new_sentences_before_continuations_and_jobs() -> None:
-    # Piper is shared: while it is busy, a job's sentence, a session's next piece and another session's
-    # first piece wait; the first piece (what a user is waiting for) goes first, the job last
-    from server.engine import PriorityLock
-
-    gate = PriorityLock()
-    order: list[str] = []
-
-    def take(name: str, live: bool, first: bool) -> None:
-        with gate.hold(live=live, first=first):
-            order.append(name)
-
-    with gate.hold(live=True):
-        threads = []
-        for name, live, first in (("job", False, False), ("continuation", True, False), ("first", True, True)):
-            t = threading.Thread(target=take, args=(name, live, first))
-            t.start()
-            threads.append(t)
-            time.sleep(0.1)  # each is waiting before the next one arrives
-    for t in threads:
-        t.join(5)
-    assert order == ["first", "continuation", "job"]
