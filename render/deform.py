@@ -21,6 +21,9 @@ from render.rig import (
 
 _C = CHANNEL_INDEX
 
+LID_MEET = 0.1
+"""Where a shut upper lid meets the lower lid: this share of the open gap above the lower lid."""
+
 
 class RigPose:
     """Precomputed per-rig lookups for ``deform`` (index arrays into the handle list)."""
@@ -203,10 +206,6 @@ class RigPose:
             w = self.head_weight64
             out = out + w * (rotated - out)
         return out
-
-
-LID_MEET = 0.1
-"""Where a shut upper lid meets the lower lid: this share of the open gap above the lower lid."""
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:

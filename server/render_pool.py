@@ -130,10 +130,11 @@ class RenderProcess:
         self._call(("rig", rig), timeout=60.0)
 
     def render(self, slot: int, values: np.ndarray) -> tuple[np.ndarray, float, bool]:
-        """Render ``values`` into ``slot``; returns a copy of the I420 image, the render seconds, and
-        whether the last frame was reused (nothing moved enough to draw anew: ``WarpRenderer.render_reusing``)."""
+        """Render ``values`` into ``slot``; returns the slot's I420 image (a view: valid until this slot
+        is rendered into again), the render seconds, and whether the last frame was reused (nothing
+        moved enough to draw anew: ``WarpRenderer.render_reusing``)."""
         reply = self._call(("render", slot, np.asarray(values, np.float32)), timeout=10.0)
-        return self.frames[slot].copy(), float(reply[1]), bool(reply[2])
+        return self.frames[slot], float(reply[1]), bool(reply[2])
 
     def ping(self, timeout: float = 60.0) -> None:
         """Wait until the process has started and imported the renderer."""

@@ -95,7 +95,7 @@ class AvatarVideoTrack(MediaStreamTrack):
         super().__init__()
         self._s = session
         self._next: int | None = None
-        self._last: np.ndarray | None = None
+        self._last: VideoFrame | None = None  # the last frame sent
         self.frames_sent = 0
         self.frames_late = 0
         self._t_first: float | None = None
@@ -135,12 +135,12 @@ class AvatarVideoTrack(MediaStreamTrack):
                 await asyncio.sleep(0.002)
                 frame = s.renderer.get(k, plan.generation)
         if frame is not None:
-            self._last = frame.yuv
-            vf = frame.video if frame.video is not None else video_frame(frame.yuv)
+            vf = self._last = frame.video
         else:
             self.frames_late += 1
             s.metrics.video_late.inc()
-            vf = video_frame(self._last if self._last is not None else s.blank_yuv)
+            # the last image again, in a frame of its own (the last one's timestamp is already in use)
+            vf = video_frame(self._last.to_ndarray() if self._last is not None else s.blank_yuv)
         vf.pts = k * clock.samples_per_frame
         vf.time_base = TIME_BASE
         self._next = k + 1

@@ -65,9 +65,8 @@ class SayRequest:
 class RenderedFrame:
     index: int
     generation: int
-    yuv: np.ndarray  # I420 (H * 3 / 2, W) uint8
+    video: Any  # av.VideoFrame (yuv420p), built off the event loop; sent once, then only read
     speaking: bool
-    video: Any = None  # the same image as an av.VideoFrame, built off the event loop (sent once)
 
 
 MAX_PIECE_CHARS = 160
@@ -442,17 +441,14 @@ class RenderWorker(threading.Thread):
             log.exception("render worker %s failed", self.name)
 
     def _renderer(self) -> Callable[[int, np.ndarray], tuple[np.ndarray, float, bool]]:
-        """slot, channel values -> (I420 image, render seconds, whether the last frame was reused)."""
+        """slot, channel values -> (I420 image, render seconds, whether the last frame was reused).
+        The image is the renderer's own (a render slot, or the in-thread renderer's last image): read it
+        before the next call."""
         if self.process is not None:
             self.process.load(self.rig)
             return self.process.render
         renderer = I420Renderer(self.rig)
-
-        def render(slot: int, values: np.ndarray) -> tuple[np.ndarray, float, bool]:
-            yuv, seconds, reused = renderer.render(values)
-            return yuv.copy(), seconds, reused  # a copy: the debug markers draw into the image
-
-        return render
+        return lambda slot, values: renderer.render(values)
 
     def _first_useful(self, now: float, now_k: int, took: float) -> int:
         """The first frame that can still be rendered before the video track gives up on it: when
@@ -490,13 +486,15 @@ class RenderWorker(threading.Thread):
                     took = 0.8 * took + 0.2 * (time.monotonic() - t0)
                 slot = (slot + 1) % SLOTS
                 if self.debug_markers:
+                    yuv = yuv.copy()  # (the renderer's image may be shown again: stamp a copy)
                     markers.stamp(yuv, w, p.index, p.speaking)
+                video = video_frame(yuv)
                 if reused:
                     self.metrics.frames_reused.inc()
                 else:
                     self.metrics.render_frame.observe(seconds)
                 with self._lock:
-                    self._store[p.index] = RenderedFrame(p.index, p.generation, yuv, p.speaking, video_frame(yuv))
+                    self._store[p.index] = RenderedFrame(p.index, p.generation, video, p.speaking)
                     for k in [k for k in self._store if k < now_k - 1]:
                         del self._store[k]
                 self.frames_rendered += 1
