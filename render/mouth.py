@@ -16,6 +16,9 @@ from render.geometry import apply, similarity
 from render.rig import FaceRig
 
 _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
+_TONGUE = 0.45  # the tongue's top reaches this share of the lip gap above the lower lip, in the middle
+_LOWER_TEETH = 0.62  # brightness of the lower teeth (in the mouth's shadow) relative to the upper
+_TISSUE = 0.03  # the portrait's own teeth are moved with this much of the lips around them (inter-ocular distances)
 
 
 class MouthPainter:
@@ -37,14 +40,22 @@ class MouthPainter:
         self.teeth_rgb = np.clip(teeth, 0, 250)
         # the inside of the mouth in the lips' own hue (mucosa), darker: a warm red-brown
         self.cavity_rgb = lip * 0.34 + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
-        self.tongue_rgb = lip * np.array([0.78, 0.58, 0.58]) if not gray else lip * 0.72
+        # the tongue: pink mucosa, lighter and less saturated than lips (which may be painted), so half
+        # the lips' tone and half the skin's with the blood showing through
+        tongue = 0.5 * lip + 0.5 * skin * np.array([0.95, 0.72, 0.74])
+        self.tongue_rgb = 0.85 * (tongue if not gray else np.full(3, tongue.mean()))
         # lower teeth stand in the mouth's warm shadow
         self.lower_teeth_rgb = 0.8 * self.teeth_rgb + 0.2 * self.tongue_rgb / 0.7
         self._eye_span0 = max(1.0, float(np.linalg.norm(v0[263] - v0[33])))
+        self._gap0 = float(v0[14, 1] - v0[13, 1])  # the portrait's own lip gap
         self._incisor0 = 0.13 * float(np.linalg.norm(v0[308] - v0[78]))  # central incisor width at rest
         self.open_source = rig.mouth_open_source
         if self.open_source:
-            self._upper_mask, self._lower_mask = _source_hole_masks((rig.image.shape[0], rig.image.shape[1]), v0)
+            self._upper_mask, self._lower_mask = _source_hole_masks(rig.image, v0, rig.iod)
+            own = _own_teeth_rgb(rig.image, self._upper_mask)
+            if own is not None:
+                self.teeth_rgb = own
+                self.lower_teeth_rgb = 0.8 * own + 0.2 * self.tongue_rgb / 0.7
 
     def paint(self, out: np.ndarray, vt: np.ndarray, values: np.ndarray) -> None:
         """Paint the interior into ``out`` (in place) for target vertices ``vt`` (Nv, 2)."""
@@ -71,16 +82,20 @@ class MouthPainter:
         # between contour points the interpolated lip lines can part by a fraction of a pixel even when
         # every pair of points meets: an opening under ~1.5 px is faded rather than drawn as a sliver
         alpha = (np.clip(cover, 0.0, 1.0) * min(1.0, open_px / 1.5))[..., None]
-        layer = self._synth(vt, x0, y0, x1, y1, synth_teeth=not self.open_source)
         if self.open_source:
+            # the portrait's own teeth, moved; the lower row in front of what the jaw brings down with them
+            layer = self._synth(vt, x0, y0, x1, y1, upper=False, lower=False)
             self._overlay_source_teeth(layer, vt, x0, y0, x1, y1)
+            self._synth_teeth(layer, vt, x0, y0, x1, y1, upper=False, lower=True)
+        else:
+            layer = self._synth(vt, x0, y0, x1, y1, upper=True, lower=True)
         sigma = max(0.4, 0.006 * self.iod)
         layer = cv2.GaussianBlur(layer, (0, 0), sigma)
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
 
     # -- layers ----------------------------------------------------------------------------------
-    def _synth(self, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int, synth_teeth: bool) -> np.ndarray:
+    def _synth(self, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int, upper: bool, lower: bool) -> np.ndarray:
         iod = self.iod
         xs, ys = _pixel_axes(x0, y0, x1, y1)
         up = vt[T.LIP_INNER_UPPER]
@@ -103,25 +118,48 @@ class MouthPainter:
         layer = np.empty((y1 - y0, x1 - x0, 3), np.float32)
         layer[:] = self.cavity_rgb
         layer *= depth[..., None]
-        # tongue: rests low in the mouth behind the lower teeth, its front lit, its back in shadow
-        if gap_c > 0.1 * iod:
-            grow = float(np.clip((gap_c - 0.1 * iod) / (0.15 * iod), 0, 1))
+        # tongue: fills the floor of the mouth behind the lower teeth. In a filmed open mouth it is the
+        # largest thing that shows: a pink surface up to about half the opening, its front lit and its
+        # back (the top edge, sloping away) in shadow, with the cavity dark only above and beside it
+        if gap_c > 0.04 * iod:
+            grow = float(np.clip((gap_c - 0.04 * iod) / (0.12 * iod), 0, 1))
             lo_c = float(np.interp(xc, lo[:, 0], lo[:, 1]))
-            # its top edge: an arch whose height is a share of the opening, flatter at the sides
-            top = lo_c - (0.02 * iod + 0.3 * gap_c) * (1.0 - 0.55 * rel**2)
-            t_alpha = np.clip((ys - top) / max(1.0, 0.02 * iod), 0, 1) * np.clip((0.9 - rel) / 0.2, 0, 1) * grow
-            below_top = np.clip((ys - top) / max(1.0, 0.3 * gap_c), 0.0, 1.0)
-            shade = 0.45 + 0.55 * below_top**0.7
+            # its top edge: an arch whose height is a share of the opening, lower towards the sides
+            height = (_TONGUE * gap_c) * (1.0 - 0.6 * rel**2)
+            top = lo_c - height
+            soft = max(1.0, 0.015 * iod)
+            t_alpha = np.clip((ys - top) / soft, 0, 1) * np.clip((0.95 - rel) / 0.25, 0, 1) * grow
+            below_top = np.clip((ys - top) / np.maximum(height, 1.0), 0.0, 1.0)
+            shade = 0.5 + 0.5 * below_top**0.6
             # the midline groove
-            shade = shade * (1.0 - 0.12 * np.exp(-(((xs - xc) / max(1.0, 0.08 * half_w)) ** 2)))
+            shade = shade * (1.0 - 0.1 * np.exp(-(((xs - xc) / max(1.0, 0.08 * half_w)) ** 2)))
             tongue = self.tongue_rgb * shade[..., None]
             layer = layer * (1 - t_alpha[..., None]) + tongue * t_alpha[..., None]
-        if synth_teeth:
-            # the teeth are fixed to the skull: their size follows the head's scale, not the lips' width,
-            # and they stay centred under the upper lip's middle
-            scale = float(np.linalg.norm(vt[263] - vt[33])) / self._eye_span0
-            self._teeth(layer, xs, ys, xc, half_w, yu, yl, float(vt[13, 0]), self._incisor0 * scale)
+        self._synth_teeth(layer, vt, x0, y0, x1, y1, upper, lower)
         return layer
+
+    def _synth_teeth(
+        self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int, upper: bool, lower: bool
+    ) -> None:
+        """Drawn teeth into ``layer``. They are fixed to the skull: their size follows the head's scale,
+        not the lips' width, and they stay centred under the upper lip's middle. A portrait that shows
+        its own upper teeth keeps them (``_overlay_source_teeth``); its lower teeth are mostly hidden
+        behind them, so the lower row that an opening jaw uncovers is drawn, in its own teeth's colour."""
+        if not (upper or lower):
+            return
+        xs, ys = _pixel_axes(x0, y0, x1, y1)
+        left, right = vt[78], vt[308]
+        xc = float(0.5 * (vt[13, 0] + vt[14, 0]))
+        half_w = max(1.0, 0.5 * float(np.linalg.norm(right - left)))
+        yu = _curve(vt[T.LIP_INNER_UPPER], xs[0])[None, :]
+        yl = _curve(vt[T.LIP_INNER_LOWER], xs[0])[None, :]
+        scale = float(np.linalg.norm(vt[263] - vt[33])) / self._eye_span0
+        share = 1.0
+        if not upper:
+            # the portrait's lower teeth are hidden until the jaw opens past where the portrait has it
+            gap = float(vt[14, 1] - vt[13, 1]) / scale
+            share = float(np.clip((gap - self._gap0) / (0.08 * self.iod), 0.0, 1.0))
+        self._teeth(layer, xs, ys, xc, half_w, yu, yl, float(vt[13, 0]), self._incisor0 * scale, upper, lower, share)
 
     def _teeth(
         self,
@@ -134,6 +172,9 @@ class MouthPainter:
         yl: np.ndarray,
         x_mid: float,
         inc_w: float,
+        upper: bool = True,
+        lower: bool = True,
+        lower_share: float = 1.0,
     ) -> None:
         """Upper and lower teeth into ``layer``; ``x_mid``: the dental midline, ``inc_w``: central incisor
         width (pixels); ``xc``, ``half_w``: the opening's middle and half width (what of them shows)."""
@@ -159,15 +200,18 @@ class MouthPainter:
         # shadow of the upper lip on the teeth, slightly translucent incisal edge
         shade = (1.0 - 0.55 * arel**1.5) * (0.68 + 0.32 * np.clip(v * 3.0, 0, 1))
         shade = shade * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1)) * convex * (1.0 - gap)
-        a_up = (band * arch)[..., None]
-        layer[:] = layer * (1 - a_up) + (self.teeth_rgb * shade[..., None]) * a_up
+        if upper:
+            a_up = (band * arch)[..., None]
+            layer[:] = layer * (1 - a_up) + (self.teeth_rgb * shade[..., None]) * a_up
+        if not lower:
+            return
         # lower teeth: only their edges show above the lower lip, in the mouth's warm shadow
         tl = 0.045 * iod
         v2 = (yl - ys) / tl
         band2 = np.clip(v2 * 5, 0, 1) * np.clip((1.0 - v2) * 4, 0, 1)
         arch2 = np.clip((0.55 - arel) / 0.2, 0, 1)
-        shade2 = 0.62 * (1.0 - 0.5 * arel**1.5) * convex * (1.0 - gap)
-        a_lo = (band2 * arch2)[..., None]
+        shade2 = _LOWER_TEETH * (1.0 - 0.5 * arel**1.5) * convex * (1.0 - gap)
+        a_lo = (band2 * arch2 * lower_share)[..., None]
         layer[:] = layer * (1 - a_lo) + (self.lower_teeth_rgb * shade2[..., None]) * a_lo
 
     def _overlay_source_teeth(self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
@@ -199,14 +243,21 @@ def _curve(pts: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.interp(x, pts[order, 0], pts[order, 1]).astype(np.float32)
 
 
-def _source_hole_masks(shape: tuple[int, int], v0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Soft masks of the portrait's mouth opening, split at the middle into upper and lower halves."""
-    h, w = shape
+def _source_hole_masks(image: np.ndarray, v0: np.ndarray, iod: float) -> tuple[np.ndarray, np.ndarray]:
+    """Soft masks of the portrait's mouth opening: what goes with the skull (the upper teeth) and what
+    goes with the jaw, split along the line where they meet (``_teeth_split``).
+
+    Each reaches a little past the lip contour, into the lip: where the warped lip edge and the moved
+    teeth do not quite meet, the gap shows lip-coloured tissue (like gum), not the dark cavity.
+    """
+    h, w = image.shape[:2]
     up = v0[T.LIP_INNER_UPPER]
     lo = v0[T.LIP_INNER_LOWER]
-    mid = 0.5 * (up + lo)
-    upper_poly = np.concatenate([up, mid[::-1]])
-    lower_poly = np.concatenate([mid, lo[::-1]])
+    split = _teeth_split(image, up, lo)
+    reach = (_TISSUE * iod * np.sin(np.linspace(0.0, np.pi, len(up))))[:, None] * np.array([0.0, 1.0])
+    up, lo = up - reach, lo + reach
+    upper_poly = np.concatenate([up, split[::-1]])
+    lower_poly = np.concatenate([split, lo[::-1]])
     out = []
     for poly in (upper_poly, lower_poly):
         m = np.zeros((h, w), np.uint8)
@@ -214,6 +265,53 @@ def _source_hole_masks(shape: tuple[int, int], v0: np.ndarray) -> tuple[np.ndarr
         cv2.fillPoly(m, [p], (255,), lineType=cv2.LINE_AA, shift=_AA_SHIFT)
         out.append(m.astype(np.float32) / 255.0)
     return out[0], out[1]
+
+
+def _own_teeth_rgb(image: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
+    """The colour of the portrait's own teeth: the brightest part of what its upper opening shows."""
+    px = image[upper > 0.5].astype(np.float32)
+    if len(px) < 20:
+        return None
+    lum = px.mean(axis=1)
+    bright = px[lum >= np.percentile(lum, 60)]
+    return np.asarray(np.median(bright, axis=0), np.float64)
+
+
+def _teeth_split(image: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Where the upper teeth end in the portrait's open mouth: a polyline from corner to corner.
+
+    A smile shows mostly upper teeth, with at most a strip of lower teeth or of the dark gap between
+    them near the lower lip, so the middle of the opening cuts through the upper teeth (opening the jaw
+    then splits them in two). Per column, the darkest row in the lower two thirds of the opening is the
+    gap (or the shadow under the incisal edge); smoothed along the mouth.
+    """
+    lum = cv2.GaussianBlur(
+        cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.8
+    )
+    xa, xb = float(up[0, 0]), float(up[-1, 0])
+    n = max(4, int(abs(xb - xa)) + 1)
+    t = np.linspace(0.0, 1.0, n)
+    corner_a, corner_b = 0.5 * (up[0] + lo[0]), 0.5 * (up[-1] + lo[-1])
+    cols = corner_a[0] + t * (corner_b[0] - corner_a[0])
+    yu = _curve(up, cols.astype(np.float32)).astype(np.float64)
+    yl = _curve(lo, cols.astype(np.float32)).astype(np.float64)
+    fr = np.linspace(0.34, 0.92, 30)
+    ys = yu[:, None] + fr[None, :] * (yl - yu)[:, None]
+    xs = np.repeat(cols[:, None], len(fr), axis=1)
+    prof = cv2.remap(
+        lum, xs.astype(np.float32), ys.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    # a small preference for the middle of that range breaks ties in a flat (all-teeth) column
+    prof = prof + 2.0 * np.abs(fr - 0.7)[None, :]
+    share = fr[np.argmin(prof, axis=1)]
+    k = max(3, (n // 8) | 1)
+    share = cv2.medianBlur(np.round(share * 255).astype(np.uint8)[None, :], 5 if k >= 5 else 3)[0] / 255.0
+    share = cv2.GaussianBlur(
+        share[None, :].astype(np.float64), (0, 0), max(1.0, n / 30.0), borderType=cv2.BORDER_REPLICATE
+    )[0]
+    split = np.stack([cols, yu + share * (yl - yu)], axis=1)
+    split[0], split[-1] = corner_a, corner_b
+    return split
 
 
 def lip_extended_source(rig: FaceRig) -> np.ndarray | None:

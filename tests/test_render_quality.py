@@ -59,6 +59,41 @@ def test_closed_lips_meet_on_one_smooth_line(astronaut) -> None:
     assert np.abs(fit - seam[:, 1]).max() < 1.0
 
 
+def _bright_run_below(img: np.ndarray, x: float, y: float, length: int) -> int:
+    """Rows of teeth (every channel bright) in the column at ``x``, from the first one below ``y``."""
+    col = img[int(y) : int(y) + length, int(round(x))].min(axis=1) > 185
+    start = int(np.argmax(col))
+    return int(np.argmin(np.append(col[start:], False)))
+
+
+def test_an_opening_jaw_keeps_the_portraits_upper_teeth_whole(astronaut) -> None:
+    # her smile shows the upper teeth over most of the opening: they stay with the skull as the jaw
+    # drops, whole (split at the middle of the opening they lost half their height to the lower jaw)
+    r = WarpRenderer(astronaut.rig)
+    v = astronaut.rig.verts
+    length = int(0.5 * astronaut.rig.iod)
+    src = _bright_run_below(astronaut.rig.image, v[13, 0], v[13, 1] - 2, length)
+    assert src >= 5
+    pose = pose_values({"jawOpen": 0.6})
+    vt = r.target_points(pose)
+    assert _bright_run_below(r.render(pose), vt[13, 0], vt[13, 1] - 2, length) >= 0.85 * src  # 7 of 7 rows
+
+
+def test_an_open_mouth_shows_a_tongue_below_the_dark_of_the_cavity(pipeline: Pipeline) -> None:
+    # as in a filmed open mouth: the floor of the mouth is a lit, pink tongue, dark only above it
+    av = pipeline.prepare_avatar(media("faces", "liveportrait_s12_einstein.jpg"), (512, 512))
+    r = WarpRenderer(av.rig)
+    pose = pose_values({"jawOpen": 0.6})
+    vt = r.target_points(pose)
+    img = r.render(pose).astype(np.float64)
+    x = int(round(vt[13, 0]))
+    top, gap = vt[13, 1], vt[14, 1] - vt[13, 1]
+    band = lambda a, b: img[int(top + a * gap) : int(top + b * gap), x - 2 : x + 3].reshape(-1, 3)  # noqa: E731
+    cavity, tongue = band(0.3, 0.5), band(0.55, 0.85)
+    assert tongue.mean() > 2.0 * cavity.mean()  # measured 2.4 (1.3 with the small tongue before)
+    assert (tongue[:, 0] - tongue[:, 1:].mean(axis=1)).mean() > 15  # pinker than grey
+
+
 def test_a_turned_head_has_a_clean_outline(pipeline: Pipeline) -> None:
     # a large face maps on a grid 4 pixels coarse; where a turned head's near cheek covers the hair behind
     # it the map jumps, and upsampled across the jump the cheek's outline was a staircase of 4-pixel steps
