@@ -7,14 +7,16 @@ skin around the eye, a little darker towards the closure, with the lashes as one
 
 So, once per rig, each eye gets a *lid patch*: the eye opening, its lash bands and the lid fold are
 filled with skin, column by column, from the skin just above and just below them (medians over a few
-pixels, so stray lashes do not leak in), plus the skin's own grain. A fill built this way meets the
+pixels of the skin with its thin dark lines closed away, so stray lashes and the ends of the crease
+neither leak in nor outline the fill), plus the skin's own grain. A fill built this way meets the
 portrait without an edge on every side: a fill lighter or darker than its surroundings would outline
 an almond, which is what an open eye looks like. Per frame the patch follows the eye corners and
 replaces the area the lid has swept, in proportion to the blink; its top fades in inside the fill (the
 warp has pulled the portrait's lid crease down with the lid, and a patch edge there read as a second
 crease). The lashes hang from the lid's moving edge as a soft dark wedge, thickest past the middle of
 the eye and thinner at the corners, as they are on a real shut eye (compared with frames of a filmed
-blink of the same face).
+blink of the same face). The crease above stays where it is (``render.deform`` confines what a closing
+lid drags along), as on a real eye, where the lid unfolds below it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ _BAND = 0.07  # the lash bands above and below the opening, in inter-ocular dist
 _CORNER_REACH = 0.04  # a shut lid's patch reaches this far past the eye's corners (inter-ocular distances)
 _FEATHER = 0.02  # the swept area's top fades in over twice this, in inter-ocular distances
 _NEAR_DARK = 0.12  # a shut lid darkens this much towards its edge
-_HIGHLIGHT = 0.07  # and catches this much light across its middle
+_CLEAN = 0.06  # dark lines thinner than this are cleaned from the skin around a shut lid (inter-ocular distances)
+_LID_MIX = 2.0  # a shut lid's tone, top to bottom: the skin above the eye blended into the skin below it
 
 
 @dataclass
@@ -111,12 +114,8 @@ class EyePainter:
             # a closed lid curves away from the light towards its edge: a little darker there
             edge_y = np.interp(xs, *_sorted_xy(lid_edge)).astype(np.float32)[None, :]
             near = np.clip(1.0 - (edge_y - ys) / max(1.0, 0.06 * iod), 0.0, 1.0)
-            # ... and it is convex: its middle, between the fold and the lashes, catches a little light
-            across = np.clip((ys - top_y) / np.maximum(edge_y - top_y, 1.0), 0.0, 1.0)
             closing = _ramp(b, 0.3, 0.9)
-            shade = ((1.0 - _NEAR_DARK * near * closing) * (1.0 + _HIGHLIGHT * np.sin(np.pi * across) * closing))[
-                ..., None
-            ]
+            shade = (1.0 - _NEAR_DARK * near * closing)[..., None]
             a = alpha[..., None]
             roi = out[y0:y1, x0:x1].astype(np.float32) * (1.0 - a) + np.asarray(skin, np.float32) * shade * a
             # the lashes: a dark wedge hanging from the lid's edge, thickest past the middle of the eye
@@ -175,32 +174,21 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
     hh, ww = hole.shape
     reach = max(2, int(round(0.05 * iod)))
     cols = np.flatnonzero(hole.any(axis=0))
-    out = roi.copy()
     if len(cols) == 0:
-        return out
-    tops = np.zeros(len(cols), np.int64)
-    bots = np.zeros(len(cols), np.int64)
-    top_rgb = np.zeros((len(cols), 3), np.float32)
-    bot_rgb = np.zeros((len(cols), 3), np.float32)
-    for i, x in enumerate(cols):
-        ys = np.flatnonzero(hole[:, x])
-        t, b = int(ys[0]), int(ys[-1])
-        tops[i], bots[i] = t, b
-        above = roi[max(0, t - reach) : t, x]
-        below = roi[b + 1 : min(hh, b + 1 + reach), x]
-        top_rgb[i] = np.median(above, axis=0) if len(above) else roi[t, x]
-        bot_rgb[i] = np.median(below, axis=0) if len(below) else roi[b, x]
-    k = max(1.0, 0.04 * iod)
-    top_rgb = cv2.GaussianBlur(top_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
-    bot_rgb = cv2.GaussianBlur(bot_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
-    for i, x in enumerate(cols):
-        t, b = tops[i], bots[i]
-        f = ((np.arange(t, b + 1, dtype=np.float32) - t + 0.5) / (b - t + 1.0))[:, None]
-        # the lid is mostly upper-lid skin: keep the upper tone over most of the span
-        f = f * f
-        span = top_rgb[i] * (1.0 - f) + bot_rgb[i] * f
-        sel = hole[t : b + 1, x]
-        out[t : b + 1, x][sel] = span[sel]
+        return roi.copy()
+    # the skin around the hole without its thin dark lines (stray lashes, the crease's ends at the
+    # corners): a grey closing. The fill's tones come from it, and the fill meets it, not the raw
+    # portrait, so no remnant of a lash line outlines the shut lid
+    kc = max(3, int(round(_CLEAN * iod)) | 1)
+    clean = cv2.morphologyEx(roi, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kc, kc)))
+    clean = np.asarray(clean, np.float32)
+    ring_px = max(2, int(round(_CLEAN * iod)))
+    near = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1,) * 2))
+    # a closing lifts textured skin too (by about its grain): take that lift off, keep the lines' removal
+    around = (near > 0) & ~hole
+    if around.any():
+        clean -= np.median((clean - roi)[around], axis=0)
+    near_w = cv2.GaussianBlur(near.astype(np.float32), (0, 0), max(0.8, 0.5 * ring_px))[..., None]
     # the skin's fine grain: noise with the strength of the grain around the eye (fixed per portrait)
     band = max(2, int(round(0.06 * iod)))
     detail = roi - cv2.GaussianBlur(roi, (0, 0), max(0.8, 0.012 * iod))
@@ -211,10 +199,38 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
     # grain as coarse as the portrait's own: a large face (an upscaled photo) has no pixel-fine grain
     noise = cv2.GaussianBlur(rng.standard_normal((hh, ww)).astype(np.float32), (0, 0), max(0.6, 0.006 * iod))
     grain = np.asarray(noise, np.float32) * (amp / max(1e-6, float(np.std(noise))))
+    base = roi * (1 - near_w) + (clean + grain[..., None]) * near_w
+    out = base.copy()
+    tops = np.zeros(len(cols), np.int64)
+    bots = np.zeros(len(cols), np.int64)
+    top_rgb = np.zeros((len(cols), 3), np.float32)
+    bot_rgb = np.zeros((len(cols), 3), np.float32)
+    for i, x in enumerate(cols):
+        ys = np.flatnonzero(hole[:, x])
+        t, b = int(ys[0]), int(ys[-1])
+        tops[i], bots[i] = t, b
+        above = clean[max(0, t - reach) : t, x]
+        below = clean[b + 1 : min(hh, b + 1 + reach), x]
+        top_rgb[i] = np.median(above, axis=0) if len(above) else clean[t, x]
+        bot_rgb[i] = np.median(below, axis=0) if len(below) else clean[b, x]
+    k = max(1.0, 0.04 * iod)
+    top_rgb = cv2.GaussianBlur(top_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
+    bot_rgb = cv2.GaussianBlur(bot_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
+    for i, x in enumerate(cols):
+        t, b = tops[i], bots[i]
+        f = ((np.arange(t, b + 1, dtype=np.float32) - t + 0.5) / (b - t + 1.0))[:, None]
+        # the lid is mostly upper-lid skin: keep the upper tone over most of the span
+        f = f**_LID_MIX
+        span = top_rgb[i] * (1.0 - f) + bot_rgb[i] * f
+        sel = hole[t : b + 1, x]
+        out[t : b + 1, x][sel] = span[sel]
     out[hole] += grain[hole][:, None]
-    # soften the seam where the fill meets the portrait
-    soft = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), max(0.8, 0.03 * iod))[..., None]
-    return (roi * (1 - soft) + out * soft).astype(np.float32)
+    # soften the seam where the fill meets the skin around it (the fill's tones are that skin's, so only
+    # a thin band; blending the fill with what the hole covered would bring back a dark lash outline)
+    sigma = max(0.8, 0.015 * iod)
+    seam = np.abs(cv2.GaussianBlur(hole.astype(np.float32), (0, 0), sigma) - hole.astype(np.float32))
+    w = np.clip(seam * 4.0, 0.0, 1.0)[..., None]
+    return (out * (1 - w) + cv2.GaussianBlur(out, (0, 0), sigma) * w).astype(np.float32)
 
 
 def _stretch_ends(line: np.ndarray, d: float) -> np.ndarray:

@@ -182,6 +182,22 @@ def test_synthesized_teeth_stay_fixed_to_the_skull_when_the_lips_stretch(pipelin
     assert np.corrcoef(a[xs], b[xs])[0, 1] > 0.9  # measured 0.95 (0.78 with teeth sized by the lips)
 
 
+def test_a_shutting_lid_leaves_the_crease_and_the_skin_under_the_brow_in_place(astronaut) -> None:
+    # a real lid unfolds below its crease; dragged halfway down with the lid, the crease outlined the
+    # shut lid like a second, lower eye
+    r = WarpRenderer(astronaut.rig)
+    opened = r.target_points(pose_values({}))
+    shut = r.target_points(pose_values({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}))
+    for lid, crease in (
+        (T.R_EYE_UPPER[1:-1], [113, 225, 224, 223, 222, 221, 189]),  # the mesh's second ring above each eye
+        (T.L_EYE_UPPER[1:-1], [342, 445, 444, 443, 442, 441, 413]),
+    ):
+        travel = float((shut[lid, 1] - opened[lid, 1]).mean())
+        assert travel > 0.04 * astronaut.rig.iod  # the lid does come down
+        moved = np.abs(shut[crease] - opened[crease]).max()
+        assert moved < 0.1 * travel  # measured 0.01 of the lid's travel (0.36 before)
+
+
 @pytest.mark.parametrize("name", ["astronaut_eileen_collins.png", "obama.jpg", "liveportrait_s12_einstein.jpg"])
 def test_a_shut_lid_covers_the_iris_with_skin(name: str, pipeline: Pipeline) -> None:
     # where the dark iris was (its upper half: the lashes lie along the lower lid when shut), a blink
