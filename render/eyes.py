@@ -187,7 +187,7 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
     # a closing lifts textured skin too (by about its grain): take that lift off, keep the lines' removal
     around = (near > 0) & ~hole
     if around.any():
-        clean -= np.median((clean - roi)[around], axis=0)
+        clean = clean - np.median((clean - roi)[around], axis=0).astype(np.float32)
     near_w = cv2.GaussianBlur(near.astype(np.float32), (0, 0), max(0.8, 0.5 * ring_px))[..., None]
     # the skin's fine grain: noise with the strength of the grain around the eye (fixed per portrait)
     band = max(2, int(round(0.06 * iod)))
