@@ -31,6 +31,7 @@ KIND_FACE, KIND_OUTER, KIND_EYE_R, KIND_EYE_L, KIND_MOUTH = 0, 1, 2, 3, 4
 MAX_LIP_GAP_IOD = 0.5
 # Source lip gap above which the portrait is treated as showing its mouth interior (teeth).
 OPEN_SOURCE_GAP_IOD = 0.03
+_SNAP_REACH = 0.06  # an open mouth's inner-lip points move at most this far onto the lips' edge (iod)
 # Jaw hinge (temporomandibular joint) in the face frame: below the eyes, behind the face surface.
 JAW_HINGE_YZ = (0.5, 1.1)
 # Head rotation pivot (top of the neck) in the face frame.
@@ -115,6 +116,7 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
     iod = float(np.linalg.norm((eye_l - eye_r)[:2]))
     if iod < 8:
         raise RigError(f"the face is too small to animate (eyes {iod:.1f} px apart; need at least 8)")
+    lm = snap_inner_lips(image, lm, iod)
     origin = (eye_r + eye_l) / 2
     ex = eye_l - eye_r
     ex /= np.linalg.norm(ex)
@@ -333,6 +335,64 @@ def _harmonic_weights(local: np.ndarray, tris: np.ndarray, kind: np.ndarray, han
         lfh = lap[np.ix_(free, h)]
         W[free] = -np.linalg.solve(lff, lfh)
     return W
+
+
+def snap_inner_lips(image: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
+    """The inner-lip contour of an open portrait mouth moved onto the lips' real edge, by colour.
+
+    The mesh's inner contour of a mouth showing teeth often runs a few pixels inside the opening, over
+    the teeth's tops; the lip triangles then carry a strip of teeth, and closing that mouth shows it (or
+    an inpainted stand-in) along the seam. Per contour point, the lip's edge is where, going from the
+    lip towards the opening, the colour stops being lip-red; a point moves at most ``_SNAP_REACH`` and
+    the moves are smoothed along the contour. Grey or pale lips (no colour difference to the opening)
+    and closed mouths are left as they are.
+    """
+    if (lm[14, 1] - lm[13, 1]) / iod <= OPEN_SOURCE_GAP_IOD:
+        return lm
+    h, w = image.shape[:2]
+    f = image.astype(np.float32)
+    red = np.asarray(cv2.GaussianBlur(f[..., 0] - 0.5 * (f[..., 1] + f[..., 2]), (0, 0), 0.7), np.float32)
+    inner = np.concatenate([lm[T.LIP_INNER_UPPER, :2], lm[T.LIP_INNER_LOWER[::-1][1:-1], :2]])
+    outer = np.concatenate([lm[T.LIP_OUTER_UPPER, :2], lm[T.LIP_OUTER_LOWER[::-1][1:-1], :2]])
+    hole = np.zeros((h, w), np.uint8)
+    lips = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(hole, [np.round(inner).astype(np.int32)], (255,))
+    cv2.fillPoly(lips, [np.round(outer).astype(np.int32)], (255,))
+    lip_px = (lips > 0) & (hole == 0)
+    if lip_px.sum() < 20 or (hole > 0).sum() < 20:
+        return lm
+    r_lip, r_in = float(np.median(red[lip_px])), float(np.median(red[hole > 0]))
+    if r_lip - r_in < 12:
+        return lm
+    thr = 0.5 * (r_lip + r_in)
+    reach = max(2.0, _SNAP_REACH * iod)
+    out = lm.copy()
+    for ids, sign in ((T.LIP_INNER_UPPER[1:-1], 1.0), (T.LIP_INNER_LOWER[1:-1], -1.0)):
+        shifts = np.zeros(len(ids))
+        for k, i in enumerate(ids):
+            x, y = float(lm[i, 0]), float(lm[i, 1])
+            # from inside the lip (sign: the upper lip lies above its contour) towards the opening
+            ys = y - sign * reach + sign * np.arange(0.0, 2 * reach + 0.01, 0.5)
+            col = cv2.remap(
+                red,
+                np.full((1, len(ys)), x, np.float32),
+                ys[None, :].astype(np.float32),
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )[0]
+            is_lip = col >= thr
+            if not is_lip[0]:
+                continue  # no lip where the lip should be: leave the point
+            end = int(np.argmin(np.append(is_lip, False)))  # first sample past the lip
+            shifts[k] = ys[min(end, len(ys) - 1)] - sign * 0.25 - y
+        if len(shifts) >= 3:
+            padded = np.concatenate([shifts[:1], shifts, shifts[-1:]])
+            shifts = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+        out[ids, 1] += shifts
+    # never past the outer contour, nor crossing the other lip
+    out[T.LIP_INNER_UPPER[1:-1], 1] = np.maximum(out[T.LIP_INNER_UPPER[1:-1], 1], lm[T.LIP_OUTER_UPPER[1:-1], 1] + 1.0)
+    out[T.LIP_INNER_LOWER[1:-1], 1] = np.minimum(out[T.LIP_INNER_LOWER[1:-1], 1], lm[T.LIP_OUTER_LOWER[1:-1], 1] - 1.0)
+    return out
 
 
 def _mean_colour(image: np.ndarray, lm: np.ndarray, idx: list[int], hole: list[int] | None = None) -> np.ndarray:

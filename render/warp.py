@@ -209,6 +209,23 @@ class WarpRenderer:
         y1 = min(self.h, y0 + ch * s)
         mx = mx[: y1 - y0, : x1 - x0]
         my = my[: y1 - y0, : x1 - x0]
+        if s > 1 and self.lip_source is not None and _lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD) > 0:
+            # closing an open portrait mouth, the upper and lower lips meet where the portrait shows
+            # teeth between them: the map jumps there, and upsampled across the jump it samples the
+            # opening in s-pixel zigzags along the seam. Exact over the lips.
+            lips = vt[self._lip_ids]
+            lx0 = max(x0, int(np.floor(lips[:, 0].min())) - 2)
+            ly0 = max(y0, int(np.floor(lips[:, 1].min())) - 2)
+            lx1 = min(x1, int(np.ceil(lips[:, 0].max())) + 3)
+            ly1 = min(y1, int(np.ceil(lips[:, 1].max())) + 3)
+            if lx1 > lx0 and ly1 > ly0:
+                lpoly = (vt - np.array([lx0, ly0]))[tris[order]]
+                lrank = _triangle_ranks(lpoly, lx1 - lx0, ly1 - ly0)
+                lxs = np.arange(lx0, lx1, dtype=np.float32)[None, :]
+                lys = np.arange(ly0, ly1, dtype=np.float32)[:, None]
+                lc = [np.take(aff[:, r, c], lrank) for r in range(2) for c in range(3)]
+                mx[ly0 - y0 : ly1 - y0, lx0 - x0 : lx1 - x0] = lc[0] * lxs + lc[1] * lys + lc[2]
+                my[ly0 - y0 : ly1 - y0, lx0 - x0 : lx1 - x0] = lc[3] * lxs + lc[4] * lys + lc[5]
         out = np.empty_like(self.src)
         src = self.src
         out[:y0], out[y1:] = src[:y0], src[y1:]
