@@ -52,7 +52,6 @@ class _Eye:
     patch: np.ndarray  # (h, w, 3) float32: the closed-lid skin in portrait coordinates
     origin: np.ndarray  # (2,) portrait pixel of the patch's top-left corner
     lash_rgb: np.ndarray  # (3,) tone of the lash line
-    white_below: np.ndarray  # (len(lower),) pixels of eye (white, iris) the portrait shows below each lower point
 
 
 class EyePainter:
@@ -87,8 +86,7 @@ class EyePainter:
             # (down to the lower lid's line when shut: on a large eye the share of the opening left
             # between the lids, ``LID_MEET``, is wide enough to show the white below the lashes)
             shut = _ramp(b, 0.5, 0.95)
-            scale = float(np.linalg.norm(to_out[:, 0]))
-            gap_down = np.maximum(((lower - lid_edge) @ -up_dir)[:, None], 0.0) + eye.white_below[:, None] * scale
+            gap_down = np.maximum(((lower - lid_edge) @ -up_dir)[:, None], 0.0)
             below = lid_edge - up_dir * (np.maximum(gap_down, 0.03 * iod) * shut)
             feather = max(1.0, _FEATHER * iod)
             # ... and a little past the corners, where the open eye's corners showed white
@@ -168,63 +166,7 @@ def _make_eye(
     # closed eye has no line to read
     skin = patch[hole].mean(axis=0) if hole.any() else np.full(3, 128.0)
     lash = np.minimum(_darkest_along(img, v0[up]), 0.4 * skin)
-    white = _white_below(img, v0, up, lo, iod)
-    return _Eye(list(up), list(lo), corners, patch, np.array([x0, y0], np.float64), lash, white)
-
-
-def _white_below(img: np.ndarray, v0: np.ndarray, up: list[int], lo: list[int], iod: float) -> np.ndarray:
-    """How much of the eye itself shows below the mesh's lower-lid points, in pixels (usually none).
-
-    On large or drawn eyes (a cartoon's) the mesh's lower contour can run over the white, well inside
-    the lid: a lid shut down to it would leave a crescent of white below the lashes. Per point, the
-    run of pixels straight below it that look like the white (about half as colourful as the cheek
-    or less) or an iris of another hue than the skin, and not as dark as a lash line, capped at the
-    lash band; 0 when the white and the skin cannot be told apart that way.
-    """
-    h, w = img.shape[:2]
-    f = img.astype(np.float32)
-    opening = np.concatenate([v0[up], v0[lo][::-1]])
-    m = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(m, [np.round(opening).astype(np.int32)], (255,))
-    inside = f[m > 0]
-    out = np.zeros(len(lo))
-    if len(inside) < 10:
-        return out
-    lum_in = inside.mean(axis=1)
-    white = np.median(inside[lum_in >= np.percentile(lum_in, 70)], axis=0)
-    # the cheek's colour: a little further below the lower lid
-    pts = v0[lo[1:-1]]
-    ys = np.clip(np.round(pts[:, 1][:, None] + np.linspace(0.12, 0.2, 5)[None, :] * iod), 0, h - 1).astype(int)
-    xs = np.clip(np.round(np.repeat(pts[:, 0][:, None], 5, axis=1)), 0, w - 1).astype(int)
-    cheek = np.median(f[ys, xs].reshape(-1, 3), axis=0)
-    if float(np.linalg.norm(white - cheek)) < 40:
-        return out
-    cap = _BAND * iod
-    dark = 0.6 * float(cheek.mean())
-    chroma = 0.5 * float(cheek.max() - cheek.min())
-    skin_tint = cheek - cheek.mean()
-    if float(white.max() - white.min()) > chroma:
-        return out  # this eye's white is not greyer than its skin: nothing to tell them apart by
-    for k, i in enumerate(lo[1:-1], start=1):
-        x, y = v0[i]
-        run = 0.0
-        for d in np.arange(0.5, cap + 0.01, 0.5):
-            yy, xx = int(round(y + d)), int(round(x))
-            if not (0 <= yy < h and 0 <= xx < w):
-                break
-            p = f[yy, xx]
-            # the white is nearly grey next to skin, an iris of another hue than skin (a blue or green
-            # one), and both are lighter than a lash line
-            tint = p - p.mean()
-            other_hue = float(tint @ skin_tint) < 0.5 * float(np.linalg.norm(tint)) * float(np.linalg.norm(skin_tint))
-            if not (float(p.max() - p.min()) <= chroma or other_hue) or float(p.mean()) < dark:
-                break
-            run = d
-        out[k] = run
-    if len(out) >= 3:
-        padded = np.concatenate([out[:1], out, out[-1:]])
-        out = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
-    return out
+    return _Eye(list(up), list(lo), corners, patch, np.array([x0, y0], np.float64), lash)
 
 
 def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
