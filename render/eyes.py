@@ -83,11 +83,7 @@ class EyePainter:
             # edge; as the eye shuts it reaches below the edge over the lower lashes too
             up_dir = _normal_up(to_out)
             top = open_up + up_dir * ((_BAND + _FOLD) * iod)  # the top of the lid patch's fill
-            # (down to the lower lid's line when shut: on a large eye the share of the opening left
-            # between the lids, ``LID_MEET``, is wide enough to show the white below the lashes)
-            shut = _ramp(b, 0.5, 0.95)
-            gap_down = np.maximum(((lower - lid_edge) @ -up_dir)[:, None], 0.0)
-            below = lid_edge - up_dir * (np.maximum(gap_down, 0.03 * iod) * shut)
+            below = lid_edge - up_dir * (0.03 * iod * _ramp(b, 0.5, 0.95))
             feather = max(1.0, _FEATHER * iod)
             # ... and a little past the corners, where the open eye's corners showed white
             ends = _CORNER_REACH * iod * _ramp(b, 0.3, 0.9)
