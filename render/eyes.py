@@ -11,12 +11,12 @@ pixels of the skin with its thin dark lines closed away, so stray lashes and the
 neither leak in nor outline the fill), plus the skin's own grain. A fill built this way meets the
 portrait without an edge on every side: a fill lighter or darker than its surroundings would outline
 an almond, which is what an open eye looks like. Per frame the patch follows the eye corners and
-replaces the area the lid has swept, in proportion to the blink; its top fades in inside the fill (the
-warp has pulled the portrait's lid crease down with the lid, and a patch edge there read as a second
-crease). The lashes hang from the lid's moving edge as a soft dark wedge, thickest past the middle of
-the eye and thinner at the corners, as they are on a real shut eye (compared with frames of a filmed
-blink of the same face). The crease above stays where it is (``render.deform`` confines what a closing
-lid drags along), as on a real eye, where the lid unfolds below it.
+replaces the area the lid has swept, in proportion to the blink; its top fades in inside the fill (a
+patch edge there would read as a second crease). The lashes hang from the lid's moving edge as a soft
+dark wedge, thickest past the middle of the eye and thinner at the corners, as they are on a real shut
+eye (compared with frames of a filmed blink of the same face). The crease above stays where it is
+(``render.deform`` confines what a closing lid drags along), as on a real eye, where the lid unfolds
+below it.
 """
 
 from __future__ import annotations

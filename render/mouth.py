@@ -282,8 +282,8 @@ def _teeth_split(image: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarra
 
     A smile shows mostly upper teeth, with at most a strip of lower teeth or of the dark gap between
     them near the lower lip, so the middle of the opening cuts through the upper teeth (opening the jaw
-    then splits them in two). Per column, the darkest row in the lower two thirds of the opening is the
-    gap (or the shadow under the incisal edge); smoothed along the mouth.
+    then splits them in two). Per column, the darkest row between a third of the way down the opening
+    and near its bottom is the gap (or the shadow under the incisal edge); smoothed along the mouth.
     """
     lum = cv2.GaussianBlur(
         cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.8
@@ -304,8 +304,8 @@ def _teeth_split(image: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarra
     # a small preference for the middle of that range breaks ties in a flat (all-teeth) column
     prof = prof + 2.0 * np.abs(fr - 0.7)[None, :]
     share = fr[np.argmin(prof, axis=1)]
-    k = max(3, (n // 8) | 1)
-    share = cv2.medianBlur(np.round(share * 255).astype(np.uint8)[None, :], 5 if k >= 5 else 3)[0] / 255.0
+    # a median along the mouth drops single columns where a tooth's own shading was darkest
+    share = cv2.medianBlur(np.round(share * 255).astype(np.uint8)[None, :], 5 if n >= 40 else 3)[0] / 255.0
     share = cv2.GaussianBlur(
         share[None, :].astype(np.float64), (0, 0), max(1.0, n / 30.0), borderType=cv2.BORDER_REPLICATE
     )[0]
