@@ -148,3 +148,107 @@ def evaluate(face: str | Path, judge: Judge, pipeline: Pipeline | None = None, s
     return QualityReport(
         str(face), len(frames), detected, jaw_r, float(ear_open), float(ear_blink), max(dists), max(open_d)
     )
+
+
+@dataclass
+class FilmedReference:
+    """What real footage scores under the same judge: blinks of a talking-face video."""
+
+    video: str
+    frames: int
+    ear_median: float
+    blink_ear_drops: list[float]  # per blink (a local minimum of EAR below 0.75 of the median)
+    blink_distances: list[float]  # per blink: median embedding distance to the open-eyed frames
+    open_pair_distance_p50: float  # between two open-eyed frames of the video
+    open_pair_distance_p95: float
+
+    def rows(self) -> list[str]:
+        drops = " / ".join(f"{100 * d:.0f}%" for d in self.blink_ear_drops) or "none"
+        dists = " / ".join(f"{d:.3f}" for d in self.blink_distances) or "none"
+        return [
+            f"{Path(self.video).name}: {self.frames} frames, median EAR {self.ear_median:.3f}",
+            f"  blinks: EAR drop {drops}; embedding distance to open-eyed frames (median) {dists}",
+            f"  two open-eyed frames: embedding distance p50 {self.open_pair_distance_p50:.3f}, "
+            f"p95 {self.open_pair_distance_p95:.3f}",
+        ]
+
+
+def filmed_reference(video: str | Path, judge: Judge, max_frames: int = 750, seed: int = 0) -> FilmedReference:
+    """Judge the frames of a real talking-face video as ``evaluate`` judges renders (blinks, identity)."""
+    import av
+
+    ears: list[float] = []
+    embs: list[np.ndarray | None] = []
+    with av.open(str(video)) as c:
+        for k, frame in enumerate(c.decode(video=0)):
+            if k >= max_frames:
+                break
+            a = judge.analyse(frame.to_ndarray(format="rgb24"))
+            ears.append(eye_aspect_ratio(a[0]) if a is not None else float("nan"))
+            embs.append(a[1] if a is not None else None)
+    e = np.array(ears)
+    med = float(np.nanmedian(e))
+    opened = [k for k in range(len(e)) if e[k] > 0.95 * med and embs[k] is not None]
+    blinks = [
+        k
+        for k in range(2, len(e) - 2)
+        if e[k] < 0.75 * med and e[k] == np.nanmin(e[k - 2 : k + 3]) and embs[k] is not None
+    ]
+    if len(opened) < 2:
+        raise RuntimeError(f"{video}: fewer than two frames with open eyes and a face")
+
+    def dist(a: int, b: int) -> float:
+        ea, eb = embs[a], embs[b]
+        assert ea is not None and eb is not None
+        return float(np.linalg.norm(ea - eb))
+
+    rng = np.random.default_rng(seed)
+    pairs = [dist(int(a), int(b)) for a, b in rng.choice(opened, (300, 2)) if a != b]
+    return FilmedReference(
+        str(video),
+        len(e),
+        med,
+        [1.0 - float(e[k]) / med for k in blinks],
+        [float(np.median([dist(k, o) for o in opened])) for k in blinks],
+        float(np.percentile(pairs, 50)),
+        float(np.percentile(pairs, 95)),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m talker.quality FACE... [--video V]``: the judge's row for each portrait (a video file as a
+    FACE is judged on its frame ``--frame``) and, with ``--video``, what that filmed video scores."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m talker.quality", description=main.__doc__)
+    ap.add_argument("faces", nargs="*", help="portraits (or videos: their frame --frame is the portrait)")
+    ap.add_argument("--frame", type=int, default=30, help="which frame of a video FACE (default 30)")
+    ap.add_argument("--video", action="append", default=[], help="a talking-face video to judge as reference")
+    ap.add_argument("--max-frames", type=int, default=750, help="frames of each --video to judge (default 750)")
+    ap.add_argument("--size", type=int, default=512)
+    args = ap.parse_args(argv)
+    judge = Judge()
+    pipeline = Pipeline()
+    for face in args.faces:
+        if Path(face).suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"}:
+            import tempfile
+
+            import av
+            import cv2
+
+            with av.open(face) as c:
+                img = next((f.to_ndarray(format="bgr24") for k, f in enumerate(c.decode(video=0)) if k == args.frame))
+            with tempfile.TemporaryDirectory() as d:
+                still = Path(d) / f"{Path(face).stem}_frame{args.frame}.png"
+                cv2.imwrite(str(still), img)
+                print(evaluate(still, judge, pipeline, args.size).row(), flush=True)
+        else:
+            print(evaluate(face, judge, pipeline, args.size).row(), flush=True)
+    for v in args.video:
+        for line in filmed_reference(v, judge, args.max_frames).rows():
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -169,6 +169,22 @@ def test_independent_judge(name: str, judge, pipeline: Pipeline) -> None:
     assert rep.ear_drop > 0.0  # dlib sees the eyes narrower at the blink
 
 
+def test_the_judge_scores_a_filmed_face_and_its_real_blinks(capsys) -> None:
+    # what real footage scores under the same judge is the yardstick for the renders' figures: the
+    # HDTF video's first 60 frames hold two blinks; one of its frames is judged as a portrait
+    from talker.quality import main
+
+    video = str(media("video", "hdtf_WDA_KatieHill_000.mp4"))
+    assert main([video, "--frame", "30", "--video", video, "--max-frames", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "hdtf_WDA_KatieHill_000_frame30.png found 17/17" in out
+    blinks = next(line for line in out.splitlines() if "blinks: EAR drop" in line)
+    drops = [float(x) for x in blinks.split("EAR drop ")[1].split(";")[0].replace("%", "").split(" / ")]
+    assert len(drops) >= 2 and min(drops) > 40  # measured 56 / 56 %
+    p50 = float(out.split("embedding distance p50 ")[1].split(",")[0])
+    assert p50 < 0.6  # the same person throughout (dlib's threshold)
+
+
 def test_idle_frames_reuse_the_last_drawn_frame_when_nothing_moves_visibly(astronaut) -> None:
     from motion.generator import MotionStream
     from talker.stages import SILENCE, Phone, Speech
