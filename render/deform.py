@@ -23,6 +23,8 @@ _C = CHANNEL_INDEX
 
 LID_MEET = 0.1
 """Where a shut upper lid meets the lower lid: this share of the open gap above the lower lid."""
+_UPPER_ARCH = 0.12
+"""Opening wide, the upper lip's middle rises this share of the extra opening more than its corners."""
 LID_REACH = 0.12
 """How far above an upper lid its closing moves the skin (inter-ocular distances): the lid unfolds
 below the crease, which stays where it is."""
@@ -53,6 +55,10 @@ class RigPose:
         self.upper_ids = hidx(UPPER_LIPS)
         inner_up = set(T.LIP_INNER_UPPER)
         self.upper_gain = np.array([1.0 if i in inner_up else 0.8 for i in UPPER_LIPS])
+        up_x = L[UPPER_LIPS, 0]
+        up_c = 0.5 * (float(L[61, 0]) + float(L[291, 0]))
+        up_hw = max(1e-3, 0.5 * abs(float(L[291, 0]) - float(L[61, 0])))
+        self.upper_arch = np.sqrt(np.clip(1.0 - ((up_x - up_c) / up_hw) ** 2, 0.0, 1.0))
         lip_all = UPPER_LIPS + LOWER_LIPS + T.MOUTH_CORNERS
         self.lip_ids = hidx(lip_all)
         self.lower_lip_ids = hidx(LOWER_LIPS)
@@ -138,6 +144,9 @@ class RigPose:
         d[self.jaw_ids, 1] += theta * (-rz)
         d[self.jaw_ids, 2] += theta * ry
         d[self.upper_ids, 1] -= lift * self.upper_gain
+        if delta > 0:
+            # opening wide, the upper lip rises most in the middle, over the teeth: an arch, not a flat top
+            d[self.upper_ids, 1] -= _UPPER_ARCH * delta * self.upper_gain * self.upper_arch
         # per-pair lip gaps: the whole inner lip line (not only its centre) opens to the target shape,
         # so a smiling open source mouth closes everywhere at once instead of crossing at the corners
         g_src = self.rig.source_gap

@@ -283,7 +283,8 @@ def _teeth_split(image: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarra
     A smile shows mostly upper teeth, with at most a strip of lower teeth or of the dark gap between
     them near the lower lip, so the middle of the opening cuts through the upper teeth (opening the jaw
     then splits them in two). Per column, the darkest row between a third of the way down the opening
-    and near its bottom is the gap (or the shadow under the incisal edge); smoothed along the mouth.
+    and near its bottom is the gap (or the shadow under the incisal edge); a parabola fitted robustly
+    through those rows is the split.
     """
     lum = cv2.GaussianBlur(
         cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.8
@@ -304,11 +305,17 @@ def _teeth_split(image: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarra
     # a small preference for the middle of that range breaks ties in a flat (all-teeth) column
     prof = prof + 2.0 * np.abs(fr - 0.7)[None, :]
     share = fr[np.argmin(prof, axis=1)]
-    # a median along the mouth drops single columns where a tooth's own shading was darkest
-    share = cv2.medianBlur(np.round(share * 255).astype(np.uint8)[None, :], 5 if n >= 40 else 3)[0] / 255.0
-    share = cv2.GaussianBlur(
-        share[None, :].astype(np.float64), (0, 0), max(1.0, n / 30.0), borderType=cv2.BORDER_REPLICATE
-    )[0]
+    # the line where the upper teeth end is smooth across the mouth: a robust parabola through the
+    # columns' darkest rows (a dark gap between two teeth, or a shadowed canine, is an outlier)
+    keep = np.ones(n, bool)
+    for _ in range(3):
+        c = np.polyfit(t[keep], share[keep], 2)
+        fit = np.polyval(c, t)
+        resid = np.abs(share - fit)
+        keep = resid <= max(0.05, float(np.median(resid[keep])) * 2.5)
+        if keep.sum() < 4:
+            break
+    share = np.clip(np.polyval(c, t), fr[0], fr[-1])
     split = np.stack([cols, yu + share * (yl - yu)], axis=1)
     split[0], split[-1] = corner_a, corner_b
     return split
