@@ -23,11 +23,11 @@ _C = CHANNEL_INDEX
 
 LID_MEET = 0.1
 """Where a shut upper lid meets the lower lid: this share of the open gap above the lower lid."""
-_UPPER_ARCH = 0.12
-"""Opening wide, the upper lip's middle rises this share of the extra opening more than its corners."""
 LID_REACH = 0.12
 """How far above an upper lid its closing moves the skin (inter-ocular distances): the lid unfolds
 below the crease, which stays where it is."""
+_UPPER_ARCH = 0.12
+"""Opening wide, the upper lip's middle rises this share of the extra opening more than its corners."""
 
 
 class RigPose:
