@@ -13,7 +13,7 @@ import numpy as np
 
 from render import topology as T
 from render.geometry import apply, similarity
-from render.rig import FaceRig
+from render.rig import FaceRig, lip_colours
 
 _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
 _TONGUE = 0.45  # the tongue's top reaches this share of the lip gap above the lower lip, in the middle
@@ -335,28 +335,18 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     img = rig.image
     h, w = img.shape[:2]
     v = rig.verts[:, :2].astype(np.float64)
-    f = img.astype(np.float32)
-    redness = f[..., 0] - 0.5 * (f[..., 1] + f[..., 2])
-    hole = np.zeros((h, w), np.uint8)
+    colours = lip_colours(img, v)
+    if colours is None:
+        return None
+    redness, r_lip, r_in = colours.redness, colours.lip, colours.opening
     inner = np.concatenate([v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER[::-1]]])
-    cv2.fillPoly(hole, [np.round(inner).astype(np.int32)], (255,))
-    outer = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(
-        outer, [np.round(np.concatenate([v[T.LIP_OUTER_UPPER], v[T.LIP_OUTER_LOWER[::-1]]])).astype(np.int32)], (255,)
-    )
-    lips = (outer > 0) & (hole == 0)
-    if not lips.any() or not hole.any():
-        return None
-    r_lip = float(np.median(redness[lips]))
-    r_in = float(np.median(redness[hole > 0]))
-    if r_lip - r_in < 12:
-        return None
     # a band around the inner contour: the lips' inner edge and the opening's outer rim
     band = np.zeros((h, w), np.uint8)
     width = max(2, int(round(0.07 * rig.iod)))
     cv2.polylines(band, [np.round(inner).astype(np.int32)], True, (255,), thickness=width)
     # ... and the whole opening: where the lips meet, the (upsampled) warp map may sample its middle
-    mask = (((band > 0) & (outer > 0) & (redness < 0.5 * (r_lip + r_in))) | (hole > 0)).astype(np.uint8) * 255
+    edge = (band > 0) & (colours.lips | colours.hole) & (redness < 0.5 * (r_lip + r_in))
+    mask = (edge | colours.hole).astype(np.uint8) * 255
     if not mask.any():
         return None
     grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))

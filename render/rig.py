@@ -337,6 +337,40 @@ def _harmonic_weights(local: np.ndarray, tris: np.ndarray, kind: np.ndarray, han
     return W
 
 
+@dataclass(frozen=True)
+class LipColours:
+    """How an open mouth's lips and its opening differ in colour: R - (G + B) / 2 ("redness") per pixel,
+    the lips' and the opening's median of it, and their masks (from the mesh's lip contours)."""
+
+    redness: np.ndarray  # (H, W) float32
+    lips: np.ndarray  # (H, W) bool: between the outer and inner contours
+    hole: np.ndarray  # (H, W) bool: inside the inner contour
+    lip: float
+    opening: float
+
+
+def lip_colours(image: np.ndarray, lm: np.ndarray) -> LipColours | None:
+    """The lips' and the opening's colours, or None when they cannot be told apart by redness (grey or
+    pale lips; a closed mouth's empty opening)."""
+    h, w = image.shape[:2]
+    f = image.astype(np.float32)
+    redness = np.asarray(f[..., 0] - 0.5 * (f[..., 1] + f[..., 2]), np.float32)
+    inner = np.concatenate([lm[T.LIP_INNER_UPPER, :2], lm[T.LIP_INNER_LOWER[::-1][1:-1], :2]])
+    outer = np.concatenate([lm[T.LIP_OUTER_UPPER, :2], lm[T.LIP_OUTER_LOWER[::-1][1:-1], :2]])
+    hole8 = np.zeros((h, w), np.uint8)
+    outer8 = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(hole8, [np.round(inner).astype(np.int32)], (255,))
+    cv2.fillPoly(outer8, [np.round(outer).astype(np.int32)], (255,))
+    hole = hole8 > 0
+    lips = (outer8 > 0) & ~hole
+    if lips.sum() < 20 or hole.sum() < 20:
+        return None
+    r_lip, r_in = float(np.median(redness[lips])), float(np.median(redness[hole]))
+    if r_lip - r_in < 12:
+        return None
+    return LipColours(redness, lips, hole, r_lip, r_in)
+
+
 def snap_inner_lips(image: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
     """The inner-lip contour of an open portrait mouth moved onto the lips' real edge, by colour.
 
@@ -349,21 +383,11 @@ def snap_inner_lips(image: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray
     """
     if (lm[14, 1] - lm[13, 1]) / iod <= OPEN_SOURCE_GAP_IOD:
         return lm
-    h, w = image.shape[:2]
-    f = image.astype(np.float32)
-    red = np.asarray(cv2.GaussianBlur(f[..., 0] - 0.5 * (f[..., 1] + f[..., 2]), (0, 0), 0.7), np.float32)
-    inner = np.concatenate([lm[T.LIP_INNER_UPPER, :2], lm[T.LIP_INNER_LOWER[::-1][1:-1], :2]])
-    outer = np.concatenate([lm[T.LIP_OUTER_UPPER, :2], lm[T.LIP_OUTER_LOWER[::-1][1:-1], :2]])
-    hole = np.zeros((h, w), np.uint8)
-    lips = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(hole, [np.round(inner).astype(np.int32)], (255,))
-    cv2.fillPoly(lips, [np.round(outer).astype(np.int32)], (255,))
-    lip_px = (lips > 0) & (hole == 0)
-    if lip_px.sum() < 20 or (hole > 0).sum() < 20:
+    colours = lip_colours(image, lm)
+    if colours is None:
         return lm
-    r_lip, r_in = float(np.median(red[lip_px])), float(np.median(red[hole > 0]))
-    if r_lip - r_in < 12:
-        return lm
+    red = np.asarray(cv2.GaussianBlur(colours.redness, (0, 0), 0.7), np.float32)
+    r_lip, r_in = float(np.median(red[colours.lips])), float(np.median(red[colours.hole]))
     thr = 0.5 * (r_lip + r_in)
     reach = max(2.0, _SNAP_REACH * iod)
     out = lm.copy()
