@@ -195,13 +195,7 @@ class WarpRenderer:
         aff = np.concatenate([aff[m_id:], aff[order]])
         xs = (x0 + (np.arange(cw, dtype=np.float32) + 0.5) * s - 0.5)[None, :]
         ys = (y0 + (np.arange(ch, dtype=np.float32) + 0.5) * s - 0.5)[:, None]
-        coef = [np.take(aff[:, r, c], rank) for r in range(2) for c in range(3)]
-        mx = coef[0] * xs
-        mx += coef[1] * ys
-        mx += coef[2]
-        my = coef[3] * xs
-        my += coef[4] * ys
-        my += coef[5]
+        mx, my = _backward_map(aff, rank, xs, ys)
         if s > 1:
             mx = cv2.resize(mx, (cw * s, ch * s), interpolation=cv2.INTER_LINEAR)
             my = cv2.resize(my, (cw * s, ch * s), interpolation=cv2.INTER_LINEAR)
@@ -223,9 +217,8 @@ class WarpRenderer:
                 lrank = _triangle_ranks(lpoly, lx1 - lx0, ly1 - ly0)
                 lxs = np.arange(lx0, lx1, dtype=np.float32)[None, :]
                 lys = np.arange(ly0, ly1, dtype=np.float32)[:, None]
-                lc = [np.take(aff[:, r, c], lrank) for r in range(2) for c in range(3)]
-                mx[ly0 - y0 : ly1 - y0, lx0 - x0 : lx1 - x0] = lc[0] * lxs + lc[1] * lys + lc[2]
-                my[ly0 - y0 : ly1 - y0, lx0 - x0 : lx1 - x0] = lc[3] * lxs + lc[4] * lys + lc[5]
+                box = (slice(ly0 - y0, ly1 - y0), slice(lx0 - x0, lx1 - x0))
+                mx[box], my[box] = _backward_map(aff, lrank, lxs, lys)
         out = np.empty_like(self.src)
         src = self.src
         out[:y0], out[y1:] = src[:y0], src[y1:]
@@ -236,6 +229,19 @@ class WarpRenderer:
         self.mouth.paint(out, vt, values)
         self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
         return out
+
+
+def _backward_map(aff: np.ndarray, rank: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Source coordinates (mx, my) of the pixels at columns ``xs`` (1, W) and rows ``ys`` (H, 1): each
+    through the affine ``aff[rank]`` of the triangle that covers it (rank 0: the identity)."""
+    coef = [np.take(aff[:, r, c], rank) for r in range(2) for c in range(3)]
+    mx = coef[0] * xs
+    mx += coef[1] * ys
+    mx += coef[2]
+    my = coef[3] * xs
+    my += coef[4] * ys
+    my += coef[5]
+    return mx, my
 
 
 def _remap_moved(
