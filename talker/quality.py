@@ -120,10 +120,18 @@ def _values(**kw: float) -> np.ndarray:
     return v
 
 
-def evaluate(face: str | Path, judge: Judge, pipeline: Pipeline | None = None, size: int = 512) -> QualityReport:
-    """Render a jaw sweep, a blink and head poses of one portrait and judge every frame with dlib."""
+def evaluate(
+    face: str | Path | np.ndarray,
+    judge: Judge,
+    pipeline: Pipeline | None = None,
+    size: int = 512,
+    name: str | None = None,
+) -> QualityReport:
+    """Render a jaw sweep, a blink and head poses of one portrait (a file, or an RGB image called
+    ``name``) and judge every frame with dlib."""
     p = pipeline or Pipeline()
     avatar = p.prepare_avatar(face, (size, size))
+    label = name if name is not None else ("image" if isinstance(face, np.ndarray) else str(face))
     r = WarpRenderer(avatar.rig)
     src = judge.analyse(avatar.rig.image)
     if src is None:
@@ -146,7 +154,7 @@ def evaluate(face: str | Path, judge: Judge, pipeline: Pipeline | None = None, s
     dists = [float(np.linalg.norm(a[1] - src_emb)) for a in found if a is not None]
     open_d = [float(np.linalg.norm(a[1] - src_emb)) for (k, _, _), a in zip(frames, found) if a and k != "blink"]
     return QualityReport(
-        str(face), len(frames), detected, jaw_r, float(ear_open), float(ear_blink), max(dists), max(open_d)
+        label, len(frames), detected, jaw_r, float(ear_open), float(ear_blink), max(dists), max(open_d)
     )
 
 
@@ -231,17 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline()
     for face in args.faces:
         if Path(face).suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"}:
-            import tempfile
-
             import av
-            import cv2
 
             with av.open(face) as c:
-                img = next((f.to_ndarray(format="bgr24") for k, f in enumerate(c.decode(video=0)) if k == args.frame))
-            with tempfile.TemporaryDirectory() as d:
-                still = Path(d) / f"{Path(face).stem}_frame{args.frame}.png"
-                cv2.imwrite(str(still), img)
-                print(evaluate(still, judge, pipeline, args.size).row(), flush=True)
+                img = next((f.to_ndarray(format="rgb24") for k, f in enumerate(c.decode(video=0)) if k == args.frame))
+            name = f"{Path(face).stem}_frame{args.frame}"
+            print(evaluate(img, judge, pipeline, args.size, name).row(), flush=True)
         else:
             print(evaluate(face, judge, pipeline, args.size).row(), flush=True)
     for v in args.video:
