@@ -8,6 +8,8 @@ synthesized in the portrait's own colours.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -37,15 +39,13 @@ class MouthPainter:
         teeth = np.array([232.0, 226.0, 212.0]) * (0.8 + 0.2 * cast) * bright
         if gray:
             teeth = np.full(3, teeth.mean())
-        self.teeth_rgb = np.clip(teeth, 0, 250)
+        teeth = np.clip(teeth, 0, 250)
         # the inside of the mouth in the lips' own hue (mucosa), darker: a warm red-brown
         self.cavity_rgb = lip * 0.34 + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
         # the tongue: pink mucosa, lighter and less saturated than lips (which may be painted), so half
         # the lips' tone and half the skin's with the blood showing through
         tongue = 0.5 * lip + 0.5 * skin * np.array([0.95, 0.72, 0.74])
         self.tongue_rgb = 0.85 * (tongue if not gray else np.full(3, tongue.mean()))
-        # lower teeth stand in the mouth's warm shadow
-        self.lower_teeth_rgb = 0.8 * self.teeth_rgb + 0.2 * self.tongue_rgb / 0.7
         self._eye_span0 = max(1.0, float(np.linalg.norm(v0[263] - v0[33])))
         self._gap0 = float(v0[14, 1] - v0[13, 1])  # the portrait's own lip gap
         self._incisor0 = 0.13 * float(np.linalg.norm(v0[308] - v0[78]))  # central incisor width at rest
@@ -53,9 +53,10 @@ class MouthPainter:
         if self.open_source:
             self._upper_mask, self._lower_mask = _source_hole_masks(rig.image, v0, rig.iod)
             own = _own_teeth_rgb(rig.image, self._upper_mask)
-            if own is not None:
-                self.teeth_rgb = own
-                self.lower_teeth_rgb = 0.8 * own + 0.2 * self.tongue_rgb / 0.7
+            teeth = teeth if own is None else own  # drawn teeth match the portrait's own
+        self.teeth_rgb = teeth
+        # lower teeth stand in the mouth's warm shadow
+        self.lower_teeth_rgb = 0.8 * teeth + 0.2 * self.tongue_rgb / 0.7
 
     def paint(self, out: np.ndarray, vt: np.ndarray, values: np.ndarray) -> None:
         """Paint the interior into ``out`` (in place) for target vertices ``vt`` (Nv, 2)."""
@@ -82,29 +83,26 @@ class MouthPainter:
         # between contour points the interpolated lip lines can part by a fraction of a pixel even when
         # every pair of points meets: an opening under ~1.5 px is faded rather than drawn as a sliver
         alpha = (np.clip(cover, 0.0, 1.0) * min(1.0, open_px / 1.5))[..., None]
+        xs, ys = _pixel_axes(x0, y0, x1, y1)
+        op = _Opening(xs, ys, yu[None, :], yl[None, :], float(0.5 * (vt[13, 0] + vt[14, 0])))
         if self.open_source:
             # the portrait's own teeth, moved; the lower row in front of what the jaw brings down with them
-            layer = self._synth(vt, x0, y0, x1, y1, upper=False, lower=False)
+            layer = self._synth(vt, op, upper=False, lower=False)
             self._overlay_source_teeth(layer, vt, x0, y0, x1, y1)
-            self._synth_teeth(layer, vt, x0, y0, x1, y1, upper=False, lower=True)
+            self._synth_teeth(layer, vt, op, upper=False, lower=True)
         else:
-            layer = self._synth(vt, x0, y0, x1, y1, upper=True, lower=True)
+            layer = self._synth(vt, op, upper=True, lower=True)
         sigma = max(0.4, 0.006 * self.iod)
         layer = cv2.GaussianBlur(layer, (0, 0), sigma)
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
 
     # -- layers ----------------------------------------------------------------------------------
-    def _synth(self, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int, upper: bool, lower: bool) -> np.ndarray:
+    def _synth(self, vt: np.ndarray, op: _Opening, upper: bool, lower: bool) -> np.ndarray:
         iod = self.iod
-        xs, ys = _pixel_axes(x0, y0, x1, y1)
-        up = vt[T.LIP_INNER_UPPER]
+        xs, ys, yu, yl, xc = op.xs, op.ys, op.yu, op.yl, op.xc
         lo = vt[T.LIP_INNER_LOWER]
-        left, right = vt[78], vt[308]
-        xc = float(0.5 * (vt[13, 0] + vt[14, 0]))
-        half_w = max(1.0, 0.5 * float(np.linalg.norm(right - left)))
-        yu = _curve(up, xs[0])[None, :]
-        yl = _curve(lo, xs[0])[None, :]
+        half_w = _half_width(vt)
         gap_c = float(vt[14, 1] - vt[13, 1])
         rel = np.clip(np.abs(xs - xc) / half_w, 0, 1.5)
         # where each pixel lies between the lips: 0 under the upper lip, 1 on the lower
@@ -115,7 +113,7 @@ class MouthPainter:
         back = np.exp(-((rel / 0.8) ** 2 + ((v - 0.42) / 0.4) ** 2))
         corner = np.clip((rel - 0.6) / 0.4, 0.0, 1.0)
         depth = (1.0 - 0.5 * back) * (0.8 + 0.2 * np.clip(v * 2.5, 0.0, 1.0)) * (1.0 - 0.35 * corner)
-        layer = np.empty((y1 - y0, x1 - x0, 3), np.float32)
+        layer = np.empty((ys.shape[0], xs.shape[1], 3), np.float32)
         layer[:] = self.cavity_rgb
         layer *= depth[..., None]
         # tongue: fills the floor of the mouth behind the lower teeth. In a filmed open mouth it is the
@@ -135,31 +133,26 @@ class MouthPainter:
             shade = shade * (1.0 - 0.1 * np.exp(-(((xs - xc) / max(1.0, 0.08 * half_w)) ** 2)))
             tongue = self.tongue_rgb * shade[..., None]
             layer = layer * (1 - t_alpha[..., None]) + tongue * t_alpha[..., None]
-        self._synth_teeth(layer, vt, x0, y0, x1, y1, upper, lower)
+        self._synth_teeth(layer, vt, op, upper, lower)
         return layer
 
-    def _synth_teeth(
-        self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int, upper: bool, lower: bool
-    ) -> None:
+    def _synth_teeth(self, layer: np.ndarray, vt: np.ndarray, op: _Opening, upper: bool, lower: bool) -> None:
         """Drawn teeth into ``layer``. They are fixed to the skull: their size follows the head's scale,
         not the lips' width, and they stay centred under the upper lip's middle. A portrait that shows
         its own upper teeth keeps them (``_overlay_source_teeth``); its lower teeth are mostly hidden
         behind them, so the lower row that an opening jaw uncovers is drawn, in its own teeth's colour."""
         if not (upper or lower):
             return
-        xs, ys = _pixel_axes(x0, y0, x1, y1)
-        left, right = vt[78], vt[308]
-        xc = float(0.5 * (vt[13, 0] + vt[14, 0]))
-        half_w = max(1.0, 0.5 * float(np.linalg.norm(right - left)))
-        yu = _curve(vt[T.LIP_INNER_UPPER], xs[0])[None, :]
-        yl = _curve(vt[T.LIP_INNER_LOWER], xs[0])[None, :]
         scale = float(np.linalg.norm(vt[263] - vt[33])) / self._eye_span0
         share = 1.0
         if not upper:
             # the portrait's lower teeth are hidden until the jaw opens past where the portrait has it
             gap = float(vt[14, 1] - vt[13, 1]) / scale
             share = float(np.clip((gap - self._gap0) / (0.08 * self.iod), 0.0, 1.0))
-        self._teeth(layer, xs, ys, xc, half_w, yu, yl, float(vt[13, 0]), self._incisor0 * scale, upper, lower, share)
+        inc_w = self._incisor0 * scale
+        self._teeth(
+            layer, op.xs, op.ys, op.xc, _half_width(vt), op.yu, op.yl, float(vt[13, 0]), inc_w, upper, lower, share
+        )
 
     def _teeth(
         self,
@@ -230,6 +223,22 @@ class MouthPainter:
             px = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             m = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0,))[..., None]
             layer[:] = layer * (1 - m) + px * m
+
+
+@dataclass(frozen=True)
+class _Opening:
+    """The mouth opening of one frame, on the pixel grid of the interior layer's box."""
+
+    xs: np.ndarray  # (1, W) pixel x
+    ys: np.ndarray  # (H, 1) pixel y
+    yu: np.ndarray  # (1, W) upper inner lip's y per column
+    yl: np.ndarray  # (1, W) lower inner lip's y per column
+    xc: float  # the opening's middle
+
+
+def _half_width(vt: np.ndarray) -> float:
+    """Half the inner mouth's width (corner to corner)."""
+    return max(1.0, 0.5 * float(np.linalg.norm(vt[308] - vt[78])))
 
 
 def _pixel_axes(x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
