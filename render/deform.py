@@ -23,9 +23,6 @@ _C = CHANNEL_INDEX
 
 LID_MEET = 0.1
 """Where a shut upper lid meets the lower lid: this share of the open gap above the lower lid."""
-LID_REACH = 0.12
-"""How far above an upper lid its closing moves the skin (inter-ocular distances): the lid unfolds
-below the crease, which stays where it is."""
 _UPPER_ARCH = 0.12
 """Opening wide, the upper lip's middle rises this share of the extra opening more than its corners."""
 
@@ -46,7 +43,6 @@ class RigPose:
         # only the moving handles (listed first) ever get a displacement
         self.n_moving = len(moving_handles())
         self.harmonic = np.ascontiguousarray(rig.harmonic[:, : self.n_moving].astype(np.float64))
-        self._confine_lids(L)
         self.n_h = len(rig.handles)
         # jaw
         self.jaw_ids = hidx(JAW_LINE + LOWER_FACE + LOWER_LIPS)
@@ -94,32 +90,6 @@ class RigPose:
         self.head_weight64 = rig.head_weight.astype(np.float64)[:, None]
         # funnel flare direction of every lip handle: up for the upper lip, down for the rest
         self.lip_flare = np.where(np.isin(self.lip_ids, self.upper_ids), -1.0, 1.0)
-
-    def _confine_lids(self, local: np.ndarray) -> None:
-        """Limit what a closing upper lid drags along to the skin just above it.
-
-        Interpolated harmonically between the lid and the brows, a shutting lid would pull the crease and
-        the skin under the brow halfway down with it, and the crease would then outline the shut lid
-        like a second, lower eye. Each upper-lid handle's weight on a vertex above the lid fades out over
-        ``LID_REACH`` above the lid's edge.
-        """
-        for upper in (T.R_EYE_UPPER, T.L_EYE_UPPER):
-            lid = local[upper, :2].astype(np.float64)
-            order = np.argsort(lid[:, 0])
-            xs, ys = lid[order, 0], lid[order, 1]
-            x = local[:, 0].astype(np.float64)
-            y = local[:, 1].astype(np.float64)
-            # height above the lid's edge; beyond the corners, the distance to the nearer corner
-            above = np.interp(x, xs, ys) - y
-            outside = (x < xs[0]) | (x > xs[-1])
-            corner = np.where(x < xs[0], 0, -1)
-            dist = np.hypot(x - xs[corner], y - ys[corner])
-            h = np.where(outside, dist, above)
-            t = np.clip(h / LID_REACH, 0.0, 1.0)
-            keep = np.where(h > 0, 1.0 - t * t * (3 - 2 * t), 1.0)
-            keep[upper] = 1.0
-            cols = [self.pos[i] for i in upper[1:-1]]
-            self.harmonic[:, cols] *= keep[:, None]
 
     def handle_delta(self, v: np.ndarray) -> np.ndarray:
         """Face-frame displacement (Nh, 3) of every handle for channel values ``v`` (IOD units)."""

@@ -15,7 +15,7 @@ replaces the area the lid has swept, in proportion to the blink; its top fades i
 patch edge there would read as a second crease). The lashes hang from the lid's moving edge as a soft
 dark wedge, thickest past the middle of the eye and thinner at the corners, as they are on a real shut
 eye (compared with frames of a filmed blink of the same face). The crease above stays where it is
-(``render.deform`` confines what a closing lid drags along), as on a real eye, where the lid unfolds
+(the rig's weights confine what a closing lid drags along), as on a real eye, where the lid unfolds
 below it.
 """
 

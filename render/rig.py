@@ -31,6 +31,9 @@ KIND_FACE, KIND_OUTER, KIND_EYE_R, KIND_EYE_L, KIND_MOUTH = 0, 1, 2, 3, 4
 MAX_LIP_GAP_IOD = 0.5
 # Source lip gap above which the portrait is treated as showing its mouth interior (teeth).
 OPEN_SOURCE_GAP_IOD = 0.03
+LID_REACH = 0.12
+"""How far above an upper lid its closing moves the skin (inter-ocular distances): the lid unfolds
+below the crease, which stays where it is."""
 _SNAP_REACH = 0.06  # an open mouth's inner-lip points move at most this far onto the lips' edge (iod)
 # Jaw hinge (temporomandibular joint) in the face frame: below the eyes, behind the face surface.
 JAW_HINGE_YZ = (0.5, 1.1)
@@ -238,6 +241,7 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
     # --- handles and harmonic weights ------------------------------------------------------------
     handle_list = _handle_vertices(local, n_lm, ring_idx, border_idx)
     harmonic = _harmonic_weights(local, tris, tri_kind, handle_list)
+    _confine_lids(harmonic, local, handle_list)
 
     # --- mouth state and colours ------------------------------------------------------------------
     gap_pairs = [(82, 87), (13, 14), (312, 317), (81, 178), (311, 402)]
@@ -305,6 +309,33 @@ def moving_handles() -> list[int]:
 def _handle_vertices(local: np.ndarray, n_lm: int, ring_idx: np.ndarray, border_idx: np.ndarray) -> list[int]:
     fixed = [i for i in FIXED if i not in moving_handles()]
     return moving_handles() + fixed + list(ring_idx) + list(border_idx)
+
+
+def _confine_lids(harmonic: np.ndarray, local: np.ndarray, handles: list[int]) -> None:
+    """Limit what a closing upper lid drags along to the skin just above it (``harmonic`` in place).
+
+    Interpolated harmonically between the lid and the brows, a shutting lid would pull the crease and
+    the skin under the brow halfway down with it, and the crease would then outline the shut lid like
+    a second, lower eye. Each upper-lid handle's weight on a vertex above the lid fades out over
+    ``LID_REACH`` above the lid's edge.
+    """
+    pos = {int(v): i for i, v in enumerate(handles)}
+    x = local[:, 0].astype(np.float64)
+    y = local[:, 1].astype(np.float64)
+    for upper in (T.R_EYE_UPPER, T.L_EYE_UPPER):
+        lid = local[upper, :2].astype(np.float64)
+        order = np.argsort(lid[:, 0])
+        xs, ys = lid[order, 0], lid[order, 1]
+        # height above the lid's edge; beyond the corners, the distance to the nearer corner
+        above = np.interp(x, xs, ys) - y
+        outside = (x < xs[0]) | (x > xs[-1])
+        corner = np.where(x < xs[0], 0, -1)
+        dist = np.hypot(x - xs[corner], y - ys[corner])
+        h = np.where(outside, dist, above)
+        t = np.clip(h / LID_REACH, 0.0, 1.0)
+        keep = np.where(h > 0, 1.0 - t * t * (3 - 2 * t), 1.0)
+        keep[upper] = 1.0
+        harmonic[:, [pos[i] for i in upper[1:-1]]] *= keep[:, None]
 
 
 def _harmonic_weights(local: np.ndarray, tris: np.ndarray, kind: np.ndarray, handles: list[int]) -> np.ndarray:
