@@ -11,12 +11,15 @@ pixels of the skin with its thin dark lines closed away, so stray lashes and the
 neither leak in nor outline the fill), plus the skin's own grain. A fill built this way meets the
 portrait without an edge on every side: a fill lighter or darker than its surroundings would outline
 an almond, which is what an open eye looks like. Per frame the patch follows the eye corners and
-replaces the area the lid has swept, in proportion to the blink; its top fades in inside the fill (a
+replaces the area the lid has swept, in proportion to the blink; its top fades in above the fill (a
 patch edge there would read as a second crease). The lashes hang from the lid's moving edge as a soft
 dark wedge, thickest past the middle of the eye and thinner at the corners, as they are on a real shut
 eye (compared with frames of a filmed blink of the same face). The crease above stays where it is
 (the rig's weights confine what a closing lid drags along), as on a real eye, where the lid unfolds
-below it.
+below it; and its line fades as the lid shuts: the skin stretched over the eyeball flattens the fold
+(a filmed shut eye shows at most a faint crease; left in place it outlined the shut lid like a second
+eye). The lashes are a dark line with short strands hanging from it, down and out (a lash's
+width apart, up to 1.5 times the line's thickness long), fixed per eye so they do not flicker.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ _LASH_PEAK = 1.6  # the lash line is thickest at 0.5 ** (1 / this) of the way fr
 _BAND = 0.07  # the lash bands above and below the opening, in inter-ocular distances
 _CORNER_REACH = 0.04  # a shut lid's patch reaches this far past the eye's corners (inter-ocular distances)
 _FEATHER = 0.02  # the swept area's top fades in over twice this, in inter-ocular distances
+_STRAND_GAP = 0.012  # lash strands of a shut lid, this far apart along the lid (inter-ocular distances)
+_STRAND_WIDTH = 0.008  # and this thick
+_CREASE = 0.16  # above the fill, the lid's crease unfolds over this height as the eye shuts (inter-ocular distances)
 _NEAR_DARK = 0.12  # a shut lid darkens this much towards its edge
 _CLEAN = 0.06  # dark lines thinner than this are cleaned from the skin around a shut lid (inter-ocular distances)
 _LID_MIX = 2.0  # a shut lid's tone, top to bottom: the skin above the eye blended into the skin below it
@@ -52,6 +58,7 @@ class _Eye:
     patch: np.ndarray  # (h, w, 3) float32: the closed-lid skin in portrait coordinates
     origin: np.ndarray  # (2,) portrait pixel of the patch's top-left corner
     lash_rgb: np.ndarray  # (3,) tone of the lash line
+    strands: np.ndarray  # (n, 3): each lash strand's place along the lid (0..1), length and tilt factors
 
 
 class EyePainter:
@@ -82,12 +89,14 @@ class EyePainter:
             # the swept area: from a little above where the open lid's lashes were down to the lid's
             # edge; as the eye shuts it reaches below the edge over the lower lashes too
             up_dir = _normal_up(to_out)
-            top = open_up + up_dir * ((_BAND + _FOLD) * iod)  # the top of the lid patch's fill
+            # the top of the area the patch covers: the fill's top plus the crease above it, which unfolds
+            unfold = _CREASE * iod * _ramp(b, 0.2, 0.9)
+            top = open_up + up_dir * ((_BAND + _FOLD) * iod + unfold)
             below = lid_edge - up_dir * (0.03 * iod * _ramp(b, 0.5, 0.95))
             feather = max(1.0, _FEATHER * iod)
             # ... and a little past the corners, where the open eye's corners showed white
             ends = _CORNER_REACH * iod * _ramp(b, 0.3, 0.9)
-            poly = np.concatenate([_stretch_ends(top, ends), _stretch_ends(below, ends)[::-1]])
+            poly = np.concatenate([_stretch_ends(top, ends + 0.5 * unfold), _stretch_ends(below, ends)[::-1]])
             x0 = max(0, int(np.floor(min(poly[:, 0].min(), lower[:, 0].min()))) - 4)
             y0 = max(0, int(np.floor(poly[:, 1].min())) - 4)
             x1 = min(w, int(np.ceil(max(poly[:, 0].max(), lower[:, 0].max()))) + 5)
@@ -98,12 +107,13 @@ class EyePainter:
             p = np.round((poly - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(m, [p], (255,), lineType=cv2.LINE_AA, shift=_SHIFT)
             blur = cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(0.7, 0.012 * iod))
-            # the top fades in over a band inside the fill: a closed lid has no edge where the fold was (the
-            # patch beyond the fill is the portrait, crease included; the frame has the crease moved down)
+            # the top fades in over the lower part of the unfolding crease's band: a closed lid has no edge
+            # where the fold was, and above the fill the patch is the portrait's skin with its thin dark
+            # lines closed away, so the crease fades out as the lid shuts while the skin stays the portrait's
             xs = np.arange(x0, x1)
             ys = np.arange(y0, y1, dtype=np.float32)[:, None]
             top_y = np.interp(xs, *_sorted_xy(top)).astype(np.float32)[None, :]
-            fade = np.clip((ys - top_y) / (2.0 * feather), 0.0, 1.0)
+            fade = np.clip((ys - top_y) / (0.4 * unfold + 2.0 * feather), 0.0, 1.0)
             alpha = np.asarray(blur, np.float32) * (fade * fade * (3 - 2 * fade)) * _ramp(b, _START, 0.3)
             # the lid patch, carried from the portrait into this frame's ROI
             aff = to_out.copy()
@@ -129,6 +139,7 @@ class EyePainter:
             lm = np.zeros_like(m)
             pl = np.round((wedge - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(lm, [pl], (255,), lineType=cv2.LINE_AA, shift=_SHIFT)
+            _draw_strands(lm, eye.strands, lid_edge, along, thick[:, 0], up_dir, (x0, y0), b, iod)
             soft = max(0.7, 0.008 * iod)  # lashes are a soft line, on a large face too
             line = np.asarray(cv2.GaussianBlur(lm.astype(np.float32) / 255.0, (0, 0), soft), np.float32)
             la = line * (0.9 * _ramp(b, _START, 0.5))
@@ -157,15 +168,22 @@ def _make_eye(
     hole = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kw, kh))) > 0
     up_px = max(1, int(round(_FOLD * iod)))
     hole = cv2.dilate(hole.astype(np.uint8), np.ones((up_px, 1), np.uint8), anchor=(0, 0)) > 0
-    patch = _fill_lid(roi, hole, iod)
+    crease = cv2.dilate(hole.astype(np.uint8), np.ones((max(1, int(round(_CREASE * iod))), 1), np.uint8), anchor=(0, 0))
+    patch = _fill_lid(roi, hole, iod, crease > 0)
     # lashes: the portrait's darkest lash pixels, and in any case well darker than the lid, or the
     # closed eye has no line to read
     skin = patch[hole].mean(axis=0) if hole.any() else np.full(3, 128.0)
     lash = np.minimum(_darkest_along(img, v0[up]), 0.4 * skin)
-    return _Eye(list(up), list(lo), corners, patch, np.array([x0, y0], np.float64), lash)
+    # the lashes' strands: fixed per eye, so they do not flicker from frame to frame
+    n = max(8, int(round(float(np.linalg.norm(v0[corners[0]] - v0[corners[1]])) / max(1.0, _STRAND_GAP * iod))))
+    rng = np.random.default_rng(int(v0[corners[0]].sum() * 31) & 0xFFFF)
+    strands = np.stack(
+        [np.sort(rng.uniform(0.02, 0.98, n)), rng.uniform(0.8, 1.5, n), rng.uniform(-0.5, 0.5, n)], axis=1
+    )
+    return _Eye(list(up), list(lo), corners, patch, np.array([x0, y0], np.float64), lash, strands)
 
 
-def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
+def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray | None = None) -> np.ndarray:
     """A closed lid over ``hole``: per column, the skin above blended into the skin below, plus grain.
 
     The tones at each column's ends are medians over a few pixels beyond the hole, smoothed along the
@@ -184,6 +202,8 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
     clean = np.asarray(clean, np.float32)
     ring_px = max(2, int(round(_CLEAN * iod)))
     near = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1,) * 2))
+    if crease is not None:
+        near = np.maximum(near, crease.astype(np.uint8))
     # a closing lifts textured skin too (by about its grain): take that lift off, keep the lines' removal
     around = (near > 0) & ~hole
     if around.any():
@@ -231,6 +251,37 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:
     seam = np.abs(cv2.GaussianBlur(hole.astype(np.float32), (0, 0), sigma) - hole.astype(np.float32))
     w = np.clip(seam * 4.0, 0.0, 1.0)[..., None]
     return (out * (1 - w) + cv2.GaussianBlur(out, (0, 0), sigma) * w).astype(np.float32)
+
+
+def _draw_strands(
+    mask: np.ndarray,
+    strands: np.ndarray,
+    edge: np.ndarray,
+    along: np.ndarray,
+    thick: np.ndarray,
+    up_dir: np.ndarray,
+    origin: tuple[int, int],
+    b: float,
+    iod: float,
+) -> None:
+    """Lash strands into ``mask``: short lines from the lid's edge, down and out, longer at the middle."""
+    o = np.argsort(along)
+    al, ex, ey, th = along[o], edge[o, 0], edge[o, 1], thick[o]
+    t = strands[:, 0]
+    bx, by = np.interp(t, al, ex), np.interp(t, al, ey)
+    length = np.interp(t, al, th) * strands[:, 1] * _ramp(b, 0.3, 1.0)
+    # lashes point down, tilted towards the outer corner more the further out they grow
+    out_dir = edge[o[-1]] - edge[o[0]]
+    out_dir = out_dir / max(1e-9, float(np.linalg.norm(out_dir)))
+    tilt = (0.15 + 0.5 * t + 0.2 * strands[:, 2])[:, None]
+    d = -up_dir[None, :] + tilt * out_dir[None, :]
+    d = d / np.linalg.norm(d, axis=1, keepdims=True)
+    p0: np.ndarray = np.stack([bx, by], axis=1) - np.array(origin, np.float64)
+    p1 = p0 + d * length[:, None]
+    s = float(1 << _SHIFT)
+    width = max(1, int(round(_STRAND_WIDTH * iod)))
+    for a, c in zip(np.round(p0 * s).astype(int), np.round(p1 * s).astype(int)):
+        cv2.line(mask, (int(a[0]), int(a[1])), (int(c[0]), int(c[1])), (220,), width, cv2.LINE_AA, _SHIFT)
 
 
 def _stretch_ends(line: np.ndarray, d: float) -> np.ndarray:

@@ -312,3 +312,66 @@ def test_the_background_stays_still_when_the_head_moves(name: str, pipeline: Pip
     # measured 0.2 % / 1.1 % (without the person mask 36 % / 14 %: the window behind Obama swam)
     assert (change[background] > 3).mean() < 0.03
     assert (change[~background] > 3).mean() > 0.05  # while the head did move
+
+
+def _hdtf_frame(k: int = 30) -> np.ndarray:
+    import av as pyav
+
+    with pyav.open(str(media("video", "hdtf_WDA_KatieHill_000.mp4"))) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i == k:
+                return f.to_ndarray(format="rgb24")
+    raise AssertionError("the video is shorter than expected")
+
+
+def _line_darkness_above_lids(frame: np.ndarray, verts: np.ndarray, iod: float, lo: float, hi: float) -> float:
+    """How dark the thin lines are in a band ``lo``..``hi`` eye distances above the open upper lids
+    (a black-hat: a grey closing less the image), over the middle 60 % of each eye."""
+    import cv2
+
+    g = frame.astype(np.float32).mean(axis=2)
+    k = max(3, int(round(0.06 * iod)) | 1)
+    bh = cv2.morphologyEx(g, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) - g
+    out = []
+    for up in (T.R_EYE_UPPER, T.L_EYE_UPPER):
+        lid = verts[up]
+        o = np.argsort(lid[:, 0])
+        span = float(np.ptp(lid[:, 0]))
+        xs = np.arange(int(lid[:, 0].min() + 0.2 * span), int(lid[:, 0].max() - 0.2 * span))
+        ys = np.interp(xs, lid[o, 0], lid[o, 1])
+        out += [bh[int(y - hi * iod) : int(y - lo * iod), x].max() for x, y in zip(xs, ys)]
+    return float(np.mean(out))
+
+
+@pytest.mark.parametrize("name", ["hdtf", "liveportrait_s12_einstein.jpg"])
+def test_a_shut_lid_unfolds_its_crease(name: str, pipeline: Pipeline) -> None:
+    # a filmed shut eye shows at most a faint crease: the lid skin stretched over the eyeball flattens
+    # the fold. Left as in the open eye, the crease outlined the shut lid like a second eye
+    av = pipeline.prepare_avatar(_hdtf_frame() if name == "hdtf" else media("faces", name), (512, 512))
+    r = WarpRenderer(av.rig)
+    v, iod = av.rig.verts[:, :2], av.rig.iod
+    opened = _line_darkness_above_lids(r.render(pose_values({})), v, iod, 0.09, 0.2)
+    shut = _line_darkness_above_lids(
+        r.render(pose_values({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})), v, iod, 0.09, 0.2
+    )
+    assert opened > 20  # the open eye has a crease there (measured 40 / 28)
+    assert shut < 0.4 * opened  # measured 0.14 / 0.27 of it (0.83 / 0.51 while the crease stayed)
+
+
+def test_a_shut_lids_lashes_have_strands() -> None:
+    # the lash line's lower edge is ragged with short strands, not a smooth drawn stroke
+    import cv2
+
+    from render.eyes import _draw_strands
+
+    edge = np.stack([np.linspace(20, 120, 12), 40 + 0.002 * (np.linspace(20, 120, 12) - 70) ** 2], axis=1)
+    along = (edge[:, 0] - 20) / 100
+    strands = np.stack([np.linspace(0.02, 0.98, 30), np.full(30, 1.2), np.zeros(30)], axis=1)
+    m = np.zeros((80, 140), np.uint8)
+    _draw_strands(m, strands, edge, along, np.full(12, 8.0), np.array([0.0, -1.0]), (0, 0), 1.0, 100.0)
+    # strands hang below the edge, tilted toward the outer end (the last point), and stay apart
+    ys, xs = np.nonzero(m > 100)
+    assert ys.min() >= 38 and ys.max() > 40 + 6
+    row = m[46, 20:120] > 100
+    assert 10 <= int(np.count_nonzero(np.diff(row.astype(np.int8)) == 1)) <= 30  # separate strands crossed
+    assert cv2.countNonZero(m[:, 120:]) > 0  # the outer strands lean out past the lid's end
