@@ -336,8 +336,7 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     The detector's inner-lip contour of a smiling, open mouth usually lies a pixel or two inside the
     teeth, so the lip triangles carry a sliver of tooth; when such a mouth is closed that sliver would
     show along the seam. Warping the lips from this image instead (in proportion to how far the mouth
-    is closed) keeps the seam lip-coloured. None when the portrait's mouth is closed or its lips and
-    teeth cannot be told apart by colour.
+    is closed) keeps the seam lip-coloured. None when the portrait's mouth is closed.
     """
     if not rig.mouth_open_source:
         return None
@@ -345,17 +344,22 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     h, w = img.shape[:2]
     v = rig.verts[:, :2].astype(np.float64)
     colours = lip_colours(img, v)
-    if colours is None:
-        return None
-    redness, r_lip, r_in = colours.redness, colours.lip, colours.opening
     inner = np.concatenate([v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER[::-1]]])
     # a band around the inner contour: the lips' inner edge and the opening's outer rim
     band = np.zeros((h, w), np.uint8)
     width = max(2, int(round(0.07 * rig.iod)))
     cv2.polylines(band, [np.round(inner).astype(np.int32)], True, (255,), thickness=width)
-    # ... and the whole opening: where the lips meet, the (upsampled) warp map may sample its middle
-    edge = (band > 0) & (colours.lips | colours.hole) & (redness < 0.5 * (r_lip + r_in))
-    mask = (edge | colours.hole).astype(np.uint8) * 255
+    if colours is not None:
+        # ... and the whole opening: where the lips meet, the (upsampled) warp map may sample its middle
+        redness, r_lip, r_in = colours.redness, colours.lip, colours.opening
+        edge = (band > 0) & (colours.lips | colours.hole) & (redness < 0.5 * (r_lip + r_in))
+        mask = (edge | colours.hole).astype(np.uint8) * 255
+    else:
+        # pale lips, or a blurred mouth, whose lips and teeth have no colour to tell them apart: the
+        # whole band and the opening, filled from the lips around them
+        hole = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(hole, [np.round(inner).astype(np.int32)], (255,))
+        mask = np.maximum(band, hole)
     if not mask.any():
         return None
     grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))
