@@ -352,7 +352,7 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     if colours is not None:
         # ... and the whole opening: where the lips meet, the (upsampled) warp map may sample its middle
         redness, r_lip, r_in = colours.redness, colours.lip, colours.opening
-        edge = (band > 0) & (colours.lips | colours.hole) & (redness < 0.5 * (r_lip + r_in))
+        edge = (band > 0) & (colours.lips | colours.hole) & (redness < r_in + 0.75 * (r_lip - r_in))
         mask = (edge | colours.hole).astype(np.uint8) * 255
     else:
         # pale lips, or a blurred mouth, whose lips and teeth have no colour to tell them apart: the
