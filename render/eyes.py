@@ -37,13 +37,15 @@ _SHIFT = 3
 _START = 0.05  # blinks below this leave the warp alone
 _FOLD = 0.01  # the lid fold above the open eye that a shut lid unfolds, in inter-ocular distances
 _LASH = 0.04  # greatest thickness of a shut lid's lash line, in inter-ocular distances
-_LASH_MIN = 0.5  # and this share of it at the corners
+_LASH_MIN = 0.2  # and this share of it at the corners
 _LASH_PEAK = 1.6  # the lash line is thickest at 0.5 ** (1 / this) of the way from the inner corner
 _BAND = 0.07  # the lash bands above and below the opening, in inter-ocular distances
 _CORNER_REACH = 0.04  # a shut lid's patch reaches this far past the eye's corners (inter-ocular distances)
 _FEATHER = 0.02  # the swept area's top fades in over twice this, in inter-ocular distances
 _STRAND_GAP = 0.012  # lash strands of a shut lid, this far apart along the lid (inter-ocular distances)
 _STRAND_WIDTH = 0.008  # and this thick
+_CREASE_BLEND = 0.03  # and the tones above and below it blend over this (inter-ocular distances)
+_BROW_GAP = 0.03  # ... and stays this far below the brow's lower edge (inter-ocular distances)
 _CREASE = 0.16  # above the fill, the lid's crease unfolds over this height as the eye shuts (inter-ocular distances)
 _NEAR_DARK = 0.12  # a shut lid darkens this much towards its edge
 _CLEAN = 0.06  # dark lines thinner than this are cleaned from the skin around a shut lid (inter-ocular distances)
@@ -55,6 +57,7 @@ class _Eye:
     upper: list[int]
     lower: list[int]
     corners: tuple[int, int]
+    brow: list[int]  # the brow's lower edge: the unfolding crease stays below it
     patch: np.ndarray  # (h, w, 3) float32: the closed-lid skin in portrait coordinates
     origin: np.ndarray  # (2,) portrait pixel of the patch's top-left corner
     lash_rgb: np.ndarray  # (3,) tone of the lash line
@@ -67,10 +70,10 @@ class EyePainter:
         v0 = rig.verts[:, :2].astype(np.float64)
         self.v0 = v0
         self.eyes = [
-            _make_eye(rig.image, v0, up, lo, corners, rig.iod)
-            for up, lo, corners in (
-                (T.R_EYE_UPPER, T.R_EYE_LOWER, (33, 133)),
-                (T.L_EYE_UPPER, T.L_EYE_LOWER, (263, 362)),
+            _make_eye(rig.image, v0, up, lo, corners, brow, rig.iod)
+            for up, lo, corners, brow in (
+                (T.R_EYE_UPPER, T.R_EYE_LOWER, (33, 133), T.R_BROW[5:]),
+                (T.L_EYE_UPPER, T.L_EYE_LOWER, (263, 362), T.L_BROW[5:]),
             )
         ]
 
@@ -92,6 +95,9 @@ class EyePainter:
             # the top of the area the patch covers: the fill's top plus the crease above it, which unfolds
             unfold = _CREASE * iod * _ramp(b, 0.2, 0.9)
             top = open_up + up_dir * ((_BAND + _FOLD) * iod + unfold)
+            # ... below the brow, both the portrait's (what the patch holds) and this frame's
+            for brow in (apply(to_out, self.v0[eye.brow]), vt[eye.brow]):
+                top[:, 1] = np.maximum(top[:, 1], np.interp(top[:, 0], *_sorted_xy(brow)) + _BROW_GAP * iod)
             below = lid_edge - up_dir * (0.03 * iod * _ramp(b, 0.5, 0.95))
             feather = max(1.0, _FEATHER * iod)
             # ... and a little past the corners, where the open eye's corners showed white
@@ -148,7 +154,13 @@ class EyePainter:
 
 
 def _make_eye(
-    img: np.ndarray, v0: np.ndarray, up: list[int], lo: list[int], corners: tuple[int, int], iod: float
+    img: np.ndarray,
+    v0: np.ndarray,
+    up: list[int],
+    lo: list[int],
+    corners: tuple[int, int],
+    brow: list[int],
+    iod: float,
 ) -> _Eye:
     """Fill the eye opening, its lash bands and the lid fold with lid skin, in the portrait's pixels."""
     h, w = img.shape[:2]
@@ -168,8 +180,13 @@ def _make_eye(
     hole = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kw, kh))) > 0
     up_px = max(1, int(round(_FOLD * iod)))
     hole = cv2.dilate(hole.astype(np.uint8), np.ones((up_px, 1), np.uint8), anchor=(0, 0)) > 0
-    crease = cv2.dilate(hole.astype(np.uint8), np.ones((max(1, int(round(_CREASE * iod))), 1), np.uint8), anchor=(0, 0))
-    patch = _fill_lid(roi, hole, iod, crease > 0)
+    # the crease above the fill, which unfolds as the lid shuts ...
+    up_px = max(1, int(round(_CREASE * iod)))
+    unfolds = cv2.dilate(hole.astype(np.uint8), np.ones((up_px, 1), np.uint8), anchor=(0, 0)) > 0
+    # ... up to a little below the brow, whose hairs are no crease
+    bx, by = _sorted_xy(v0[brow] - [x0, y0])
+    below_brow = np.arange(y1 - y0)[:, None] > (np.interp(np.arange(x1 - x0), bx, by) + _BROW_GAP * iod)[None, :]
+    patch = _fill_lid(roi, hole, iod, unfolds & below_brow)
     # lashes: the portrait's darkest lash pixels, and in any case well darker than the lid, or the
     # closed eye has no line to read
     skin = patch[hole].mean(axis=0) if hole.any() else np.full(3, 128.0)
@@ -180,7 +197,7 @@ def _make_eye(
     strands = np.stack(
         [np.sort(rng.uniform(0.02, 0.98, n)), rng.uniform(0.8, 1.5, n), rng.uniform(-0.5, 0.5, n)], axis=1
     )
-    return _Eye(list(up), list(lo), corners, patch, np.array([x0, y0], np.float64), lash, strands)
+    return _Eye(list(up), list(lo), corners, list(brow), patch, np.array([x0, y0], np.float64), lash, strands)
 
 
 def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray | None = None) -> np.ndarray:
@@ -220,19 +237,34 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray 
     noise = cv2.GaussianBlur(rng.standard_normal((hh, ww)).astype(np.float32), (0, 0), max(0.6, 0.006 * iod))
     grain = np.asarray(noise, np.float32) * (amp / max(1e-6, float(np.std(noise))))
     base = roi * (1 - near_w) + (clean + grain[..., None]) * near_w
+    if crease is not None:
+        # the unfolded crease: where the lid's fold was, the tones above and below it (a lid band in
+        # eyeshadow under a bare brow, say) meet in a gradient, not in the step the fold's line hid
+        soft = cv2.GaussianBlur(clean, (0, 0), max(1.0, _CREASE_BLEND * iod))
+        cw = cv2.GaussianBlur((crease & ~hole).astype(np.float32), (0, 0), max(0.8, 0.5 * ring_px))[..., None]
+        base = base * (1 - cw) + (np.asarray(soft, np.float32) + grain[..., None]) * cw
     out = base.copy()
     tops = np.zeros(len(cols), np.int64)
     bots = np.zeros(len(cols), np.int64)
     top_rgb = np.zeros((len(cols), 3), np.float32)
     bot_rgb = np.zeros((len(cols), 3), np.float32)
+    # skin, not hair: a low brow can border the fill's top, and a lid toned like the brow is a dark smudge
+    lum = clean.mean(axis=2)
+    skin_min = 0.55 * float(np.percentile(lum[around], 75)) if around.any() else 0.0
+    top_ok = np.ones(len(cols), bool)
     for i, x in enumerate(cols):
         ys = np.flatnonzero(hole[:, x])
         t, b = int(ys[0]), int(ys[-1])
         tops[i], bots[i] = t, b
         above = clean[max(0, t - reach) : t, x]
+        above = above[lum[max(0, t - reach) : t, x] >= skin_min]
         below = clean[b + 1 : min(hh, b + 1 + reach), x]
+        top_ok[i] = len(above) > 0
         top_rgb[i] = np.median(above, axis=0) if len(above) else clean[t, x]
         bot_rgb[i] = np.median(below, axis=0) if len(below) else clean[b, x]
+    if top_ok.any() and not top_ok.all():
+        for c in range(3):
+            top_rgb[~top_ok, c] = np.interp(cols[~top_ok], cols[top_ok], top_rgb[top_ok, c])
     k = max(1.0, 0.04 * iod)
     top_rgb = cv2.GaussianBlur(top_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
     bot_rgb = cv2.GaussianBlur(bot_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]

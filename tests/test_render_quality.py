@@ -402,3 +402,19 @@ def test_closing_an_open_mouth_with_pale_lips_shows_no_teeth_along_the_seam(pipe
         [np.median(np.r_[f[int(y) - 3 * k : int(y) - k, x], f[int(y) + k : int(y) + 3 * k, x]]) for x, y in zip(xs, ys)]
     )
     assert np.percentile(seam - lips, 90) < 25  # measured 16 (44 with the teeth along the seam)
+
+
+def test_a_brow_bordering_the_lid_does_not_tone_the_shut_lid() -> None:
+    # a low brow (Obama's) borders the area a shut lid fills: the lid took its tone from the brow's hairs
+    # and shut into a dark smudge. It is skin-toned, from the skin beside the hairs
+    from render.eyes import _fill_lid
+
+    rng = np.random.default_rng(0)
+    roi = np.full((60, 80, 3), (200.0, 150.0, 120.0), np.float32) + rng.normal(0, 3, (60, 80, 3)).astype(np.float32)
+    hole = np.zeros((60, 80), bool)
+    hole[24:40, 15:65] = True
+    roi[6:24, 25:55] = (60.0, 45.0, 40.0)  # a brow right above the middle of the hole
+    roi[hole] = (40.0, 30.0, 30.0)  # the open eye
+    filled = _fill_lid(roi, hole, 100.0)
+    lid_top = filled[25:29, 32:48].mean(axis=(0, 1))
+    assert np.abs(lid_top - (200.0, 150.0, 120.0)).max() < 20  # skin, not the brow's (60, 45, 40)
