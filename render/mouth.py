@@ -20,6 +20,7 @@ from render.rig import FaceRig, lip_colours
 _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
 _TONGUE = 0.45  # the tongue's top reaches this share of the lip gap above the lower lip, in the middle
 _LOWER_TEETH = 0.62  # brightness of the lower teeth (in the mouth's shadow) relative to the upper
+_TONGUE_LIP = 0.2  # the tongue's tone: this share of the lips' and the rest a pinker skin's
 _TISSUE = 0.03  # the portrait's own teeth are moved with this much of the lips around them (inter-ocular distances)
 
 
@@ -42,9 +43,10 @@ class MouthPainter:
         teeth = np.clip(teeth, 0, 250)
         # the inside of the mouth in the lips' own hue (mucosa), darker: a warm red-brown
         self.cavity_rgb = lip * 0.34 + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
-        # the tongue: pink mucosa, lighter and less saturated than lips (which may be painted), so half
-        # the lips' tone and half the skin's with the blood showing through
-        tongue = 0.5 * lip + 0.5 * skin * np.array([0.95, 0.72, 0.74])
+        # the tongue: pink mucosa, lighter and less saturated than lips (which may be painted: a filmed
+        # tongue under red lipstick is the skin's tone, pinker), so mostly the skin's with the blood
+        # showing through and a little of the lips'
+        tongue = _TONGUE_LIP * lip + (1 - _TONGUE_LIP) * skin * np.array([0.97, 0.70, 0.72])
         self.tongue_rgb = 0.85 * (tongue if not gray else np.full(3, tongue.mean()))
         self._eye_span0 = max(1.0, float(np.linalg.norm(v0[263] - v0[33])))
         self._gap0 = float(v0[14, 1] - v0[13, 1])  # the portrait's own lip gap
