@@ -40,6 +40,7 @@ _LASH = 0.04  # greatest thickness of a shut lid's lash line, in inter-ocular di
 _LASH_MIN = 0.2  # and this share of it at the corners
 _LASH_PEAK = 1.6  # the lash line is thickest at 0.5 ** (1 / this) of the way from the inner corner
 _BAND = 0.07  # the lash bands above and below the opening, in inter-ocular distances
+_BELOW = 0.07  # a shut lid covers this far below its edge (the lower lid's rim), in inter-ocular distances
 _CORNER_REACH = 0.04  # a shut lid's patch reaches this far past the eye's corners (inter-ocular distances)
 _FEATHER = 0.02  # the swept area's top fades in over twice this, in inter-ocular distances
 _STRAND_GAP = 0.012  # lash strands of a shut lid, this far apart along the lid (inter-ocular distances)
@@ -98,7 +99,7 @@ class EyePainter:
             # ... below the brow, both the portrait's (what the patch holds) and this frame's
             for brow in (apply(to_out, self.v0[eye.brow]), vt[eye.brow]):
                 top[:, 1] = np.maximum(top[:, 1], np.interp(top[:, 0], *_sorted_xy(brow)) + _BROW_GAP * iod)
-            below = lid_edge - up_dir * (0.03 * iod * _ramp(b, 0.5, 0.95))
+            below = lid_edge - up_dir * (_BELOW * iod * _ramp(b, 0.5, 0.95))
             feather = max(1.0, _FEATHER * iod)
             # ... and a little past the corners, where the open eye's corners showed white
             ends = _CORNER_REACH * iod * _ramp(b, 0.3, 0.9)
