@@ -8,18 +8,20 @@ skin around the eye, a little darker towards the closure, with the lashes as one
 So, once per rig, each eye gets a *lid patch*: the eye opening, its lash bands and the lid fold are
 filled with skin, column by column, from the skin just above and just below them (medians over a few
 pixels of the skin with its thin dark lines closed away, so stray lashes and the ends of the crease
-neither leak in nor outline the fill), plus the skin's own grain. A fill built this way meets the
-portrait without an edge on every side: a fill lighter or darker than its surroundings would outline
-an almond, which is what an open eye looks like. Per frame the patch follows the eye corners and
-replaces the area the lid has swept, in proportion to the blink; its top fades in above the fill (a
-patch edge there would read as a second crease). The lashes hang from the lid's moving edge as a soft
-dark wedge, thickest past the middle of the eye and thinner at the corners, as they are on a real shut
-eye (compared with frames of a filmed blink of the same face). The crease above stays where it is
-(the rig's weights confine what a closing lid drags along), as on a real eye, where the lid unfolds
-below it; and its line fades as the lid shuts: the skin stretched over the eyeball flattens the fold
-(a filmed shut eye shows at most a faint crease; left in place it outlined the shut lid like a second
-eye). The lashes are a dark line with short strands hanging from it, down and out (a lash's
-width apart, up to 1.5 times the line's thickness long), fixed per eye so they do not flicker.
+neither leak in nor outline the fill; a low brow's hairs do not count as skin), plus the skin's own
+grain. A fill built this way meets the portrait without an edge on every side: a fill lighter or
+darker than its surroundings would outline an almond, which is what an open eye looks like. Per
+frame the patch follows the eye corners and replaces the area the lid has swept, in proportion to
+the blink; its top fades in above the fill (a patch edge there would read as a second crease). The
+lashes hang from the lid's moving edge as a soft dark wedge, thickest past the middle of the eye and
+thinner at the corners, as they are on a real shut eye (compared with frames of a filmed blink of
+the same face). The crease above stays where it is (the rig's weights confine what a closing lid
+drags along), as on a real eye, where the lid unfolds below it; and its line fades as the lid shuts:
+the skin stretched over the eyeball flattens the fold (a filmed shut eye shows at most a faint
+crease; left in place it outlined the shut lid like a second eye). The lashes are a dark line with
+short strands hanging from it, down and out (a lash's width apart, up to 1.5 times the line's
+thickness long), fixed per eye so they do not flicker. A shut lid also covers the lower lid's rim
+just under its edge, which the lashes of a real shut eye hide.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ _CORNER_REACH = 0.04  # a shut lid's patch reaches this far past the eye's corne
 _FEATHER = 0.02  # the swept area's top fades in over twice this, in inter-ocular distances
 _STRAND_GAP = 0.012  # lash strands of a shut lid, this far apart along the lid (inter-ocular distances)
 _STRAND_WIDTH = 0.008  # and this thick
-_CREASE_BLEND = 0.03  # and the tones above and below it blend over this (inter-ocular distances)
-_BROW_GAP = 0.03  # ... and stays this far below the brow's lower edge (inter-ocular distances)
 _CREASE = 0.16  # above the fill, the lid's crease unfolds over this height as the eye shuts (inter-ocular distances)
+_CREASE_BLEND = 0.03  # ... the tones above and below it blending over this (inter-ocular distances)
+_BROW_GAP = 0.03  # ... and staying this far below the brow's lower edge (inter-ocular distances)
 _NEAR_DARK = 0.12  # a shut lid darkens this much towards its edge
 _CLEAN = 0.06  # dark lines thinner than this are cleaned from the skin around a shut lid (inter-ocular distances)
 _LID_MIX = 2.0  # a shut lid's tone, top to bottom: the skin above the eye blended into the skin below it
@@ -205,7 +207,9 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray 
     """A closed lid over ``hole``: per column, the skin above blended into the skin below, plus grain.
 
     The tones at each column's ends are medians over a few pixels beyond the hole, smoothed along the
-    eye, so a stray lash or a catchlight does not streak the lid.
+    eye, so a stray lash or a catchlight does not streak the lid; above it only skin counts (not a low
+    brow's hairs). ``crease``: the band above the hole where the lid's fold unfolds as it shuts, given
+    the skin around it with its thin dark lines closed away and its tones blended.
     """
     hh, ww = hole.shape
     reach = max(2, int(round(0.05 * iod)))

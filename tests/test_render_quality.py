@@ -24,6 +24,17 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def video_frame(name: str, k: int = 30) -> np.ndarray:
+    """Frame ``k`` (RGB) of one of the talking-face videos in the media folder."""
+    import av as pyav
+
+    with pyav.open(str(media("video", name))) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i == k:
+                return f.to_ndarray(format="rgb24")
+    raise AssertionError(f"{name} is shorter than {k + 1} frames")
+
+
 def test_rest_pose_reproduces_the_portrait(astronaut) -> None:
     r = WarpRenderer(astronaut.rig)
     assert astronaut.rig.mouth_open_source
@@ -124,14 +135,7 @@ def test_closing_a_wide_open_mouth_meets_cleanly_on_a_large_face(pipeline: Pipel
     # a filmed face with its mouth wide open (teeth and tongue showing), large in the frame: the map is
     # computed on a 4x coarser grid, and upsampled across the seam where the closed lips meet it
     # sampled the opening in zigzags (26 dB from the exact map over the lips); now exact there
-    import av as pyav
-
-    with pyav.open(str(media("video", "hdtf_WDA_KatieHill_000.mp4"))) as c:
-        for k, f in enumerate(c.decode(video=0)):
-            if k == 30:
-                img = f.to_ndarray(format="rgb24")
-                break
-    av = pipeline.prepare_avatar(img, (512, 512))
+    av = pipeline.prepare_avatar(video_frame("hdtf_WDA_KatieHill_000.mp4"), (512, 512))
     assert av.rig.mouth_open_source
     # the rig's inner-lip contour lies on the lips' edge: lip-red just inside it, not just outside
     f = av.rig.image.astype(np.float64)
@@ -314,16 +318,6 @@ def test_the_background_stays_still_when_the_head_moves(name: str, pipeline: Pip
     assert (change[~background] > 3).mean() > 0.05  # while the head did move
 
 
-def _hdtf_frame(k: int = 30) -> np.ndarray:
-    import av as pyav
-
-    with pyav.open(str(media("video", "hdtf_WDA_KatieHill_000.mp4"))) as c:
-        for i, f in enumerate(c.decode(video=0)):
-            if i == k:
-                return f.to_ndarray(format="rgb24")
-    raise AssertionError("the video is shorter than expected")
-
-
 def _line_darkness_above_lids(frame: np.ndarray, verts: np.ndarray, iod: float, lo: float, hi: float) -> float:
     """How dark the thin lines are in a band ``lo``..``hi`` eye distances above the open upper lids
     (a black-hat: a grey closing less the image), over the middle 60 % of each eye."""
@@ -347,7 +341,9 @@ def _line_darkness_above_lids(frame: np.ndarray, verts: np.ndarray, iod: float, 
 def test_a_shut_lid_unfolds_its_crease(name: str, pipeline: Pipeline) -> None:
     # a filmed shut eye shows at most a faint crease: the lid skin stretched over the eyeball flattens
     # the fold. Left as in the open eye, the crease outlined the shut lid like a second eye
-    av = pipeline.prepare_avatar(_hdtf_frame() if name == "hdtf" else media("faces", name), (512, 512))
+    av = pipeline.prepare_avatar(
+        video_frame("hdtf_WDA_KatieHill_000.mp4") if name == "hdtf" else media("faces", name), (512, 512)
+    )
     r = WarpRenderer(av.rig)
     v, iod = av.rig.verts[:, :2], av.rig.iod
     opened = _line_darkness_above_lids(r.render(pose_values({})), v, iod, 0.09, 0.2)
@@ -381,11 +377,7 @@ def test_closing_an_open_mouth_with_pale_lips_shows_no_teeth_along_the_seam(pipe
     # the LivePortrait video's face smiles with its teeth showing, blurred, its lips too pale to be told
     # from the teeth by colour; closed, the lip triangles (whose inner edge lies over the teeth) drew
     # the teeth's tops along the seam as a bright zigzag
-    import av as pyav
-
-    with pyav.open(str(media("video", "liveportrait_d12_talking.mp4"))) as c:
-        img = next(f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i == 30)
-    av = pipeline.prepare_avatar(img, (512, 512))
+    av = pipeline.prepare_avatar(video_frame("liveportrait_d12_talking.mp4"), (512, 512))
     assert av.rig.mouth_open_source
     r = WarpRenderer(av.rig)
     vals = pose_values({"jawOpen": 0.0})
