@@ -315,10 +315,9 @@ def _draw_strands(
     d = d / np.linalg.norm(d, axis=1, keepdims=True)
     p0: np.ndarray = np.stack([bx, by], axis=1) - np.array(origin, np.float64)
     p1 = p0 + d * length[:, None]
-    s = float(1 << _SHIFT)
+    segments = np.round(np.stack([p0, p1], axis=1) * (1 << _SHIFT)).astype(np.int32)  # (n, 2, 2)
     width = max(1, int(round(_STRAND_WIDTH * iod)))
-    for a, c in zip(np.round(p0 * s).astype(int), np.round(p1 * s).astype(int)):
-        cv2.line(mask, (int(a[0]), int(a[1])), (int(c[0]), int(c[1])), (220,), width, cv2.LINE_AA, _SHIFT)
+    cv2.polylines(mask, list(segments), False, (220,), width, cv2.LINE_AA, _SHIFT)
 
 
 def _stretch_ends(line: np.ndarray, d: float) -> np.ndarray:
