@@ -43,7 +43,8 @@ _LASH_MIN = 0.2  # and this share of it at the corners
 _LASH_PEAK = 1.6  # the lash line is thickest at 0.5 ** (1 / this) of the way from the inner corner
 _BAND = 0.07  # the lash bands above and below the opening, in inter-ocular distances
 _BELOW = 0.07  # a shut lid covers this far below its edge (the lower lid's rim), in inter-ocular distances
-_CORNER_REACH = 0.04  # a shut lid's patch reaches this far past the eye's corners (inter-ocular distances)
+_CORNER_W = 0.14  # the lid patch's fill reaches half this past the eye's corners (inter-ocular distances)
+_CORNER_REACH = 0.07  # a shut lid's patch reaches this far past the eye's corners (inter-ocular distances)
 _FEATHER = 0.02  # the swept area's top fades in over twice this, in inter-ocular distances
 _STRAND_GAP = 0.012  # lash strands of a shut lid, this far apart along the lid (inter-ocular distances)
 _STRAND_WIDTH = 0.008  # and this thick
@@ -179,7 +180,7 @@ def _make_eye(
     # the lash bands above and below the opening (the mesh's contour often sits inside the lashes),
     # a little past the corners, and the lid fold above: a shut lid is unfolded, its crease shallow
     kh = max(3, int(round(2 * _BAND * iod)) | 1)
-    kw = max(3, int(round(0.08 * iod)) | 1)
+    kw = max(3, int(round(_CORNER_W * iod)) | 1)
     hole = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kw, kh))) > 0
     up_px = max(1, int(round(_FOLD * iod)))
     hole = cv2.dilate(hole.astype(np.uint8), np.ones((up_px, 1), np.uint8), anchor=(0, 0)) > 0
