@@ -170,10 +170,12 @@ def _make_eye(
     h, w = img.shape[:2]
     opening = np.concatenate([v0[up], v0[lo][::-1]])
     pad = 0.3 * iod
-    x0 = max(0, int(np.floor(opening[:, 0].min() - pad)))
-    y0 = max(0, int(np.floor(opening[:, 1].min() - pad)))
-    x1 = min(w, int(np.ceil(opening[:, 0].max() + pad)) + 1)
-    y1 = min(h, int(np.ceil(opening[:, 1].max() + pad)) + 1)
+    # (clamped to the image, and at least a pixel: a face made from a few user points can put an eye
+    # outside the picture)
+    x0 = min(w - 1, max(0, int(np.floor(opening[:, 0].min() - pad))))
+    y0 = min(h - 1, max(0, int(np.floor(opening[:, 1].min() - pad))))
+    x1 = max(x0 + 1, min(w, int(np.ceil(opening[:, 0].max() + pad)) + 1))
+    y1 = max(y0 + 1, min(h, int(np.ceil(opening[:, 1].max() + pad)) + 1))
     roi = np.ascontiguousarray(img[y0:y1, x0:x1]).astype(np.float32)
     mask = np.zeros(roi.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(opening - [x0, y0]).astype(np.int32)], (255,))
