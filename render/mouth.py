@@ -86,7 +86,7 @@ class MouthPainter:
         # every pair of points meets: an opening under ~1.5 px is faded rather than drawn as a sliver
         alpha = (np.clip(cover, 0.0, 1.0) * min(1.0, open_px / 1.5))[..., None]
         xs, ys = _pixel_axes(x0, y0, x1, y1)
-        op = _Opening(xs, ys, yu[None, :], yl[None, :], float(0.5 * (vt[13, 0] + vt[14, 0])))
+        op = _Opening(xs, ys, yu[None, :], yl[None, :], float(0.5 * (vt[13, 0] + vt[14, 0])), _half_width(vt))
         if self.open_source:
             # the portrait's own teeth, moved; the lower row in front of what the jaw brings down with them
             layer = self._synth(vt, op, upper=False, lower=False)
@@ -102,9 +102,8 @@ class MouthPainter:
     # -- layers ----------------------------------------------------------------------------------
     def _synth(self, vt: np.ndarray, op: _Opening, upper: bool, lower: bool) -> np.ndarray:
         iod = self.iod
-        xs, ys, yu, yl, xc = op.xs, op.ys, op.yu, op.yl, op.xc
+        xs, ys, yu, yl, xc, half_w = op.xs, op.ys, op.yu, op.yl, op.xc, op.half_w
         lo = vt[T.LIP_INNER_LOWER]
-        half_w = _half_width(vt)
         gap_c = float(vt[14, 1] - vt[13, 1])
         rel = np.clip(np.abs(xs - xc) / half_w, 0, 1.5)
         # where each pixel lies between the lips: 0 under the upper lip, 1 on the lower
@@ -152,9 +151,7 @@ class MouthPainter:
             gap = float(vt[14, 1] - vt[13, 1]) / scale
             share = float(np.clip((gap - self._gap0) / (0.08 * self.iod), 0.0, 1.0))
         inc_w = self._incisor0 * scale
-        self._teeth(
-            layer, op.xs, op.ys, op.xc, _half_width(vt), op.yu, op.yl, float(vt[13, 0]), inc_w, upper, lower, share
-        )
+        self._teeth(layer, op.xs, op.ys, op.xc, op.half_w, op.yu, op.yl, float(vt[13, 0]), inc_w, upper, lower, share)
 
     def _teeth(
         self,
@@ -236,6 +233,7 @@ class _Opening:
     yu: np.ndarray  # (1, W) upper inner lip's y per column
     yl: np.ndarray  # (1, W) lower inner lip's y per column
     xc: float  # the opening's middle
+    half_w: float  # half its width, corner to corner
 
 
 def _half_width(vt: np.ndarray) -> float:

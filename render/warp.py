@@ -75,20 +75,20 @@ class WarpRenderer:
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # values, vertices, frame
 
     def _lips_from_extended(
-        self, out: np.ndarray, vt: np.ndarray, values: np.ndarray, mx: np.ndarray, my: np.ndarray, x0: int, y0: int
+        self,
+        out: np.ndarray,
+        vt: np.ndarray,
+        c: float,
+        box: tuple[int, int, int, int],
+        mx: np.ndarray,
+        my: np.ndarray,
+        x0: int,
+        y0: int,
     ) -> None:
-        """Blend in the lips warped from the lip-extended portrait, as far as the mouth is closing."""
-        c = _lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD)
-        if c <= 0.01 or self.lip_source is None:
-            return
-        lips = vt[self._lip_ids]
-        pad = 2
-        lx0 = max(x0, int(np.floor(lips[:, 0].min())) - pad)
-        ly0 = max(y0, int(np.floor(lips[:, 1].min())) - pad)
-        lx1 = min(x0 + mx.shape[1], int(np.ceil(lips[:, 0].max())) + pad + 1)
-        ly1 = min(y0 + mx.shape[0], int(np.ceil(lips[:, 1].max())) + pad + 1)
-        if lx1 <= lx0 or ly1 <= ly0:
-            return
+        """Blend in the lips (``box``: x0, y0, x1, y1 in the frame) warped from the lip-extended portrait,
+        as far as the mouth is closing (``c``, 0..1)."""
+        assert self.lip_source is not None
+        lx0, ly0, lx1, ly1 = box
         sub_x = mx[ly0 - y0 : ly1 - y0, lx0 - x0 : lx1 - x0]
         sub_y = my[ly0 - y0 : ly1 - y0, lx0 - x0 : lx1 - x0]
         ext = cv2.remap(self.lip_source, sub_x, sub_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -203,29 +203,31 @@ class WarpRenderer:
         y1 = min(self.h, y0 + ch * s)
         mx = mx[: y1 - y0, : x1 - x0]
         my = my[: y1 - y0, : x1 - x0]
-        if s > 1 and self.lip_source is not None and _lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD) > 0:
-            # closing an open portrait mouth, the upper and lower lips meet where the portrait shows
-            # teeth between them: the map jumps there, and upsampled across the jump it samples the
-            # opening in s-pixel zigzags along the seam. Exact over the lips.
-            lips = vt[self._lip_ids]
-            lx0 = max(x0, int(np.floor(lips[:, 0].min())) - 2)
-            ly0 = max(y0, int(np.floor(lips[:, 1].min())) - 2)
-            lx1 = min(x1, int(np.ceil(lips[:, 0].max())) + 3)
-            ly1 = min(y1, int(np.ceil(lips[:, 1].max())) + 3)
-            if lx1 > lx0 and ly1 > ly0:
-                lpoly = (vt - np.array([lx0, ly0]))[tris[order]]
-                lrank = _triangle_ranks(lpoly, lx1 - lx0, ly1 - ly0)
-                lxs = np.arange(lx0, lx1, dtype=np.float32)[None, :]
-                lys = np.arange(ly0, ly1, dtype=np.float32)[:, None]
-                box = (slice(ly0 - y0, ly1 - y0), slice(lx0 - x0, lx1 - x0))
-                mx[box], my[box] = _backward_map(aff, lrank, lxs, lys)
+        # closing an open portrait mouth: how far, and the lips' box (within the map) it changes
+        closure = _lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD) if self.lip_source is not None else 0.0
+        lips = vt[self._lip_ids]
+        lx0 = max(x0, int(np.floor(lips[:, 0].min())) - 2)
+        ly0 = max(y0, int(np.floor(lips[:, 1].min())) - 2)
+        lx1 = min(x1, int(np.ceil(lips[:, 0].max())) + 3)
+        ly1 = min(y1, int(np.ceil(lips[:, 1].max())) + 3)
+        lip_box = (lx0, ly0, lx1, ly1) if lx1 > lx0 and ly1 > ly0 else None
+        if s > 1 and closure > 0 and lip_box is not None:
+            # the upper and lower lips meet where the portrait shows teeth between them: the map jumps
+            # there, and upsampled across the jump it samples the opening in s-pixel zigzags along the
+            # seam. Exact over the lips.
+            lpoly = (vt - np.array([lx0, ly0]))[tris[order]]
+            lrank = _triangle_ranks(lpoly, lx1 - lx0, ly1 - ly0)
+            lxs = np.arange(lx0, lx1, dtype=np.float32)[None, :]
+            lys = np.arange(ly0, ly1, dtype=np.float32)[:, None]
+            box = (slice(ly0 - y0, ly1 - y0), slice(lx0 - x0, lx1 - x0))
+            mx[box], my[box] = _backward_map(aff, lrank, lxs, lys)
         out = np.empty_like(self.src)
         src = self.src
         out[:y0], out[y1:] = src[:y0], src[y1:]
         out[y0:y1, :x0], out[y0:y1, x1:] = src[y0:y1, :x0], src[y0:y1, x1:]
         _remap_moved(out, src, mx, my, rank, x0, y0, s)
-        if self.lip_source is not None:
-            self._lips_from_extended(out, vt, values, mx, my, x0, y0)
+        if closure > 0.01 and lip_box is not None:
+            self._lips_from_extended(out, vt, closure, lip_box, mx, my, x0, y0)
         self.mouth.paint(out, vt, values)
         self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
         return out
