@@ -22,8 +22,10 @@ from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER
 
 _MOVED_PX = 0.05  # vertices that move less than this are treated as still
 _GAZE_PX = (0.16, 0.10)  # iris shift per unit of eyeLookX / eyeLookY, in eye widths
+_HOLE_DEPTH = 0.1  # eye openings are drawn as if this much deeper (inter-ocular distances) than they are
 _BAND_PX = 32  # the final remap runs in bands of about this many rows (pixels)
 _EDGE_EPS = 0.5  # map cells: how far outside a triangle's edge (along x or y) a cell centre still counts as inside
+_MARGIN_STRETCH = 3.0  # a triangle whose map stretches more than this gets a margin shrunk in proportion
 REUSE_PX = 0.25
 """``render_reusing``: a frame in which nothing would move farther than this (pixels) since the last
 rendered frame is that frame again. Idle motion is slow: over 30 s of idle on the astronaut, the median
@@ -50,9 +52,17 @@ class WarpRenderer:
         # head passes over the still background beside it, the hair is drawn over it, not under
         outer = np.where(rig.tri_kind == KIND_OUTER)[0]
         outer = outer[np.argsort(rig.head_weight[tris[outer]].mean(axis=1), kind="stable")]
-        holes = np.where((rig.tri_kind == KIND_EYE_R) | (rig.tri_kind == KIND_EYE_L) | (rig.tri_kind == KIND_MOUTH))[0]
-        self._order_under = np.concatenate([outer, holes])  # drawn first, in this order
-        self._order_face = np.where(rig.tri_kind == KIND_FACE)[0]  # then these, far to near
+        mouth = np.where(rig.tri_kind == KIND_MOUTH)[0]
+        self._order_under = np.concatenate([outer, mouth])  # drawn first, in this order
+        # then the face and the eye openings, far to near. An opening goes in with the face, not under
+        # it: a turned face's far side (the temple behind the far eye) lies over that eye in the picture,
+        # and drawn over the opening it carried the eye's pixels off with its own parallax (the iris
+        # showed twice). Openings are pushed back by _HOLE_DEPTH, so the lids around them still win
+        # their shared edges.
+        eyes = np.where((rig.tri_kind == KIND_EYE_R) | (rig.tri_kind == KIND_EYE_L))[0]
+        face = np.where(rig.tri_kind == KIND_FACE)[0]
+        self._order_face = np.concatenate([face, eyes])
+        self._depth_bias = np.concatenate([np.zeros(len(face)), np.full(len(eyes), _HOLE_DEPTH * rig.iod)])
         self.tris = tris
         self.kind = rig.tri_kind
         self.eye_r_tris = rig.tri_kind == KIND_EYE_R
@@ -170,11 +180,12 @@ class WarpRenderer:
         order = self._order_under[draw[self._order_under]]
         # painter's order inside the face: far triangles first, so when the head turns the near cheek
         # covers the far one instead of folding over it
-        f = self._order_face[draw[self._order_face]]
+        sel = draw[self._order_face]
+        f = self._order_face[sel]
         if len(f):
             ft = tris[f]
             z = v3[:, 2]
-            depth = (z[ft[:, 0]] + z[ft[:, 1]] + z[ft[:, 2]]) / 3
+            depth = (z[ft[:, 0]] + z[ft[:, 1]] + z[ft[:, 2]]) / 3 + self._depth_bias[sel]
             order = np.concatenate([order, f[np.argsort(-depth, kind="stable")]])
 
         # The backward map is piecewise affine and continuous (except at the openings, which are
@@ -190,7 +201,8 @@ class WarpRenderer:
         ch = -(-(y1 - y0) // s)
         # coarse cell i is centred on full-resolution pixel (i + 0.5) * s - 0.5
         poly = ((vt - np.array([x0, y0]) + 0.5) / s - 0.5)[tris[order]]
-        rank = _triangle_ranks(poly, cw, ch)
+        eps = _margins(aff[order])
+        rank = _triangle_ranks(poly, cw, ch, eps)
         # rank 0: no moved triangle (identity); rank k: the k-th triangle of ``order``
         aff = np.concatenate([aff[m_id:], aff[order]])
         xs = (x0 + (np.arange(cw, dtype=np.float32) + 0.5) * s - 0.5)[None, :]
@@ -216,7 +228,7 @@ class WarpRenderer:
             # there, and upsampled across the jump it samples the opening in s-pixel zigzags along the
             # seam. Exact over the lips.
             lpoly = (vt - np.array([lx0, ly0]))[tris[order]]
-            lrank = _triangle_ranks(lpoly, lx1 - lx0, ly1 - ly0)
+            lrank = _triangle_ranks(lpoly, lx1 - lx0, ly1 - ly0, eps)
             lxs = np.arange(lx0, lx1, dtype=np.float32)[None, :]
             lys = np.arange(ly0, ly1, dtype=np.float32)[:, None]
             box = (slice(ly0 - y0, ly1 - y0), slice(lx0 - x0, lx1 - x0))
@@ -301,7 +313,7 @@ def _lip_closure(values: np.ndarray, source_gap: float, max_gap: float) -> float
     return clamp(1.0 - gap / max(source_gap, 1e-6), 0.0, 1.0)
 
 
-def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
+def _triangle_ranks(poly: np.ndarray, cw: int, ch: int, eps: np.ndarray | None = None) -> np.ndarray:
     """Which triangle covers each cell of a (ch, cw) grid: 0 for none, k + 1 for ``poly[k]``.
 
     ``poly`` (K, 3, 2) holds the triangles in grid units (cell (row j, column i) is centred on
@@ -309,7 +321,8 @@ def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
     triangle when its centre lies inside it or within ``_EDGE_EPS`` of an edge, measured along x for
     a steep edge and along y for a flat one (about what an 8-connected line through the edge covers,
     as ``cv2.fillConvexPoly`` draws), and within the triangle's bounding box grown by ``_EDGE_EPS``;
-    so a cell centre on a shared edge always gets one of the two triangles. All triangles at once:
+    so a cell centre on a shared edge always gets one of the two triangles. ``eps`` (K,) replaces
+    ``_EDGE_EPS`` per triangle (``_margins``). All triangles at once:
     every (triangle, row) pair gives an x-span (the three edge half-planes cut at the row), the spans
     expand to cells, and ``np.maximum.at`` keeps the highest rank per cell.
     """
@@ -318,6 +331,7 @@ def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
     if k == 0:
         return out.reshape(ch, cw)
     poly = np.asarray(poly, np.float64)
+    e = np.full((k, 1), _EDGE_EPS) if eps is None else np.asarray(eps, np.float64).reshape(k, 1)
     px, py = poly[..., 0], poly[..., 1]  # (K, 3)
     dx = px[:, [1, 2, 0]] - px  # edge e runs from vertex e to vertex e + 1
     dy = py[:, [1, 2, 0]] - py
@@ -325,7 +339,7 @@ def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
     # inside edge e: sg * cross(d, p - v_e) + eps * max|d| >= 0, i.e. ax * x + c1 * y + c0 >= 0
     ax = -sg * dy
     c1 = sg * dx
-    c0 = sg * (dy * px - dx * py) + _EDGE_EPS * np.maximum(np.abs(dx), np.abs(dy))
+    c0 = sg * (dy * px - dx * py) + e * np.maximum(np.abs(dx), np.abs(dy))
     # on row y the edge bounds x at -(c0 + c1 * y) / ax: from below where ax > 0, from above where
     # ax < 0; horizontal edges (ax == 0) bound the rows only, which the row range below does
     lo_e, hi_e = ax > 0, ax < 0
@@ -335,10 +349,10 @@ def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
     pack[3:6] = np.where(lo_e, c1 * inv, 0.0).T
     pack[6:9] = np.where(hi_e, c0 * inv, np.inf).T
     pack[9:12] = np.where(hi_e, c1 * inv, 0.0).T
-    pack[12] = np.minimum(np.minimum(px[:, 0], px[:, 1]), px[:, 2]) - _EDGE_EPS
-    pack[13] = np.maximum(np.maximum(px[:, 0], px[:, 1]), px[:, 2]) + _EDGE_EPS
-    ymin = np.minimum(np.minimum(py[:, 0], py[:, 1]), py[:, 2]) - _EDGE_EPS
-    ymax = np.maximum(np.maximum(py[:, 0], py[:, 1]), py[:, 2]) + _EDGE_EPS
+    pack[12] = np.minimum(np.minimum(px[:, 0], px[:, 1]), px[:, 2]) - e[:, 0]
+    pack[13] = np.maximum(np.maximum(px[:, 0], px[:, 1]), px[:, 2]) + e[:, 0]
+    ymin = np.minimum(np.minimum(py[:, 0], py[:, 1]), py[:, 2]) - e[:, 0]
+    ymax = np.maximum(np.maximum(py[:, 0], py[:, 1]), py[:, 2]) + e[:, 0]
     ylo = np.ceil(np.clip(ymin, 0, ch)).astype(np.int64)
     yhi = np.floor(np.clip(ymax, -1, ch - 1)).astype(np.int64)
     nr = np.maximum(yhi - ylo + 1, 0)
@@ -359,6 +373,21 @@ def _triangle_ranks(poly: np.ndarray, cw: int, ch: int) -> np.ndarray:
     cell += np.arange(n_cells, dtype=np.int32)
     np.maximum.at(out, cell, np.repeat((tri + 1).astype(np.int32), n))
     return out.reshape(ch, cw)
+
+
+def _margins(aff: np.ndarray) -> np.ndarray:
+    """Per triangle, how far outside its edges (map cells) its affine still applies: ``_EDGE_EPS``,
+    shrunk where the map stretches (its largest singular value) past ``_MARGIN_STRETCH``.
+
+    The margin closes cracks between neighbours; outside a triangle its affine extrapolates. A sliver
+    (a cheek on a turned face's outline, squeezed as the jaw opens) maps its margin many pixels away
+    from its source: the background's colour appeared as a dot on the cheek. Its neighbours' margins
+    cover the shared edges instead."""
+    a, b, c, d = aff[:, 0, 0], aff[:, 0, 1], aff[:, 1, 0], aff[:, 1, 1]
+    sq = a * a + b * b + c * c + d * d
+    det = a * d - b * c
+    sigma = np.sqrt(0.5 * (sq + np.sqrt(np.maximum(sq * sq - 4.0 * det * det, 0.0))))
+    return _EDGE_EPS * np.minimum(1.0, _MARGIN_STRETCH / np.maximum(sigma, 1e-9))
 
 
 def _affines(
