@@ -48,7 +48,8 @@ def contact_sheet(
         if crop_face:
             v = avatar.rig.verts[: avatar.rig.n_landmarks, :2]
             cx, cy = v.mean(axis=0)
-            half = 0.75 * float(max(np.ptp(v[:, 0]), np.ptp(v[:, 1])))
+            # a face filling the frame gets the whole frame (a crop larger than it would start off the image)
+            half = min(0.75 * float(max(np.ptp(v[:, 0]), np.ptp(v[:, 1]))), size / 2)
             x0 = int(np.clip(cx - half, 0, size - 2 * half))
             y0 = int(np.clip(cy - half, 0, size - 2 * half))
             crop = (slice(y0, y0 + int(2 * half)), slice(x0, x0 + int(2 * half)))
