@@ -21,7 +21,8 @@ the skin stretched over the eyeball flattens the fold (a filmed shut eye shows a
 crease; left in place it outlined the shut lid like a second eye). The lashes are a dark line with
 short strands hanging from it, down and out (a lash's width apart, up to 1.5 times the line's
 thickness long), fixed per eye so they do not flicker. A shut lid also covers the lower lid's rim
-just under its edge, which the lashes of a real shut eye hide.
+just under its edge, which the lashes of a real shut eye hide. What lies in front of the lid, a glasses
+frame's rim or a strand of hair (thin dark lines much wider than the eye), is kept in the patch.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ _CREASE_BLEND = 0.03  # ... the tones above and below it blending over this (int
 _BROW_GAP = 0.03  # ... and staying this far below the brow's lower edge (inter-ocular distances)
 _NEAR_DARK = 0.12  # a shut lid darkens this much towards its edge
 _CLEAN = 0.06  # dark lines thinner than this are cleaned from the skin around a shut lid (inter-ocular distances)
+_FRONT_LINE = 0.08  # lines in front of the eye (a glasses frame) are found up to this thick (inter-ocular distances)
+_FRONT_DARK = 0.25  # ... and this much darker than the skin
+_FRONT_WIDE = 1.5  # ... in connected lines at least this many eye widths wide
 _LID_MIX = 2.0  # a shut lid's tone, top to bottom: the skin above the eye blended into the skin below it
 
 
@@ -193,6 +197,9 @@ def _make_eye(
     bx, by = _sorted_xy(v0[brow] - [x0, y0])
     below_brow = np.arange(y1 - y0)[:, None] > (np.interp(np.arange(x1 - x0), bx, by) + _BROW_GAP * iod)[None, :]
     patch = _fill_lid(roi, hole, iod, unfolds & below_brow)
+    # what lies in front of the lid stays: a glasses frame, a strand of hair
+    front = _in_front(roi, hole, iod, float(np.linalg.norm(v0[corners[0]] - v0[corners[1]])))[..., None]
+    patch = patch * (1.0 - front) + roi * front
     # lashes: the portrait's darkest lash pixels, and in any case well darker than the lid, or the
     # closed eye has no line to read
     skin = patch[hole].mean(axis=0) if hole.any() else np.full(3, 128.0)
@@ -204,6 +211,31 @@ def _make_eye(
         [np.sort(rng.uniform(0.02, 0.98, n)), rng.uniform(0.8, 1.5, n), rng.uniform(-0.5, 0.5, n)], axis=1
     )
     return _Eye(list(up), list(lo), corners, list(brow), patch, np.array([x0, y0], np.float64), lash, strands)
+
+
+def _in_front(roi: np.ndarray, hole: np.ndarray, iod: float, eye_w: float) -> np.ndarray:
+    """Soft mask (h, w) of the thin dark lines around the eye that are no part of it: a glasses frame,
+    a strand of hair. A shut lid's patch fills the skin around the eye with those lines closed away,
+    and a frame's rim across the lid vanished while the eye was shut.
+
+    Lines are pixels well darker than the portrait's grey closing (lines thinner than
+    ``_FRONT_LINE``); those in connected lines wider than ``_FRONT_WIDE`` eye widths pass in front
+    of the eye (the eye's own lines, its lashes, lid rims and crease, are about an eye wide), outside
+    the opening and its lash bands (which the lid covers whatever lies there).
+    """
+    lum = roi.mean(axis=2)
+    k = max(3, int(round(_FRONT_LINE * iod)) | 1)
+    closed = cv2.morphologyEx(lum, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    skin = float(np.percentile(lum, 75))
+    line = ((closed - lum) > max(20.0, _FRONT_DARK * skin)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(line, connectivity=8)
+    wide = np.flatnonzero(stats[:, cv2.CC_STAT_WIDTH] >= _FRONT_WIDE * eye_w)
+    wide = wide[wide > 0]
+    if len(wide) == 0:
+        return np.zeros(lum.shape, np.float32)
+    lines = (np.isin(labels, wide) & ~hole).astype(np.uint8)
+    front = cv2.dilate(lines, np.ones((3, 3), np.uint8)).astype(np.float32)
+    return np.asarray(cv2.GaussianBlur(front, (0, 0), max(0.6, 0.006 * iod)), np.float32)
 
 
 def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray | None = None) -> np.ndarray:

@@ -382,6 +382,32 @@ def test_a_shut_lid_unfolds_its_crease(name: str, pipeline: Pipeline) -> None:
     assert shut < 0.4 * opened  # measured 0.14 / 0.27 of it (0.83 / 0.51 while the crease stayed)
 
 
+def test_a_glasses_frame_stays_across_a_shut_lid(pipeline: Pipeline) -> None:
+    # the lid patch fills the skin around a shutting eye with its thin dark lines closed away, and a
+    # glasses frame's rim across the lid vanished for as long as the eye was shut
+    import cv2
+
+    plain = pipeline.prepare_avatar(media("faces", "astronaut_eileen_collins.png"), (512, 512))
+    v, iod = plain.rig.verts[:, :2], plain.rig.iod
+    img = plain.rig.image.copy()
+    rims = []
+    for eye in (T.R_EYE_UPPER + T.R_EYE_LOWER, T.L_EYE_UPPER + T.L_EYE_LOWER):
+        c = v[eye].mean(axis=0)
+        axes = (int(0.42 * iod), int(0.2 * iod))  # its top runs over the lid's crease
+        cv2.ellipse(img, (int(c[0]), int(c[1])), axes, 0, 0, 360, (25, 25, 30), max(2, int(0.025 * iod)))
+        t = np.radians(np.arange(240, 301, 5))  # the top of the rim, above the eye
+        rims.append(np.stack([c[0] + axes[0] * np.cos(t), c[1] + axes[1] * np.sin(t)], axis=1))
+    glasses = pipeline.prepare_avatar(img, (512, 512))
+    r = WarpRenderer(glasses.rig)
+    opened = r.render(pose_values({})).astype(np.float64).mean(axis=2)
+    shut = r.render(pose_values({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})).astype(np.float64).mean(axis=2)
+    pts = np.round(np.concatenate(rims)).astype(int)
+    # the rim is as dark with the eyes shut as open (before: skin-light where the lid patch lay over it)
+    assert opened[pts[:, 1], pts[:, 0]].mean() < 60
+    lighter = shut[pts[:, 1], pts[:, 0]] - opened[pts[:, 1], pts[:, 0]]
+    assert np.percentile(lighter, 90) < 25, np.round(lighter)
+
+
 def test_a_shut_lids_lashes_have_strands() -> None:
     # the lash line's lower edge is ragged with short strands, not a smooth drawn stroke
     import cv2
