@@ -30,6 +30,7 @@ LONG_PAUSE_S = 0.3  # pauses longer than this close the lips
 _TAU_ANTICIPATE_S = 0.035
 _TAU_CARRY_S = 0.045
 _HISTORY_S = 1.5  # phones that ended longer ago than this no longer matter
+_ACTIVE_BACK_S = 0.6  # the speaking activity that scales the head's talking motion looks this far back
 _MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch", "mouthRollLower")
 _C = CHANNEL_INDEX
 _BLINK_BLOCK_S = 8.0  # blinks are planned in independent blocks of this length
@@ -61,8 +62,8 @@ EXPRESSIONS: dict[str, Expression] = {
 class MotionStyle:
     """How lively the face is. Amplitudes in degrees; rates per minute."""
 
-    head_amplitude_deg: float = 1.6
-    nod_deg: float = 1.4
+    head_amplitude_deg: float = 3.0
+    nod_deg: float = 2.2
     blink_per_min: float = 17.0
     gaze_amplitude: float = 0.25
     breathing_deg: float = 0.35
@@ -434,15 +435,18 @@ class MotionStream:
         vals[:, _C["eyeBlinkLeft"]] = blink
         vals[:, _C["eyeBlinkRight"]] = blink * 0.98
 
-        # speaking activity: loudness smoothed over +-0.12 s (inside the look-ahead)
+        # speaking activity: loudness averaged from _ACTIVE_BACK_S before to 0.12 s after (inside the
+        # look-ahead). The head's talking motion eases in over that span as speech starts and out after
+        # it ends: over +-0.12 s it came in at half a degree a frame, a jolt where idle turns to speech
+        back = max(1, int(round(_ACTIVE_BACK_S * fps)))
         half = max(1, int(round(0.12 * fps)))
-        kk = np.arange(max(0, int(k[0]) - half), min(total, int(k[-1]) + half + 1))
+        kk = np.arange(max(0, int(k[0]) - back), min(total, int(k[-1]) + half + 1))
         lev = self._audio_level(kk, total)
         act_raw = np.clip((lev + 50.0) / 25.0, 0, 1)
         csa = np.concatenate([[0.0], np.cumsum(act_raw)])
-        lo = np.clip(k - half - kk[0], 0, len(act_raw))
+        lo = np.clip(k - back - kk[0], 0, len(act_raw))
         hi = np.clip(k + half + 1 - kk[0], 0, len(act_raw))
-        active = (csa[hi] - csa[lo]) / (2 * half + 1)
+        active = (csa[hi] - csa[lo]) / (back + half + 1)
 
         # nods and brow raises on stressed vowels, stronger when the pitch rises above the speaker's
         # recent stressed vowels (pitch prominence); the rest decided by the phone's own keyed draw

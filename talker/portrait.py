@@ -40,6 +40,12 @@ def load_image(path: str | Path) -> np.ndarray:
             if w * h > MAX_IMAGE_PIXELS:
                 raise ImageError(f"portrait {p} is {w}x{h} pixels; the limit is {MAX_IMAGE_PIXELS} pixels")
             upright = ImageOps.exif_transpose(im)
+            if upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info:
+                # a cut-out portrait: its transparent background shows white, as a viewer shows it (the
+                # colours stored under a transparent pixel are arbitrary, often black)
+                rgba = upright.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                upright = Image.alpha_composite(white, rgba)
             rgb = np.asarray(upright.convert("RGB"))
     except ImageError:
         raise

@@ -141,6 +141,24 @@ def test_unreadable_and_non_image_files(tmp_path: Path, pipeline: Pipeline) -> N
         pipeline.prepare_avatar(trunc)
 
 
+def test_a_cut_out_portrait_shows_its_transparent_background_white(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from talker.portrait import load_image
+
+    rgb = load_image(media("faces", "obama.jpg"))
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:, : rgb.shape[1] // 6] = 0  # a transparent strip, its stored colour black
+    rgb = rgb.copy()
+    rgb[alpha == 0] = 0
+    p = tmp_path / "cutout.png"
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(p)
+    got = load_image(p)
+    assert got.shape == rgb.shape
+    assert (got[alpha == 0] == 255).all()
+    assert np.array_equal(got[alpha == 255], rgb[alpha == 255])
+
+
 @pytest.mark.parametrize("text", ["", "   \n\t ", "?!...", "x" * 20001])
 def test_empty_or_unspeakable_text(text: str, pipeline: Pipeline) -> None:
     with pytest.raises(TextError):
