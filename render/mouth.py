@@ -355,11 +355,28 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
         edge = (band > 0) & (colours.lips | colours.hole) & (redness < r_in + 0.75 * (r_lip - r_in))
         mask = (edge | colours.hole).astype(np.uint8) * 255
     else:
-        # pale lips, or a blurred mouth, whose lips and teeth have no colour to tell them apart: the
-        # whole band and the opening, filled from the lips around them
         hole = np.zeros((h, w), np.uint8)
         cv2.fillPoly(hole, [np.round(inner).astype(np.int32)], (255,))
-        mask = np.maximum(band, hole)
+        f = img.astype(np.float32)
+        redness = f[..., 0] - 0.5 * (f[..., 1] + f[..., 2])
+        skin = rig.skin_rgb.astype(np.float64)
+        r_skin = float(skin[0] - 0.5 * (skin[1] + skin[2]))
+        outer = np.concatenate([v[T.LIP_OUTER_UPPER], v[T.LIP_OUTER_LOWER[::-1]]])
+        lips = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(lips, [np.round(outer).astype(np.int32)], (255,))
+        lips_b = (lips > 0) & (hole == 0)
+        r_lip = float(np.median(redness[lips_b])) if lips_b.any() else r_skin
+        if r_lip - r_skin >= 12:
+            # red lips around an opening as red as they are (a painted mouth's dark red inside): the
+            # opening and whatever in the band is not lip-red (the teeth's tops), filled from the lips.
+            # The whole band reached past a thin upper lip and filled the seam from the skin above: a
+            # beige bar between red lips
+            teeth = (band > 0) & (redness < r_skin + 0.5 * (r_lip - r_skin))
+            mask = np.maximum(teeth.astype(np.uint8) * 255, hole)
+        else:
+            # pale lips, or a blurred mouth, whose lips and teeth have no colour to tell them apart: the
+            # whole band and the opening, filled from the lips around them
+            mask = np.maximum(band, hole)
     if not mask.any():
         return None
     grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))

@@ -450,6 +450,45 @@ def test_closing_an_open_mouth_with_pale_lips_shows_no_teeth_along_the_seam(pipe
     assert np.percentile(seam - lips, 90) < 25  # measured 16 (44 with the teeth along the seam)
 
 
+def test_closing_a_mouth_whose_opening_is_as_red_as_its_lips_keeps_the_lips_red(pipeline: Pipeline) -> None:
+    # a painted mouth (Vermeer's girl) shows dark red inside between red lips, with a few teeth: colour
+    # cannot tell the lips from the opening, and the fallback for pale lips painted over a band along the
+    # inner contour wider than her thin upper lip, so the closed seam was filled from the skin above (a
+    # beige bar between red lips). Lip-red pixels are kept; only the teeth and the opening are filled
+    import cv2
+
+    from render.mouth import lip_extended_source
+    from render.rig import lip_colours
+
+    base = pipeline.prepare_avatar(media("faces", "astronaut_eileen_collins.png"), (512, 512))
+    v = base.rig.verts[:, :2]
+    img = base.rig.image.copy()
+    inner = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(
+        inner, [np.round(np.concatenate([v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER[::-1]]])).astype(np.int32)], 1
+    )
+    outer = np.zeros_like(inner)
+    cv2.fillPoly(
+        outer, [np.round(np.concatenate([v[T.LIP_OUTER_UPPER], v[T.LIP_OUTER_LOWER[::-1]]])).astype(np.int32)], 1
+    )
+    lips = (outer > 0) & (inner == 0)
+    img[inner > 0] = (np.median(img[lips], axis=0) * 0.85).astype(np.uint8)  # an opening as red as the lips
+    assert lip_colours(img, base.rig.verts) is None
+    avatar = pipeline.prepare_avatar(img, (512, 512))
+    ext = lip_extended_source(avatar.rig)
+    assert ext is not None
+    f = img.astype(np.float64)
+    redness = f[..., 0] - 0.5 * (f[..., 1] + f[..., 2])
+    skin = avatar.rig.skin_rgb.astype(np.float64)
+    r_skin = skin[0] - 0.5 * (skin[1] + skin[2])
+    red_lip = lips & (redness >= r_skin + 0.75 * (np.median(redness[lips]) - r_skin))
+    changed = np.abs(ext.astype(np.float64) - f).max(axis=2) > 10
+    assert red_lip.sum() > 100
+    # measured 0.09 (those beside the opening, which the fill's edge reaches); before: 0.49
+    assert changed[red_lip].mean() < 0.15, changed[red_lip].mean()
+    assert changed[inner > 0].mean() > 0.5  # the opening is filled
+
+
 def test_a_brow_bordering_the_lid_does_not_tone_the_shut_lid() -> None:
     # a low brow (Obama's) borders the area a shut lid fills: the lid took its tone from the brow's hairs
     # and shut into a dark smudge. It is skin-toned, from the skin beside the hairs
