@@ -19,8 +19,14 @@ from render.rig import FaceRig, lip_colours
 
 _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
 _TONGUE = 0.45  # the tongue's top reaches this share of the lip gap above the lower lip, in the middle
-_LOWER_TEETH = 0.62  # brightness of the lower teeth (in the mouth's shadow) relative to the upper
+_LOWER_TEETH = 0.8  # brightness of the lower teeth (in the mouth's shadow) relative to the upper
 _TONGUE_LIP = 0.2  # the tongue's tone: this share of the lips' and the rest a pinker skin's
+_TONGUE_BRIGHT = 0.85  # the tongue's brightness relative to its tone (it is in the mouth's shade)
+_UPPER_H = 0.1  # drawn upper teeth: how far they show below the upper lip (inter-ocular distances)
+_UPPER_ARCH = 0.75  # ... out to this share of the opening's half width
+_LIP_SHADOW = 0.8  # ... their brightness in the upper lip's shadow, at their top
+_LOWER_H = 0.06  # drawn lower teeth: how far their edges show above the lower lip (inter-ocular distances)
+_LOWER_ARCH = 0.65  # ... out to this share of the opening's half width
 _TISSUE = 0.03  # the portrait's own teeth are moved with this much of the lips around them (inter-ocular distances)
 
 
@@ -47,7 +53,7 @@ class MouthPainter:
         # tongue under red lipstick is the skin's tone, pinker), so mostly the skin's with the blood
         # showing through and a little of the lips'
         tongue = _TONGUE_LIP * lip + (1 - _TONGUE_LIP) * skin * np.array([0.97, 0.70, 0.72])
-        self.tongue_rgb = 0.85 * (tongue if not gray else np.full(3, tongue.mean()))
+        self.tongue_rgb = _TONGUE_BRIGHT * (tongue if not gray else np.full(3, tongue.mean()))
         self._eye_span0 = max(1.0, float(np.linalg.norm(v0[263] - v0[33])))
         self._gap0 = float(v0[14, 1] - v0[13, 1])  # the portrait's own lip gap
         self._incisor0 = 0.13 * float(np.linalg.norm(v0[308] - v0[78]))  # central incisor width at rest
@@ -185,12 +191,12 @@ class MouthPainter:
         convex = 0.94 + 0.06 * np.sin(np.pi * f)
         # upper teeth: a band hanging under the upper lip, each tooth's edge rounded at its corners,
         # receding into shadow towards the corners of the mouth
-        th = 0.085 * iod * (1.0 - 0.12 * (2.0 * f - 1.0) ** 2) * (1.0 - 0.25 * np.clip(arel, 0, 1))
+        th = _UPPER_H * iod * (1.0 - 0.12 * (2.0 * f - 1.0) ** 2) * (1.0 - 0.25 * np.clip(arel, 0, 1))
         v = (ys - yu) / th
         band = np.clip(v * 5, 0, 1) * np.clip((1.0 - v) * th / 0.8, 0, 1)
-        arch = np.clip((0.75 - arel) / 0.25, 0, 1)
+        arch = np.clip((_UPPER_ARCH - arel) / 0.25, 0, 1)
         # shadow of the upper lip on the teeth, slightly translucent incisal edge
-        shade = (1.0 - 0.55 * arel**1.5) * (0.68 + 0.32 * np.clip(v * 3.0, 0, 1))
+        shade = (1.0 - 0.55 * arel**1.5) * (_LIP_SHADOW + (1.0 - _LIP_SHADOW) * np.clip(v * 3.0, 0, 1))
         shade = shade * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1)) * convex * (1.0 - gap)
         if upper:
             a_up = (band * arch)[..., None]
@@ -198,10 +204,10 @@ class MouthPainter:
         if not lower:
             return
         # lower teeth: only their edges show above the lower lip, in the mouth's warm shadow
-        tl = 0.045 * iod
+        tl = _LOWER_H * iod
         v2 = (yl - ys) / tl
         band2 = np.clip(v2 * 5, 0, 1) * np.clip((1.0 - v2) * 4, 0, 1)
-        arch2 = np.clip((0.55 - arel) / 0.2, 0, 1)
+        arch2 = np.clip((_LOWER_ARCH - arel) / 0.2, 0, 1)
         shade2 = _LOWER_TEETH * (1.0 - 0.5 * arel**1.5) * convex * (1.0 - gap)
         a_lo = (band2 * arch2 * lower_share)[..., None]
         layer[:] = layer * (1 - a_lo) + (self.lower_teeth_rgb * shade2[..., None]) * a_lo
