@@ -21,6 +21,8 @@ _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
 _TONGUE = 0.45  # the tongue's top reaches this share of the lip gap above the lower lip, in the middle
 _LOWER_TEETH = 0.8  # brightness of the lower teeth (in the mouth's shadow) relative to the upper
 _TONGUE_LIP = 0.2  # the tongue's tone: this share of the lips' and the rest a pinker skin's
+_TONGUE_TINT = np.array([0.97, 0.70, 0.72])  # the skin's tone made pinker
+_TONGUE_TOP = 0.5  # the tongue's brightness at its top edge (sloping away into the mouth), relative to its front
 _TONGUE_BRIGHT = 0.85  # the tongue's brightness relative to its tone (it is in the mouth's shade)
 _UPPER_H = 0.1  # drawn upper teeth: how far they show below the upper lip (inter-ocular distances)
 _UPPER_ARCH = 0.75  # ... out to this share of the opening's half width
@@ -52,7 +54,7 @@ class MouthPainter:
         # the tongue: pink mucosa, lighter and less saturated than lips (which may be painted: a filmed
         # tongue under red lipstick is the skin's tone, pinker), so mostly the skin's with the blood
         # showing through and a little of the lips'
-        tongue = _TONGUE_LIP * lip + (1 - _TONGUE_LIP) * skin * np.array([0.97, 0.70, 0.72])
+        tongue = _TONGUE_LIP * lip + (1 - _TONGUE_LIP) * skin * _TONGUE_TINT
         self.tongue_rgb = _TONGUE_BRIGHT * (tongue if not gray else np.full(3, tongue.mean()))
         self._eye_span0 = max(1.0, float(np.linalg.norm(v0[263] - v0[33])))
         self._gap0 = float(v0[14, 1] - v0[13, 1])  # the portrait's own lip gap
@@ -135,7 +137,7 @@ class MouthPainter:
             soft = max(1.0, 0.015 * iod)
             t_alpha = np.clip((ys - top) / soft, 0, 1) * np.clip((0.95 - rel) / 0.25, 0, 1) * grow
             below_top = np.clip((ys - top) / np.maximum(height, 1.0), 0.0, 1.0)
-            shade = 0.5 + 0.5 * below_top**0.6
+            shade = _TONGUE_TOP + (1.0 - _TONGUE_TOP) * below_top**0.6
             # the midline groove
             shade = shade * (1.0 - 0.1 * np.exp(-(((xs - xc) / max(1.0, 0.08 * half_w)) ** 2)))
             tongue = self.tongue_rgb * shade[..., None]
