@@ -15,7 +15,7 @@ import numpy as np
 
 from render import topology as T
 from render.geometry import apply, similarity
-from render.rig import FaceRig, lip_colours
+from render.rig import LIP_CONTRAST, FaceRig, lip_regions
 
 _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
 _TONGUE = 0.45  # the tongue's top reaches this share of the lip gap above the lower lip, in the middle
@@ -351,7 +351,8 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     img = rig.image
     h, w = img.shape[:2]
     v = rig.verts[:, :2].astype(np.float64)
-    colours = lip_colours(img, v)
+    regions = lip_regions(img, v)
+    colours = regions if regions is not None and regions.lip - regions.opening >= LIP_CONTRAST else None
     inner = np.concatenate([v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER[::-1]]])
     # a band around the inner contour: the lips' inner edge and the opening's outer rim
     band = np.zeros((h, w), np.uint8)
@@ -365,21 +366,14 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     else:
         hole = np.zeros((h, w), np.uint8)
         cv2.fillPoly(hole, [np.round(inner).astype(np.int32)], (255,))
-        f = img.astype(np.float32)
-        redness = f[..., 0] - 0.5 * (f[..., 1] + f[..., 2])
         skin = rig.skin_rgb.astype(np.float64)
         r_skin = float(skin[0] - 0.5 * (skin[1] + skin[2]))
-        outer = np.concatenate([v[T.LIP_OUTER_UPPER], v[T.LIP_OUTER_LOWER[::-1]]])
-        lips = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(lips, [np.round(outer).astype(np.int32)], (255,))
-        lips_b = (lips > 0) & (hole == 0)
-        r_lip = float(np.median(redness[lips_b])) if lips_b.any() else r_skin
-        if r_lip - r_skin >= 12:
+        if regions is not None and regions.lip - r_skin >= LIP_CONTRAST:
             # red lips around an opening as red as they are (a painted mouth's dark red inside): the
             # opening and whatever in the band is not lip-red (the teeth's tops), filled from the lips.
             # The whole band reached past a thin upper lip and filled the seam from the skin above: a
             # beige bar between red lips
-            teeth = (band > 0) & (redness < r_skin + 0.5 * (r_lip - r_skin))
+            teeth = (band > 0) & (regions.redness < r_skin + 0.5 * (regions.lip - r_skin))
             mask = np.maximum(teeth.astype(np.uint8) * 255, hole)
         else:
             # pale lips, or a blurred mouth, whose lips and teeth have no colour to tell them apart: the

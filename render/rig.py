@@ -380,9 +380,22 @@ class LipColours:
     opening: float
 
 
+LIP_CONTRAST = 12.0
+"""Lips are told from what lies next to them by redness when theirs is this much higher."""
+
+
 def lip_colours(image: np.ndarray, lm: np.ndarray) -> LipColours | None:
     """The lips' and the opening's colours, or None when they cannot be told apart by redness (grey or
     pale lips; a closed mouth's empty opening)."""
+    regions = lip_regions(image, lm)
+    if regions is None or regions.lip - regions.opening < LIP_CONTRAST:
+        return None
+    return regions
+
+
+def lip_regions(image: np.ndarray, lm: np.ndarray) -> LipColours | None:
+    """The lips' and the opening's masks and redness, whether or not their colours differ; None when
+    either covers under 20 pixels."""
     h, w = image.shape[:2]
     f = image.astype(np.float32)
     redness = np.asarray(f[..., 0] - 0.5 * (f[..., 1] + f[..., 2]), np.float32)
@@ -397,8 +410,6 @@ def lip_colours(image: np.ndarray, lm: np.ndarray) -> LipColours | None:
     if lips.sum() < 20 or hole.sum() < 20:
         return None
     r_lip, r_in = float(np.median(redness[lips])), float(np.median(redness[hole]))
-    if r_lip - r_in < 12:
-        return None
     return LipColours(redness, lips, hole, r_lip, r_in)
 
 
