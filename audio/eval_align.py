@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio.align import Aligner, AlignResult
+from audio.align import Aligner, AlignError, AlignResult
 from audio.io import load_audio
 from audio.types import SILENCE
 
@@ -223,7 +223,7 @@ def _figures(name: str, errs: np.ndarray, label_error: float | None = None) -> F
 
 
 def evaluate_synthetic(media: Path, aligner: Aligner) -> list[Figures]:
-    """Phone-boundary figures on the MBROLA and espeak-ng recordings, forced and phonetic."""
+    """Phone-boundary figures on the MBROLA and espeak-ng recordings: forced, and without the transcript."""
     gt = media / "groundtruth"
     text = (gt / "tts_s1.txt").read_text().strip()
     truths = {
@@ -238,9 +238,14 @@ def evaluate_synthetic(media: Path, aligner: Aligner) -> list[Figures]:
         e, ler = boundary_errors(ref, _segs(forced)[0])
         all_forced.append(e)
         out.append(_figures(f"forced   {name}", e, ler))
-        phon = aligner.align(samples, sr, None, method="phonetic")
-        e2, ler2 = boundary_errors(ref, _segs(phon)[0])
-        out.append(_figures(f"phonetic {name}", e2, ler2))
+        # without the transcript: the words recognised and aligned (the default), and phonemes recognised
+        for method in ("recognised", "phonetic"):
+            try:
+                res = aligner.align(samples, sr, None, method=method)
+            except AlignError:
+                continue  # no words recognised, or none that align: the default falls back to phonemes
+            e2, ler2 = boundary_errors(ref, _segs(res)[0])
+            out.append(_figures(f"{method} {name}", e2, ler2))
     out.insert(0, _figures("forced   both", np.concatenate(all_forced)))
     return out
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import media
 
-from audio.align import Aligner, AlignError, align, transcript_words
+from audio.align import Aligner, AlignError, AlignResult, align, transcript_words
 from audio.eval_align import Seg as TruthSeg
 from audio.eval_align import boundary_errors, read_events, read_reference_tsv, word_errors
 from audio.io import AudioError, load_audio, resample
@@ -96,9 +96,47 @@ def test_out_of_vocabulary_words_use_espeak_pronunciations(aligner: Aligner):
     assert max(abs(a - b) for a, b in zip(got, truth)) < 0.08
 
 
+def test_without_a_transcript_the_words_are_recognised_and_aligned(aligner: Aligner):
+    wav, text = _clip("goforward")
+    res = aligner.align_file(wav)
+    assert res.method == "recognised"
+    assert res.speech.text == "go forward ten meters" and "recognised as" in res.notes[-1]
+    _check_timeline(res.speech)
+    # the same phones, at the same times, as with the transcript
+    forced = aligner.align_file(wav, text).speech
+    assert [p.symbol for p in res.speech.phones] == [p.symbol for p in forced.phones]
+    assert max(abs(a.start_s - b.start_s) for a, b in zip(res.speech.phones, forced.phones)) < 0.02
+
+
+def test_mouth_shapes_without_a_transcript_follow_the_words_on_real_recordings(aligner: Aligner):
+    # per 10 ms, the viseme class of the phone (closed lips, f/v, rounded, open vowel...) recognised without
+    # the transcript against the transcript's alignment: recognising words beats recognising phonemes
+    shapes = {"closed": "P B M", "f/v": "F V", "rounded": "UW OW W UH OY AW R SH ZH CH JH",
+              "open": "AA AE AH AO AY EH ER EY", "spread": "IY IH Y", "pause": SILENCE}  # fmt: skip
+    shape_of = {p: k for k, v in shapes.items() for p in v.split()}
+
+    def classes(res: AlignResult, n: int) -> np.ndarray:
+        out = np.full(n, "pause", object)
+        for p in res.speech.phones:
+            out[int(round(p.start_s * 100)) : int(round(p.end_s * 100))] = shape_of.get(p.symbol, "other")
+        return out
+
+    agree: dict[str, list[float]] = {"recognised": [], "phonetic": []}
+    for name in ("cards_002", "jfk_inaugural_1961", "librivox_ss01_0880"):
+        wav, text = _clip(name)
+        x, sr = load_audio(wav)
+        n = int(len(x) / sr * 100)
+        ref = classes(aligner.align(x, sr, text), n)
+        for method in agree:
+            agree[method].append(float((classes(aligner.align(x, sr, None, method=method), n) == ref).mean()))
+    # measured 0.95-1.0 against 0.61-0.72
+    assert min(agree["recognised"]) > 0.85, agree
+    assert np.mean(agree["recognised"]) > np.mean(agree["phonetic"]) + 0.15, agree
+
+
 def test_phonetic_mode_without_transcript(aligner: Aligner):
     wav, _ = _clip("goforward")
-    res = aligner.align_file(wav)
+    res = aligner.align_file(wav, method="phonetic")
     assert res.method == "phonetic" and res.speech.words == ()
     sp = res.speech
     _check_timeline(sp)
