@@ -249,7 +249,7 @@ class Pipeline:
 
     def speech_from_audio(self, path: str | Path, transcript: str | None = None) -> Speech:
         """Recorded speech (wav, mp3, flac, ogg, m4a...) with its phone timeline: forced alignment to
-        ``transcript`` when given, phone recognition otherwise (``audio.align``)."""
+        ``transcript`` when given, to the words recognised in it otherwise (``audio.align``)."""
         from audio.align import align_file
 
         return align_file(path, transcript).speech
