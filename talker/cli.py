@@ -46,6 +46,8 @@ def _render(args: argparse.Namespace) -> int:
             f"wrote {result.path} ({result.n_frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps); "
             + ", ".join(f"{k} {v:.2f}s" for k, v in t.items())
         )
+        for note in result.notes:
+            print(f"note: {note}")
     return 0
 
 

@@ -68,6 +68,7 @@ class RenderResult:
     fps: float
     duration_s: float
     timings_s: dict[str, float]
+    notes: tuple[str, ...] = ()  # what the user should know (how a recording was aligned)
 
 
 class Pipeline:
@@ -270,9 +271,13 @@ class Pipeline:
         avatar = self.prepare_avatar(image, settings.size, settings.face_index)
         timings["face"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        speech = self.speech_from_audio(audio_path, transcript)
+        from audio.align import align_file
+
+        aligned = align_file(audio_path, transcript)
         timings["align"] = time.perf_counter() - t0
-        return self.render_mp4(avatar, speech, out, settings, progress, timings)
+        result = self.render_mp4(avatar, aligned.speech, out, settings, progress, timings)
+        result.notes = aligned.notes
+        return result
 
     def _pieces(
         self, text: str, timings: dict[str, float], lead_s: float = 0.3, tail_s: float = 0.4

@@ -189,6 +189,16 @@ def test_cli_renders_default_portrait_and_reports_errors(tmp_path: Path) -> None
     )
     assert r.returncode == 2 and "nope.png does not exist" in r.stderr
     assert not (tmp_path / "y.mp4").exists()
+    # a recording without its transcript: the user is told what was heard
+    wav = str(media("speech", "goforward.wav"))
+    r = subprocess.run(
+        exe + ["render", "--audio", wav, "--out", str(tmp_path / "z.mp4"), "--size", "128"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "note: no transcript: the words were recognised as 'go forward ten meters'" in r.stdout
 
 
 def test_render_from_a_recording_keeps_its_length_and_moves_the_mouth(tmp_path: Path, pipeline: Pipeline) -> None:
@@ -196,7 +206,8 @@ def test_render_from_a_recording_keeps_its_length_and_moves_the_mouth(tmp_path: 
     transcript = media("speech", "librivox_ss01_0880.txt").read_text()
     out = tmp_path / "rec.mp4"
     settings = RenderSettings(size=(128, 128), seed=2)
-    pipeline.render_audio(wav, out, media("faces", "liveportrait_s9_mona_lisa.jpg"), transcript, settings)
+    done = pipeline.render_audio(wav, out, media("faces", "liveportrait_s9_mona_lisa.jpg"), transcript, settings)
+    assert done.notes == ()  # aligned to its transcript
     frames, info = decode(out)
     import wave
 
