@@ -1,6 +1,6 @@
 """Align recorded speech to a ``Speech`` timeline (phones + words) with pocketsphinx 5.
 
-Three methods, tried in this order by ``Aligner.align``:
+Four methods, tried in this order by ``Aligner.align``:
 
 1. **forced** (a transcript is given): every transcript word gets a pronunciation, from CMUdict or, for
    words it lacks, from espeak-ng (``audio.g2p``); pocketsphinx aligns words, then phones (two passes).
@@ -8,7 +8,7 @@ Three methods, tried in this order by ``Aligner.align``:
    that accepts any *prefix* of the remaining words, the words up to a pause well inside the window are
    kept, and the next window starts at that pause, so memory stays bounded by the window length.
    A forced path whose acoustic score is far below what the audio supports means the transcript does not
-   match the audio: the result then falls back to method 2 and says so in ``notes``.
+   match the audio: the result then falls back to method 3 and says so in ``notes``.
 2. **recognised** (no transcript): pocketsphinx recognises the words with its en-us language model and
    dictionary, window by window, and those words are force-aligned as in 1. Wrong words still carry
    English phone sequences at the right times: on the real clips in the media folder the mouth shapes
@@ -143,7 +143,8 @@ class Aligner:
     def align(
         self, samples: np.ndarray, sample_rate: int, text: str | None = None, method: str = "auto"
     ) -> AlignResult:
-        """Align mono ``samples`` (any rate) to ``text`` (or recognise phones when ``text`` is None/empty).
+        """Align mono ``samples`` (any rate) to ``text`` (or to the words recognised in them when ``text`` is
+        None or empty).
 
         Args:
             method: "auto" (forced if text, else recognised, else phonetic; energy if pocketsphinx
@@ -231,6 +232,7 @@ class Aligner:
                 why = f"the recognised words {heard!r} could not be aligned ({e})"
             if method == "recognised":
                 raise AlignError(why)
+            notes.append(why + "; phones were recognised instead")
         try:
             with self._lock:
                 try:
