@@ -57,6 +57,8 @@ _CLEAN = 0.06  # dark lines thinner than this are cleaned from the skin around a
 _FRONT_LINE = 0.08  # lines in front of the eye (a glasses frame) are found up to this thick (inter-ocular distances)
 _FRONT_DARK = 0.25  # ... and this much darker than the skin
 _FRONT_WIDE = 1.5  # ... in connected lines at least this many eye widths wide
+_OVERHANG = 0.3  # when less than this share of the lid's top edge borders skin ...
+_OVERHANG_MIX = 0.5  # ... the shut lid's top takes this share of the dark above it
 _LID_MIX = 2.0  # a shut lid's tone, top to bottom: the skin above the eye blended into the skin below it
 
 
@@ -292,11 +294,13 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray 
     lum = clean.mean(axis=2)
     skin_min = 0.55 * float(np.percentile(lum[around], 75)) if around.any() else 0.0
     top_ok = np.ones(len(cols), bool)
+    overhang = np.zeros((len(cols), 3), np.float32)  # the raw tone above, hair or shadow
     for i, x in enumerate(cols):
         ys = np.flatnonzero(hole[:, x])
         t, b = int(ys[0]), int(ys[-1])
         tops[i], bots[i] = t, b
         above = clean[max(0, t - reach) : t, x]
+        overhang[i] = np.median(above, axis=0) if len(above) else clean[t, x]
         above = above[lum[max(0, t - reach) : t, x] >= skin_min]
         below = clean[b + 1 : min(hh, b + 1 + reach), x]
         top_ok[i] = len(above) > 0
@@ -305,6 +309,15 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray 
     if top_ok.any() and not top_ok.all():
         for c in range(3):
             top_rgb[~top_ok, c] = np.interp(cols[~top_ok], cols[top_ok], top_rgb[top_ok, c])
+    elif not top_ok.any():
+        skin_px = around & (lum >= skin_min)
+        if skin_px.any():
+            top_rgb[:] = np.median(clean[skin_px], axis=0)  # no skin above at all: the skin around the eye
+    if top_ok.mean() < _OVERHANG:
+        # dark above nearly all along the eye: a deep-set eye under a heavy brow, whose lid shuts in the
+        # brow's shadow (toned from the few skin columns alone it was a pale patch, which dlib read as an
+        # open eye's white)
+        top_rgb = (1.0 - _OVERHANG_MIX) * top_rgb + _OVERHANG_MIX * overhang
     k = max(1.0, 0.04 * iod)
     top_rgb = cv2.GaussianBlur(top_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
     bot_rgb = cv2.GaussianBlur(bot_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]

@@ -490,6 +490,23 @@ def test_closing_a_mouth_whose_opening_is_as_red_as_its_lips_keeps_the_lips_red(
     assert changed[inner > 0].mean() > 0.5  # the opening is filled
 
 
+def test_a_lid_under_a_heavy_brow_shuts_in_its_shadow() -> None:
+    # a deep-set eye: dark (brow hair and shadow) all along the top of the area the shut lid fills. Toned
+    # from skin alone the lid was a pale patch under the dark brow, which dlib read as an open eye's white
+    # (eye aspect ratio higher shut than open); it takes half the dark above at its top
+    from render.eyes import _fill_lid
+
+    rng = np.random.default_rng(0)
+    skin, dark = np.array([200.0, 150.0, 120.0]), np.array([60.0, 45.0, 40.0])
+    roi = np.full((60, 80, 3), skin, np.float32) + rng.normal(0, 3, (60, 80, 3)).astype(np.float32)
+    hole = np.zeros((60, 80), bool)
+    hole[24:40, 15:65] = True
+    roi[6:24, 5:75] = dark  # the overhang above the whole eye
+    roi[hole] = (40.0, 30.0, 30.0)  # the open eye
+    lid_top = _fill_lid(roi, hole, 100.0)[25:29, 25:55].mean(axis=(0, 1))
+    assert (lid_top < skin - 30).all() and (lid_top > dark + 30).all(), lid_top  # shaded, not black
+
+
 def test_a_brow_bordering_the_lid_does_not_tone_the_shut_lid() -> None:
     # a low brow (Obama's) borders the area a shut lid fills: the lid took its tone from the brow's hairs
     # and shut into a dark smudge. It is skin-toned, from the skin beside the hairs
