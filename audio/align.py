@@ -27,15 +27,18 @@ from __future__ import annotations
 import re
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from audio.io import MAX_AUDIO_S, load_audio, resample, to_pcm16
 from audio.phonemes import VOWELS
 from audio.types import SILENCE, Phone, Speech, Word
+
+_T = TypeVar("_T")
 
 ALIGN_SR = 16_000
 """Sample rate of the pocketsphinx en-us acoustic model (Hz)."""
@@ -191,15 +194,7 @@ class Aligner:
         x16 = _for_decoder(resample(x, sample_rate, ALIGN_SR) if sample_rate != ALIGN_SR else x)
         if tokens and method in ("auto", "forced"):
             try:
-                with self._lock:
-                    try:
-                        segs, words, score, oov = self._forced(x16, tokens)
-                        why = self._mismatch(x16, score, segs)
-                    except _NoPath:
-                        raise
-                    except Exception as e:  # noqa: BLE001 - a decoder error must not end the fallback chain
-                        self._reset()
-                        raise _NoPath(f"{type(e).__name__}: {e}") from e
+                segs, words, score, oov, why = self._guarded(lambda: self._forced_checked(x16, tokens))
                 if not why:
                     sp = self._speech(x, sample_rate, segs, words, text)
                     return AlignResult(sp, "forced", score, tuple(oov), tuple(notes))
@@ -209,25 +204,17 @@ class Aligner:
                 raise AlignError(why)
             notes.append(why + "; phones were recognised without it")
         elif method in ("auto", "recognised"):
-            heard, why = "", ""
+            heard = ""
             try:
-                with self._lock:
-                    try:
-                        heard = self._recognise(x16)
-                        said = transcript_words(heard)
-                        if said:
-                            segs, words, score, oov = self._forced(x16, said)
-                            why = self._mismatch(x16, score, segs)
-                    except _NoPath:
-                        raise
-                    except Exception as e:  # noqa: BLE001 - a decoder error must not end the fallback chain
-                        self._reset()
-                        raise _NoPath(f"{type(e).__name__}: {e}") from e
-                if said and not why:
-                    note = f"no transcript: the words were recognised as {heard!r}"
-                    sp = self._speech(x, sample_rate, segs, words, heard)
-                    return AlignResult(sp, "recognised", score, tuple(oov), tuple(notes + [note]))
-                why = why or "no words were recognised"
+                heard = self._guarded(lambda: self._recognise(x16))
+                said = transcript_words(heard)
+                why = "no words were recognised"
+                if said:
+                    segs, words, score, oov, why = self._guarded(lambda: self._forced_checked(x16, said))
+                    if not why:
+                        note = f"no transcript: the words were recognised as {heard!r}"
+                        sp = self._speech(x, sample_rate, segs, words, heard)
+                        return AlignResult(sp, "recognised", score, tuple(oov), tuple(notes + [note]))
             except _NoPath as e:
                 why = f"the recognised words {heard!r} could not be aligned ({e})"
             if method == "recognised":
@@ -295,6 +282,25 @@ class Aligner:
                 loglevel="FATAL",
             )
         return self._ap
+
+    def _guarded(self, step: Callable[[], _T]) -> _T:
+        """``step()`` under the lock; a decoder error drops the decoders and becomes ``_NoPath``, so the
+        fallback chain goes on (a half-finished utterance would poison the next input)."""
+        with self._lock:
+            try:
+                return step()
+            except _NoPath:
+                raise
+            except Exception as e:  # noqa: BLE001 - a decoder error must not end the fallback chain
+                self._reset()
+                raise _NoPath(f"{type(e).__name__}: {e}") from e
+
+    def _forced_checked(
+        self, x16: np.ndarray, tokens: list[str]
+    ) -> tuple[list[_Seg], list[Word], float, list[str], str]:
+        """``_forced`` and why its path does not match the audio (empty when it does)."""
+        segs, words, score, oov = self._forced(x16, tokens)
+        return segs, words, score, oov, self._mismatch(x16, score, segs)
 
     def _recogniser(self) -> Any:
         if self._asr is None:
