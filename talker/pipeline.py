@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio.align import align_file
 from audio.features import frame_count
 from audio.piper_tts import PiperTTS
 from audio.text import clean_text
@@ -251,8 +252,6 @@ class Pipeline:
     def speech_from_audio(self, path: str | Path, transcript: str | None = None) -> Speech:
         """Recorded speech (wav, mp3, flac, ogg, m4a...) with its phone timeline: forced alignment to
         ``transcript`` when given, to the words recognised in it otherwise (``audio.align``)."""
-        from audio.align import align_file
-
         return align_file(path, transcript).speech
 
     def render_audio(
@@ -271,8 +270,6 @@ class Pipeline:
         avatar = self.prepare_avatar(image, settings.size, settings.face_index)
         timings["face"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        from audio.align import align_file
-
         aligned = align_file(audio_path, transcript)
         timings["align"] = time.perf_counter() - t0
         result = self.render_mp4(avatar, aligned.speech, out, settings, progress, timings)
