@@ -12,7 +12,9 @@ neither leak in nor outline the fill; a low brow's hairs do not count as skin), 
 grain. A fill built this way meets the portrait without an edge on every side: a fill lighter or
 darker than its surroundings would outline an almond, which is what an open eye looks like. Per
 frame the patch follows the eye corners and replaces the area the lid has swept, in proportion to
-the blink; its top fades in above the fill (a patch edge there would read as a second crease). The
+the blink; its top fades in above the fill (a patch edge there would read as a second crease). Below
+its top the fill takes the tone of the lid skin that the open eye shows (in a shadowed socket the skin
+above the fill is the shadow, and a lid toned from it shut into a dark smudge). The
 lashes hang from the lid's moving edge as a soft dark wedge, thickest past the middle of the eye and
 thinner at the corners, as they are on a real shut eye (compared with frames of a filmed blink of
 the same face). The crease above stays where it is (the rig's weights confine what a closing lid
@@ -59,6 +61,9 @@ _FRONT_DARK = 0.25  # ... and this much darker than the skin
 _FRONT_WIDE = 1.5  # ... in connected lines at least this many eye widths wide
 _OVERHANG = 0.3  # when less than this share of the lid's top edge borders skin ...
 _OVERHANG_MIX = 0.5  # ... the shut lid's top takes this share of the dark above it
+_LID_SPAN = 0.15  # the open eye's lid skin is looked for this far above the opening (inter-ocular distances)
+_LID_PCT = 70.0  # ... as the pixels lighter than this percentile there (not its lashes, crease or shadow)
+_LID_RISE = 0.3  # a shut lid turns from the tone above it to that lid tone over this share of its height
 _LID_MIX = 2.0  # a shut lid's tone, top to bottom: the skin above the eye blended into the skin below it
 
 
@@ -198,7 +203,7 @@ def _make_eye(
     # ... up to a little below the brow, whose hairs are no crease
     bx, by = _sorted_xy(v0[brow] - [x0, y0])
     below_brow = np.arange(y1 - y0)[:, None] > (np.interp(np.arange(x1 - x0), bx, by) + _BROW_GAP * iod)[None, :]
-    patch = _fill_lid(roi, hole, iod, unfolds & below_brow)
+    patch = _fill_lid(roi, hole, iod, unfolds & below_brow, mask > 0)
     # what lies in front of the lid stays: a glasses frame, a strand of hair
     front = _in_front(roi, hole, iod, float(np.linalg.norm(v0[corners[0]] - v0[corners[1]])))[..., None]
     patch = patch * (1.0 - front) + roi * front
@@ -240,13 +245,22 @@ def _in_front(roi: np.ndarray, hole: np.ndarray, iod: float, eye_w: float) -> np
     return np.asarray(cv2.GaussianBlur(front, (0, 0), max(0.6, 0.006 * iod)), np.float32)
 
 
-def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray | None = None) -> np.ndarray:
+def _fill_lid(
+    roi: np.ndarray,
+    hole: np.ndarray,
+    iod: float,
+    crease: np.ndarray | None = None,
+    opening: np.ndarray | None = None,
+) -> np.ndarray:
     """A closed lid over ``hole``: per column, the skin above blended into the skin below, plus grain.
 
     The tones at each column's ends are medians over a few pixels beyond the hole, smoothed along the
     eye, so a stray lash or a catchlight does not streak the lid; above it only skin counts (not a low
-    brow's hairs). ``crease``: the band above the hole where the lid's fold unfolds as it shuts, given
-    the skin around it with its thin dark lines closed away and its tones blended.
+    brow's hairs). Given the ``opening`` (the open eye), the lid below its top takes the tone of the lid
+    skin the open eye shows above it (the lighter part of each column there, not its lashes, crease or
+    the socket's shadow): a shut lid is that skin stretched over the eyeball, and in a shadowed socket the
+    tone above the hole is the shadow's. ``crease``: the band above the hole where the lid's fold unfolds
+    as it shuts, given the skin around it with its thin dark lines closed away and its tones blended.
     """
     hh, ww = hole.shape
     reach = max(2, int(round(0.05 * iod)))
@@ -318,7 +332,31 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray 
         # brow's shadow (toned from the few skin columns alone it was a pale patch, which dlib read as an
         # open eye's white)
         top_rgb = (1.0 - _OVERHANG_MIX) * top_rgb + _OVERHANG_MIX * overhang
+    lid_rgb = top_rgb.copy()
+    lid_ok = np.zeros(len(cols), bool)
+    if opening is not None:
+        allowed = (hole | crease) & ~opening if crease is not None else hole & ~opening
+        span_px = max(3, int(round(_LID_SPAN * iod)))
+        for i, x in enumerate(cols):
+            oy = np.flatnonzero(opening[:, x])
+            if len(oy) == 0:
+                continue
+            y_hi = int(oy[0])
+            seg_rows = np.arange(max(0, y_hi - span_px), y_hi)
+            seg_rows = seg_rows[allowed[seg_rows, x]]
+            if len(seg_rows) < 2:
+                continue
+            seg = clean[seg_rows, x]
+            sl = seg.mean(axis=1)
+            lid_rgb[i] = np.median(seg[sl >= np.percentile(sl, _LID_PCT)], axis=0)
+            lid_ok[i] = True
+        if lid_ok.any():
+            for c in range(3):
+                lid_rgb[~lid_ok, c] = np.interp(cols[~lid_ok], cols[lid_ok], lid_rgb[lid_ok, c])
+        else:
+            lid_rgb = top_rgb.copy()
     k = max(1.0, 0.04 * iod)
+    lid_rgb = cv2.GaussianBlur(lid_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
     top_rgb = cv2.GaussianBlur(top_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
     bot_rgb = cv2.GaussianBlur(bot_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
     for i, x in enumerate(cols):
@@ -326,7 +364,10 @@ def _fill_lid(roi: np.ndarray, hole: np.ndarray, iod: float, crease: np.ndarray 
         f = ((np.arange(t, b + 1, dtype=np.float32) - t + 0.5) / (b - t + 1.0))[:, None]
         # the lid is mostly upper-lid skin: keep the upper tone over most of the span
         f = f**_LID_MIX
-        span = top_rgb[i] * (1.0 - f) + bot_rgb[i] * f
+        g = np.clip((np.arange(t, b + 1, dtype=np.float32)[:, None] - t) / max(1.0, _LID_RISE * (b - t)), 0.0, 1.0)
+        g = g * g * (3 - 2 * g)
+        upper = top_rgb[i] * (1.0 - g) + lid_rgb[i] * g
+        span = upper * (1.0 - f) + bot_rgb[i] * f
         sel = hole[t : b + 1, x]
         out[t : b + 1, x][sel] = span[sel]
     out[hole] += grain[hole][:, None]

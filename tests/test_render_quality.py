@@ -521,3 +521,27 @@ def test_a_brow_bordering_the_lid_does_not_tone_the_shut_lid() -> None:
     filled = _fill_lid(roi, hole, 100.0)
     lid_top = filled[25:29, 32:48].mean(axis=(0, 1))
     assert np.abs(lid_top - (200.0, 150.0, 120.0)).max() < 20  # skin, not the brow's (60, 45, 40)
+
+
+def test_a_shut_lid_takes_the_tone_of_the_open_lids_skin() -> None:
+    # an eye in a shadowed socket: above the area the shut lid fills lies the socket's shadow, but the lid
+    # skin visible above the open eye is lit. The shut lid is that skin stretched over the eyeball, so it
+    # takes its tone (toned from the shadow above it, it shut into a dark smudge: a SadTalker photo)
+    from render.eyes import _fill_lid
+
+    rng = np.random.default_rng(0)
+    skin, shadow, lid = np.array([200.0, 150.0, 120.0]), np.array([110.0, 80.0, 70.0]), np.array([190.0, 150.0, 140.0])
+    roi = np.full((60, 80, 3), skin, np.float32) + rng.normal(0, 3, (60, 80, 3)).astype(np.float32)
+    hole = np.zeros((60, 80), bool)
+    hole[24:40, 15:65] = True
+    opening = np.zeros_like(hole)
+    opening[30:40, 20:60] = True
+    roi[6:24, 5:75] = shadow  # the socket's shadow above the eye
+    roi[24:30, 15:65] = lid  # the open eye's lid skin
+    roi[opening] = (40.0, 30.0, 30.0)  # the open eye
+    filled = _fill_lid(roi, hole, 100.0, None, opening)
+    mid = filled[31:35, 25:55].mean(axis=(0, 1))
+    # about 0.65 lid + 0.35 the skin below (the lid's tone turns into the cheek's towards its edge)
+    assert np.abs(mid - (0.65 * lid + 0.35 * skin)).max() < 12, mid
+    top = filled[24:26, 25:55].mean(axis=(0, 1))
+    assert (top < mid - 20).all(), (top, mid)  # its top meets the shadow without an edge
