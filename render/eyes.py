@@ -350,11 +350,9 @@ def _fill_lid(
             sl = seg.mean(axis=1)
             lid_rgb[i] = np.median(seg[sl >= np.percentile(sl, _LID_PCT)], axis=0)
             lid_ok[i] = True
-        if lid_ok.any():
+        if lid_ok.any():  # (columns past the opening's ends: the nearest lid tone)
             for c in range(3):
                 lid_rgb[~lid_ok, c] = np.interp(cols[~lid_ok], cols[lid_ok], lid_rgb[lid_ok, c])
-        else:
-            lid_rgb = top_rgb.copy()
     k = max(1.0, 0.04 * iod)
     lid_rgb = cv2.GaussianBlur(lid_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
     top_rgb = cv2.GaussianBlur(top_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
