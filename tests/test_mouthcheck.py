@@ -1,0 +1,54 @@
+"""The open-mouth measure: what shows inside the lips, on renders and on filmed frames alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import media
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    from render.landmarks import MediaPipeFaceMesh
+
+    m = MediaPipeFaceMesh(max_faces=1)
+    yield m
+    m.close()
+
+
+def test_a_renders_opening_is_measured_as_it_widens(mesh) -> None:
+    from talker.mouthcheck import JAW_SWEEP, measure_frames, render_sweep
+
+    rows = measure_frames(render_sweep(str(media("faces", "obama_biden_two_people.jpg"))), mesh)
+    got = [(j, r) for j, r in zip(JAW_SWEEP, rows) if r is not None]
+    assert len(got) >= len(JAW_SWEEP) - 1  # every open mouth is found
+    gaps = [r.gap for _, r in got]
+    assert gaps[-1] > 0.3 and gaps[0] < 0.12, gaps
+    assert np.corrcoef([j for j, _ in got], gaps)[0, 1] > 0.95
+    for _, r in got:
+        assert 0.0 <= r.teeth <= 1.0 and 0.0 <= r.dark <= 1.0 and r.teeth + r.dark <= 1.0
+    # his portrait shows no teeth: the drawn ones are found, and the cavity darkens as the mouth widens
+    assert max(r.teeth for _, r in got) > 0.3
+    assert got[-1][1].dark > got[0][1].dark + 0.1
+
+
+def test_a_shut_mouth_has_no_opening_to_measure(mesh) -> None:
+    import cv2
+
+    from talker.mouthcheck import mouth_interior
+
+    img = cv2.cvtColor(cv2.imread(str(media("faces", "obama_biden_two_people.jpg"))), cv2.COLOR_BGR2RGB)
+    face = max(mesh.detect(img), key=lambda f: f.area)
+    r = mouth_interior(img, face)
+    assert r is None or r.gap < 0.03
+
+
+def test_a_filmed_speakers_teeth_are_found(mesh, capsys) -> None:
+    # the HDTF speaker shows her teeth as she talks: at gaps over 0.12 eye distances about half the opening
+    from talker.mouthcheck import main
+
+    assert main(["--video", str(media("video", "hdtf_WDA_KatieHill_000.mp4")), "--max-frames", "120"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "gap 0.12-0.20" in x)
+    teeth = float(line.split("teeth")[1].split()[0])
+    assert 0.3 < teeth < 0.8, line
