@@ -79,15 +79,28 @@ def robust_ear(judge: Judge, image: np.ndarray) -> float:
     0.216 for the same open eyes), which on a 30-pixel-wide eye swings the ratio by tens of percent.
     Reading the same frame at three sizes and taking the median measures the eyes, not that noise.
     """
+    return _robust(judge, image, eye_aspect_ratio)
+
+
+def robust_lip_gap(judge: Judge, image: np.ndarray) -> float:
+    """``inner_lip_gap`` of ``image`` as the median over the same scales as ``robust_ear``.
+
+    Inside a wide-open mouth dlib's inner-lip points jump as much: drawn tongues 0.52 and 0.6 of the
+    opening high gave Biden's portrait a jaw r of 0.78 and 0.92 read at one size, 0.93 and 0.92 as the
+    median of three sizes."""
+    return _robust(judge, image, inner_lip_gap)
+
+
+def _robust(judge: Judge, image: np.ndarray, measure: Any) -> float:
     import cv2
 
-    ears = []
+    values = []
     for s in EAR_SCALES:
         img = image if s == 1.0 else cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
         a = judge.analyse(img)
         if a is not None:
-            ears.append(eye_aspect_ratio(a[0]))
-    return float(np.median(ears)) if ears else float("nan")
+            values.append(float(measure(a[0])))
+    return float(np.median(values)) if values else float("nan")
 
 
 @dataclass
@@ -147,7 +160,7 @@ def evaluate(
     found: list[Any] = [judge.analyse(f) for _, _, f in frames]
     detected = sum(a is not None for a in found)
     jaw_cmd = [v for (kind, v, _), a in zip(frames, found) if kind == "jaw" and a is not None]
-    jaw_meas = [inner_lip_gap(a[0]) for (kind, _, _), a in zip(frames, found) if kind == "jaw" and a is not None]
+    jaw_meas = [robust_lip_gap(judge, f) for (kind, _, f), a in zip(frames, found) if kind == "jaw" and a is not None]
     jaw_r = float(np.corrcoef(jaw_cmd, jaw_meas)[0, 1]) if len(jaw_cmd) > 2 else float("nan")
     ear_open = robust_ear(judge, next(f for k, _, f in frames if k == "open"))
     ear_blink = robust_ear(judge, next(f for k, _, f in frames if k == "blink"))
