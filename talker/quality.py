@@ -10,6 +10,7 @@ Needs the ``judge`` extra (PyPI ``dlib-bin`` and ``face-recognition-models``).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def robust_lip_gap(judge: Judge, image: np.ndarray) -> float:
     return _robust(judge, image, inner_lip_gap)
 
 
-def _robust(judge: Judge, image: np.ndarray, measure: Any) -> float:
+def _robust(judge: Judge, image: np.ndarray, measure: Callable[[np.ndarray], float]) -> float:
     import cv2
 
     values = []
@@ -99,7 +100,7 @@ def _robust(judge: Judge, image: np.ndarray, measure: Any) -> float:
         img = image if s == 1.0 else cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
         a = judge.analyse(img)
         if a is not None:
-            values.append(float(measure(a[0])))
+            values.append(measure(a[0]))
     return float(np.median(values)) if values else float("nan")
 
 
