@@ -320,10 +320,9 @@ def _fill_lid(
         top_ok[i] = len(above) > 0
         top_rgb[i] = np.median(above, axis=0) if len(above) else clean[t, x]
         bot_rgb[i] = np.median(below, axis=0) if len(below) else clean[b, x]
-    if top_ok.any() and not top_ok.all():
-        for c in range(3):
-            top_rgb[~top_ok, c] = np.interp(cols[~top_ok], cols[top_ok], top_rgb[top_ok, c])
-    elif not top_ok.any():
+    if top_ok.any():
+        _fill_columns(top_rgb, cols, top_ok)
+    else:
         skin_px = around & (lum >= skin_min)
         if skin_px.any():
             top_rgb[:] = np.median(clean[skin_px], axis=0)  # no skin above at all: the skin around the eye
@@ -351,8 +350,7 @@ def _fill_lid(
             lid_rgb[i] = np.median(seg[sl >= np.percentile(sl, _LID_PCT)], axis=0)
             lid_ok[i] = True
         if lid_ok.any():  # (columns past the opening's ends: the nearest lid tone)
-            for c in range(3):
-                lid_rgb[~lid_ok, c] = np.interp(cols[~lid_ok], cols[lid_ok], lid_rgb[lid_ok, c])
+            _fill_columns(lid_rgb, cols, lid_ok)
     k = max(1.0, 0.04 * iod)
     lid_rgb = cv2.GaussianBlur(lid_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
     top_rgb = cv2.GaussianBlur(top_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
@@ -375,6 +373,14 @@ def _fill_lid(
     seam = np.abs(cv2.GaussianBlur(hole.astype(np.float32), (0, 0), sigma) - hole.astype(np.float32))
     w = np.clip(seam * 4.0, 0.0, 1.0)[..., None]
     return (out * (1 - w) + cv2.GaussianBlur(out, (0, 0), sigma) * w).astype(np.float32)
+
+
+def _fill_columns(rgb: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> None:
+    """In place: the tones (n, 3) of the columns ``cols`` not ``ok``, interpolated from those that are."""
+    if ok.all():
+        return
+    for c in range(3):
+        rgb[~ok, c] = np.interp(cols[~ok], cols[ok], rgb[ok, c])
 
 
 def _draw_strands(

@@ -15,7 +15,7 @@ import numpy as np
 
 from render import topology as T
 from render.geometry import apply, similarity
-from render.rig import LIP_CONTRAST, FaceRig, lip_regions
+from render.rig import LIP_CONTRAST, FaceRig, lip_regions, redness
 
 _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
 _TONGUE = 0.6  # the tongue's top reaches this share of the lip gap above the lower lip, in the middle
@@ -354,7 +354,7 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     h, w = img.shape[:2]
     v = rig.verts[:, :2].astype(np.float64)
     regions = lip_regions(img, v)
-    colours = regions if regions is not None and regions.lip - regions.opening >= LIP_CONTRAST else None
+    colours = regions if regions is not None and regions.distinct else None
     inner = np.concatenate([v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER[::-1]]])
     # a band around the inner contour: the lips' inner edge and the opening's outer rim
     band = np.zeros((h, w), np.uint8)
@@ -362,14 +362,13 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     cv2.polylines(band, [np.round(inner).astype(np.int32)], True, (255,), thickness=width)
     if colours is not None:
         # ... and the whole opening: where the lips meet, the (upsampled) warp map may sample its middle
-        redness, r_lip, r_in = colours.redness, colours.lip, colours.opening
-        edge = (band > 0) & (colours.lips | colours.hole) & (redness < r_in + 0.75 * (r_lip - r_in))
+        r_lip, r_in = colours.lip, colours.opening
+        edge = (band > 0) & (colours.lips | colours.hole) & (colours.redness < r_in + 0.75 * (r_lip - r_in))
         mask = (edge | colours.hole).astype(np.uint8) * 255
     else:
         hole = np.zeros((h, w), np.uint8)
         cv2.fillPoly(hole, [np.round(inner).astype(np.int32)], (255,))
-        skin = rig.skin_rgb.astype(np.float64)
-        r_skin = float(skin[0] - 0.5 * (skin[1] + skin[2]))
+        r_skin = float(redness(rig.skin_rgb))
         if regions is not None and regions.lip - r_skin >= LIP_CONTRAST:
             # red lips around an opening as red as they are (a painted mouth's dark red inside): the
             # opening and whatever in the band is not lip-red (the teeth's tops), filled from the lips.

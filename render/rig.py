@@ -379,6 +379,17 @@ class LipColours:
     lip: float
     opening: float
 
+    @property
+    def distinct(self) -> bool:
+        """Whether the lips are told from the opening by redness (``LIP_CONTRAST``)."""
+        return self.lip - self.opening >= LIP_CONTRAST
+
+
+def redness(rgb: np.ndarray) -> np.ndarray:
+    """R - (G + B) / 2 of an RGB image or colour (float32)."""
+    f = np.asarray(rgb, np.float32)
+    return np.asarray(f[..., 0] - 0.5 * (f[..., 1] + f[..., 2]), np.float32)
+
 
 LIP_CONTRAST = 12.0
 """Lips are told from what lies next to them by redness when theirs is this much higher."""
@@ -388,17 +399,14 @@ def lip_colours(image: np.ndarray, lm: np.ndarray) -> LipColours | None:
     """The lips' and the opening's colours, or None when they cannot be told apart by redness (grey or
     pale lips; a closed mouth's empty opening)."""
     regions = lip_regions(image, lm)
-    if regions is None or regions.lip - regions.opening < LIP_CONTRAST:
-        return None
-    return regions
+    return regions if regions is not None and regions.distinct else None
 
 
 def lip_regions(image: np.ndarray, lm: np.ndarray) -> LipColours | None:
     """The lips' and the opening's masks and redness, whether or not their colours differ; None when
     either covers under 20 pixels."""
     h, w = image.shape[:2]
-    f = image.astype(np.float32)
-    redness = np.asarray(f[..., 0] - 0.5 * (f[..., 1] + f[..., 2]), np.float32)
+    red = redness(image)
     inner = np.concatenate([lm[T.LIP_INNER_UPPER, :2], lm[T.LIP_INNER_LOWER[::-1][1:-1], :2]])
     outer = np.concatenate([lm[T.LIP_OUTER_UPPER, :2], lm[T.LIP_OUTER_LOWER[::-1][1:-1], :2]])
     hole8 = np.zeros((h, w), np.uint8)
@@ -409,8 +417,8 @@ def lip_regions(image: np.ndarray, lm: np.ndarray) -> LipColours | None:
     lips = (outer8 > 0) & ~hole
     if lips.sum() < 20 or hole.sum() < 20:
         return None
-    r_lip, r_in = float(np.median(redness[lips])), float(np.median(redness[hole]))
-    return LipColours(redness, lips, hole, r_lip, r_in)
+    r_lip, r_in = float(np.median(red[lips])), float(np.median(red[hole]))
+    return LipColours(red, lips, hole, r_lip, r_in)
 
 
 def snap_inner_lips(image: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:

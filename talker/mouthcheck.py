@@ -20,7 +20,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.landmarks import FaceLandmarks, MediaPipeFaceMesh
 
@@ -96,15 +95,11 @@ def render_sweep(face: str | Path | np.ndarray, size: int = 512) -> list[np.ndar
     """A portrait's renders over ``JAW_SWEEP`` (no other motion)."""
     from render.warp import WarpRenderer
     from talker.pipeline import Pipeline
+    from talker.sheet import pose_values
 
     avatar = Pipeline().prepare_avatar(face, (size, size))
     r = WarpRenderer(avatar.rig)
-    frames = []
-    for j in JAW_SWEEP:
-        v = np.zeros(len(CHANNELS), np.float32)
-        v[CHANNEL_INDEX["jawOpen"]] = j
-        frames.append(r.render(v))
-    return frames
+    return [r.render(pose_values({"jawOpen": j})) for j in JAW_SWEEP]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from motion.types import CHANNEL_INDEX, CHANNELS
 from render.warp import WarpRenderer
 from talker.pipeline import Pipeline
+from talker.sheet import pose_values
 
 JAW_SWEEP = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 HEAD_POSES = [(15, 0, 0), (-15, 0, 0), (0, 10, 0), (0, -10, 0), (0, 0, 12), (8, -6, -8)]
@@ -72,33 +72,41 @@ def eye_aspect_ratio(pts: np.ndarray) -> float:
 EAR_SCALES = (1.0, 1.25, 1.5)
 
 
-def robust_ear(judge: Judge, image: np.ndarray) -> float:
+def robust_ear(judge: Judge, image: np.ndarray, at_1x: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """Eye aspect ratio of ``image`` as the median over a few scales of it (nan if no face at any).
 
     dlib's shape predictor is a regression forest on pixel differences: on one frame its eye points can
     move by a pixel or two for a change of 3 gray levels elsewhere (measured on our renders: EAR 0.232 ->
     0.216 for the same open eyes), which on a 30-pixel-wide eye swings the ratio by tens of percent.
     Reading the same frame at three sizes and taking the median measures the eyes, not that noise.
+    ``at_1x``: ``judge.analyse(image)`` when the caller has it already.
     """
-    return _robust(judge, image, eye_aspect_ratio)
+    return _robust(judge, image, eye_aspect_ratio, at_1x)
 
 
-def robust_lip_gap(judge: Judge, image: np.ndarray) -> float:
+def robust_lip_gap(judge: Judge, image: np.ndarray, at_1x: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """``inner_lip_gap`` of ``image`` as the median over the same scales as ``robust_ear``.
 
     Inside a wide-open mouth dlib's inner-lip points jump as much: drawn tongues 0.52 and 0.6 of the
     opening high gave Biden's portrait a jaw r of 0.78 and 0.92 read at one size, 0.93 and 0.92 as the
     median of three sizes."""
-    return _robust(judge, image, inner_lip_gap)
+    return _robust(judge, image, inner_lip_gap, at_1x)
 
 
-def _robust(judge: Judge, image: np.ndarray, measure: Callable[[np.ndarray], float]) -> float:
+def _robust(
+    judge: Judge,
+    image: np.ndarray,
+    measure: Callable[[np.ndarray], float],
+    at_1x: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
     import cv2
 
     values = []
     for s in EAR_SCALES:
-        img = image if s == 1.0 else cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
-        a = judge.analyse(img)
+        if s == 1.0:
+            a = at_1x if at_1x is not None else judge.analyse(image)
+        else:
+            a = judge.analyse(cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC))
         if a is not None:
             values.append(measure(a[0]))
     return float(np.median(values)) if values else float("nan")
@@ -127,13 +135,6 @@ class QualityReport:
         )
 
 
-def _values(**kw: float) -> np.ndarray:
-    v = np.zeros(len(CHANNELS), np.float32)
-    for k, x in kw.items():
-        v[CHANNEL_INDEX[k]] = x
-    return v
-
-
 def evaluate(
     face: str | Path | np.ndarray,
     judge: Judge,
@@ -153,18 +154,23 @@ def evaluate(
     src_emb = src[1]
     frames: list[tuple[str, float, np.ndarray]] = []
     for j in JAW_SWEEP:
-        frames.append(("jaw", j, r.render(_values(jawOpen=j))))
-    frames.append(("open", 0.0, r.render(_values(jawOpen=0.0))))
-    frames.append(("blink", 1.0, r.render(_values(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))))
+        frames.append(("jaw", j, r.render(pose_values({"jawOpen": j}))))
+    frames.append(("open", 0.0, r.render(pose_values({"jawOpen": 0.0}))))
+    frames.append(("blink", 1.0, r.render(pose_values({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}))))
     for yaw, pitch, roll in HEAD_POSES:
-        frames.append(("pose", 0.0, r.render(_values(headYaw=yaw, headPitch=pitch, headRoll=roll, jawOpen=0.3))))
+        frames.append(
+            ("pose", 0.0, r.render(pose_values({"headYaw": yaw, "headPitch": pitch, "headRoll": roll, "jawOpen": 0.3})))
+        )
     found: list[Any] = [judge.analyse(f) for _, _, f in frames]
     detected = sum(a is not None for a in found)
     jaw_cmd = [v for (kind, v, _), a in zip(frames, found) if kind == "jaw" and a is not None]
-    jaw_meas = [robust_lip_gap(judge, f) for (kind, _, f), a in zip(frames, found) if kind == "jaw" and a is not None]
+    jaw_meas = [
+        robust_lip_gap(judge, f, a) for (kind, _, f), a in zip(frames, found) if kind == "jaw" and a is not None
+    ]
     jaw_r = float(np.corrcoef(jaw_cmd, jaw_meas)[0, 1]) if len(jaw_cmd) > 2 else float("nan")
-    ear_open = robust_ear(judge, next(f for k, _, f in frames if k == "open"))
-    ear_blink = robust_ear(judge, next(f for k, _, f in frames if k == "blink"))
+    eyes = {k: (f, a) for (k, _, f), a in zip(frames, found) if k in ("open", "blink")}
+    ear_open = robust_ear(judge, *eyes["open"])
+    ear_blink = robust_ear(judge, *eyes["blink"])
     dists = [float(np.linalg.norm(a[1] - src_emb)) for a in found if a is not None]
     open_d = [float(np.linalg.norm(a[1] - src_emb)) for (k, _, _), a in zip(frames, found) if a and k != "blink"]
     return QualityReport(
