@@ -18,7 +18,21 @@ from render.geometry import apply, similarity
 from render.rig import LIP_CONTRAST, FaceRig, lip_regions, redness
 
 _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
+_SUB = 4  # the opening's coverage is taken down this many sub-columns per pixel
+_SPAN_T = np.arange(8) / 8.0  # where the lip lines' smooth curves are sampled along each span
+# ... and the cubic Hermite weights there (of the span's start, start slope, end, end slope)
+_HERMITE = np.stack(
+    [
+        2 * _SPAN_T**3 - 3 * _SPAN_T**2 + 1,
+        _SPAN_T**3 - 2 * _SPAN_T**2 + _SPAN_T,
+        -2 * _SPAN_T**3 + 3 * _SPAN_T**2,
+        _SPAN_T**3 - _SPAN_T**2,
+    ]
+)
 _TONGUE = 0.6  # the tongue's top reaches this share of the lip gap above the lower lip, in the middle
+_TONGUE_MAX = 0.18  # ... and no higher than this (inter-ocular distances): it rides down with the jaw
+_TONGUE_SOFT = 0.05  # its back slopes away into the dark over this height (inter-ocular distances)
+_CAVITY = 0.34  # the cavity's tone: this share of the lips'
 _LOWER_TEETH = 0.8  # brightness of the lower teeth (in the mouth's shadow) relative to the upper
 _TONGUE_LIP = 0.2  # the tongue's tone: this share of the lips' and the rest a pinker skin's
 _TONGUE_TINT = np.array([0.97, 0.70, 0.72])  # the skin's tone made pinker
@@ -50,7 +64,7 @@ class MouthPainter:
             teeth = np.full(3, teeth.mean())
         teeth = np.clip(teeth, 0, 250)
         # the inside of the mouth in the lips' own hue (mucosa), darker: a warm red-brown
-        self.cavity_rgb = lip * 0.34 + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
+        self.cavity_rgb = lip * _CAVITY + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
         # the tongue: pink mucosa, lighter and less saturated than lips (which may be painted: a filmed
         # tongue under red lipstick is the skin's tone, pinker), so mostly the skin's with the blood
         # showing through and a little of the lips'
@@ -77,22 +91,31 @@ class MouthPainter:
         x1 = min(w, int(np.ceil(max(up[:, 0].max(), lo[:, 0].max()))) + 2)
         if x1 <= x0:
             return
-        cols = np.arange(x0, x1, dtype=np.float32)
-        yu = _curve(up, cols)
-        yl = _curve(lo, cols)
-        open_px = float((yl - yu).max())
+        # the lip lines as smooth curves through their points (a polyline through 11 points draws an
+        # open mouth as a polygon with flat sides), sampled at _SUB columns per pixel
+        sub = np.arange(x0 - 0.5 + 0.5 / _SUB, x1 - 0.5, 1.0 / _SUB, dtype=np.float64)
+        yu_s, yl_s = _smooth_curves(np.stack([up, lo]), sub)
+        # the opening ends at the corners: on a turned head, lip points beyond the far corner (the lips
+        # curve back around it) would otherwise part into a pocket outside the mouth
+        xa, xb = sorted((float(up[0, 0]), float(up[-1, 0])))
+        yl_s = np.where((sub < xa) | (sub > xb), yu_s, yl_s)
+        open_px = float((yl_s - yu_s).max())
         if open_px < 0.05:
             return  # lips together: nothing of the interior shows
-        y0 = max(0, int(np.floor(yu.min())) - 1)
-        y1 = min(h, int(np.ceil(yl.max())) + 2)
+        yu = yu_s.reshape(-1, _SUB).mean(axis=1)
+        yl = yl_s.reshape(-1, _SUB).mean(axis=1)
+        y0 = max(0, int(np.floor(yu_s.min())) - 1)
+        y1 = min(h, int(np.ceil(yl_s.max())) + 2)
         if y1 <= y0:
             return
-        # exact vertical coverage of each pixel by the opening [yu, yl] (anti-aliased, no fill seams)
+        # coverage of each pixel by the opening [yu, yl]: exact down each of _SUB sub-columns, averaged
+        # across them, so steep sides near the corners are anti-aliased too (no staircase, no seams)
         rows = np.arange(y0, y1, dtype=np.float32)[:, None]
-        cover = np.minimum(rows + 0.5, yl[None, :]) - np.maximum(rows - 0.5, yu[None, :])
+        cover = np.clip(np.minimum(rows + 0.5, yl_s[None, :]) - np.maximum(rows - 0.5, yu_s[None, :]), 0.0, 1.0)
+        cover = cover.reshape(len(rows), -1, _SUB).mean(axis=2)
         # between contour points the interpolated lip lines can part by a fraction of a pixel even when
         # every pair of points meets: an opening under ~1.5 px is faded rather than drawn as a sliver
-        alpha = (np.clip(cover, 0.0, 1.0) * min(1.0, open_px / 1.5))[..., None]
+        alpha = (cover * min(1.0, open_px / 1.5))[..., None]
         xs, ys = _pixel_axes(x0, y0, x1, y1)
         op = _Opening(xs, ys, yu[None, :], yl[None, :], float(0.5 * (vt[13, 0] + vt[14, 0])), _half_width(vt))
         if self.open_source:
@@ -129,14 +152,16 @@ class MouthPainter:
         # largest thing that shows: a pink surface up to 0.6 of the opening (at 0.45 the cavity showed
         # more dark than filmed mouths past a lip gap of 0.2 eye distances: talker.mouthcheck), its front
         # lit and its back (the top edge, sloping away) in shadow, with the cavity dark only above and
-        # beside it
+        # beside it. The back fades into the dark over _TONGUE_SOFT, and a wide-open jaw takes the tongue
+        # down with it (_TONGUE_MAX): a hard, high top edge reads as the lower lip's (dlib put its
+        # inner-lip points there: Biden's jaw r 0.86, 0.95 with both)
         if gap_c > 0.04 * iod:
             grow = float(np.clip((gap_c - 0.04 * iod) / (0.12 * iod), 0, 1))
             lo_c = float(np.interp(xc, lo[:, 0], lo[:, 1]))
             # its top edge: an arch whose height is a share of the opening, lower towards the sides
-            height = (_TONGUE * gap_c) * (1.0 - 0.6 * rel**2)
+            height = min(_TONGUE * gap_c, _TONGUE_MAX * iod) * (1.0 - 0.6 * rel**2)
             top = lo_c - height
-            soft = max(1.0, 0.015 * iod)
+            soft = max(1.0, _TONGUE_SOFT * iod)
             t_alpha = np.clip((ys - top) / soft, 0, 1) * np.clip((0.95 - rel) / 0.25, 0, 1) * grow
             below_top = np.clip((ys - top) / np.maximum(height, 1.0), 0.0, 1.0)
             shade = _TONGUE_TOP + (1.0 - _TONGUE_TOP) * below_top**0.6
@@ -255,6 +280,33 @@ def _pixel_axes(x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndar
     """Pixel x (1, W) and y (H, 1) of the box, float32: they broadcast to the box's grid, so what
     depends on one of them only is computed once per column or row."""
     return np.arange(x0, x1, dtype=np.float32)[None, :], np.arange(y0, y1, dtype=np.float32)[:, None]
+
+
+def _smooth_curves(lines: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """y at ``x`` (L, len(x)) of smooth curves through lip lines' points ``lines`` (L, n, 2): monotone
+    cubics (Fritsch-Carlson) in x. They never overshoot their points (no notch past a corner, no bump
+    over a flat top), and outside them they hold the end points' y, as ``_curve`` does."""
+    xk, yk = lines[..., 0].astype(np.float64), lines[..., 1].astype(np.float64)
+    if not (np.diff(xk, axis=1) >= 0).all():  # (they usually run left to right already)
+        order = np.argsort(xk, axis=1, kind="stable")
+        xk, yk = np.take_along_axis(xk, order, axis=1), np.take_along_axis(yk, order, axis=1)
+    xk = xk + 1e-3 * np.arange(xk.shape[1])  # points stacked on one column: a steep but finite span
+    h = np.maximum(np.diff(xk, axis=1), 1e-3)
+    d = np.diff(yk, axis=1) / h
+    # slopes: the weighted harmonic mean of the secants on either side, flat where they differ in sign
+    w1, w2 = 2 * h[:, 1:] + h[:, :-1], h[:, 1:] + 2 * h[:, :-1]
+    same = d[:, :-1] * d[:, 1:] > 0
+    inner = (w1 + w2) * d[:, :-1] * d[:, 1:] / np.where(same, w1 * d[:, 1:] + w2 * d[:, :-1], 1.0) * same
+    m = np.concatenate([d[:, :1], inner, d[:, -1:]], axis=1)
+    # sampled densely along each span (Hermite weights at fixed steps), then read at x
+    hk = h[..., None]
+    b0, b1, b2, b3 = _HERMITE
+    y = b0 * yk[:, :-1, None] + b1 * hk * m[:, :-1, None] + b2 * yk[:, 1:, None] + b3 * hk * m[:, 1:, None]
+    y = y.reshape(len(yk), -1)
+    xs = (xk[:, :-1, None] + _SPAN_T * hk).reshape(len(xk), -1)
+    return np.stack(
+        [np.interp(x, np.append(a, b[-1]), np.append(c, e[-1])) for a, b, c, e in zip(xs, xk, y, yk)]
+    ).astype(np.float32)
 
 
 def _curve(pts: np.ndarray, x: np.ndarray) -> np.ndarray:
