@@ -131,6 +131,13 @@ def test_an_open_mouth_shows_a_tongue_below_the_dark_of_the_cavity(pipeline: Pip
     cavity, tongue = band(0.35, 0.52), band(0.6, 0.78)
     assert tongue.mean() > 2.0 * cavity.mean()  # measured 3.7 (1.3 with the small tongue before)
     assert (tongue[:, 0] - tongue[:, 1:].mean(axis=1)).mean() > 15  # pinker than grey
+    # its back slopes away into the dark: from the cavity's darkest row the light comes up over rows,
+    # not in one step (a hard top edge is what dlib took for the lower lip)
+    col = img[int(top) : int(top + gap), x - 2 : x + 3].mean(axis=(1, 2))
+    k = int(np.argmin(col[: int(0.6 * gap)]))
+    level = float(np.median(col[int(0.6 * gap) : int(0.75 * gap)]))
+    end = k + int(np.argmax(col[k:] >= col[k] + 0.8 * (level - col[k])))
+    assert np.diff(col[k : end + 1]).max() < 0.45 * (level - col[k])  # measured 0.29; the hard edge 0.6
 
 
 def test_closing_a_wide_open_mouth_meets_cleanly_on_a_large_face(pipeline: Pipeline) -> None:
