@@ -581,7 +581,7 @@ def test_an_open_mouth_is_a_smooth_outline_not_a_polygon(astronaut) -> None:
     inside = (((xx - c[0]) / a) ** 2 + ((yy - c[1]) / b) ** 2 <= 1.0).mean(axis=(2, 3))
     got = alpha[y0:y1, x0:x1]
     assert abs(got.sum() / inside.sum() - 1.0) < 0.01  # measured 0.2 %; the polygon lacked 1.7 %
-    assert np.abs(got - inside).max() < 0.3  # measured 0.12; column-wise coverage was 0.43 off on the sides
+    assert np.abs(got - inside).max() < 0.3  # measured 0.17; column-wise coverage was 0.43 off on the sides
 
 
 def test_a_turned_open_mouth_shows_nothing_of_its_inside_past_its_corners(pipeline: Pipeline) -> None:
