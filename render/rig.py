@@ -114,8 +114,7 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
     lm = face.points.astype(np.float64)
 
     # --- face frame -------------------------------------------------------------------------
-    eye_r = lm[T.R_EYE_UPPER + T.R_EYE_LOWER].mean(axis=0)
-    eye_l = lm[T.L_EYE_UPPER + T.L_EYE_LOWER].mean(axis=0)
+    eye_r, eye_l = eye_centres(lm)
     iod = float(np.linalg.norm((eye_l - eye_r)[:2]))
     if iod < 8:
         raise RigError(f"the face is too small to animate (eyes {iod:.1f} px apart; need at least 8)")
@@ -393,6 +392,12 @@ def redness(rgb: np.ndarray) -> np.ndarray:
 
 LIP_CONTRAST = 12.0
 """Lips are told from what lies next to them by redness when theirs is this much higher."""
+
+
+def eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The right and left eyes' centres (the means of their mesh contours) of mediapipe landmarks ``lm``;
+    the distance between them is the rig's inter-ocular distance."""
+    return lm[T.R_EYE_UPPER + T.R_EYE_LOWER].mean(axis=0), lm[T.L_EYE_UPPER + T.L_EYE_LOWER].mean(axis=0)
 
 
 def lip_colours(image: np.ndarray, lm: np.ndarray) -> LipColours | None:

@@ -16,12 +16,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from render import topology as T
 from render.landmarks import FaceLandmarks, MediaPipeFaceMesh
+from render.rig import eye_centres
+
+if TYPE_CHECKING:
+    from talker.pipeline import Pipeline
 
 GAP_BINS: tuple[tuple[float, float], ...] = ((0.05, 0.12), (0.12, 0.2), (0.2, 0.3), (0.3, 0.45))
 JAW_SWEEP = tuple(float(j) for j in np.linspace(0.1, 0.7, 13))
@@ -41,7 +46,8 @@ class MouthInterior:
 def mouth_interior(image: np.ndarray, face: FaceLandmarks) -> MouthInterior | None:
     """Measure the opening of ``face`` (mesh landmarks of ``image``, RGB); None when it is shut."""
     p = face.points[:, :2].astype(np.float64)
-    iod = float(np.linalg.norm(p[[33, 133]].mean(axis=0) - p[[263, 362]].mean(axis=0)))
+    eye_r, eye_l = eye_centres(p)
+    iod = float(np.linalg.norm(eye_l[:2] - eye_r[:2]))  # as the rig measures it
     gap = float(np.linalg.norm(p[13] - p[14])) / max(iod, 1e-6)
     poly = np.concatenate([p[T.LIP_INNER_UPPER], p[T.LIP_INNER_LOWER][::-1]])
     mask = np.zeros(image.shape[:2], np.uint8)
@@ -91,13 +97,13 @@ def measure_frames(frames: Iterable[np.ndarray], mesh: MediaPipeFaceMesh) -> lis
     return out
 
 
-def render_sweep(face: str | Path | np.ndarray, size: int = 512) -> list[np.ndarray]:
+def render_sweep(face: str | Path | np.ndarray, size: int = 512, pipeline: Pipeline | None = None) -> list[np.ndarray]:
     """A portrait's renders over ``JAW_SWEEP`` (no other motion)."""
     from render.warp import WarpRenderer
     from talker.pipeline import Pipeline
     from talker.sheet import pose_values
 
-    avatar = Pipeline().prepare_avatar(face, (size, size))
+    avatar = (pipeline or Pipeline()).prepare_avatar(face, (size, size))
     r = WarpRenderer(avatar.rig)
     return [r.render(pose_values({"jawOpen": j})) for j in JAW_SWEEP]
 
@@ -108,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import av
 
+    from talker.pipeline import Pipeline
+
     ap = argparse.ArgumentParser(prog="python -m talker.mouthcheck", description=main.__doc__)
     ap.add_argument("faces", nargs="*", help="portraits: their renders over a jaw sweep are measured")
     ap.add_argument("--video", action="append", default=[], help="a talking-face video (every second frame)")
@@ -115,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args(argv)
     mesh = MediaPipeFaceMesh(max_faces=1)
+    pipeline = Pipeline()  # one landmark detector for every portrait
     for face in args.faces:
         print(f"{Path(face).name} (render, jaw {JAW_SWEEP[0]:.1f}-{JAW_SWEEP[-1]:.1f})", flush=True)
-        print("\n".join(table(measure_frames(render_sweep(face, args.size), mesh))), flush=True)
+        print("\n".join(table(measure_frames(render_sweep(face, args.size, pipeline), mesh))), flush=True)
     for v in args.video:
         with av.open(v) as c:
             frames = [
