@@ -554,6 +554,17 @@ def test_a_shut_lid_takes_the_tone_of_the_open_lids_skin() -> None:
     assert (top < mid - 20).all(), (top, mid)  # its top meets the shadow without an edge
 
 
+def _interior_cover(painter, image: np.ndarray, vt: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """How much of each pixel the painted mouth interior covers: painted over black and over white, a
+    pixel it covers fully is the same on both, one it leaves alone differs by 255."""
+    canvases = []
+    for level in (0, 255):
+        out = np.full_like(image, level)
+        painter.paint(out, vt, pose)
+        canvases.append(out.astype(np.float64).mean(axis=2))
+    return 1.0 - (canvases[1] - canvases[0]) / 255.0
+
+
 def test_an_open_mouth_is_a_smooth_outline_not_a_polygon(astronaut) -> None:
     # the lips' 11 points on each side of a round opening: the interior fills the round opening they lie
     # on, anti-aliased on its steep sides as on its flat top, not the 20-sided polygon through them
@@ -566,13 +577,7 @@ def test_an_open_mouth_is_a_smooth_outline_not_a_polygon(astronaut) -> None:
     t = np.linspace(np.pi, 0.0, len(T.LIP_INNER_UPPER))  # from the left corner to the right one
     vt[T.LIP_INNER_UPPER] = c + np.stack([a * np.cos(t), -b * np.sin(t)], axis=1)
     vt[T.LIP_INNER_LOWER] = c + np.stack([a * np.cos(t), b * np.sin(t)], axis=1)
-    painter = MouthPainter(rig)
-    canvases = []
-    for level in (0, 255):
-        out = np.full_like(rig.image, level)
-        painter.paint(out, vt, pose_values({"jawOpen": 0.6}))
-        canvases.append(out.astype(np.float64).mean(axis=2))
-    alpha = 1.0 - (canvases[1] - canvases[0]) / 255.0  # how much of each pixel the interior covers
+    alpha = _interior_cover(MouthPainter(rig), rig.image, vt, pose_values({"jawOpen": 0.6}))
     # the exact share of each pixel inside the ellipse (16 x 16 samples a pixel)
     y0, y1, x0, x1 = int(c[1] - b) - 3, int(c[1] + b) + 4, int(c[0] - a) - 3, int(c[0] + a) + 4
     s = (np.arange(16) + 0.5) / 16 - 0.5
@@ -592,13 +597,7 @@ def test_a_turned_open_mouth_shows_nothing_of_its_inside_past_its_corners(pipeli
     av = pipeline.prepare_avatar(media("faces", "liveportrait_s9_mona_lisa.jpg"), (512, 512))
     pose = pose_values({"jawOpen": 0.6, "headYaw": 14})
     vt = WarpRenderer(av.rig).target_points(pose)[:, :2]
-    painter = MouthPainter(av.rig)
-    canvases = []
-    for level in (0, 255):
-        out = np.full_like(av.rig.image, level)
-        painter.paint(out, vt, pose)
-        canvases.append(out.astype(np.float64).mean(axis=2))
-    alpha = 1.0 - (canvases[1] - canvases[0]) / 255.0
+    alpha = _interior_cover(MouthPainter(av.rig), av.rig.image, vt, pose)
     xa, xb = sorted((vt[78, 0], vt[308, 0]))
     cols = np.arange(alpha.shape[1])
     assert alpha[:, (cols > xa + 1) & (cols < xb - 1)].max() > 0.99  # the mouth is open
