@@ -43,6 +43,8 @@ _UPPER_ARCH = 0.75  # ... out to this share of the opening's half width
 _LIP_SHADOW = 0.8  # ... their brightness in the upper lip's shadow, at their top
 _LOWER_H = 0.06  # drawn lower teeth: how far their edges show above the lower lip (inter-ocular distances)
 _LOWER_ARCH = 0.65  # ... out to this share of the opening's half width
+_UPPER_SHARE = 0.55  # ... and at most this share of the opening's height, so a small opening shows
+_LOWER_SHARE = 0.25  # dark between the rows (lower teeth: this share), as filmed ones do, not a wall of teeth
 _TISSUE = 0.03  # the portrait's own teeth are moved with this much of the lips around them (inter-ocular distances)
 
 
@@ -221,6 +223,7 @@ class MouthPainter:
         # upper teeth: a band hanging under the upper lip, each tooth's edge rounded at its corners,
         # receding into shadow towards the corners of the mouth
         th = _UPPER_H * iod * (1.0 - 0.12 * (2.0 * f - 1.0) ** 2) * (1.0 - 0.25 * np.clip(arel, 0, 1))
+        th = np.maximum(np.minimum(th, _UPPER_SHARE * (yl - yu)), 0.5)
         v = (ys - yu) / th
         band = np.clip(v * 5, 0, 1) * np.clip((1.0 - v) * th / 0.8, 0, 1)
         arch = np.clip((_UPPER_ARCH - arel) / 0.25, 0, 1)
@@ -232,13 +235,14 @@ class MouthPainter:
             layer[:] = layer * (1 - a_up) + (self.teeth_rgb * shade[..., None]) * a_up
         if not lower:
             return
-        # lower teeth: only their edges show above the lower lip, in the mouth's warm shadow
-        tl = _LOWER_H * iod
+        # lower teeth: only their edges show above the lower lip, in the mouth's warm shadow; in a
+        # narrow opening, where they would show as a dotted line a pixel or two high, they stay hidden
+        tl = np.maximum(np.minimum(_LOWER_H * iod, _LOWER_SHARE * (yl - yu)), 0.5)
         v2 = (yl - ys) / tl
         band2 = np.clip(v2 * 5, 0, 1) * np.clip((1.0 - v2) * 4, 0, 1)
         arch2 = np.clip((_LOWER_ARCH - arel) / 0.2, 0, 1)
         shade2 = _LOWER_TEETH * (1.0 - 0.5 * arel**1.5) * convex * (1.0 - gap)
-        a_lo = (band2 * arch2 * lower_share)[..., None]
+        a_lo = (band2 * arch2 * lower_share * np.clip((tl - 1.0) / 2.0, 0.0, 1.0))[..., None]
         layer[:] = layer * (1 - a_lo) + (self.lower_teeth_rgb * shade2[..., None]) * a_lo
 
     def _overlay_source_teeth(self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:

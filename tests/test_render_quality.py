@@ -294,6 +294,27 @@ def test_synthesized_teeth_stay_fixed_to_the_skull_when_the_lips_stretch(pipelin
     assert np.corrcoef(a[xs], b[xs])[0, 1] > 0.9  # measured 0.95 (0.78 with teeth sized by the lips)
 
 
+@pytest.mark.parametrize(
+    "name", ["liveportrait_s9_mona_lisa.jpg", "liveportrait_s12_einstein.jpg", "obama_biden_two_people.jpg"]
+)
+def test_a_slightly_open_mouth_shows_dark_below_the_drawn_teeth(name: str, pipeline: Pipeline) -> None:
+    # a mouth opened about 0.12 eye distances (speech-sized) showed a wall of drawn teeth from lip to lip:
+    # a clenched grin. Filmed speakers show the upper teeth's edges with dark (and the lower teeth, if
+    # any) below them, and dlib read the teeth's meeting line as shut lips (Einstein's jaw r 0.63)
+    av = pipeline.prepare_avatar(media("faces", name), (512, 512))
+    r = WarpRenderer(av.rig)
+    v = pose_values({"jawOpen": 0.25})
+    img = r.render(v).astype(np.float64).mean(axis=2)
+    vt = r.target_points(v)
+    assert 0.1 < (vt[14, 1] - vt[13, 1]) / av.rig.iod < 0.14  # the size of opening this is about
+    x = int(round(vt[13, 0]))
+    column = img[int(np.ceil(vt[13, 1])) + 1 : int(np.floor(vt[14, 1])), x - 1 : x + 2].mean(axis=1)
+    teeth = column.max()
+    assert teeth > 110  # teeth show (measured 129-178)
+    assert column[: len(column) // 2].max() == teeth  # ... under the upper lip
+    assert (column < 0.5 * teeth).mean() >= 0.25  # and dark below them (measured 0.29-0.60; 0 before)
+
+
 def test_a_shutting_lid_leaves_the_crease_and_the_skin_under_the_brow_in_place(astronaut) -> None:
     # a real lid unfolds below its crease; dragged halfway down with the lid, the crease outlined the
     # shut lid like a second, lower eye
