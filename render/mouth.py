@@ -223,7 +223,11 @@ class MouthPainter:
         # upper teeth: a band hanging under the upper lip, each tooth's edge rounded at its corners,
         # receding into shadow towards the corners of the mouth
         th = _UPPER_H * iod * (1.0 - 0.12 * (2.0 * f - 1.0) ** 2) * (1.0 - 0.25 * np.clip(arel, 0, 1))
-        th = np.maximum(np.minimum(th, _UPPER_SHARE * (yl - yu)), 0.5)
+        # their edges make one smooth arc, fixed to the skull: the lip line they hang from has bumps (the
+        # upper lip's tubercle, a painted lip's uneven edge) that the teeth's edges would copy as a step
+        yu_arc = _smooth_arc(xs[0], yu[0], yl[0] - yu[0])[None, :]
+        edge_y = yu_arc + np.minimum(th, _UPPER_SHARE * (yl - yu_arc))
+        th = np.maximum(edge_y - yu, 0.5)
         v = (ys - yu) / th
         band = np.clip(v * 5, 0, 1) * np.clip((1.0 - v) * th / 0.8, 0, 1)
         arch = np.clip((_UPPER_ARCH - arel) / 0.25, 0, 1)
@@ -278,6 +282,17 @@ class _Opening:
 def _half_width(vt: np.ndarray) -> float:
     """Half the inner mouth's width (corner to corner)."""
     return max(1.0, 0.5 * float(np.linalg.norm(vt[308] - vt[78])))
+
+
+def _smooth_arc(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A parabola through the points (x, y) where ``weight`` (an opening's height) is over a pixel, fitted
+    by least squares with those weights; ``y`` itself where too few columns are open to fit one."""
+    w = np.clip(weight - 0.5, 0.0, None)
+    if int((w > 0).sum()) < 6:
+        return y
+    t = (x - x.mean()) / max(float(np.ptp(x)), 1.0)
+    c = np.polyfit(t, y, 2, w=np.sqrt(w))
+    return np.asarray(np.polyval(c, t), dtype=y.dtype)
 
 
 def _pixel_axes(x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
