@@ -287,12 +287,14 @@ def _half_width(vt: np.ndarray) -> float:
 def _smooth_arc(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """A parabola through the points (x, y) where ``weight`` (an opening's height) is over a pixel, fitted
     by least squares with those weights; ``y`` itself where too few columns are open to fit one."""
-    w = np.clip(weight - 0.5, 0.0, None)
-    if int((w > 0).sum()) < 6:
+    w = np.maximum(weight.astype(np.float64) - 0.5, 0.0)
+    if np.count_nonzero(w) < 6:
         return y
-    t = (x - x.mean()) / max(float(np.ptp(x)), 1.0)
-    c = np.polyfit(t, y, 2, w=np.sqrt(w))
-    return np.asarray(np.polyval(c, t), dtype=y.dtype)
+    t = (x - 0.5 * (x[0] + x[-1])) / max(float(x[-1] - x[0]), 1.0)
+    basis = np.stack([np.ones_like(t), t, t * t])  # (3, n)
+    bw = basis * w
+    c = np.linalg.solve(bw @ basis.T, bw @ y)
+    return np.asarray(c @ basis, dtype=y.dtype)
 
 
 def _pixel_axes(x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
