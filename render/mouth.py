@@ -220,21 +220,21 @@ class MouthPainter:
         gap = np.exp(-((edge / max(0.35, 0.008 * iod)) ** 2)) * (0.16 - 0.1 * np.clip(arel, 0, 1))
         # each tooth is convex: a little brighter across its middle
         convex = 0.94 + 0.06 * np.sin(np.pi * f)
-        # upper teeth: a band hanging under the upper lip, each tooth's edge rounded at its corners,
-        # receding into shadow towards the corners of the mouth
-        th = _UPPER_H * iod * (1.0 - 0.12 * (2.0 * f - 1.0) ** 2) * (1.0 - 0.25 * np.clip(arel, 0, 1))
-        # their edges make one smooth arc, fixed to the skull: the lip line they hang from has bumps (the
-        # upper lip's tubercle, a painted lip's uneven edge) that the teeth's edges would copy as a step
-        yu_arc = _smooth_arc(xs[0], yu[0], yl[0] - yu[0])[None, :]
-        edge_y = yu_arc + np.minimum(th, _UPPER_SHARE * (yl - yu_arc))
-        th = np.maximum(edge_y - yu, 0.5)
-        v = (ys - yu) / th
-        band = np.clip(v * 5, 0, 1) * np.clip((1.0 - v) * th / 0.8, 0, 1)
-        arch = np.clip((_UPPER_ARCH - arel) / 0.25, 0, 1)
-        # shadow of the upper lip on the teeth, slightly translucent incisal edge
-        shade = (1.0 - 0.55 * arel**1.5) * (_LIP_SHADOW + (1.0 - _LIP_SHADOW) * np.clip(v * 3.0, 0, 1))
-        shade = shade * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1)) * convex * (1.0 - gap)
         if upper:
+            # upper teeth: a band hanging under the upper lip, each tooth's edge rounded at its corners,
+            # receding into shadow towards the corners of the mouth
+            th = _UPPER_H * iod * (1.0 - 0.12 * (2.0 * f - 1.0) ** 2) * (1.0 - 0.25 * np.clip(arel, 0, 1))
+            # their edges make one smooth arc, fixed to the skull: the lip line they hang from has bumps (the
+            # upper lip's tubercle, a painted lip's uneven edge) that the teeth's edges would copy as a step
+            yu_arc = _smooth_arc(xs[0], yu[0], yl[0] - yu[0])[None, :]
+            edge_y = yu_arc + np.minimum(th, _UPPER_SHARE * (yl - yu_arc))
+            th = np.maximum(edge_y - yu, 0.5)
+            v = (ys - yu) / th
+            band = np.clip(v * 5, 0, 1) * np.clip((1.0 - v) * th / 0.8, 0, 1)
+            arch = np.clip((_UPPER_ARCH - arel) / 0.25, 0, 1)
+            # shadow of the upper lip on the teeth, slightly translucent incisal edge
+            shade = (1.0 - 0.55 * arel**1.5) * (_LIP_SHADOW + (1.0 - _LIP_SHADOW) * np.clip(v * 3.0, 0, 1))
+            shade = shade * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1)) * convex * (1.0 - gap)
             a_up = (band * arch)[..., None]
             layer[:] = layer * (1 - a_up) + (self.teeth_rgb * shade[..., None]) * a_up
         if not lower:
@@ -285,15 +285,18 @@ def _half_width(vt: np.ndarray) -> float:
 
 
 def _smooth_arc(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """A parabola through the points (x, y) where ``weight`` (an opening's height) is over a pixel, fitted
-    by least squares with those weights; ``y`` itself where too few columns are open to fit one."""
+    """A parabola through the points (x, y), fitted by least squares weighted by how far ``weight`` (the
+    opening's height there) exceeds half a pixel; ``y`` itself where too few columns are open to fit one."""
     w = np.maximum(weight.astype(np.float64) - 0.5, 0.0)
     if np.count_nonzero(w) < 6:
         return y
     t = (x - 0.5 * (x[0] + x[-1])) / max(float(x[-1] - x[0]), 1.0)
     basis = np.stack([np.ones_like(t), t, t * t])  # (3, n)
     bw = basis * w
-    c = np.linalg.solve(bw @ basis.T, bw @ y)
+    try:
+        c = np.linalg.solve(bw @ basis.T, bw @ y)
+    except np.linalg.LinAlgError:
+        return y
     return np.asarray(c @ basis, dtype=y.dtype)
 
 
