@@ -45,7 +45,8 @@ _LOWER_H = 0.06  # drawn lower teeth: how far their edges show above the lower l
 _LOWER_ARCH = 0.65  # ... out to this share of the opening's half width
 _UPPER_SHARE = 0.55  # ... and at most this share of the opening's height, so a small opening shows
 _LOWER_SHARE = 0.25  # dark between the rows (lower teeth: this share), as filmed ones do, not a wall of teeth
-_TISSUE = 0.03  # the portrait's own teeth are moved with this much of the lips around them (inter-ocular distances)
+_TISSUE = 0.08  # the portrait's own teeth are moved with this much of the lips around them (inter-ocular distances):
+# as far as a speech-wide opening lifts the upper lip off them (0.03 showed the dark cavity in between)
 
 
 class MouthPainter:

@@ -344,6 +344,20 @@ def test_drawn_teeth_keep_one_smooth_edge_under_a_bumpy_upper_lip(pipeline: Pipe
     assert np.ptp(moved) < 2.0  # the edge keeps its shape (measured 1.3 px; 4.0 px hung from the lip line)
 
 
+def test_a_lip_lifting_off_the_portraits_own_teeth_shows_no_dark_line_above_them(astronaut) -> None:
+    # opened wide, the upper lip rises off the astronaut's own (moved) teeth; between them the cavity
+    # showed as a dark line along the lip (at the middle, 0.54 of the lip's tone at jaw 0.8)
+    r = WarpRenderer(astronaut.rig)
+    v = pose_values({"jawOpen": 0.8})
+    img = r.render(v).astype(np.float64).mean(axis=2)
+    vt = r.target_points(v)
+    x, y = int(round(vt[13, 0])), int(np.floor(vt[13, 1])) - 1
+    col = img[y : y + int(0.1 * astronaut.rig.iod), x - 3 : x + 4].mean(axis=1)  # lip edge down into the teeth
+    teeth = int(np.argmax(col))
+    assert col[teeth] > col[0] + 8  # the teeth are there, lighter than the lip (measured 167 against 155)
+    assert col[: max(teeth, 1)].min() > 0.9 * col[0]  # and nothing darker between (measured 1.0)
+
+
 def test_a_shutting_lid_leaves_the_crease_and_the_skin_under_the_brow_in_place(astronaut) -> None:
     # a real lid unfolds below its crease; dragged halfway down with the lid, the crease outlined the
     # shut lid like a second, lower eye
