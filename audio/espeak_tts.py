@@ -14,7 +14,7 @@ import numpy as np
 
 from audio import espeak
 from audio.phonemes import VOWELS, ipa_units
-from audio.text import FIRST_PIECE_CHARS, clean_text, split_sentences
+from audio.text import FIRST_PIECE_CHARS, check_script, clean_text, split_sentences
 from audio.types import SILENCE, Phone, Speech, SpeechChunk, Word, concat_speech
 from audio.words import label_words
 
@@ -65,6 +65,7 @@ class EspeakTTS:
 
     def synthesize_sentence(self, sentence: str) -> Speech:
         """One sentence (no splitting) -> ``Speech`` with exact phone and word timings."""
+        check_script(sentence, self.voice, f"espeak:{self.voice}")
         p = self.params
         wpm = int(round(min(max(DEFAULT_RATE_WPM * p.rate, 80), 450)))
         try:

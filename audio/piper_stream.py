@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from audio.piper_tts import PiperTTS, TTSError, _alignments_to_timeline, _merge_silences, cpu_session
+from audio.text import check_script
 from audio.types import Speech
 from audio.words import label_words
 
@@ -163,6 +164,7 @@ def stream_sentence(
     step. Raises ``TTSError`` like ``synthesize_sentence`` (nothing to say, model failure).
     """
     voice = tts._load()
+    check_script(sentence, tts._espeak_voice(), f"piper:{tts.model_path.stem}")
     cfg = tts._syn_config()
     sr = int(voice.config.sample_rate)
     hop = int(voice.config.hop_length)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from audio.phonemes import VOWELS, ipa_units
-from audio.text import FIRST_PIECE_CHARS, clean_text, split_sentences
+from audio.text import FIRST_PIECE_CHARS, check_script, clean_text, split_sentences
 from audio.types import SILENCE, Phone, Speech, SpeechChunk, Word
 from audio.words import label_words
 
@@ -102,6 +102,7 @@ class PiperTTS:
     def synthesize_sentence(self, sentence: str) -> Speech:
         """Synthesize one sentence (no splitting) into a ``Speech`` with exact phone timings."""
         voice = self._load()
+        check_script(sentence, self._espeak_voice(), f"piper:{self.model_path.stem}")
         sr = int(voice.config.sample_rate)
         audio_parts: list[np.ndarray] = []
         phones: list[Phone] = []

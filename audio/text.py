@@ -26,7 +26,102 @@ def clean_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
         raise TextError(f"text is {len(text)} characters long; the limit is {max_chars}. Split it into parts.")
     if not any(ch.isalnum() for ch in text):
         raise TextError(f"text {text[:40]!r} has no letters or digits to speak")
+    tag = _MARKUP_RE.search(text)
+    if tag:
+        raise TextError(
+            f"text contains markup ({tag.group()[:40]!r}): SSML and HTML tags are not supported and would be read "
+            "aloud; send plain text (punctuation sets the pauses)"
+        )
     return text
+
+
+_MARKUP_RE = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>|<!--|<\?xml")
+
+_SCRIPT_PREFIXES = {
+    "CJK": "Han",
+    "HIRAGANA": "Japanese kana",
+    "KATAKANA": "Japanese kana",
+    "HANGUL": "Hangul",
+    "ARABIC": "Arabic",
+    "HEBREW": "Hebrew",
+    "CYRILLIC": "Cyrillic",
+    "GREEK": "Greek",
+    "DEVANAGARI": "Devanagari",
+    "BENGALI": "Bengali",
+    "TAMIL": "Tamil",
+    "TELUGU": "Telugu",
+    "GUJARATI": "Gujarati",
+    "GURMUKHI": "Gurmukhi",
+    "KANNADA": "Kannada",
+    "MALAYALAM": "Malayalam",
+    "THAI": "Thai",
+    "GEORGIAN": "Georgian",
+    "ARMENIAN": "Armenian",
+    "ETHIOPIC": "Ethiopic",
+    "SINHALA": "Sinhala",
+    "KHMER": "Khmer",
+    "MYANMAR": "Myanmar",
+    "LAO": "Lao",
+    "TIBETAN": "Tibetan",
+}
+"""Unicode name prefix of a letter -> its script, for the scripts a Latin-script voice cannot read."""
+
+_SCRIPT_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "Han": ("cmn", "yue", "zh", "ja"),
+    "Japanese kana": ("ja",),
+    "Hangul": ("ko",),
+    "Arabic": ("ar", "fa", "ur", "ps", "sd", "ug"),
+    "Hebrew": ("he", "yi"),
+    "Cyrillic": ("ru", "uk", "bg", "be", "sr", "mk", "kk", "ky", "tt", "ba", "cv", "mn", "tg"),
+    "Greek": ("el", "grc"),
+    "Devanagari": ("hi", "mr", "ne", "sa", "kok", "bpy"),
+    "Bengali": ("bn", "as"),
+    "Tamil": ("ta",),
+    "Telugu": ("te",),
+    "Gujarati": ("gu",),
+    "Gurmukhi": ("pa",),
+    "Kannada": ("kn",),
+    "Malayalam": ("ml",),
+    "Thai": ("th",),
+    "Georgian": ("ka",),
+    "Armenian": ("hy", "hyw"),
+    "Ethiopic": ("am",),
+    "Sinhala": ("si",),
+    "Khmer": ("km",),
+    "Myanmar": ("my",),
+    "Lao": ("lo",),
+    "Tibetan": ("bo",),
+}
+"""Script -> language codes (espeak-ng's) whose voices read it; the first is the one suggested."""
+
+
+def scripts_in(text: str) -> dict[str, int]:
+    """Letters per non-Latin script in ``text`` (Latin, digits and punctuation are not counted)."""
+    out: dict[str, int] = {}
+    for ch in text:
+        if not ch.isalpha() or ord(ch) < 0x250:
+            continue
+        name = unicodedata.name(ch, "")
+        for prefix, script in _SCRIPT_PREFIXES.items():
+            if name.startswith(prefix):
+                out[script] = out.get(script, 0) + 1
+                break
+    return out
+
+
+def check_script(text: str, language: str, voice_name: str) -> None:
+    """Raise ``TextError`` when ``text`` has letters in a script the voice's language (an espeak-ng code
+    such as ``en-us`` or ``cmn``) does not read: they would be spoken as character names or skipped."""
+    lang = language.lower().split("-")[0].split("_")[0].split("+")[0]
+    for script, count in sorted(scripts_in(text).items(), key=lambda kv: -kv[1]):
+        readers = _SCRIPT_LANGUAGES.get(script, ())
+        if lang in readers:
+            continue
+        hint = f"; choose a voice of that language, e.g. espeak:{readers[0]}" if readers else ""
+        raise TextError(
+            f"text has {count} {script} letter(s), which the voice {voice_name} ({language}) cannot read{hint} "
+            "(talker voices lists them)"
+        )
 
 
 _SENTENCE_RE = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=\S)")

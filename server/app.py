@@ -31,6 +31,7 @@ from server.render_pool import RenderPool
 from server.routes import personas, portraits, renders, sessions, system, voices
 from server.session import SessionError, SessionManager
 from server.settings import Settings
+from server.tenancy import KeyRing, OwnerStore, RateLimiter
 from talker.persona import AudioVoiceBank, PersonaError, PersonaMaker, PersonaNotFound, PersonaStore
 from talker.portrait import ImageError
 from talker.stages import NoFaceError, TextError
@@ -104,13 +105,55 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class SameOrigin:
+    """ASGI middleware: 403 for a state-changing request a browser sends from another web origin.
+
+    A page on any site can make a visitor's browser POST a form to a server on their machine or network;
+    the browser names that page's origin in ``Origin`` (or ``Sec-Fetch-Site``), which the page cannot forge.
+    Requests from the server's own page, from ``allowed`` origins and from non-browser clients pass."""
+
+    _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: Any, allowed: list[str]) -> None:
+        self.app = app
+        self.allowed = {o.rstrip("/").lower() for o in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in self._SAFE and self._foreign(scope):
+            body = b'{"detail":"cross-site request refused: this origin may not call the API (TALKER_ALLOWED_ORIGINS)"}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def _foreign(self, scope: Scope) -> bool:
+        headers = dict(scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/").lower()
+        if origin and origin != "null":
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            same = origin.split("://", 1)[-1] == host
+            return not same and origin not in self.allowed
+        if origin == "null":
+            return True
+        return headers.get(b"sec-fetch-site", b"") == b"cross-site"
+
+
 def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
-    """The server app. ``engine``: already loaded models to share (tests); else loaded at start-up."""
+    """The server app. ``engine``: already loaded models to share (tests); else loaded at start-up.
+
+    Raises ``KeyFileError`` for an unusable API keys file."""
     settings = settings or Settings()
+    keys = KeyRing.from_settings(settings.api_key, settings.api_keys_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -146,8 +189,21 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         runners = [JobRunner(f"talker-job-{i}", jobs, eng, metrics) for i in range(settings.job_workers)]
         for r in runners:
             r.start()
+        owners = OwnerStore(settings.data_dir / "owners.sqlite3")
         app.state.talker = ServerState(
-            eng, manager, store, jobs, metrics, time.monotonic(), persona_store, _persona_maker(settings, eng)
+            eng,
+            manager,
+            store,
+            jobs,
+            metrics,
+            time.monotonic(),
+            persona_store,
+            _persona_maker(settings, eng),
+            keys,
+            owners,
+            RateLimiter(settings.session_rate_per_min),
+            RateLimiter(settings.auth_failures_per_min),
+            asyncio.Semaphore(settings.decode_slots),
         )
         try:
             yield
@@ -159,6 +215,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 r.stop()
             await asyncio.to_thread(_join_all, runners)
             jobs.close()
+            owners.close()
             app.state.talker = None
             cv2.setNumThreads(cv_threads_before)
 
@@ -169,6 +226,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(SameOrigin, allowed=settings.allowed_origins)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_upload_bytes + _UPLOAD_OVERHEAD_BYTES,
@@ -194,7 +252,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @app.exception_handler(PersonaError)
     async def _persona_error(request: Request, e: PersonaError) -> JSONResponse:
-        return _problem(404 if isinstance(e, PersonaNotFound) else 422, str(e))
+        if isinstance(e, PersonaNotFound):  # (its message names the store's folder on this server)
+            return _problem(404, "no such persona")
+        return _problem(422, str(e))
 
     @app.exception_handler(NoFaceError)
     async def _no_face(request: Request, e: NoFaceError) -> JSONResponse:
@@ -238,7 +298,41 @@ def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    check_exposure(host, settings)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.data_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"the data folder {settings.data_dir} cannot be written: {e.strerror or e}") from e
+    KeyRing.from_settings(settings.api_key, settings.api_keys_file)  # an unusable keys file fails here, not later
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+class ExposureError(ValueError):
+    """Serving beyond loopback without any API key, which the deployer did not explicitly allow."""
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """Refuse to serve on a non-loopback address with no API key unless ``allow_no_auth`` says so."""
+    if settings.api_key or settings.api_keys_file or settings.allow_no_auth or _is_loopback(host):
+        return
+    raise ExposureError(
+        f"refusing to serve on {host} without an API key: anyone who reaches the port could use this server. "
+        "Set TALKER_API_KEY (or TALKER_API_KEYS_FILE), or TALKER_ALLOW_NO_AUTH=1 (--allow-no-auth) to accept that"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _join_all(threads: list[JobRunner]) -> None:

@@ -1,9 +1,9 @@
-"""FastAPI dependencies: settings, the server's shared state, API-key auth."""
+"""FastAPI dependencies: settings, the server's shared state, API keys -> the calling tenant."""
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -14,6 +14,7 @@ from server.metrics import Metrics
 from server.portraits import PortraitStore
 from server.session import SessionManager
 from server.settings import Settings
+from server.tenancy import LOCAL_ADMIN, KeyRing, OwnerStore, Principal, RateLimiter
 from talker.persona import PersonaMaker, PersonaStore
 
 
@@ -29,6 +30,11 @@ class ServerState:
     started_at: float
     personas: PersonaStore
     persona_maker: PersonaMaker
+    keys: KeyRing
+    owners: OwnerStore
+    session_rate: RateLimiter
+    auth_failures: RateLimiter
+    decode_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
 
 def get_settings(request: Request) -> Settings:
@@ -67,19 +73,37 @@ def get_engine(state: ServerState = Depends(get_state)) -> Engine:
     return state.engine
 
 
+def get_owners(state: ServerState = Depends(get_state)) -> OwnerStore:
+    return state.owners
+
+
+def client_address(request: Request) -> str:
+    """The peer's address (a proxy in front must pass the real one to uvicorn: --forwarded-allow-ips)."""
+    return request.client.host if request.client else "unknown"
+
+
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's API key")
 _bearer = HTTPBearer(auto_error=False, description="the server's API key as a bearer token")
 
 
 async def require_api_key(
-    settings: Settings = Depends(get_settings),
+    request: Request,
+    state: ServerState = Depends(get_state),
     key: str | None = Depends(_api_key_header),
     bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-) -> None:
-    """When ``TALKER_API_KEY`` is set, every API call must carry it (X-API-Key or Bearer)."""
-    expected = settings.api_key
-    if not expected:
-        return
+) -> Principal:
+    """The calling tenant. With keys configured every API call must carry one (X-API-Key or Bearer);
+    without, every caller is the default tenant's admin. A client address with too many failed keys in
+    a minute gets 429 until the minute has passed."""
+    if not state.keys.enabled:
+        return LOCAL_ADMIN
+    addr = client_address(request)
+    if state.auth_failures.blocked(addr):
+        raise HTTPException(
+            429,
+            "too many requests with a wrong API key from this address; try again later",
+            headers={"Retry-After": str(state.auth_failures.retry_after(addr))},
+        )
     given = key or (bearer.credentials if bearer else None)
     if not given:
         raise HTTPException(
@@ -87,5 +111,33 @@ async def require_api_key(
             "this server needs an API key: send it as X-API-Key or Authorization: Bearer",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    who = state.keys.lookup(given)
+    if who is None:
+        state.auth_failures.allow(addr)
         raise HTTPException(403, "the API key is not valid")
+    return who
+
+
+def require_admin(who: Principal = Depends(require_api_key)) -> Principal:
+    if not who.admin:
+        raise HTTPException(403, "this needs an operator's (admin) API key")
+    return who
+
+
+def check_quota(who: Principal, settings: Settings, jobs: JobStore, owners: OwnerStore, new_bytes: int = 0) -> None:
+    """429 when the tenant has too many active jobs, 507 when its files would pass its storage quota."""
+    if who.admin:
+        return
+    if jobs.active_count(who.tenant) >= settings.tenant_max_jobs:
+        raise HTTPException(
+            429,
+            f"you have {settings.tenant_max_jobs} render jobs queued or running (your limit); wait for one to finish",
+            headers={"Retry-After": "10"},
+        )
+    used = jobs.bytes_of(who.tenant) + owners.bytes_of(who.tenant)
+    if used + new_bytes > settings.tenant_max_storage_bytes:
+        raise HTTPException(
+            507,
+            f"your files take {used} bytes of your {settings.tenant_max_storage_bytes}-byte quota; "
+            "delete finished jobs, portraits or personas first",
+        )

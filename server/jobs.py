@@ -21,6 +21,7 @@ from pathlib import Path
 
 from server.engine import Engine
 from server.metrics import Metrics
+from server.tenancy import DEFAULT_TENANT
 from talker.persona import Persona, PersonaError
 from talker.pipeline import Pipeline, RenderSettings
 from talker.portrait import ImageError
@@ -54,8 +55,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
 """
 
-_ADDED_COLUMNS = {"persona_id": "TEXT", "persona": "TEXT"}
-"""Columns added after the first release (persona renders), added to older databases on open."""
+_ADDED_COLUMNS = {"persona_id": "TEXT", "persona": "TEXT", "owner": "TEXT"}
+"""Columns added after the first release (persona renders, tenants), added to older databases on open."""
 
 
 class JobCancelled(Exception):
@@ -83,6 +84,7 @@ class Job:
     duration_s: float | None
     persona_id: str | None = None
     persona: str | None = None  # JSON of the persona (``Persona.to_dict``) when queued
+    owner: str | None = None  # the tenant that queued it (None: from before tenants, the default tenant's)
 
 
 class JobStore:
@@ -114,10 +116,35 @@ class JobStore:
             row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return Job(**dict(row)) if row else None
 
-    def list(self, limit: int = 100) -> list[Job]:
+    def list(self, limit: int = 100, owner: str | None = None) -> list[Job]:
+        """The newest jobs; only ``owner``'s when given (the default tenant also gets jobs with no owner)."""
         with self._lock:
-            rows = self._conn.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+            if owner is None:
+                rows = self._conn.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+            else:
+                rows = self._conn.execute(
+                    "SELECT * FROM jobs WHERE COALESCE(owner, ?) = ? ORDER BY created_at DESC LIMIT ?",
+                    (DEFAULT_TENANT, owner, limit),
+                ).fetchall()
         return [Job(**dict(r)) for r in rows]
+
+    def active_count(self, owner: str) -> int:
+        """Queued and running jobs of one tenant."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM jobs WHERE COALESCE(owner, ?) = ? AND status IN (?, ?)",
+                (DEFAULT_TENANT, owner, QUEUED, RUNNING),
+            ).fetchone()
+        return int(row[0])
+
+    def bytes_of(self, owner: str) -> int:
+        """Bytes of one tenant's job files (portraits and results)."""
+        total = 0
+        for job in self.list(limit=1_000_000, owner=owner):
+            d = self.job_dir(job.id)
+            if d.is_dir():
+                total += sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+        return total
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -139,42 +166,49 @@ class JobStore:
         size: int,
         seed: int,
         persona: Persona | None = None,
+        owner: str = DEFAULT_TENANT,
     ) -> Job:
         """Queue a job. ``portrait``: (bytes, extension) of an upload, a file to copy, or None (default).
-        ``persona``: speak as it (its face file is copied into the job, so deleting it later is safe)."""
+        ``persona``: speak as it (its face file is copied into the job, so deleting it later is safe).
+        Nothing is left behind when it fails (no folder, no row)."""
         if persona is not None:
             portrait = Path(persona.face_path)
         job_id = uuid.uuid4().hex
         d = self.job_dir(job_id)
         d.mkdir(parents=True)
-        pfile: str | None = None
-        if isinstance(portrait, tuple):
-            data, ext = portrait
-            p = d / f"portrait{ext}"
-            p.write_bytes(data)
-            pfile = str(p)
-        elif isinstance(portrait, Path):
-            p = d / f"portrait{portrait.suffix}"
-            shutil.copyfile(portrait, p)
-            pfile = str(p)
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO jobs (id, status, text, portrait_id, portrait_file, fps, size, seed, created_at,"
-                " persona_id, persona) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    QUEUED,
-                    text,
-                    portrait_id,
-                    pfile,
-                    fps,
-                    size,
-                    seed,
-                    time.time(),
-                    persona.id if persona is not None else None,
-                    json.dumps(persona.to_dict()) if persona is not None else None,
-                ),
-            )
+        try:
+            pfile: str | None = None
+            if isinstance(portrait, tuple):
+                data, ext = portrait
+                p = d / f"portrait{ext}"
+                p.write_bytes(data)
+                pfile = str(p)
+            elif isinstance(portrait, Path):
+                p = d / f"portrait{portrait.suffix}"
+                shutil.copyfile(portrait, p)
+                pfile = str(p)
+            with self._lock:
+                self._conn.execute(
+                    "INSERT INTO jobs (id, status, text, portrait_id, portrait_file, fps, size, seed, created_at,"
+                    " persona_id, persona, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job_id,
+                        QUEUED,
+                        text,
+                        portrait_id,
+                        pfile,
+                        fps,
+                        size,
+                        seed,
+                        time.time(),
+                        persona.id if persona is not None else None,
+                        json.dumps(persona.to_dict()) if persona is not None else None,
+                        owner,
+                    ),
+                )
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
         with self._work:
             self._work.notify_all()
         job = self.get(job_id)

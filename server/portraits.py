@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from talker.portrait import pil_to_rgb
 
 DEFAULT_PORTRAIT = "default"
 """Id of the bundled public-domain portrait; always available."""
@@ -69,11 +74,28 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
 
 
 def decode_rgb(data: bytes) -> np.ndarray:
-    """An uploaded image (already passed ``check_image``) as RGB uint8 (H, W, 3), EXIF orientation applied."""
+    """An uploaded image (already passed ``check_image``) as RGB uint8 (H, W, 3), EXIF orientation applied,
+    a transparent background white, 16-bit greyscale scaled to 8 bits."""
     from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()
+        return np.array(pil_to_rgb(ImageOps.exif_transpose(im)), copy=True)
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the system after a large decode (glibc keeps it in its arenas otherwise,
+    so a burst of big uploads would leave the process that much bigger for good)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 class PortraitStore:
@@ -83,15 +105,32 @@ class PortraitStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._in_use: dict[str, int] = {}
 
     def save(self, data: bytes, info: ImageInfo) -> str:
+        """Keep an upload's file (once per content) and mark it in use until ``settle``."""
         pid = hashlib.sha256(data).hexdigest()[:16]
         with self._lock:
             if self.path(pid) is None:
-                tmp = self.root / f".{pid}.part"
+                tmp = self.root / f".{pid}.{threading.get_ident()}.part"
                 tmp.write_bytes(data)
                 tmp.replace(self.root / f"{pid}{EXTENSIONS[info.format]}")
+            self._in_use[pid] = self._in_use.get(pid, 0) + 1
         return pid
+
+    def settle(self, portrait_id: str, keep: Callable[[], bool]) -> None:
+        """One upload of ``portrait_id`` is done; its file is deleted when no other upload of the same
+        content is in progress and ``keep()`` says no one owns it (a failed upload leaves nothing)."""
+        with self._lock:
+            n = self._in_use.get(portrait_id, 0) - 1
+            if n > 0:
+                self._in_use[portrait_id] = n
+                return
+            self._in_use.pop(portrait_id, None)
+            if not keep():
+                p = self.path(portrait_id)
+                if p is not None:
+                    p.unlink(missing_ok=True)
 
     def path(self, portrait_id: str) -> Path | None:
         """The file of an uploaded portrait, or None (the default portrait has no file here)."""
@@ -109,8 +148,11 @@ class PortraitStore:
         return sorted(p.stem for p in self.root.iterdir() if p.is_file() and _ID_RE.match(p.stem))
 
     def delete(self, portrait_id: str) -> bool:
-        p = self.path(portrait_id)
-        if p is None:
-            return False
-        p.unlink(missing_ok=True)
-        return True
+        with self._lock:
+            if self._in_use.get(portrait_id):
+                return True  # an upload of the same picture is being rigged: it keeps the file
+            p = self.path(portrait_id)
+            if p is None:
+                return False
+            p.unlink(missing_ok=True)
+            return True

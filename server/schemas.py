@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+MAX_SEED = 2**32 - 1
+"""Largest seed a request may give (seeds are 32-bit)."""
+
 
 class Problem(BaseModel):
     detail: str = Field(description="what is wrong, naming the bad value")

@@ -23,15 +23,17 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 from aiortc.sdp import SessionDescription
 
 from server.clock import MediaClock
+from server.egress import EndpointRefused, chat_settings_for
 from server.engine import Engine, PersonaVoice
 from server.metrics import Metrics
 from server.portraits import PortraitStore
 from server.render_pool import RenderPool, RenderProcess
 from server.settings import Settings
+from server.tenancy import LOCAL_ADMIN, Principal
 from server.timeline import FramePlan, Timeline
 from server.tracks import AvatarAudioTrack, AvatarVideoTrack
 from server.workers import ChatRequest, ChatWorker, LiveVoice, RenderWorker, SayRequest, SpeechWorker
-from talker.chat import DEFAULT_BASE_URL, ChatSettings
+from talker.chat import ChatSettings
 from talker.persona import Persona, PersonaNotFound, PersonaStore
 from talker.stages import FaceRig, MotionStyle, clean_text
 
@@ -57,6 +59,10 @@ class SessionLimitError(SessionError):
 
 class SessionNotFound(SessionError):
     status = 404
+
+
+class SessionRefused(SessionError):
+    status = 422
 
 
 class BadOffer(SessionError):
@@ -89,24 +95,6 @@ def check_offer(sdp: str) -> None:
             )
         if m.kind in ("audio", "video") and not (m.ice and m.ice.usernameFragment and m.dtls and m.dtls.fingerprints):
             raise BadOffer(f"the offer's {m.kind} m-line has no ICE credentials or DTLS fingerprint")
-
-
-def chat_settings_for(persona: Persona | None, settings: Settings) -> ChatSettings | None:
-    """The endpoint that answers a session's chat requests, or None (they are repeated as said).
-
-    A persona's own endpoint when it was given one (a base URL other than the library's default);
-    else the server's default (``chat_base_url``), with the persona's system prompt when there is one.
-    """
-    if persona is not None and persona.chat.base_url != DEFAULT_BASE_URL:
-        return persona.chat
-    if settings.chat_base_url:
-        return ChatSettings(
-            base_url=settings.chat_base_url,
-            model=settings.chat_model,
-            api_key_env=settings.chat_api_key_env,
-            system_prompt=persona.chat.system_prompt if persona is not None else "",
-        )
-    return None
 
 
 class Interrupted(NamedTuple):
@@ -220,6 +208,8 @@ class Session:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
         self.created_at = self.last_activity = time.monotonic()
         self.connected_at: float | None = None
+        self.owner = LOCAL_ADMIN.tenant  # the tenant that opened it, and from which address
+        self.client = ""
         self.state = "new"
         self.close_reason: str | None = None
         self._utterance = 0
@@ -423,22 +413,40 @@ class SessionManager:
         except PersonaNotFound as e:
             raise SessionNotFound(f"no persona {persona_id!r}; create one with POST /personas") from e
 
-    async def create(self, offer_sdp: str, portrait_id: str, persona_id: str | None = None) -> tuple[Session, str]:
+    async def create(
+        self,
+        offer_sdp: str,
+        portrait_id: str,
+        persona_id: str | None = None,
+        who: Principal = LOCAL_ADMIN,
+        client: str = "",
+        may_use: Callable[[str, str], bool] | None = None,
+    ) -> tuple[Session, str]:
         """Open a session for an SDP offer; returns it with the answer SDP.
 
         With ``persona_id`` the session shows the persona's face, speaks with its voice and manner and
-        chats through its endpoint (``chat_settings_for``); ``portrait_id`` is then ignored.
+        chats through its endpoint (``chat_settings_for``); ``portrait_id`` is then ignored. ``who`` owns
+        the session; ``client`` is the caller's address; ``may_use(kind, id)`` says whether ``who`` may use a
+        portrait or persona.
+
+        A session whose peer has not connected holds its slot only for ``offer_grace_s``: when the server
+        is full, the oldest such session gives its slot to the new offer.
         """
         s = self.settings
-        if len(self.sessions) + self._reserved >= s.max_sessions:
-            self.metrics.sessions_rejected.inc()
-            raise SessionLimitError(
-                f"this server already runs {s.max_sessions} live sessions (its limit); close one or try again later"
-            )
         check_offer(offer_sdp)
+        await self._admit(who, client)
+        if persona_id and may_use is not None and not may_use("persona", persona_id):
+            raise SessionNotFound(f"no persona {persona_id!r}; create one with POST /personas")
         persona = await asyncio.to_thread(self._persona, persona_id) if persona_id else None
         if persona is None and not self.portraits.exists(portrait_id):
             raise SessionNotFound(f"no portrait {portrait_id!r}; upload one with POST /portraits or use 'default'")
+        if persona is None and may_use is not None and not may_use("portrait", portrait_id):
+            raise SessionNotFound(f"no portrait {portrait_id!r}; upload one with POST /portraits or use 'default'")
+        try:
+            chat = chat_settings_for(persona, s)
+        except EndpointRefused as e:
+            raise SessionRefused(str(e)) from e
+        await self._admit(who, client)  # (again: other offers may have come in while the persona loaded)
         self._reserved += 1
         try:
             voice: LiveVoice = self.engine.tts
@@ -466,9 +474,10 @@ class SessionManager:
                 process,
                 voice=voice,
                 style=style,
-                chat=chat_settings_for(persona, s),
+                chat=chat,
                 persona_id=persona.id if persona is not None else None,
             )
+            session.owner, session.client = who.tenant, client
             session.on_ended = self._on_ended
             try:
                 answer = await session.answer(offer_sdp)
@@ -482,8 +491,42 @@ class SessionManager:
         log.info("session %s opened (%d live)", session.id, len(self.sessions))
         return session, answer
 
-    def get(self, sid: str) -> Session:
+    async def _admit(self, who: Principal, client: str) -> None:
+        """Raise ``SessionLimitError`` unless a new session may open now (evicting a stale unconnected one
+        when that makes room)."""
+        s = self.settings
+        waiting = [x for x in self.sessions.values() if x.connected_at is None and x.client == client]
+        if client and len(waiting) >= s.pending_per_client:
+            self.metrics.sessions_rejected.inc()
+            raise SessionLimitError(
+                f"{len(waiting)} sessions opened from your address are still waiting for their peer to connect; "
+                "connect or close them first"
+            )
+        if not who.admin and sum(x.owner == who.tenant for x in self.sessions.values()) >= s.tenant_max_sessions:
+            self.metrics.sessions_rejected.inc()
+            raise SessionLimitError(f"you already have {s.tenant_max_sessions} live sessions (your limit); close one")
+        if len(self.sessions) + self._reserved < s.max_sessions:
+            return
+        now = time.monotonic()
+        stale = [x for x in self.sessions.values() if x.connected_at is None and now - x.created_at > s.offer_grace_s]
+        if stale:
+            oldest = min(stale, key=lambda x: x.created_at)
+            await self.close(oldest.id, "its peer did not connect before another client needed the slot")
+            if len(self.sessions) + self._reserved < s.max_sessions:
+                return
+        self.metrics.sessions_rejected.inc()
+        raise SessionLimitError(
+            f"this server already runs {s.max_sessions} live sessions (its limit); close one or try again later"
+        )
+
+    def visible(self, who: Principal) -> list[Session]:
+        """The sessions ``who`` may see: its own (an admin's: all)."""
+        return [x for x in self.sessions.values() if who.admin or x.owner == who.tenant]
+
+    def get(self, sid: str, who: Principal = LOCAL_ADMIN) -> Session:
         session = self.sessions.get(sid)
+        if session is not None and not (who.admin or session.owner == who.tenant):
+            raise SessionNotFound(f"no session {sid}")
         if session is None:
             why = self._recently_closed.get(sid)
             if why:

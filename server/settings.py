@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="close a session after this long without say/interrupt"
     )
     max_session_s: float = Field(default=3600.0, gt=0, description="close a session this long after it was opened")
-    connect_timeout_s: float = Field(default=30.0, gt=0, description="close a session whose peer never connects")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="close a session whose peer never connects")
     fps: float = Field(default=25.0, description="video frame rate of sessions and renders; 48000/fps must be whole")
     size: int = Field(default=512, ge=64, le=2048, description="frame width and height in pixels (even)")
     lead_frames: int = Field(default=2, ge=1, le=25, description="frames rendered ahead of the send clock")
@@ -62,8 +62,43 @@ class Settings(BaseSettings):
     turn_username: str | None = None
     turn_credential: str | None = None
 
-    # HTTP
-    api_key: str | None = Field(default=None, description="when set, every API call needs X-API-Key or Bearer auth")
+    # HTTP: who may call (see docs/security.md)
+    api_key: str | None = Field(
+        default=None, description="one key for one tenant ('default', an admin): every API call must carry it"
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="JSON file of keys, each mapped to a tenant: "
+        '{"keys": [{"key": "...", "tenant": "acme", "admin": false}]} (or "key_sha256" instead of "key")',
+    )
+    allow_no_auth: bool = Field(
+        default=False, description="serve on an address beyond loopback without any API key (everyone is admin)"
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="web origins (scheme://host:port) besides the server's own that may send API requests from a "
+        "browser; any other origin gets 403",
+    )
+    tenant_max_sessions: int = Field(default=4, ge=1, le=256, description="live sessions per tenant")
+    tenant_max_jobs: int = Field(default=20, ge=1, le=10_000, description="queued or running render jobs per tenant")
+    tenant_max_storage_bytes: int = Field(
+        default=2 * 1024**3, ge=1024**2, description="portraits, personas and job files kept per tenant"
+    )
+    session_rate_per_min: int = Field(
+        default=30, ge=1, le=10_000, description="session offers per client address per minute; more get 429"
+    )
+    auth_failures_per_min: int = Field(
+        default=10, ge=1, le=10_000, description="failed authentications per client address per minute; more get 429"
+    )
+    pending_per_client: int = Field(
+        default=2, ge=1, le=64, description="sessions of one client address that may wait for their peer at once"
+    )
+    offer_grace_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="an unconnected session older than this gives its slot to a new offer when the server is full",
+    )
+    decode_slots: int = Field(default=1, ge=1, le=16, description="uploaded images decoded at once")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="largest portrait upload")
     max_image_pixels: int = Field(default=40_000_000, ge=1024, le=40_000_000, description="largest portrait (w*h)")
 
@@ -97,7 +132,13 @@ class Settings(BaseSettings):
     )
     chat_model: str = Field(default="llama3.2", description="model name of the default chat endpoint")
     chat_api_key_env: str | None = Field(
-        default="OPENAI_API_KEY", description="NAME of the environment variable holding the chat API key"
+        default="OPENAI_API_KEY",
+        description="NAME of the environment variable holding the key of chat_base_url (sent to it only)",
+    )
+    chat_endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="more chat endpoints personas may name, as JSON {base URL: NAME of its key's environment "
+        'variable, or ""}; each key is sent only to its own URL. Any other URL is refused',
     )
     chat_history_turns: int = Field(default=8, ge=0, le=100, description="past exchanges sent with each chat turn")
     chat_first_piece_chars: int = Field(
@@ -108,7 +149,7 @@ class Settings(BaseSettings):
         "(only at , ; : marks), so the reply's opening words are heard sooner",
     )
 
-    @field_validator("stun_urls", "turn_urls", mode="before")
+    @field_validator("stun_urls", "turn_urls", "allowed_origins", mode="before")
     @classmethod
     def _urls(cls, v: object) -> object:
         return _split_urls(v)

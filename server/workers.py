@@ -375,7 +375,8 @@ class ChatWorker(_QueueWorker[ChatRequest]):
         except (ChatError, OSError, http.client.HTTPException, ValueError) as e:
             if not self._cancelled(req):
                 self.metrics.tts_errors.inc()
-                self._error(f"chat {req.utterance}: {e}")
+                public = e.public if isinstance(e, ChatError) else "the stream from the chat endpoint broke off"
+                self._error(f"chat {req.utterance}: {public}")  # (the endpoint's own words stay in the log)
                 log.warning("chat reply failed for utterance %d: %s", req.utterance, e)
         finally:
             deltas.close()  # closes the connection when the reply was cut short

@@ -30,7 +30,23 @@ DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 
 class ChatError(RuntimeError):
-    """The chat endpoint failed: unreachable, an error status, an error event, or a malformed stream."""
+    """The chat endpoint failed: unreachable, an error status, an error event, or a malformed stream.
+
+    ``public``: the same in words safe to show a remote client (no URL, no text the endpoint sent)."""
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or "the chat endpoint failed"
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are errors: following one would send the key and the messages to another address."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 @dataclass(frozen=True)
@@ -131,13 +147,19 @@ def deltas_from_events(events: Iterable[SSEEvent], source: str = "the chat endpo
         try:
             obj = json.loads(payload)
         except ValueError as e:
-            raise ChatError(f"{source} sent a malformed event (not JSON): {payload[:120]!r}") from e
+            raise ChatError(
+                f"{source} sent a malformed event (not JSON): {payload[:120]!r}",
+                "the chat endpoint sent a malformed stream",
+            ) from e
         if not isinstance(obj, dict):
-            raise ChatError(f"{source} sent a malformed event (not an object): {payload[:120]!r}")
+            raise ChatError(
+                f"{source} sent a malformed event (not an object): {payload[:120]!r}",
+                "the chat endpoint sent a malformed stream",
+            )
         if obj.get("error"):
             err = obj["error"]
             msg = err.get("message", err) if isinstance(err, dict) else err
-            raise ChatError(f"{source} reported an error mid-stream: {msg}")
+            raise ChatError(f"{source} reported an error mid-stream: {msg}", "the chat endpoint reported an error")
         for choice in obj.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
@@ -148,7 +170,10 @@ def deltas_from_events(events: Iterable[SSEEvent], source: str = "the chat endpo
             if choice.get("finish_reason"):
                 finished = True
     if not finished:
-        raise ChatError(f"{source} closed the stream before the reply was complete (no [DONE])")
+        raise ChatError(
+            f"{source} closed the stream before the reply was complete (no [DONE])",
+            "the chat endpoint closed the stream before the reply was complete",
+        )
 
 
 # --- the client ---------------------------------------------------------------------------------------
@@ -200,12 +225,22 @@ class ChatClient:
         if not msgs:
             raise ValueError("no messages to send")
         try:
-            resp = urllib.request.urlopen(self._request(msgs), timeout=self.settings.timeout_s)
+            resp = _OPENER.open(self._request(msgs), timeout=self.settings.timeout_s)
         except urllib.error.HTTPError as e:
-            raise ChatError(f"chat endpoint {self.url} answered {e.code}: {_error_message(e)}") from e
+            if 300 <= e.code < 400:
+                raise ChatError(
+                    f"chat endpoint {self.url} answered a redirect ({e.code}); redirects are not followed",
+                    f"the chat endpoint answered a redirect (HTTP {e.code})",
+                ) from e
+            raise ChatError(
+                f"chat endpoint {self.url} answered {e.code}: {_error_message(e)}",
+                f"the chat endpoint answered HTTP {e.code}",
+            ) from e
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise ChatError(f"cannot reach the chat endpoint {self.url}: {reason}") from e
+            raise ChatError(
+                f"cannot reach the chat endpoint {self.url}: {reason}", "the chat endpoint could not be reached"
+            ) from e
         if on_response is not None:
             on_response(resp)
         try:
@@ -213,7 +248,9 @@ class ChatClient:
             try:
                 yield from deltas_from_events(parse_sse(lines), f"chat endpoint {self.url}")
             except (OSError, TimeoutError) as e:
-                raise ChatError(f"the stream from {self.url} broke off: {e}") from e
+                raise ChatError(
+                    f"the stream from {self.url} broke off: {e}", "the stream from the chat endpoint broke off"
+                ) from e
         finally:
             resp.close()
 

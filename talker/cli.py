@@ -134,8 +134,20 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         max_sessions=args.max_sessions,
         api_key=args.api_key,
+        api_keys_file=args.api_keys_file,
+        allow_no_auth=args.allow_no_auth or None,
     )
     return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port {text!r} is not a whole number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 1-65535")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,12 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_sheet)
     v = sub.add_parser("serve", help="run the live avatar server (HTTP API, WebRTC sessions, render jobs)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    v.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     v.add_argument(
         "--data-dir", default=None, help="jobs database and files (default: $TALKER_DATA_DIR or ./talker-data)"
     )
     v.add_argument("--max-sessions", type=int, default=None, help="concurrent live sessions (default 4)")
     v.add_argument("--api-key", default=None, help="require this key on API calls (default: $TALKER_API_KEY)")
+    v.add_argument("--api-keys-file", default=None, help="JSON file of API keys mapped to tenants (docs/security.md)")
+    v.add_argument(
+        "--allow-no-auth", action="store_true", help="serve beyond loopback without an API key (everyone is admin)"
+    )
     v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     v.set_defaults(func=_serve)
     from talker.cli_persona import add_persona_parser

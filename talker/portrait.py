@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,14 +40,7 @@ def load_image(path: str | Path) -> np.ndarray:
             w, h = im.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise ImageError(f"portrait {p} is {w}x{h} pixels; the limit is {MAX_IMAGE_PIXELS} pixels")
-            upright = ImageOps.exif_transpose(im)
-            if upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info:
-                # a cut-out portrait: its transparent background shows white, as a viewer shows it (the
-                # colours stored under a transparent pixel are arbitrary, often black)
-                rgba = upright.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                upright = Image.alpha_composite(white, rgba)
-            rgb = np.asarray(upright.convert("RGB"))
+            rgb = pil_to_rgb(ImageOps.exif_transpose(im))
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
@@ -56,6 +50,32 @@ def load_image(path: str | Path) -> np.ndarray:
     if rgb.shape[0] < 32 or rgb.shape[1] < 32:
         raise ImageError(f"portrait {p} is only {rgb.shape[1]}x{rgb.shape[0]} pixels; need at least 32x32")
     return np.ascontiguousarray(rgb)
+
+
+def pil_to_rgb(im: Any) -> np.ndarray:
+    """A decoded PIL image as RGB uint8 (H, W, 3), as a viewer shows it.
+
+    A transparent background shows white (the colours stored under transparent pixels are arbitrary,
+    often black); 16- and 32-bit greyscale and float images are scaled to 8 bits, not clipped (a 16-bit
+    scan would turn nearly white)."""
+    from PIL import Image
+
+    if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        a = np.asarray(im, dtype=np.float32)
+        top = float(a.max()) if a.size else 0.0
+        if im.mode.startswith("I;16"):
+            full = 65535.0
+        elif im.mode == "F":
+            full = 1.0 if top <= 1.0 else max(top, 1.0)
+        else:
+            full = 255.0 if top <= 255 else (65535.0 if top <= 65535 else top)
+        grey = np.clip(a * (255.0 / full), 0, 255).round().astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    return np.asarray(im.convert("RGB"))
 
 
 def parse_size(text: str) -> tuple[int, int]:

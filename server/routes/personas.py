@@ -5,18 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import re
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from server.deps import get_engine, get_persona_maker, get_personas, get_settings
+from server.deps import (
+    check_quota,
+    get_engine,
+    get_owners,
+    get_persona_maker,
+    get_personas,
+    get_settings,
+    get_state,
+    require_api_key,
+)
+from server.egress import EndpointRefused, check_persona_endpoint
 from server.engine import Engine
-from server.portraits import check_image, decode_rgb
-from server.routes.portraits import read_upload
-from server.schemas import PersonaChat, PersonaCreated, PersonaInfo, Problem, VoiceRankInfo
+from server.routes.portraits import decode_upload, read_upload
+from server.schemas import MAX_SEED, PersonaChat, PersonaCreated, PersonaInfo, Problem, VoiceRankInfo
 from server.settings import Settings
+from server.tenancy import OwnerStore, Principal
 from talker.chat import ChatSettings
 from talker.persona import Created, Persona, PersonaMaker, PersonaNotFound, PersonaStore
 from talker.points import FIVE_POINT_NAMES
@@ -75,11 +85,14 @@ def _created(c: Created, request: Request) -> PersonaCreated:
     )
 
 
-def _get(store: PersonaStore, persona_id: str) -> Persona:
+def _get(store: PersonaStore, owners: OwnerStore, who: Principal, persona_id: str) -> Persona:
     try:
-        return store.get(persona_id)
+        persona = store.get(persona_id)
     except PersonaNotFound as e:
         raise HTTPException(404, f"no persona {persona_id!r}") from e
+    if not owners.may_see(who, "persona", persona_id):
+        raise HTTPException(404, f"no persona {persona_id!r}")
+    return persona
 
 
 def _name_from_filename(filename: str) -> str | None:
@@ -89,17 +102,21 @@ def _name_from_filename(filename: str) -> str | None:
 
 
 def _chat(
-    base_url: str | None, model: str | None, api_key_env: str | None, system_prompt: str | None
+    base_url: str | None, model: str | None, api_key_env: str | None, system_prompt: str | None, settings: Settings
 ) -> ChatSettings | None:
+    """A persona's chat settings from the form; the endpoint must be one the server allows (422 otherwise),
+    and its key is the one the operator bound to it, never one the client names."""
     if all(v is None or v == "" for v in (base_url, model, api_key_env, system_prompt)):
         return None
     base = ChatSettings()
-    if base_url and not base_url.startswith(("http://", "https://")):
-        raise HTTPException(422, f"chat_base_url {base_url!r} is not an http(s) URL")
+    try:
+        url = check_persona_endpoint(base_url, api_key_env, settings)
+    except EndpointRefused as e:
+        raise HTTPException(422, str(e)) from e
     return ChatSettings(
-        base_url=base_url or base.base_url,
+        base_url=url or base.base_url,
         model=model or base.model,
-        api_key_env=api_key_env if api_key_env is not None else base.api_key_env,
+        api_key_env=None,
         system_prompt=system_prompt or "",
     )
 
@@ -113,6 +130,8 @@ def _chat(
         413: {"model": Problem},
         415: {"model": Problem},
         422: {"model": Problem},
+        429: {"model": Problem},
+        507: {"model": Problem},
     },
 )
 async def create_persona(
@@ -127,24 +146,31 @@ async def create_persona(
     idle: str | None = Form(None, description="calm, neutral or lively (default: from the description)"),
     chat_base_url: str | None = Form(None, description="OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1"),
     chat_model: str | None = Form(None),
-    chat_api_key_env: str | None = Form(None, description="NAME of the environment variable holding the key"),
+    chat_api_key_env: str | None = Form(
+        None, description="not settable by clients: each allowed endpoint's key is bound by the operator"
+    ),
     system_prompt: str | None = Form(None, max_length=4000),
-    seed: int = Form(0, description="seed of face generation"),
+    seed: int = Form(0, ge=0, le=MAX_SEED, description="seed of face generation"),
     settings: Settings = Depends(get_settings),
     store: PersonaStore = Depends(get_personas),
     maker: PersonaMaker = Depends(get_persona_maker),
     engine: Engine = Depends(get_engine),
+    owners: OwnerStore = Depends(get_owners),
+    who: Principal = Depends(require_api_key),
 ) -> PersonaCreated:
     """Create a persona from a description, an image, or both. The voice is chosen from the voice bank
     by the description, the face is the image (detected, or located by five guide ``points``), else a
     face generated from the description (when a model folder is configured) or the best-matching
     bundled portrait. 422 when the image has no face the detector finds and no points are given."""
     description = description.strip()
+    chat = _chat(chat_base_url, chat_model, chat_api_key_env, system_prompt, settings)
+    if voice_id and ("/" in voice_id or "\\" in voice_id or voice_id.endswith(".onnx")):
+        raise HTTPException(422, f"voice_id {voice_id!r}: choose a voice from GET /voices (files are not accepted)")
+    check_quota(who, settings, get_state(request).jobs, owners)
     rgb = None
     if image is not None and image.filename:
         data = await read_upload(image, settings)
-        check_image(data, settings.max_upload_bytes, settings.max_image_pixels)
-        rgb = await asyncio.to_thread(decode_rgb, data)
+        _, rgb = await decode_upload(request, data)
     if not description and rgb is None:
         raise HTTPException(422, "a persona needs a description, an image, or both")
     if points is not None and not points.strip():
@@ -153,7 +179,6 @@ async def create_persona(
         raise HTTPException(422, "guide points locate a face in an image: upload the image too")
     if not (name and name.strip()) and not description and image is not None and image.filename:
         name = _name_from_filename(image.filename)
-    chat = _chat(chat_base_url, chat_model, chat_api_key_env, system_prompt)
     if voice_id:
         await asyncio.to_thread(engine.voice_for, voice_id, {})  # 422 naming an unknown voice
     try:
@@ -181,19 +206,32 @@ async def create_persona(
         ) from e
     except ValueError as e:  # bad points, voice, expression, idle style, name... (each names the value)
         raise HTTPException(422, str(e)) from e
+    face_bytes = Path(created.persona.face_path).stat().st_size if Path(created.persona.face_path).is_file() else 0
+    await asyncio.to_thread(owners.add, "persona", created.persona.id, who.tenant, face_bytes)
     return _created(created, request)
 
 
 @router.get("", response_model=list[PersonaInfo])
-async def list_personas(request: Request, store: PersonaStore = Depends(get_personas)) -> list[PersonaInfo]:
-    """All personas, oldest first."""
+async def list_personas(
+    request: Request,
+    store: PersonaStore = Depends(get_personas),
+    owners: OwnerStore = Depends(get_owners),
+    who: Principal = Depends(require_api_key),
+) -> list[PersonaInfo]:
+    """Your personas, oldest first (an admin key lists every tenant's)."""
     personas = await asyncio.to_thread(store.list)
-    return [persona_info(p, request) for p in personas]
+    return [persona_info(p, request) for p in personas if owners.may_see(who, "persona", p.id)]
 
 
 @router.get("/{persona_id}", response_model=PersonaInfo, responses={404: {"model": Problem}})
-async def get_persona(persona_id: str, request: Request, store: PersonaStore = Depends(get_personas)) -> PersonaInfo:
-    return persona_info(await asyncio.to_thread(_get, store, persona_id), request)
+async def get_persona(
+    persona_id: str,
+    request: Request,
+    store: PersonaStore = Depends(get_personas),
+    owners: OwnerStore = Depends(get_owners),
+    who: Principal = Depends(require_api_key),
+) -> PersonaInfo:
+    return persona_info(await asyncio.to_thread(_get, store, owners, who, persona_id), request)
 
 
 @router.get(
@@ -201,18 +239,29 @@ async def get_persona(persona_id: str, request: Request, store: PersonaStore = D
     response_class=FileResponse,
     responses={200: {"content": {"image/png": {}}}, 404: {"model": Problem}},
 )
-async def persona_face(persona_id: str, store: PersonaStore = Depends(get_personas)) -> FileResponse:
+async def persona_face(
+    persona_id: str,
+    store: PersonaStore = Depends(get_personas),
+    owners: OwnerStore = Depends(get_owners),
+    who: Principal = Depends(require_api_key),
+) -> FileResponse:
     """The persona's face image (PNG)."""
-    p = await asyncio.to_thread(_get, store, persona_id)
+    p = await asyncio.to_thread(_get, store, owners, who, persona_id)
     return FileResponse(p.face_path, media_type="image/png")
 
 
 @router.delete("/{persona_id}", status_code=204, responses={404: {"model": Problem}})
 async def delete_persona(
-    persona_id: str, store: PersonaStore = Depends(get_personas), engine: Engine = Depends(get_engine)
+    persona_id: str,
+    store: PersonaStore = Depends(get_personas),
+    engine: Engine = Depends(get_engine),
+    owners: OwnerStore = Depends(get_owners),
+    who: Principal = Depends(require_api_key),
 ) -> Response:
     """Delete a persona and its face image. Sessions already open with it keep running."""
+    await asyncio.to_thread(_get, store, owners, who, persona_id)
     if not await asyncio.to_thread(store.delete, persona_id):
         raise HTTPException(404, f"no persona {persona_id!r}")
+    await asyncio.to_thread(owners.remove, "persona", persona_id)
     engine.forget(f"persona:{persona_id}")
     return Response(status_code=204)

@@ -8,12 +8,13 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from server.deps import get_jobs, get_personas, get_portraits, get_settings
+from server.deps import check_quota, get_jobs, get_owners, get_personas, get_portraits, get_settings, require_api_key
 from server.jobs import ACTIVE, DONE, Job, JobStore
-from server.portraits import DEFAULT_PORTRAIT, EXTENSIONS, PortraitStore, check_image
-from server.routes.portraits import read_upload
-from server.schemas import JobInfo, Problem
+from server.portraits import DEFAULT_PORTRAIT, EXTENSIONS, PortraitStore
+from server.routes.portraits import check_upload, read_upload
+from server.schemas import MAX_SEED, JobInfo, Problem
 from server.settings import Settings
+from server.tenancy import OwnerStore, Principal
 from talker.persona import PersonaNotFound, PersonaStore
 from talker.stages import clean_text
 
@@ -43,9 +44,9 @@ def job_info(job: Job, request: Request | None = None, status: str | None = None
     )
 
 
-def _get(store: JobStore, job_id: str) -> Job:
+def _get(store: JobStore, job_id: str, who: Principal) -> Job:
     job = store.get(job_id)
-    if job is None:
+    if job is None or not who.may_see(job.owner):
         raise HTTPException(404, f"no render job {job_id!r}")
     return job
 
@@ -54,7 +55,15 @@ def _get(store: JobStore, job_id: str) -> Job:
     "",
     status_code=202,
     response_model=JobInfo,
-    responses={404: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}, 422: {"model": Problem}},
+    responses={
+        400: {"model": Problem},
+        404: {"model": Problem},
+        413: {"model": Problem},
+        415: {"model": Problem},
+        422: {"model": Problem},
+        429: {"model": Problem},
+        507: {"model": Problem},
+    },
 )
 async def create_render(
     request: Request,
@@ -64,44 +73,59 @@ async def create_render(
     persona_id: str | None = Form(
         None, description="a persona from POST /personas: its face, voice and manner (portrait ignored)"
     ),
-    seed: int = Form(0, description="seed for blinks and head motion"),
+    seed: int = Form(0, ge=0, le=MAX_SEED, description="seed for blinks and head motion"),
     settings: Settings = Depends(get_settings),
     store: JobStore = Depends(get_jobs),
     portraits: PortraitStore = Depends(get_portraits),
     personas: PersonaStore = Depends(get_personas),
+    owners: OwnerStore = Depends(get_owners),
+    who: Principal = Depends(require_api_key),
 ) -> JobInfo:
     """Queue a render; poll GET /renders/{id} for progress, then fetch /renders/{id}/result."""
     text = clean_text(text)
+    check_quota(who, settings, store, owners)
     src: tuple[bytes, str] | Path | None = None
     if persona_id:
         try:
             persona = await asyncio.to_thread(personas.get, persona_id)
-        except PersonaNotFound as e:
-            raise HTTPException(404, f"no persona {persona_id!r}; create one with POST /personas") from e
-        job = store.create(text, f"persona:{persona.id}", None, settings.fps, settings.size, seed, persona)
+        except PersonaNotFound:
+            persona = None
+        if persona is None or not owners.may_see(who, "persona", persona_id):
+            raise HTTPException(404, f"no persona {persona_id!r}; create one with POST /personas")
+        job = await asyncio.to_thread(
+            store.create, text, f"persona:{persona.id}", None, settings.fps, settings.size, seed, persona, who.tenant
+        )
         return job_info(job, request)
     if portrait is not None and portrait.filename:
         data = await read_upload(portrait, settings)
-        info = check_image(data, settings.max_upload_bytes, settings.max_image_pixels)
+        info = await check_upload(request, data)
         src = (data, EXTENSIONS[info.format])
         portrait_id = "upload"
     elif portrait_id != DEFAULT_PORTRAIT:
         path = portraits.path(portrait_id)
-        if path is None:
+        if path is None or not owners.may_see(who, "portrait", portrait_id):
             raise HTTPException(404, f"no portrait {portrait_id!r}; upload one with POST /portraits")
         src = path
-    job = store.create(text, portrait_id, src, settings.fps, settings.size, seed)
+    job = await asyncio.to_thread(
+        store.create, text, portrait_id, src, settings.fps, settings.size, seed, None, who.tenant
+    )
     return job_info(job, request)
 
 
 @router.get("", response_model=list[JobInfo])
-async def list_renders(request: Request, store: JobStore = Depends(get_jobs)) -> list[JobInfo]:
-    return [job_info(j, request) for j in store.list()]
+async def list_renders(
+    request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
+) -> list[JobInfo]:
+    """Your render jobs, newest first (an admin key lists every tenant's)."""
+    jobs = await asyncio.to_thread(store.list, 100, None if who.admin else who.tenant)
+    return [job_info(j, request) for j in jobs]
 
 
 @router.get("/{job_id}", response_model=JobInfo, responses={404: {"model": Problem}})
-async def get_render(job_id: str, request: Request, store: JobStore = Depends(get_jobs)) -> JobInfo:
-    return job_info(_get(store, job_id), request)
+async def get_render(
+    job_id: str, request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
+) -> JobInfo:
+    return job_info(_get(store, job_id, who), request)
 
 
 @router.get(
@@ -109,8 +133,10 @@ async def get_render(job_id: str, request: Request, store: JobStore = Depends(ge
     response_class=FileResponse,
     responses={200: {"content": {"video/mp4": {}}}, 404: {"model": Problem}, 409: {"model": Problem}},
 )
-async def render_result(job_id: str, store: JobStore = Depends(get_jobs)) -> FileResponse:
-    job = _get(store, job_id)
+async def render_result(
+    job_id: str, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
+) -> FileResponse:
+    job = _get(store, job_id, who)
     if job.status != DONE or not job.result_file:
         raise HTTPException(
             409, f"render job {job_id} is {job.status}, not done" + (f": {job.error}" if job.error else "")
@@ -119,11 +145,13 @@ async def render_result(job_id: str, store: JobStore = Depends(get_jobs)) -> Fil
 
 
 @router.delete("/{job_id}", response_model=JobInfo, responses={404: {"model": Problem}})
-async def delete_render(job_id: str, request: Request, store: JobStore = Depends(get_jobs)) -> JobInfo:
+async def delete_render(
+    job_id: str, request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
+) -> JobInfo:
     """Cancel a queued or running job; a finished job is deleted with its files (status 'deleted')."""
-    job = _get(store, job_id)
+    job = _get(store, job_id, who)
     if job.status in ACTIVE:
         store.cancel(job_id)
-        return job_info(_get(store, job_id), request)
+        return job_info(_get(store, job_id, who), request)
     store.delete(job_id)
     return job_info(job, request, status="deleted")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
-from server.deps import get_manager, get_settings
+from server.deps import client_address, get_manager, get_settings, get_state, require_api_key
 from server.schemas import (
     Answer,
     ChatAccepted,
@@ -21,6 +21,7 @@ from server.schemas import (
 )
 from server.session import SessionManager
 from server.settings import Settings
+from server.tenancy import Principal
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -34,14 +35,34 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("", status_code=201, response_model=Answer, responses={400: {"model": Problem}, **_ERRORS})
 async def create_session(
-    offer: Offer, manager: SessionManager = Depends(get_manager), settings: Settings = Depends(get_settings)
+    offer: Offer,
+    request: Request,
+    manager: SessionManager = Depends(get_manager),
+    settings: Settings = Depends(get_settings),
+    who: Principal = Depends(require_api_key),
 ) -> Answer:
     """Answer a WebRTC offer: the answer's audio (Opus, 48 kHz) and video tracks show the avatar.
 
     With ``persona_id`` the avatar is that persona (face, voice, manner, chat endpoint). 429 when the
-    server already runs ``max_sessions`` sessions; 404 for an unknown portrait or persona.
+    server already runs ``max_sessions`` connected sessions, when your address has sessions waiting for
+    their peer, or sends offers too fast; 404 for an unknown portrait or persona.
     """
-    session, sdp = await manager.create(offer.sdp, offer.portrait_id, offer.persona_id)
+    state = get_state(request)
+    addr = client_address(request)
+    if not state.session_rate.allow(addr):
+        raise HTTPException(
+            429,
+            f"more than {settings.session_rate_per_min} session offers a minute from your address; slow down",
+            headers={"Retry-After": str(state.session_rate.retry_after(addr))},
+        )
+    session, sdp = await manager.create(
+        offer.sdp,
+        offer.portrait_id,
+        offer.persona_id,
+        who,
+        addr,
+        lambda kind, item: state.owners.may_see(who, kind, item),
+    )
     return Answer(
         session_id=session.id,
         sdp=sdp,
@@ -54,41 +75,60 @@ async def create_session(
 
 
 @router.get("", response_model=list[SessionInfo])
-async def list_sessions(manager: SessionManager = Depends(get_manager)) -> list[SessionInfo]:
-    return [SessionInfo(**asdict(s.status())) for s in manager.sessions.values()]
+async def list_sessions(
+    manager: SessionManager = Depends(get_manager), who: Principal = Depends(require_api_key)
+) -> list[SessionInfo]:
+    """Your live sessions (an admin key lists every tenant's)."""
+    return [SessionInfo(**asdict(s.status())) for s in manager.visible(who)]
 
 
 @router.get("/{session_id}", response_model=SessionInfo, responses=_ERRORS)
-async def get_session(session_id: str, manager: SessionManager = Depends(get_manager)) -> SessionInfo:
-    return SessionInfo(**asdict(manager.get(session_id).status()))
+async def get_session(
+    session_id: str, manager: SessionManager = Depends(get_manager), who: Principal = Depends(require_api_key)
+) -> SessionInfo:
+    return SessionInfo(**asdict(manager.get(session_id, who).status()))
 
 
 @router.post("/{session_id}/say", status_code=202, response_model=SayAccepted, responses=_ERRORS)
-async def say(session_id: str, body: SayBody, manager: SessionManager = Depends(get_manager)) -> SayAccepted:
+async def say(
+    session_id: str,
+    body: SayBody,
+    manager: SessionManager = Depends(get_manager),
+    who: Principal = Depends(require_api_key),
+) -> SayAccepted:
     """Speak text after what is already queued (``interrupt: true`` replaces it)."""
-    utterance, waiting = manager.get(session_id).say(body.text, body.interrupt)
+    utterance, waiting = manager.get(session_id, who).say(body.text, body.interrupt)
     return SayAccepted(session_id=session_id, utterance_id=utterance, waiting=waiting)
 
 
 @router.post("/{session_id}/chat", status_code=202, response_model=ChatAccepted, responses=_ERRORS)
-async def chat(session_id: str, body: ChatBody, manager: SessionManager = Depends(get_manager)) -> ChatAccepted:
+async def chat(
+    session_id: str,
+    body: ChatBody,
+    manager: SessionManager = Depends(get_manager),
+    who: Principal = Depends(require_api_key),
+) -> ChatAccepted:
     """Talk to the avatar: with a chat endpoint (the persona's, or the server's ``TALKER_CHAT_BASE_URL``)
     the reply streams from it and each sentence is spoken as soon as it is complete, after what is
     already queued (``interrupt: true`` replaces it; ``/interrupt`` also stops the reply). Without an
     endpoint the text is repeated, as ``/say`` does."""
-    utterance, waiting, mode = manager.get(session_id).say_or_chat(body.text, body.interrupt)
+    utterance, waiting, mode = manager.get(session_id, who).say_or_chat(body.text, body.interrupt)
     return ChatAccepted(session_id=session_id, utterance_id=utterance, waiting=waiting, mode=mode)  # type: ignore[arg-type]
 
 
 @router.post("/{session_id}/interrupt", response_model=InterruptResult, responses=_ERRORS)
-async def interrupt(session_id: str, manager: SessionManager = Depends(get_manager)) -> InterruptResult:
+async def interrupt(
+    session_id: str, manager: SessionManager = Depends(get_manager), who: Principal = Depends(require_api_key)
+) -> InterruptResult:
     """Stop speaking now: the next frame not yet sent is idle again, queued text is dropped."""
-    done = manager.get(session_id).interrupt()
+    done = manager.get(session_id, who).interrupt()
     return InterruptResult(session_id=session_id, interrupted=done.stopped, idle_from_frame=done.idle_from_frame)
 
 
 @router.delete("/{session_id}", status_code=204, responses=_ERRORS)
-async def close_session(session_id: str, manager: SessionManager = Depends(get_manager)) -> Response:
-    manager.get(session_id)
+async def close_session(
+    session_id: str, manager: SessionManager = Depends(get_manager), who: Principal = Depends(require_api_key)
+) -> Response:
+    manager.get(session_id, who)
     await manager.close(session_id, "closed by the client")
     return Response(status_code=204)

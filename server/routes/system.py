@@ -7,9 +7,9 @@ import time
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from server.deps import ServerState, get_settings, get_state, require_api_key
+from server.deps import ServerState, get_settings, get_state, require_admin, require_api_key
 from server.metrics import gauge
-from server.schemas import ClientConfig, Health
+from server.schemas import ClientConfig, Health, Problem
 from server.settings import Settings
 
 router = APIRouter(tags=["system"])
@@ -30,9 +30,14 @@ async def health(state: ServerState = Depends(get_state), settings: Settings = D
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(require_api_key)])
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(require_admin)],
+    responses={403: {"model": Problem}},
+)
 async def metrics(state: ServerState = Depends(get_state), settings: Settings = Depends(get_settings)) -> str:
-    """Prometheus text format: sessions, frame rates, queue depths, latencies, jobs."""
+    """Prometheus text format: sessions, frame rates, queue depths, latencies, jobs (operators only: an admin key)."""
     sessions = list(state.manager.sessions.values())
     statuses = [(s.id, s.status()) for s in sessions]
     lines = state.metrics.render()
