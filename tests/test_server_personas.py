@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from server.app import create_app
-from server.session import chat_settings_for
+from server.egress import EndpointRefused, chat_settings_for
 from server.settings import Settings
 from server.testing import shared_engine
 from talker.chat import ChatSettings
@@ -46,6 +46,7 @@ def client(data_dir: Path) -> Iterator[TestClient]:
         max_image_pixels=600 * 600,
         persona_voice_embeddings=False,
         render_processes=False,
+        chat_endpoints={"http://127.0.0.1:9/v1": ""},
     )
     with TestClient(create_app(settings, engine=shared_engine())) as c:
         yield c
@@ -169,8 +170,15 @@ def test_session_chat_endpoint_choice() -> None:
     d = Settings(data_dir=Path("unused"), chat_base_url="http://127.0.0.1:1/v1", chat_model="m")
     got = chat_settings_for(p, d)
     assert got is not None and got.base_url == "http://127.0.0.1:1/v1" and got.system_prompt == "Be brief."
-    own = Persona(id="q", name="Q", description="", voice_id="piper:joe", chat=ChatSettings(base_url="http://h/v1"))
-    assert chat_settings_for(own, d) == own.chat
+    own = Persona(
+        id="q", name="Q", description="", voice_id="piper:joe", chat=ChatSettings(base_url="http://h/v1/", model="x")
+    )
+    with pytest.raises(EndpointRefused):
+        chat_settings_for(own, d)  # an endpoint the operator did not list
+    listed = Settings(data_dir=Path("unused"), chat_endpoints={"http://H:80/v1": "LISTED_KEY"})
+    got = chat_settings_for(own, listed)
+    assert got is not None and got.base_url == "http://h/v1" and got.model == "x"
+    assert got.api_key_env == "LISTED_KEY", "the key is the one bound to the URL, whatever the persona names"
 
 
 def test_a_jobs_database_from_before_personas_is_upgraded(tmp_path: Path) -> None:
