@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any
 
 import cv2
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import codec
 from server.deps import ServerState, require_api_key
@@ -70,18 +73,25 @@ class BodyLimit:
             return
         seen = 0
         started = False
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise _BodyTooLarge
             return msg
 
         async def tracking_send(msg: Message) -> None:
             nonlocal started
+            if exceeded:  # the form parser turned the cut-off body into its own 400: answer 413 instead
+                if msg["type"] == "http.response.start" and not started:
+                    started = True
+                    await _too_large(send, self.upload_limit)
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
@@ -142,6 +152,43 @@ class SameOrigin:
         if origin == "null":
             return True
         return headers.get(b"sec-fetch-site", b"") == b"cross-site"
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """FastAPI's validation errors as one sentence naming each bad field ("seed: must be <= 4294967295")."""
+    parts = []
+    for err in errors:
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path", "header")]
+        parts.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is not valid"
+
+
+def _methods_of(app: FastAPI, scope: Scope) -> set[str]:
+    """The methods the API documents for the request's path (the OpenAPI paths are the routes)."""
+    path = scope.get("path", "")
+    methods: set[str] = set()
+    for template, ops in app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            methods |= {m.upper() for m in ops}
+    return methods or {"GET"}
+
+
+def _openapi_without_auth(app: FastAPI) -> None:
+    """With no API key configured the schema declares no security (every call is accepted as is)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain()
+            schema.get("components", {}).pop("securitySchemes", None)
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    if isinstance(op, dict):
+                        op.pop("security", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -260,6 +307,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     async def _no_face(request: Request, e: NoFaceError) -> JSONResponse:
         return _problem(422, str(e))
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        return _problem(422, validation_message(e.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        headers = dict(e.headers or {})
+        if e.status_code == 405:  # name every method of the path, not only those of the first route matched
+            headers["Allow"] = ", ".join(sorted(_methods_of(app, request.scope)))
+        return _problem(e.status_code, str(e.detail), headers)
+
     auth = [Depends(require_api_key)]
     app.include_router(sessions.router, dependencies=auth)
     app.include_router(renders.router, dependencies=auth)
@@ -268,6 +326,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(voices.router, dependencies=auth)
     app.include_router(system.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if not keys.enabled:
+        _openapi_without_auth(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -286,9 +286,8 @@ class JobStore:
                 "DELETE FROM jobs WHERE id = ? AND status NOT IN (?, ?)", (job_id, QUEUED, RUNNING)
             )
             deleted = cur.rowcount == 1
-        if deleted:
+        if deleted:  # (a cancelled id stays marked: a runner still on the job stops at its next frame)
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-            self._cancelled.discard(job_id)
         return deleted
 
     def recover(self, max_attempts: int) -> tuple[int, int]:

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         default=10, ge=1, le=10_000, description="failed authentications per client address per minute; more get 429"
     )
     pending_per_client: int = Field(
-        default=2, ge=1, le=64, description="sessions of one client address that may wait for their peer at once"
+        default=4, ge=1, le=64, description="sessions of one client address that may wait for their peer at once"
     )
     offer_grace_s: float = Field(
         default=3.0,

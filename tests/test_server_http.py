@@ -156,7 +156,9 @@ def test_portrait_upload_then_render_job(client: TestClient) -> None:
     assert job.status_code == 202 and job.json()["status"] == "queued"
     jid = job.json()["job_id"]
     assert client.get(f"/renders/{jid}/result").status_code == 409
-    assert client.delete(f"/renders/{jid}").json()["status"] == "cancelled"
+    assert client.post(f"/renders/{jid}/cancel").json()["status"] == "cancelled"
+    assert client.post(f"/renders/{jid}/cancel").status_code == 409
+    assert client.get(f"/renders/{jid}").json()["status"] == "cancelled", "a cancelled job keeps its record"
     assert client.delete(f"/renders/{jid}").json()["status"] == "deleted"
     assert client.get(f"/renders/{jid}").status_code == 404
     assert client.post("/renders", data={"text": ""}).status_code == 422

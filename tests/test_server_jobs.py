@@ -88,7 +88,7 @@ def test_cancel_a_running_job(tmp_path: Path) -> None:
         t_end = time.monotonic() + 60
         while c.get(f"/renders/{job_id}").json()["status"] == "queued" and time.monotonic() < t_end:
             time.sleep(0.05)
-        r = c.delete(f"/renders/{job_id}")
+        r = c.post(f"/renders/{job_id}/cancel")
         assert r.json()["status"] == "cancelled"
         time.sleep(1.0)
         job = c.get(f"/renders/{job_id}").json()

@@ -144,14 +144,26 @@ async def render_result(
     return FileResponse(job.result_file, media_type="video/mp4", filename=f"talker-{job_id}.mp4")
 
 
+@router.post("/{job_id}/cancel", response_model=JobInfo, responses={404: {"model": Problem}, 409: {"model": Problem}})
+async def cancel_render(
+    job_id: str, request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
+) -> JobInfo:
+    """Stop a queued or running job (a running one stops at its next frame); its record stays, 'cancelled'.
+    409 when it has already finished."""
+    job = _get(store, job_id, who)
+    if job.status not in ACTIVE:
+        raise HTTPException(409, f"render job {job_id} is {job.status}; only queued or running jobs can be cancelled")
+    store.cancel(job_id)
+    return job_info(_get(store, job_id, who), request)
+
+
 @router.delete("/{job_id}", response_model=JobInfo, responses={404: {"model": Problem}})
 async def delete_render(
     job_id: str, request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> JobInfo:
-    """Cancel a queued or running job; a finished job is deleted with its files (status 'deleted')."""
+    """Delete a job with its files (status 'deleted'); a queued or running job is cancelled first."""
     job = _get(store, job_id, who)
     if job.status in ACTIVE:
         store.cancel(job_id)
-        return job_info(_get(store, job_id, who), request)
-    store.delete(job_id)
+    await asyncio.to_thread(store.delete, job_id)
     return job_info(job, request, status="deleted")

@@ -26,6 +26,7 @@ from server.tenancy import Principal
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem},
     404: {"model": Problem},
     409: {"model": Problem},
     422: {"model": Problem},
@@ -33,7 +34,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=201, response_model=Answer, responses={400: {"model": Problem}, **_ERRORS})
+@router.post("", status_code=201, response_model=Answer, responses=_ERRORS)
 async def create_session(
     offer: Offer,
     request: Request,
