@@ -32,6 +32,7 @@ from server.metrics import Metrics
 from server.portraits import PortraitStore, UploadError
 from server.render_pool import RenderPool
 from server.routes import personas, portraits, renders, sessions, system, voices
+from server.schemas import Problem
 from server.session import SessionError, SessionManager
 from server.settings import Settings
 from server.tenancy import KeyRing, OwnerStore, RateLimiter
@@ -319,11 +320,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return _problem(e.status_code, str(e.detail), headers)
 
     auth = [Depends(require_api_key)]
-    app.include_router(sessions.router, dependencies=auth)
-    app.include_router(renders.router, dependencies=auth)
-    app.include_router(personas.router, dependencies=auth)
-    app.include_router(portraits.router, dependencies=auth)
-    app.include_router(voices.router, dependencies=auth)
+    refusals: dict[int | str, dict[str, Any]] = {
+        401: {"model": Problem, "description": "no API key (when the server has keys)"},
+        403: {"model": Problem, "description": "a wrong API key, or a cross-site request"},
+        429: {"model": Problem, "description": "too many wrong keys from this address, or over a limit"},
+    }
+    for router in (sessions.router, renders.router, personas.router, portraits.router, voices.router):
+        app.include_router(router, dependencies=auth, responses=refusals)
     app.include_router(system.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if not keys.enabled:

@@ -34,7 +34,7 @@ async def health(state: ServerState = Depends(get_state), settings: Settings = D
     "/metrics",
     response_class=PlainTextResponse,
     dependencies=[Depends(require_admin)],
-    responses={403: {"model": Problem}},
+    responses={401: {"model": Problem}, 403: {"model": Problem}, 429: {"model": Problem}},
 )
 async def metrics(state: ServerState = Depends(get_state), settings: Settings = Depends(get_settings)) -> str:
     """Prometheus text format: sessions, frame rates, queue depths, latencies, jobs (operators only: an admin key)."""
@@ -71,7 +71,12 @@ async def metrics(state: ServerState = Depends(get_state), settings: Settings = 
     return "\n".join(lines) + "\n"
 
 
-@router.get("/config", response_model=ClientConfig, dependencies=[Depends(require_api_key)])
+@router.get(
+    "/config",
+    response_model=ClientConfig,
+    dependencies=[Depends(require_api_key)],
+    responses={401: {"model": Problem}, 403: {"model": Problem}, 429: {"model": Problem}},
+)
 async def client_config(settings: Settings = Depends(get_settings)) -> ClientConfig:
     """What the browser page needs: ICE servers (STUN/TURN) and limits."""
     return ClientConfig(
