@@ -61,7 +61,10 @@ def load_audio(
         if not container.streams.audio:
             raise AudioError(f"{p} has no audio stream")
         stream = container.streams.audio[0]
-        src_rate = int(stream.rate or 0)
+        try:
+            src_rate = int(stream.rate or 0)
+        except (AttributeError, TypeError, ValueError):  # a damaged header can leave no codec context
+            src_rate = 0
         if src_rate <= 0:
             raise AudioError(f"{p}: audio stream has no sample rate")
         out_rate = int(sample_rate or src_rate)
@@ -84,7 +87,7 @@ def load_audio(
                     )
             for out in resampler.resample(None):
                 total += _append_mono(parts, out)
-        except av.FFmpegError as e:
+        except (av.FFmpegError, ValueError) as e:  # (ValueError: a frame whose layout or format is damaged)
             if total == 0:
                 raise AudioError(f"{p}: audio data is corrupt and nothing could be decoded: {e}") from e
             # A damaged tail after good audio: keep what decoded (like most players do).

@@ -66,8 +66,8 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise UploadError(415, f"the uploaded file is not a readable image (JPEG, PNG, WebP...): {e}") from e
-    except (OSError, ValueError, SyntaxError) as e:
-        raise UploadError(415, f"the uploaded image could not be decoded: {e}") from e
+    except Exception as e:  # noqa: BLE001 - a corrupt file can make PIL's decoders raise almost anything
+        raise UploadError(415, f"the uploaded image could not be decoded: {type(e).__name__}: {e}") from e
     if fmt not in EXTENSIONS:
         raise UploadError(415, f"image format {fmt or 'unknown'} is not supported; use {', '.join(EXTENSIONS)}")
     return ImageInfo(fmt, w, h)
@@ -78,8 +78,11 @@ def decode_rgb(data: bytes) -> np.ndarray:
     a transparent background white, 16-bit greyscale scaled to 8 bits."""
     from PIL import Image, ImageOps
 
-    with Image.open(io.BytesIO(data)) as im:
-        return np.array(pil_to_rgb(ImageOps.exif_transpose(im)), copy=True)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.array(pil_to_rgb(ImageOps.exif_transpose(im)), copy=True)
+    except Exception as e:  # noqa: BLE001 - a corrupt file can make PIL's decoders raise almost anything
+        raise UploadError(415, f"the uploaded image could not be decoded: {type(e).__name__}: {e}") from e
 
 
 def release_memory() -> None:

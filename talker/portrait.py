@@ -45,8 +45,8 @@ def load_image(path: str | Path) -> np.ndarray:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise ImageError(f"portrait {p} is not a readable image ({e})") from e
-    except OSError as e:
-        raise ImageError(f"portrait {p} could not be decoded: {e}") from e
+    except Exception as e:  # noqa: BLE001 - a corrupt file can make PIL's decoders raise almost anything
+        raise ImageError(f"portrait {p} could not be decoded: {type(e).__name__}: {e}") from e
     if rgb.shape[0] < 32 or rgb.shape[1] < 32:
         raise ImageError(f"portrait {p} is only {rgb.shape[1]}x{rgb.shape[0]} pixels; need at least 32x32")
     return np.ascontiguousarray(rgb)
