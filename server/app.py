@@ -216,6 +216,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             t0 = time.perf_counter()
             await asyncio.to_thread(eng.load, settings.frame_size)
             log.info("models loaded in %.1f s", time.perf_counter() - t0)
+        maker, voice_bank = _persona_maker(settings, eng)
+        if settings.preload_models and settings.persona_voice_embeddings:
+            # the sentence-embedding model loads now, not on the first persona (its import held the GIL
+            # long enough to make live sessions late)
+            await asyncio.to_thread(voice_bank.choose, "a calm voice")
         # the models and libraries are loaded for good: keep their millions of objects out of the
         # cyclic GC, whose full passes over them stalled every thread for 100-300 ms (frames late)
         gc.collect()
@@ -246,7 +251,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             metrics,
             time.monotonic(),
             persona_store,
-            _persona_maker(settings, eng),
+            maker,
             keys,
             owners,
             RateLimiter(settings.session_rate_per_min),
@@ -339,7 +344,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     return app
 
 
-def _persona_maker(settings: Settings, engine: Engine) -> PersonaMaker:
+def _persona_maker(settings: Settings, engine: Engine) -> tuple[PersonaMaker, AudioVoiceBank]:
     """Personas are made with the engine's face detector and the voice bank; faces are generated from
     descriptions when a diffusers folder is configured (loaded on first use, in a worker thread)."""
     generator: Any = None
@@ -352,7 +357,7 @@ def _persona_maker(settings: Settings, engine: Engine) -> PersonaMaker:
             return FaceGenerator(model, controlnet, device="cpu")
 
     voices = AudioVoiceBank(use_embeddings=settings.persona_voice_embeddings)
-    return PersonaMaker(voices=voices, detector=engine.detector, face_generator=generator)
+    return PersonaMaker(voices=voices, detector=engine.detector, face_generator=generator), voices
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **overrides: Any) -> None:
