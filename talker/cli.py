@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import tempfile
 from pathlib import Path
 
 from audio.text import TextError
@@ -18,6 +20,7 @@ def _render(args: argparse.Namespace) -> int:
     if not (args.text or args.text_file or args.audio):
         raise ValueError("give the words: --text, --text-file, or a recording with --audio")
     text = _read_text(args) if (args.text or args.text_file) else None
+    _check_out(args.out)
     size = None if args.size == "source" else parse_size(args.size)
     settings = RenderSettings(
         fps=_check_fps(args.fps), size=size, seed=args.seed, face_index=args.face_index, style=_style(args)
@@ -95,9 +98,23 @@ def _read_text(args: argparse.Namespace) -> str:
 
 
 def _check_fps(fps: float) -> float:
-    if fps <= 0 or fps > 60:
+    if not math.isfinite(fps) or not 1 <= fps <= 60:
         raise ValueError(f"--fps must be between 1 and 60, got {fps}")
     return fps
+
+
+def _check_out(path: str) -> str:
+    """The output path, checked before any work: a file we can create (its folder is made)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"--out {path} is a folder; give a file name, e.g. {p / 'talker.mp4'}")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p.parent, prefix=".talker-", suffix=".probe"):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write --out {path}: {e.strerror or e}") from e
+    return path
 
 
 def _style(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -423,6 +423,7 @@ class PersonaMaker:
             params = {}
         if voice_params:
             params.update(voice_params)
+        self.voices.tts(voice_id, params)  # an unknown voice or bad parameters fail now, not at the first render
 
         # face
         pts_tuple: tuple[tuple[float, float], ...] | None = None

@@ -369,3 +369,17 @@ def test_serve_mistakes_are_one_line_errors(capsys: pytest.CaptureFixture[str], 
     bad.write_text('{"keys": [{"key": "short", "tenant": "a"}]}')
     assert cli_main(["serve", "--api-keys-file", str(bad), "--data-dir", str(tmp_path)]) == 2
     assert "16 characters" in capsys.readouterr().err
+
+
+def test_cli_mistakes_name_the_value(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert cli_main(["render", "--text", "Hi", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert cli_main(["render", "--text", "Hi", "--out", "/proc/no/x.mp4", "--quiet"]) == 2
+    assert "cannot write --out /proc/no/x.mp4" in capsys.readouterr().err
+    assert cli_main(["render", "--text", "Hi", "--fps", "nan", "--out", str(tmp_path / "a.mp4")]) == 2
+    assert "--fps must be between 1 and 60, got nan" in capsys.readouterr().err
+    store = ["--data-dir", str(tmp_path / "personas")]
+    for extra, words in ((["--rate", "0"], "rate must be within"), (["--voice", "nope"], "'nope'")):
+        assert cli_main(["persona", *store, "create", "-d", "a calm man", "--keywords", *extra]) == 2
+        assert words in capsys.readouterr().err
+    assert not list((tmp_path / "personas").glob("persona_faces/*.png")), "nothing was saved"
