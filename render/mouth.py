@@ -153,7 +153,7 @@ class MouthPainter:
         layer *= depth[..., None]
         # tongue: fills the floor of the mouth behind the lower teeth. In a filmed open mouth it is the
         # largest thing that shows: a pink surface up to 0.6 of the opening (at 0.45 the cavity showed
-        # more dark than filmed mouths past a lip gap of 0.2 eye distances: talker.mouthcheck), its front
+        # more dark than filmed mouths past a lip gap of 0.2 eye distances: tools.mouthcheck), its front
         # lit and its back (the top edge, sloping away) in shadow, with the cavity dark only above and
         # beside it. The back fades into the dark over _TONGUE_SOFT, and a wide-open jaw takes the tongue
         # down with it (_TONGUE_MAX): a hard, high top edge reads as the lower lip's (dlib put its

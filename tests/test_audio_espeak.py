@@ -8,8 +8,8 @@ from conftest import media
 
 from audio.espeak import list_variants, list_voices, text_to_ipa
 from audio.espeak_tts import EspeakParams, EspeakTTS, EspeakTTSError
-from audio.eval_align import Seg as TruthSeg
-from audio.eval_align import boundary_errors, read_events
+from tools.eval_align import Seg as TruthSeg
+from tools.eval_align import boundary_errors, read_events
 from audio.g2p import pronounce
 from audio.types import SILENCE
 

@@ -55,14 +55,14 @@ def test_piper_first_chunk_arrives_fast():
 
 
 def test_alignment_benchmark_runs_on_half_a_minute():
-    from audio.bench_audio import bench_align
+    from benchmarks.bench_audio import bench_align
 
     r = bench_align(media(), 0.5)
     assert r["forced"] == 1.0 and r["audio_s"] >= 30 and r["rtf"] > 3.0
 
 
 def test_evaluation_command_prints_figures(capsys: pytest.CaptureFixture[str]):
-    from audio.eval_align import main
+    from tools.eval_align import main
 
     assert main(["--media", str(media())]) == 0
     out = capsys.readouterr().out

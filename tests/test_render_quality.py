@@ -215,14 +215,14 @@ def test_blink_lowers_the_upper_lid_onto_the_lower(astronaut) -> None:
 
 @pytest.fixture(scope="module")
 def judge():
-    from talker.quality import Judge
+    from tools.quality import Judge
 
     return Judge()
 
 
 @pytest.mark.parametrize("name", ["astronaut_eileen_collins.png", "obama.jpg", "obama_biden_two_people.jpg"])
 def test_independent_judge(name: str, judge, pipeline: Pipeline) -> None:
-    from talker.quality import evaluate
+    from tools.quality import evaluate
 
     rep = evaluate(media("faces", name), judge, pipeline)
     assert rep.detected == rep.frames  # a face in every frame
@@ -238,7 +238,7 @@ def test_independent_judge(name: str, judge, pipeline: Pipeline) -> None:
 def test_the_judge_scores_a_filmed_face_and_its_real_blinks(capsys) -> None:
     # what real footage scores under the same judge is the yardstick for the renders' figures: the
     # HDTF video's first 60 frames hold two blinks; one of its frames is judged as a portrait
-    from talker.quality import main
+    from tools.quality import main
 
     video = str(media("video", "hdtf_WDA_KatieHill_000.mp4"))
     assert main([video, "--frame", "30", "--video", video, "--max-frames", "60"]) == 0

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.rtc_client import AvatarClient
+from tools.rtc_client import AvatarClient
 from server.settings import Settings
 from server.testing import LiveServer, shared_engine
 

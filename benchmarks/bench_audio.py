@@ -1,4 +1,4 @@
-"""Speed of the audio stage: ``python -m audio.bench_audio [--minutes 10] [--media DIR]``.
+"""Speed of the audio stage: ``python -m benchmarks.bench_audio [--minutes 10] [--media DIR]``.
 
 Prints:
 * Piper real-time factor (seconds of speech per second of synthesis) on a ~15 s paragraph (target >= 3x);
@@ -126,9 +126,9 @@ def bench_align(media: Path, minutes: float) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from audio.eval_align import media_dir
+    from tools.eval_align import media_dir
 
-    ap = argparse.ArgumentParser(prog="python -m audio.bench_audio", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_audio", description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="minutes of speech to align (default 10)")
     ap.add_argument("--media", help="test media folder (default: $TALKER_MEDIA or ../shared/media)")
     ap.add_argument("--skip-align", action="store_true")

@@ -1,6 +1,6 @@
 """Accuracy of ``audio.align`` against exact and reference timings.
 
-``python -m audio.eval_align [--media DIR]`` prints:
+``python -m tools.eval_align [--media DIR]`` prints:
 
 * phone-boundary error on synthetic speech whose labels are exact: the MBROLA us1 ``.pho`` file (SAMPA
   phones with durations in ms) and the espeak-ng phoneme events (``.events.tsv``), both saying
@@ -283,7 +283,7 @@ def _print(f: Figures) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m audio.eval_align", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.eval_align", description=__doc__.split("\n")[0])
     ap.add_argument("--media", help="test media folder (default: $TALKER_MEDIA or ../shared/media)")
     ap.add_argument("--per-clip", action="store_true", help="print word figures for every clip")
     args = ap.parse_args(argv)

@@ -1,10 +1,10 @@
 """Chat-to-speech latency: how soon after the first sentence leaves the chat endpoint is its speech ready?
 
-A local scripted endpoint (``talker.fakechat``) streams a reply token by token at a model-like pace; the
+A local scripted endpoint (``tools.fakechat``) streams a reply token by token at a model-like pace; the
 real client (``talker.chat``) parses the events, the splitter cuts sentences, Piper synthesizes them
 (``speak_reply``). All times are on one clock (``time.perf_counter``) in this process.
 
-    python -m talker.bench_chat [--runs 5] [--token-ms 30] [--first-token-ms 200]
+    python -m benchmarks.bench_chat [--runs 5] [--token-ms 30] [--first-token-ms 200]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from audio.types import SpeechChunk
 from talker.chat import ChatClient, ChatSettings, StreamingTTS, iter_sentences, speak_reply
-from talker.fakechat import FakeChatServer, tokens
+from tools.fakechat import FakeChatServer, tokens
 
 DEFAULT_REPLY = (
     "Ahoy, matey! I have sailed these waters for forty years, and never have I seen a calmer morning. "
@@ -90,7 +90,7 @@ def run_once(srv: FakeChatServer, tts: StreamingTTS, reply: str) -> dict[str, fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m talker.bench_chat", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_chat", description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--token-ms", type=float, default=30.0, help="delay between tokens (default 30 ms ~ 33 tok/s)")
     ap.add_argument("--first-token-ms", type=float, default=200.0, help="delay before the first token")
