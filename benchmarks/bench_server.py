@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tools.rtc_client import AvatarClient
 from server.testing import free_port
+from tools.rtc_client import AvatarClient
 
 SENTENCES = [
     "Hello there.",

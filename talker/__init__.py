@@ -37,7 +37,29 @@ _EXPORTS = {
     "Frame": "render.frame",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AVFrame",
+    "Avatar",
+    "Frame",
+    "MotionStyle",
+    "MotionTrack",
+    "Phone",
+    "Pipeline",
+    "RenderResult",
+    "RenderSettings",
+    "Speech",
+    "SpeechChunk",
+    "TTS",
+    "Voice",
+    "VoiceError",
+    "VoiceParams",
+    "choose_voice",
+    "get_voice",
+    "list_voices",
+    "make_tts",
+    "render",
+    "voice_for_language",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -60,4 +82,4 @@ if TYPE_CHECKING:
     from motion.types import MotionTrack
     from render.frame import Frame
     from talker.api import list_voices, render, voice_for_language
-    from talker.pipeline import AVFrame, Avatar, Pipeline, RenderResult, RenderSettings
+    from talker.pipeline import Avatar, AVFrame, Pipeline, RenderResult, RenderSettings

@@ -208,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--verbose", "-v", action="store_true", help="show third-party log lines (mediapipe, TF Lite)")
     # the same flag after the subcommand; SUPPRESS keeps a subcommand from resetting one given before it
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument(
+        "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="show third-party log lines"
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("render", parents=[common], help="render a portrait speaking text (or a recording) to an MP4")
     src = r.add_mutually_exclusive_group()
@@ -228,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     _voice_args(r)
     _expression_args(r)
     r.set_defaults(func=_render)
-    m = sub.add_parser("motion", parents=[common], help="export the motion of spoken text as ARKit blendshape curves (JSON/CSV)")
+    m = sub.add_parser(
+        "motion", parents=[common], help="export the motion of spoken text as ARKit blendshape curves (JSON/CSV)"
+    )
     msrc = m.add_mutually_exclusive_group(required=True)
     msrc.add_argument("--text", help="the words to speak")
     msrc.add_argument("--text-file", help="a UTF-8 text file with the words to speak")
@@ -248,12 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--face", default=None)
     b.add_argument("--out", default=None, help="keep the rendered MP4 here")
     b.set_defaults(func=_bench)
-    s = sub.add_parser("sheet", parents=[common], help="contact sheet PNG of key poses (blink, vowels, bilabial, head turn)")
+    s = sub.add_parser(
+        "sheet", parents=[common], help="contact sheet PNG of key poses (blink, vowels, bilabial, head turn)"
+    )
     s.add_argument("faces", nargs="+", help="portrait images (one row each)")
     s.add_argument("--out", default="contact_sheet.png")
     s.add_argument("--tile", type=int, default=256, help="tile size in pixels")
     s.set_defaults(func=_sheet)
-    v = sub.add_parser("serve", parents=[common], help="run the live avatar server (HTTP API, WebRTC sessions, render jobs)")
+    v = sub.add_parser(
+        "serve", parents=[common], help="run the live avatar server (HTTP API, WebRTC sessions, render jobs)"
+    )
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     v.add_argument(

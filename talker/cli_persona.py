@@ -191,7 +191,9 @@ def _chat_reply(persona: Any, message: str, quiet: bool) -> str:
 def add_persona_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``persona`` (create, list, show, delete, render) to talker's subcommands; returns its parser."""
     p = subparsers.add_parser("persona", help="create, list, show, delete and render personas (face + voice + manner)")
-    p.add_argument("--data-dir", default=None, help=f"personas folder (default: ${ENV_DATA_DIR} or ~/.local/share/talker)")
+    p.add_argument(
+        "--data-dir", default=None, help=f"personas folder (default: ${ENV_DATA_DIR} or ~/.local/share/talker)"
+    )
     sub = p.add_subparsers(dest="persona_command", required=True)
 
     c = sub.add_parser("create", help="a persona from a description and/or an image")

@@ -10,10 +10,10 @@ import pytest
 from conftest import media
 
 from audio.align import Aligner, AlignError, AlignResult, align, transcript_words
-from tools.eval_align import Seg as TruthSeg
-from tools.eval_align import boundary_errors, read_events, read_reference_tsv, word_errors
 from audio.io import AudioError, load_audio, resample
 from audio.types import SILENCE, Speech
+from tools.eval_align import Seg as TruthSeg
+from tools.eval_align import boundary_errors, read_events, read_reference_tsv, word_errors
 
 INVENTORY = {
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY", "JH",

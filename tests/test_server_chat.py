@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tools.rtc_client import AvatarClient
 from server.settings import Settings
 from server.testing import LiveServer, shared_engine
 from tools.fakechat import FakeChatServer, tokens
+from tools.rtc_client import AvatarClient
 
 REPLY = (
     "Ahoy there, friend! We are sailing north to the old harbour, where the fish are fresh. "

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.eval_align import media_dir, read_events, read_pho, read_reference_tsv
 from audio.io import load_audio
 from audio.types import Phone, Speech
 from motion.generator import MotionGenerator
+from tools.eval_align import media_dir, read_events, read_pho, read_reference_tsv
 from tools.motion_metrics import MotionReport, evaluate, phones_from_segments
 from tools.rhubarb import agreement, classify, rhubarb_frames
 
