@@ -43,12 +43,18 @@ def list_voices(language: str | None = None) -> list[Voice]:
 
 def voice_for_language(language: str) -> Voice:
     """The default voice for a language: a Piper voice when one speaks it, else espeak-ng's plain voice
-    (no variant) with the shortest tag, so ``"en"`` gives American English. Raises ``VoiceError``."""
+    (no variant), the language's main variety first (``"fr"`` -> ``fr-fr``). Raises ``VoiceError``."""
     cands = list_voices(language)
     if not cands:
         raise VoiceError(f"no voice speaks {language!r} (see `talker voices` for the languages)")
     order = {"piper": 0, "espeak": 1}
-    return min(cands, key=lambda v: (order.get(v.backend, 2), bool(v.params.variant), len(v.language), v.id))
+    tag = _language_tag(language)
+    main = (tag, f"{tag}-{tag}")
+
+    def rank(v: Voice) -> tuple[int, bool, bool, int, str]:
+        return order.get(v.backend, 2), bool(v.params.variant), v.language not in main, len(v.language), v.id
+
+    return min(cands, key=rank)
 
 
 def resolve_voice(voice: str | Voice | None = None, language: str | None = None) -> Voice | None:

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -277,15 +279,45 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """Send what native libraries write to file descriptor 2 (mediapipe's absl and TF Lite lines, which no
+    setting turns off) to the null device, while Python's ``sys.stderr`` (progress bars, errors) keeps the
+    real stderr. Restored on exit."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real file descriptor 2 (an embedding host): leave it alone
+        yield
+        return
+    old_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = old_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.verbose:
+    quiet = not args.verbose
+    if quiet:
         quiet_third_party_logs()
-    try:
-        return int(args.func(args))
-    except (ValueError, TextError, OSError, RuntimeError) as e:
-        print(f"talker: error: {e}", file=sys.stderr)
-        return 2
+    # the server's logs and its render processes' tracebacks go to stderr: never hidden
+    hide = quiet and args.command != "serve"
+    with native_stderr_hidden() if hide else contextlib.nullcontext():
+        try:
+            return int(args.func(args))
+        except (ValueError, TextError, OSError, RuntimeError) as e:
+            print(f"talker: error: {e}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":
