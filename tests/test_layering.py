@@ -42,3 +42,24 @@ def test_no_upward_imports(package: str) -> None:
         if up and str(f.relative_to(ROOT)) not in EDGES:
             bad[str(f.relative_to(ROOT))] = sorted(up)
     assert not bad, f"{package} must not import from {sorted(higher)}: {bad}"
+
+
+@pytest.mark.parametrize("package", ORDER)
+def test_installed_packages_do_not_import_tools_benchmarks_or_tests(package: str) -> None:
+    outside = {"tools", "benchmarks", "tests"}
+    bad = {}
+    for f in sorted((ROOT / package).rglob("*.py")):
+        used = _imports(f) & outside
+        if used:
+            bad[str(f.relative_to(ROOT))] = sorted(used)
+    assert not bad, f"{package} is installed; tools/, benchmarks/ and tests/ are not: {bad}"
+
+
+@pytest.mark.parametrize("package", ORDER)
+def test_installed_packages_do_not_read_the_sibling_media_folder(package: str) -> None:
+    bad = [
+        str(f.relative_to(ROOT))
+        for f in sorted((ROOT / package).rglob("*.py"))
+        if '"shared"' in f.read_text() or "shared/media" in f.read_text()
+    ]
+    assert not bad, f"an installed package must not read ../shared: {bad}"
