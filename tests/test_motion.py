@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MEDIA
+from conftest import media
 
 from audio.types import Phone, Speech, concat_speech
 from motion.export import write_track
@@ -21,7 +21,7 @@ from tools.rhubarb import agreement, classify, rhubarb_frames
 def corpus():
     from tools.eval_motion import corpus as load
 
-    items = load(MEDIA)
+    items = load(media())
     if not items:
         pytest.skip("no ground-truth speech media")
     return items

@@ -227,9 +227,10 @@ def evaluate_synthetic(media: Path, aligner: Aligner) -> list[Figures]:
     gt = media / "groundtruth"
     text = (gt / "tts_s1.txt").read_text().strip()
     truths = {
-        "mbrola us1": (gt / "tts_mb-us1_s1.wav", read_pho(gt / "tts_mb-us1_s1.pho")),
         "espeak-ng en-us": (gt / "tts_espeak_en-us_s1.wav", read_events(gt / "tts_espeak_en-us_s1.events.tsv")[0]),
     }
+    if (gt / "tts_mb-us1_s1.pho").exists():  # the MBROLA recording is in the larger media set only
+        truths = {"mbrola us1": (gt / "tts_mb-us1_s1.wav", read_pho(gt / "tts_mb-us1_s1.pho")), **truths}
     out: list[Figures] = []
     all_forced: list[np.ndarray] = []
     for name, (wav, ref) in truths.items():
