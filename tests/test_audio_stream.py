@@ -49,7 +49,7 @@ def test_piper_first_chunk_arrives_fast():
     ttfa = time.perf_counter() - t0
     rest = list(it)
     assert first.index == 0 and first.source_text == "Good morning," and rest[-1].is_last
-    assert ttfa < 1.0  # 0.13-0.3 s measured here on a shared 2-core machine; the target is 0.5 s
+    assert ttfa < 1.0  # the target is 0.5 s; a loose bound for a shared machine
     sp = first.speech
     assert sp.phones[-1].end_s == pytest.approx(sp.duration_s) and [w.text for w in sp.words] == ["Good", "morning"]
 
