@@ -105,3 +105,25 @@ def test_cli_voice_errors_exit_2() -> None:
     r = _cli("render", "--audio", "talk.wav", "--voice", "espeak:de", "--out", "never.mp4")
     assert r.returncode == 2 and "--audio" in r.stderr
     assert not (ROOT / "never.mp4").exists()
+
+
+def test_readme_commands_parse() -> None:
+    """Every ``talker ...`` line of the README's shell examples is a valid command line (parsed, not run)."""
+    import shlex
+
+    from talker.cli import build_parser
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = [
+        line.split("#")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+        for line in block.splitlines()
+    ]
+    commands = [c for c in lines if c.startswith("talker ") and "[" not in c and "|" not in c]
+    assert len(commands) >= 15
+    parser = build_parser()
+    for command in commands:
+        try:
+            parser.parse_args(shlex.split(command)[1:])
+        except SystemExit as e:
+            raise AssertionError(f"README command does not parse: {command}") from e
