@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 from audio.types import SpeechChunk
+from benchmarks.results import command_line, record
 from talker.chat import ChatClient, ChatSettings, StreamingTTS, iter_sentences, speak_reply
 from tools.fakechat import FakeChatServer, tokens
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-token-ms", type=float, default=200.0, help="delay before the first token")
     ap.add_argument("--reply", default=DEFAULT_REPLY)
     ap.add_argument("--voice", default=None, help="Piper .onnx voice (default: the bundled voice)")
+    ap.add_argument("--no-record", action="store_true", help="do not append the figures to benchmarks/results.tsv")
     args = ap.parse_args(argv)
 
     from audio.piper_tts import PiperTTS
@@ -136,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{label:<52}{statistics.median(vals) * 1000:>8.0f}ms{min(vals) * 1000:>8.0f}ms{max(vals) * 1000:>8.0f}ms"
         )
+    if not args.no_record:
+        lat = [r["latency"] * 1000 for r in rows]
+        figures = (
+            f"sentence sent -> first SpeechChunk: median {statistics.median(lat):.0f} ms "
+            f"(min {min(lat):.0f}, max {max(lat):.0f}, n={len(lat)})"
+        )
+        print(f"recorded in {record(command_line('benchmarks.bench_chat', argv), figures)}")
     return 0
 
 

@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchmarks.results import command_line, record
 from server.testing import free_port
 from tools.rtc_client import AvatarClient
 
@@ -701,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-token-ms", type=float, default=200.0, help="chat: delay before its first token")
     ap.add_argument("--chat-reply", default=None, help="chat: the scripted reply (default: benchmarks.bench_chat's)")
     ap.add_argument("--json", help="write the raw figures here")
+    ap.add_argument("--no-record", action="store_true", help="do not append the figures to benchmarks/results.tsv")
     args = ap.parse_args(argv)
     random.seed(0)
     if args.url:
@@ -709,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
         with server_process(free_port(), max(args.max_sessions, 1)) as url:
             rep = asyncio.run(run(url, args))
     print(rep.summary())
+    if not args.no_record:
+        print(f"recorded in {record(command_line('benchmarks.bench_server', argv), rep.summary())}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(asdict(rep), f, indent=1)
