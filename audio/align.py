@@ -47,7 +47,7 @@ FRAME_S = 0.01
 BOUNDARY_OFFSET_S = 0.0075
 """Frame index -> time correction: a boundary between frames k-1 and k lies between their window centres
 (analysis windows are 25.6 ms long, so centres are ~12.8 ms after frame starts); measured on the exact
-espeak-ng and MBROLA labels in ``audio.eval_align``."""
+espeak-ng and MBROLA labels in ``tools.eval_align``."""
 MISMATCH_SCORE = -45.0
 """Mean forced-path acoustic score per 10 ms frame below which a transcript is judged not to match the audio.
 pocketsphinx normalises senone scores per frame, so on this project's clips a matching transcript scores -6

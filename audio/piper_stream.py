@@ -20,14 +20,17 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audio.piper_tts import PiperTTS, TTSError, _alignments_to_timeline, _merge_silences, cpu_session
+from audio.piper_common import TTSError, _alignments_to_timeline, _merge_silences, cpu_session
 from audio.text import check_script
 from audio.types import Speech
 from audio.words import label_words
+
+if TYPE_CHECKING:
+    from audio.piper_tts import PiperTTS
 
 FIRST_FRAMES = 48
 """Latent columns in the first decoded window (48 x 256 samples at 22.05 kHz = 0.56 s of audio)."""

@@ -16,18 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from audio.phonemes import VOWELS, ipa_units
+from audio.piper_common import TTSError, _alignments_to_timeline, _merge_silences, cpu_session
 from audio.text import FIRST_PIECE_CHARS, check_script, clean_text, split_sentences
-from audio.types import SILENCE, Phone, Speech, SpeechChunk, Word
+from audio.types import Phone, Speech, SpeechChunk, Word
 from audio.words import label_words
-
-# Word-break tokens shorter than this are coarticulation, not a pause: their time is split
-# between the neighbouring phones.
-_MIN_PAUSE_S = 0.09
-
-
-class TTSError(RuntimeError):
-    """Synthesis failed (voice missing, model error, nothing produced)."""
 
 
 @dataclass(frozen=True)
@@ -172,94 +164,3 @@ def _load_voice(path: Path, threads: int | None = None) -> Any:
                 voice = PiperVoice.load(key, include_alignments=True)
             _loaded[(key, threads)] = voice
         return _loaded[(key, threads)]
-
-
-def cpu_session(model: Any, threads: int | None) -> Any:
-    """An onnxruntime CPU session of an ``onnx`` model with ``threads`` intra-op threads that do not spin.
-
-    Measured on 2 cores with a 25 fps render running: onnxruntime's default (a spinning thread per core)
-    made a 0.8 s sentence take 0.36-0.66 s and a frame 70 ms; with 1 thread 0.10-0.13 s and 16 ms.
-    """
-    import onnxruntime
-
-    opts = onnxruntime.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(
-        model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
-    )
-
-
-def _alignments_to_timeline(alignments: list[Any], sr: int, sample_offset: int) -> tuple[list[Phone], list[Word]]:
-    """Turn Piper's per-phoneme sample counts into ARPAbet phones and word spans."""
-    tokens = [a.phoneme for a in alignments]
-    counts = [int(a.num_samples) for a in alignments]
-    # Piper wraps each sentence in BOS "^" and EOS "$" tokens: both are silence.
-    bounds = np.concatenate([[0], np.cumsum(counts)]) + sample_offset
-    units = ipa_units(tokens)
-    segs: list[list[Any]] = []  # [start_sample, end_sample, symbol, stress]
-    pending_stress = 0
-    pending_start: int | None = None
-    word_spans: list[list[int]] = []
-    in_word = False
-    for unit, idx in units:
-        s, e = int(bounds[idx[0]]), int(bounds[idx[-1] + 1])
-        tok0 = tokens[idx[0]]
-        if tok0 in ("^", "$", "_"):
-            segs.append([s, e, SILENCE, 0])
-            in_word = False
-            continue
-        if unit.startswith("'"):
-            pending_stress = int(unit[1])
-            pending_start = s if pending_start is None else pending_start
-            continue
-        if unit == ":":
-            if segs:
-                segs[-1][1] = e
-            continue
-        if unit == "|":
-            in_word = False
-            dur = (e - s) / sr
-            if dur >= _MIN_PAUSE_S:
-                segs.append([s, e, SILENCE, 0])
-            elif segs:
-                mid = (s + e) // 2
-                segs[-1][1] = mid
-                pending_start = mid if pending_start is None else pending_start
-            continue
-        if unit == ",":
-            segs.append([s if pending_start is None else pending_start, e, SILENCE, 0])
-            pending_start = None
-            in_word = False
-            continue
-        start = s if pending_start is None else pending_start
-        stress = pending_stress if unit in VOWELS else 0
-        sym = unit if unit != "?" else "AH"
-        segs.append([start, e, sym, stress])
-        if unit in VOWELS:
-            pending_stress = 0
-        pending_start = None
-        if not in_word:
-            word_spans.append([start, e])
-            in_word = True
-        else:
-            word_spans[-1][1] = e
-    # make the timeline contiguous
-    for a, b in zip(segs, segs[1:]):
-        if b[0] != a[1]:
-            b[0] = a[1]
-    phones = [Phone(a[0] / sr, a[1] / sr, a[2], a[3]) for a in segs if a[1] > a[0]]
-    words = [Word(s / sr, e / sr, "") for s, e in word_spans]
-    return phones, words
-
-
-def _merge_silences(phones: list[Phone]) -> list[Phone]:
-    out: list[Phone] = []
-    for p in phones:
-        if out and p.symbol == SILENCE and out[-1].symbol == SILENCE:
-            out[-1] = Phone(out[-1].start_s, p.end_s, SILENCE)
-        else:
-            out.append(p)
-    return out

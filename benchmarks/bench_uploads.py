@@ -2,7 +2,7 @@
 of a 39-megapixel PNG (small on disk, huge decoded) and a first persona creation (the sentence-embedding
 model loads then). Prints the server's peak and settled RSS and what the live session lost meanwhile.
 
-    python benchmarks/bench_uploads.py [--uploads 20] [--pixels 39000000]
+    python -m benchmarks.bench_uploads [--uploads 20] [--pixels 39000000]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from server.rtc_client import AvatarClient
 from server.testing import free_port
+from tools.rtc_client import AvatarClient
 
 
 def rss_mb(pid: int) -> float:

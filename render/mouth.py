@@ -152,12 +152,11 @@ class MouthPainter:
         layer[:] = self.cavity_rgb
         layer *= depth[..., None]
         # tongue: fills the floor of the mouth behind the lower teeth. In a filmed open mouth it is the
-        # largest thing that shows: a pink surface up to 0.6 of the opening (at 0.45 the cavity showed
-        # more dark than filmed mouths past a lip gap of 0.2 eye distances: talker.mouthcheck), its front
-        # lit and its back (the top edge, sloping away) in shadow, with the cavity dark only above and
-        # beside it. The back fades into the dark over _TONGUE_SOFT, and a wide-open jaw takes the tongue
-        # down with it (_TONGUE_MAX): a hard, high top edge reads as the lower lip's (dlib put its
-        # inner-lip points there: Biden's jaw r 0.86, 0.95 with both)
+        # largest thing that shows: a pink surface up to 0.6 of the opening (less leaves more dark than
+        # filmed mouths show: tools.mouthcheck), its front lit and its back (the top edge, sloping away)
+        # in shadow, with the cavity dark only above and beside it. The back fades into the dark over
+        # _TONGUE_SOFT, and a wide-open jaw takes the tongue down with it (_TONGUE_MAX): a hard, high top
+        # edge reads as the lower lip's edge
         if gap_c > 0.04 * iod:
             grow = float(np.clip((gap_c - 0.04 * iod) / (0.12 * iod), 0, 1))
             lo_c = float(np.interp(xc, lo[:, 0], lo[:, 1]))

@@ -1,35 +1,24 @@
 """The VP8 encoder of live sessions: aiortc's, tuned for rendered (not filmed) frames.
 
-aiortc opens libvpx with ``noise-sensitivity=4``, a temporal denoiser meant for camera noise. Our
-frames are rendered, not filmed: measured on 211 rendered 512x512 frames (idle and speech, 500 kbps,
-one thread), the denoiser takes half the encode time (3.8 -> 1.9 ms a frame) and costs quality (Y-PSNR
-44.1 -> 46.9 dB without it).
-
-aiortc also sets ``static-thresh=1``: every macroblock is searched and coded even when it did not
-change. In our frames most of the picture (background, body, and in idle the whole face for two frames
-out of three, see ``WarpRenderer.render_reusing``) is bit-identical to the previous frame, so blocks
-that differ by less than a summed 400 (about 1.5 gray levels a pixel) are skipped. Measured on 250 idle
-and 200 speech frames (astronaut, 512x512, one thread, 1 Mbps): 3.0 -> 1.1 ms and 3.2 -> 1.9 ms a frame,
-mean Y-PSNR 48.2 -> 46.9 and 47.8 -> 46.8 dB, lowest frame unchanged (41.1 / 40.4 dB).
-
-aiortc reopens the encoder (a new keyframe, rate control from scratch) whenever the receiver's bitrate
-estimate moves by 10 %; while an estimate ramps up that happened 9 times in a session's first 15 s,
-and an encoder reopened every 40 frames costs 45 % more a frame (1.33 -> 1.93 ms, measured on frames
-taken from a live session). Here a falling estimate (congestion) still reopens at once when it drops
-by a quarter, but a rising or wobbling one at most every ``REOPEN_MIN_S``.
+* ``noise-sensitivity=0``: aiortc turns on libvpx's temporal denoiser, which is meant for camera noise;
+  on rendered frames it costs encode time and sharpness.
+* ``static-thresh=400``: most of a rendered frame (background, body, and in idle the whole face for two
+  frames out of three, see ``WarpRenderer.render_reusing``) is bit-identical to the previous one, so
+  blocks that differ by less than a summed 400 (about 1.5 gray levels a pixel) are skipped.
+* Reopening: aiortc reopens the encoder (a new keyframe, rate control from scratch) whenever the
+  receiver's bitrate estimate moves by 10 %, which a ramping estimate does every few frames. Here a
+  falling estimate (congestion) still reopens at once when it drops by a quarter, a rising or wobbling
+  one at most every ``REOPEN_MIN_S``.
 
 Everything else (realtime deadline, CBR at aiortc's target bitrate, which follows the receiver's
-estimates) stays as aiortc sets it.
+estimates) stays as aiortc sets it. aiortc picks encoders with ``aiortc.rtcrtpsender.get_encoder``;
+``install()`` wraps that function once per process so that VP8 tracks get ``LiveVp8Encoder`` (other
+codecs are untouched).
 
-aiortc picks encoders with ``aiortc.rtcrtpsender.get_encoder``; ``install()`` wraps that function once
-per process so that VP8 tracks get ``LiveVp8Encoder`` (other codecs are untouched).
-
-Two costs on the event loop: aiortc computes every audio frame's level (RFC 6465, for the RTP header
-extension) in a Python loop over its samples, 0.23 ms a 20 ms frame, and ``VideoFrame.from_ndarray``
-takes 0.33 ms for a 512x512 I420 image. ``install()`` puts ``audio_level_dbov`` (numpy, the same
-values, 0.004 ms) in aiortc's place, and the render workers build each frame's ``VideoFrame`` with
-``video_frame`` (0.16 ms) in their own thread, so the loop only stamps it. Measured by sampling the GIL
-of a server with four sessions: those two were a quarter of the event loop's time.
+Two costs kept off the event loop: ``install()`` puts ``audio_level_dbov`` (numpy, the same values) in
+place of aiortc's per-sample Python loop for each audio frame's level (RFC 6465), and the render workers
+build each frame's ``VideoFrame`` with ``video_frame`` in their own thread, so the loop only stamps it.
+Figures: docs/server.md.
 """
 
 from __future__ import annotations

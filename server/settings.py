@@ -31,7 +31,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TALKER_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=Path("talker-data"), description="jobs database, uploaded portraits, rendered MP4s")
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/talker", description="jobs and uploads")
 
     # live sessions
     max_sessions: int = Field(default=4, ge=1, le=256, description="concurrent live sessions; more get HTTP 429")

@@ -23,15 +23,17 @@ BENCH_TEXT = (
 
 
 def main(args: argparse.Namespace) -> int:
+    from audio.piper_tts import PiperTTS
     from render.warp import WarpRenderer
     from talker.pipeline import Pipeline, RenderSettings
     from talker.portrait import parse_size
 
     size = parse_size(args.size)
-    p = Pipeline()
+    tts = PiperTTS()
+    p = Pipeline(tts=tts)
     settings = RenderSettings(size=size)
     t0 = time.perf_counter()
-    p.tts._load()
+    tts._load()
     t_tts_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     avatar = p.prepare_avatar(args.face, size)

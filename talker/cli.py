@@ -1,14 +1,23 @@
-"""Command line: ``talker render`` (text + portrait -> MP4) and ``talker bench``."""
+"""Command line: ``talker render`` (text + portrait -> MP4), ``motion``, ``voices``, ``sheet``, ``bench``,
+``serve`` and ``persona``: parse, build the settings, call the library."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
+import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from audio.text import TextError
+
+if TYPE_CHECKING:
+    from audio.voices import TTS, Voice
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -34,7 +43,11 @@ def _render(args: argparse.Namespace) -> int:
 
     from render.landmarks import make_detector
 
-    pipeline = Pipeline(detector=make_detector(args.landmarks))
+    if args.audio and (args.voice or args.language):
+        raise ValueError("--voice and --language choose a TTS voice: not used with --audio")
+    voice = _voice(args)
+    tts = None if voice is None else _make_tts(voice)
+    pipeline = Pipeline(tts=tts, detector=make_detector(args.landmarks))
     if args.audio:
         result = pipeline.render_audio(args.audio, args.out, args.face, text, settings, progress)
     else:
@@ -68,7 +81,8 @@ def _motion(args: argparse.Namespace) -> int:
         raise ValueError(f"motion export {args.out}: use a .json or .csv file name")
     text = _read_text(args)
     settings = RenderSettings(fps=_check_fps(args.fps), seed=args.seed, style=_style(args))
-    p = Pipeline()
+    voice = _voice(args)
+    p = Pipeline(tts=None if voice is None else _make_tts(voice))
     speech = p.synthesize(text)
     track = p.motion(speech, settings)
     out = write_track(track, args.out)
@@ -84,6 +98,41 @@ def _motion(args: argparse.Namespace) -> int:
             w.setframerate(speech.sample_rate)
             w.writeframes((np.clip(speech.samples, -1, 1) * 32767).astype("<i2").tobytes())
         print(f"wrote {args.wav}")
+    return 0
+
+
+def _voice(args: argparse.Namespace) -> Voice | None:
+    """The voice chosen with --voice / --language, or None for the default voice."""
+    from talker.api import resolve_voice
+
+    return resolve_voice(args.voice, args.language)
+
+
+def _make_tts(voice: Voice) -> TTS:
+    from audio.voices import make_tts
+
+    return make_tts(voice)
+
+
+def _voices(args: argparse.Namespace) -> int:
+    from talker.api import list_voices
+
+    found = list_voices(args.language)
+    if args.json:
+        rows = [
+            {"id": v.id, "backend": v.backend, "language": v.language, "language_name": v.language_name,
+             "gender": v.gender, "age": v.age, "description": v.description}
+            for v in found
+        ]  # fmt: skip
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    if not found:
+        raise ValueError(f"no voice speaks {args.language!r} (`talker voices` lists them all)")
+    width = max(len(v.id) for v in found)
+    for v in found:
+        print(f"{v.id:{width}}  {v.language:12} {v.gender:7} {v.age:6} {v.description}")
+    if not args.language:
+        print(f"{len(found)} voices in {len({v.language for v in found})} languages")
     return 0
 
 
@@ -141,6 +190,24 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intensity", type=float, default=1.0, help="expression strength 0..1.5 (default 1)")
 
 
+def _voice_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--voice", default=None, help="voice id from `talker voices` (default: piper:joe)")
+    p.add_argument("--language", default=None, help="speak with this language's voice: a tag (fr, en-gb) or a name")
+
+
+def quiet_third_party_logs() -> None:
+    """Hide mediapipe's and TensorFlow Lite's log lines (glog, absl): set before mediapipe is imported, and
+    inherited by the server's render processes."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        from absl import logging as absl_logging
+    except ImportError:
+        return
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    absl_logging.set_stderrthreshold("error")
+
+
 def _serve(args: argparse.Namespace) -> int:
     from server.app import serve
 
@@ -169,8 +236,14 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="talker", description="Talking-head videos from one portrait and words.")
+    ap.add_argument("--verbose", "-v", action="store_true", help="show third-party log lines (mediapipe, TF Lite)")
+    # the same flag after the subcommand; SUPPRESS keeps a subcommand from resetting one given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="show third-party log lines"
+    )
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("render", help="render a portrait speaking text (or a recording) to an MP4")
+    r = sub.add_parser("render", parents=[common], help="render a portrait speaking text (or a recording) to an MP4")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--text", help="the words to speak (with --audio: the recording's transcript)")
     src.add_argument("--text-file", help="a UTF-8 text file with the words to speak (or the transcript)")
@@ -185,9 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--landmarks", default="mediapipe", help="landmark backend: mediapipe (default), dlib, or fan:MODEL_DIR"
     )
+    _voice_args(r)
     _expression_args(r)
     r.set_defaults(func=_render)
-    m = sub.add_parser("motion", help="export the motion of spoken text as ARKit blendshape curves (JSON/CSV)")
+    m = sub.add_parser(
+        "motion", parents=[common], help="export the motion of spoken text as ARKit blendshape curves (JSON/CSV)"
+    )
     msrc = m.add_mutually_exclusive_group(required=True)
     msrc.add_argument("--text", help="the words to speak")
     msrc.add_argument("--text-file", help="a UTF-8 text file with the words to speak")
@@ -195,23 +271,32 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--wav", default=None, help="also write the speech audio to this WAV file")
     m.add_argument("--fps", type=float, default=25.0)
     m.add_argument("--seed", type=int, default=0)
+    _voice_args(m)
     _expression_args(m)
     m.set_defaults(func=_motion)
-    b = sub.add_parser("bench", help="time every stage on a ~10 s utterance")
+    vo = sub.add_parser("voices", parents=[common], help="list the voices (id, language, gender, age, tone)")
+    vo.add_argument("--language", default=None, help="only voices of this language: a tag (de, en-gb) or a name")
+    vo.add_argument("--json", action="store_true", help="print a JSON list")
+    vo.set_defaults(func=_voices)
+    b = sub.add_parser("bench", parents=[common], help="time every stage on a ~10 s utterance")
     b.add_argument("--size", default="512")
     b.add_argument("--face", default=None)
     b.add_argument("--out", default=None, help="keep the rendered MP4 here")
     b.set_defaults(func=_bench)
-    s = sub.add_parser("sheet", help="contact sheet PNG of key poses (blink, vowels, bilabial, head turn)")
+    s = sub.add_parser(
+        "sheet", parents=[common], help="contact sheet PNG of key poses (blink, vowels, bilabial, head turn)"
+    )
     s.add_argument("faces", nargs="+", help="portrait images (one row each)")
     s.add_argument("--out", default="contact_sheet.png")
     s.add_argument("--tile", type=int, default=256, help="tile size in pixels")
     s.set_defaults(func=_sheet)
-    v = sub.add_parser("serve", help="run the live avatar server (HTTP API, WebRTC sessions, render jobs)")
+    v = sub.add_parser(
+        "serve", parents=[common], help="run the live avatar server (HTTP API, WebRTC sessions, render jobs)"
+    )
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     v.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     v.add_argument(
-        "--data-dir", default=None, help="jobs database and files (default: $TALKER_DATA_DIR or ./talker-data)"
+        "--data-dir", default=None, help="jobs database and files (default: $TALKER_DATA_DIR or ~/.local/share/talker)"
     )
     v.add_argument("--max-sessions", type=int, default=None, help="concurrent live sessions (default 4)")
     v.add_argument("--api-key", default=None, help="require this key on API calls (default: $TALKER_API_KEY)")
@@ -227,13 +312,45 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """Send what native libraries write to file descriptor 2 (mediapipe's absl and TF Lite lines, which no
+    setting turns off) to the null device, while Python's ``sys.stderr`` (progress bars, errors) keeps the
+    real stderr. Restored on exit."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real file descriptor 2 (an embedding host): leave it alone
+        yield
+        return
+    old_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = old_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (ValueError, TextError, OSError, RuntimeError) as e:
-        print(f"talker: error: {e}", file=sys.stderr)
-        return 2
+    quiet = not args.verbose
+    if quiet:
+        quiet_third_party_logs()
+    # the server's logs and its render processes' tracebacks go to stderr: never hidden
+    hide = quiet and args.command != "serve"
+    with native_stderr_hidden() if hide else contextlib.nullcontext():
+        try:
+            return int(args.func(args))
+        except (ValueError, TextError, OSError, RuntimeError) as e:
+            print(f"talker: error: {e}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 ``add_persona_parser(subparsers)`` registers the command on talker's main parser; ``main`` runs it
 alone (``python -m talker.cli_persona persona list``). Personas live in the data folder
-(``--data-dir``, default ``$TALKER_DATA_DIR`` or ``./talker-data``), shared with ``talker serve``.
+(``--data-dir``, default ``$TALKER_DATA_DIR`` or ``~/.local/share/talker``), shared with ``talker serve``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ENV_DATA_DIR = "TALKER_DATA_DIR"
-DEFAULT_DATA_DIR = "talker-data"
+from talker.paths import ENV_DATA_DIR, user_data_dir
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    return Path(args.data_dir or os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR)
+    return Path(args.data_dir) if args.data_dir else user_data_dir()
 
 
 def _store(args: argparse.Namespace, create: bool = True) -> Any:
@@ -192,7 +191,9 @@ def _chat_reply(persona: Any, message: str, quiet: bool) -> str:
 def add_persona_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``persona`` (create, list, show, delete, render) to talker's subcommands; returns its parser."""
     p = subparsers.add_parser("persona", help="create, list, show, delete and render personas (face + voice + manner)")
-    p.add_argument("--data-dir", default=None, help=f"personas folder (default: ${ENV_DATA_DIR} or ./talker-data)")
+    p.add_argument(
+        "--data-dir", default=None, help=f"personas folder (default: ${ENV_DATA_DIR} or ~/.local/share/talker)"
+    )
     sub = p.add_subparsers(dest="persona_command", required=True)
 
     c = sub.add_parser("create", help="a persona from a description and/or an image")

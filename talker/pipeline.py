@@ -1,7 +1,7 @@
 """The offline path: words + portrait -> Speech -> MotionTrack -> frames -> MP4.
 
-Components (TTS, landmark detector, motion generator) are passed in, so tests and servers can share
-or swap them. Every stage is timed, for the benchmark.
+Components (any TTS of the ``audio.voices.TTS`` protocol, a landmark detector) are passed in, so tests
+and servers can share or swap them. Every stage is timed, for the benchmark.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from audio.features import frame_count
 from audio.piper_tts import PiperTTS
 from audio.text import clean_text
 from audio.types import Speech, concat_speech, silence
+from audio.voices import TTS
 from motion.generator import MotionGenerator, MotionStream, MotionStyle
 from motion.types import MotionTrack
 from render.frame import Frame
@@ -73,12 +74,15 @@ class RenderResult:
 
 
 class Pipeline:
-    def __init__(self, tts: PiperTTS | None = None, detector: LandmarkDetector | None = None) -> None:
+    """Words + portrait -> MP4 with the given components; ``tts`` defaults to the Piper voice ``joe`` and
+    ``detector`` to mediapipe's face mesh, both loaded on first use."""
+
+    def __init__(self, tts: TTS | None = None, detector: LandmarkDetector | None = None) -> None:
         self._tts = tts
         self._detector = detector
 
     @property
-    def tts(self) -> PiperTTS:
+    def tts(self) -> TTS:
         if self._tts is None:
             self._tts = PiperTTS()
         return self._tts

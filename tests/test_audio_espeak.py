@@ -8,10 +8,10 @@ from conftest import media
 
 from audio.espeak import list_variants, list_voices, text_to_ipa
 from audio.espeak_tts import EspeakParams, EspeakTTS, EspeakTTSError
-from audio.eval_align import Seg as TruthSeg
-from audio.eval_align import boundary_errors, read_events
 from audio.g2p import pronounce
 from audio.types import SILENCE
+from tools.eval_align import Seg as TruthSeg
+from tools.eval_align import boundary_errors, read_events
 
 ARPABET = {
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY", "JH",

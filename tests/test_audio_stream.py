@@ -49,20 +49,20 @@ def test_piper_first_chunk_arrives_fast():
     ttfa = time.perf_counter() - t0
     rest = list(it)
     assert first.index == 0 and first.source_text == "Good morning," and rest[-1].is_last
-    assert ttfa < 1.0  # 0.13-0.3 s measured here on a shared 2-core machine; the target is 0.5 s
+    assert ttfa < 1.0  # the target is 0.5 s; a loose bound for a shared machine
     sp = first.speech
     assert sp.phones[-1].end_s == pytest.approx(sp.duration_s) and [w.text for w in sp.words] == ["Good", "morning"]
 
 
 def test_alignment_benchmark_runs_on_half_a_minute():
-    from audio.bench_audio import bench_align
+    from benchmarks.bench_audio import bench_align
 
     r = bench_align(media(), 0.5)
     assert r["forced"] == 1.0 and r["audio_s"] >= 30 and r["rtf"] > 3.0
 
 
 def test_evaluation_command_prints_figures(capsys: pytest.CaptureFixture[str]):
-    from audio.eval_align import main
+    from tools.eval_align import main
 
     assert main(["--media", str(media())]) == 0
     out = capsys.readouterr().out

@@ -175,6 +175,7 @@ def test_cli_renders_default_portrait_and_reports_errors(tmp_path: Path) -> None
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # --quiet, and mediapipe's and TF Lite's log lines hidden without --verbose
     _, info = decode(out)
     assert (info["width"], info["height"]) == (128, 128)
     r = subprocess.run(

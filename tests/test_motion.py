@@ -8,20 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MEDIA
+from conftest import media
 
 from audio.types import Phone, Speech, concat_speech
 from motion.export import write_track
 from motion.generator import MotionGenerator, MotionStyle
-from motion.metrics import MAX_HEAD_JITTER_DEG, MAX_JAW_FLICKER, evaluate, lip_gap
-from motion.rhubarb import agreement, classify, rhubarb_frames
+from tools.motion_metrics import MAX_HEAD_JITTER_DEG, MAX_JAW_FLICKER, evaluate, lip_gap
+from tools.rhubarb import agreement, classify, rhubarb_frames
 
 
 @pytest.fixture(scope="module")
 def corpus():
-    from motion.eval_motion import corpus as load
+    from tools.eval_motion import corpus as load
 
-    items = load(MEDIA)
+    items = load(media())
     if not items:
         pytest.skip("no ground-truth speech media")
     return items

@@ -17,7 +17,7 @@ def mesh():
 
 
 def test_a_renders_opening_is_measured_as_it_widens(mesh) -> None:
-    from talker.mouthcheck import JAW_SWEEP, measure_frames, render_sweep
+    from tools.mouthcheck import JAW_SWEEP, measure_frames, render_sweep
 
     rows = measure_frames(render_sweep(str(media("faces", "obama_biden_two_people.jpg"))), mesh)
     got = [(j, r) for j, r in zip(JAW_SWEEP, rows) if r is not None]
@@ -31,13 +31,13 @@ def test_a_renders_opening_is_measured_as_it_widens(mesh) -> None:
     # narrower slit is mostly its dark edges) the cavity darkens as the mouth widens
     assert max(r.teeth for _, r in got) > 0.3
     speech = [r for _, r in got if r.gap >= 0.1]
-    assert speech[-1].dark > speech[0].dark + 0.1  # measured 0.23 -> 0.43
+    assert speech[-1].dark > speech[0].dark + 0.1  # a wider opening shows more dark
 
 
 def test_a_shut_mouth_has_no_opening_to_measure(mesh) -> None:
     import cv2
 
-    from talker.mouthcheck import mouth_interior
+    from tools.mouthcheck import mouth_interior
 
     img = cv2.cvtColor(cv2.imread(str(media("faces", "obama_biden_two_people.jpg"))), cv2.COLOR_BGR2RGB)
     face = max(mesh.detect(img), key=lambda f: f.area)
@@ -47,7 +47,7 @@ def test_a_shut_mouth_has_no_opening_to_measure(mesh) -> None:
 
 def test_a_filmed_speakers_teeth_are_found(mesh, capsys) -> None:
     # the HDTF speaker shows her teeth as she talks: at gaps over 0.12 eye distances about half the opening
-    from talker.mouthcheck import main
+    from tools.mouthcheck import main
 
     assert main(["--video", str(media("video", "hdtf_WDA_KatieHill_000.mp4")), "--max-frames", "120"]) == 0
     out = capsys.readouterr().out

@@ -18,7 +18,7 @@ from talker.chat import (
     speak_reply,
     speakable,
 )
-from talker.fakechat import FakeChatServer, chunk_event
+from tools.fakechat import FakeChatServer, chunk_event
 
 REPLY = "Ahoy there, matey! The sea was calm at 5.30 this morning. Mr. Smith sailed with me. Fair winds to you."
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import media
 
 from talker.cli_persona import add_persona_parser, main
-from talker.fakechat import FakeChatServer
+from tools.fakechat import FakeChatServer
 
 
 def test_parser_plugs_into_a_main_parser():

@@ -1,5 +1,5 @@
 """Chat in a live session: a persona whose endpoint is a local server speaking the real streaming
-protocol (``talker.fakechat``: HTTP chunked server-sent events); an aiortc client over loopback hears
+protocol (``tools.fakechat``: HTTP chunked server-sent events); an aiortc client over loopback hears
 the reply while it is still streaming, and interrupt stops both the speech and the stream."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from server.rtc_client import AvatarClient
 from server.settings import Settings
 from server.testing import LiveServer, shared_engine
-from talker.fakechat import FakeChatServer, tokens
+from tools.fakechat import FakeChatServer, tokens
+from tools.rtc_client import AvatarClient
 
 REPLY = (
     "Ahoy there, friend! We are sailing north to the old harbour, where the fish are fresh. "

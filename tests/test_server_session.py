@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.rtc_client import AvatarClient
 from server.settings import Settings
 from server.testing import LiveServer, shared_engine
+from tools.rtc_client import AvatarClient
 
 
 @pytest.fixture(scope="module")

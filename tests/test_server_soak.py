@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.rtc_client import AvatarClient
 from server.testing import free_port
+from tools.rtc_client import AvatarClient
 
 pytestmark = pytest.mark.slow
 

@@ -1,10 +1,10 @@
 """Chat-to-speech latency: how soon after the first sentence leaves the chat endpoint is its speech ready?
 
-A local scripted endpoint (``talker.fakechat``) streams a reply token by token at a model-like pace; the
+A local scripted endpoint (``tools.fakechat``) streams a reply token by token at a model-like pace; the
 real client (``talker.chat``) parses the events, the splitter cuts sentences, Piper synthesizes them
 (``speak_reply``). All times are on one clock (``time.perf_counter``) in this process.
 
-    python -m talker.bench_chat [--runs 5] [--token-ms 30] [--first-token-ms 200]
+    python -m benchmarks.bench_chat [--runs 5] [--token-ms 30] [--first-token-ms 200]
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import time
 from collections.abc import Iterator
 
 from audio.types import SpeechChunk
+from benchmarks.results import command_line, record
 from talker.chat import ChatClient, ChatSettings, StreamingTTS, iter_sentences, speak_reply
-from talker.fakechat import FakeChatServer, tokens
+from tools.fakechat import FakeChatServer, tokens
 
 DEFAULT_REPLY = (
     "Ahoy, matey! I have sailed these waters for forty years, and never have I seen a calmer morning. "
@@ -90,12 +91,13 @@ def run_once(srv: FakeChatServer, tts: StreamingTTS, reply: str) -> dict[str, fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m talker.bench_chat", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_chat", description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--token-ms", type=float, default=30.0, help="delay between tokens (default 30 ms ~ 33 tok/s)")
     ap.add_argument("--first-token-ms", type=float, default=200.0, help="delay before the first token")
     ap.add_argument("--reply", default=DEFAULT_REPLY)
     ap.add_argument("--voice", default=None, help="Piper .onnx voice (default: the bundled voice)")
+    ap.add_argument("--no-record", action="store_true", help="do not append the figures to benchmarks/results.tsv")
     args = ap.parse_args(argv)
 
     from audio.piper_tts import PiperTTS
@@ -136,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{label:<52}{statistics.median(vals) * 1000:>8.0f}ms{min(vals) * 1000:>8.0f}ms{max(vals) * 1000:>8.0f}ms"
         )
+    if not args.no_record:
+        lat = [r["latency"] * 1000 for r in rows]
+        figures = (
+            f"sentence sent -> first SpeechChunk: median {statistics.median(lat):.0f} ms "
+            f"(min {min(lat):.0f}, max {max(lat):.0f}, n={len(lat)})"
+        )
+        print(f"recorded in {record(command_line('benchmarks.bench_chat', argv), figures)}")
     return 0
 
 

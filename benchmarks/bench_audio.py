@@ -1,4 +1,4 @@
-"""Speed of the audio stage: ``python -m audio.bench_audio [--minutes 10] [--media DIR]``.
+"""Speed of the audio stage: ``python -m benchmarks.bench_audio [--minutes 10] [--media DIR]``.
 
 Prints:
 * Piper real-time factor (seconds of speech per second of synthesis) on a ~15 s paragraph (target >= 3x);
@@ -20,6 +20,8 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.results import command_line, record
 
 PARAGRAPH = (
     "The committee met on Tuesday morning to review the plans for the new library. Everyone agreed that the "
@@ -126,13 +128,15 @@ def bench_align(media: Path, minutes: float) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from audio.eval_align import media_dir
+    from tools.eval_align import media_dir
 
-    ap = argparse.ArgumentParser(prog="python -m audio.bench_audio", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_audio", description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="minutes of speech to align (default 10)")
     ap.add_argument("--media", help="test media folder (default: $TALKER_MEDIA or ../shared/media)")
     ap.add_argument("--skip-align", action="store_true")
+    ap.add_argument("--no-record", action="store_true", help="do not append the figures to benchmarks/results.tsv")
     args = ap.parse_args(argv)
+    lines: list[str] = []
 
     from audio.espeak_tts import EspeakTTS
     from audio.piper_tts import PiperTTS
@@ -140,21 +144,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"text: paragraph {len(PARAGRAPH)} chars; first-chunk test: {THREE_SENTENCES!r}")
     for name, make in (("Piper joe (medium)", PiperTTS), ("espeak-ng en-us", EspeakTTS)):
         r = bench_tts(name, make, PARAGRAPH, THREE_SENTENCES)
-        print(
+        lines.append(
             f"{name:20s} {r['audio_s']:5.1f} s of speech in {r['synth_s']:5.2f} s = {r['rtf']:5.1f}x real time; "
             f"first chunk ({r['first_chunk_s']:.1f} s of audio) after {r['ttfa_s'] * 1000:4.0f} ms warm, "
             f"{r['cold_ttfa_s']:.2f} s cold (voice load included); streamed paragraph played from its first "
             f"chunk would stall {r['stall_s']:.2f} s in total"
         )
+        print(lines[-1])
     if not args.skip_align:
         media = media_dir(args.media)
         r = bench_align(media, args.minutes)
-        print(
+        lines.append(
             f"alignment: {r['audio_s'] / 60:.1f} min of speech, {int(r['words'])} words, in {r['align_s']:.1f} s = "
             f"{r['rtf']:.1f}x real time ({'forced' if r['forced'] else 'FELL BACK'}); "
             f"Python peak {r['py_peak_mb']:.0f} MB (tracemalloc; the 16 kHz samples are {r['samples_mb']:.0f} MB), "
             f"process RSS {r['rss_before_mb']:.0f} MB before, peak {r['peak_rss_mb']:.0f} MB"
         )
+        print(lines[-1])
+    if not args.no_record:
+        print(f"recorded in {record(command_line('benchmarks.bench_audio', argv), chr(10).join(lines))}")
     return 0
 
 

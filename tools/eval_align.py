@@ -1,6 +1,6 @@
 """Accuracy of ``audio.align`` against exact and reference timings.
 
-``python -m audio.eval_align [--media DIR]`` prints:
+``python -m tools.eval_align [--media DIR]`` prints:
 
 * phone-boundary error on synthetic speech whose labels are exact: the MBROLA us1 ``.pho`` file (SAMPA
   phones with durations in ms) and the espeak-ng phoneme events (``.events.tsv``), both saying
@@ -227,9 +227,10 @@ def evaluate_synthetic(media: Path, aligner: Aligner) -> list[Figures]:
     gt = media / "groundtruth"
     text = (gt / "tts_s1.txt").read_text().strip()
     truths = {
-        "mbrola us1": (gt / "tts_mb-us1_s1.wav", read_pho(gt / "tts_mb-us1_s1.pho")),
         "espeak-ng en-us": (gt / "tts_espeak_en-us_s1.wav", read_events(gt / "tts_espeak_en-us_s1.events.tsv")[0]),
     }
+    if (gt / "tts_mb-us1_s1.pho").exists():  # the MBROLA recording is in the larger media set only
+        truths = {"mbrola us1": (gt / "tts_mb-us1_s1.wav", read_pho(gt / "tts_mb-us1_s1.pho")), **truths}
     out: list[Figures] = []
     all_forced: list[np.ndarray] = []
     for name, (wav, ref) in truths.items():
@@ -283,7 +284,7 @@ def _print(f: Figures) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m audio.eval_align", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.eval_align", description=__doc__.split("\n")[0])
     ap.add_argument("--media", help="test media folder (default: $TALKER_MEDIA or ../shared/media)")
     ap.add_argument("--per-clip", action="store_true", help="print word figures for every clip")
     args = ap.parse_args(argv)

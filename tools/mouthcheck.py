@@ -1,14 +1,14 @@
 """What shows inside an open mouth, measured the same way on filmed frames and on renders.
 
-dlib's inner-lip points jump with small changes inside a wide-open mouth (see ``talker.quality``), so
+dlib's inner-lip points jump with small changes inside a wide-open mouth (see ``tools.quality``), so
 they cannot tell whether a drawn mouth interior looks like a filmed one. This measures the pixels
 themselves: mediapipe's face mesh finds the opening (the inner lip contour) in a frame, and inside it
 this counts the share of teeth (bright, unsaturated), of dark cavity, and the brightness of its
 brightest tenth, all relative to the cheeks' tone so that lighting and skin cancel out. Frames are
 grouped by the lip gap (inter-ocular distances), since what shows depends on how wide the mouth is.
 
-``python -m talker.mouthcheck --video talking.mp4`` prints a filmed speaker's rows and
-``python -m talker.mouthcheck face.jpg`` those of a portrait's render over a jaw sweep.
+``python -m tools.mouthcheck --video talking.mp4`` prints a filmed speaker's rows and
+``python -m tools.mouthcheck face.jpg`` those of a portrait's render over a jaw sweep.
 """
 
 from __future__ import annotations
@@ -109,14 +109,14 @@ def render_sweep(face: str | Path | np.ndarray, size: int = 512, pipeline: Pipel
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m talker.mouthcheck [FACE...] [--video V]``: the open mouths of renders and of filmed video."""
+    """``python -m tools.mouthcheck [FACE...] [--video V]``: the open mouths of renders and of filmed video."""
     import argparse
 
     import av
 
     from talker.pipeline import Pipeline
 
-    ap = argparse.ArgumentParser(prog="python -m talker.mouthcheck", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m tools.mouthcheck", description=main.__doc__)
     ap.add_argument("faces", nargs="*", help="portraits: their renders over a jaw sweep are measured")
     ap.add_argument("--video", action="append", default=[], help="a talking-face video (every second frame)")
     ap.add_argument("--max-frames", type=int, default=300)

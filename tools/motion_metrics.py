@@ -8,7 +8,7 @@
 "Closed" means the commanded lip gap jawOpen * (1 - mouthClose) is below ``CLOSED_GAP`` (0.04 of the
 full opening, i.e. 0.02 inter-ocular distances: under a pixel for a face 50 px between the eyes).
 
-Ground-truth timings are read with ``audio.eval_align``'s readers and turned into Phones here.
+Ground-truth timings are read with ``tools.eval_align``'s readers and turned into Phones here.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def evaluate(track: MotionTrack, phones: tuple[Phone, ...] | list[Phone]) -> Mot
 
 
 def phones_from_segments(segs: list, duration_s: float | None = None) -> list[Phone]:
-    """Labelled segments (``audio.eval_align`` ground-truth readers) -> contiguous Phones, gaps as SIL."""
+    """Labelled segments (``tools.eval_align`` ground-truth readers) -> contiguous Phones, gaps as SIL."""
     phones: list[Phone] = []
     t = 0.0
     for seg in segs:

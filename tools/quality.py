@@ -244,11 +244,11 @@ def filmed_reference(video: str | Path, judge: Judge, max_frames: int = 750, see
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m talker.quality FACE... [--video V]``: the judge's row for each portrait (a video file as a
+    """``python -m tools.quality FACE... [--video V]``: the judge's row for each portrait (a video file as a
     FACE is judged on its frame ``--frame``) and, with ``--video``, what that filmed video scores."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m talker.quality", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m tools.quality", description=main.__doc__)
     ap.add_argument("faces", nargs="*", help="portraits (or videos: their frame --frame is the portrait)")
     ap.add_argument("--frame", type=int, default=30, help="which frame of a video FACE (default 30)")
     ap.add_argument("--video", action="append", default=[], help="a talking-face video to judge as reference")

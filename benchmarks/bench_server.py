@@ -1,7 +1,7 @@
 """Benchmark of the live session server, measured from another process over loopback.
 
-    python -m server.bench_server                 # starts a server subprocess, runs everything
-    python -m server.bench_server --url http://127.0.0.1:8000   # a running server (TALKER_DEBUG_MARKERS=1)
+    python -m benchmarks.bench_server                 # starts a server subprocess, runs everything
+    python -m benchmarks.bench_server --url http://127.0.0.1:8000   # a running server (TALKER_DEBUG_MARKERS=1)
 
 The server stamps debug markers (frame index + speaking bit in the video, a 10 ms beep every second
 in the audio) so the receiving aiortc client can tell what each frame is. Figures:
@@ -18,11 +18,11 @@ in the audio) so the receiving aiortc client can tell what each frame is. Figure
   ``--capacity-listen`` seconds (the user's turn) before the next one. The share of audio frames
   that carried speech is reported with each step.
 * chat (``--chat N``): a persona session whose chat endpoint is a local OpenAI-compatible SSE server in
-  this process (``talker.fakechat``, tokens at a model-like pace); from the moment the endpoint sends
+  this process (``tools.fakechat``, tokens at a model-like pace); from the moment the endpoint sends
   the last token of the reply's first sentence to the first speech frame (and first audible audio)
   received by the client, p50 / p90. Both times are on this process's ``time.perf_counter``.
 
-    python -m server.bench_server --chat 10 --says 0 --interrupts 0 --av-minutes 0 --max-sessions 0
+    python -m benchmarks.bench_server --chat 10 --says 0 --interrupts 0 --av-minutes 0 --max-sessions 0
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from server.rtc_client import AvatarClient
+from benchmarks.results import command_line, record
 from server.testing import free_port
+from tools.rtc_client import AvatarClient
 
 SENTENCES = [
     "Hello there.",
@@ -564,8 +565,8 @@ async def bench_capacity(
 async def bench_chat(
     url: str, rep: Report, runs: int, token_ms: float, first_token_ms: float, reply: str | None = None
 ) -> None:
-    from talker.bench_chat import DEFAULT_REPLY, first_sentence_token
-    from talker.fakechat import FakeChatServer
+    from benchmarks.bench_chat import DEFAULT_REPLY, first_sentence_token
+    from tools.fakechat import FakeChatServer
 
     reply = reply or DEFAULT_REPLY
     with FakeChatServer(reply, token_delay_s=token_ms / 1000, first_token_delay_s=first_token_ms / 1000) as srv:
@@ -668,7 +669,7 @@ async def run(url: str, args: argparse.Namespace) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m server.bench_server", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_server", description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", help="a running server started with TALKER_DEBUG_MARKERS=1 (default: start one)")
     ap.add_argument("--says", type=int, default=20, help="say -> first frame trials")
     ap.add_argument("--interrupts", type=int, default=10, help="interrupt -> idle trials")
@@ -699,8 +700,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chat", type=int, default=0, help="chat -> first speech frame trials (persona session)")
     ap.add_argument("--token-ms", type=float, default=30.0, help="chat: delay between tokens of the fake endpoint")
     ap.add_argument("--first-token-ms", type=float, default=200.0, help="chat: delay before its first token")
-    ap.add_argument("--chat-reply", default=None, help="chat: the scripted reply (default: talker.bench_chat's)")
+    ap.add_argument("--chat-reply", default=None, help="chat: the scripted reply (default: benchmarks.bench_chat's)")
     ap.add_argument("--json", help="write the raw figures here")
+    ap.add_argument("--no-record", action="store_true", help="do not append the figures to benchmarks/results.tsv")
     args = ap.parse_args(argv)
     random.seed(0)
     if args.url:
@@ -709,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
         with server_process(free_port(), max(args.max_sessions, 1)) as url:
             rep = asyncio.run(run(url, args))
     print(rep.summary())
+    if not args.no_record:
+        print(f"recorded in {record(command_line('benchmarks.bench_server', argv), rep.summary())}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(asdict(rep), f, indent=1)

@@ -1,6 +1,6 @@
 """Motion metrics and the Rhubarb comparison on the speech in ../shared/media.
 
-    python -m motion.eval_motion [MEDIA_DIR]
+    python -m tools.eval_motion [MEDIA_DIR]
 
 Ground-truth timings: MBROLA .pho and espeak events (exact), pocketsphinx alignments of the real
 recordings (groundtruth/align/*.phones.tsv).
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from audio.eval_align import read_events, read_pho, read_reference_tsv
 from audio.io import load_audio
 from audio.types import Phone, Speech
 from motion.generator import MotionGenerator
-from motion.metrics import MotionReport, evaluate, phones_from_segments
-from motion.rhubarb import agreement, classify, rhubarb_frames
+from tools.eval_align import media_dir, read_events, read_pho, read_reference_tsv
+from tools.motion_metrics import MotionReport, evaluate, phones_from_segments
+from tools.rhubarb import agreement, classify, rhubarb_frames
 
 
 def corpus(media: Path) -> list[tuple[str, Speech]]:
@@ -61,7 +61,7 @@ def _speech(samples: np.ndarray, sr: int, phones: list[Phone]) -> Speech:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    media = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "media"
+    media = media_dir(args[0] if args else None)
     items = corpus(media)
     if not items:
         print(f"no ground truth found under {media}")

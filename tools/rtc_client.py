@@ -1,4 +1,4 @@
-"""A small aiortc client of the live session API, for tests and ``server.bench_server``.
+"""A small aiortc client of the live session API, for tests and ``benchmarks.bench_server``.
 
 It offers recvonly audio + video, posts the offer to ``POST /sessions``, and records every frame it
 receives with its arrival time; when the server stamps debug markers it also decodes them. The time

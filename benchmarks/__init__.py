@@ -1,0 +1,1 @@
+"""Benchmarks of the talker stages and the live server (not installed with the package)."""
