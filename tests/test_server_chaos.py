@@ -17,7 +17,7 @@ import pytest
 
 from server.testing import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 def _start(data: Path, port: int) -> subprocess.Popen[bytes]:

@@ -20,7 +20,7 @@ import pytest
 from server.testing import free_port
 from tools.rtc_client import AvatarClient
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 def rss_mb(pid: int) -> float:
