@@ -26,7 +26,7 @@ from server.clock import MediaClock
 from server.egress import EndpointRefused, chat_settings_for
 from server.engine import Engine, PersonaVoice
 from server.metrics import Metrics
-from server.portraits import PortraitStore
+from server.portraits import PortraitStore, release_memory
 from server.render_pool import RenderPool, RenderProcess
 from server.settings import Settings
 from server.tenancy import LOCAL_ADMIN, Principal
@@ -543,6 +543,7 @@ class SessionManager:
         while len(self._recently_closed) > 256:
             self._recently_closed.popitem(last=False)
         await session.close(reason)
+        await asyncio.to_thread(release_memory)  # the session's frames and codec buffers go back to the system
         self.metrics.sessions_closed.inc()
         log.info("session %s closed: %s (%d live)", sid, reason, len(self.sessions))
 
