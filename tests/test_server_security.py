@@ -356,30 +356,30 @@ def test_serving_beyond_loopback_without_a_key_needs_consent(tmp_path: Path) -> 
     check_exposure("0.0.0.0", Settings(data_dir=tmp_path, allow_no_auth=True))
 
 
-def test_serve_mistakes_are_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_serve_mistakes_are_one_line_errors(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as e:
         cli_main(["serve", "--port", "70000"])
-    assert e.value.code == 2 and "outside 1-65535" in capsys.readouterr().err
+    assert e.value.code == 2 and "outside 1-65535" in capfd.readouterr().err
     assert cli_main(["serve", "--data-dir", "/proc/talker-x"]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "/proc/talker-x" in err and "Traceback" not in err
     assert cli_main(["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)]) == 2
-    assert "without an API key" in capsys.readouterr().err
+    assert "without an API key" in capfd.readouterr().err
     bad = tmp_path / "keys.json"
     bad.write_text('{"keys": [{"key": "short", "tenant": "a"}]}')
     assert cli_main(["serve", "--api-keys-file", str(bad), "--data-dir", str(tmp_path)]) == 2
-    assert "16 characters" in capsys.readouterr().err
+    assert "16 characters" in capfd.readouterr().err
 
 
-def test_cli_mistakes_name_the_value(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_cli_mistakes_name_the_value(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cli_main(["render", "--text", "Hi", "--out", str(tmp_path), "--quiet"]) == 2
-    assert "is a folder" in capsys.readouterr().err
+    assert "is a folder" in capfd.readouterr().err
     assert cli_main(["render", "--text", "Hi", "--out", "/proc/no/x.mp4", "--quiet"]) == 2
-    assert "cannot write --out /proc/no/x.mp4" in capsys.readouterr().err
+    assert "cannot write --out /proc/no/x.mp4" in capfd.readouterr().err
     assert cli_main(["render", "--text", "Hi", "--fps", "nan", "--out", str(tmp_path / "a.mp4")]) == 2
-    assert "--fps must be between 1 and 60, got nan" in capsys.readouterr().err
+    assert "--fps must be between 1 and 60, got nan" in capfd.readouterr().err
     store = ["--data-dir", str(tmp_path / "personas")]
     for extra, words in ((["--rate", "0"], "rate must be within"), (["--voice", "nope"], "'nope'")):
         assert cli_main(["persona", *store, "create", "-d", "a calm man", "--keywords", *extra]) == 2
-        assert words in capsys.readouterr().err
+        assert words in capfd.readouterr().err
     assert not list((tmp_path / "personas").glob("persona_faces/*.png")), "nothing was saved"
