@@ -58,19 +58,24 @@ class _BodyTooLarge(Exception):
 class BodyLimit:
     """ASGI middleware: 413 for request bodies over the upload limit, before they are read in full."""
 
-    def __init__(self, app: Any, max_bytes: int, upload_limit: int) -> None:
+    def __init__(self, app: Any, upload_limit: int, big_upload_limit: int = 0, big_prefix: str = "/dubs") -> None:
+        """``upload_limit``: bytes of one upload; ``big_upload_limit`` instead for paths under ``big_prefix``
+        (videos to dub)."""
         self.app = app
-        self.max_bytes = max_bytes
         self.upload_limit = upload_limit
+        self.big_upload_limit = max(big_upload_limit, upload_limit)
+        self.big_prefix = big_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_bytes
+        path = str(scope.get("path", ""))
+        upload = self.big_upload_limit if path.startswith(self.big_prefix) else self.upload_limit
+        limit = upload + _UPLOAD_OVERHEAD_BYTES
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, self.upload_limit)
+            await _too_large(send, upload)
             return
         seen = 0
         started = False
@@ -91,7 +96,7 @@ class BodyLimit:
             if exceeded:  # the form parser turned the cut-off body into its own 400: answer 413 instead
                 if msg["type"] == "http.response.start" and not started:
                     started = True
-                    await _too_large(send, self.upload_limit)
+                    await _too_large(send, upload)
                 return
             if msg["type"] == "http.response.start":
                 started = True
@@ -101,7 +106,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _too_large(send, self.upload_limit)
+                await _too_large(send, upload)
 
 
 async def _too_large(send: Send, limit: int) -> None:
@@ -282,8 +287,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(SameOrigin, allowed=settings.allowed_origins)
     app.add_middleware(
         BodyLimit,
-        max_bytes=settings.max_upload_bytes + _UPLOAD_OVERHEAD_BYTES,
         upload_limit=settings.max_upload_bytes,
+        big_upload_limit=settings.max_video_bytes,
     )
 
     @app.exception_handler(SessionError)

@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
 """
 
-_ADDED_COLUMNS = {"persona_id": "TEXT", "persona": "TEXT", "owner": "TEXT"}
+_ADDED_COLUMNS = {"persona_id": "TEXT", "persona": "TEXT", "owner": "TEXT", "kind": "TEXT", "params": "TEXT"}
 """Columns added after the first release (persona renders, tenants), added to older databases on open."""
 
 
@@ -85,6 +85,8 @@ class Job:
     persona_id: str | None = None
     persona: str | None = None  # JSON of the persona (``Persona.to_dict``) when queued
     owner: str | None = None  # the tenant that queued it (None: from before tenants, the default tenant's)
+    kind: str | None = None  # "render" (None: from before dubs) or "dub"
+    params: str | None = None  # JSON of a dub's options (files, voice, fit, face index)
 
 
 class JobStore:
@@ -205,6 +207,32 @@ class JobStore:
                         json.dumps(persona.to_dict()) if persona is not None else None,
                         owner,
                     ),
+                )
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+        with self._work:
+            self._work.notify_all()
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def create_dub(
+        self, files: dict[str, Path], text: str, params: dict[str, object], seed: int, owner: str = DEFAULT_TENANT
+    ) -> Job:
+        """Queue a dub. ``files``: name in the job's folder -> a file to move there (the video, the audio);
+        ``params``: the options the runner needs. Nothing is left behind when it fails."""
+        job_id = uuid.uuid4().hex
+        d = self.job_dir(job_id)
+        d.mkdir(parents=True)
+        try:
+            for name, src in files.items():
+                shutil.move(str(src), d / name)
+            with self._lock:
+                self._conn.execute(
+                    "INSERT INTO jobs (id, status, text, portrait_id, portrait_file, fps, size, seed, created_at,"
+                    " owner, kind, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (job_id, QUEUED, text, "video", None, 0.0, 0, seed, time.time(), owner, "dub", json.dumps(params)),
                 )
         except BaseException:
             shutil.rmtree(d, ignore_errors=True)

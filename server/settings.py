@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     )
     decode_slots: int = Field(default=1, ge=1, le=16, description="uploaded images decoded at once")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="largest portrait upload")
+    max_video_bytes: int = Field(default=500 * 1024 * 1024, ge=1024, description="largest video upload (dubs)")
+    max_video_s: float = Field(default=600.0, gt=0, description="longest video or speech to dub (seconds)")
     max_image_pixels: int = Field(default=40_000_000, ge=1024, le=40_000_000, description="largest portrait (w*h)")
 
     # render jobs
