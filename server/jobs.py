@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -118,16 +119,17 @@ class JobStore:
             row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return Job(**dict(row)) if row else None
 
-    def list(self, limit: int = 100, owner: str | None = None) -> list[Job]:
-        """The newest jobs; only ``owner``'s when given (the default tenant also gets jobs with no owner)."""
+    def list(self, limit: int = 100, owner: str | None = None, kind: str = "render") -> list[Job]:
+        """The newest jobs of a kind ("render" or "dub"); only ``owner``'s when given (the default tenant
+        also gets jobs with no owner)."""
+        where = ["COALESCE(kind, 'render') = ?"]
+        args: list[object] = [kind]
+        if owner is not None:
+            where.append("COALESCE(owner, ?) = ?")
+            args += [DEFAULT_TENANT, owner]
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC LIMIT ?"
         with self._lock:
-            if owner is None:
-                rows = self._conn.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-            else:
-                rows = self._conn.execute(
-                    "SELECT * FROM jobs WHERE COALESCE(owner, ?) = ? ORDER BY created_at DESC LIMIT ?",
-                    (DEFAULT_TENANT, owner, limit),
-                ).fetchall()
+            rows = self._conn.execute(sql, (*args, limit)).fetchall()
         return [Job(**dict(r)) for r in rows]
 
     def active_count(self, owner: str) -> int:
@@ -142,7 +144,7 @@ class JobStore:
     def bytes_of(self, owner: str) -> int:
         """Bytes of one tenant's job files (portraits and results)."""
         total = 0
-        for job in self.list(limit=1_000_000, owner=owner):
+        for job in self.list(1_000_000, owner, "render") + self.list(1_000_000, owner, "dub"):
             d = self.job_dir(job.id)
             if d.is_dir():
                 total += sum(f.stat().st_size for f in d.iterdir() if f.is_file())
@@ -380,6 +382,13 @@ class JobRunner(threading.Thread):
                 store.set_progress(job.id, 0.2 + 0.8 * done / max(total, 1), "render")
 
         try:
+            if job.kind == "dub":
+                duration = self._dub(job, out, check, progress)
+                if store.finish(job.id, out, duration):
+                    self.metrics.job_seconds.observe(time.perf_counter() - t0)
+                else:
+                    out.unlink(missing_ok=True)
+                return
             size = (job.size, job.size)
             store.set_progress(job.id, 0.01, "face")
             settings = RenderSettings(fps=job.fps, size=size, seed=job.seed)
@@ -409,7 +418,44 @@ class JobRunner(threading.Thread):
             if self._stop_event.is_set() and not store.is_cancelled(job.id):
                 pass  # shutting down: the job stays 'running' and is retried after the restart
         except (TextError, ImageError, NoFaceError, TTSError, PersonaError) as e:
-            store.fail(job.id, str(e))
+            store.fail(job.id, self._public(job, str(e)))
         except (ValueError, OSError, RuntimeError) as e:
             log.exception("render job %s failed", job.id)
-            store.fail(job.id, f"{type(e).__name__}: {e}")
+            store.fail(job.id, self._public(job, f"{type(e).__name__}: {e}"))
+
+    def _public(self, job: Job, message: str) -> str:
+        """A failure's reason without this server's file paths (the job's own files go by their names)."""
+        folder = str(self.store.job_dir(job.id))
+        return message.replace(folder + "/", "").replace(folder, "the job")
+
+    def _dub(
+        self, job: Job, out: Path, check: Callable[[], None], progress: Callable[[int, int], None]
+    ) -> float:
+        """A dub job: the new speech (the recording aligned, or the text spoken), then the video re-synced.
+        Returns the result's duration in seconds."""
+        from talker.dub import DubSettings, dub_video
+
+        params = json.loads(job.params or "{}")
+        folder = self.store.job_dir(job.id)
+        self.store.set_progress(job.id, 0.01, "speech")
+        if params.get("audio"):
+            from audio.align import align_file
+
+            speech = align_file(folder / params["audio"], job.text or None).speech
+        else:
+            from audio.types import concat_speech, silence
+            from audio.voices import DEFAULT_VOICE_ID
+
+            voice = self.engine.voice_for(params.get("voice_id") or DEFAULT_VOICE_ID, {})
+            said = Pipeline(tts=voice, detector=self.engine.detector).synthesize(job.text)  # type: ignore[arg-type]
+            sr = said.sample_rate
+            speech = concat_speech([silence(0.2, sr), said, silence(0.3, sr)], job.text)
+        check()
+        self.store.set_progress(job.id, 0.05, "dub")
+        settings = DubSettings(fit=params.get("fit", "loop"), face_index=params.get("face_index"), seed=job.seed)
+
+        def dub_progress(done: int, total: int) -> None:
+            progress(done, total)
+
+        result = dub_video(folder / params["video"], speech, out, settings, dub_progress)
+        return float(result.duration_s)

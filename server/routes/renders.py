@@ -24,7 +24,7 @@ router = APIRouter(prefix="/renders", tags=["renders"])
 def job_info(job: Job, request: Request | None = None, status: str | None = None) -> JobInfo:
     url = None
     if job.status == DONE and request is not None:
-        url = str(request.url_for("render_result", job_id=job.id))
+        url = str(request.url_for("dub_result" if job.kind == "dub" else "render_result", job_id=job.id))
     return JobInfo(
         job_id=job.id,
         status=status or job.status,  # type: ignore[arg-type]
@@ -46,7 +46,7 @@ def job_info(job: Job, request: Request | None = None, status: str | None = None
 
 def _get(store: JobStore, job_id: str, who: Principal) -> Job:
     job = store.get(job_id)
-    if job is None or not who.may_see(job.owner):
+    if job is None or job.kind == "dub" or not who.may_see(job.owner):
         raise HTTPException(404, f"no render job {job_id!r}")
     return job
 
