@@ -34,7 +34,13 @@ class ServerProcess:
     def __init__(self, data: Path, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full = {**os.environ, "TALKER_JOB_WORKERS": "1", "TALKER_PERSONA_VOICE_EMBEDDINGS": "0", **env}
+        full = {
+            **os.environ,
+            "TALKER_JOB_WORKERS": "1",
+            "TALKER_PERSONA_VOICE_EMBEDDINGS": "0",
+            "TALKER_SESSION_RATE_PER_MIN": "10000",  # (one test client opens many sessions)
+            **env,
+        }
         cmd = [sys.executable, "-m", "talker.cli", "serve", "--port", str(self.port), "--data-dir", str(data)]
         self.proc = subprocess.Popen(cmd, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t_end = time.monotonic() + 120
