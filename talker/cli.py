@@ -32,7 +32,12 @@ def _render(args: argparse.Namespace) -> int:
     _check_out(args.out)
     size = None if args.size == "source" else parse_size(args.size)
     settings = RenderSettings(
-        fps=_check_fps(args.fps), size=size, seed=args.seed, face_index=args.face_index, style=_style(args)
+        fps=_check_fps(args.fps),
+        size=size,
+        seed=args.seed,
+        face_index=args.face_index,
+        style=_style(args),
+        face_points=args.points,
     )
     bar = tqdm(total=0, unit="frame", desc="rendering", disable=args.quiet)
 
@@ -250,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--audio", help="recorded speech to lip-sync instead of synthesizing (wav, mp3, flac, ogg, m4a)")
     r.add_argument("--face", help="portrait image (default: the bundled public-domain portrait)")
     r.add_argument("--face-index", type=int, default=None, help="which face when there are several (0 = leftmost)")
+    r.add_argument(
+        "--points",
+        default=None,
+        help="five guide points 'x,y;x,y;x,y;x,y;x,y' (right eye, left eye, nose tip, right and left mouth "
+        "corner, in image pixels) for a face the detector cannot find: cartoons, animals, objects",
+    )
     r.add_argument("--out", default="talker.mp4", help="output MP4 path (default: talker.mp4)")
     r.add_argument("--fps", type=float, default=25.0, help="video frame rate (default 25)")
     r.add_argument("--size", default="512", help="output size: 512, 640x480, or 'source' (default 512)")

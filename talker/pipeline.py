@@ -23,10 +23,10 @@ from motion.generator import MotionGenerator, MotionStream, MotionStyle
 from motion.types import MotionTrack
 from render.frame import Frame
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
-from render.rig import FaceRig, build_rig
+from render.rig import FaceRig
 from render.warp import WarpRenderer
 from talker.mp4 import Mp4Writer
-from talker.portrait import default_portrait_path, find_face, frame_portrait, load_image
+from talker.portrait import default_portrait_path
 
 DEFAULT_SIZE = (512, 512)
 DEFAULT_FPS = 25.0
@@ -40,6 +40,7 @@ class RenderSettings:
     face_index: int | None = None
     crf: int = 20  # x264 quality: lower is better and bigger (0-51)
     style: MotionStyle = field(default_factory=MotionStyle)
+    face_points: str | None = None  # five guide points "x,y;..." for a face the detector cannot find
 
 
 @dataclass(frozen=True)
@@ -98,17 +99,13 @@ class Pipeline:
         image: str | Path | np.ndarray | None = None,
         size: tuple[int, int] | None = DEFAULT_SIZE,
         face_index: int | None = None,
+        points: str | None = None,
     ) -> Avatar:
-        """Load (or take) a portrait, find the face, frame it to ``size`` and build its rig."""
-        if image is None:
-            image = default_portrait_path()
-        if isinstance(image, np.ndarray):
-            rgb, source = image, "the given image"
-        else:
-            rgb, source = load_image(image), str(image)
-        face = find_face(rgb, self.detector, source, face_index)
-        framed = frame_portrait(rgb, face, size)
-        return Avatar(build_rig(framed.image, framed.face), source)
+        """Load (or take) a portrait, find the face (or place it by five guide ``points``), frame it to
+        ``size`` and build its rig. When no face is found, the error says how to give points."""
+        from talker.points import avatar_for
+
+        return avatar_for(default_portrait_path() if image is None else image, points, self.detector, size, face_index)
 
     def synthesize(self, text: str, lead_s: float = 0.3, tail_s: float = 0.4) -> Speech:
         """All of the text as one Speech, with silence before and after: exactly the pieces that the
@@ -246,7 +243,7 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {"tts": 0.0}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index)
+        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points)
         timings["face"] = time.perf_counter() - t0
         clean_text(text)  # fail fast, before any work, on empty or over-long text
         # rough frame estimate for the progress bar: ~14 characters per second of speech
@@ -271,7 +268,7 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index)
+        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points)
         timings["face"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         aligned = align_file(audio_path, transcript)

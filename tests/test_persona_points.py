@@ -128,3 +128,19 @@ def test_every_nonhuman_image_talks_with_points(name, speech, tmp_path: Path):
     assert len(frames) == result.n_frames >= 25
     # the video is not a still: frames differ while speaking
     assert max(np.abs(f.astype(int) - frames[0].astype(int)).mean() for f in frames) > 0.3
+
+
+def test_render_takes_guide_points_and_says_so_when_it_needs_them(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from talker.cli import main
+
+    cat = str(media("nonhuman/chelsea_cat.png"))
+    out = tmp_path / "cat.mp4"
+    assert main(["render", "--text", "Meow.", "--face", cat, "--size", "128", "--out", str(out), "--quiet"]) == 2
+    err = capfd.readouterr().err
+    assert "no face found" in err and "--points" in err
+    points = "170,115;320,137;263,248;232,280;292,283"
+    args = ["render", "--text", "Meow.", "--face", cat, "--points", points, "--size", "128", "--out", str(out)]
+    assert main([*args, "--quiet"]) == 0
+    assert out.stat().st_size > 1000

@@ -21,6 +21,7 @@ from server.portraits import (
 from server.schemas import PortraitInfo, Problem
 from server.settings import Settings
 from server.tenancy import OwnerStore, Principal
+from talker.stages import NoFaceError
 
 router = APIRouter(prefix="/portraits", tags=["portraits"])
 
@@ -96,6 +97,13 @@ async def upload_portrait(
         await asyncio.to_thread(engine.avatar, store, pid, settings.frame_size)
         await asyncio.to_thread(owners.add, "portrait", pid, who.tenant, len(data))
         ok = True
+    except NoFaceError as e:
+        engine.forget(pid)
+        raise UploadError(
+            422,
+            "no face found in the uploaded image: use a photo or painting with a clearly visible, roughly frontal "
+            "face, or make a persona from it with five guide points (POST /personas, form field 'points')",
+        ) from e
     except ValueError:
         engine.forget(pid)
         raise
