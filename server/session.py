@@ -8,6 +8,7 @@ peer connection and both threads; nothing outlives a session.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import queue
 import time
@@ -377,6 +378,16 @@ class Session:
             self.render_process = None
 
 
+def _collect_and_release() -> None:
+    """After a session closes: collect the cycles its objects formed (the start-up models are frozen out of
+    the collector, so this pass is short), then hand the freed heap back to the system; without both, a
+    server that opens and closes sessions all day grows."""
+    t0 = time.perf_counter()
+    gc.collect()
+    release_memory()
+    log.debug("memory released after a session in %.1f ms", 1000 * (time.perf_counter() - t0))
+
+
 class SessionManager:
     """All live sessions of this process."""
 
@@ -543,7 +554,7 @@ class SessionManager:
         while len(self._recently_closed) > 256:
             self._recently_closed.popitem(last=False)
         await session.close(reason)
-        await asyncio.to_thread(release_memory)  # the session's frames and codec buffers go back to the system
+        await asyncio.to_thread(_collect_and_release)
         self.metrics.sessions_closed.inc()
         log.info("session %s closed: %s (%d live)", sid, reason, len(self.sessions))
 
