@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import codec
-from server.deps import ServerState, require_api_key
+from server.deps import ServerState, require_api_key, upload_pool
 from server.engine import Engine
 from server.jobs import JobRunner, JobStore
 from server.metrics import Metrics
@@ -261,7 +261,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             owners,
             RateLimiter(settings.session_rate_per_min),
             RateLimiter(settings.auth_failures_per_min),
-            asyncio.Semaphore(settings.decode_slots),
+            upload_pool(settings.decode_slots),
         )
         try:
             yield
@@ -274,6 +274,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             await asyncio.to_thread(_join_all, runners)
             jobs.close()
             owners.close()
+            app.state.talker.upload_pool.shutdown(wait=False, cancel_futures=True)
             app.state.talker = None
             cv2.setNumThreads(cv_threads_before)
 

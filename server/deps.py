@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from fastapi import Depends, HTTPException, Request
@@ -34,7 +36,20 @@ class ServerState:
     owners: OwnerStore
     session_rate: RateLimiter
     auth_failures: RateLimiter
-    decode_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    upload_pool: ThreadPoolExecutor = field(default_factory=lambda: upload_pool(1))
+
+
+def _lower_priority() -> None:
+    """Upload threads run at a lower CPU priority than the threads that pace live sessions."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (OSError, AttributeError):  # not Linux, or not allowed: same priority as the rest
+        pass
+
+
+def upload_pool(workers: int) -> ThreadPoolExecutor:
+    """The threads that decode and rig uploaded pictures: ``workers`` at a time, at a lower priority."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="talker-upload", initializer=_lower_priority)
 
 
 def get_settings(request: Request) -> Settings:

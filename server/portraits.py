@@ -39,8 +39,9 @@ class ImageInfo:
     height: int
 
 
-def check_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
-    """Validate an uploaded image without trusting its name or content type.
+def check_image(data: bytes, max_bytes: int, max_pixels: int, decode: bool = True) -> ImageInfo:
+    """Validate an uploaded image without trusting its name or content type (``decode``: also decode it all,
+    else only its header is read).
 
     Raises ``UploadError``: 400 empty, 413 over ``max_bytes``, 415 not a decodable image,
     422 over ``max_pixels`` or under 32x32.
@@ -61,7 +62,8 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
                 )
             if min(w, h) < MIN_SIDE_PX:
                 raise UploadError(422, f"the uploaded portrait is only {w}x{h} pixels; need at least 32x32")
-            im.load()
+            if decode:
+                im.load()
     except UploadError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
@@ -83,6 +85,42 @@ def decode_rgb(data: bytes) -> np.ndarray:
             return np.array(pil_to_rgb(ImageOps.exif_transpose(im)), copy=True)
     except Exception as e:  # noqa: BLE001 - a corrupt file can make PIL's decoders raise almost anything
         raise UploadError(415, f"the uploaded image could not be decoded: {type(e).__name__}: {e}") from e
+
+
+WORKING_MAX_PIXELS = 16_000_000
+"""Larger uploads are scaled down to this many pixels once decoded: a face is rigged at the output size
+(at most 2048 px), and a 40-megapixel picture held as RGB arrays in several copies is most of a GB."""
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An upload decoded once: the upload's facts (``info``), its RGB pixels (scaled down past
+    ``WORKING_MAX_PIXELS``) and the bytes to keep (the upload itself, or a PNG of the scaled-down picture)."""
+
+    info: ImageInfo
+    rgb: np.ndarray
+    data: bytes
+    format: str  # of ``data``
+    scale: float  # kept pixels per uploaded pixel (1.0: as uploaded)
+
+
+def prepare_upload(data: bytes, max_bytes: int, max_pixels: int) -> PreparedImage:
+    """``check_image``'s checks (the size from the header, before decoding) and one decode, scaled down to
+    a working size. Raises ``UploadError`` like ``check_image``."""
+    import cv2
+
+    info = check_image(data, max_bytes, max_pixels, decode=False)
+    rgb = decode_rgb(data)
+    h, w = rgb.shape[:2]
+    if h * w <= WORKING_MAX_PIXELS:
+        return PreparedImage(info, rgb, data, info.format, 1.0)
+    scale = (WORKING_MAX_PIXELS / (h * w)) ** 0.5
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    del rgb
+    ok, png = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:  # pragma: no cover - OpenCV always encodes a uint8 RGB image
+        raise UploadError(415, "the uploaded image could not be re-encoded")
+    return PreparedImage(info, small, png.tobytes(), "PNG", small.shape[1] / w)
 
 
 def release_memory() -> None:
@@ -110,9 +148,10 @@ class PortraitStore:
         self._lock = threading.Lock()
         self._in_use: dict[str, int] = {}
 
-    def save(self, data: bytes, info: ImageInfo) -> str:
-        """Keep an upload's file (once per content) and mark it in use until ``settle``."""
-        pid = hashlib.sha256(data).hexdigest()[:16]
+    def save(self, data: bytes, info: ImageInfo, pid: str | None = None) -> str:
+        """Keep an upload's file (once per content; ``pid``: the id, default from ``data``) and mark it in use
+        until ``settle``."""
+        pid = pid or hashlib.sha256(data).hexdigest()[:16]
         with self._lock:
             if self.path(pid) is None:
                 tmp = self.root / f".{pid}.{threading.get_ident()}.part"

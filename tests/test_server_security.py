@@ -383,3 +383,18 @@ def test_cli_mistakes_name_the_value(capfd: pytest.CaptureFixture[str], tmp_path
         assert cli_main(["persona", *store, "create", "-d", "a calm man", "--keywords", *extra]) == 2
         assert words in capfd.readouterr().err
     assert not list((tmp_path / "personas").glob("persona_faces/*.png")), "nothing was saved"
+
+
+def test_a_very_large_portrait_is_kept_at_a_working_size(app_client: TestClient) -> None:
+    from server.portraits import WORKING_MAX_PIXELS
+
+    big = Image.open(default_portrait_path()).convert("RGB").resize((5600, 5600), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    big.save(buf, format="JPEG", quality=85)
+    r = app_client.post("/portraits", files={"file": ("big.jpg", buf.getvalue(), "image/jpeg")}, headers=as_("bob"))
+    assert r.status_code == 201, r.text
+    assert (r.json()["width"], r.json()["height"]) == (5600, 5600), "the upload's own size is reported"
+    store = app_client.app.state.talker.portraits  # type: ignore[attr-defined]
+    kept = store.path(r.json()["portrait_id"])
+    with Image.open(kept) as im:
+        assert im.size[0] * im.size[1] <= WORKING_MAX_PIXELS

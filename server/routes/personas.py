@@ -23,7 +23,7 @@ from server.deps import (
 )
 from server.egress import EndpointRefused, check_persona_endpoint
 from server.engine import Engine
-from server.routes.portraits import decode_upload, read_upload
+from server.routes.portraits import check_upload, read_upload
 from server.schemas import MAX_SEED, PersonaChat, PersonaCreated, PersonaInfo, Problem, VoiceRankInfo
 from server.settings import Settings
 from server.tenancy import OwnerStore, Principal
@@ -93,6 +93,16 @@ def _get(store: PersonaStore, owners: OwnerStore, who: Principal, persona_id: st
     if not owners.may_see(who, "persona", persona_id):
         raise HTTPException(404, f"no persona {persona_id!r}")
     return persona
+
+
+def _scaled_points(points: str, scale: float) -> str:
+    """Guide points given in the uploaded picture's pixels, moved to the scaled-down copy's (422 if bad)."""
+    from talker.points import PointsError, format_points, parse_points
+
+    try:
+        return format_points(parse_points(points) * scale)
+    except PointsError as e:
+        raise HTTPException(422, str(e)) from e
 
 
 def _name_from_filename(filename: str) -> str | None:
@@ -170,7 +180,10 @@ async def create_persona(
     rgb = None
     if image is not None and image.filename:
         data = await read_upload(image, settings)
-        _, rgb = await decode_upload(request, data)
+        prepared = await check_upload(request, data)
+        rgb = prepared.rgb
+        if points is not None and points.strip() and prepared.scale != 1.0:
+            points = _scaled_points(points, prepared.scale)
     if not description and rgb is None:
         raise HTTPException(422, "a persona needs a description, an image, or both")
     if points is not None and not points.strip():

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, UploadFile
 
 from server.deps import check_quota, get_engine, get_owners, get_portraits, get_settings, get_state, require_api_key
@@ -13,9 +16,9 @@ from server.portraits import (
     DEFAULT_PORTRAIT,
     ImageInfo,
     PortraitStore,
+    PreparedImage,
     UploadError,
-    check_image,
-    decode_rgb,
+    prepare_upload,
     release_memory,
 )
 from server.schemas import PortraitInfo, Problem
@@ -24,6 +27,8 @@ from server.tenancy import OwnerStore, Principal
 from talker.stages import NoFaceError
 
 router = APIRouter(prefix="/portraits", tags=["portraits"])
+
+T = TypeVar("T")
 
 
 async def read_upload(file: UploadFile, settings: Settings) -> bytes:
@@ -34,34 +39,25 @@ async def read_upload(file: UploadFile, settings: Settings) -> bytes:
     return data
 
 
-def _checked(data: bytes, settings: Settings) -> ImageInfo:
+def _prepared(data: bytes, settings: Settings) -> PreparedImage:
     try:
-        return check_image(data, settings.max_upload_bytes, settings.max_image_pixels)
+        return prepare_upload(data, settings.max_upload_bytes, settings.max_image_pixels)
     finally:
         release_memory()
 
 
-def _decoded(data: bytes, settings: Settings) -> tuple[ImageInfo, np.ndarray]:
-    try:
-        info = check_image(data, settings.max_upload_bytes, settings.max_image_pixels)
-        return info, decode_rgb(data)
-    finally:
-        release_memory()
+async def in_upload_pool(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run upload work (decoding, rigging) in the server's low-priority upload threads, ``decode_slots`` at
+    a time, so that a burst of uploads neither piles decoded pictures up in memory nor takes the CPU from
+    live sessions."""
+    pool = get_state(request).upload_pool
+    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
 
 
-async def check_upload(request: Request, data: bytes) -> ImageInfo:
-    """Validate an uploaded image in a worker thread, at most ``decode_slots`` at once (the size is read
-    from the header first, so an oversized picture is refused before it is decoded)."""
-    state = get_state(request)
-    async with state.decode_gate:
-        return await asyncio.to_thread(_checked, data, get_settings(request))
-
-
-async def decode_upload(request: Request, data: bytes) -> tuple[ImageInfo, np.ndarray]:
-    """``check_upload`` and the RGB pixels (numpy uint8 H x W x 3), decoded once in the same slot."""
-    state = get_state(request)
-    async with state.decode_gate:
-        return await asyncio.to_thread(_decoded, data, get_settings(request))
+async def check_upload(request: Request, data: bytes) -> PreparedImage:
+    """Validate and decode an uploaded image once (the size is read from the header first, so an oversized
+    picture is refused before it is decoded); a very large one comes back scaled down."""
+    return await in_upload_pool(request, _prepared, data, get_settings(request))
 
 
 @router.post(
@@ -88,14 +84,17 @@ async def upload_portrait(
     """Upload a photo or painting with a face (JPEG, PNG, WebP...). The face is found and rigged now
     (about a second), so sessions that use it start at once. 422 when no face is found."""
     data = await read_upload(file, settings)
-    info = await check_upload(request, data)
+    pid = hashlib.sha256(data).hexdigest()[:16]
+    image = await check_upload(request, data)
+    info = image.info
     state = get_state(request)
-    check_quota(who, settings, state.jobs, owners, len(data))
-    pid = await asyncio.to_thread(store.save, data, info)
+    check_quota(who, settings, state.jobs, owners, len(image.data))
+    kept = ImageInfo(image.format, image.rgb.shape[1], image.rgb.shape[0])
+    await asyncio.to_thread(store.save, image.data, kept, pid)
     ok = False
     try:
-        await asyncio.to_thread(engine.avatar, store, pid, settings.frame_size)
-        await asyncio.to_thread(owners.add, "portrait", pid, who.tenant, len(data))
+        await in_upload_pool(request, engine.avatar, store, pid, settings.frame_size)
+        await asyncio.to_thread(owners.add, "portrait", pid, who.tenant, len(image.data))
         ok = True
     except NoFaceError as e:
         engine.forget(pid)

@@ -98,8 +98,8 @@ async def create_render(
         return job_info(job, request)
     if portrait is not None and portrait.filename:
         data = await read_upload(portrait, settings)
-        info = await check_upload(request, data)
-        src = (data, EXTENSIONS[info.format])
+        image = await check_upload(request, data)
+        src = (image.data, EXTENSIONS[image.format])
         portrait_id = "upload"
     elif portrait_id != DEFAULT_PORTRAIT:
         path = portraits.path(portrait_id)
