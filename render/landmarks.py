@@ -57,6 +57,11 @@ class LandmarkDetector(Protocol):
     def detect(self, image: np.ndarray) -> list[FaceLandmarks]: ...
 
 
+MAX_DETECT_SIDE = 2048
+"""mediapipe sees larger images (or tiles) scaled down to this side: its landmark model reads a 192-pixel
+face crop, and full-size buffers of a 40-megapixel picture stay allocated inside its graph."""
+
+
 class MediaPipeFaceMesh:
     """mediapipe face mesh (478 points, refined lips, eyes and irises)."""
 
@@ -110,6 +115,11 @@ class MediaPipeFaceMesh:
         self, image: np.ndarray, x0: int, y0: int, full: tuple[int, int] | None = None
     ) -> list[FaceLandmarks]:
         h, w = image.shape[:2]
+        if max(h, w) > MAX_DETECT_SIDE:  # (landmarks are normalized, so they map back onto the full image)
+            import cv2
+
+            k = MAX_DETECT_SIDE / max(h, w)
+            image = cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
         with self._lock:
             result = self._get().process(np.ascontiguousarray(image))
         faces: list[FaceLandmarks] = []
