@@ -23,7 +23,8 @@ from server.deps import (
 )
 from server.egress import EndpointRefused, check_persona_endpoint
 from server.engine import Engine
-from server.routes.portraits import check_upload, read_upload
+from server.portraits import release_memory
+from server.routes.portraits import check_upload, in_upload_pool, read_upload
 from server.schemas import MAX_SEED, PersonaChat, PersonaCreated, PersonaInfo, Problem, VoiceRankInfo
 from server.settings import Settings
 from server.tenancy import OwnerStore, Principal
@@ -93,6 +94,13 @@ def _get(store: PersonaStore, owners: OwnerStore, who: Principal, persona_id: st
     if not owners.may_see(who, "persona", persona_id):
         raise HTTPException(404, f"no persona {persona_id!r}")
     return persona
+
+
+def _create(engine: Engine, *args: Any, **kwargs: Any) -> Created:
+    try:
+        return engine.create_persona(*args, **kwargs)  # type: ignore[no-any-return]
+    finally:
+        release_memory()
 
 
 def _scaled_points(points: str, scale: float) -> str:
@@ -195,8 +203,10 @@ async def create_persona(
     if voice_id:
         await asyncio.to_thread(engine.voice_for, voice_id, {})  # 422 naming an unknown voice
     try:
-        created = await asyncio.to_thread(
-            engine.create_persona,
+        created = await in_upload_pool(
+            request,
+            _create,
+            engine,
             store,
             maker,
             description=description,

@@ -46,12 +46,19 @@ def _prepared(data: bytes, settings: Settings) -> PreparedImage:
         release_memory()
 
 
-async def in_upload_pool(request: Request, fn: Callable[..., T], *args: Any) -> T:
+def _rig(engine: Engine, store: PortraitStore, pid: str, size: tuple[int, int]) -> None:
+    try:
+        engine.avatar(store, pid, size)
+    finally:
+        release_memory()  # (the face search over a large picture's tiles leaves freed buffers behind)
+
+
+async def in_upload_pool(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run upload work (decoding, rigging) in the server's low-priority upload threads, ``decode_slots`` at
     a time, so that a burst of uploads neither piles decoded pictures up in memory nor takes the CPU from
     live sessions."""
     pool = get_state(request).upload_pool
-    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args, **kwargs))
 
 
 async def check_upload(request: Request, data: bytes) -> PreparedImage:
@@ -93,7 +100,7 @@ async def upload_portrait(
     await asyncio.to_thread(store.save, image.data, kept, pid)
     ok = False
     try:
-        await in_upload_pool(request, engine.avatar, store, pid, settings.frame_size)
+        await in_upload_pool(request, _rig, engine, store, pid, settings.frame_size)
         await asyncio.to_thread(owners.add, "portrait", pid, who.tenant, len(image.data))
         ok = True
     except NoFaceError as e:
