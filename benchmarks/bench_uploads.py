@@ -62,6 +62,10 @@ async def run(args: argparse.Namespace) -> None:
             await client.connect()
             await asyncio.wait_for(client.connected.wait(), 30)
             await client.wait_frames(25)
+            # the same session with nothing beside it first: the host's own lateness, to compare against
+            quiet_before = await client.status()
+            await asyncio.sleep(args.baseline_s)
+            quiet_after = await client.status()
             base = rss_mb(proc.pid)
             peak = [base]
             stop = threading.Event()
@@ -102,13 +106,17 @@ async def run(args: argparse.Namespace) -> None:
     print(f"answers: {sorted(set(codes))} (uploads: no face -> 422; persona -> 201)")
     print(f"server RSS: before {base:.0f} MB, peak {peak[0]:.0f} MB (+{peak[0] - base:.0f}), after {settled:.0f} MB")
     late = after["frames_late"] - before["frames_late"]
+    quiet_late = quiet_after["frames_late"] - quiet_before["frames_late"]
+    quiet_sent = quiet_after["frames_sent"] - quiet_before["frames_sent"]
     print(f"live session meanwhile: {frames} video frames received (~{expected} expected), {late} sent late")
+    print(f"the same session alone before ({args.baseline_s:g} s): {quiet_sent} frames sent, {quiet_late} late")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--uploads", type=int, default=20)
     ap.add_argument("--pixels", type=int, default=39_000_000)
+    ap.add_argument("--baseline-s", type=float, default=20.0, help="seconds of the session alone, measured first")
     asyncio.run(run(ap.parse_args()))
 
 

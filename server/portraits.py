@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import io
+import math
 import re
 import threading
 from collections.abc import Callable
@@ -106,21 +107,32 @@ class PreparedImage:
 
 def prepare_upload(data: bytes, max_bytes: int, max_pixels: int) -> PreparedImage:
     """``check_image``'s checks (the size from the header, before decoding) and one decode, scaled down to
-    a working size. Raises ``UploadError`` like ``check_image``."""
+    a working size while still a PIL image (so the full-size picture exists once, not in several RGB
+    copies). Raises ``UploadError`` like ``check_image``."""
     import cv2
+    from PIL import Image, ImageOps
 
     info = check_image(data, max_bytes, max_pixels, decode=False)
-    rgb = decode_rgb(data)
-    h, w = rgb.shape[:2]
-    if h * w <= WORKING_MAX_PIXELS:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            w, h = im.size
+            factor = math.ceil(math.sqrt(w * h / WORKING_MAX_PIXELS)) if w * h > WORKING_MAX_PIXELS else 1
+            small: Image.Image = im
+            if factor > 1:
+                if im.mode not in ("RGB", "RGBA", "L", "LA", "I", "F", "I;16"):
+                    small = im.convert("RGBA" if "transparency" in im.info or "A" in im.mode else "RGB")
+                small = small.reduce(factor)
+            rgb = np.array(pil_to_rgb(ImageOps.exif_transpose(small)), copy=True)
+            del small
+    except Exception as e:  # noqa: BLE001 - a corrupt file can make PIL's decoders raise almost anything
+        raise UploadError(415, f"the uploaded image could not be decoded: {type(e).__name__}: {e}") from e
+    if factor == 1:
         return PreparedImage(info, rgb, data, info.format, 1.0)
-    scale = (WORKING_MAX_PIXELS / (h * w)) ** 0.5
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    del rgb
-    ok, png = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:  # pragma: no cover - OpenCV always encodes a uint8 RGB image
         raise UploadError(415, "the uploaded image could not be re-encoded")
-    return PreparedImage(info, small, png.tobytes(), "PNG", small.shape[1] / w)
+    return PreparedImage(info, rgb, png.tobytes(), "PNG", max(rgb.shape[:2]) / max(w, h))
 
 
 def release_memory() -> None:
