@@ -37,9 +37,10 @@ class WarpRenderer:
 
     name = "warp"
 
-    def __init__(self, rig: FaceRig, map_scale: int | None = None) -> None:
+    def __init__(self, rig: FaceRig, map_scale: int | None = None, draw_eyes: bool = True) -> None:
         """``map_scale``: the warp map is computed on a grid this many times coarser (default: from the
-        face size, 1 for small faces up to 4 for large ones)."""
+        face size, 1 for small faces up to 4 for large ones). ``draw_eyes=False``: blinks are not drawn (the
+        lid layers are not prepared), for frames whose own eyes are kept."""
         self.rig = rig
         self.pose = RigPose(rig)
         self.src = rig.image
@@ -71,7 +72,7 @@ class WarpRenderer:
         self.mouth = MouthPainter(rig)
         self.lip_source = lip_extended_source(rig)
         self._lip_ids = np.array(T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER)
-        self.eyes = EyePainter(rig)
+        self.eyes = EyePainter(rig) if draw_eyes else None
         self._br = CHANNEL_INDEX["eyeBlinkRight"]
         self._bl = CHANNEL_INDEX["eyeBlinkLeft"]
         self._gx = CHANNEL_INDEX["eyeLookX"]
@@ -241,7 +242,8 @@ class WarpRenderer:
         if closure > 0.01 and lip_box is not None:
             self._lips_from_extended(out, vt, closure, lip_box, mx, my, x0, y0)
         self.mouth.paint(out, vt, values)
-        self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
+        if self.eyes is not None:
+            self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
         return out
 
 

@@ -84,6 +84,78 @@ def _motion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(quiet: bool, desc: str):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="frame", desc=desc, disable=quiet)
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+def _dub(args: argparse.Namespace) -> int:
+    from talker.dub import DubSettings, dub_video
+
+    settings = DubSettings(fit=args.fit, face_index=args.face_index, seed=args.seed)
+    if args.audio:
+        if args.voice:
+            raise ValueError("--voice chooses the voice for --text; with --audio the recording is the voice")
+        from audio.align import align_file
+
+        aligned = align_file(args.audio, args.text)
+        speech, notes = aligned.speech, aligned.notes
+    elif args.text:
+        from audio.types import concat_speech, silence
+        from audio.voices import DEFAULT_VOICE_ID, make_tts, synthesize
+
+        tts = make_tts(args.voice or DEFAULT_VOICE_ID)
+        said = synthesize(tts, args.text)
+        sr = said.sample_rate
+        speech, notes = concat_speech([silence(0.2, sr), said, silence(0.3, sr)], args.text), ()
+    else:
+        raise ValueError("give the new speech: --audio RECORDING (with --text as its transcript), or --text")
+    bar, progress = _progress_bar(args.quiet, "dubbing")
+    result = dub_video(args.video, speech, args.out, settings, progress)
+    bar.close()
+    if not args.quiet:
+        t = result.timings_s
+        print(
+            f"wrote {result.path} ({result.n_frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps; "
+            f"mouth redrawn in {100 * result.face_share:.0f}% of frames); "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in t.items())
+        )
+        for note in (*notes, *result.notes):
+            print(f"note: {note}")
+    return 0
+
+
+def _drive(args: argparse.Namespace) -> int:
+    from render.landmarks import make_detector
+    from talker.drive import drive_portrait
+    from talker.pipeline import Pipeline
+    from talker.portrait import parse_size
+
+    size = None if args.size == "source" else parse_size(args.size)
+    bar, progress = _progress_bar(args.quiet, "driving")
+    result = drive_portrait(
+        args.face, args.video, args.out, size, args.face_index, Pipeline(detector=make_detector("mediapipe")),
+        progress=progress,
+    )  # fmt: skip
+    bar.close()
+    if not args.quiet:
+        t = result.timings_s
+        print(
+            f"wrote {result.path} ({result.n_frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps; "
+            f"driving face tracked in {100 * result.face_share:.0f}% of frames); "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in t.items())
+        )
+    return 0
+
+
 def _read_text(args: argparse.Namespace) -> str:
     if args.text_file:
         p = Path(args.text_file)
@@ -173,6 +245,31 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--face", default=None)
     b.add_argument("--out", default=None, help="keep the rendered MP4 here")
     b.set_defaults(func=_bench)
+    d = sub.add_parser("dub", help="re-sync the lips of a face video to new speech (a recording or text)")
+    d.add_argument("--video", required=True, help="the video of the face to dub")
+    d.add_argument("--audio", help="the new speech, recorded (wav, mp3, flac, ogg, m4a)")
+    d.add_argument("--text", help="the new words to synthesize (with --audio: the recording's transcript)")
+    d.add_argument("--voice", default=None, help="voice id for --text (see talker persona voices)")
+    d.add_argument("--out", default="dubbed.mp4", help="output MP4 path (default: dubbed.mp4)")
+    d.add_argument(
+        "--fit",
+        default="loop",
+        choices=["loop", "pingpong", "hold", "cut"],
+        help="when speech and video differ in length: repeat the video (loop), play it back and forth "
+        "(pingpong), hold its last frame (hold), or stop at the shorter (cut). Default loop",
+    )
+    d.add_argument("--face-index", type=int, default=None, help="which face when there are several (0 = leftmost)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_dub)
+    dr = sub.add_parser("drive", help="a portrait performs the head, eye and mouth motion of a driving video")
+    dr.add_argument("--face", default=None, help="portrait image (default: the bundled portrait)")
+    dr.add_argument("--video", required=True, help="the driving video (its audio is kept)")
+    dr.add_argument("--out", default="driven.mp4", help="output MP4 path (default: driven.mp4)")
+    dr.add_argument("--size", default="512", help="output size: 512, 640x480, or 'source' (default 512)")
+    dr.add_argument("--face-index", type=int, default=None, help="which driving face when there are several")
+    dr.add_argument("--quiet", action="store_true", help="no progress bar")
+    dr.set_defaults(func=_drive)
     s = sub.add_parser("sheet", help="contact sheet PNG of key poses (blink, vowels, bilabial, head turn)")
     s.add_argument("faces", nargs="+", help="portrait images (one row each)")
     s.add_argument("--out", default="contact_sheet.png")
