@@ -52,7 +52,10 @@ _PUCKER_IN, _FUNNEL_IN = 0.050, 0.03  # half width lost per unit mouthPucker / m
 _WIDTH_PER_GAP = 0.15  # half width gained per unit of lip gap as the jaw opens
 _BROW_UP, _BROW_DOWN = 0.064, 0.022  # inner brow rise per unit browInnerUp, drop per unit browDown
 _BROW_PER_GAP = 0.09  # the inner brows read lower by this much per unit of lip gap (the mesh's coupling)
-_GAZE_X, _GAZE_Y = 0.10, 0.011  # iris offset per unit eyeLookX / eyeLookY (eye widths)
+_GAZE_X, _GAZE_Y = 0.10, 0.04  # iris offset per unit eyeLookX / eyeLookY (eye widths)
+# (the vertical response measured 0.011: mediapipe barely sees the iris move up or down, and a gain that
+# large turns the pitch's small pull on the iris into full-scale gaze; vertical gaze is read damped)
+_NARROW_MIN = 0.01  # narrowing (IOD) below this is the head's turn foreshortening the mouth, not lips
 _CLOSED_GAP_PCT = 5.0  # the shot's closed-mouth gap: this percentile of its lip gaps
 _OPEN_EYE_PCT = 70.0  # the shot's open-eye gap: this percentile of its lid gaps
 _BLINK_FLOOR = 0.2
@@ -480,7 +483,7 @@ def _channels(feats: np.ndarray, rest: dict[str, float], out: np.ndarray) -> np.
     inward = dw < 0
     open_share = np.clip(gap / 0.15, 0.0, 1.0)
     smile = np.where(inward, np.maximum(dy / _SMILE[1], 0.0), smile)
-    narrow = np.maximum(-dw, 0.0)
+    narrow = np.maximum(-dw - _NARROW_MIN, 0.0)
     v[:, _C["mouthSmile"]] = np.clip(smile, -1.0, 1.0)
     v[:, _C["mouthStretch"]] = np.clip(np.where(inward, 0.0, stretch), 0.0, 1.0)
     v[:, _C["mouthPucker"]] = np.clip(narrow * (1 - open_share) / _PUCKER_IN, 0.0, 1.0)
