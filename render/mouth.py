@@ -460,4 +460,13 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     if not mask.any():
         return None
     grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-    return np.asarray(cv2.inpaint(np.ascontiguousarray(img), grown, max(2, width), cv2.INPAINT_TELEA))
+    # inpainting reads only a radius around the mask: run it on the mask's box and that margin
+    radius = max(2, width)
+    ys, xs = np.nonzero(grown)
+    m = radius + 2
+    y0, y1 = max(0, int(ys.min()) - m), min(h, int(ys.max()) + m + 1)
+    x0, x1 = max(0, int(xs.min()) - m), min(w, int(xs.max()) + m + 1)
+    out = img.copy()
+    box = np.ascontiguousarray(img[y0:y1, x0:x1])
+    out[y0:y1, x0:x1] = cv2.inpaint(box, np.ascontiguousarray(grown[y0:y1, x0:x1]), radius, cv2.INPAINT_TELEA)
+    return out

@@ -166,9 +166,14 @@ class MouthRedrawer:
         drawn = WarpRenderer(rig, draw_eyes=False).render(values)
         alpha = lower_face_mask(rig)
         out = image.copy()
-        region = out[y0:y1, x0:x1].astype(np.float32)
-        mixed = region + alpha[..., None] * (drawn.astype(np.float32) - region)
-        out[y0:y1, x0:x1] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+        rows = np.nonzero(alpha.max(axis=1) > 0)[0]
+        if not len(rows):
+            return out
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, 0, alpha.shape[1]
+        a = alpha[r0:r1, c0:c1, None]
+        region = out[y0 + r0 : y0 + r1, x0 + c0 : x0 + c1]
+        mixed = region + a * (drawn[r0:r1, c0:c1].astype(np.float32) - region)
+        region[:] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
         return out
 
 
@@ -176,10 +181,11 @@ def lower_face_mask(rig: FaceRig) -> np.ndarray:
     """(H, W) float32 weight of the redrawn pixels in a rig's crop: 0 down to the bottom of the nose, rising
     smoothly to 1 a little above the top of the upper lip (which lifts as the mouth opens)."""
     h, w = rig.image.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    ey = rig.axes[1, :2]
+    ey = rig.axes[1, :2].astype(np.float32)
     o = rig.origin[:2]
-    depth = ((xs - o[0]) * ey[0] + (ys - o[1]) * ey[1]) / rig.iod  # face-frame height, IOD units
+    xs = (np.arange(w, dtype=np.float32) - o[0]) * (ey[0] / rig.iod)
+    ys = (np.arange(h, dtype=np.float32) - o[1]) * (ey[1] / rig.iod)
+    depth = ys[:, None] + xs[None, :]  # face-frame height, IOD units
     nose = float(rig.local[2, 1])
     lip_top = float(rig.local[0, 1]) - 0.06
     top = min(nose + 0.02, lip_top - 0.04)
