@@ -41,21 +41,19 @@ _BROW_INNER_R = [107, 66, 55, 65]
 _BROW_INNER_L = [336, 296, 285, 295]
 _C = CHANNEL_INDEX
 
-# The detector's response to the renderer's channels: how far each measured feature moves (IOD, or eye
-# widths for the irises) per unit of a channel, measured by rendering channel sweeps on the bundled
-# portrait and detecting them again. mediapipe's mesh is pulled towards its average face, so it reads
-# smaller moves of the lip corners, brows and irises than the warp made; dividing by these responses
-# gives channels that drive the renderer as far as the face in the video moved.
-_SMILE = (0.047, -0.026)  # (mouth half width, corner height) per unit mouthSmile
-_STRETCH = (0.044, 0.010)  # ... per unit mouthStretch
-_PUCKER_IN, _FUNNEL_IN = 0.050, 0.03  # half width lost per unit mouthPucker / mouthFunnel
-_WIDTH_PER_GAP = 0.15  # half width gained per unit of lip gap as the jaw opens
-_BROW_UP, _BROW_DOWN = 0.064, 0.022  # inner brow rise per unit browInnerUp, drop per unit browDown
+# How far the renderer (render.deform) moves the face per unit of each channel, inverted: a movement
+# measured on a real face becomes the channel value that moves a portrait as far. (On the renderer's own
+# frames mediapipe reads the lip corners, brows and irises at a third to a half of how far the warp moved
+# them, its mesh being pulled towards its average face, so a rendered track reads back damped in those
+# channels; on real faces, where the movement is real, that damping is much smaller.)
+_SMILE = (0.09 / 0.45, -0.06)  # (mouth half width per half width / 0.45, corner height) per unit mouthSmile
+_STRETCH = (0.07 / 0.45, 0.015)  # ... per unit mouthStretch
+_PUCKER_IN, _FUNNEL_IN = 0.22, 0.14  # share of the mouth's half width lost per unit mouthPucker / mouthFunnel
+_WIDTH_PER_GAP = 0.15  # half width gained per unit of lip gap as the jaw opens (the warp and mediapipe both)
+_BROW_UP, _BROW_DOWN = 0.10, 0.06  # inner brow rise per unit browInnerUp, drop per unit browDown
 _BROW_PER_GAP = 0.09  # the inner brows read lower by this much per unit of lip gap (the mesh's coupling)
-_GAZE_X, _GAZE_Y = 0.10, 0.04  # iris offset per unit eyeLookX / eyeLookY (eye widths)
-# (the vertical response measured 0.011: mediapipe barely sees the iris move up or down, and a gain that
-# large turns the pitch's small pull on the iris into full-scale gaze; vertical gaze is read damped)
-_NARROW_MIN = 0.01  # narrowing (IOD) below this is the head's turn foreshortening the mouth, not lips
+_GAZE_X, _GAZE_Y = 0.16, 0.10  # iris offset per unit eyeLookX / eyeLookY (eye widths)
+_NARROW_MIN = 0.01  # narrowing (share of the half width) below this is the head's turn foreshortening it
 _CLOSED_GAP_PCT = 5.0  # the shot's closed-mouth gap: this percentile of its lip gaps
 _OPEN_EYE_PCT = 70.0  # the shot's open-eye gap: this percentile of its lid gaps
 _BLINK_FLOOR = 0.2
@@ -470,8 +468,10 @@ def _channels(feats: np.ndarray, rest: dict[str, float], out: np.ndarray) -> np.
     v = out.copy()
     gap = np.maximum(feats[:, i["gap"]] - rest["gap"], 0.0)
     v[:, _C["jawOpen"]] = gap / MAX_LIP_GAP_IOD
-    # mouth corners: wider or narrower and up or down from rest, the widening of the opening jaw taken off
-    dw = feats[:, i["half_width"]] - rest["half_width"] - _WIDTH_PER_GAP * gap
+    # mouth corners: wider or narrower (a share of the rest width) and up or down from rest, the widening
+    # of the opening jaw taken off
+    hw0 = max(rest["half_width"], 1e-3)
+    dw = (feats[:, i["half_width"]] - hw0 - _WIDTH_PER_GAP * gap) / hw0
     dy = feats[:, i["corner_y"]] - rest["corner_y"]
     m = np.array([[_SMILE[0], _STRETCH[0]], [_SMILE[1], _STRETCH[1]]])
     smile, stretch = np.linalg.solve(m, np.stack([dw, dy]))
