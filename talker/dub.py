@@ -10,8 +10,10 @@ When the speech and the video differ in length, ``fit`` decides (``FIT_POLICIES`
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +107,85 @@ def _frames_in_order(path: Path, n_out: int, n_video: int, fit: str, info: Video
         k += 1
 
 
+_DONE = object()
+
+
+def prefetch(items: Iterable[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """``items`` produced by a worker thread (decoding releases the GIL), at most ``depth`` ahead; an error
+    in the worker is raised here."""
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, name="dub-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+
+
+class _BackgroundWriter:
+    """Encodes (audio, image) pairs on a worker thread behind a bounded queue."""
+
+    def __init__(self, writer: Mp4Writer, depth: int = 4) -> None:
+        self.writer = writer
+        self.seconds = 0.0
+        self._q: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._work, name="dub-encode", daemon=True)
+        self._t.start()
+
+    def _work(self) -> None:
+        while (item := self._q.get()) is not None:
+            if self._error is not None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                self.writer.write_audio(item[0])
+                self.writer.write_video(item[1])
+            except BaseException as e:  # raised in the caller's thread
+                self._error = e
+            self.seconds += time.perf_counter() - t0
+
+    def put(self, audio: np.ndarray, image: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put((audio, image))
+
+    def abort(self) -> None:
+        """Stop without encoding what is queued."""
+        self._error = self._error or RuntimeError("dubbing stopped")
+        self._q.put(None)
+        self._t.join()
+
+    def finish(self) -> None:
+        self._q.put(None)
+        self._t.join()
+        if self._error is not None:
+            raise self._error
+
+
 def speech_frames(speech: Speech, fps: float) -> int:
     return frame_count(len(speech.samples), speech.sample_rate, fps)
 
@@ -124,7 +205,7 @@ def dub_video(
     path = info.path
     fps = info.fps
     t0 = time.perf_counter()
-    faces = track_faces(read_frames(path), fps, s.face_index)
+    faces = track_faces(prefetch(read_frames(path)), fps, s.face_index)
     timings["track"] = time.perf_counter() - t0
     n_video = faces.n_frames
     n_speech = speech_frames(speech, fps)
@@ -150,30 +231,38 @@ def dub_video(
     sr = speech.sample_rate
     try:
         with Mp4Writer(tmp, w, h, fps, sr, crf=s.crf) as writer:
-            frames = _frames_in_order(path, n_out, n_video, s.fit, info)
-            for k in range(n_out):
-                t0 = time.perf_counter()
-                image = next(frames)
-                t_decode += time.perf_counter() - t0
-                j = source_frame(k, n_video, s.fit)
-                t0 = time.perf_counter()
-                result = _redraw(image, faces, j, mouth[k], redrawers)
-                if result is not None:
-                    image = result
-                    redrawn += 1
-                t_render += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                a, b = int(round(k * sr / fps)), int(round((k + 1) * sr / fps))
-                writer.write_audio(samples[a:b])
-                writer.write_video(image[:h, :w])
-                t_encode += time.perf_counter() - t0
-                if progress is not None:
-                    progress(k + 1, n_out)
+            background = _BackgroundWriter(writer)
+            frames = prefetch(_frames_in_order(path, n_out, n_video, s.fit, info))
+            try:
+                for k in range(n_out):
+                    t0 = time.perf_counter()
+                    image = next(frames)
+                    t_decode += time.perf_counter() - t0
+                    j = source_frame(k, n_video, s.fit)
+                    t0 = time.perf_counter()
+                    result = _redraw(image, faces, j, mouth[k], redrawers)
+                    if result is not None:
+                        image = result
+                        redrawn += 1
+                    t_render += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    a, b = int(round(k * sr / fps)), int(round((k + 1) * sr / fps))
+                    background.put(samples[a:b], image[:h, :w])
+                    t_encode += time.perf_counter() - t0
+                    if progress is not None:
+                        progress(k + 1, n_out)
+            except BaseException:
+                background.abort()
+                raise
+            t0 = time.perf_counter()
+            background.finish()
+            t_encode += time.perf_counter() - t0
         tmp.replace(out)
     finally:
         if tmp.exists():
             tmp.unlink()
-    timings.update(decode=t_decode, redraw=t_render, encode=t_encode)
+    # decode and encode run beside the redraw: their figures are the time the redraw waited for them
+    timings.update(decode_wait=t_decode, redraw=t_render, encode_wait=t_encode)
     notes = []
     lost = n_out - redrawn
     if lost:
