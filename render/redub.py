@@ -82,11 +82,107 @@ def lip_gap_iod(points: np.ndarray) -> float:
     return float(np.mean([(points[b, :2] - points[a, :2]) @ ey for a, b in _GAP_PAIRS]) / max(iod, 1e-6))
 
 
+_BANK_MIN_GAP = 0.08  # mouths open at least this far (IOD) are kept in the bank
+_BANK_WIDER = 0.03  # the bank's mouth is used where the new opening is this much wider than the frame's (IOD)
+_INNER = T.LIP_INNER_UPPER + T.LIP_INNER_LOWER[::-1][1:-1]
+
+
+@dataclass(frozen=True)
+class MouthSample:
+    """One frame's own open mouth: the pixels around it and its landmarks in them."""
+
+    gap: float  # inner-lip gap, inter-ocular distances
+    image: np.ndarray  # (h, w, 3) RGB uint8
+    points: np.ndarray  # (478, 2) landmarks, pixels of ``image``
+
+
+def mouth_sample(image: np.ndarray, points: np.ndarray) -> MouthSample:
+    """The mouth of a frame (RGB uint8, (478, >=2) landmarks) as a ``MouthSample``."""
+    lips = points[T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER, :2]
+    r, left = eye_centres(points)
+    pad = 0.15 * float(np.linalg.norm((left - r)[:2]))
+    h, w = image.shape[:2]
+    x0, y0 = int(max(0, lips[:, 0].min() - pad)), int(max(0, lips[:, 1].min() - pad))
+    x1, y1 = int(min(w, lips[:, 0].max() + pad + 1)), int(min(h, lips[:, 1].max() + pad + 1))
+    patch = np.ascontiguousarray(image[y0:y1, x0:x1])
+    return MouthSample(lip_gap_iod(points), patch, points[:, :2].astype(np.float64) - np.array([x0, y0]))
+
+
+def bank_frames(points: np.ndarray, valid: np.ndarray, n: int = 12) -> list[int]:
+    """Frames whose open mouths make a good bank: over the range of openings, the most frontal face per
+    step of opening. ``points`` (N, 478, 3), ``valid`` (N,) bool."""
+    best: dict[int, tuple[float, int]] = {}
+    for k in np.where(valid)[0]:
+        p = points[k]
+        gap = lip_gap_iod(p)
+        if gap < _BANK_MIN_GAP:
+            continue
+        r, left = eye_centres(p)
+        iod = float(np.linalg.norm((left - r)[:2]))
+        turn = abs(float(p[T.NOSE_TIP, 0] - 0.5 * (r[0] + left[0]))) / max(iod, 1e-6)
+        step = int(gap / 0.04)
+        if step not in best or turn < best[step][0]:
+            best[step] = (turn, int(k))
+    return sorted(k for _, k in sorted(best.values())[:n])
+
+
+class MouthBank:
+    """The person's own open mouths, by opening: where a dub opens a mouth wider than the frame did, the
+    interior (teeth, tongue, cavity) comes from the sample opened about as far."""
+
+    def __init__(self, samples: list[MouthSample]) -> None:
+        self.samples = sorted(samples, key=lambda m: m.gap)
+        self._gaps = np.array([m.gap for m in self.samples])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def pick(self, gap: float) -> MouthSample | None:
+        """The sample opened closest to ``gap`` (IOD), preferring wider ones; None when the bank is empty."""
+        if not self.samples:
+            return None
+        cost = np.abs(self._gaps - gap) + 0.5 * np.maximum(gap - self._gaps, 0.0)
+        return self.samples[int(np.argmin(cost))]
+
+    def paint(self, out: np.ndarray, vt: np.ndarray, iod: float) -> bool:
+        """Paint the interior of the opening of target vertices ``vt`` (Nv, 2) into ``out`` from the sample
+        that fits; False when there is none."""
+        gap = float(np.mean([vt[b, 1] - vt[a, 1] for a, b in _GAP_PAIRS])) / max(iod, 1e-6)
+        sample = self.pick(gap)
+        if sample is None:
+            return False
+        ids = [78, 308, 13, 14, 82, 87, 312, 317]
+        src = sample.points[ids]
+        dst = vt[ids, :2]
+        a = np.column_stack([src, np.ones(len(src))])
+        m = np.linalg.lstsq(a, dst, rcond=None)[0].T  # (2, 3): sample pixels -> out pixels
+        poly = vt[_INNER, :2]
+        h, w = out.shape[:2]
+        x0, y0 = int(max(0, np.floor(poly[:, 0].min()) - 2)), int(max(0, np.floor(poly[:, 1].min()) - 2))
+        x1, y1 = int(min(w, np.ceil(poly[:, 0].max()) + 3)), int(min(h, np.ceil(poly[:, 1].max()) + 3))
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            return False
+        shift = np.array([[1.0, 0, -x0], [0, 1.0, -y0]])
+        m_box = shift @ np.vstack([m, [0, 0, 1.0]])
+        warped = cv2.warpAffine(sample.image, m_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 8).astype(np.int32)], (255,), cv2.LINE_AA, shift=3)
+        alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.01 * iod))[..., None]
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = np.clip(region + alpha * (warped.astype(np.float32) - region) + 0.5, 0, 255).astype(
+            np.uint8
+        )
+        return True
+
+
 class MouthRedrawer:
     """Redraws the mouth of frames of one shot. Not thread-safe."""
 
-    def __init__(self, reference: np.ndarray, points: np.ndarray) -> None:
-        """``reference``: an RGB uint8 frame of the shot, ``points``: its (478, 3) landmarks (pixels)."""
+    def __init__(self, reference: np.ndarray, points: np.ndarray, bank: MouthBank | None = None) -> None:
+        """``reference``: an RGB uint8 frame of the shot, ``points``: its (478, 3) landmarks (pixels);
+        ``bank``: the person's own open mouths, for openings wider than a frame's own."""
+        self.bank = bank
         h, w = reference.shape[:2]
         x0, y0, x1, y1 = crop_box(points, (w, h))
         crop = np.ascontiguousarray(reference[y0:y1, x0:x1])
@@ -163,7 +259,13 @@ class MouthRedrawer:
         values = self._neutral.copy()
         for name, v in zip(MOUTH_CHANNELS, mouth):
             values[CHANNEL_INDEX[name]] = v
-        drawn = WarpRenderer(rig, draw_eyes=False).render(values)
+        renderer = WarpRenderer(rig, draw_eyes=False)
+        drawn = renderer.render(values)
+        if self.bank is not None and len(self.bank):
+            vt = renderer.target_points(values)
+            gap = float(np.mean([vt[b, 1] - vt[a, 1] for a, b in _GAP_PAIRS])) / rig.iod
+            if gap > rig.source_gap + _BANK_WIDER:
+                self.bank.paint(drawn, vt, rig.iod)
         alpha = lower_face_mask(rig)
         out = image.copy()
         rows = np.nonzero(alpha.max(axis=1) > 0)[0]

@@ -24,7 +24,7 @@ from audio.types import Speech, concat_speech, silence
 from motion.generator import MotionGenerator
 from motion.types import CHANNEL_INDEX
 from render.encoder import FaceTrack, track_faces
-from render.redub import MOUTH_CHANNELS, MouthRedrawer
+from render.redub import MOUTH_CHANNELS, MouthBank, MouthRedrawer, bank_frames, mouth_sample
 from render.rig import RigError
 from talker.mp4 import Mp4Writer
 from talker.video import VideoError, VideoInfo, probe_video, read_frames
@@ -43,6 +43,7 @@ class DubSettings:
     face_index: int | None = None
     seed: int = 0
     crf: int = 20
+    mouth_bank: bool = True  # openings wider than a frame's own show the person's own mouth from other frames
 
     def __post_init__(self) -> None:
         if self.fit not in FIT_POLICIES:
@@ -207,6 +208,9 @@ def dub_video(
     t0 = time.perf_counter()
     faces = track_faces(prefetch(read_frames(path)), fps, s.face_index)
     timings["track"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    bank = _mouth_bank(path, faces) if s.mouth_bank else None
+    timings["bank"] = time.perf_counter() - t0
     n_video = faces.n_frames
     n_speech = speech_frames(speech, fps)
     if n_speech == 0:
@@ -240,7 +244,7 @@ def dub_video(
                     t_decode += time.perf_counter() - t0
                     j = source_frame(k, n_video, s.fit)
                     t0 = time.perf_counter()
-                    result = _redraw(image, faces, j, mouth[k], redrawers)
+                    result = _redraw(image, faces, j, mouth[k], redrawers, bank)
                     if result is not None:
                         image = result
                         redrawn += 1
@@ -270,8 +274,24 @@ def dub_video(
     return DubResult(out, n_out, fps, n_out / fps, redrawn / n_out, timings, tuple(notes))
 
 
+def _mouth_bank(path: Path, faces: FaceTrack) -> MouthBank:
+    """The open mouths of the video's own frames (a third, partial decoding pass)."""
+    wanted = bank_frames(faces.points, faces.valid)
+    samples = []
+    if wanted:
+        for k, image in enumerate(read_frames(path, max(wanted) + 1)):
+            if k in wanted:
+                samples.append(mouth_sample(image, faces.points[k]))
+    return MouthBank(samples)
+
+
 def _redraw(
-    image: np.ndarray, faces: FaceTrack, j: int, mouth: np.ndarray, redrawers: dict[int, MouthRedrawer]
+    image: np.ndarray,
+    faces: FaceTrack,
+    j: int,
+    mouth: np.ndarray,
+    redrawers: dict[int, MouthRedrawer],
+    bank: MouthBank | None,
 ) -> np.ndarray | None:
     """Frame ``image`` (video frame ``j``) with its mouth redrawn, or None to keep it as it is."""
     if not faces.valid[j]:
@@ -280,7 +300,7 @@ def _redraw(
     shot = int(faces.shot[j])
     try:
         if shot not in redrawers:
-            redrawers[shot] = MouthRedrawer(image, points)
+            redrawers[shot] = MouthRedrawer(image, points, bank)
         return redrawers[shot].redraw(image, points, mouth)
     except RigError:
         return None
