@@ -256,3 +256,41 @@ def test_bad_inputs_get_specific_errors(tmp_path):
         probe_video(cut)
         list(read_frames(cut))
     assert main(["dub", "--video", str(wav), "--audio", str(wav), "--out", str(tmp_path / "o.mp4")]) == 2
+
+
+def test_wider_openings_show_the_persons_own_mouth_from_the_bank(renderer):
+    """Opening a closed frame's mouth paints the interior from the video's own open mouth, not drawn teeth."""
+    import cv2
+
+    from render import topology as T
+    from render.landmarks import MediaPipeFaceMesh
+    from render.redub import MouthBank, MouthRedrawer, bank_frames, lip_gap_iod, mouth_sample
+
+    mesh = MediaPipeFaceMesh()
+    v = np.zeros(len(CHANNELS))
+    closed = renderer.render(v)
+    v[C["jawOpen"]] = 0.6
+    opened = renderer.render(v)
+    p_open = mesh.detect(opened)[0].points
+    p_closed = mesh.detect(closed)[0].points
+    assert bank_frames(np.stack([p_closed, p_open]), np.array([True, True])) == [1]
+    # the open frame's interior painted green: whatever shows in a redrawn opening is recognisably its
+    marked = opened.copy()
+    inner = p_open[T.LIP_INNER_UPPER + T.LIP_INNER_LOWER[::-1][1:-1], :2]
+    cv2.fillPoly(marked, [np.round(inner).astype(np.int32)], (0, 255, 0))
+    bank = MouthBank([mouth_sample(marked, p_open)])
+    assert bank.pick(0.3) is bank.samples[0] and bank.samples[0].gap > 0.15
+    mouth = np.array([0.6, 0, 0, 0, 0, 0])
+    with_bank = MouthRedrawer(closed, p_closed, bank).redraw(closed, p_closed, mouth)
+    drawn = MouthRedrawer(closed, p_closed).redraw(closed, p_closed, mouth)
+    face = mesh.detect(with_bank)[0].points
+    assert lip_gap_iod(face) > 0.15
+    hole = np.zeros(closed.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(face[T.LIP_INNER_UPPER + T.LIP_INNER_LOWER[::-1][1:-1], :2]).astype(np.int32)], 1)
+    hole = cv2.erode(hole, np.ones((5, 5), np.uint8)) > 0
+
+    def greenness(img: np.ndarray) -> float:
+        f = img[hole].astype(float)
+        return float(np.mean(f[:, 1] - 0.5 * (f[:, 0] + f[:, 2])))
+
+    assert greenness(with_bank) > 100 > 20 > greenness(drawn)
