@@ -63,6 +63,16 @@ def _motion(args: argparse.Namespace) -> int:
 
     if Path(args.out).suffix.lower() not in (".json", ".csv"):
         raise ValueError(f"motion export {args.out}: use a .json or .csv file name")
+    if args.video:
+        from render.encoder import encode_frames
+        from talker.video import probe_video, read_frames
+
+        info = probe_video(args.video)
+        encoded = encode_frames(read_frames(info.path), info.fps, args.face_index)
+        out = write_track(encoded.track, args.out)
+        share = 100 * float(encoded.faces.valid.mean())
+        print(f"wrote {out} ({encoded.track.n_frames} frames at {info.fps:g} fps; face tracked in {share:.0f}%)")
+        return 0
     text = _read_text(args)
     settings = RenderSettings(fps=_check_fps(args.fps), seed=args.seed, style=_style(args))
     p = Pipeline()
@@ -234,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     msrc = m.add_mutually_exclusive_group(required=True)
     msrc.add_argument("--text", help="the words to speak")
     msrc.add_argument("--text-file", help="a UTF-8 text file with the words to speak")
+    msrc.add_argument("--video", help="read the motion of the face in this video instead (the motion encoder)")
+    m.add_argument("--face-index", type=int, default=None, help="with --video: which face (0 = leftmost)")
     m.add_argument("--out", default="motion.json", help="output .json or .csv (default motion.json)")
     m.add_argument("--wav", default=None, help="also write the speech audio to this WAV file")
     m.add_argument("--fps", type=float, default=25.0)

@@ -294,3 +294,16 @@ def test_wider_openings_show_the_persons_own_mouth_from_the_bank(renderer):
         return float(np.mean(f[:, 1] - 0.5 * (f[:, 0] + f[:, 2])))
 
     assert greenness(with_bank) > 100 > 20 > greenness(drawn)
+
+
+def test_motion_export_from_a_video(talking_video, tmp_path, capsys):
+    import json
+
+    from talker.cli import main
+
+    video, v = talking_video
+    out = tmp_path / "track.json"
+    assert main(["motion", "--video", str(video), "--out", str(out)]) == 0
+    assert "75 frames at 25 fps; face tracked in 100%" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data and out.stat().st_size > 1000
