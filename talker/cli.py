@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from audio.text import TextError
 
@@ -94,17 +95,25 @@ def _motion(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar(quiet: bool, desc: str):  # type: ignore[no-untyped-def]
-    from tqdm import tqdm
+class _Bar:
+    """A progress bar that appears with the first frame (not before an input error)."""
 
-    bar = tqdm(total=0, unit="frame", desc=desc, disable=quiet)
+    def __init__(self, quiet: bool, desc: str) -> None:
+        self.quiet, self.desc = quiet, desc
+        self._bar: Any = None
 
-    def progress(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
 
-    return bar, progress
+        if self._bar is None:
+            self._bar = tqdm(total=total, unit="frame", desc=self.desc, disable=self.quiet)
+        if self._bar.total != total:
+            self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _dub(args: argparse.Namespace) -> int:
@@ -128,8 +137,8 @@ def _dub(args: argparse.Namespace) -> int:
         speech, notes = concat_speech([silence(0.2, sr), said, silence(0.3, sr)], args.text), ()
     else:
         raise ValueError("give the new speech: --audio RECORDING (with --text as its transcript), or --text")
-    bar, progress = _progress_bar(args.quiet, "dubbing")
-    result = dub_video(args.video, speech, args.out, settings, progress)
+    bar = _Bar(args.quiet, "dubbing")
+    result = dub_video(args.video, speech, args.out, settings, bar)
     bar.close()
     if not args.quiet:
         t = result.timings_s
@@ -150,10 +159,10 @@ def _drive(args: argparse.Namespace) -> int:
     from talker.portrait import parse_size
 
     size = None if args.size == "source" else parse_size(args.size)
-    bar, progress = _progress_bar(args.quiet, "driving")
+    bar = _Bar(args.quiet, "driving")
     result = drive_portrait(
         args.face, args.video, args.out, size, args.face_index, Pipeline(detector=make_detector("mediapipe")),
-        progress=progress,
+        progress=bar,
     )  # fmt: skip
     bar.close()
     if not args.quiet:
