@@ -176,52 +176,78 @@ def _choose(faces: list[np.ndarray], prev: np.ndarray | None, face_index: int | 
     return ordered[face_index] if face_index < len(ordered) else None
 
 
+class FaceFollower:
+    """Follows one face from frame to frame: its raw landmarks per frame and whether the picture cut.
+
+    The first frame with a face is searched with mediapipe's still-image detector (which also finds small
+    faces); it decides how many faces are tracked and which one is chosen (the largest, or ``face_index``
+    left to right). Later frames keep the face nearest the last one."""
+
+    def __init__(self, face_index: int | None = None, cut_pixel: float = EncoderSettings.cut_pixel) -> None:
+        self.face_index = face_index
+        self.cut_pixel = cut_pixel
+        self._probe: MediaPipeFaceMesh | None = MediaPipeFaceMesh()
+        self._mesh: VideoFaceMesh | None = None
+        self._thumb: np.ndarray | None = None
+        self._prev: np.ndarray | None = None
+
+    def next(self, image: np.ndarray) -> tuple[np.ndarray | None, bool]:
+        """(the face's (478, 3) points or None, whether the picture cut since the last frame)."""
+        th = _thumb(image)
+        cut = self._thumb is not None and float(np.abs(th - self._thumb).mean()) > self.cut_pixel
+        self._thumb = th
+        if self._mesh is None:
+            assert self._probe is not None
+            faces = [f.points for f in self._probe.detect(image)]
+            if faces:
+                n = len(faces)
+                if self.face_index is not None and self.face_index >= n:
+                    raise VideoFaceError(
+                        f"face index {self.face_index} requested but the video's first frame with a face has "
+                        f"{n} face(s) (0-based, left to right)"
+                    )
+                self._mesh = VideoFaceMesh(max_faces=min(4, max(n, (self.face_index or 0) + 1)))
+                faces = self._mesh.detect(image) or faces
+                self._probe.close()
+                self._probe = None
+        else:
+            faces = self._mesh.detect(image)
+        if cut:
+            self._prev = None
+        face = _choose(faces, self._prev, self.face_index)
+        if face is None and self._prev is not None and len(faces) == 1 and self.face_index is None:
+            face = faces[0]  # the one face moved fast: keep it (the jump marks a cut)
+        if face is not None:
+            self._prev = face
+        return face, cut
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+        if self._mesh is not None:
+            self._mesh.close()
+
+
 def detect_track(
     frames: Iterable[np.ndarray], face_index: int | None = None, cut_pixel: float = EncoderSettings.cut_pixel
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
-    """Raw landmarks of the chosen face per frame: (points (N, 478, 3) NaN where lost, found (N,),
-    picture cuts (N,) bool, frame size). The first frame with a face decides how many faces are
-    tracked (mediapipe's static search, which also finds small faces) and which one is chosen."""
-    probe = MediaPipeFaceMesh()
-    mesh: VideoFaceMesh | None = None
+    """Raw landmarks of the chosen face per frame (``FaceFollower``): (points (N, 478, 3) NaN where lost,
+    found (N,), picture cuts (N,) bool, frame size)."""
+    follower = FaceFollower(face_index, cut_pixel)
     pts: list[np.ndarray] = []
     found: list[bool] = []
     cuts: list[bool] = []
-    last_thumb: np.ndarray | None = None
-    prev: np.ndarray | None = None
     size = (0, 0)
     nan = np.full((478, 3), np.nan, np.float32)
     try:
         for image in frames:
             size = (int(image.shape[1]), int(image.shape[0]))
-            th = _thumb(image)
-            cuts.append(last_thumb is not None and float(np.abs(th - last_thumb).mean()) > cut_pixel)
-            last_thumb = th
-            if mesh is None:
-                faces = [f.points for f in probe.detect(image)]
-                if faces:
-                    if face_index is not None and face_index >= len(faces):
-                        raise VideoFaceError(
-                            f"face index {face_index} requested but the video's first frame with a face has "
-                            f"{len(faces)} face(s) (0-based, left to right)"
-                        )
-                    mesh = VideoFaceMesh(max_faces=min(4, max(len(faces), (face_index or 0) + 1)))
-                    faces = mesh.detect(image) or faces
-            else:
-                faces = mesh.detect(image)
-            if cuts[-1]:
-                prev = None
-            face = _choose(faces, prev, face_index)
-            if face is None and prev is not None and faces and len(faces) == 1 and face_index is None:
-                face = faces[0]  # the one face moved fast: keep it (the jump marks a cut below)
+            face, cut = follower.next(image)
+            cuts.append(cut)
             found.append(face is not None)
             pts.append(face if face is not None else nan)
-            if face is not None:
-                prev = face
     finally:
-        probe.close()
-        if mesh is not None:
-            mesh.close()
+        follower.close()
     if not pts:
         raise VideoFaceError("the video has no frames")
     return np.stack(pts).astype(np.float32), np.array(found), np.array(cuts), size
@@ -515,3 +541,83 @@ def encode_frames(
     """RGB uint8 frames of a face video at ``fps`` -> its motion (``EncodedVideo``). Raises
     ``VideoFaceError`` when no frame has a face."""
     return encode_faces(track_faces(frames, fps, face_index, settings))
+
+
+class LiveEncoder:
+    """The encoder for a live stream: one channel row per frame pushed, using only frames seen so far.
+
+    The neutral is estimated as the stream goes: the reference shape is the median of the first
+    ``warmup_s`` of frames with a face, the rest values (closed mouth, open eyes, median pose...) come
+    from the last ``window_s``. Until the first face, and after a loss longer than
+    ``EncoderSettings.max_gap_s``, rows are the neutral (zeros); a shorter loss holds the last row.
+    Not thread-safe."""
+
+    def __init__(
+        self,
+        fps: float,
+        face_index: int | None = None,
+        settings: EncoderSettings | None = None,
+        warmup_s: float = 1.0,
+        window_s: float = 10.0,
+    ) -> None:
+        self.fps = fps
+        self.s = settings or EncoderSettings()
+        self._follower = FaceFollower(face_index, self.s.cut_pixel)
+        self._filter = OneEuro(fps, self.s.min_cutoff_hz, self.s.beta)
+        self._warmup = max(1, int(round(warmup_s * fps)))
+        self._window = max(self._warmup, int(round(window_s * fps)))
+        self._reset()
+        self._last = np.zeros(len(CHANNELS), np.float32)
+        self._lost = 0
+
+    def _reset(self) -> None:
+        self._filter.reset()
+        self._shapes: list[np.ndarray] = []
+        self._ref: np.ndarray | None = None
+        self._frame: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._feats: list[np.ndarray] = []
+        self._rotvecs: list[np.ndarray] = []
+
+    def push(self, image: np.ndarray) -> np.ndarray:
+        """The channel row (len(CHANNELS),) float32 of one RGB uint8 frame."""
+        from scipy.spatial.transform import Rotation
+
+        face, cut = self._follower.next(image)
+        if cut:
+            self._reset()
+        if face is None:
+            self._lost += 1
+            if self._lost > self.s.max_gap_s * self.fps:
+                self._last = np.zeros(len(CHANNELS), np.float32)
+                self._reset()
+            return self._last.copy()
+        self._lost = 0
+        p = self._filter(face.astype(np.float64), max(_iod(face), 1.0))
+        if self._ref is None or len(self._shapes) < self._warmup:
+            ref = p if self._ref is None else self._ref
+            sc, r, t = align(p[RIGID], ref[RIGID])
+            self._shapes.append(sc * p @ r.T + t)
+            self._ref = np.median(np.stack(self._shapes), axis=0)
+            self._frame = face_axes(self._ref)
+        ref = self._ref
+        assert self._frame is not None
+        sc, r, t = align(p[RIGID], ref[RIGID])
+        aligned = sc * p @ r.T + t
+        origin, axes, iod = self._frame
+        self._feats.append(measure(((aligned - origin) @ axes.T) / iod))
+        rot = pose_2d(ref[RIGID], p[RIGID, :2])
+        self._rotvecs.append(Rotation.from_matrix(rot).as_rotvec())
+        self._feats = self._feats[-self._window :]
+        self._rotvecs = self._rotvecs[-self._window :]
+        med = np.asarray(Rotation.from_rotvec(np.median(np.stack(self._rotvecs), axis=0)).as_matrix())
+        centre = ref[RIGID].mean(axis=0)
+        _, n_axes, _ = face_axes((ref - centre) @ med.T + centre)
+        row = np.zeros((1, len(CHANNELS)), np.float32)
+        yaw, pitch, roll = euler_zxy(n_axes @ (rot @ med.T) @ n_axes.T)
+        row[0, _C["headYaw"]], row[0, _C["headPitch"]], row[0, _C["headRoll"]] = yaw, pitch, roll
+        feats = np.stack(self._feats)
+        self._last = _channels(feats[-1:], _rest(feats), row)[0].astype(np.float32)
+        return self._last.copy()
+
+    def close(self) -> None:
+        self._follower.close()

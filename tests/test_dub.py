@@ -307,3 +307,18 @@ def test_motion_export_from_a_video(talking_video, tmp_path, capsys):
     assert "75 frames at 25 fps; face tracked in 100%" in capsys.readouterr().out
     data = json.loads(out.read_text())
     assert data and out.stat().st_size > 1000
+
+
+def test_live_encoder_follows_the_stream_frame_by_frame(renderer):
+    """Pushed one frame at a time (no look-ahead), the live encoder reads the same jaw, head and blinks."""
+    from render.encoder import LiveEncoder
+
+    track = _round_trip_track(100)
+    live = LiveEncoder(FPS)
+    rows = np.stack([live.push(renderer.render(row)) for row in track.values])
+    live.close()
+    after = slice(25, None)  # once its neutral has a second of frames
+    for name, r_min in (("jawOpen", 0.9), ("headYaw", 0.95), ("headRoll", 0.95)):
+        r = np.corrcoef(track.channel(name)[after], rows[after, C[name]])[0, 1]
+        assert r >= r_min, (name, r)
+    assert _onsets(rows[:, C["eyeBlinkLeft"]]) == _onsets(track.channel("eyeBlinkLeft"))
