@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from motion.types import MotionTrack
-from render.encoder import encode_frames
+from render.encoder import LiveEncoder, encode_frames
+from render.frame import Frame
 from render.warp import WarpRenderer
 from talker.mp4 import Mp4Writer
-from talker.pipeline import Pipeline
+from talker.pipeline import Avatar, Pipeline
 from talker.video import probe_video, read_audio, read_frames
 
 _SILENT_RATE = 16000
@@ -89,3 +90,25 @@ def drive_portrait(
     timings.update(render=t_render, encode=t_encode)
     share = float(encoded.faces.valid.mean())
     return DriveResult(out, n, info.fps, n / info.fps, track, share, timings)
+
+
+class LiveDriver:
+    """The live variant: driving frames in (a camera, a stream), frames of the portrait out, one for one.
+
+    The motion is read causally (``LiveEncoder``), so the first frames move less while the driver's
+    neutral settles (about a second). Not thread-safe: one per stream."""
+
+    def __init__(self, avatar: Avatar, fps: float, face_index: int | None = None) -> None:
+        self.encoder = LiveEncoder(fps, face_index)
+        self.renderer = WarpRenderer(avatar.rig)
+        self._k = 0
+
+    def push(self, image: np.ndarray) -> Frame:
+        """The portrait's frame for one driving frame (RGB uint8)."""
+        values = self.encoder.push(image)
+        frame = Frame(self._k, self.renderer.render(values))
+        self._k += 1
+        return frame
+
+    def close(self) -> None:
+        self.encoder.close()

@@ -322,3 +322,21 @@ def test_live_encoder_follows_the_stream_frame_by_frame(renderer):
         r = np.corrcoef(track.channel(name)[after], rows[after, C[name]])[0, 1]
         assert r >= r_min, (name, r)
     assert _onsets(rows[:, C["eyeBlinkLeft"]]) == _onsets(track.channel("eyeBlinkLeft"))
+
+
+def test_live_driver_turns_frames_in_into_portrait_frames_out(talking_video):
+    from talker.drive import LiveDriver
+    from talker.pipeline import Pipeline
+    from talker.portrait import default_portrait_path
+    from talker.video import read_frames
+
+    video, v = talking_video
+    avatar = Pipeline().prepare_avatar(default_portrait_path().with_name("einstein.jpg"), (256, 256))
+    driver = LiveDriver(avatar, FPS)
+    out = [driver.push(f) for f in read_frames(video)]
+    driver.close()
+    assert [f.index for f in out] == list(range(len(v)))
+    assert out[0].image.shape == (256, 256, 3)
+    # the driver turns its head: so does the portrait (frames differ from the rest pose)
+    moved = [float(np.abs(f.image.astype(int) - out[0].image).mean()) for f in out]
+    assert max(moved) > 2.0
