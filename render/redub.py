@@ -19,7 +19,16 @@ import numpy as np
 from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
-from render.rig import OPEN_SOURCE_GAP_IOD, FaceRig, RigError, _mean_colour, build_rig, eye_centres, snap_inner_lips
+from render.rig import (
+    MAX_LIP_GAP_IOD,
+    OPEN_SOURCE_GAP_IOD,
+    FaceRig,
+    RigError,
+    _mean_colour,
+    build_rig,
+    eye_centres,
+    snap_inner_lips,
+)
 from render.warp import WarpRenderer
 
 MOUTH_CHANNELS: tuple[str, ...] = (
@@ -255,6 +264,8 @@ class MouthRedrawer:
     def redraw(self, image: np.ndarray, points: np.ndarray, mouth: np.ndarray) -> np.ndarray:
         """``image`` (RGB uint8, not modified) with its mouth re-rendered to ``mouth``: values of
         ``MOUTH_CHANNELS`` (len 6). ``points``: the frame's (478, 3) landmarks."""
+        if _already(points, mouth):
+            return image.copy()
         rig, (x0, y0, x1, y1) = self.frame_rig(image, points)
         values = self._neutral.copy()
         for name, v in zip(MOUTH_CHANNELS, mouth):
@@ -277,6 +288,18 @@ class MouthRedrawer:
         mixed = region + a * (drawn[r0:r1, c0:c1].astype(np.float32) - region)
         region[:] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
         return out
+
+
+_SAME_GAP = 0.01  # a frame whose lip gap is this close (IOD) to the new one keeps its own mouth
+_SAME_SHAPE = 0.05  # ... when the new mouth has no funnel, pucker, stretch or roll past this
+
+
+def _already(points: np.ndarray, mouth: np.ndarray) -> bool:
+    """Whether a frame's own mouth already is the new one (both at rest, or open alike with no lip shape)."""
+    m = dict(zip(MOUTH_CHANNELS, (float(x) for x in mouth)))
+    target = MAX_LIP_GAP_IOD * max(m["jawOpen"], 0.0) * (1.0 - min(max(m["mouthClose"], 0.0), 1.0))
+    shape = max(abs(m[c]) for c in ("mouthFunnel", "mouthPucker", "mouthStretch", "mouthRollLower"))
+    return shape < _SAME_SHAPE and abs(max(lip_gap_iod(points), 0.0) - target) < _SAME_GAP
 
 
 def lower_face_mask(rig: FaceRig) -> np.ndarray:
