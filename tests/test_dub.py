@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import media
 
 from audio.types import SILENCE, Phone, Speech
 from motion.types import CHANNEL_INDEX as C
@@ -340,3 +341,29 @@ def test_live_driver_turns_frames_in_into_portrait_frames_out(talking_video):
     # the driver turns its head: so does the portrait (frames differ from the rest pose)
     moved = [float(np.abs(f.image.astype(int) - out[0].image).mean()) for f in out]
     assert max(moved) > 2.0
+
+
+@pytest.mark.slow
+def test_dub_of_a_filmed_speaker_with_a_recording(tmp_path):
+    """A filmed speaker re-voiced with recorded speech: face in every frame, upper face untouched, lips
+    shut on the new p/b/m."""
+    from audio.align import align_file
+    from render.landmarks import MediaPipeFaceMesh
+    from render.redub import lip_gap_iod
+    from talker.dub import DubSettings, dub_video
+    from talker.video import read_frames
+
+    video = media("video", "hdtf_WDA_KatieHill_000.mp4")
+    wav = media("speech", "jfk_inaugural_1961.wav")
+    speech = align_file(wav, wav.with_suffix(".txt").read_text().strip()).speech
+    out = dub_video(video, speech, tmp_path / "dub.mp4", DubSettings(fit="cut"))
+    assert out.face_share == 1.0
+    src, dub = list(read_frames(video)), list(read_frames(out.path))
+    mesh = MediaPipeFaceMesh()
+    for k in range(0, len(dub), 10):
+        nose_y = int(mesh.detect(src[k])[0].points[2, 1])
+        assert _psnr(dub[k][: nose_y - 4], src[k][: nose_y - 4]) >= 35.0, k
+    for p in speech.phones:
+        k = int((p.start_s + p.end_s) / 2 * out.fps)
+        if p.symbol in ("P", "B", "M") and k < len(dub):
+            assert lip_gap_iod(mesh.detect(dub[k])[0].points) < 0.05, (p, k)
