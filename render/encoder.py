@@ -76,7 +76,7 @@ class EncoderSettings:
     min_cutoff_hz: float = 3.0
     beta: float = 8.0
     max_gap_s: float = 0.5
-    cut_jump_iod: float = 0.5
+    cut_jump_iod: float = 1.5
     cut_pixel: float = 40.0
 
 
