@@ -42,7 +42,7 @@ class DubSettings:
     fit: str = "loop"
     face_index: int | None = None
     seed: int = 0
-    crf: int = 20
+    crf: int = 17  # x264 quality (lower is better): the source's own pixels are compressed a second time
     mouth_bank: bool = True  # openings wider than a frame's own show the person's own mouth from other frames
 
     def __post_init__(self) -> None:
