@@ -21,7 +21,7 @@ back as it was:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,10 +229,14 @@ class FaceFollower:
 
 
 def detect_track(
-    frames: Iterable[np.ndarray], face_index: int | None = None, cut_pixel: float = EncoderSettings.cut_pixel
+    frames: Iterable[np.ndarray],
+    face_index: int | None = None,
+    cut_pixel: float = EncoderSettings.cut_pixel,
+    on_face: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
     """Raw landmarks of the chosen face per frame (``FaceFollower``): (points (N, 478, 3) NaN where lost,
-    found (N,), picture cuts (N,) bool, frame size)."""
+    found (N,), picture cuts (N,) bool, frame size). ``on_face(image, points)`` sees every frame with a
+    face as it passes (so a caller can keep what it needs of the pixels without decoding again)."""
     follower = FaceFollower(face_index, cut_pixel)
     pts: list[np.ndarray] = []
     found: list[bool] = []
@@ -243,6 +247,8 @@ def detect_track(
         for image in frames:
             size = (int(image.shape[1]), int(image.shape[0]))
             face, cut = follower.next(image)
+            if face is not None and on_face is not None:
+                on_face(image, face)
             cuts.append(cut)
             found.append(face is not None)
             pts.append(face if face is not None else nan)
@@ -327,11 +333,16 @@ def clean_track(
 
 
 def track_faces(
-    frames: Iterable[np.ndarray], fps: float, face_index: int | None = None, settings: EncoderSettings | None = None
+    frames: Iterable[np.ndarray],
+    fps: float,
+    face_index: int | None = None,
+    settings: EncoderSettings | None = None,
+    on_face: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> FaceTrack:
-    """Landmarks of one face through a video (an iterable of RGB uint8 frames at ``fps``)."""
+    """Landmarks of one face through a video (an iterable of RGB uint8 frames at ``fps``); ``on_face`` as
+    in ``detect_track``."""
     s = settings or EncoderSettings()
-    raw, found, cuts, size = detect_track(frames, face_index, s.cut_pixel)
+    raw, found, cuts, size = detect_track(frames, face_index, s.cut_pixel, on_face)
     if not found.any():
         where = "" if face_index is None else f" (face index {face_index})"
         raise VideoFaceError(f"no face found in any of the video's {len(found)} frames{where}")

@@ -117,22 +117,41 @@ def mouth_sample(image: np.ndarray, points: np.ndarray) -> MouthSample:
     return MouthSample(lip_gap_iod(points), patch, points[:, :2].astype(np.float64) - np.array([x0, y0]))
 
 
-def bank_frames(points: np.ndarray, valid: np.ndarray, n: int = 12) -> list[int]:
+def _bank_slot(p: np.ndarray) -> tuple[int, float] | None:
+    """(step of opening, how far the face is turned) of landmarks ``p``, or None for a mouth not open
+    enough for the bank."""
+    gap = lip_gap_iod(p)
+    if gap < _BANK_MIN_GAP:
+        return None
+    r, left = eye_centres(p)
+    iod = float(np.linalg.norm((left - r)[:2]))
+    return int(gap / 0.04), abs(float(p[T.NOSE_TIP, 0] - 0.5 * (r[0] + left[0]))) / max(iod, 1e-6)
+
+
+def bank_frames(points: np.ndarray, valid: np.ndarray) -> list[int]:
     """Frames whose open mouths make a good bank: over the range of openings, the most frontal face per
-    step of opening. ``points`` (N, 478, 3), ``valid`` (N,) bool."""
+    step of opening (0.04 IOD). ``points`` (N, 478, 3), ``valid`` (N,) bool."""
     best: dict[int, tuple[float, int]] = {}
     for k in np.where(valid)[0]:
-        p = points[k]
-        gap = lip_gap_iod(p)
-        if gap < _BANK_MIN_GAP:
-            continue
-        r, left = eye_centres(p)
-        iod = float(np.linalg.norm((left - r)[:2]))
-        turn = abs(float(p[T.NOSE_TIP, 0] - 0.5 * (r[0] + left[0]))) / max(iod, 1e-6)
-        step = int(gap / 0.04)
-        if step not in best or turn < best[step][0]:
-            best[step] = (turn, int(k))
-    return sorted(k for _, k in sorted(best.values())[:n])
+        slot = _bank_slot(points[k])
+        if slot is not None and (slot[0] not in best or slot[1] < best[slot[0]][0]):
+            best[slot[0]] = (slot[1], int(k))
+    return sorted(k for _, k in best.values())
+
+
+class BankCollector:
+    """Builds a ``MouthBank`` from frames as they pass (``offer``): per step of opening, the most frontal."""
+
+    def __init__(self) -> None:
+        self._best: dict[int, tuple[float, MouthSample]] = {}
+
+    def offer(self, image: np.ndarray, points: np.ndarray) -> None:
+        slot = _bank_slot(points)
+        if slot is not None and (slot[0] not in self._best or slot[1] < self._best[slot[0]][0]):
+            self._best[slot[0]] = (slot[1], mouth_sample(image, points))
+
+    def bank(self) -> MouthBank:
+        return MouthBank([m for _, m in self._best.values()])
 
 
 class MouthBank:

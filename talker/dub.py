@@ -24,7 +24,7 @@ from audio.types import Speech, concat_speech, silence
 from motion.generator import MotionGenerator
 from motion.types import CHANNEL_INDEX
 from render.encoder import FaceTrack, track_faces
-from render.redub import MOUTH_CHANNELS, MouthBank, MouthRedrawer, bank_frames, mouth_sample
+from render.redub import MOUTH_CHANNELS, BankCollector, MouthBank, MouthRedrawer
 from render.rig import RigError
 from talker.mp4 import Mp4Writer
 from talker.video import VideoError, VideoInfo, probe_video, read_frames
@@ -206,11 +206,10 @@ def dub_video(
     path = info.path
     fps = info.fps
     t0 = time.perf_counter()
-    faces = track_faces(prefetch(read_frames(path)), fps, s.face_index)
+    collector = BankCollector() if s.mouth_bank else None
+    faces = track_faces(prefetch(read_frames(path)), fps, s.face_index, on_face=collector.offer if collector else None)
+    bank = collector.bank() if collector else None
     timings["track"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    bank = _mouth_bank(path, faces) if s.mouth_bank else None
-    timings["bank"] = time.perf_counter() - t0
     n_video = faces.n_frames
     n_speech = speech_frames(speech, fps)
     if n_speech == 0:
@@ -272,17 +271,6 @@ def dub_video(
     if lost:
         notes.append(f"{lost} of {n_out} frames had no trackable face and were kept as they were")
     return DubResult(out, n_out, fps, n_out / fps, redrawn / n_out, timings, tuple(notes))
-
-
-def _mouth_bank(path: Path, faces: FaceTrack) -> MouthBank:
-    """The open mouths of the video's own frames (a third, partial decoding pass)."""
-    wanted = bank_frames(faces.points, faces.valid)
-    samples = []
-    if wanted:
-        for k, image in enumerate(read_frames(path, max(wanted) + 1)):
-            if k in wanted:
-                samples.append(mouth_sample(image, faces.points[k]))
-    return MouthBank(samples)
 
 
 def _redraw(
