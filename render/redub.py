@@ -240,6 +240,8 @@ class MouthRedrawer:
         outer[:, 2] = s.outer[:, 2] * scale
         h, w = image.shape[:2]
         x0, y0, x1, y1 = crop_box(np.concatenate([points[:, :2], outer[:, :2]]), (w, h), pad=0.0)
+        # nothing above the eyes changes (the blend is zero above the nose): the crop starts at the eyes
+        y0 = max(y0, min(int(np.floor(points[[33, 133, 263, 362], 1].min())), y1 - 2))
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])
         off = np.array([x0, y0, 0.0])
         lm = points.astype(np.float64) - off
