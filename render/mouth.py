@@ -416,6 +416,11 @@ def _teeth_split(image: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarra
     return split
 
 
+_INPAINT_IOD = 64.0
+"""Faces larger than this (inter-ocular distance, pixels) have their lip extension inpainted at a scale
+that brings them to it."""
+
+
 def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     """The portrait with the teeth and shadow next to the inner lip edge painted over in lip colour.
 
@@ -459,4 +464,26 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     if not mask.any():
         return None
     grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-    return np.asarray(cv2.inpaint(np.ascontiguousarray(img), grown, max(2, width), cv2.INPAINT_TELEA))
+    # inpainting reads only a radius around the mask: run it on the mask's box and that margin
+    radius = max(2, width)
+    ys, xs = np.nonzero(grown)
+    m = radius + 2
+    y0, y1 = max(0, int(ys.min()) - m), min(h, int(ys.max()) + m + 1)
+    x0, x1 = max(0, int(xs.min()) - m), min(w, int(xs.max()) + m + 1)
+    out = img.copy()
+    box = np.ascontiguousarray(img[y0:y1, x0:x1])
+    hole = np.ascontiguousarray(grown[y0:y1, x0:x1])
+    scale = min(1.0, _INPAINT_IOD / rig.iod)
+    if scale < 0.75:
+        # a large face: the fill is smooth, so it is made at a smaller scale (inpainting's cost grows with
+        # the hole's area times the radius squared) and only the hole takes the scaled-up result
+        bh, bw = hole.shape
+        size = (max(1, round(bw * scale)), max(1, round(bh * scale)))
+        small = cv2.resize(box, size, interpolation=cv2.INTER_AREA)
+        small_hole = (cv2.resize(hole, size, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8) * 255
+        filled = cv2.inpaint(small, small_hole, max(2, round(radius * scale)), cv2.INPAINT_TELEA)
+        filled = cv2.resize(filled, (bw, bh), interpolation=cv2.INTER_LINEAR)
+        out[y0:y1, x0:x1] = np.where(hole[..., None] > 0, filled, box)
+    else:
+        out[y0:y1, x0:x1] = cv2.inpaint(box, hole, radius, cv2.INPAINT_TELEA)
+    return out

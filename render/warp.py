@@ -37,9 +37,10 @@ class WarpRenderer:
 
     name = "warp"
 
-    def __init__(self, rig: FaceRig, map_scale: int | None = None) -> None:
+    def __init__(self, rig: FaceRig, map_scale: int | None = None, draw_eyes: bool = True) -> None:
         """``map_scale``: the warp map is computed on a grid this many times coarser (default: from the
-        face size, 1 for small faces up to 4 for large ones)."""
+        face size, 1 for small faces up to 4 for large ones). ``draw_eyes=False``: blinks are not drawn (the
+        lid layers are not prepared), for frames whose own eyes are kept."""
         self.rig = rig
         self.pose = RigPose(rig)
         self.src = rig.image
@@ -69,9 +70,10 @@ class WarpRenderer:
         self.eye_l_tris = rig.tri_kind == KIND_EYE_L
         self.mouth_tris = rig.tri_kind == KIND_MOUTH
         self.mouth = MouthPainter(rig)
-        self.lip_source = lip_extended_source(rig)
+        self._lip_source: np.ndarray | None = None
+        self._lip_source_done = False
         self._lip_ids = np.array(T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER)
-        self.eyes = EyePainter(rig)
+        self.eyes = EyePainter(rig) if draw_eyes else None
         self._br = CHANNEL_INDEX["eyeBlinkRight"]
         self._bl = CHANNEL_INDEX["eyeBlinkLeft"]
         self._gx = CHANNEL_INDEX["eyeLookX"]
@@ -83,6 +85,15 @@ class WarpRenderer:
         # one map cell per ~1/30 of the inter-ocular distance: fine enough for the piecewise-affine map
         self.map_scale = int(map_scale) if map_scale else int(np.clip(round(rig.iod / 30.0), 1, 4))
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # values, vertices, frame
+
+    @property
+    def lip_source(self) -> np.ndarray | None:
+        """The portrait with its lips extended over the opening (``lip_extended_source``), made on first
+        use: only closing an open portrait mouth needs it."""
+        if not self._lip_source_done:
+            self._lip_source = lip_extended_source(self.rig)
+            self._lip_source_done = True
+        return self._lip_source
 
     def _lips_from_extended(
         self,
@@ -216,7 +227,9 @@ class WarpRenderer:
         mx = mx[: y1 - y0, : x1 - x0]
         my = my[: y1 - y0, : x1 - x0]
         # closing an open portrait mouth: how far, and the lips' box (within the map) it changes
-        closure = _lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD) if self.lip_source is not None else 0.0
+        closure = _lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD) if self.rig.mouth_open_source else 0.0
+        if closure > 0 and self.lip_source is None:
+            closure = 0.0
         lips = vt[self._lip_ids]
         lx0 = max(x0, int(np.floor(lips[:, 0].min())) - 2)
         ly0 = max(y0, int(np.floor(lips[:, 1].min())) - 2)
@@ -241,7 +254,8 @@ class WarpRenderer:
         if closure > 0.01 and lip_box is not None:
             self._lips_from_extended(out, vt, closure, lip_box, mx, my, x0, y0)
         self.mouth.paint(out, vt, values)
-        self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
+        if self.eyes is not None:
+            self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
         return out
 
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from audio.text import TextError
 
@@ -84,6 +84,16 @@ def _motion(args: argparse.Namespace) -> int:
 
     if Path(args.out).suffix.lower() not in (".json", ".csv"):
         raise ValueError(f"motion export {args.out}: use a .json or .csv file name")
+    if args.video:
+        from render.encoder import encode_frames
+        from talker.video import probe_video, read_frames
+
+        info = probe_video(args.video)
+        encoded = encode_frames(read_frames(info.path), info.fps, args.face_index)
+        out = write_track(encoded.track, args.out)
+        share = 100 * float(encoded.faces.valid.mean())
+        print(f"wrote {out} ({encoded.track.n_frames} frames at {info.fps:g} fps; face tracked in {share:.0f}%)")
+        return 0
     text = _read_text(args)
     settings = RenderSettings(fps=_check_fps(args.fps), seed=args.seed, style=_style(args))
     voice = _voice(args)
@@ -138,6 +148,86 @@ def _voices(args: argparse.Namespace) -> int:
         print(f"{v.id:{width}}  {v.language:12} {v.gender:7} {v.age:6} {v.description}")
     if not args.language:
         print(f"{len(found)} voices in {len({v.language for v in found})} languages")
+    return 0
+
+
+class _Bar:
+    """A progress bar that appears with the first frame (not before an input error)."""
+
+    def __init__(self, quiet: bool, desc: str) -> None:
+        self.quiet, self.desc = quiet, desc
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=total, unit="frame", desc=self.desc, disable=self.quiet)
+        if self._bar.total != total:
+            self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _dub(args: argparse.Namespace) -> int:
+    from talker.dub import DubSettings, dub_video
+
+    settings = DubSettings(fit=args.fit, face_index=args.face_index, seed=args.seed)
+    if args.audio:
+        if args.voice:
+            raise ValueError("--voice chooses the voice for --text; with --audio the recording is the voice")
+        from audio.align import align_file
+
+        aligned = align_file(args.audio, args.text)
+        speech, notes = aligned.speech, aligned.notes
+    elif args.text:
+        from audio.types import concat_speech, silence
+        from audio.voices import DEFAULT_VOICE_ID, make_tts, synthesize
+
+        tts = make_tts(args.voice or DEFAULT_VOICE_ID)
+        said = synthesize(tts, args.text)
+        sr = said.sample_rate
+        speech, notes = concat_speech([silence(0.2, sr), said, silence(0.3, sr)], args.text), ()
+    else:
+        raise ValueError("give the new speech: --audio RECORDING (with --text as its transcript), or --text")
+    bar = _Bar(args.quiet, "dubbing")
+    result = dub_video(args.video, speech, args.out, settings, bar)
+    bar.close()
+    if not args.quiet:
+        t = result.timings_s
+        print(
+            f"wrote {result.path} ({result.n_frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps; "
+            f"mouth redrawn in {100 * result.face_share:.0f}% of frames); "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in t.items())
+        )
+        for note in (*notes, *result.notes):
+            print(f"note: {note}")
+    return 0
+
+
+def _drive(args: argparse.Namespace) -> int:
+    from render.landmarks import make_detector
+    from talker.drive import drive_portrait
+    from talker.pipeline import Pipeline
+    from talker.portrait import parse_size
+
+    size = None if args.size == "source" else parse_size(args.size)
+    bar = _Bar(args.quiet, "driving")
+    result = drive_portrait(
+        args.face, args.video, args.out, size, args.face_index, Pipeline(detector=make_detector("mediapipe")),
+        progress=bar,
+    )  # fmt: skip
+    bar.close()
+    if not args.quiet:
+        t = result.timings_s
+        print(
+            f"wrote {result.path} ({result.n_frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps; "
+            f"driving face tracked in {100 * result.face_share:.0f}% of frames); "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in t.items())
+        )
     return 0
 
 
@@ -278,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     msrc = m.add_mutually_exclusive_group(required=True)
     msrc.add_argument("--text", help="the words to speak")
     msrc.add_argument("--text-file", help="a UTF-8 text file with the words to speak")
+    msrc.add_argument("--video", help="read the motion of the face in this video instead (the motion encoder)")
+    m.add_argument("--face-index", type=int, default=None, help="with --video: which face (0 = leftmost)")
     m.add_argument("--out", default="motion.json", help="output .json or .csv (default motion.json)")
     m.add_argument("--wav", default=None, help="also write the speech audio to this WAV file")
     m.add_argument("--fps", type=float, default=25.0)
@@ -294,6 +386,35 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--face", default=None)
     b.add_argument("--out", default=None, help="keep the rendered MP4 here")
     b.set_defaults(func=_bench)
+    d = sub.add_parser(
+        "dub", parents=[common], help="re-sync the lips of a face video to new speech (a recording or text)"
+    )
+    d.add_argument("--video", required=True, help="the video of the face to dub")
+    d.add_argument("--audio", help="the new speech, recorded (wav, mp3, flac, ogg, m4a)")
+    d.add_argument("--text", help="the new words to synthesize (with --audio: the recording's transcript)")
+    d.add_argument("--voice", default=None, help="voice id for --text (see talker voices)")
+    d.add_argument("--out", default="dubbed.mp4", help="output MP4 path (default: dubbed.mp4)")
+    d.add_argument(
+        "--fit",
+        default="loop",
+        choices=["loop", "pingpong", "hold", "cut"],
+        help="when speech and video differ in length: repeat the video (loop), play it back and forth "
+        "(pingpong), hold its last frame (hold), or stop at the shorter (cut). Default loop",
+    )
+    d.add_argument("--face-index", type=int, default=None, help="which face when there are several (0 = leftmost)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_dub)
+    dr = sub.add_parser(
+        "drive", parents=[common], help="a portrait performs the head, eye and mouth motion of a driving video"
+    )
+    dr.add_argument("--face", default=None, help="portrait image (default: the bundled portrait)")
+    dr.add_argument("--video", required=True, help="the driving video (its audio is kept)")
+    dr.add_argument("--out", default="driven.mp4", help="output MP4 path (default: driven.mp4)")
+    dr.add_argument("--size", default="512", help="output size: 512, 640x480, or 'source' (default 512)")
+    dr.add_argument("--face-index", type=int, default=None, help="which driving face when there are several")
+    dr.add_argument("--quiet", action="store_true", help="no progress bar")
+    dr.set_defaults(func=_drive)
     s = sub.add_parser(
         "sheet", parents=[common], help="contact sheet PNG of key poses (blink, vowels, bilabial, head turn)"
     )

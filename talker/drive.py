@@ -1,0 +1,114 @@
+"""Reenactment: a portrait performs the motion of a driving video (head, blinks, gaze, brows, mouth).
+
+The driving video is encoded into a ``MotionTrack`` relative to its own person's neutral
+(``render.encoder``), so it carries motion and not that person's face; the portrait's rig renders it
+and the driver's audio is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from motion.types import MotionTrack
+from render.encoder import LiveEncoder, encode_frames
+from render.frame import Frame
+from render.warp import WarpRenderer
+from talker.mp4 import Mp4Writer
+from talker.pipeline import Avatar, Pipeline
+from talker.video import probe_video, read_audio, read_frames
+
+_SILENT_RATE = 16000
+
+
+@dataclass
+class DriveResult:
+    path: Path
+    n_frames: int
+    fps: float
+    duration_s: float
+    track: MotionTrack
+    face_share: float  # share of driving frames in which a face was tracked
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def drive_portrait(
+    face: str | Path | np.ndarray | None,
+    video: str | Path,
+    out: str | Path,
+    size: tuple[int, int] | None = (512, 512),
+    face_index: int | None = None,
+    pipeline: Pipeline | None = None,
+    crf: int = 20,
+    progress: Callable[[int, int], None] | None = None,
+) -> DriveResult:
+    """Render ``face`` (a portrait; None: the bundled one) performing the face in ``video`` into an MP4 at
+    the video's frame rate, with the video's audio (silence when it has none). ``face_index`` picks the
+    driving face when the video shows several."""
+    timings: dict[str, float] = {}
+    info = probe_video(video)
+    t0 = time.perf_counter()
+    encoded = encode_frames(read_frames(info.path), info.fps, face_index)
+    timings["encode_motion"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    avatar = (pipeline or Pipeline()).prepare_avatar(face, size)
+    renderer = WarpRenderer(avatar.rig)
+    timings["face"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    audio = read_audio(info.path)
+    samples, sr = audio if audio is not None else (np.zeros(0, np.float32), _SILENT_RATE)
+    timings["audio"] = time.perf_counter() - t0
+    track = encoded.track
+    n = track.n_frames
+    want = int(round(n * sr / info.fps))
+    samples = np.concatenate([samples[:want], np.zeros(max(0, want - len(samples)), np.float32)])
+    w, h = avatar.size
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.part.mp4")
+    t_render = t_encode = 0.0
+    try:
+        with Mp4Writer(tmp, w, h, info.fps, sr, crf=crf) as writer:
+            for k in range(n):
+                t0 = time.perf_counter()
+                image = renderer.render(track.values[k])
+                t_render += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                a, b = int(round(k * sr / info.fps)), int(round((k + 1) * sr / info.fps))
+                writer.write_audio(samples[a:b])
+                writer.write_video(image)
+                t_encode += time.perf_counter() - t0
+                if progress is not None:
+                    progress(k + 1, n)
+        tmp.replace(out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    timings.update(render=t_render, encode=t_encode)
+    share = float(encoded.faces.valid.mean())
+    return DriveResult(out, n, info.fps, n / info.fps, track, share, timings)
+
+
+class LiveDriver:
+    """The live variant: driving frames in (a camera, a stream), frames of the portrait out, one for one.
+
+    The motion is read causally (``LiveEncoder``), so the first frames move less while the driver's
+    neutral settles (about a second). Not thread-safe: one per stream."""
+
+    def __init__(self, avatar: Avatar, fps: float, face_index: int | None = None) -> None:
+        self.encoder = LiveEncoder(fps, face_index)
+        self.renderer = WarpRenderer(avatar.rig)
+        self._k = 0
+
+    def push(self, image: np.ndarray) -> Frame:
+        """The portrait's frame for one driving frame (RGB uint8)."""
+        values = self.encoder.push(image)
+        frame = Frame(self._k, self.renderer.render(values))
+        self._k += 1
+        return frame
+
+    def close(self) -> None:
+        self.encoder.close()

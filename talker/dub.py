@@ -1,0 +1,294 @@
+"""Dubbing: a video of a face + new speech -> the same video with the lips moving to the new speech.
+
+Two passes over the video. The first tracks the face (``render.encoder``): landmarks per frame, shots,
+bridged losses. The second re-renders the mouth region of each frame (``render.redub``) to the mouth
+channels the phonetic motion generator makes from the new speech, and encodes it with the new audio.
+Everything above the nose and outside the face is the frame's own; frames without a face pass through.
+
+When the speech and the video differ in length, ``fit`` decides (``FIT_POLICIES``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from audio.features import frame_count
+from audio.types import Speech, concat_speech, silence
+from motion.generator import MotionGenerator
+from motion.types import CHANNEL_INDEX
+from render.encoder import FaceTrack, track_faces
+from render.redub import MOUTH_CHANNELS, BankCollector, MouthBank, MouthRedrawer
+from render.rig import RigError
+from talker.mp4 import Mp4Writer
+from talker.video import VideoError, VideoInfo, probe_video, read_frames
+
+FIT_POLICIES = ("loop", "pingpong", "hold", "cut")
+"""loop / pingpong / hold: the output lasts as long as the longer of speech and video; a shorter video is
+repeated, played back and forth, or its last frame held; shorter speech is followed by silence with the
+mouth at rest. cut: the output ends with the shorter of the two."""
+MAX_CACHED_BYTES = 1_500_000_000
+"""pingpong keeps the decoded frames in memory; a video larger than this must use another policy."""
+
+
+@dataclass(frozen=True)
+class DubSettings:
+    fit: str = "loop"
+    face_index: int | None = None
+    seed: int = 0
+    crf: int = 17  # x264 quality (lower is better): the source's own pixels are compressed a second time
+    mouth_bank: bool = True  # openings wider than a frame's own show the person's own mouth from other frames
+
+    def __post_init__(self) -> None:
+        if self.fit not in FIT_POLICIES:
+            raise ValueError(f"fit policy {self.fit!r}: use one of {', '.join(FIT_POLICIES)}")
+
+
+@dataclass
+class DubResult:
+    path: Path
+    n_frames: int
+    fps: float
+    duration_s: float
+    face_share: float  # share of output frames whose mouth was redrawn
+    timings_s: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def output_frames(n_video: int, n_speech: int, fit: str) -> int:
+    """How many frames the dub has, for a video and speech of these lengths (frames)."""
+    return min(n_video, n_speech) if fit == "cut" else max(n_video, n_speech)
+
+
+def source_frame(k: int, n_video: int, fit: str) -> int:
+    """The video frame shown at output frame ``k``."""
+    if k < n_video:
+        return k
+    if fit == "loop":
+        return k % n_video
+    if fit == "pingpong":
+        period = max(1, 2 * n_video - 2)
+        j = k % period
+        return j if j < n_video else period - j
+    return n_video - 1
+
+
+def _frames_in_order(path: Path, n_out: int, n_video: int, fit: str, info: VideoInfo) -> Iterator[np.ndarray]:
+    """The video frame for each output frame, decoded as few times as the policy allows."""
+    if fit == "pingpong" and n_out > n_video:
+        if n_video * info.width * info.height * 3 > MAX_CACHED_BYTES:
+            raise VideoError(
+                f"{path} is too long to play back and forth in memory ({n_video} frames of {info.width}x"
+                f"{info.height}); use --fit loop or hold"
+            )
+        cache = list(read_frames(path, n_video))
+        for k in range(n_out):
+            yield cache[source_frame(k, n_video, fit)]
+        return
+    k = 0
+    last: np.ndarray | None = None
+    while k < n_out:
+        for image in read_frames(path, n_video):
+            yield image
+            last = image
+            k += 1
+            if k >= n_out:
+                return
+        if fit != "loop":
+            break
+    assert last is not None
+    while k < n_out:
+        yield last
+        k += 1
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterable[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """``items`` produced by a worker thread (decoding releases the GIL), at most ``depth`` ahead; an error
+    in the worker is raised here."""
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, name="dub-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+
+
+class _BackgroundWriter:
+    """Encodes (audio, image) pairs on a worker thread behind a bounded queue."""
+
+    def __init__(self, writer: Mp4Writer, depth: int = 4) -> None:
+        self.writer = writer
+        self.seconds = 0.0
+        self._q: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._work, name="dub-encode", daemon=True)
+        self._t.start()
+
+    def _work(self) -> None:
+        while (item := self._q.get()) is not None:
+            if self._error is not None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                self.writer.write_audio(item[0])
+                self.writer.write_video(item[1])
+            except BaseException as e:  # raised in the caller's thread
+                self._error = e
+            self.seconds += time.perf_counter() - t0
+
+    def put(self, audio: np.ndarray, image: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put((audio, image))
+
+    def abort(self) -> None:
+        """Stop without encoding what is queued."""
+        self._error = self._error or RuntimeError("dubbing stopped")
+        self._q.put(None)
+        self._t.join()
+
+    def finish(self) -> None:
+        self._q.put(None)
+        self._t.join()
+        if self._error is not None:
+            raise self._error
+
+
+def speech_frames(speech: Speech, fps: float) -> int:
+    return frame_count(len(speech.samples), speech.sample_rate, fps)
+
+
+def dub_video(
+    video: str | Path,
+    speech: Speech,
+    out: str | Path,
+    settings: DubSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DubResult:
+    """Re-sync the lips of the face in ``video`` to ``speech`` and write an MP4 to ``out`` (the file
+    appears only when complete). Raises ``VideoError`` / ``VideoFaceError`` for unusable input."""
+    s = settings or DubSettings()
+    timings: dict[str, float] = {}
+    info = probe_video(video)
+    path = info.path
+    fps = info.fps
+    t0 = time.perf_counter()
+    collector = BankCollector() if s.mouth_bank else None
+    faces = track_faces(prefetch(read_frames(path)), fps, s.face_index, on_face=collector.offer if collector else None)
+    bank = collector.bank() if collector else None
+    timings["track"] = time.perf_counter() - t0
+    n_video = faces.n_frames
+    n_speech = speech_frames(speech, fps)
+    if n_speech == 0:
+        raise ValueError("the new speech is empty")
+    n_out = output_frames(n_video, n_speech, s.fit)
+    # the audio: the speech, cut or followed by silence to exactly n_out frames
+    want = int(round(n_out * speech.sample_rate / fps))
+    if len(speech.samples) < want:
+        speech = concat_speech([speech, silence((want - len(speech.samples)) / speech.sample_rate, speech.sample_rate)])
+    samples = speech.samples[:want].astype(np.float32)
+    t0 = time.perf_counter()
+    motion = MotionGenerator(fps, s.seed).generate(speech, n_out)
+    mouth = motion.values[:, [CHANNEL_INDEX[c] for c in MOUTH_CHANNELS]]
+    timings["motion"] = time.perf_counter() - t0
+
+    w, h = info.width - info.width % 2, info.height - info.height % 2
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.part.mp4")
+    redrawn = 0
+    t_render = t_encode = t_decode = 0.0
+    redrawers: dict[int, MouthRedrawer] = {}
+    sr = speech.sample_rate
+    try:
+        with Mp4Writer(tmp, w, h, fps, sr, crf=s.crf) as writer:
+            background = _BackgroundWriter(writer)
+            frames = prefetch(_frames_in_order(path, n_out, n_video, s.fit, info))
+            try:
+                for k in range(n_out):
+                    t0 = time.perf_counter()
+                    image = next(frames)
+                    t_decode += time.perf_counter() - t0
+                    j = source_frame(k, n_video, s.fit)
+                    t0 = time.perf_counter()
+                    result = _redraw(image, faces, j, mouth[k], redrawers, bank)
+                    if result is not None:
+                        image = result
+                        redrawn += 1
+                    t_render += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    a, b = int(round(k * sr / fps)), int(round((k + 1) * sr / fps))
+                    background.put(samples[a:b], image[:h, :w])
+                    t_encode += time.perf_counter() - t0
+                    if progress is not None:
+                        progress(k + 1, n_out)
+            except BaseException:
+                background.abort()
+                raise
+            t0 = time.perf_counter()
+            background.finish()
+            t_encode += time.perf_counter() - t0
+        tmp.replace(out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    # decode and encode run beside the redraw: their figures are the time the redraw waited for them
+    timings.update(decode_wait=t_decode, redraw=t_render, encode_wait=t_encode)
+    notes = []
+    lost = n_out - redrawn
+    if lost:
+        notes.append(f"{lost} of {n_out} frames had no trackable face and were kept as they were")
+    return DubResult(out, n_out, fps, n_out / fps, redrawn / n_out, timings, tuple(notes))
+
+
+def _redraw(
+    image: np.ndarray,
+    faces: FaceTrack,
+    j: int,
+    mouth: np.ndarray,
+    redrawers: dict[int, MouthRedrawer],
+    bank: MouthBank | None,
+) -> np.ndarray | None:
+    """Frame ``image`` (video frame ``j``) with its mouth redrawn, or None to keep it as it is."""
+    if not faces.valid[j]:
+        return None
+    points = faces.points[j]
+    shot = int(faces.shot[j])
+    try:
+        if shot not in redrawers:
+            redrawers[shot] = MouthRedrawer(image, points, bank)
+        return redrawers[shot].redraw(image, points, mouth)
+    except RigError:
+        return None

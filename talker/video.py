@@ -1,0 +1,132 @@
+"""Reading video files (PyAV): what a file holds, its frames as RGB arrays, its audio as mono samples.
+
+The one place in ``talker`` where a video container is opened; every failure becomes a ``VideoError``
+that names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MAX_VIDEO_S = 600.0
+"""Longest input video accepted (seconds)."""
+MAX_VIDEO_PIXELS = 3840 * 2160
+"""Largest frame accepted (width x height)."""
+MAX_VIDEO_BYTES = 2_000_000_000
+"""Largest input file accepted (bytes)."""
+
+
+class VideoError(ValueError):
+    """A video file cannot be used (missing, not a video, no video stream, corrupt, over the limits)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    fps: float
+    n_frames: int  # as the container declares it (0 when unknown)
+    duration_s: float
+    has_audio: bool
+
+
+def _open(path: Path):  # type: ignore[no-untyped-def]
+    import av
+
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as e:
+        raise VideoError(f"{path} is not a readable video file ({e})") from e
+
+
+def probe_video(
+    path: str | Path,
+    max_duration_s: float = MAX_VIDEO_S,
+    max_pixels: int = MAX_VIDEO_PIXELS,
+    max_bytes: int = MAX_VIDEO_BYTES,
+) -> VideoInfo:
+    """What a video file holds; raises ``VideoError`` for a missing, unreadable, audio-only or too large one."""
+    p = Path(path)
+    if not p.is_file():
+        raise VideoError(f"video {p} does not exist" if not p.exists() else f"video {p} is not a file")
+    size = p.stat().st_size
+    if size > max_bytes:
+        raise VideoError(f"video {p} is {size / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+    with _open(p) as c:
+        if not c.streams.video:
+            what = "an audio-only file" if c.streams.audio else "no streams at all"
+            raise VideoError(f"{p} has no video stream ({what}): give a video of the face")
+        v = c.streams.video[0]
+        w, h = int(v.codec_context.width), int(v.codec_context.height)
+        rate = v.average_rate or v.guessed_rate or v.base_rate
+        fps = float(rate) if rate else 0.0
+        if w <= 0 or h <= 0 or fps <= 0:
+            raise VideoError(f"{p}: its video stream has no usable size or frame rate ({w}x{h}, {fps} fps)")
+        if fps > 120:
+            raise VideoError(f"{p} runs at {fps:g} fps; at most 120 are accepted")
+        if w * h > max_pixels:
+            raise VideoError(f"{p} is {w}x{h}; the limit is {max_pixels} pixels per frame")
+        if v.duration is not None and v.time_base is not None:
+            dur = float(v.duration * v.time_base)
+        elif c.duration is not None:
+            dur = c.duration / 1_000_000
+        else:
+            dur = 0.0
+        if dur > max_duration_s:
+            raise VideoError(f"{p} lasts {dur:.1f} s; the limit is {max_duration_s:g} s")
+        n = int(v.frames or 0) or int(round(dur * fps))
+        return VideoInfo(p, w, h, fps, n, dur, bool(c.streams.audio))
+
+
+def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """The frames of a video as RGB uint8 (H, W, 3), in order. A decoding failure (a corrupt or truncated
+    file) raises ``VideoError`` naming the frame it stopped at."""
+    import av
+
+    p = Path(path)
+    n = 0
+    with _open(p) as c:
+        if not c.streams.video:
+            raise VideoError(f"{p} has no video stream")
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in c.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+                n += 1
+                if max_frames is not None and n >= max_frames:
+                    return
+        except av.error.FFmpegError as e:
+            raise VideoError(f"{p} is corrupt or truncated: decoding stopped after frame {n} ({e})") from e
+    if n == 0:
+        raise VideoError(f"{p} has a video stream but no frame could be decoded (corrupt or truncated file)")
+
+
+def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int] | None:
+    """The first audio stream of a file as mono float32 samples and their rate (resampled to
+    ``sample_rate`` when given); None when the file has no audio."""
+    import av
+
+    p = Path(path)
+    with _open(p) as c:
+        if not c.streams.audio:
+            return None
+        a = c.streams.audio[0]
+        rate = int(sample_rate or a.codec_context.sample_rate or 16000)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        parts: list[np.ndarray] = []
+        try:
+            for frame in c.decode(a):
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                parts.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as e:
+            raise VideoError(f"{p}: its audio is corrupt or truncated ({e})") from e
+    samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    return samples, rate
