@@ -433,23 +433,13 @@ class JobRunner(threading.Thread):
     ) -> float:
         """A dub job: the new speech (the recording aligned, or the text spoken), then the video re-synced.
         Returns the result's duration in seconds."""
-        from talker.dub import DubSettings, dub_video
+        from talker.dub import DubSettings, dub_video, new_speech
 
         params = json.loads(job.params or "{}")
         folder = self.store.job_dir(job.id)
         self.store.set_progress(job.id, 0.01, "speech")
-        if params.get("audio"):
-            from audio.align import align_file
-
-            speech = align_file(folder / params["audio"], job.text or None).speech
-        else:
-            from audio.types import concat_speech, silence
-            from audio.voices import DEFAULT_VOICE_ID
-
-            voice = self.engine.voice_for(params.get("voice_id") or DEFAULT_VOICE_ID, {})
-            said = Pipeline(tts=voice, detector=self.engine.detector).synthesize(job.text)  # type: ignore[arg-type]
-            sr = said.sample_rate
-            speech = concat_speech([silence(0.2, sr), said, silence(0.3, sr)], job.text)
+        audio = folder / params["audio"] if params.get("audio") else None
+        speech, _ = new_speech(audio, job.text or None, params.get("voice_id"))
         check()
         self.store.set_progress(job.id, 0.05, "dub")
         settings = DubSettings(fit=params.get("fit", "loop"), face_index=params.get("face_index"), seed=job.seed)

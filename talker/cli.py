@@ -173,26 +173,14 @@ class _Bar:
 
 
 def _dub(args: argparse.Namespace) -> int:
-    from talker.dub import DubSettings, dub_video
+    from talker.dub import DubSettings, dub_video, new_speech
 
     settings = DubSettings(fit=args.fit, face_index=args.face_index, seed=args.seed)
-    if args.audio:
-        if args.voice:
-            raise ValueError("--voice chooses the voice for --text; with --audio the recording is the voice")
-        from audio.align import align_file
-
-        aligned = align_file(args.audio, args.text)
-        speech, notes = aligned.speech, aligned.notes
-    elif args.text:
-        from audio.types import concat_speech, silence
-        from audio.voices import DEFAULT_VOICE_ID, make_tts, synthesize
-
-        tts = make_tts(args.voice or DEFAULT_VOICE_ID)
-        said = synthesize(tts, args.text)
-        sr = said.sample_rate
-        speech, notes = concat_speech([silence(0.2, sr), said, silence(0.3, sr)], args.text), ()
-    else:
+    if args.audio and args.voice:
+        raise ValueError("--voice chooses the voice for --text; with --audio the recording is the voice")
+    if not (args.audio or args.text):
         raise ValueError("give the new speech: --audio RECORDING (with --text as its transcript), or --text")
+    speech, notes = new_speech(args.audio, args.text, args.voice)
     bar = _Bar(args.quiet, "dubbing")
     result = dub_video(args.video, speech, args.out, settings, bar)
     bar.close()

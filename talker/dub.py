@@ -187,6 +187,28 @@ class _BackgroundWriter:
             raise self._error
 
 
+def new_speech(
+    audio: str | Path | None, text: str | None, voice_id: str | None = None
+) -> tuple[Speech, tuple[str, ...]]:
+    """The new speech of a dub and notes about it: a recording aligned to its transcript (``text``, optional:
+    recognised without it), or ``text`` spoken by ``voice_id`` (default voice) with a short lead-in and tail.
+    Raises ``ValueError`` naming what is missing or contradictory."""
+    if audio is not None:
+        if voice_id:
+            raise ValueError("a voice is chosen for text; with a recording the recording is the voice")
+        from audio.align import align_file
+
+        aligned = align_file(audio, text or None)
+        return aligned.speech, tuple(aligned.notes)
+    if not text:
+        raise ValueError("give the new speech: a recording (with its transcript as text, optional), or text")
+    from audio.voices import DEFAULT_VOICE_ID, make_tts, synthesize
+
+    said = synthesize(make_tts(voice_id or DEFAULT_VOICE_ID), text)
+    sr = said.sample_rate
+    return concat_speech([silence(0.2, sr), said, silence(0.3, sr)], text), ()
+
+
 def speech_frames(speech: Speech, fps: float) -> int:
     return frame_count(len(speech.samples), speech.sample_rate, fps)
 

@@ -23,12 +23,10 @@ from motion.generator import MotionGenerator, MotionStream, MotionStyle
 from motion.types import MotionTrack
 from render.frame import Frame
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
-from render.rig import FaceRig
 from render.warp import WarpRenderer
 from talker.mp4 import Mp4Writer
-from talker.portrait import default_portrait_path
+from talker.portrait import DEFAULT_SIZE, Avatar, default_portrait_path
 
-DEFAULT_SIZE = (512, 512)
 DEFAULT_FPS = 25.0
 
 
@@ -42,17 +40,6 @@ class RenderSettings:
     style: MotionStyle = field(default_factory=MotionStyle)
     face_points: str | None = None  # five guide points "x,y;..." for a face the detector cannot find
 
-
-@dataclass(frozen=True)
-class Avatar:
-    """A portrait framed to the output size and rigged once."""
-
-    rig: FaceRig
-    source: str
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.rig.size
 
 
 @dataclass(frozen=True)

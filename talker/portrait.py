@@ -11,6 +11,10 @@ import cv2
 import numpy as np
 
 from render.landmarks import FaceLandmarks, LandmarkDetector, NoFaceError, pick_face
+from render.rig import FaceRig
+
+DEFAULT_SIZE = (512, 512)
+"""Output frame size (width, height) when none is given."""
 
 MAX_IMAGE_PIXELS = 40_000_000
 """Largest portrait accepted (pixels); bigger files are refused rather than decoded."""
@@ -93,6 +97,18 @@ def parse_size(text: str) -> tuple[int, int]:
         if not 64 <= v <= 4096:
             raise ValueError(f"size {text!r}: each side must be between 64 and 4096 pixels")
     return w - w % 2, h - h % 2
+
+
+@dataclass(frozen=True)
+class Avatar:
+    """A portrait framed to the output size and rigged once."""
+
+    rig: FaceRig
+    source: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rig.size
 
 
 @dataclass(frozen=True)
