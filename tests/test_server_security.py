@@ -398,3 +398,20 @@ def test_a_very_large_portrait_is_kept_at_a_working_size(app_client: TestClient)
     kept = store.path(r.json()["portrait_id"])
     with Image.open(kept) as im:
         assert im.size[0] * im.size[1] <= WORKING_MAX_PIXELS
+
+
+def test_an_oversized_chunked_upload_is_413(app_client: TestClient) -> None:
+    boundary = "xx"
+
+    def body() -> Iterator[bytes]:
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'.encode()
+        for _ in range(40):
+            yield bytes(65536)  # 2.6 MB in pieces, no Content-Length: over the 2 MB limit
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    r = app_client.post(
+        "/portraits",
+        content=body(),
+        headers={**as_("alice"), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert r.status_code == 413 and "limited to 2000000 bytes" in r.json()["detail"]
