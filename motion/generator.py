@@ -465,15 +465,20 @@ class MotionStream:
         amp = st.head_amplitude_deg * (1 + (expr.head_scale - 1) * inten)
         seed = self.seed
         breath = st.breathing_deg * np.sin(2 * np.pi * 0.23 * times + _rng(seed, "breath").uniform(0, 6.28))
+        # while speaking the head moves more and faster on every axis, as filmed speakers' do (their roll
+        # and pitch vary 2-5 degrees; yaw is held lower, since a warped portrait turns well only to ~7 deg)
         vals[:, _C["headYaw"]] = _smooth_noise(times, seed, "yaw", amp * 1.2, 0.05, 0.3) + active * _smooth_noise(
-            times, seed, "yaw-talk", amp * 0.8, 0.3, 0.8
+            times, seed, "yaw-talk", amp * 2.0, 0.15, 0.5
         )
         vals[:, _C["headPitch"]] = (
             _smooth_noise(times, seed, "pitch", amp * 0.7, 0.05, 0.3)
+            + active * _smooth_noise(times, seed, "pitch-talk", amp * 1.0, 0.2, 0.6)
             + st.nod_deg * nod * active
             + breath * (1 - 0.7 * active)
         )
-        vals[:, _C["headRoll"]] = _smooth_noise(times, seed, "roll", amp * 0.5, 0.05, 0.25)
+        vals[:, _C["headRoll"]] = _smooth_noise(times, seed, "roll", amp * 0.5, 0.05, 0.25) + active * _smooth_noise(
+            times, seed, "roll-talk", amp * 2.2, 0.15, 0.45
+        )
         vals[:, _C["browInnerUp"]] = 0.35 * brow
         gaze = _gaze(times, seed, st.gaze_amplitude)
         vals[:, _C["eyeLookX"]] = gaze[:, 0]
