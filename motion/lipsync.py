@@ -8,7 +8,8 @@ causal convolutions with a fixed look-ahead of ``lookahead`` frames: output fram
 fed audio in any chunking gives the frames ``LipsyncModel.predict`` gives on the whole file.
 
 A model is a folder: ``config.json`` (architecture and feature normalisation) and ``model.safetensors``.
-Loading is explicit (``LipsyncModel.load``); torch is imported only then.
+Loading is explicit (``LipsyncModel.load``). Inference runs in numpy (batch norm folded into the
+convolutions); torch is imported only to build and train a network (``build_net``).
 """
 
 from __future__ import annotations
@@ -197,12 +198,68 @@ class LipsyncFrames:
     outputs: tuple[str, ...] = OUTPUTS
 
 
-class LipsyncModel:
-    """A loaded lip-sync network (eval mode, CPU) with its config."""
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
 
-    def __init__(self, config: LipsyncConfig, net: Any) -> None:
+    return (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(np.float32)
+
+
+def _conv(xin: np.ndarray, taps: np.ndarray, b: np.ndarray, dilation: int) -> np.ndarray:
+    """Valid 1-D convolution over time: xin (T + (K-1)*d, C_in), taps (K, C_in, C_out) -> (T, C_out)."""
+    k = taps.shape[0]
+    t = xin.shape[0] - (k - 1) * dilation
+    out = np.broadcast_to(b, (t, len(b))).copy()
+    for i in range(k):
+        out += xin[i * dilation : i * dilation + t] @ taps[i]
+    return out
+
+
+class LipsyncModel:
+    """A lip-sync network for inference: numpy weights with batch norm folded into the convolutions,
+    so running it needs neither torch nor more than one core."""
+
+    def __init__(self, config: LipsyncConfig, weights: dict[str, np.ndarray]) -> None:
         self.config = config
-        self.net = net.eval()
+        self.weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
+        try:
+            self._layers = self._fold()
+            self._head = np.ascontiguousarray(self.weights["head.weight"][:, :, 0].T)
+        except KeyError as e:
+            raise LipsyncError(f"lip-sync weights lack {e} for the architecture in the config") from e
+        self.silence = (
+            (np.full(config.n_mels, np.log10(LOG_FLOOR)) - np.array(config.feature_mean)) / np.array(config.feature_std)
+        ).astype(np.float32)
+
+    @staticmethod
+    def from_net(config: LipsyncConfig, net: Any) -> LipsyncModel:
+        """The inference model of a torch ``build_net`` network (its current weights and statistics)."""
+        return LipsyncModel(config, {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
+
+    def _fold(self) -> list[tuple[np.ndarray, np.ndarray, int, np.ndarray | None, np.ndarray | None]]:
+        """Per layer: (conv taps (K, C_in, C_out), conv bias, dilation, pointwise weight (C, C) transposed,
+        pointwise bias), batch norm folded into the convolution; contiguous so every product is one BLAS call."""
+        w, cfg = self.weights, self.config
+        shape = (cfg.channels, cfg.n_mels, cfg.kernel)
+        if w["inp.weight"].shape != shape:
+            raise LipsyncError(f"input layer weights are {w['inp.weight'].shape}, the config says {shape}")
+
+        def taps(cw: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(cw.transpose(2, 1, 0))
+
+        layers: list[tuple[np.ndarray, np.ndarray, int, np.ndarray | None, np.ndarray | None]] = [
+            (taps(w["inp.weight"]), w["inp.bias"], 1, None, None)
+        ]
+        for i, d in enumerate(cfg.dilations):
+            p = f"blocks.{i}."
+            scale = w[p + "norm.weight"] / np.sqrt(w[p + "norm.running_var"] + 1e-5)
+            cw = w[p + "conv.weight"] * scale[:, None, None]
+            cb = (w[p + "conv.bias"] - w[p + "norm.running_mean"]) * scale + w[p + "norm.bias"]
+            pw = np.ascontiguousarray(w[p + "pw.weight"][:, :, 0].T)
+            layers.append((taps(cw), cb.astype(np.float32), d, pw, w[p + "pw.bias"]))
+        n_blocks = sum(1 for k in w if k.endswith(".pw.weight"))
+        if n_blocks != len(cfg.dilations):
+            raise LipsyncError(f"weights have {n_blocks} blocks, the config {len(cfg.dilations)}")
+        return layers
 
     @staticmethod
     def load(folder: str | Path | None = None) -> LipsyncModel:
@@ -212,54 +269,66 @@ class LipsyncModel:
         if not cfg_path.is_file() or not w_path.is_file():
             raise LipsyncError(f"no lip-sync model in {folder}: need {CONFIG_FILE} and {WEIGHTS_FILE}")
         config = LipsyncConfig.from_json(cfg_path.read_text(encoding="utf-8"))
-        from safetensors.torch import load_file
+        from safetensors.numpy import load_file
 
-        net = build_net(config)
+        weights = load_file(str(w_path))
         try:
-            net.load_state_dict(load_file(str(w_path)))
-        except RuntimeError as e:
+            return LipsyncModel(config, weights)
+        except (LipsyncError, ValueError) as e:
             raise LipsyncError(f"weights in {w_path} do not match {cfg_path}: {e}") from e
-        return LipsyncModel(config, net)
 
     def save(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
+        from safetensors.numpy import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CONFIG_FILE).write_text(self.config.to_json() + "\n", encoding="utf-8")
-        state = {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE))
+        save_file({k: np.ascontiguousarray(v) for k, v in self.weights.items()}, str(folder / WEIGHTS_FILE))
 
     def n_params(self) -> int:
-        return int(sum(p.numel() for p in self.net.parameters()))
+        stats = ("running_mean", "running_var", "num_batches_tracked")
+        return int(sum(v.size for k, v in self.weights.items() if not k.endswith(stats)))
 
     def normalise(self, feats: np.ndarray) -> np.ndarray:
         mean = np.asarray(self.config.feature_mean, np.float32)
         std = np.asarray(self.config.feature_std, np.float32)
         return ((feats - mean) / std).astype(np.float32)
 
-    def run(self, feats: np.ndarray, state: list[Any] | None) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    def initial_state(self) -> list[np.ndarray]:
+        """Each layer's past before the start: silence features for the input, zeros inside."""
+        k = self.config.kernel - 1
+        return [np.tile(self.silence[None, :], (k, 1))] + [
+            np.zeros(((k * d), self.config.channels), np.float32) for d in self.config.dilations
+        ]
+
+    def run(self, feats: np.ndarray, state: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Normalised features (n, n_mels) -> (mouth (n, outputs), viseme posteriors (n, classes), new state).
 
         Row i is the prediction for frame ``i - lookahead`` of the features pushed so far.
         """
-        torch = _torch()
+        state = self.initial_state() if state is None else state
+        new = []
+        h = feats.astype(np.float32)
+        for (cw, cb, d, pw, pb), cache in zip(self._layers, state):
+            xin = np.concatenate([cache, h])
+            new.append(xin[len(xin) - len(cache) :])
+            y = _conv(xin, cw, cb, d)
+            h = y if pw is None else h + _gelu(y) @ pw + pb
+        w = self.weights
+        y = h @ self._head + w["head.bias"]
         n_out = len(self.config.outputs)
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(feats.T))[None]
-            y, state = self.net(x, state)
-            y = y[0].T
-            mouth = torch.sigmoid(y[:, :n_out]).numpy()
-            vis = torch.softmax(y[:, n_out:], dim=1).numpy()
-        return mouth.astype(np.float32), vis.astype(np.float32), state
+        mouth = 1.0 / (1.0 + np.exp(-y[:, :n_out]))
+        logits = y[:, n_out:] - y[:, n_out:].max(axis=1, keepdims=True)
+        vis = np.exp(logits)
+        vis /= vis.sum(axis=1, keepdims=True)
+        return mouth.astype(np.float32), vis.astype(np.float32), new
 
     def predict(self, samples: np.ndarray, sample_rate: int) -> LipsyncFrames:
         """Whole recording (mono float samples at any rate) -> one row per 20 ms frame."""
         x = resample(np.asarray(samples, np.float32), sample_rate, SAMPLE_RATE)
         feats = self.normalise(log_mel(x))
         la = self.config.lookahead
-        silence = np.tile(self.net.silence.numpy()[None, :], (la, 1))
-        mouth, vis, _ = self.run(np.concatenate([feats, silence]), None)
+        mouth, vis, _ = self.run(np.concatenate([feats, np.tile(self.silence[None, :], (la, 1))]), None)
         return LipsyncFrames(self.config.frame_rate, mouth[la:], vis[la:], self.config.outputs)
 
     def stream(self) -> LipsyncStream:
@@ -272,7 +341,7 @@ class LipsyncStream:
     def __init__(self, model: LipsyncModel) -> None:
         self.model = model
         self._mel = MelStream()
-        self._state: list[Any] | None = None
+        self._state: list[np.ndarray] | None = None
         self._skip = model.config.lookahead  # the first outputs predict frames before the start
         self._done = False
 
@@ -286,8 +355,7 @@ class LipsyncStream:
         self._done = True
         feats = self.model.normalise(self._mel.finish())
         la = self.model.config.lookahead
-        silence = np.tile(self.model.net.silence.numpy()[None, :], (la, 1))
-        return self._run_normalised(np.concatenate([feats, silence]))
+        return self._run_normalised(np.concatenate([feats, np.tile(self.model.silence[None, :], (la, 1))]))
 
     def _run(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._run_normalised(self.model.normalise(feats))

@@ -3,9 +3,9 @@
 DATA_DIR/train/*.npz and DATA_DIR/val/*.npz hold 16 kHz audio with per-frame mouth targets and viseme
 labels. Features are computed once at start; batches are whole utterances (so every utterance is seen
 from its start, as at inference), padded with silence. Loss: binary cross-entropy on the mouth channels
-(targets in 0..1), the lip channels jawOpen and mouthClose weighted double, plus 0.3 x viseme
-cross-entropy. A checkpoint after every epoch makes a run resumable; the best validation loss is saved
-as the model folder.
+(targets in 0..1), the lip channels jawOpen and mouthClose weighted double and mouthClose on p/b/m
+frames five times more, plus 0.3 x viseme cross-entropy. A checkpoint after every epoch makes a run
+resumable; the epoch with the best validation loss is saved as the model folder.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ REPORT = "report.json"
 CLOSED_GAP = 0.04  # lip gap jawOpen * (1 - mouthClose) under which the mouth reads as closed
 _CHANNEL_WEIGHTS = (2.0, 2.0, 1.0, 1.0, 1.0, 1.0)
 _VISEME_WEIGHT = 0.3
+# p/b/m frames count this much more in the mouthClose loss: short and rare, yet the closure a viewer checks first
+_BILABIAL_CLOSE_WEIGHT = 4.0
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,10 @@ def _batches(lengths: list[int], max_frames: int, rng: np.random.Generator) -> l
 
 
 def _collate(torch: Any, data: Utterances, idx: list[int], model: LipsyncModel) -> tuple[Any, Any, Any, Any]:
+    """Utterances ``idx`` padded with silence: features (B, n_mels, n + lookahead), targets, visemes, mask."""
     la = model.config.lookahead
     n = max(len(data.feats[i]) for i in idx)
-    sil = model.net.silence.numpy()
+    sil = model.silence
     x = np.tile(sil[None, :, None], (len(idx), 1, n + la)).astype(np.float32)
     y = np.zeros((len(idx), data.targets[0].shape[1], n), np.float32)
     v = np.zeros((len(idx), n), np.int64)
@@ -99,16 +102,20 @@ def _collate(torch: Any, data: Utterances, idx: list[int], model: LipsyncModel) 
     return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(v), torch.from_numpy(mask)
 
 
-def _loss(torch: Any, model: LipsyncModel, batch: tuple[Any, Any, Any, Any]) -> tuple[Any, Any]:
+def _loss(torch: Any, net: Any, cfg: LipsyncConfig, batch: tuple[Any, Any, Any, Any]) -> tuple[Any, Any]:
     x, y, v, mask = batch
-    la = model.config.lookahead
-    n_out = len(model.config.outputs)
-    out, _ = model.net(x)
+    la = cfg.lookahead
+    n_out = len(cfg.outputs)
+    out, _ = net(x)
     out = out[:, :, la:]
-    w = torch.tensor(_CHANNEL_WEIGHTS[:n_out])[None, :, None]
+    w = torch.tensor(_CHANNEL_WEIGHTS[:n_out])[None, :, None].expand(-1, -1, y.shape[2])
+    bilabial = (v == cfg.visemes.index("PP")).float()
+    close = cfg.outputs.index("mouthClose")
+    w = w.expand(y.shape[0], -1, -1).clone()
+    w[:, close] = w[:, close] * (1.0 + _BILABIAL_CLOSE_WEIGHT * bilabial)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(out[:, :n_out], y, reduction="none")
     denom = mask.sum().clamp(min=1.0)
-    l_ch = (bce * w * mask[:, None]).sum() / (denom * float(w.sum()))
+    l_ch = (bce * w * mask[:, None]).sum() / (denom * float(sum(_CHANNEL_WEIGHTS[:n_out])))
     ce = torch.nn.functional.cross_entropy(out[:, n_out:], v, reduction="none")
     l_vis = (ce * mask).sum() / denom
     return l_ch + _VISEME_WEIGHT * l_vis, out
@@ -119,7 +126,7 @@ def validate(model: LipsyncModel, data: Utterances) -> dict[str, float]:
     pred, true, vis, vis_pred = [], [], [], []
     for f, t, v in zip(data.feats, data.targets, data.visemes):
         la = model.config.lookahead
-        silence = np.tile(model.net.silence.numpy()[None, :], (la, 1))
+        silence = np.tile(model.silence[None, :], (la, 1))
         mouth, post, _ = model.run(np.concatenate([model.normalise(f), silence]), None)
         pred.append(mouth[la:])
         vis_pred.append(post[la:].argmax(1))
@@ -185,8 +192,9 @@ def train(
     else:
         mean, std = feature_stats(train_set)
         cfg = replace(config or LipsyncConfig(), feature_mean=mean, feature_std=std)
-    model = LipsyncModel(cfg, build_net(cfg))
-    opt = torch.optim.AdamW(model.net.parameters(), lr=lr, weight_decay=1e-4)
+    net = build_net(cfg)
+    model = LipsyncModel.from_net(cfg, net)  # for normalising and padding; refreshed after every epoch
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     lengths = [len(f) for f in train_set.feats]
     steps_per_epoch = len(_batches(lengths, batch_frames, np.random.default_rng(0)))
     total = max(1, epochs * steps_per_epoch)
@@ -196,7 +204,7 @@ def train(
     history: list[dict[str, float]] = []
     start_epoch, best = 0, float("inf")
     if ckpt is not None:
-        model.net.load_state_dict(ckpt["net"])
+        net.load_state_dict(ckpt["net"])
         opt.load_state_dict(ckpt["opt"])
         sched.load_state_dict(ckpt["sched"])
         start_epoch, best, history = ckpt["epoch"], ckpt["best"], ckpt["history"]
@@ -205,24 +213,25 @@ def train(
         f"receptive field {cfg.receptive_frames} frames; {epochs} epochs of {steps_per_epoch} steps")  # fmt: skip
     t0 = time.time()
     for epoch in range(start_epoch, epochs):
-        model.net.train()
+        net.train()
         batches = _batches(lengths, batch_frames, np.random.default_rng([seed, epoch]))  # same order on resume
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not show_progress)
         run = 0.0
         for i, idx in enumerate(bar):
-            loss, _ = _loss(torch, model, _collate(torch, train_set, idx, model))
+            loss, _ = _loss(torch, net, cfg, _collate(torch, train_set, idx, model))
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.net.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
             run = loss.item() if i == 0 else 0.98 * run + 0.02 * loss.item()
             bar.set_postfix(loss=f"{run:.4f}")
         bar.close()
-        model.net.eval()
+        net.eval()
+        model = LipsyncModel.from_net(cfg, net)
         with torch.no_grad():
             vloss = float(
-                np.mean([_loss(torch, model, _collate(torch, val_set, [i], model))[0].item()
+                np.mean([_loss(torch, net, cfg, _collate(torch, val_set, [i], model))[0].item()
                          for i in range(len(val_set.feats))])
             )  # fmt: skip
         fig = validate(model, val_set)
@@ -237,7 +246,7 @@ def train(
             best = vloss
             model.save(out_dir)
         torch.save(
-            {"net": model.net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+            {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
              "epoch": epoch + 1, "best": best, "history": history, "config": cfg.to_json()},
             ckpt_path,
         )  # fmt: skip

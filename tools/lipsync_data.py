@@ -1,6 +1,6 @@
 """Training data for the learned lip-sync model: synthetic speech with exact phone timings -> mouth targets.
 
-    python -m tools.lipsync_data OUT_DIR [--minutes 90] [--val-minutes 6] [--seed 0] [--piper 0.15]
+    python -m tools.lipsync_data OUT_DIR [--minutes 150] [--val-minutes 8] [--seed 0] [--piper 0.35]
 
 Speech comes from espeak-ng (many languages x voice variants x rate/pitch) and the bundled Piper voice,
 each reporting the exact sample where every phone starts. Text is generated per language from syllables
@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from audio.effects import pitch_shift
 from audio.espeak_tts import EspeakParams, EspeakTTS, EspeakTTSError
 from audio.io import resample
 from audio.mel import FRAME_RATE, SAMPLE_RATE, n_frames_for
@@ -158,7 +159,11 @@ def piper_utterance(rng: np.random.Generator) -> Utterance | None:
     tts.params = PiperParams(rate=float(rng.uniform(0.75, 1.4)), noise_scale=float(rng.uniform(0.3, 0.9)))
     texts = [english_sentence(rng) for _ in range(int(rng.integers(1, 3)))]
     speech = _with_pauses(rng, [tts.synthesize_sentence(t) for t in texts])
-    return Utterance(speech.samples, speech.phones, {"engine": "piper", "voice": "joe", "text": " ".join(texts)})
+    shift = float(rng.uniform(-5, 5)) if rng.random() < 0.6 else 0.0
+    # another speaker from the one neural voice: pitch and formants moved, timings kept
+    audio = pitch_shift(speech.samples, SAMPLE_RATE, shift) if shift else speech.samples
+    meta = {"engine": "piper", "voice": "joe", "semitones": round(shift, 2), "text": " ".join(texts)}
+    return Utterance(audio, speech.phones, meta)
 
 
 # ---- non-speech: the mouth must stay closed -------------------------------------------------------
@@ -238,6 +243,7 @@ def _codec(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     import io
 
     import av
+
     codec, fmt, rate = (("libmp3lame", "mp3", 16000), ("libopus", "ogg", 48000))[int(rng.integers(2))]
     try:
         buf = io.BytesIO()
@@ -380,10 +386,10 @@ def zlib_key(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.lipsync_data", description=__doc__.split("\n")[0])
     ap.add_argument("out", help="output folder (kept out of git)")
-    ap.add_argument("--minutes", type=float, default=90.0, help="training audio to generate (default 90)")
-    ap.add_argument("--val-minutes", type=float, default=6.0, help="validation audio, held-out voices (default 6)")
+    ap.add_argument("--minutes", type=float, default=150.0, help="training audio to generate (default 150)")
+    ap.add_argument("--val-minutes", type=float, default=8.0, help="validation audio, held-out voices (default 8)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--piper", type=float, default=0.15, help="share of utterances from the Piper voice")
+    ap.add_argument("--piper", type=float, default=0.35, help="share of utterances from the Piper voice")
     args = ap.parse_args(argv)
     out = Path(args.out)
     generate(out, "val", args.val_minutes, args.seed, 0.0, VAL_LANGS)
