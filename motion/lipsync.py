@@ -370,19 +370,45 @@ class LipsyncStream:
         return mouth[drop:], vis[drop:]
 
 
+def _rows_needed(video_frames: np.ndarray, frame_rate: float, fps: float) -> np.ndarray:
+    """Last model row each video frame reads: the right neighbour of its centre or the last row inside its span."""
+    k = np.asarray(video_frames, dtype=np.float64)
+    centre = np.ceil((k + 0.5) / fps * frame_rate - 0.5)
+    span_end = np.ceil((k + 1) / fps * frame_rate - 0.5) - 1
+    return np.maximum(centre, span_end).astype(np.int64)
+
+
 def resample_frames(
-    frames: np.ndarray, frame_rate: float, fps: float, video_frames: np.ndarray, first_row: int = 0
+    frames: np.ndarray,
+    frame_rate: float,
+    fps: float,
+    video_frames: np.ndarray,
+    first_row: int = 0,
+    peak_columns: Sequence[int] = (),
 ) -> np.ndarray:
     """Rows at ``frame_rate`` (row j centred at (j + 0.5) / frame_rate; ``frames[0]`` is row ``first_row``)
-    -> one row per video frame index in ``video_frames`` at ``fps``, by linear interpolation (ends held)."""
+    -> one row per video frame index in ``video_frames`` at ``fps``, by linear interpolation (ends held).
+
+    ``peak_columns`` take the largest of the interpolated value and the rows centred inside the video
+    frame's span, so a closure shorter than a video frame is not averaged away.
+    """
+    vf = np.asarray(video_frames)
     if len(frames) == 0:
-        return np.zeros((len(video_frames), frames.shape[1]), np.float32)
-    pos = (np.asarray(video_frames) + 0.5) / fps * frame_rate - 0.5 - first_row
-    pos = np.clip(pos, 0, len(frames) - 1)
+        return np.zeros((len(vf), frames.shape[1]), np.float32)
+    last = len(frames) - 1
+    pos = np.clip((vf + 0.5) / fps * frame_rate - 0.5 - first_row, 0, last)
     lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, len(frames) - 1)
+    hi = np.minimum(lo + 1, last)
     w = (pos - lo)[:, None]
-    return (frames[lo] * (1 - w) + frames[hi] * w).astype(np.float32)
+    out = (frames[lo] * (1 - w) + frames[hi] * w).astype(np.float32)
+    if len(peak_columns):
+        cols = list(peak_columns)
+        a = np.clip(np.ceil(vf / fps * frame_rate - 0.5).astype(int) - first_row, 0, last)
+        b = np.clip(_rows_needed(vf, frame_rate, fps) - first_row, 0, last)
+        for i in range(len(vf)):
+            if b[i] >= a[i]:
+                out[i, cols] = np.maximum(out[i, cols], frames[a[i] : b[i] + 1, cols].max(axis=0))
+    return out
 
 
 class AudioMotionStream:
@@ -429,22 +455,23 @@ class AudioMotionStream:
         rate = self.model.config.frame_rate
         n_ready = len(self._rows)
         if not final:
-            # video frame k interpolates model frames up to ceil((k + 0.5) / fps * rate - 0.5)
-            k_max = int(np.floor((self._mouth_base + len(self._mouth) - 0.5) * self.fps / rate - 0.5))
-            n_ready = min(n_ready, max(0, k_max + 1 - self._next))
+            need = _rows_needed(self._next + np.arange(n_ready), rate, self.fps)
+            n_ready = int(np.sum(need <= self._mouth_base + len(self._mouth) - 1))  # need grows with k
         if n_ready <= 0:
             return np.zeros((0, len(CHANNELS)), np.float32)
         out = self._rows[:n_ready].copy()
         idx = self._next + np.arange(n_ready)
-        per_video = resample_frames(self._mouth, rate, self.fps, idx, self._mouth_base)
+        peak = [self.model.config.outputs.index("mouthClose")] if "mouthClose" in self.model.config.outputs else []
+        per_video = resample_frames(self._mouth, rate, self.fps, idx, self._mouth_base, peak)
         for j, name in enumerate(self.model.config.outputs):
             gain = self._articulation if name == "jawOpen" else 1.0
             c = CHANNEL_INDEX[name]
             out[:, c] = np.clip(per_video[:, j] * gain + out[:, c], 0.0, 1.5)
         self._rows = self._rows[n_ready:]
         self._next += n_ready
-        # model frames before the next video frame's left neighbour are no longer needed
-        keep = int(np.floor((self._next + 0.5) / self.fps * rate - 0.5)) - 1 - self._mouth_base
+        # model frames before the next video frame's left neighbour and span are no longer needed
+        first = min(np.floor((self._next + 0.5) / self.fps * rate - 0.5), np.ceil(self._next / self.fps * rate - 0.5))
+        keep = int(first) - 1 - self._mouth_base
         if keep > 0:
             self._mouth = self._mouth[keep:]
             self._mouth_base += keep
