@@ -58,7 +58,8 @@ def _render(args: argparse.Namespace) -> int:
         lipsync = LipsyncModel.load(args.lipsync_model)
     pipeline = Pipeline(tts=tts, detector=make_detector(args.landmarks), lipsync=lipsync)
     if args.audio:
-        align = True if (args.align or text) else False
+        # a transcript means alignment unless a lip-sync model was asked for by name
+        align = bool(args.align or (text and not args.lipsync_model))
         result = pipeline.render_audio(args.audio, args.out, args.face, text, settings, progress, align=align)
     else:
         assert text is not None
@@ -288,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --audio: lips on phones from pocketsphinx (English; forced to --text when given). Without it "
         "and without --text, the learned lip-sync model drives the mouth from the audio (any language)",
     )
-    r.add_argument("--lipsync-model", default=None, help="with --audio: a lip-sync model folder (default: bundled)")
+    r.add_argument(
+        "--lipsync-model", default=None, help="with --audio: drive the mouth with this lip-sync model folder"
+    )
     r.add_argument("--face", help="portrait image (default: the bundled public-domain portrait)")
     r.add_argument("--face-index", type=int, default=None, help="which face when there are several (0 = leftmost)")
     r.add_argument("--out", default="talker.mp4", help="output MP4 path (default: talker.mp4)")

@@ -232,3 +232,20 @@ def test_train_cli_writes_a_model_and_resumes(tmp_path: Path) -> None:
     lines = r.stdout.splitlines()
     assert any(x.startswith("resumed") for x in lines) and any(x.startswith("epoch 2:") for x in lines)
     assert not any(x.startswith("epoch 1:") for x in lines)  # the first epoch is not run again
+
+
+def test_render_a_recording_without_transcript_moves_the_mouth_with_the_model(tmp_path: Path, pipeline) -> None:
+    import av
+
+    from talker.pipeline import RenderSettings
+
+    wav = media("speech", "librivox_ss01_0880.wav")
+    out = tmp_path / "learned.mp4"
+    settings = RenderSettings(size=(128, 128), seed=2)
+    done = pipeline.render_audio(wav, out, media("faces", "liveportrait_s9_mona_lisa.jpg"), None, settings)
+    assert any("learned lip-sync model" in n for n in done.notes)
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
+    x, sr = load_audio(wav)
+    assert abs(len(frames) / FPS - len(x) / sr) <= 1 / FPS + 0.04
+    assert np.stack(frames).std(axis=0).max() > 20  # something (the mouth) moves a lot
