@@ -26,7 +26,7 @@ import numpy as np
 from audio.io import resample
 from audio.mel import FRAME_RATE, HOP, LOG_FLOOR, N_MELS, SAMPLE_RATE, WIN, MelStream, log_mel
 from audio.types import SILENCE, Phone, Speech
-from motion.generator import MotionStream, MotionStyle, mouth_curves
+from motion.generator import MotionStream, MotionStyle, activity_lookahead_s, mouth_curves
 from motion.types import CHANNEL_INDEX, CHANNELS
 from motion.visemes import VISEMES, visemes_for
 
@@ -421,7 +421,8 @@ class AudioMotionStream:
     def __init__(self, model: LipsyncModel, fps: float = 25.0, seed: int = 0, style: MotionStyle | None = None) -> None:
         self.model = model
         self.fps = float(fps)
-        self._base = MotionStream(fps, seed, style)
+        # no phones: the generator only needs the loudness window ahead of each frame
+        self._base = MotionStream(fps, seed, style, lookahead_s=activity_lookahead_s(fps))
         style = self._base.style
         from motion.generator import EXPRESSIONS
 
@@ -434,6 +435,12 @@ class AudioMotionStream:
         self._rows = np.zeros((0, len(CHANNELS)), np.float32)
         self._next = 0  # next video frame to emit
         self._sr = 0
+
+    @property
+    def lookahead_s(self) -> float:
+        """How long after its centre a frame waits for audio: the model's look-ahead or the generator's
+        loudness window (head motion), whichever is longer (140 ms at 25 fps)."""
+        return max(self.model.config.lookahead_s, self._base.lookahead_s)
 
     def push(self, speech: Speech, joins: bool = False) -> np.ndarray:
         del joins  # no phones to join

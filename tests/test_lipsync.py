@@ -127,7 +127,11 @@ def test_motion_streamed_equals_whole_file_at_another_rate_and_fps(tiny: Lipsync
     for fps in (25.0, 30.0):
         whole = audio_motion(tiny, x, SAMPLE_RATE, fps)
         s = AudioMotionStream(tiny, fps)
-        pieces = [s.push(speech.slice(a, a + 1234)) for a in range(0, len(x), 1234)] + [s.finish()]
+        pieces = [s.push(speech.slice(a, a + 1234)) for a in range(0, len(x), 1234)]
+        # frames come out as soon as the audio covers their centre plus the look-ahead (<= 150 ms)
+        assert s.lookahead_s <= 0.15
+        assert sum(len(p) for p in pieces) >= int((len(x) / SAMPLE_RATE - s.lookahead_s - 1234 / SAMPLE_RATE) * fps)
+        pieces.append(s.finish())
         np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-5)
         assert len(whole) == int(np.ceil(len(x) / SAMPLE_RATE * fps - 1e-9))
 
