@@ -11,14 +11,14 @@
   sentences written for this check), scored the same way against their exact phone timings.
 * Non-speech (white and pink noise, tone sweeps, chords, silence): the share of frames under the closed
   threshold.
-* Speed on one core: whole-file and 20 ms streaming chunks.
+
+Speed is measured by ``python -m benchmarks.bench_lipsync``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
 
@@ -151,33 +151,6 @@ def nonspeech(seed: int = 7) -> list[tuple[str, np.ndarray]]:
     ]
 
 
-def speed(model: LipsyncModel) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    x = np.random.default_rng(0).normal(0, 0.05, 60 * SAMPLE_RATE).astype(np.float32)
-    model.predict(x[:SAMPLE_RATE], SAMPLE_RATE)
-    t0 = time.perf_counter()
-    model.predict(x, SAMPLE_RATE)
-    whole = time.perf_counter() - t0
-    s = model.stream()
-    chunk = SAMPLE_RATE // 50
-    lat = []
-    t0 = time.perf_counter()
-    for a in range(0, len(x), chunk):
-        t1 = time.perf_counter()
-        s.push(x[a : a + chunk])
-        lat.append(time.perf_counter() - t1)
-    s.finish()
-    streamed = time.perf_counter() - t0
-    print(
-        f"\nspeed, one thread: 60 s of audio whole-file in {whole * 1000:.0f} ms = {60 / whole:.0f}x real time; "
-        f"in 20 ms chunks {60 / streamed:.0f}x real time, per-chunk compute median {np.median(lat) * 1000:.2f} ms, "
-        f"p99 {np.percentile(lat, 99) * 1000:.2f} ms; look-ahead {model.config.lookahead_s * 1000:.0f} ms; "
-        f"{model.n_params()} parameters"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.eval_lipsync", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="model folder (default: the bundled model)")
@@ -196,7 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, x in nonspeech():
         track = MotionTrack(FPS, audio_motion(model, x.astype(np.float32), SAMPLE_RATE, FPS))
         print(f"| {name} | {100 * float((lip_gap(track) < CLOSED_GAP).mean()):.1f}% |")
-    speed(model)
     return 0
 
 
