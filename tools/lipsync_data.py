@@ -166,6 +166,28 @@ def piper_utterance(rng: np.random.Generator) -> Utterance | None:
     return Utterance(audio, speech.phones, meta)
 
 
+_FLITE: dict[str, object] = {}
+
+
+def flite_utterance(rng: np.random.Generator) -> Utterance | None:
+    """A flite voice (diphone and statistical voices built from recordings of real speakers); its phones
+    come from pocketsphinx forced alignment to the text, so they are approximate (~11 ms median error)."""
+    from audio.system_tts import FliteTTS, SystemTTSError, flite_voices
+
+    voices = _FLITE.setdefault("voices", flite_voices())
+    assert isinstance(voices, list)
+    if not voices:
+        return None
+    voice = str(voices[int(rng.integers(len(voices)))])
+    tts = FliteTTS(voice, rate=float(rng.uniform(0.8, 1.3)))
+    texts = [english_sentence(rng) for _ in range(int(rng.integers(1, 3)))]
+    try:
+        speech = _with_pauses(rng, [tts.synthesize_sentence(t) for t in texts])
+    except (SystemTTSError, RuntimeError):
+        return None
+    return Utterance(speech.samples, speech.phones, {"engine": "flite", "voice": voice, "text": " ".join(texts)})
+
+
 # ---- non-speech: the mouth must stay closed -------------------------------------------------------
 
 
@@ -346,7 +368,15 @@ def _write_shard(path: Path, utts: list[Utterance]) -> None:
     )
 
 
-def generate(out: Path, split: str, minutes: float, seed: int, piper_share: float, langs: tuple[str, ...]) -> None:
+def generate(
+    out: Path,
+    split: str,
+    minutes: float,
+    seed: int,
+    piper_share: float,
+    langs: tuple[str, ...],
+    flite_share: float = 0.0,
+) -> None:
     folder = out / split
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, zlib_key(split)])
@@ -358,6 +388,8 @@ def generate(out: Path, split: str, minutes: float, seed: int, piper_share: floa
             u: Utterance | None = nonspeech_utterance(rng)
         elif r < 0.08 + piper_share:
             u = piper_utterance(rng)
+        elif r < 0.08 + piper_share + flite_share:
+            u = flite_utterance(rng)
         else:
             u = espeak_utterance(rng, langs[int(rng.integers(len(langs)))])
         if u is None:
@@ -390,10 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-minutes", type=float, default=8.0, help="validation audio, held-out voices (default 8)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--piper", type=float, default=0.35, help="share of utterances from the Piper voice")
+    ap.add_argument("--flite", type=float, default=0.0, help="share from flite voices, when installed (default 0)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     generate(out, "val", args.val_minutes, args.seed, 0.0, VAL_LANGS)
-    generate(out, "train", args.minutes, args.seed, args.piper, TRAIN_LANGS)
+    generate(out, "train", args.minutes, args.seed, args.piper, TRAIN_LANGS, args.flite)
     return 0
 
 
