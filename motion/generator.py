@@ -31,6 +31,7 @@ _TAU_ANTICIPATE_S = 0.035
 _TAU_CARRY_S = 0.045
 _HISTORY_S = 1.5  # phones that ended longer ago than this no longer matter
 _ACTIVE_BACK_S = 0.6  # the speaking activity that scales the head's talking motion looks this far back
+_ACTIVE_AHEAD_S = 0.12  # ... and this far ahead
 _MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch", "mouthRollLower")
 _C = CHANNEL_INDEX
 _BLINK_BLOCK_S = 8.0  # blinks are planned in independent blocks of this length
@@ -270,17 +271,34 @@ class _Input:
     finished: bool = False
 
 
+def _active_ahead_frames(fps: float) -> int:
+    return max(1, int(round(_ACTIVE_AHEAD_S * fps)))
+
+
+def activity_lookahead_s(fps: float) -> float:
+    """The look-ahead of speech without phones: the loudness window that frame k reads ends with frame
+    k + ``_active_ahead_frames``, (that many + 0.5) frames after frame k's centre."""
+    return (_active_ahead_frames(fps) + 0.5) / fps
+
+
 class MotionStream:
     """Incremental motion: push speech as it arrives, take frames as soon as they are final.
 
     Times are absolute from the stream start; each pushed ``Speech`` follows the previous one.
     """
 
-    def __init__(self, fps: float = 25.0, seed: int = 0, style: MotionStyle | None = None) -> None:
+    def __init__(
+        self, fps: float = 25.0, seed: int = 0, style: MotionStyle | None = None, lookahead_s: float = LOOKAHEAD_S
+    ) -> None:
+        """``lookahead_s``: how long after its centre a frame waits for speech. Phones need ``LOOKAHEAD_S``;
+        speech pushed without phones needs only ``activity_lookahead_s(fps)`` (loudness for the head)."""
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
+        if lookahead_s < activity_lookahead_s(fps) - 1e-9:
+            raise ValueError(f"lookahead_s must be at least {activity_lookahead_s(fps):.3f} s at {fps:g} fps")
         self.fps = float(fps)
         self.seed = seed
+        self.lookahead_s = float(lookahead_s)
         self.style = style or MotionStyle()
         if self.style.expression not in EXPRESSIONS:
             raise ValueError(f"unknown expression {self.style.expression!r}; choose from {', '.join(EXPRESSIONS)}")
@@ -337,7 +355,7 @@ class MotionStream:
             last = total
         else:
             # frame k is final once audio and phones cover its centre plus the look-ahead
-            horizon = self.duration_s - LOOKAHEAD_S
+            horizon = self.duration_s - self.lookahead_s
             last = int(np.floor(horizon * self.fps - 0.5)) + 1 if horizon > 0 else 0
             last = min(max(last, 0), total)
         if last <= self._next:
@@ -439,7 +457,7 @@ class MotionStream:
         # look-ahead). The head's talking motion eases in over that span as speech starts and out after
         # it ends: over +-0.12 s it came in at half a degree a frame, a jolt where idle turns to speech
         back = max(1, int(round(_ACTIVE_BACK_S * fps)))
-        half = max(1, int(round(0.12 * fps)))
+        half = _active_ahead_frames(fps)
         kk = np.arange(max(0, int(k[0]) - back), min(total, int(k[-1]) + half + 1))
         lev = self._audio_level(kk, total)
         act_raw = np.clip((lev + 50.0) / 25.0, 0, 1)

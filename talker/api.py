@@ -99,7 +99,8 @@ def render(
 
     face: a portrait path or an RGB uint8 array (default: the bundled portrait). voice: a voice id from
     ``list_voices()`` such as ``"espeak:en-gb+f3"``, or a ``Voice``; language: pick the voice for a language
-    instead. audio: recorded speech to lip-sync (``text`` is then its transcript, optional). size: 512,
+    instead. audio: recorded speech to lip-sync (``text`` is then its transcript, optional: with it the lips
+    follow aligned phones, without it the learned lip-sync model, any language). size: 512,
     (width, height), "640x480", or None/"source" for the portrait's own size. fps: 1-60. seed: blinks and
     head motion. expression: neutral, happy, sad, angry or surprised, at ``intensity`` (0-1.5).
     Returns the ``RenderResult`` (path, frame count, duration, per-stage timings, notes).

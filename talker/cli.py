@@ -1,5 +1,5 @@
 """Command line: ``talker render`` (text + portrait -> MP4), ``motion``, ``voices``, ``sheet``, ``bench``,
-``serve`` and ``persona``: parse, build the settings, call the library."""
+``serve``, ``persona`` and ``train-lipsync``: parse, build the settings, call the library."""
 
 from __future__ import annotations
 
@@ -50,11 +50,22 @@ def _render(args: argparse.Namespace) -> int:
 
     if args.audio and (args.voice or args.language):
         raise ValueError("--voice and --language choose a TTS voice: not used with --audio")
+    if not args.audio and (args.align or args.lipsync_model):
+        raise ValueError("--align and --lipsync-model choose how a recording drives the mouth: use them with --audio")
+    if args.align and args.lipsync_model:
+        raise ValueError("--align puts the lips on phones; --lipsync-model is for the learned model: pick one")
     voice = _voice(args)
     tts = None if voice is None else _make_tts(voice)
-    pipeline = Pipeline(tts=tts, detector=make_detector(args.landmarks))
+    lipsync = None
+    if args.lipsync_model:
+        from motion.lipsync import LipsyncModel
+
+        lipsync = LipsyncModel.load(args.lipsync_model)
+    pipeline = Pipeline(tts=tts, detector=make_detector(args.landmarks), lipsync=lipsync)
     if args.audio:
-        result = pipeline.render_audio(args.audio, args.out, args.face, text, settings, progress)
+        # a transcript means alignment unless a lip-sync model was asked for by name
+        align = bool(args.align or (text and not args.lipsync_model))
+        result = pipeline.render_audio(args.audio, args.out, args.face, text, settings, progress, align=align)
     else:
         assert text is not None
         result = pipeline.render_text(text, args.out, args.face, settings, progress)
@@ -69,6 +80,30 @@ def _render(args: argparse.Namespace) -> int:
         )
         for note in result.notes:
             print(f"note: {note}")
+    return 0
+
+
+def _train_lipsync(args: argparse.Namespace) -> int:
+    from motion.lipsync_train import train
+
+    report = train(
+        args.data_dir,
+        args.out,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_frames=args.batch_frames,
+        threads=args.threads,
+        seed=args.seed,
+        show_progress=not args.quiet,
+    )
+    best = min(report["history"], key=lambda h: h["val_loss"]) if report["history"] else None
+    if best is not None:
+        print(
+            f"best epoch {best['epoch']:.0f}: validation jaw r {best['jaw_r']:.3f}, bilabial frames closed "
+            f"{100 * best['bilabial_frames_closed']:.1f}%, "
+            f"pause frames closed {100 * best['pause_frames_closed']:.1f}%;"
+            f" model in {args.out} (report.json has every epoch)"
+        )
     return 0
 
 
@@ -331,6 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--text", help="the words to speak (with --audio: the recording's transcript)")
     src.add_argument("--text-file", help="a UTF-8 text file with the words to speak (or the transcript)")
     r.add_argument("--audio", help="recorded speech to lip-sync instead of synthesizing (wav, mp3, flac, ogg, m4a)")
+    r.add_argument(
+        "--align",
+        action="store_true",
+        help="with --audio: lips on phones from pocketsphinx (English; forced to --text when given). Without it "
+        "and without --text, the learned lip-sync model drives the mouth from the audio (any language)",
+    )
+    r.add_argument(
+        "--lipsync-model", default=None, help="with --audio: drive the mouth with this lip-sync model folder"
+    )
     r.add_argument("--face", help="portrait image (default: the bundled public-domain portrait)")
     r.add_argument("--face-index", type=int, default=None, help="which face when there are several (0 = leftmost)")
     r.add_argument(
@@ -426,6 +470,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     v.set_defaults(func=_serve)
+    t = sub.add_parser(
+        "train-lipsync", parents=[common], help="train the audio -> mouth model on data from tools/lipsync_data.py"
+    )
+    t.add_argument("data_dir", help="folder with train/ and val/ shards (python -m tools.lipsync_data DATA_DIR)")
+    t.add_argument("--out", required=True, help="model folder: config.json, model.safetensors, checkpoint, report")
+    t.add_argument("--epochs", type=int, default=20, help="passes over the training data (default 20)")
+    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 0.002, cosine decay)")
+    t.add_argument("--batch-frames", type=int, default=6000, help="padded frames per batch (default 6000)")
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train_lipsync)
     from talker.cli_persona import add_persona_parser
 
     add_persona_parser(sub)

@@ -15,11 +15,13 @@ import numpy as np
 
 from audio.align import align_file
 from audio.features import frame_count
+from audio.io import load_audio
 from audio.piper_tts import PiperTTS
 from audio.text import clean_text
 from audio.types import Speech, concat_speech, silence
 from audio.voices import TTS
 from motion.generator import MotionGenerator, MotionStream, MotionStyle
+from motion.lipsync import AudioMotionStream, LipsyncModel
 from motion.types import MotionTrack
 from render.frame import Frame
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
@@ -62,12 +64,22 @@ class RenderResult:
 
 
 class Pipeline:
-    """Words + portrait -> MP4 with the given components; ``tts`` defaults to the Piper voice ``joe`` and
-    ``detector`` to mediapipe's face mesh, both loaded on first use."""
+    """Words + portrait -> MP4 with the given components; ``tts`` defaults to the Piper voice ``joe``,
+    ``detector`` to mediapipe's face mesh and ``lipsync`` (audio -> mouth, for recordings without a
+    transcript) to the model shipped in ``motion/assets/lipsync``, each loaded on first use."""
 
-    def __init__(self, tts: TTS | None = None, detector: LandmarkDetector | None = None) -> None:
+    def __init__(
+        self, tts: TTS | None = None, detector: LandmarkDetector | None = None, lipsync: LipsyncModel | None = None
+    ) -> None:
         self._tts = tts
         self._detector = detector
+        self._lipsync = lipsync
+
+    @property
+    def lipsync(self) -> LipsyncModel:
+        if self._lipsync is None:
+            self._lipsync = LipsyncModel.load()
+        return self._lipsync
 
     @property
     def tts(self) -> TTS:
@@ -111,19 +123,24 @@ class Pipeline:
 
     @staticmethod
     def stream_av(
-        avatar: Avatar, pieces: Iterable[Speech], settings: RenderSettings, timings: dict[str, float] | None = None
+        avatar: Avatar,
+        pieces: Iterable[Speech],
+        settings: RenderSettings,
+        timings: dict[str, float] | None = None,
+        motion: MotionStream | AudioMotionStream | None = None,
     ) -> Iterator[AVFrame]:
         """The streaming path: speech pieces in (as a TTS yields them), frames with their audio out.
 
         Motion is generated causally (``MotionStream``), so the first frames come out while later
         pieces are still being synthesized. Frame k carries samples [k*sr/fps, (k+1)*sr/fps); the
-        audio after the last piece is padded with silence to a whole frame.
+        audio after the last piece is padded with silence to a whole frame. ``motion``: the motion source
+        (default: the phonetic ``MotionStream`` on the pieces' phones).
         """
         timings = {} if timings is None else timings
         for key in ("motion", "render"):
             timings.setdefault(key, 0.0)
         fps = settings.fps
-        stream = MotionStream(fps, settings.seed, settings.style)
+        stream = motion if motion is not None else MotionStream(fps, settings.seed, settings.style)
         renderer = WarpRenderer(avatar.rig)
         audio: list[np.ndarray] = []
         buffered = 0  # samples held in ``audio``
@@ -177,6 +194,7 @@ class Pipeline:
         progress: Callable[[int, int], None] | None = None,
         timings: dict[str, float] | None = None,
         expected_frames: int | None = None,
+        motion: MotionStream | AudioMotionStream | None = None,
     ) -> RenderResult:
         """Render speech (one Speech, or pieces as a TTS streams them) on ``avatar`` into an MP4.
 
@@ -193,7 +211,7 @@ class Pipeline:
         t_encode = 0.0
         writer: Mp4Writer | None = None
         try:
-            for av_frame in self.stream_av(avatar, pieces, settings, timings):
+            for av_frame in self.stream_av(avatar, pieces, settings, timings, motion):
                 if writer is None:
                     writer = Mp4Writer(tmp, w, h, settings.fps, av_frame.sample_rate, crf=settings.crf)
                 t0 = time.perf_counter()
@@ -250,13 +268,30 @@ class Pipeline:
         transcript: str | None = None,
         settings: RenderSettings | None = None,
         progress: Callable[[int, int], None] | None = None,
+        align: bool | None = None,
     ) -> RenderResult:
-        """Recorded speech + portrait -> MP4 (the face says the recording, lips on its phones)."""
+        """Recorded speech + portrait -> MP4 (the face says the recording).
+
+        ``align``: True puts the lips on phones from pocketsphinx (forced alignment to ``transcript``, or
+        its English recognition without one); False drives the mouth from the audio with the learned
+        lip-sync model (any voice, any language). None (default): aligned when a transcript is given.
+        """
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points)
         timings["face"] = time.perf_counter() - t0
+        if align is None:
+            align = transcript is not None
+        if not align:
+            samples, sr = load_audio(audio_path)
+            speech = Speech(samples, sr, ())
+            t0 = time.perf_counter()
+            motion = AudioMotionStream(self.lipsync, settings.fps, settings.seed, settings.style)
+            timings["lipsync_load"] = time.perf_counter() - t0
+            result = self.render_mp4(avatar, speech, out, settings, progress, timings, motion=motion)
+            result.notes = ("mouth driven by the learned lip-sync model (no transcript; --align uses phones)",)
+            return result
         t0 = time.perf_counter()
         aligned = align_file(audio_path, transcript)
         timings["align"] = time.perf_counter() - t0
