@@ -50,10 +50,8 @@ def _render(args: argparse.Namespace) -> int:
 
     if args.audio and (args.voice or args.language):
         raise ValueError("--voice and --language choose a TTS voice: not used with --audio")
-    if not args.audio and (args.align or args.lipsync_model):
-        raise ValueError("--align and --lipsync-model choose how a recording drives the mouth: use them with --audio")
-    if args.align and args.lipsync_model:
-        raise ValueError("--align puts the lips on phones; --lipsync-model is for the learned model: pick one")
+    if not args.audio and (args.lipsync or args.lipsync_model):
+        raise ValueError("--lipsync and --lipsync-model choose how a recording drives the mouth: use them with --audio")
     voice = _voice(args)
     tts = None if voice is None else _make_tts(voice)
     lipsync = None
@@ -63,8 +61,7 @@ def _render(args: argparse.Namespace) -> int:
         lipsync = LipsyncModel.load(args.lipsync_model)
     pipeline = Pipeline(tts=tts, detector=make_detector(args.landmarks), lipsync=lipsync)
     if args.audio:
-        # a transcript means alignment unless a lip-sync model was asked for by name
-        align = bool(args.align or (text and not args.lipsync_model))
+        align = not (args.lipsync or args.lipsync_model)
         result = pipeline.render_audio(args.audio, args.out, args.face, text, settings, progress, align=align)
     else:
         assert text is not None
@@ -367,10 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--text-file", help="a UTF-8 text file with the words to speak (or the transcript)")
     r.add_argument("--audio", help="recorded speech to lip-sync instead of synthesizing (wav, mp3, flac, ogg, m4a)")
     r.add_argument(
-        "--align",
+        "--lipsync",
         action="store_true",
-        help="with --audio: lips on phones from pocketsphinx (English; forced to --text when given). Without it "
-        "and without --text, the learned lip-sync model drives the mouth from the audio (any language)",
+        help="with --audio: drive the mouth from the sound with the learned lip-sync model (any language, no "
+        "transcript). Default: lips on phones from pocketsphinx (forced to --text, or English recognition)",
     )
     r.add_argument(
         "--lipsync-model", default=None, help="with --audio: drive the mouth with this lip-sync model folder"

@@ -268,21 +268,19 @@ class Pipeline:
         transcript: str | None = None,
         settings: RenderSettings | None = None,
         progress: Callable[[int, int], None] | None = None,
-        align: bool | None = None,
+        align: bool = True,
     ) -> RenderResult:
         """Recorded speech + portrait -> MP4 (the face says the recording).
 
-        ``align``: True puts the lips on phones from pocketsphinx (forced alignment to ``transcript``, or
-        its English recognition without one); False drives the mouth from the audio with the learned
-        lip-sync model (any voice, any language). None (default): aligned when a transcript is given.
+        ``align`` (default): the lips on phones from pocketsphinx, forced alignment to ``transcript`` or its
+        English recognition without one (on English speech its bilabials close more reliably); False drives
+        the mouth from the audio with the learned lip-sync model (any voice, any language, no transcript).
         """
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points)
         timings["face"] = time.perf_counter() - t0
-        if align is None:
-            align = transcript is not None
         if not align:
             samples, sr = load_audio(audio_path)
             speech = Speech(samples, sr, ())
@@ -290,7 +288,7 @@ class Pipeline:
             motion = AudioMotionStream(self.lipsync, settings.fps, settings.seed, settings.style)
             timings["lipsync_load"] = time.perf_counter() - t0
             result = self.render_mp4(avatar, speech, out, settings, progress, timings, motion=motion)
-            result.notes = ("mouth driven by the learned lip-sync model (no transcript; --align uses phones)",)
+            result.notes = ("mouth driven by the learned lip-sync model",)
             return result
         t0 = time.perf_counter()
         aligned = align_file(audio_path, transcript)

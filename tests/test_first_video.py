@@ -193,7 +193,7 @@ def test_cli_renders_default_portrait_and_reports_errors(tmp_path: Path) -> None
     # a recording without its transcript, aligned: the user is told what was heard
     wav = str(media("speech", "goforward.wav"))
     r = subprocess.run(
-        exe + ["render", "--audio", wav, "--align", "--out", str(tmp_path / "z.mp4"), "--size", "128"],
+        exe + ["render", "--audio", wav, "--out", str(tmp_path / "z.mp4"), "--size", "128"],
         capture_output=True,
         text=True,
         timeout=300,
