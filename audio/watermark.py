@@ -80,11 +80,11 @@ class Layout:
     phase: np.ndarray  # unit complex phase per flattened bin (all bins)
 
 
-def make_layout(candidates: np.ndarray, n_total: int, salt: int) -> Layout:
+def make_layout(candidates: np.ndarray, n_total: int, salt: int, sync_fraction: float = 0.5) -> Layout:
     """Split ``candidates`` (flattened half-spectrum indices) into sync and payload bins, keyed."""
     rng = np.random.default_rng([KEY, salt])
     idx = rng.permutation(candidates)
-    half = len(idx) // 2
+    half = int(len(idx) * sync_fraction)
     sync, rest = idx[:half], idx[half:]
     bits = [rest[i::N_BITS] for i in range(N_BITS)]
     phase = np.exp(2j * np.pi * rng.random(n_total)).astype(np.complex64)
@@ -225,4 +225,3 @@ def _decide(
     output_id = read_payload(soft) if z >= payload_z else None
     found = z >= found_z or output_id is not None
     return Detection(found, output_id, z, float(np.mean(np.abs(soft))))
-
