@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         description="a first sentence longer than this is split at clauses, so speech starts sooner",
     )
     seed: int = Field(default=0, description="base seed for idle motion (blinks, head drift)")
+    provenance: bool = Field(
+        default=True,
+        description="mark live frames and written MP4s as synthetic (docs/provenance.md); off breaks the "
+        "EU AI Act's marking duty for deployers in the EU: read the docs before turning it off",
+    )
     debug_markers: bool = Field(
         default=False, description="stamp frame numbers into video and beeps into audio (for bench_server only)"
     )
