@@ -2,7 +2,7 @@
 
 The pattern is one 128x128 tile defined in its 2-D spectrum on the ring 4-24 cycles per tile (periods
 of 5-32 px: low enough to survive H.264 at low bit rates and a resize to half, high enough to stay
-out of sight at about 1.8 grey levels RMS). Two fifths of the ring's bins carry a fixed random phase (sync);
+out of sight at about 1.8 grey levels RMS). Three fifths of the ring's bins carry a fixed random phase (sync);
 the rest are split among the 64 payload bits (``audio.watermark``), each flipping its bins' sign.
 The tile repeats over the frame from its top-left corner, so a crop only shifts it circularly.
 
@@ -39,7 +39,7 @@ def _layout() -> tuple[Layout, np.ndarray, np.ndarray]:
     r = np.hypot(ky, kx)
     # kx = 0 and kx = TILE/2 hold bins that are their own conjugates' mirrors: left out
     ring = (r >= RING[0]) & (r <= RING[1]) & (kx > 0) & (kx < TILE // 2)
-    lay = make_layout(np.flatnonzero(ring.ravel()), ring.size, salt=2, sync_fraction=0.4)
+    lay = make_layout(np.flatnonzero(ring.ravel()), ring.size, salt=2, sync_fraction=0.6)
     return lay, ky.ravel(), kx.ravel()
 
 

@@ -22,7 +22,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class Manifest:
     """``state``: "valid" (signature and content hashes check), "invalid" or "absent"; ``trusted``:
     whether the signer chains to a trust anchor the reader knows (a local CA never does)."""
 
-    state: str
+    state: Literal["valid", "invalid", "absent"]
     trusted: bool = False
     generator: str = ""
     source_type: str = ""
@@ -223,7 +223,7 @@ class Report:
     """What ``verify`` found in one file; ``found`` when any mark is there."""
 
     path: str
-    kind: str  # "video", "image" or "audio"
+    kind: Literal["video", "image", "audio"]
     pixels: Detection | None
     audio: Detection | None
     manifest: Manifest
@@ -243,33 +243,47 @@ class Report:
         return out
 
 
-def verify(path: str | Path, max_s: float = VERIFY_MAX_S) -> Report:
+def verify(path: str | Path, max_s: float = VERIFY_MAX_S, max_pixels: int | None = None) -> Report:
     """Look for every mark in an image, video or audio file (the first ``max_s`` seconds).
 
-    Raises ``UnreadableMedia`` when the file cannot be decoded."""
+    Raises ``UnreadableMedia`` when the file cannot be decoded or its frames have more than
+    ``max_pixels`` pixels."""
     path = Path(path)
     if not path.is_file():
         raise UnreadableMedia(f"{path}: no such file")
     if path.suffix.lower() in IMAGE_EXTS:
-        grey = _read_image(path)
+        grey = _read_image(path, max_pixels)
         det = PixelDetector()
         det.add(grey)
         return Report(str(path), "image", det.result(), None, read_manifest(path))
-    pixels, audio = _read_av(path, max_s)
-    kind = "video" if pixels is not None else "audio"
-    return Report(str(path), kind, pixels, audio, read_manifest(path))
+    pixels, audio = _read_av(path, max_s, max_pixels)
+    return Report(str(path), "video" if pixels is not None else "audio", pixels, audio, read_manifest(path))
 
 
-def _read_image(path: Path) -> np.ndarray:
+def _read_image(path: Path, max_pixels: int | None) -> np.ndarray:
     import cv2
 
+    if max_pixels is not None:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except (UnidentifiedImageError, OSError) as e:
+            raise UnreadableMedia(f"{path.name}: not an image that can be read") from e
+        _check_size(w, h, max_pixels)
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise UnreadableMedia(f"{path}: not an image that can be read")
     return img
 
 
-def _read_av(path: Path, max_s: float) -> tuple[Detection | None, Detection | None]:
+def _check_size(w: int, h: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and w * h > max_pixels:
+        raise UnreadableMedia(f"{w}x{h} frames are over the limit of {max_pixels} pixels")
+
+
+def _read_av(path: Path, max_s: float, max_pixels: int | None) -> tuple[Detection | None, Detection | None]:
     import av
 
     try:
@@ -282,6 +296,8 @@ def _read_av(path: Path, max_s: float) -> tuple[Detection | None, Detection | No
         pixels = audio = None
         try:
             if c.streams.video:
+                v = c.streams.video[0].codec_context
+                _check_size(v.width, v.height, max_pixels)
                 det = PixelDetector()
                 for f in c.decode(video=0):
                     det.add(f.to_ndarray(format="gray"))

@@ -179,3 +179,21 @@ def test_talker_render_output_carries_both_marks(
     assert rc == 0
     assert rep["pixels"]["found"] and rep["audio"]["found"] and rep["manifest"]["state"] == "valid"
     assert rep["pixels"]["output_id"] == rep["audio"]["output_id"] is not None
+
+
+def test_post_verify_reports_the_marks_of_an_upload(written: tuple[Path, Path], tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.settings import Settings
+    from server.testing import shared_engine
+
+    with TestClient(create_app(Settings(data_dir=tmp_path, job_workers=0), engine=shared_engine())) as client:
+        r = client.post("/verify", files={"file": ("clip.mp4", written[0].read_bytes(), "video/mp4")})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["found"] and body["manifest"] == "valid" and body["pixels"]["output_id"] == f"{ID:08x}"
+        r = client.post("/verify", files={"file": ("clip.mp4", written[1].read_bytes(), "video/mp4")})
+        assert r.status_code == 200 and not r.json()["found"]
+        r = client.post("/verify", files={"file": ("clip.mp4", b"junk" * 50, "video/mp4")})
+        assert r.status_code == 400 and "detail" in r.json()
