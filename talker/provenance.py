@@ -298,9 +298,10 @@ def _read_av(path: Path, max_s: float, max_pixels: int | None) -> tuple[Detectio
             if c.streams.video:
                 v = c.streams.video[0].codec_context
                 _check_size(v.width, v.height, max_pixels)
+                c.streams.video[0].thread_type = "AUTO"  # frame-parallel decoding
                 det = PixelDetector()
                 for f in c.decode(video=0):
-                    det.add(f.to_ndarray(format="gray"))
+                    det.add(_luma(f))
                     if f.time is not None and f.time >= max_s:
                         break
                 if det.frames:
@@ -318,6 +319,14 @@ def _read_av(path: Path, max_s: float, max_pixels: int | None) -> tuple[Detectio
     if pixels is None and audio is None:
         raise UnreadableMedia(f"{path}: no frame or sample could be decoded")
     return pixels, audio
+
+
+def _luma(frame: Any) -> np.ndarray:
+    """A decoded frame's luma (H x W uint8): the Y plane itself for YUV frames, no conversion."""
+    if frame.format.name.startswith(("yuv", "yuvj", "nv12", "gray")):
+        y = frame.planes[0]
+        return np.frombuffer(memoryview(y), np.uint8).reshape(-1, y.line_size)[: frame.height, : frame.width]
+    return np.asarray(frame.to_ndarray(format="gray"))
 
 
 def _decode_audio(c: Any, max_s: float) -> tuple[np.ndarray, int]:
