@@ -164,19 +164,31 @@ def _fold(r: np.ndarray) -> np.ndarray:
     return pad.reshape(ph // TILE, TILE, pw // TILE, TILE).sum(axis=(0, 2))
 
 
+WEIGHT_POWER = 1.0  # bins are divided by the host's local spectral magnitude to this power
+
+
 def _correlate(folded: np.ndarray) -> Detection:
+    """Sync peak over all circular shifts of the folded tile, then the payload read at the peak.
+
+    Each bin is weighted by the inverse of the host's spectral magnitude around it (a 5x5 bin
+    neighbourhood), so bins where the picture is loud count for less."""
+    import cv2
+
     lay, ky, kx = _layout()
-    spec = np.fft.rfft2(folded).ravel()
-    mag = np.abs(spec)
+    spec2 = np.fft.rfft2(folded)
+    local = cv2.blur((np.abs(spec2) ** 2).astype(np.float32), (5, 5), borderType=cv2.BORDER_REFLECT)
+    spec = spec2.ravel()
+    weight = 1.0 / np.maximum(np.sqrt(local.ravel().astype(np.float64)), 1e-9) ** WEIGHT_POWER
     g = np.zeros_like(spec)
-    g[lay.sync] = spec[lay.sync] / np.maximum(mag[lay.sync], 1e-12)
+    g[lay.sync] = spec[lay.sync] * weight[lay.sync]
     surface = np.fft.irfft2((g * np.conj(lay.phase)).reshape(TILE, TILE // 2 + 1), s=(TILE, TILE))
     std = float(surface.std())
     py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
     z = float((surface[py, px] - surface.mean()) / max(std, 1e-12))
     turn = np.exp(2j * np.pi * (ky * py + kx * px) / TILE)
-    aligned = spec / np.maximum(mag, 1e-12) * np.conj(lay.phase) * turn
-    soft = np.array([aligned[w].real.sum() / np.sqrt(len(w) / 2) for w in lay.bits], np.float32)
+    aligned = spec * weight * np.conj(lay.phase) * turn
+    noise = np.abs(spec * weight) ** 2 / 2  # each bin's variance were it noise of random phase
+    soft = np.array([aligned[w].real.sum() / np.sqrt(noise[w].sum()) for w in lay.bits], np.float32)
     assert len(soft) == N_BITS
     output_id = read_payload(soft) if z >= PAYLOAD_Z else None
     found = z >= FOUND_Z or output_id is not None
