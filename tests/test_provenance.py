@@ -199,3 +199,28 @@ def test_post_verify_reports_the_marks_of_an_upload(written: tuple[Path, Path], 
         assert r.status_code == 200 and not r.json()["found"]
         r = client.post("/verify", files={"file": ("clip.mp4", b"junk" * 50, "video/mp4")})
         assert r.status_code == 400 and "detail" in r.json()
+
+
+def test_frames_received_over_webrtc_carry_the_mark(tmp_path: Path) -> None:
+    """A recording of a live session (VP8 over loopback WebRTC) is found by its frames."""
+    import asyncio
+
+    from render.watermark import detect_pixels
+    from server.settings import Settings
+    from server.testing import LiveServer, shared_engine
+    from tools.rtc_client import AvatarClient
+
+    async def record(url: str) -> list[np.ndarray]:
+        c = AvatarClient(url, keep_luma=True)
+        await c.connect()
+        await asyncio.wait_for(c.connected.wait(), 20)
+        await c.say("Every frame of this session is marked as made by a machine.")
+        await c.wait_frames(60, timeout=40)
+        await c.close()
+        return c.received.luma[10:60]
+
+    settings = Settings(data_dir=tmp_path, max_sessions=1, job_workers=0)
+    with LiveServer(settings, shared_engine()) as srv:
+        frames = asyncio.run(record(srv.url))
+    d = detect_pixels(frames)
+    assert d.found, d
