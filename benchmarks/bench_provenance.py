@@ -74,6 +74,13 @@ def resize_half(frames: list[np.ndarray]) -> list[np.ndarray]:
     return [cv2.resize(f, (_even(w // 2), _even(h // 2)), interpolation=cv2.INTER_AREA) for f in frames]
 
 
+def _resize(frames: list[np.ndarray], s: float) -> list[np.ndarray]:
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    return [cv2.resize(f, (_even(round(w * s)), _even(round(h * s))), interpolation=cv2.INTER_AREA) for f in frames]
+
+
 def crop10(frames: list[np.ndarray]) -> list[np.ndarray]:
     h, w = frames[0].shape[:2]
     dy, dx = h // 10, w // 10
@@ -92,6 +99,9 @@ VIDEO_TRANSFORMS: dict[str, Callable[[list[np.ndarray]], list[np.ndarray]]] = {
     "resize to half": resize_half,
     "crop 10% per side": crop10,
     "grayscale": grey,
+    "resize to 70% (720p -> 504p)": lambda f: _resize(f, 0.7),
+    "resize to 94% (512 -> 480)": lambda f: _resize(f, 480 / 512),
+    "resize to 140%": lambda f: _resize(f, 1.4),
     "all four": lambda f: decode_video(encode_h264(grey(resize_half(crop10(f))), bitrate=500_000)),
 }
 

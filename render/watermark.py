@@ -7,7 +7,7 @@ the rest are split among the 64 payload bits (``audio.watermark``), each flippin
 The tile repeats over the frame from its top-left corner, so a crop only shifts it circularly.
 
 Embedding adds one precomputed pattern per frame size to the luma (the same value to R, G and B):
-well under a millisecond for a 512x512 frame. Detection tries a few scales; at each it folds the
+well under a millisecond for a 512x512 frame. Detection tries 78 scales; at each it folds the
 high-passed luma of every frame onto one tile, whitens the folded tile's spectrum and correlates
 it with the sync bins at all 16384 circular shifts; the peak's z-score says whether the mark is
 there and the payload bins read at that shift give the output id.
@@ -27,8 +27,9 @@ RING = (4.0, 24.0)  # cycles per tile
 AMPLITUDE = 1.8  # RMS grey levels added to the luma
 FOUND_Z = 6.5  # sync z-score alone that counts as found (unmarked media peak at ~5.1)
 PAYLOAD_Z = 4.5  # sync z-score that counts as found when the payload's checks also pass
-# scales tried when detecting: the marked frame's size over the size seen
-SCALES = (1.0, 0.5, 0.75, 2 / 3, 0.8, 0.9, 1.25, 1.5, 2.0, 0.6, 0.4, 1 / 3)
+# scales tried when detecting (the marked frame's size over the size seen): a geometric grid 2.5%
+# apart from 0.3 to 2, fine enough that the ring's highest bin stays within half a bin of its place
+SCALES = tuple(2.0 ** (k / 28) for k in range(-49, 29))
 
 
 @lru_cache(maxsize=1)
@@ -117,24 +118,32 @@ class PixelDetector:
         self.frames += 1
 
     def result(self) -> Detection:
-        """The best scale's detection (``detail`` names the scale)."""
+        """The best scale's detection (``detail`` names the scale): the grid first, then a finer look
+        around its three best scales."""
+        tried = {s: self._at(s) for s in self.scales}
+        for s in sorted(tried, key=lambda s: -tried[s].z)[:3]:
+            for k in (-2, -1, 1, 2):
+                fine = s * 2.0 ** (k / 112)
+                tried.setdefault(fine, self._at(fine))
+        best = max(tried.items(), key=lambda kv: kv[1].z, default=None)
+        if best is None or best[1].detail:
+            return Detection(False, None, 0.0, 0.0, "image too small")
+        s, d = best
+        return Detection(d.found, d.output_id, d.z, d.bit_z, f"scale {s:.3g}, {self.frames} frames")
+
+    def _at(self, s: float) -> Detection:
         import cv2
 
-        best: Detection | None = None
-        for s in self.scales:
-            folded = np.zeros((TILE, TILE), np.float32)
-            for (h, w), acc in self._sums.items():
-                sh, sw = round(h / s), round(w / s)
-                if min(sh, sw) < TILE // 2:
-                    continue
-                z = acc if (sh, sw) == (h, w) else cv2.resize(acc, (sw, sh), interpolation=cv2.INTER_LINEAR)
-                folded += _fold(z)
-            if not folded.any():
+        folded = np.zeros((TILE, TILE), np.float32)
+        for (h, w), acc in self._sums.items():
+            sh, sw = round(h / s), round(w / s)
+            if min(sh, sw) < TILE // 2:
                 continue
-            d = _correlate(folded)
-            if best is None or d.z > best.z:
-                best = Detection(d.found, d.output_id, d.z, d.bit_z, f"scale {s:.3g}, {self.frames} frames")
-        return best or Detection(False, None, 0.0, 0.0, "image too small")
+            z = acc if (sh, sw) == (h, w) else cv2.resize(acc, (sw, sh), interpolation=cv2.INTER_LINEAR)
+            folded += _fold(z)
+        if not folded.any():
+            return Detection(False, None, -1.0, 0.0, "too small")
+        return _correlate(folded)
 
 
 def detect_pixels(frames: Iterable[np.ndarray]) -> Detection:
