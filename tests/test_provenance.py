@@ -54,6 +54,16 @@ def test_pixel_mark_survives_crop_and_grayscale() -> None:
     assert found.found and found.output_id == ID, found
 
 
+@pytest.mark.parametrize("scale", [0.7, 480 / 512, 1.4])
+def test_pixel_mark_survives_a_resize_by_any_factor(scale: float) -> None:
+    from render.watermark import PixelMarker, detect_pixels
+
+    frame = PixelMarker(ID).mark(_moving_clip(1)[0])
+    seen = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    found = detect_pixels([seen])
+    assert found.found and found.output_id in (ID, None), found
+
+
 def test_unmarked_stills_and_their_crops_are_not_flagged() -> None:
     from render.watermark import detect_pixels
 
