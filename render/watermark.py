@@ -128,10 +128,12 @@ class PixelDetector:
         best = max(tried.items(), key=lambda kv: kv[1].z, default=None)
         if best is None or best[1].detail:
             return Detection(False, None, 0.0, 0.0, "image too small")
-        s, d = best
+        s = best[0]
+        d = self._at(s, read=True)
         return Detection(d.found, d.output_id, d.z, d.bit_z, f"scale {s:.3g}, {self.frames} frames")
 
-    def _at(self, s: float) -> Detection:
+    def _at(self, s: float, read: bool = False) -> Detection:
+        """The sync peak at scale ``s``; with ``read``, the payload too (slower)."""
         import cv2
 
         folded = np.zeros((TILE, TILE), np.float32)
@@ -143,7 +145,7 @@ class PixelDetector:
             folded += _fold(z)
         if not folded.any():
             return Detection(False, None, -1.0, 0.0, "too small")
-        return _correlate(folded)
+        return _correlate(folded, read)
 
 
 def detect_pixels(frames: Iterable[np.ndarray]) -> Detection:
@@ -176,7 +178,7 @@ def _fold(r: np.ndarray) -> np.ndarray:
 WEIGHT_POWER = 1.0  # bins are divided by the host's local spectral magnitude to this power
 
 
-def _correlate(folded: np.ndarray) -> Detection:
+def _correlate(folded: np.ndarray, read: bool = True) -> Detection:
     """Sync peak over all circular shifts of the folded tile, then the payload read at the peak.
 
     Each bin is weighted by the inverse of the host's spectral magnitude around it (a 5x5 bin
@@ -194,6 +196,8 @@ def _correlate(folded: np.ndarray) -> Detection:
     std = float(surface.std())
     py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
     z = float((surface[py, px] - surface.mean()) / max(std, 1e-12))
+    if not read:
+        return Detection(z >= FOUND_Z, None, z, 0.0)
     turn = np.exp(2j * np.pi * (ky * py + kx * px) / TILE)
     aligned = spec * weight * np.conj(lay.phase) * turn
     noise = np.abs(spec * weight) ** 2 / 2  # each bin's variance were it noise of random phase
