@@ -1,16 +1,18 @@
 """Invisible provenance mark in pixels: a keyed luma pattern tiled over every frame.
 
-The pattern is one 128x128 tile defined in its 2-D spectrum on the ring 4-24 cycles per tile (periods
-of 5-32 px: low enough to survive H.264 at low bit rates and a resize to half, high enough to stay
-out of sight at about 1.8 grey levels RMS). Three fifths of the ring's bins carry a fixed random phase (sync);
-the rest are split among the 64 payload bits (``audio.watermark``), each flipping its bins' sign.
-The tile repeats over the frame from its top-left corner, so a crop only shifts it circularly.
+The pattern is one 128x128 tile defined in its 2-D spectrum on the ring 4-24 cycles per tile
+(periods of 5-32 px: low enough to survive H.264 at low bit rates and a resize to half, high enough
+to stay out of sight at about 1.8 grey levels RMS). Three fifths of the ring's bins carry a fixed
+random phase (sync); the rest are split among the 64 payload bits (``audio.watermark``), each
+flipping its bins' sign. The tile repeats over the frame from its top-left corner, so a crop only
+shifts it circularly.
 
 Embedding adds one precomputed pattern per frame size to the luma (the same value to R, G and B):
-well under a millisecond for a 512x512 frame. Detection tries 78 scales; at each it folds the
-high-passed luma of every frame onto one tile, whitens the folded tile's spectrum and correlates
-it with the sync bins at all 16384 circular shifts; the peak's z-score says whether the mark is
-there and the payload bins read at that shift give the output id.
+well under a millisecond for a 512x512 frame. Detection sums the high-passed luma of all frames,
+then tries 66 scales from 0.4 to 2 (the tile then spans 52 to 256 px); at each it folds the sum onto
+one tile, whitens the tile's spectrum and correlates it with the sync bins at all circular shifts;
+the peak's z-score says whether the mark is there and the payload bins read at that shift give the
+output id.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ RING = (4.0, 24.0)  # cycles per tile
 AMPLITUDE = 1.8  # RMS grey levels added to the luma
 FOUND_Z = 6.5  # sync z-score alone that counts as found (unmarked media peak at ~5.1)
 PAYLOAD_Z = 4.5  # sync z-score that counts as found when the payload's checks also pass
-# scales tried when detecting (the marked frame's size over the size seen): a geometric grid 2.5%
-# apart from 0.3 to 2, fine enough that the ring's highest bin stays within half a bin of its place
-SCALES = tuple(2.0 ** (k / 28) for k in range(-49, 29))
+# scales tried when detecting (the size seen over the marked size): 2.5% apart from 0.4 to 2, so the
+# ring's highest bin lands within half a bin of its place at one of them; then finer around the best
+SCALES = tuple(2.0 ** (k / 28) for k in range(-37, 29))
+MIN_PERIOD = 2 * int(RING[1]) + 4  # a folded tile must hold the ring and the 5x5 weighting around it
 
 
 @lru_cache(maxsize=1)
@@ -101,10 +104,11 @@ class PixelDetector:
     """Accumulates evidence over frames (grey H x W arrays), then decides.
 
     Frames of one video share one scale and one shift, and every step after the high-pass is linear:
-    the high-passed frames are summed per frame size, and the scales are tried once on the sums."""
+    the high-passed frames are summed per frame size, and the tile periods are tried once on the sums.
+    Each scale is tried at the size seen (resized by at most 1%), so small copies cost little."""
 
     def __init__(self, scales: Iterable[float] = SCALES) -> None:
-        self.scales = tuple(scales)
+        self.scales = tuple(x for x in scales if TILE * x >= MIN_PERIOD)
         self._sums: dict[tuple[int, ...], np.ndarray] = {}
         self.frames = 0
 
@@ -118,34 +122,40 @@ class PixelDetector:
         self.frames += 1
 
     def result(self) -> Detection:
-        """The best scale's detection (``detail`` names the scale): the grid first, then a finer look
+        """The best scale's detection (``detail`` names it): the grid first, then a finer look
         around its three best scales."""
-        tried = {s: self._at(s) for s in self.scales}
-        for s in sorted(tried, key=lambda s: -tried[s].z)[:3]:
+        tried = {x: self._at(x) for x in self.scales}
+        for x in sorted(tried, key=lambda x: -tried[x].z)[:3]:
             for k in (-2, -1, 1, 2):
-                fine = s * 2.0 ** (k / 112)
-                tried.setdefault(fine, self._at(fine))
+                fine = x * 2.0 ** (k / 112)
+                if TILE * fine >= MIN_PERIOD:
+                    tried.setdefault(fine, self._at(fine))
         best = max(tried.items(), key=lambda kv: kv[1].z, default=None)
         if best is None or best[1].detail:
             return Detection(False, None, 0.0, 0.0, "image too small")
-        s = best[0]
-        d = self._at(s, read=True)
-        return Detection(d.found, d.output_id, d.z, d.bit_z, f"scale {s:.3g}, {self.frames} frames")
+        x = best[0]
+        d = self._at(x, read=True)
+        return Detection(d.found, d.output_id, d.z, d.bit_z, f"scale {x:.3g}, {self.frames} frames")
 
-    def _at(self, s: float, read: bool = False) -> Detection:
-        """The sync peak at scale ``s``; with ``read``, the payload too (slower)."""
+    def _at(self, scale: float, read: bool = False) -> Detection:
+        """The sync peak for a mark resized by ``scale``; with ``read``, the payload too (slower).
+
+        The tile then spans ``128 * scale`` px: a resize by at most 1% makes that a whole number of
+        pixels, and the fold at that period has the ring's bins in the same place (cycles per tile)."""
         import cv2
 
-        folded = np.zeros((TILE, TILE), np.float32)
+        period = round(TILE * scale)
+        fit = period / (TILE * scale)
+        folded = np.zeros((period, period), np.float32)
         for (h, w), acc in self._sums.items():
-            sh, sw = round(h / s), round(w / s)
-            if min(sh, sw) < TILE // 2:
+            sh, sw = round(h * fit), round(w * fit)
+            if min(sh, sw) < period // 2:
                 continue
             z = acc if (sh, sw) == (h, w) else cv2.resize(acc, (sw, sh), interpolation=cv2.INTER_LINEAR)
-            folded += _fold(z)
+            folded += _fold(z, period)
         if not folded.any():
             return Detection(False, None, -1.0, 0.0, "too small")
-        return _correlate(folded, read)
+        return _correlate(_ring_spectrum(folded), read)
 
 
 def detect_pixels(frames: Iterable[np.ndarray]) -> Detection:
@@ -166,27 +176,41 @@ def _highpass(y: np.ndarray) -> np.ndarray:
     return np.clip(r, -lim, lim)
 
 
-def _fold(r: np.ndarray) -> np.ndarray:
-    """Sum of the image's 128x128 tiles (zero-padded at the right and bottom)."""
+def _fold(r: np.ndarray, period: int) -> np.ndarray:
+    """Sum of the image's ``period`` x ``period`` tiles (zero-padded at the right and bottom)."""
     h, w = r.shape
-    ph, pw = -(-h // TILE) * TILE, -(-w // TILE) * TILE
-    pad = np.zeros((ph, pw), np.float32)
-    pad[:h, :w] = r
-    return pad.reshape(ph // TILE, TILE, pw // TILE, TILE).sum(axis=(0, 2))
+    ph, pw = -(-h // period) * period, -(-w // period) * period
+    if (ph, pw) != (h, w):
+        pad = np.zeros((ph, pw), np.float32)
+        pad[:h, :w] = r
+        r = pad
+    return r.reshape(ph // period, period, pw // period, period).sum(axis=(0, 2))
+
+
+def _ring_spectrum(folded: np.ndarray) -> np.ndarray:
+    """The folded tile's low bins (up to ``MIN_PERIOD // 2 - 1`` cycles per tile) placed in a
+    128 x 65 half spectrum, whatever the tile's size."""
+    q = folded.shape[0]
+    f = np.fft.rfft2(folded)
+    m = MIN_PERIOD // 2 - 1
+    rows = np.r_[0 : m + 1, -m:0]
+    out = np.zeros((TILE, TILE // 2 + 1), np.complex128)
+    out[np.ix_(rows % TILE, np.arange(m + 1))] = f[np.ix_(rows % q, np.arange(m + 1))]
+    return out
 
 
 WEIGHT_POWER = 1.0  # bins are divided by the host's local spectral magnitude to this power
 
 
-def _correlate(folded: np.ndarray, read: bool = True) -> Detection:
-    """Sync peak over all circular shifts of the folded tile, then the payload read at the peak.
+def _correlate(spec2: np.ndarray, read: bool = True) -> Detection:
+    """Sync peak over all circular shifts of a folded tile (its 128 x 65 half spectrum ``spec2``),
+    then the payload read at the peak.
 
     Each bin is weighted by the inverse of the host's spectral magnitude around it (a 5x5 bin
     neighbourhood), so bins where the picture is loud count for less."""
     import cv2
 
     lay, ky, kx = _layout()
-    spec2 = np.fft.rfft2(folded)
     local = cv2.blur((np.abs(spec2) ** 2).astype(np.float32), (5, 5), borderType=cv2.BORDER_REFLECT)
     spec = spec2.ravel()
     weight = 1.0 / np.maximum(np.sqrt(local.ravel().astype(np.float64)), 1e-9) ** WEIGHT_POWER
