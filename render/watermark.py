@@ -213,7 +213,8 @@ def _correlate(spec2: np.ndarray, read: bool = True) -> Detection:
     lay, ky, kx = _layout()
     local = cv2.blur((np.abs(spec2) ** 2).astype(np.float32), (5, 5), borderType=cv2.BORDER_REFLECT)
     spec = spec2.ravel()
-    weight = 1.0 / np.maximum(np.sqrt(local.ravel().astype(np.float64)), 1e-9) ** WEIGHT_POWER
+    power = np.maximum(local.ravel().astype(np.float64), 1e-18)  # (float blur can dip below 0)
+    weight = 1.0 / np.sqrt(power) ** WEIGHT_POWER
     g = np.zeros_like(spec)
     g[lay.sync] = spec[lay.sync] * weight[lay.sync]
     surface = np.fft.irfft2((g * np.conj(lay.phase)).reshape(TILE, TILE // 2 + 1), s=(TILE, TILE))
