@@ -170,7 +170,7 @@ def _stills() -> list[np.ndarray]:
     return out
 
 
-def bench_pixels(n_clips: int, out: Path | None) -> None:
+def bench_pixels(n_clips: int, out: Path | None) -> str:
     from render.watermark import PixelMarker, detect_pixels
 
     clips = _clips(n_clips)
@@ -194,6 +194,7 @@ def bench_pixels(n_clips: int, out: Path | None) -> None:
     files = [decode_video(encode_h264(m)) for m in marked]
     plain = [decode_video(encode_h264(c)) for c in clips]
     print(f"{'transform':34} {'found':>8} {'id read':>8} {'min z':>6} {'FP':>6} {'max z':>6}  verify x real time")
+    summary = [f"pixels: embed {rgb_ms:.2f} ms/frame RGB, {y_ms:.2f} I420; PSNR >= {min(psnr):.1f} dB"]
     for name, tf in VIDEO_TRANSFORMS.items():
         found = ids = 0
         zs, fz = [], []
@@ -208,15 +209,17 @@ def bench_pixels(n_clips: int, out: Path | None) -> None:
             zs.append(d.z)
             dp = detect_pixels(tf(p))
             fz.append(dp.z)
-            found_fp = dp.found
-            if found_fp:
+            if dp.found:
                 print(f"  false positive: {dp}")
         speed = len(files) * CLIP_FRAMES / 25 / t_verify
+        fp = sum(z >= 6.5 for z in fz)
         print(f"{name:34} {found:>4}/{len(files):<3} {ids:>4}/{len(files):<3} {min(zs):6.1f} "
-              f"{sum(z >= 6.5 for z in fz):>6} {max(fz):6.1f}  {speed:.0f}x")  # fmt: skip
+              f"{fp:>6} {max(fz):6.1f}  {speed:.0f}x")  # fmt: skip
+        summary.append(f"{name}: found {found}/{len(files)}, id {ids}, min z {min(zs):.1f}, FP {fp}")
+    return ", ".join(summary)
 
 
-def bench_false_positives(n_crops: int) -> None:
+def bench_false_positives(n_crops: int) -> str:
     """Unmarked stills: each whole, and ``n_crops`` random crops and rescales of each."""
     import cv2
 
@@ -238,10 +241,12 @@ def bench_false_positives(n_crops: int) -> None:
             d = detect_pixels([v])
             zs.append(d.z)
             hits += d.found
-    print(f"unmarked stills and crops: {hits} false positives in {len(zs)}; max z {max(zs):.2f}")
+    line = f"unmarked stills and crops: {hits} false positives in {len(zs)}; max z {max(zs):.2f}"
+    print(line)
+    return line
 
 
-def bench_audio() -> None:
+def bench_audio() -> str:
     from audio.watermark import AudioMarker, detect_audio
     from talker.provenance import read_audio
 
@@ -262,7 +267,9 @@ def bench_audio() -> None:
         total_s += len(x) / sr
         snrs.append(10 * np.log10(np.sum(x**2) / np.sum((y - x) ** 2)))
         marked.append(y)
-    print(f"audio: embed {total_s / t_embed:.0f}x real time; SNR min {min(snrs):.1f} dB, mean {np.mean(snrs):.1f} dB")
+    head = f"audio: embed {total_s / t_embed:.0f}x real time; SNR min {min(snrs):.1f} dB, mean {np.mean(snrs):.1f} dB"
+    print(head)
+    summary = [head]
     print(f"{'transform':34} {'found':>8} {'id read':>8} {'min z':>6} {'FP':>6} {'max z':>6}")
     for name, tf in AUDIO_TRANSFORMS.items():
         found = ids = fp = 0
@@ -276,6 +283,8 @@ def bench_audio() -> None:
             fp += dp.found
             fz.append(dp.z)
         print(f"{name:34} {found:>4}/{len(recs):<3} {ids:>4}/{len(recs):<3} {min(zs):6.1f} {fp:>6} {max(fz):6.1f}")
+        summary.append(f"{name}: found {found}/{len(recs)}, id {ids}, FP {fp}")
+    return ", ".join(summary)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -298,19 +307,25 @@ def _crops(plain: np.ndarray, marked: np.ndarray, out: Path) -> None:
     print(f"wrote 4x cheek crops to {out}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    from benchmarks.results import command_line, record
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=20, help="2 s video clips per transform")
     ap.add_argument("--crops", type=int, default=20, help="random crops of each unmarked still")
     ap.add_argument("--out", type=Path, default=None, help="folder for the 4x crops (PNG)")
     ap.add_argument("--only", choices=("pixels", "stills", "audio"), default=None)
-    a = ap.parse_args()
+    ap.add_argument("--no-record", action="store_true", help="do not append the figures to results.tsv")
+    a = ap.parse_args(argv)
+    lines = []
     if a.only in (None, "pixels"):
-        bench_pixels(a.clips, a.out)
+        lines.append(bench_pixels(a.clips, a.out))
     if a.only in (None, "stills"):
-        bench_false_positives(a.crops)
+        lines.append(bench_false_positives(a.crops))
     if a.only in (None, "audio"):
-        bench_audio()
+        lines.append(bench_audio())
+    if not a.no_record:
+        print(f"recorded in {record(command_line('benchmarks.bench_provenance', argv), chr(10).join(lines))}")
 
 
 if __name__ == "__main__":
