@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     seed: int = Field(default=0, description="base seed for idle motion (blinks, head drift)")
     provenance: bool = Field(
         default=True,
-        description="mark live frames and written MP4s as synthetic (docs/provenance.md); off breaks the "
-        "EU AI Act's marking duty for deployers in the EU: read the docs before turning it off",
+        description="mark live frames as synthetic (MP4s follow the TALKER_PROVENANCE environment variable, "
+        "which sets this too; docs/provenance.md); off drops the machine-readable marking the EU AI Act asks for",
     )
     debug_markers: bool = Field(
         default=False, description="stamp frame numbers into video and beeps into audio (for bench_server only)"
