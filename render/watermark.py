@@ -3,8 +3,8 @@
 The pattern is one 128x128 tile defined in its 2-D spectrum on the ring 4-24 cycles per tile
 (periods of 5-32 px: low enough to survive H.264 at low bit rates and a resize to half, high enough
 to stay out of sight at about 1.8 grey levels RMS). Three fifths of the ring's bins carry a fixed
-random phase (sync); the rest are split among the 64 payload bits (``audio.watermark``), each
-flipping its bins' sign. The tile repeats over the frame from its top-left corner, so a crop only
+random phase (sync); the rest are split among the 140 coded payload bits (``audio.watermark``),
+each flipping its bins' sign. The tile repeats over the frame from its top-left corner, so a crop only
 shifts it circularly.
 
 Embedding adds one precomputed pattern per frame size to the luma (the same value to R, G and B):
