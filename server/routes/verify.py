@@ -45,7 +45,7 @@ def _verify(data: bytes, suffix: str, settings: Settings) -> Report:
 @router.post(
     "",
     response_model=VerifyReport,
-    responses={400: {"model": Problem}, 413: {"model": Problem}},
+    responses={400: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
 )
 async def verify_upload(
     request: Request,
