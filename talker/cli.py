@@ -38,6 +38,7 @@ def _render(args: argparse.Namespace) -> int:
         face_index=args.face_index,
         style=_style(args),
         face_points=args.points,
+        label=args.label,
     )
     bar = tqdm(total=0, unit="frame", desc="rendering", disable=args.quiet)
 
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", default="512", help="output size: 512, 640x480, or 'source' (default 512)")
     r.add_argument("--seed", type=int, default=0, help="seed for blinks and head motion (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--label", default=None, help="visible disclosure drawn on every frame, e.g. 'AI-generated'")
     r.add_argument(
         "--landmarks", default="mediapipe", help="landmark backend: mediapipe (default), dlib, or fan:MODEL_DIR"
     )

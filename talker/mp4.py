@@ -12,7 +12,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from talker.provenance import Marker, marks_enabled, sign_mp4
+from talker.provenance import Label, Marker, marks_enabled, sign_mp4
 
 
 class Mp4Writer:
@@ -30,9 +30,11 @@ class Mp4Writer:
         audio_bitrate: int = 128_000,
         marks: bool | None = None,
         output_id: int | None = None,
+        label: str | None = None,
     ) -> None:
         """``marks``: False writes no provenance marks (None: on unless ``TALKER_PROVENANCE=off``);
-        ``output_id``: the 32-bit id the marks carry (random when None)."""
+        ``output_id``: the 32-bit id the marks carry (random when None); ``label``: visible text drawn
+        in the bottom-left corner of every frame."""
         if width % 2 or height % 2:
             raise ValueError(f"H.264 needs even dimensions, got {width}x{height}")
         self.path = Path(path)
@@ -51,9 +53,12 @@ class Mp4Writer:
         self._n_audio = 0
         self._n_video = 0
         on = marks_enabled() if marks is None else marks
+        self.label = Label(label) if label else None
         self.marker: Marker | None = (Marker() if output_id is None else Marker(output_id)) if on else None
 
     def write_video(self, image: np.ndarray) -> None:
+        if self.label is not None:
+            image = self.label.draw(np.array(image, copy=True))
         if self.marker is not None:
             image = self.marker.pixels.mark(np.ascontiguousarray(image))
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")

@@ -70,6 +70,44 @@ class Marker:
         return self._audio(samples)
 
 
+class Label:
+    """A visible disclosure (e.g. "AI-generated") drawn in the bottom-left corner of every frame:
+    light text on a dark box, scaled to the frame, drawn once per frame size."""
+
+    def __init__(self, text: str) -> None:
+        text = " ".join(text.split())
+        if not text or len(text) > 80 or not text.isascii():
+            raise ValueError(f"label {text!r}: give 1-80 printable ASCII characters")
+        self.text = text
+        self._cache: dict[tuple[int, ...], tuple[tuple[slice, slice], np.ndarray]] = {}
+
+    def _patch(self, shape: tuple[int, ...]) -> tuple[tuple[slice, slice], np.ndarray]:
+        import cv2
+
+        got = self._cache.get(shape)
+        if got is None:
+            h, w = shape[:2]
+            scale = max(0.35, min(h, w) / 900)
+            thick = max(1, round(scale * 2))
+            (tw, th), base = cv2.getTextSize(self.text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+            pad = max(3, th // 3)
+            bw, bh = min(w, tw + 2 * pad), min(h, th + base + 2 * pad)
+            box = np.full((bh, bw), 24, np.uint8)
+            cv2.putText(box, self.text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (235,), thick, cv2.LINE_AA)
+            where = (slice(h - bh - pad, h - pad), slice(pad, pad + bw))
+            if len(shape) == 3:
+                box = np.repeat(box[:, :, None], shape[2], axis=2)
+            got = (where, box)
+            self._cache[shape] = got
+        return got
+
+    def draw(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (H x W luma or H x W x 3, uint8) with the label drawn on it, in place."""
+        where, box = self._patch(image.shape)
+        image[where] = box
+        return image
+
+
 # ---------------------------------------------------------------- C2PA
 
 

@@ -234,3 +234,30 @@ def test_frames_received_over_webrtc_carry_the_mark(tmp_path: Path) -> None:
         frames = asyncio.run(record(srv.url))
     d = detect_pixels(frames)
     assert d.found, d
+
+
+def test_a_label_is_drawn_in_the_corner_and_the_marks_stay(tmp_path: Path) -> None:
+    from render.watermark import detect_pixels
+    from talker.mp4 import Mp4Writer
+    from talker.provenance import Label
+
+    with pytest.raises(ValueError, match="label"):
+        Label("   ")
+    path = tmp_path / "labelled.mp4"
+    clip = _moving_clip(10)
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        Mp4Writer(path, 512, 512, 25, 16000, label="AI-generated", output_id=ID) as w,
+    ):
+        mp.setenv("TALKER_DATA_DIR", str(tmp_path))
+        for frame in clip:
+            w.write_audio(np.zeros(640, np.float32))
+            w.write_video(frame)
+    from benchmarks.bench_provenance import decode_video
+
+    frames = decode_video(path.read_bytes())
+    corner = frames[0][-40:, :200].astype(np.float32) - clip[0][-40:, :200]
+    assert np.abs(corner).mean() > 20  # the label changed the bottom-left corner
+    middle = frames[0][200:300, 200:300].astype(np.float32) - clip[0][200:300, 200:300]
+    assert np.abs(middle).mean() < 5  # and nothing else
+    assert detect_pixels(frames).found
