@@ -212,7 +212,8 @@ def test_post_verify_reports_the_marks_of_an_upload(written: tuple[Path, Path], 
 
 
 def test_frames_received_over_webrtc_carry_the_mark(tmp_path: Path) -> None:
-    """A recording of a live session (VP8 over loopback WebRTC) is found by its frames."""
+    """A recording of a live session (VP8 over loopback WebRTC) is found by its frames, and the
+    session's label shows."""
     import asyncio
 
     from render.watermark import detect_pixels
@@ -229,11 +230,13 @@ def test_frames_received_over_webrtc_carry_the_mark(tmp_path: Path) -> None:
         await c.close()
         return c.received.luma[10:60]
 
-    settings = Settings(data_dir=tmp_path, max_sessions=1, job_workers=0)
+    settings = Settings(data_dir=tmp_path, max_sessions=1, job_workers=0, label="AI-generated")
     with LiveServer(settings, shared_engine()) as srv:
         frames = asyncio.run(record(srv.url))
     d = detect_pixels(frames)
     assert d.found, d
+    box = frames[-1][-24:-8, 8:60]  # the label's dark box, bottom left
+    assert np.median(box) < 60, np.median(box)
 
 
 def test_a_label_is_drawn_in_the_corner_and_the_marks_stay(tmp_path: Path) -> None:
