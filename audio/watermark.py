@@ -173,7 +173,11 @@ class AudioMarker:
         self._gain = 0.0
         self._scale = 10.0 ** (-AUDIO_SNR_DB / 20.0)
 
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
+    def __call__(self, samples: np.ndarray, start: int | None = None) -> np.ndarray:
+        """The chunk, marked; ``start``: its first sample's index in the output (default: right
+        after the previous chunk), which keeps the pattern's phase when chunks are skipped."""
+        if start is not None and start != self._n:
+            self._n, self._gain = start, 0.0
         n = len(samples)
         if n == 0:
             return samples

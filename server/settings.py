@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     seed: int = Field(default=0, description="base seed for idle motion (blinks, head drift)")
     provenance: bool = Field(
         default=True,
-        description="mark live frames as synthetic (MP4s follow the TALKER_PROVENANCE environment variable, "
+        description="mark live frames and audio as synthetic (MP4s follow the TALKER_PROVENANCE environment variable, "
         "which sets this too; docs/provenance.md); off drops the machine-readable marking the EU AI Act asks for",
     )
     label: str | None = Field(

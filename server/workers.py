@@ -404,7 +404,8 @@ class RenderWorker(threading.Thread):
         label: Label | None = None,
     ) -> None:
         """``process``: render there (see ``server.render_pool``); None renders in this thread.
-        ``watermark``: the session's provenance mark, added to every frame's luma (None: unmarked);
+        ``watermark``: the session's provenance mark, added to every frame's luma (None: unmarked;
+        the audio track marks the session's audio with it too);
         ``label``: a visible disclosure drawn in every frame's luma."""
         super().__init__(name=name, daemon=True)
         self.rig = rig

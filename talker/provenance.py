@@ -63,11 +63,12 @@ class Marker:
         self.pixels = PixelMarker(self.output_id)
         self._audio: AudioMarker | None = None
 
-    def audio(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """The next chunk of this output's audio, marked."""
+    def audio(self, samples: np.ndarray, sample_rate: int, start: int | None = None) -> np.ndarray:
+        """The next chunk of this output's audio (float32), marked; ``start``: its first sample's
+        index in the output when chunks are not contiguous."""
         if self._audio is None or self._audio.sample_rate != sample_rate:
             self._audio = AudioMarker(self.output_id, sample_rate)
-        return self._audio(samples)
+        return self._audio(samples, start)
 
 
 class Label:

@@ -212,29 +212,32 @@ def test_post_verify_reports_the_marks_of_an_upload(written: tuple[Path, Path], 
 
 
 def test_frames_received_over_webrtc_carry_the_mark(tmp_path: Path) -> None:
-    """A recording of a live session (VP8 over loopback WebRTC) is found by its frames, and the
-    session's label shows."""
+    """A recording of a live session (VP8 and Opus over loopback WebRTC) is found by its frames and
+    by its audio, and the session's label shows."""
     import asyncio
 
+    from audio.watermark import detect_audio
     from render.watermark import detect_pixels
     from server.settings import Settings
     from server.testing import LiveServer, shared_engine
     from tools.rtc_client import AvatarClient
 
-    async def record(url: str) -> list[np.ndarray]:
+    async def record(url: str) -> tuple[list[np.ndarray], np.ndarray]:
         c = AvatarClient(url, keep_luma=True)
         await c.connect()
         await asyncio.wait_for(c.connected.wait(), 20)
-        await c.say("Every frame of this session is marked as made by a machine.")
-        await c.wait_frames(60, timeout=40)
+        await c.say("Every frame and every word of this session is marked as made by a machine.")
+        await c.wait_frames(125, timeout=60)
         await c.close()
-        return c.received.luma[10:60]
+        return c.received.luma[10:60], np.concatenate(c.received.pcm)
 
     settings = Settings(data_dir=tmp_path, max_sessions=1, job_workers=0, label="AI-generated")
     with LiveServer(settings, shared_engine()) as srv:
-        frames = asyncio.run(record(srv.url))
+        frames, pcm = asyncio.run(record(srv.url))
     d = detect_pixels(frames)
     assert d.found, d
+    heard = detect_audio(pcm.astype(np.float32) / 32768.0, 48_000)
+    assert heard.found, heard
     box = frames[-1][-24:-8, 8:60]  # the label's dark box, bottom left
     assert np.median(box) < 60, np.median(box)
 
