@@ -31,7 +31,7 @@ from server.jobs import JobRunner, JobStore
 from server.metrics import Metrics
 from server.portraits import PortraitStore, UploadError
 from server.render_pool import RenderPool
-from server.routes import dubs, personas, portraits, renders, sessions, system, voices
+from server.routes import dubs, personas, portraits, renders, sessions, system, verify, voices
 from server.schemas import Problem
 from server.session import SessionError, SessionManager
 from server.settings import Settings
@@ -336,7 +336,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         403: {"model": Problem, "description": "a wrong API key, or a cross-site request"},
         429: {"model": Problem, "description": "too many wrong keys from this address, or over a limit"},
     }
-    for router in (sessions.router, renders.router, dubs.router, personas.router, portraits.router, voices.router):
+    routers = (sessions, renders, dubs, personas, portraits, voices, verify)
+    for router in (r.router for r in routers):
         app.include_router(router, dependencies=auth, responses=refusals)
     app.include_router(system.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

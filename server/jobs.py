@@ -428,9 +428,7 @@ class JobRunner(threading.Thread):
         folder = str(self.store.job_dir(job.id))
         return message.replace(folder + "/", "").replace(folder, "the job")
 
-    def _dub(
-        self, job: Job, out: Path, check: Callable[[], None], progress: Callable[[int, int], None]
-    ) -> float:
+    def _dub(self, job: Job, out: Path, check: Callable[[], None], progress: Callable[[int, int], None]) -> float:
         """A dub job: the new speech (the recording aligned, or the text spoken), then the video re-synced.
         Returns the result's duration in seconds."""
         from talker.dub import DubSettings, dub_video, new_speech

@@ -180,3 +180,19 @@ class PersonaCreated(PersonaInfo):
         description="bundled portraits scored against the description (when no image was given and no generator)"
     )
     notes: list[str] = Field(description="how the face and voice were chosen")
+
+
+class MarkReport(BaseModel):
+    found: bool
+    output_id: str | None = Field(description="the 32-bit id of the output that carries the mark (hex), when readable")
+    z: float = Field(description="confidence: the mark's correlation peak in standard deviations (unmarked media < 6)")
+
+
+class VerifyReport(BaseModel):
+    found: bool = Field(description="a watermark or a C2PA manifest is there")
+    kind: Literal["image", "video", "audio"]
+    pixels: MarkReport | None = Field(description="the watermark in the frames (None for audio)")
+    audio: MarkReport | None = Field(description="the watermark in the audio (None without an audio track)")
+    manifest: Literal["valid", "invalid", "absent"] = Field(description="the C2PA manifest's state")
+    manifest_trusted: bool = Field(description="its signer chains to a trust anchor this server knows")
+    manifest_detail: str = ""

@@ -36,6 +36,7 @@ from server.tracks import AvatarAudioTrack, AvatarVideoTrack
 from server.workers import ChatRequest, ChatWorker, LiveVoice, RenderWorker, SayRequest, SpeechWorker
 from talker.chat import ChatSettings
 from talker.persona import Persona, PersonaNotFound, PersonaStore
+from talker.provenance import Label, Marker
 from talker.stages import FaceRig, MotionStyle, clean_text
 
 log = logging.getLogger("talker.server")
@@ -174,6 +175,8 @@ class Session:
             metrics,
             settings.debug_markers,
             self.render_process,
+            Marker() if settings.provenance else None,
+            Label(settings.label) if settings.label else None,
         )
         self.speech = SpeechWorker(
             f"talker-speech-{short}",

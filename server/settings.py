@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         description="a first sentence longer than this is split at clauses, so speech starts sooner",
     )
     seed: int = Field(default=0, description="base seed for idle motion (blinks, head drift)")
+    provenance: bool = Field(
+        default=True,
+        description="mark live frames and audio as synthetic (MP4s follow the TALKER_PROVENANCE environment variable, "
+        "which sets this too; docs/provenance.md); off drops the machine-readable marking the EU AI Act asks for",
+    )
+    label: str | None = Field(
+        default=None, max_length=80, description="visible disclosure drawn on every live frame, e.g. 'AI-generated'"
+    )
     debug_markers: bool = Field(
         default=False, description="stamp frame numbers into video and beeps into audio (for bench_server only)"
     )
@@ -170,6 +178,13 @@ class Settings(BaseSettings):
     @classmethod
     def _even(cls, v: int) -> int:
         return v - v % 2
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        if v is not None and not (v.strip() and v.isascii() and v.isprintable()):
+            raise ValueError(f"label {v!r}: printable ASCII text (the frame's font has no other letters)")
+        return v
 
     @model_validator(mode="after")
     def _turn(self) -> Settings:

@@ -77,6 +77,10 @@ class AvatarAudioTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         pcm = s.timeline.take_audio(n * AUDIO_FRAME_SAMPLES, AUDIO_FRAME_SAMPLES)
+        mark = s.renderer.watermark
+        if mark is not None and pcm.any():  # (the mark follows the speech level: silence stays silent)
+            x = mark.audio(pcm.astype(np.float32) / 32768.0, AUDIO_SAMPLE_RATE, n * AUDIO_FRAME_SAMPLES)
+            pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
         frame = AudioFrame(format="s16", layout="mono", samples=AUDIO_FRAME_SAMPLES)
         frame.planes[0].update(pcm.tobytes())
         frame.sample_rate = AUDIO_SAMPLE_RATE

@@ -29,6 +29,7 @@ from server.metrics import Metrics
 from server.render_pool import SLOTS, I420Renderer, RenderProcess
 from server.timeline import Segment, SegmentJoiner, Timeline, make_segment, trim_leading_silence
 from talker.chat import ChatClient, ChatError, ChatSettings, Message, abort_response, iter_sentences
+from talker.provenance import Label, Marker
 from talker.stages import FaceRig, Speech, TextError, TTSError, split_sentences
 
 log = logging.getLogger("talker.server")
@@ -399,8 +400,13 @@ class RenderWorker(threading.Thread):
         metrics: Metrics,
         debug_markers: bool = False,
         process: RenderProcess | None = None,
+        watermark: Marker | None = None,
+        label: Label | None = None,
     ) -> None:
-        """``process``: render there (see ``server.render_pool``); None renders in this thread."""
+        """``process``: render there (see ``server.render_pool``); None renders in this thread.
+        ``watermark``: the session's provenance mark, added to every frame's luma (None: unmarked;
+        the audio track marks the session's audio with it too);
+        ``label``: a visible disclosure drawn in every frame's luma."""
         super().__init__(name=name, daemon=True)
         self.rig = rig
         self.process = process
@@ -409,6 +415,8 @@ class RenderWorker(threading.Thread):
         self.lead = lead
         self.metrics = metrics
         self.debug_markers = debug_markers
+        self.watermark = watermark
+        self.label = label
         self._store: dict[int, RenderedFrame] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -486,8 +494,14 @@ class RenderWorker(threading.Thread):
                 if not reused:  # (the estimate is of a frame drawn anew)
                     took = 0.8 * took + 0.2 * (time.monotonic() - t0)
                 slot = (slot + 1) % SLOTS
-                if self.debug_markers:
+                if self.debug_markers or self.watermark is not None or self.label is not None:
                     yuv = yuv.copy()  # (the renderer's image may be shown again: stamp a copy)
+                luma = yuv[: yuv.shape[0] * 2 // 3]
+                if self.label is not None:
+                    self.label.draw(luma)
+                if self.watermark is not None:
+                    self.watermark.pixels.mark(luma, out=luma)
+                if self.debug_markers:
                     markers.stamp(yuv, w, p.index, p.speaking)
                 video = video_frame(yuv)
                 if reused:

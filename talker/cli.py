@@ -38,6 +38,7 @@ def _render(args: argparse.Namespace) -> int:
         face_index=args.face_index,
         style=_style(args),
         face_points=args.points,
+        label=args.label,
     )
     bar = tqdm(total=0, unit="frame", desc="rendering", disable=args.quiet)
 
@@ -102,6 +103,33 @@ def _train_lipsync(args: argparse.Namespace) -> int:
             f" model in {args.out} (report.json has every epoch)"
         )
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Exit 0 when a mark is found (watermark or C2PA manifest), 1 when none; unreadable input is 2."""
+    from talker.provenance import verify
+
+    report = verify(args.file, max_s=args.seconds)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+        return 0 if report.found else 1
+    print(f"{report.path} ({report.kind})")
+    for name, d in (("pixels", report.pixels), ("audio", report.audio)):
+        if d is None:
+            continue
+        if d.found:
+            payload = "payload unreadable" if d.output_id is None else f"talker output id {d.output_id:08x}"
+            more = f", {d.detail}" if d.detail else ""
+            print(f"  {name:8} watermark found: {payload} (confidence z {d.z:.1f}{more})")
+        else:
+            print(f"  {name:8} no watermark (z {d.z:.1f})")
+    m = report.manifest
+    trust = "trusted signer" if m.trusted else "signer not in any trust list"
+    line = {"valid": f"valid ({trust}); generator {m.generator}; {m.source_type.rsplit('/', 1)[-1]}",
+            "invalid": f"INVALID: {m.detail}", "absent": "absent" + (f" ({m.detail})" if m.detail else "")}  # fmt: skip
+    print(f"  C2PA manifest {line[m.state]}")
+    print("marked as synthetic" if report.found else "no provenance mark found")
+    return 0 if report.found else 1
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -385,12 +413,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", default="512", help="output size: 512, 640x480, or 'source' (default 512)")
     r.add_argument("--seed", type=int, default=0, help="seed for blinks and head motion (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--label", default=None, help="visible disclosure drawn on every frame, e.g. 'AI-generated'")
     r.add_argument(
         "--landmarks", default="mediapipe", help="landmark backend: mediapipe (default), dlib, or fan:MODEL_DIR"
     )
     _voice_args(r)
     _expression_args(r)
     r.set_defaults(func=_render)
+    ve = sub.add_parser(
+        "verify", parents=[common], help="look for talker's provenance marks (watermark, C2PA) in a file"
+    )
+    ve.add_argument("file", help="video, image or audio file")
+    ve.add_argument("--json", action="store_true", help="print the report as JSON")
+    ve.add_argument("--seconds", type=float, default=20.0, help="how much of a video or audio to read (default 20)")
+    ve.set_defaults(func=_verify)
     m = sub.add_parser(
         "motion", parents=[common], help="export the motion of spoken text as ARKit blendshape curves (JSON/CSV)"
     )

@@ -41,6 +41,7 @@ class RenderSettings:
     crf: int = 20  # x264 quality: lower is better and bigger (0-51)
     style: MotionStyle = field(default_factory=MotionStyle)
     face_points: str | None = None  # five guide points "x,y;..." for a face the detector cannot find
+    label: str | None = None  # visible disclosure drawn on every frame (``talker.provenance.Label``)
 
 
 
@@ -213,7 +214,9 @@ class Pipeline:
         try:
             for av_frame in self.stream_av(avatar, pieces, settings, timings, motion):
                 if writer is None:
-                    writer = Mp4Writer(tmp, w, h, settings.fps, av_frame.sample_rate, crf=settings.crf)
+                    writer = Mp4Writer(
+                        tmp, w, h, settings.fps, av_frame.sample_rate, crf=settings.crf, label=settings.label
+                    )
                 t0 = time.perf_counter()
                 writer.write_audio(av_frame.audio)
                 writer.write_video(av_frame.frame.image)

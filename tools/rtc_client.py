@@ -58,16 +58,23 @@ class AudioSample:
 class Received:
     video: list[VideoSample] = field(default_factory=list)
     audio: list[AudioSample] = field(default_factory=list)
+    luma: list[np.ndarray] = field(default_factory=list)  # full frames, with ``keep_luma``
+    pcm: list[np.ndarray] = field(default_factory=list)  # audio frames (int16), with ``keep_luma``
 
 
 class AvatarClient:
     """One live session seen from the receiving side."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, decode_markers: bool = False) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None = None, decode_markers: bool = False, keep_luma: bool = False
+    ) -> None:
+        """``keep_luma``: keep every received frame's full luma plane and audio samples
+        (``received.luma``, ``received.pcm``)."""
         self.base_url = base_url.rstrip("/")
         headers = {"X-API-Key": api_key} if api_key else {}
         self.http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30.0)
         self.decode_markers = decode_markers
+        self.keep_luma = keep_luma
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # loopback: no STUN
         self.session_id: str | None = None
         self.received = Received()
@@ -153,6 +160,8 @@ class AvatarClient:
                 plane = frame.planes[0]
                 luma = np.frombuffer(memoryview(plane), np.uint8).reshape(h, plane.line_size)[:, :w]
                 mk = markers.read(luma) if self.decode_markers else None
+                if self.keep_luma:
+                    self.received.luma.append(luma.copy())
                 self.received.video.append(
                     VideoSample(
                         t,
@@ -169,6 +178,8 @@ class AvatarClient:
                 pcm = frame.to_ndarray().reshape(-1)
                 if frame.layout.name == "stereo":
                     pcm = pcm[::2]
+                if self.keep_luma:
+                    self.received.pcm.append(pcm.copy())
                 rms = float(np.sqrt(np.mean((pcm.astype(np.float64) / 32768.0) ** 2)))
                 beep = markers.beep_onset(pcm) if self.decode_markers else None
                 self.received.audio.append(AudioSample(t, pts, rms, beep, rtp_t))
