@@ -180,7 +180,9 @@ def test_dub_closes_the_lips_on_bilabials_and_keeps_the_upper_face(talking_video
         assert face, f"no face in dubbed frame {k}"
         gap = lip_gap_iod(face[0].points)
         if p.symbol in "MPB" or (p.symbol == SILENCE and p.duration_s > 0.3):
-            assert gap < 0.05, (p, k, gap)  # the source's mouth is open (0.4) there: the dub shut it
+            # the source's mouth is open (0.4 IOD) there: the dub shut it (mediapipe reads a shut mouth
+            # 0.03-0.05 IOD apart on this portrait, its points moved a little by the two encodes' marks)
+            assert gap < 0.06, (p, k, gap)
         elif p.symbol == "AA":
             assert gap > 0.08, (p, k, gap)
         # above the nose the frame is the source's own
@@ -200,8 +202,9 @@ def test_dub_loops_a_short_video_and_passes_faceless_frames(tmp_path, renderer):
     assert out.n_frames == int(np.ceil(_speech().duration_s * FPS - 1e-9)) > 15
     assert 0.5 < out.face_share < 0.8
     dubbed = list(read_frames(out.path))
-    for k in (12, 27):  # video frame 12 (no face), as such and looped
-        assert np.abs(dubbed[k].astype(int) - 90).max() <= 3
+    source = list(read_frames(video))
+    for k in (12, 27):  # video frame 12 (no face), as such and looped: only the dub's invisible watermark added
+        assert _psnr(dubbed[k], source[12]) >= 40.0
     assert any("no trackable face" in n for n in out.notes)
 
 
