@@ -99,8 +99,8 @@ VIDEO_TRANSFORMS: dict[str, Callable[[list[np.ndarray]], list[np.ndarray]]] = {
     "resize to half": resize_half,
     "crop 10% per side": crop10,
     "grayscale": grey,
-    "resize to 70% (720p -> 504p)": lambda f: _resize(f, 0.7),
-    "resize to 94% (512 -> 480)": lambda f: _resize(f, 480 / 512),
+    "resize to 70%": lambda f: _resize(f, 0.7),
+    "resize to 94%": lambda f: _resize(f, 480 / 512),
     "resize to 140%": lambda f: _resize(f, 1.4),
     "all four": lambda f: decode_video(encode_h264(grey(resize_half(crop10(f))), bitrate=500_000)),
 }

@@ -226,7 +226,7 @@ def test_frames_received_over_webrtc_carry_the_mark(tmp_path: Path) -> None:
         c = AvatarClient(url, keep_luma=True)
         await c.connect()
         await asyncio.wait_for(c.connected.wait(), 20)
-        await c.say("Every frame and every word of this session is marked as made by a machine.")
+        await c.say("Papa bought a map, and we will find the bay by noon.")
         await c.wait_frames(125, timeout=60)
         await c.close()
         return c.received.luma[10:60], np.concatenate(c.received.pcm)
