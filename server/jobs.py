@@ -177,10 +177,8 @@ class JobStore:
         Nothing is left behind when it fails (no folder, no row)."""
         if persona is not None:
             portrait = Path(persona.face_path)
-        job_id = uuid.uuid4().hex
-        d = self.job_dir(job_id)
-        d.mkdir(parents=True)
-        try:
+
+        def fill(d: Path) -> dict[str, object]:
             pfile: str | None = None
             if isinstance(portrait, tuple):
                 data, ext = portrait
@@ -191,51 +189,41 @@ class JobStore:
                 p = d / f"portrait{portrait.suffix}"
                 shutil.copyfile(portrait, p)
                 pfile = str(p)
-            with self._lock:
-                self._conn.execute(
-                    "INSERT INTO jobs (id, status, text, portrait_id, portrait_file, fps, size, seed, created_at,"
-                    " persona_id, persona, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        job_id,
-                        QUEUED,
-                        text,
-                        portrait_id,
-                        pfile,
-                        fps,
-                        size,
-                        seed,
-                        time.time(),
-                        persona.id if persona is not None else None,
-                        json.dumps(persona.to_dict()) if persona is not None else None,
-                        owner,
-                    ),
-                )
-        except BaseException:
-            shutil.rmtree(d, ignore_errors=True)
-            raise
-        with self._work:
-            self._work.notify_all()
-        job = self.get(job_id)
-        assert job is not None
-        return job
+            return {
+                "portrait_file": pfile,
+                "persona_id": persona.id if persona is not None else None,
+                "persona": json.dumps(persona.to_dict()) if persona is not None else None,
+            }
+
+        row = {"text": text, "portrait_id": portrait_id, "fps": fps, "size": size, "seed": seed, "owner": owner}
+        return self._queue(row, fill)
 
     def create_dub(
         self, files: dict[str, Path], text: str, params: dict[str, object], seed: int, owner: str = DEFAULT_TENANT
     ) -> Job:
         """Queue a dub. ``files``: name in the job's folder -> a file to move there (the video, the audio);
         ``params``: the options the runner needs. Nothing is left behind when it fails."""
+
+        def fill(d: Path) -> dict[str, object]:
+            for name, src in files.items():
+                shutil.move(str(src), d / name)
+            return {}
+
+        row = {"text": text, "portrait_id": "video", "fps": 0.0, "size": 0, "seed": seed, "owner": owner}
+        return self._queue({**row, "kind": "dub", "params": json.dumps(params)}, fill)
+
+    def _queue(self, row: dict[str, object], fill: Callable[[Path], dict[str, object]]) -> Job:
+        """Make a job's folder, let ``fill`` put its files there (and return more columns), insert the row
+        queued, and wake a runner. On any failure the folder goes and no row is left."""
         job_id = uuid.uuid4().hex
         d = self.job_dir(job_id)
         d.mkdir(parents=True)
         try:
-            for name, src in files.items():
-                shutil.move(str(src), d / name)
+            cols = {"id": job_id, "status": QUEUED, "created_at": time.time(), **row, **fill(d)}
+            names = ", ".join(cols)
+            marks = ", ".join("?" for _ in cols)
             with self._lock:
-                self._conn.execute(
-                    "INSERT INTO jobs (id, status, text, portrait_id, portrait_file, fps, size, seed, created_at,"
-                    " owner, kind, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (job_id, QUEUED, text, "video", None, 0.0, 0, seed, time.time(), owner, "dub", json.dumps(params)),
-                )
+                self._conn.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", tuple(cols.values()))
         except BaseException:
             shutil.rmtree(d, ignore_errors=True)
             raise

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import FileResponse
 
 from server.deps import check_quota, get_jobs, get_owners, get_settings, require_api_key
-from server.jobs import ACTIVE, DONE, Job, JobStore
+from server.jobs import JobStore
 from server.portraits import UploadError
-from server.routes.renders import job_info
+from server.routes.jobviews import cancel_job, delete_job, get_job, job_info, job_result, list_jobs
 from server.schemas import MAX_SEED, JobInfo, Problem
 from server.settings import Settings
 from server.tenancy import OwnerStore, Principal
@@ -35,13 +35,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"model": Problem},
     507: {"model": Problem},
 }
-
-
-def _get(store: JobStore, job_id: str, who: Principal) -> Job:
-    job = store.get(job_id)
-    if job is None or job.kind != "dub" or not who.may_see(job.owner):
-        raise HTTPException(404, f"no dub {job_id!r}")
-    return job
 
 
 def _suffix(upload: UploadFile, allowed: set[str], default: str) -> str:
@@ -140,15 +133,14 @@ async def list_dubs(
     request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> list[JobInfo]:
     """Your dubs, newest first (an admin key lists every tenant's)."""
-    jobs = await asyncio.to_thread(store.list, 100, None if who.admin else who.tenant, "dub")
-    return [job_info(j, request) for j in jobs]
+    return await list_jobs(store, who, "dub", request)
 
 
 @router.get("/{job_id}", response_model=JobInfo, responses={404: {"model": Problem}})
 async def get_dub(
     job_id: str, request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> JobInfo:
-    return job_info(_get(store, job_id, who), request)
+    return job_info(get_job(store, job_id, who, "dub"), request)
 
 
 @router.get(
@@ -159,10 +151,7 @@ async def get_dub(
 async def dub_result(
     job_id: str, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> FileResponse:
-    job = _get(store, job_id, who)
-    if job.status != DONE or not job.result_file:
-        raise HTTPException(409, f"dub {job_id} is {job.status}, not done" + (f": {job.error}" if job.error else ""))
-    return FileResponse(job.result_file, media_type="video/mp4", filename=f"talker-dub-{job_id}.mp4")
+    return job_result(get_job(store, job_id, who, "dub"))
 
 
 @router.post("/{job_id}/cancel", response_model=JobInfo, responses={404: {"model": Problem}, 409: {"model": Problem}})
@@ -170,11 +159,7 @@ async def cancel_dub(
     job_id: str, request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> JobInfo:
     """Stop a queued or running dub; its record stays, 'cancelled'."""
-    job = _get(store, job_id, who)
-    if job.status not in ACTIVE:
-        raise HTTPException(409, f"dub {job_id} is {job.status}; only queued or running dubs can be cancelled")
-    store.cancel(job_id)
-    return job_info(_get(store, job_id, who), request)
+    return cancel_job(store, get_job(store, job_id, who, "dub"), who, request)
 
 
 @router.delete("/{job_id}", response_model=JobInfo, responses={404: {"model": Problem}})
@@ -182,8 +167,4 @@ async def delete_dub(
     job_id: str, request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> JobInfo:
     """Delete a dub with its files (status 'deleted'); a queued or running one is cancelled first."""
-    job = _get(store, job_id, who)
-    if job.status in ACTIVE:
-        store.cancel(job_id)
-    await asyncio.to_thread(store.delete, job_id)
-    return job_info(job, request, status="deleted")
+    return await delete_job(store, get_job(store, job_id, who, "dub"), request)

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import FileResponse
 
 from server.deps import check_quota, get_jobs, get_owners, get_personas, get_portraits, get_settings, require_api_key
-from server.jobs import ACTIVE, DONE, Job, JobStore
+from server.jobs import JobStore
 from server.portraits import DEFAULT_PORTRAIT, EXTENSIONS, PortraitStore
+from server.routes.jobviews import cancel_job, delete_job, get_job, job_info, job_result, list_jobs
 from server.routes.portraits import check_upload, read_upload
 from server.schemas import MAX_SEED, JobInfo, Problem
 from server.settings import Settings
@@ -19,36 +20,6 @@ from talker.persona import PersonaNotFound, PersonaStore
 from talker.stages import clean_text
 
 router = APIRouter(prefix="/renders", tags=["renders"])
-
-
-def job_info(job: Job, request: Request | None = None, status: str | None = None) -> JobInfo:
-    url = None
-    if job.status == DONE and request is not None:
-        url = str(request.url_for("dub_result" if job.kind == "dub" else "render_result", job_id=job.id))
-    return JobInfo(
-        job_id=job.id,
-        status=status or job.status,  # type: ignore[arg-type]
-        progress=job.progress,
-        stage=job.stage,
-        error=job.error,
-        attempts=job.attempts,
-        portrait_id=job.portrait_id,
-        persona_id=job.persona_id,
-        fps=job.fps,
-        size=job.size,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        duration_s=job.duration_s,
-        result_url=url,
-    )
-
-
-def _get(store: JobStore, job_id: str, who: Principal) -> Job:
-    job = store.get(job_id)
-    if job is None or job.kind == "dub" or not who.may_see(job.owner):
-        raise HTTPException(404, f"no render job {job_id!r}")
-    return job
 
 
 @router.post(
@@ -117,15 +88,14 @@ async def list_renders(
     request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> list[JobInfo]:
     """Your render jobs, newest first (an admin key lists every tenant's)."""
-    jobs = await asyncio.to_thread(store.list, 100, None if who.admin else who.tenant)
-    return [job_info(j, request) for j in jobs]
+    return await list_jobs(store, who, "render", request)
 
 
 @router.get("/{job_id}", response_model=JobInfo, responses={404: {"model": Problem}})
 async def get_render(
     job_id: str, request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> JobInfo:
-    return job_info(_get(store, job_id, who), request)
+    return job_info(get_job(store, job_id, who, "render"), request)
 
 
 @router.get(
@@ -136,12 +106,7 @@ async def get_render(
 async def render_result(
     job_id: str, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> FileResponse:
-    job = _get(store, job_id, who)
-    if job.status != DONE or not job.result_file:
-        raise HTTPException(
-            409, f"render job {job_id} is {job.status}, not done" + (f": {job.error}" if job.error else "")
-        )
-    return FileResponse(job.result_file, media_type="video/mp4", filename=f"talker-{job_id}.mp4")
+    return job_result(get_job(store, job_id, who, "render"))
 
 
 @router.post("/{job_id}/cancel", response_model=JobInfo, responses={404: {"model": Problem}, 409: {"model": Problem}})
@@ -150,11 +115,7 @@ async def cancel_render(
 ) -> JobInfo:
     """Stop a queued or running job (a running one stops at its next frame); its record stays, 'cancelled'.
     409 when it has already finished."""
-    job = _get(store, job_id, who)
-    if job.status not in ACTIVE:
-        raise HTTPException(409, f"render job {job_id} is {job.status}; only queued or running jobs can be cancelled")
-    store.cancel(job_id)
-    return job_info(_get(store, job_id, who), request)
+    return cancel_job(store, get_job(store, job_id, who, "render"), who, request)
 
 
 @router.delete("/{job_id}", response_model=JobInfo, responses={404: {"model": Problem}})
@@ -162,8 +123,4 @@ async def delete_render(
     job_id: str, request: Request, store: JobStore = Depends(get_jobs), who: Principal = Depends(require_api_key)
 ) -> JobInfo:
     """Delete a job with its files (status 'deleted'); a queued or running job is cancelled first."""
-    job = _get(store, job_id, who)
-    if job.status in ACTIVE:
-        store.cancel(job_id)
-    await asyncio.to_thread(store.delete, job_id)
-    return job_info(job, request, status="deleted")
+    return await delete_job(store, get_job(store, job_id, who, "render"), request)
