@@ -40,11 +40,11 @@ class ImageInfo:
     height: int
 
 
-def check_image(data: bytes, max_bytes: int, max_pixels: int, decode: bool = True) -> ImageInfo:
-    """Validate an uploaded image without trusting its name or content type (``decode``: also decode it all,
-    else only its header is read).
+def check_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """Check an uploaded image's header without trusting its name or content type (nothing is decoded yet:
+    ``prepare_upload`` decodes).
 
-    Raises ``UploadError``: 400 empty, 413 over ``max_bytes``, 415 not a decodable image,
+    Raises ``UploadError``: 400 empty, 413 over ``max_bytes``, 415 not an image of a supported format,
     422 over ``max_pixels`` or under 32x32.
     """
     from PIL import Image, UnidentifiedImageError
@@ -63,8 +63,6 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int, decode: bool = Tru
                 )
             if min(w, h) < MIN_SIDE_PX:
                 raise UploadError(422, f"the uploaded portrait is only {w}x{h} pixels; need at least 32x32")
-            if decode:
-                im.load()
     except UploadError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
@@ -74,18 +72,6 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int, decode: bool = Tru
     if fmt not in EXTENSIONS:
         raise UploadError(415, f"image format {fmt or 'unknown'} is not supported; use {', '.join(EXTENSIONS)}")
     return ImageInfo(fmt, w, h)
-
-
-def decode_rgb(data: bytes) -> np.ndarray:
-    """An uploaded image (already passed ``check_image``) as RGB uint8 (H, W, 3), EXIF orientation applied,
-    a transparent background white, 16-bit greyscale scaled to 8 bits."""
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return np.array(pil_to_rgb(ImageOps.exif_transpose(im)), copy=True)
-    except Exception as e:  # noqa: BLE001 - a corrupt file can make PIL's decoders raise almost anything
-        raise UploadError(415, f"the uploaded image could not be decoded: {type(e).__name__}: {e}") from e
 
 
 WORKING_MAX_PIXELS = 16_000_000
@@ -112,7 +98,7 @@ def prepare_upload(data: bytes, max_bytes: int, max_pixels: int) -> PreparedImag
     import cv2
     from PIL import Image, ImageOps
 
-    info = check_image(data, max_bytes, max_pixels, decode=False)
+    info = check_image(data, max_bytes, max_pixels)
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()

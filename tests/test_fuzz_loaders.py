@@ -17,7 +17,7 @@ from PIL import Image
 
 from audio.io import AudioError, load_audio
 from audio.text import TextError, clean_text
-from server.portraits import UploadError, check_image, decode_rgb
+from server.portraits import UploadError, prepare_upload
 from talker.portrait import ImageError, load_image
 
 CASES = int(os.environ.get("TALKER_FUZZ_CASES", "60"))
@@ -52,11 +52,11 @@ def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
 
 def _checked_and_decoded(data: bytes) -> None:
     try:
-        info = check_image(data, 1_000_000, 4_000_000)
+        image = prepare_upload(data, 1_000_000, 4_000_000)
     except UploadError as e:
         assert e.status in (400, 413, 415, 422) and str(e)
         return
-    rgb = decode_rgb(data)
+    rgb, info = image.rgb, image.info
     assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
     assert (info.width, info.height) in ((rgb.shape[1], rgb.shape[0]), (rgb.shape[0], rgb.shape[1]))
 
