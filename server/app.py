@@ -58,20 +58,18 @@ class _BodyTooLarge(Exception):
 class BodyLimit:
     """ASGI middleware: 413 for request bodies over the upload limit, before they are read in full."""
 
-    def __init__(self, app: Any, upload_limit: int, big_upload_limit: int = 0, big_prefix: str = "/dubs") -> None:
-        """``upload_limit``: bytes of one upload; ``big_upload_limit`` instead for paths under ``big_prefix``
-        (videos to dub)."""
+    def __init__(self, app: Any, upload_limit: int, limits: dict[str, int] | None = None) -> None:
+        """``upload_limit``: bytes of one upload; ``limits``: path prefix -> another limit for its routes."""
         self.app = app
         self.upload_limit = upload_limit
-        self.big_upload_limit = max(big_upload_limit, upload_limit)
-        self.big_prefix = big_prefix
+        self.limits = dict(limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
-        upload = self.big_upload_limit if path.startswith(self.big_prefix) else self.upload_limit
+        upload = next((n for p, n in self.limits.items() if path.startswith(p)), self.upload_limit)
         limit = upload + _UPLOAD_OVERHEAD_BYTES
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -289,7 +287,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(
         BodyLimit,
         upload_limit=settings.max_upload_bytes,
-        big_upload_limit=settings.max_video_bytes,
+        limits={"/dubs": settings.max_video_bytes},  # videos to dub
     )
 
     @app.exception_handler(SessionError)
