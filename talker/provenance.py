@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -214,6 +215,7 @@ def sign_mp4(path: str | Path, output_id: int | None = None, data_dir: Path | No
     try:
         with os.fdopen(fd, "w+b") as dst, path.open("rb") as src:
             builder.sign(signer, "video/mp4", src, dst)
+        shutil.copymode(path, tmp)  # (mkstemp makes the file private; the signed video keeps the original's mode)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

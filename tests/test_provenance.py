@@ -267,3 +267,12 @@ def test_a_label_is_drawn_in_the_corner_and_the_marks_stay(tmp_path: Path) -> No
     middle = frames[0][200:300, 200:300].astype(np.float32) - clip[0][200:300, 200:300]
     assert np.abs(middle).mean() < 5  # and nothing else
     assert detect_pixels(frames).found
+
+
+def test_a_signed_mp4_keeps_the_usual_file_mode(written: tuple[Path, Path]) -> None:
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(written[0].stat().st_mode) == 0o666 & ~umask, "readable by others like any file written"
