@@ -518,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     from talker.cli_persona import add_persona_parser
 
     add_persona_parser(sub)
+    from talker.cli_motionstats import add_motion_stats_parser
+
+    add_motion_stats_parser(sub)
     return ap
 
 

@@ -1,0 +1,110 @@
+"""Phones -> mouth channels: coarticulated viseme targets and lip closures.
+
+Every phone becomes one or two viseme targets; channel values are blended with Cohen-Massaro dominance
+functions (each target's pull decays exponentially with distance from its core), so lips anticipate the
+next sound. Bilabials (p, b, m) get a closure plateau at least one frame wide, so the lips always meet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from audio.types import SILENCE, Phone
+from motion.visemes import BILABIALS, visemes_for
+
+LOOKAHEAD_S = 0.2
+LONG_PAUSE_S = 0.3  # pauses longer than this close the lips
+_TAU_ANTICIPATE_S = 0.035
+_TAU_CARRY_S = 0.045
+
+
+@dataclass(frozen=True)
+class _Seg:
+    start: float
+    end: float
+    target: np.ndarray  # (5,) mouth channel targets
+    dominance: float
+    closure: bool
+    jaw_dominance: float
+    pause: bool = False  # a silence long enough for the lips to close
+
+
+def _segments(phones: list[Phone] | tuple[Phone, ...], articulation: float) -> list[_Seg]:
+    segs: list[_Seg] = []
+    for p in phones:
+        vis = visemes_for(p.symbol)
+        n = len(vis)
+        for j, v in enumerate(vis):
+            s = p.start_s + (p.end_s - p.start_s) * j / n
+            e = p.start_s + (p.end_s - p.start_s) * (j + 1) / n
+            jaw = v.jaw * articulation
+            if p.symbol in ("AH", "IH", "UH", "ER") and p.stress == 0:
+                jaw *= 0.8  # reduced vowels open less
+            target = np.array([jaw, v.funnel, v.pucker, v.stretch, v.roll_lower])
+            jd = v.dominance if v.jaw_dominance is None else v.jaw_dominance
+            pause = p.symbol == SILENCE and p.duration_s > LONG_PAUSE_S
+            if pause:
+                jd = 4.0  # a real pause wins over its neighbours
+            segs.append(_Seg(s, e, target, v.dominance, v.closure and p.symbol.rstrip("012") in BILABIALS, jd, pause))
+    return segs
+
+
+def mouth_curves(
+    phones: list[Phone] | tuple[Phone, ...], times: np.ndarray, fps: float, articulation: float = 1.0
+) -> np.ndarray:
+    """Mouth channels (len(times), 6): jawOpen, funnel, pucker, stretch, rollLower, mouthClose."""
+    segs = _segments(phones, articulation)
+    out = np.zeros((len(times), 6))
+    if not segs:
+        return out
+    starts = np.array([s.start for s in segs])
+    ends = np.array([s.end for s in segs])
+    dur = ends - starts
+    core_a = starts + 0.25 * dur
+    core_b = ends - 0.25 * dur
+    pause = np.array([s.pause for s in segs])
+    core_a = np.where(pause, starts, core_a)
+    core_b = np.where(pause, ends, core_b)
+    targets = np.stack([s.target for s in segs])
+    t = times[:, None]
+    before = np.clip(core_a[None, :] - t, 0, None)
+    after = np.clip(t - core_b[None, :], 0, None)
+    shape = np.exp(-before / _TAU_ANTICIPATE_S - after / _TAU_CARRY_S)
+    # bounded look-ahead: targets that start more than LOOKAHEAD_S in the future have no pull yet
+    shape = np.where(starts[None, :] > t + LOOKAHEAD_S, 0.0, shape)
+    shape = np.where(ends[None, :] < t - 1.0, 0.0, shape)
+    for cols, alpha in (
+        ([0], np.array([s.jaw_dominance for s in segs])),
+        ([1, 2, 3, 4], np.array([s.dominance for s in segs])),
+    ):
+        dom = shape * alpha[None, :]
+        wsum = dom.sum(axis=1, keepdims=True)
+        out[:, cols] = (dom @ targets[:, cols]) / np.maximum(wsum, 1e-9)
+        out[wsum[:, 0] < 1e-9, cols[0] : cols[-1] + 1] = 0.0
+    # bilabial closure plateaus, at least one frame wide, with short ramps
+    close = np.zeros(len(times))
+    half_frame = 0.5 / fps
+    ramp = 0.05
+    for s in segs:
+        if not s.closure:
+            continue
+        c = 0.5 * (s.start + s.end)
+        a = min(s.start + 0.15 * (s.end - s.start), c - half_frame - 1e-3)
+        b = max(s.end - 0.15 * (s.end - s.start), c + half_frame + 1e-3)
+        d = np.maximum(a - times, 0) + np.maximum(times - b, 0)
+        x = np.clip(1 - d / ramp, 0, 1)
+        close = np.maximum(close, x * x * (3 - 2 * x))
+    # long pauses: the lips close within ~25 ms of the pause and part ~25 ms before speech resumes
+    for s in segs:
+        if not s.pause:
+            continue
+        d = np.maximum(s.start - times, 0) + np.maximum(times - s.end, 0)
+        inside = (times >= s.start) & (times <= s.end)
+        edge = np.minimum(times - s.start, s.end - times)
+        x = np.where(inside, np.clip(edge / 0.025, 0, 1), 0.0)
+        close = np.maximum(close, x * x * (3 - 2 * x))
+        del d
+    out[:, 5] = close
+    return out
