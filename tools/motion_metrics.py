@@ -79,7 +79,10 @@ def evaluate(track: MotionTrack, phones: tuple[Phone, ...] | list[Phone]) -> Mot
     vow = [p for p in phones if p.symbol in OPEN_VOWELS]
     vow_ok = [bool(jaw[_frames_in(track, p.start_s, p.end_s)].max() >= OPEN_JAW) for p in vow]
     d2 = np.diff(jaw, 2)
-    spec = np.fft.rfft(jaw - jaw.mean())
+    # the line from the first to the last value taken off: the FFT treats the clip as periodic, and a
+    # clip that starts mid-word would otherwise read its wrap-around step as flicker
+    ramp = np.linspace(jaw[0], jaw[-1], len(jaw)) if len(jaw) else jaw
+    spec = np.fft.rfft(jaw - ramp)
     freqs = np.fft.rfftfreq(len(jaw), 1.0 / track.fps)
     spec[freqs <= FLICKER_HZ] = 0
     hf = np.fft.irfft(spec, len(jaw))

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             ranges[k] = [round(float(vals.min()), 4), round(float(vals.max()), 4)]
     data = {
         "about": "motion statistics (motion.stats) of filmed talking heads read by the motion encoder, audio "
-        "aligned to recognised words; window_ranges: min/max over %g s stretches %g s apart" % (WINDOW_S, HOP_S),
+        f"aligned to recognised words; window_ranges: min/max over {WINDOW_S:g} s stretches {HOP_S:g} s apart",
         "built": datetime.date.today().isoformat(),
         "clips": clips,
         "window_ranges": ranges,
