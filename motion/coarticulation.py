@@ -41,7 +41,7 @@ class _Seg:
     pause: bool = False  # a silence long enough for the lips to close
 
 
-def _segments(phones: list[Phone] | tuple[Phone, ...], articulation: float) -> list[_Seg]:
+def _segments(phones: list[Phone] | tuple[Phone, ...], articulation: float, jaw_range: float) -> list[_Seg]:
     segs: list[_Seg] = []
     for p in phones:
         vis = visemes_for(p.symbol)
@@ -53,7 +53,7 @@ def _segments(phones: list[Phone] | tuple[Phone, ...], articulation: float) -> l
             if p.symbol != SILENCE:
                 # filmed speakers hold the jaw near a speaking height and move about it, not between shut
                 # and wide open: targets are drawn towards it (the lips still close for p/b/m)
-                jaw = _SPEAK_JAW + _JAW_RANGE * (jaw - _SPEAK_JAW)
+                jaw = _SPEAK_JAW + _JAW_RANGE * jaw_range * (jaw - _SPEAK_JAW)
             jaw *= articulation
             if p.symbol in ("AH", "IH", "UH", "ER") and p.stress == 0:
                 jaw *= 0.8  # reduced vowels open less
@@ -100,11 +100,16 @@ def _blend(segs: list[_Seg], times: np.ndarray, lookahead_s: float) -> np.ndarra
 
 
 def mouth_curves(
-    phones: list[Phone] | tuple[Phone, ...], times: np.ndarray, fps: float, articulation: float = 1.0
+    phones: list[Phone] | tuple[Phone, ...],
+    times: np.ndarray,
+    fps: float,
+    articulation: float = 1.0,
+    jaw_range: float = 1.0,
 ) -> np.ndarray:
     """Mouth channels (len(times), 6): jawOpen, funnel, pucker, stretch, rollLower, mouthClose, at
-    ``times`` spaced 1 / ``fps`` apart."""
-    segs = _segments(phones, articulation)
+    ``times`` spaced 1 / ``fps`` apart. ``articulation`` scales the opening, ``jaw_range`` the jaw's
+    movement about its speaking height."""
+    segs = _segments(phones, articulation, jaw_range)
     out = np.zeros((len(times), 6))
     if not segs:
         return out

@@ -220,7 +220,7 @@ class MotionStream:
         i0 = bisect.bisect_left(self._in.phone_ends, t_lo)
         phones = [p for p in allp[i0:] if p.start_s <= t_hi]
         articulation = st.articulation * (1 + (expr.articulation - 1) * inten)
-        mouth = mouth_curves(phones, times, fps, articulation)
+        mouth = mouth_curves(phones, times, fps, articulation, st.jaw_range)
         for j, name in enumerate(_MOUTH):
             vals[:, _C[name]] = mouth[:, j]
         vals[:, _C["mouthClose"]] = mouth[:, 5]
@@ -246,43 +246,57 @@ class MotionStream:
         kk = np.arange(max(0, int(k[0]) - back), min(total, int(k[-1]) + half + 1))
         lev = self._audio_level(kk, total)
         act_raw = np.clip((lev + 50.0) / 25.0, 0, 1)
-        csa = np.concatenate([[0.0], np.cumsum(act_raw)])
-        lo = np.clip(k - back - kk[0], 0, len(act_raw))
-        hi = np.clip(k + half + 1 - kk[0], 0, len(act_raw))
-        active = (csa[hi] - csa[lo]) / (back + half + 1)
+        # a raised-cosine average (a box's edges would pass loudness flutter on to the head as shake)
+        span = np.zeros(int(k[-1]) - int(k[0]) + back + half + 1)
+        off = int(kk[0]) - (int(k[0]) - back)
+        span[off : off + len(act_raw)] = act_raw
+        win = np.hanning(back + half + 3)[1:-1]
+        active = np.convolve(span, win[::-1] / win.sum(), mode="valid")[: len(k)]
 
-        # nods and brow raises on stressed vowels, stronger when the pitch rises above the speaker's
-        # recent stressed vowels (pitch prominence); the rest decided by the phone's own keyed draw
+        # nods, head tilts and brow raises on stressed vowels, stronger when the pitch rises above the
+        # speaker's recent stressed vowels (pitch prominence): the head marks the accents, as filmed
+        # speakers' do; the tilt's direction and the rest decided by the phone's own keyed draw
+        live = st.liveliness
         nod = np.zeros(n)
+        tilt = np.zeros(n)
         brow = np.zeros(n)
         for p in phones:
             if p.stress != 1 or p.start_s - 0.05 > times[-1]:
                 continue
             prom = self._prominence(p)
             x = times - (p.start_s - 0.05)
-            bump = np.where((x >= 0) & (x <= 0.4), np.sin(np.clip(x / 0.4, 0, 1) * np.pi) ** 2, 0.0)
+            bump = np.where((x >= 0) & (x <= 0.55), np.sin(np.clip(x / 0.55, 0, 1) * np.pi) ** 2, 0.0)
             nod = np.maximum(nod, bump * (0.5 + 0.8 * prom))
-            if prom > 0.6 or _hash_uniform(self.seed, "brow", round(p.start_s, 3)) < 0.15:
+            side = 1.0 if _hash_uniform(self.seed, "tilt", round(p.start_s, 3)) < 0.5 else -1.0
+            wide = np.where((x >= 0) & (x <= 0.9), np.sin(np.clip(x / 0.9, 0, 1) * np.pi) ** 2, 0.0)
+            tilt += side * wide * (0.3 + 0.7 * prom)
+            if prom > 0.5 or _hash_uniform(self.seed, "brow", round(p.start_s, 3)) < 0.25 * live:
                 b = np.where((x >= 0) & (x <= 0.6), np.sin(np.clip(x / 0.6, 0, 1) * np.pi), 0.0)
                 brow = np.maximum(brow, b)
         amp = st.head_amplitude_deg * (1 + (expr.head_scale - 1) * inten)
+        talk = amp * live * active
         seed = self.seed
         breath = st.breathing_deg * np.sin(2 * np.pi * 0.23 * times + _rng(seed, "breath").uniform(0, 6.28))
         # while speaking the head moves more and faster on every axis, as filmed speakers' do (their roll
-        # and pitch vary 2-5 degrees; yaw is held lower, since a warped portrait turns well only to ~7 deg)
-        vals[:, _C["headYaw"]] = _smooth_noise(times, seed, "yaw", amp * 1.2, 0.05, 0.3) + active * _smooth_noise(
-            times, seed, "yaw-talk", amp * 2.0, 0.15, 0.5
+        # and pitch vary 2-5 degrees, mostly at 0.5-2 Hz; yaw is held lower, since a warped portrait turns
+        # well only to ~7 deg)
+        vals[:, _C["headYaw"]] = (
+            _smooth_noise(times, seed, "yaw", amp * 1.0, 0.05, 0.3)
+            + talk * _smooth_noise(times, seed, "yaw-talk", 2.2, 0.3, 0.8)
+            + 0.6 * st.nod_deg * live * tilt * active
         )
         vals[:, _C["headPitch"]] = (
-            _smooth_noise(times, seed, "pitch", amp * 0.7, 0.05, 0.3)
-            + active * _smooth_noise(times, seed, "pitch-talk", amp * 1.0, 0.2, 0.6)
-            + st.nod_deg * nod * active
+            _smooth_noise(times, seed, "pitch", amp * 0.6, 0.05, 0.3)
+            + talk * _smooth_noise(times, seed, "pitch-talk", 1.6, 0.45, 1.1)
+            + st.nod_deg * live * nod * active
             + breath * (1 - 0.7 * active)
         )
-        vals[:, _C["headRoll"]] = _smooth_noise(times, seed, "roll", amp * 0.5, 0.05, 0.25) + active * _smooth_noise(
-            times, seed, "roll-talk", amp * 2.2, 0.15, 0.45
+        vals[:, _C["headRoll"]] = (
+            _smooth_noise(times, seed, "roll", amp * 0.4, 0.05, 0.25)
+            + talk * _smooth_noise(times, seed, "roll-talk", 2.8, 0.4, 0.9)
+            + 0.8 * st.nod_deg * live * tilt * active
         )
-        vals[:, _C["browInnerUp"]] = 0.35 * brow
+        vals[:, _C["browInnerUp"]] = 0.35 * min(live, 1.5) * brow
         gaze = _gaze(times, seed, st.gaze_amplitude)
         vals[:, _C["eyeLookX"]] = gaze[:, 0]
         vals[:, _C["eyeLookY"]] = gaze[:, 1]

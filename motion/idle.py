@@ -50,14 +50,15 @@ def blink_onsets(t0: float, t1: float, seed: int, per_min: float, pauses: list[t
 
 
 def blink_curve(times: np.ndarray, onsets: list[float]) -> np.ndarray:
-    """Lid closure 0..1: fast close (~75 ms), brief hold, slower open (~150 ms)."""
+    """Lid closure 0..1: fast close (~65 ms), brief hold, slower open (~120 ms); more than half shut for
+    ~110 ms, as filmed blinks read by the encoder."""
     v = np.zeros(len(times))
     for o in onsets:
         x = times - o
-        close = np.clip(x / 0.075, 0, 1)
-        opening = np.clip(1 - (x - 0.105) / 0.15, 0, 1)
-        shape = np.where(x < 0.105, close, opening)
-        shape = np.where((x < 0) | (x > 0.255), 0, shape)
+        close = np.clip(x / 0.065, 0, 1)
+        opening = np.clip(1 - (x - 0.09) / 0.12, 0, 1)
+        shape = np.where(x < 0.09, close, opening)
+        shape = np.where((x < 0) | (x > 0.21), 0, shape)
         v = np.maximum(v, np.sin(shape * np.pi / 2) ** 1.5)
     return v
 

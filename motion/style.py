@@ -33,13 +33,31 @@ class MotionStyle:
 
     head_amplitude_deg: float = 3.0
     nod_deg: float = 2.2
-    blink_per_min: float = 17.0
+    blink_per_min: float = 20.0
     gaze_amplitude: float = 0.25
     breathing_deg: float = 0.35
     smile: float = 0.0
     articulation: float = 1.0  # scales mouth opening
     expression: str = "neutral"
     intensity: float = 1.0
+    energy: float = 0.5  # 0 calm .. 1 animated; 0.5 moves like the filmed speakers of the reference
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.energy <= 1.0:
+            raise ValueError(f"energy must be within 0 (calm) .. 1 (animated), got {self.energy}")
+
+    @property
+    def liveliness(self) -> float:
+        """How much ``energy`` scales head motion, nods and brow raises (1 at the filmed middle)."""
+        return float(2.0 ** (1.6 * (self.energy - 0.5)))
+
+    @property
+    def jaw_range(self) -> float:
+        """How much ``energy`` scales the jaw's movement about its speaking height (1 at the middle)."""
+        return 0.7 + 0.6 * self.energy
+
+    def with_energy(self, energy: float) -> MotionStyle:
+        return replace(self, energy=energy)
 
     def with_expression(self, name: str, intensity: float = 1.0) -> MotionStyle:
         if name not in EXPRESSIONS:

@@ -65,8 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         report[str(path)] = {"stats": stats, "inside_reference": compare(stats, ranges)}
     if args.json:
         clean = {
-            path: {"stats": {k: v if math.isfinite(v) else None for k, v in rep["stats"].items()}, **{
-                "inside_reference": rep["inside_reference"]}}
+            path: {
+                "stats": {k: v if math.isfinite(v) else None for k, v in rep["stats"].items()},
+                **{"inside_reference": rep["inside_reference"]},
+            }
             for path, rep in report.items()
         }
         print(json.dumps(clean, indent=2))
