@@ -120,8 +120,8 @@ def mouth_curves(
     w /= w.sum()
     grid = np.concatenate([times[0] + offs[:h], times, times[-1] + offs[h + 1 :]])
     raw = _blend(segs, grid, LOOKAHEAD_S - h / fps)
-    for c in range(5):
-        out[:, c] = np.convolve(raw[:, c], w[::-1], mode="valid")
+    for ch in range(5):
+        out[:, ch] = np.convolve(raw[:, ch], w[::-1], mode="valid")
     # bilabial closure plateaus, at least one frame wide, with short ramps
     close = np.zeros(len(times))
     half_frame = 0.5 / fps

@@ -248,8 +248,8 @@ class MotionStream:
         act_raw = np.clip((lev + 50.0) / 25.0, 0, 1)
         # a raised-cosine average (a box's edges would pass loudness flutter on to the head as shake)
         span = np.zeros(int(k[-1]) - int(k[0]) + back + half + 1)
-        off = int(kk[0]) - (int(k[0]) - back)
-        span[off : off + len(act_raw)] = act_raw
+        first = int(kk[0]) - (int(k[0]) - back)
+        span[first : first + len(act_raw)] = act_raw
         win = np.hanning(back + half + 3)[1:-1]
         active = np.convolve(span, win[::-1] / win.sum(), mode="valid")[: len(k)]
 

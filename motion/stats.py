@@ -172,10 +172,10 @@ def motion_stats(
         for p in phones:
             if p.symbol not in BILABIALS:
                 continue
-            idx = _frames_of(p, n, fps)
-            if not ok[idx].all():
+            fr = _frames_of(p, n, fps)
+            if not ok[fr].all():
                 continue
-            k = int(idx[np.argmin(gap[idx])])
+            k = int(fr[np.argmin(gap[fr])])
             depth.append(float(gap[k]))
             a = b = k
             while near[k] and a > 0 and near[a - 1]:
