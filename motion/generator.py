@@ -265,7 +265,7 @@ class MotionStream:
                 continue
             prom = self._prominence(p)
             x = times - (p.start_s - 0.05)
-            bump = np.where((x >= 0) & (x <= 0.55), np.sin(np.clip(x / 0.55, 0, 1) * np.pi) ** 2, 0.0)
+            bump = np.where((x >= 0) & (x <= 0.7), np.sin(np.clip(x / 0.7, 0, 1) * np.pi) ** 2, 0.0)
             nod = np.maximum(nod, bump * (0.5 + 0.8 * prom))
             side = 1.0 if _hash_uniform(self.seed, "tilt", round(p.start_s, 3)) < 0.5 else -1.0
             wide = np.where((x >= 0) & (x <= 0.9), np.sin(np.clip(x / 0.9, 0, 1) * np.pi) ** 2, 0.0)
@@ -281,19 +281,19 @@ class MotionStream:
         # and pitch vary 2-5 degrees, mostly at 0.5-2 Hz; yaw is held lower, since a warped portrait turns
         # well only to ~7 deg)
         vals[:, _C["headYaw"]] = (
-            _smooth_noise(times, seed, "yaw", amp * 1.0, 0.05, 0.3)
-            + talk * _smooth_noise(times, seed, "yaw-talk", 2.2, 0.3, 0.8)
+            _smooth_noise(times, seed, "yaw", amp * 0.7, 0.05, 0.3)
+            + talk * _smooth_noise(times, seed, "yaw-talk", 2.2, 0.4, 0.9)
             + 0.6 * st.nod_deg * live * tilt * active
         )
         vals[:, _C["headPitch"]] = (
             _smooth_noise(times, seed, "pitch", amp * 0.6, 0.05, 0.3)
-            + talk * _smooth_noise(times, seed, "pitch-talk", 1.6, 0.45, 1.1)
+            + talk * _smooth_noise(times, seed, "pitch-talk", 2.2, 0.45, 1.1)
             + st.nod_deg * live * nod * active
             + breath * (1 - 0.7 * active)
         )
         vals[:, _C["headRoll"]] = (
             _smooth_noise(times, seed, "roll", amp * 0.4, 0.05, 0.25)
-            + talk * _smooth_noise(times, seed, "roll-talk", 2.8, 0.4, 0.9)
+            + talk * _smooth_noise(times, seed, "roll-talk", 3.0, 0.4, 0.9)
             + 0.8 * st.nod_deg * live * tilt * active
         )
         vals[:, _C["browInnerUp"]] = 0.35 * min(live, 1.5) * brow
