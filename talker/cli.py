@@ -1,5 +1,5 @@
 """Command line: ``talker render`` (text + portrait -> MP4), ``motion``, ``voices``, ``sheet``, ``bench``,
-``serve``, ``persona`` and ``train-lipsync``: parse, build the settings, call the library."""
+``serve``, ``persona``, ``motion-stats`` and ``train-lipsync``: parse, build the settings, call the library."""
 
 from __future__ import annotations
 
