@@ -107,19 +107,21 @@ def mouth_curves(
     jaw_range: float = 1.0,
 ) -> np.ndarray:
     """Mouth channels (len(times), 6): jawOpen, funnel, pucker, stretch, rollLower, mouthClose, at
-    ``times`` spaced 1 / ``fps`` apart. ``articulation`` scales the opening, ``jaw_range`` the jaw's
-    movement about its speaking height."""
+    evenly spaced ``times`` (closure plateaus are at least one 1 / ``fps`` frame wide). ``articulation``
+    scales the opening, ``jaw_range`` the jaw's movement about its speaking height."""
     segs = _segments(phones, articulation, jaw_range)
     out = np.zeros((len(times), 6))
     if not segs:
         return out
-    # inertia: the blend on a grid extended by the kernel's span, then smoothed
-    h = max(1, int(round(_INERTIA_SPAN_S * fps)))
-    offs = np.arange(-h, h + 1) / fps
+    # inertia: the blend on a grid extended by the kernel's span, then smoothed (the grid's step is that
+    # of ``times``, which may be finer than the frame rate whose closure plateaus are drawn)
+    step = float(times[1] - times[0]) if len(times) > 1 else 1.0 / fps
+    h = max(1, int(round(_INERTIA_SPAN_S / step)))
+    offs = np.arange(-h, h + 1) * step
     w = np.exp(-0.5 * (offs / _INERTIA_S) ** 2)
     w /= w.sum()
     grid = np.concatenate([times[0] + offs[:h], times, times[-1] + offs[h + 1 :]])
-    raw = _blend(segs, grid, LOOKAHEAD_S - h / fps)
+    raw = _blend(segs, grid, LOOKAHEAD_S - h * step)
     for ch in range(5):
         out[:, ch] = np.convolve(raw[:, ch], w[::-1], mode="valid")
     # bilabial closure plateaus, at least one frame wide, with short ramps

@@ -116,3 +116,16 @@ def test_motion_stats_cli_bad_file_is_a_clear_error(tmp_path: Path, capfd: pytes
     bad.write_bytes(b"not a video")
     assert main(["motion-stats", str(bad)]) == 2
     assert "x.mp4" in capfd.readouterr().err
+
+
+def test_mouth_curves_do_not_depend_on_the_sampling_step() -> None:
+    """The learned lip-sync model's targets are drawn at 50 frames a second: the same curves as at 25."""
+    from motion.coarticulation import mouth_curves
+
+    speech = _speech()
+    n = int(speech.duration_s * 25) - 1
+    t25 = np.arange(n) * 0.04 + 0.01
+    t50 = np.arange(2 * n) * 0.02 + 0.01
+    a = mouth_curves(speech.phones, t25, 25.0)
+    b = mouth_curves(speech.phones, t50, 25.0)[::2]
+    assert np.abs(a - b).max() < 0.02
