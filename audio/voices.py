@@ -22,11 +22,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from audio.types import Speech, SpeechChunk, concat_speech
+from audio.types import TTS, Speech, SpeechChunk, concat_speech
 
 DEFAULT_VOICE_ID = "piper:joe"
 _ESPEAK_UNITS_PER_SEMITONE = 6.0
@@ -85,15 +85,6 @@ class Voice:
         """The sentence embedded for matching."""
         gender = "" if self.gender == "unknown" else self.gender
         return f"{self.age} {gender} voice, {_language_name(self.language)}. {self.description}".strip()
-
-
-class TTS(Protocol):
-    """What every backend offers: streaming by sentence, and its sample rate."""
-
-    @property
-    def sample_rate(self) -> int: ...
-
-    def stream(self, text: str) -> Iterator[SpeechChunk]: ...
 
 
 # ----------------------------------------------------------------------------- the bank

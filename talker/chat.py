@@ -20,9 +20,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from audio.types import SpeechChunk, silence
+from audio.types import TTS, SpeechChunk, silence
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434/v1"  # Ollama's OpenAI-compatible endpoint
 DEFAULT_MODEL = "llama3.2"
@@ -408,16 +408,7 @@ def iter_sentences(
 # --- speaking the reply -------------------------------------------------------------------------------
 
 
-class StreamingTTS(Protocol):
-    """What ``speak_reply`` needs of a TTS backend (``PiperTTS``, ``EspeakTTS``)."""
-
-    @property
-    def sample_rate(self) -> int: ...
-
-    def stream(self, text: str) -> Iterator[SpeechChunk]: ...
-
-
-def speak_reply(deltas: Iterable[str], tts: StreamingTTS, max_chars: int = 200) -> Iterator[SpeechChunk]:
+def speak_reply(deltas: Iterable[str], tts: TTS, max_chars: int = 200) -> Iterator[SpeechChunk]:
     """Speech for a streamed reply: each sentence is synthesized the moment it is complete.
 
     Chunks are numbered in order with ``extra["sentence"]`` set. Whether a sentence is the last one is

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from audio.types import SpeechChunk
+from audio.types import TTS
 from motion.generator import EXPRESSIONS, MotionStyle
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
 from talker.chat import ChatSettings
@@ -285,21 +285,12 @@ class VoicePick:
     ranking: tuple[VoiceRank, ...]
 
 
-class SpeechSynth(Protocol):
-    """A TTS: sentences stream out as ``SpeechChunk``s (``PiperTTS``, ``EspeakTTS``, the bank's wrappers)."""
-
-    @property
-    def sample_rate(self) -> int: ...
-
-    def stream(self, text: str) -> Iterator[SpeechChunk]: ...
-
-
 class VoiceBank(Protocol):
     """What personas need of a voice bank."""
 
     def choose(self, description: str) -> VoicePick: ...
 
-    def tts(self, voice_id: str, params: dict[str, Any]) -> SpeechSynth: ...
+    def tts(self, voice_id: str, params: dict[str, Any]) -> TTS: ...
 
 
 class AudioVoiceBank:
@@ -320,7 +311,7 @@ class AudioVoiceBank:
         )
         return VoicePick(best.id, asdict(best.params), ranks)
 
-    def tts(self, voice_id: str, params: dict[str, Any]) -> SpeechSynth:
+    def tts(self, voice_id: str, params: dict[str, Any]) -> TTS:
         from audio import voices
 
         known = {f.name for f in fields(voices.VoiceParams)}
@@ -665,7 +656,7 @@ def render_persona(
     """
     settings = replace(settings or RenderSettings(), style=persona.motion_style())
     tts = (voices or default_voice_bank()).tts(persona.voice_id, persona.voice_params)
-    pipe = Pipeline(tts=tts, detector=detector)  # type: ignore[arg-type]  # any streaming TTS works
+    pipe = Pipeline(tts=tts, detector=detector)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     avatar = persona_avatar(persona, pipe.detector, settings.size)
