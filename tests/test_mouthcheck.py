@@ -45,6 +45,7 @@ def test_a_shut_mouth_has_no_opening_to_measure(mesh) -> None:
     assert r is None or r.gap < 0.03
 
 
+@pytest.mark.slow  # filmed footage: in the larger media set only
 def test_a_filmed_speakers_teeth_are_found(mesh, capsys) -> None:
     # the HDTF speaker shows her teeth as she talks: at gaps over 0.12 eye distances about half the opening
     from tools.mouthcheck import main
