@@ -134,40 +134,15 @@ def _outline_scale(person: np.ndarray, centre: np.ndarray, p: np.ndarray, iod: f
     return None
 
 
-def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> FaceRig:
-    """Build the rig of one face in an RGB uint8 image (landmarks from mediapipe's face mesh).
-    ``segment``: keep the background still where mediapipe's person segmentation finds it."""
-    if face.scheme == IBUG_68:
-        from render.canonical import fit_ibug68
-
-        face = fit_ibug68(face.points, face.image_size)
-    if face.scheme != MEDIAPIPE_478 or face.points.shape[0] < 478:
-        raise RigError(f"the warp rig needs mediapipe's 478-point mesh, got {face.scheme} ({len(face.points)} points)")
-    h, w = image.shape[:2]
-    lm = face.points.astype(np.float64)
-
-    # --- face frame -------------------------------------------------------------------------
-    eye_r, eye_l = eye_centres(lm)
-    iod = float(np.linalg.norm((eye_l - eye_r)[:2]))
-    if iod < 8:
-        raise RigError(f"the face is too small to animate (eyes {iod:.1f} px apart; need at least 8)")
-    lm = snap_inner_lips(image, lm, iod)
-    origin = (eye_r + eye_l) / 2
-    ex = eye_l - eye_r
-    ex /= np.linalg.norm(ex)
-    down = lm[T.CHIN] - origin
-    ey = down - ex * (down @ ex)
-    ey /= np.linalg.norm(ey)
-    ez = np.cross(ex, ey)
-    axes = np.stack([ex, ey, ez])
-
-    # --- outer rings and border -------------------------------------------------------------
+def _outer_rings(
+    image: np.ndarray, lm: np.ndarray, origin: np.ndarray, axes: np.ndarray, iod: float, segment: bool
+) -> tuple[list[np.ndarray], list[float]]:
+    """Rings of points around the face (hair, ears, neck) and how much each follows the head: less
+    below the cheeks, and less and less in the background beyond the person's outline."""
     oval = lm[T.FACE_OVAL]
     centre = oval[:, :2].mean(axis=0)
     ring_pts: list[np.ndarray] = []
     ring_w: list[float] = []
-    ring_jaw: list[float] = []
-    oval_depth = float(oval[:, 2].mean())
     chin_local_y = float(((lm[T.CHIN] - origin) @ axes[1]) / iod)
     # where the person ends (hair included) along each ray from the face's centre through its outline
     person = person_mask(image) if segment else None
@@ -190,7 +165,6 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
             # same depth as the face outline it extends, so the silhouette and the hair move together
             ring_pts.append(np.array([q[0], q[1], p[2]]))
             ring_w.append(wt)
-            ring_jaw.append(float(0.35 * t) if scale < 1.5 else 0.0)
     # a ring just outside the person's outline follows the head like the hair inside it, so the
     # stretch that keeps the mesh whole falls on the band of background beside the outline
     for p, s_out in zip(oval, outline_scale):
@@ -200,7 +174,17 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
         wt, _ = head_share(q, float(p[2]), 1.0, 0.55)
         ring_pts.append(np.array([q[0], q[1], p[2]]))
         ring_w.append(wt)
-        ring_jaw.append(0.0)
+    return ring_pts, ring_w
+
+
+def _mesh_points(
+    lm: np.ndarray, ring_pts: list[np.ndarray], ring_w: list[float], size: tuple[int, int], iod: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The mesh's vertices (landmarks, the ring points kept, the image border), the ring's and the
+    border's indices, and how much each vertex follows the head."""
+    w, h = size
+    oval = lm[T.FACE_OVAL]
+    oval_depth = float(oval[:, 2].mean())
     border: list[np.ndarray] = []
     n_side = 8
     for i in range(n_side + 1):
@@ -231,8 +215,14 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
     head_weight = np.zeros(len(verts))
     head_weight[:n_lm] = 1.0
     head_weight[ring_idx] = [ring_w[i] for i in kept_ring]
+    return verts, ring_idx, border_idx, head_weight
 
-    # --- triangles ----------------------------------------------------------------------------
+
+def _triangles(
+    verts: np.ndarray, oval: np.ndarray, ring_idx: np.ndarray, border_idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh's triangles and their kinds: mediapipe's face, the Delaunay triangles outside the face
+    oval, and the eye and mouth holes."""
     face_tris = T.mesh_triangles()
     outer_ids = np.concatenate([np.array(T.FACE_OVAL), ring_idx, border_idx])
     dl = Delaunay(verts[outer_ids, :2])
@@ -267,6 +257,42 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
             np.array([k for _, k in hole_tris]),
         ]
     ).astype(np.int8)
+    return tris, tri_kind
+
+
+def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> FaceRig:
+    """Build the rig of one face in an RGB uint8 image (landmarks from mediapipe's face mesh).
+    ``segment``: keep the background still where mediapipe's person segmentation finds it."""
+    if face.scheme == IBUG_68:
+        from render.canonical import fit_ibug68
+
+        face = fit_ibug68(face.points, face.image_size)
+    if face.scheme != MEDIAPIPE_478 or face.points.shape[0] < 478:
+        raise RigError(f"the warp rig needs mediapipe's 478-point mesh, got {face.scheme} ({len(face.points)} points)")
+    h, w = image.shape[:2]
+    lm = face.points.astype(np.float64)
+
+    # --- face frame -------------------------------------------------------------------------
+    eye_r, eye_l = eye_centres(lm)
+    iod = float(np.linalg.norm((eye_l - eye_r)[:2]))
+    if iod < 8:
+        raise RigError(f"the face is too small to animate (eyes {iod:.1f} px apart; need at least 8)")
+    lm = snap_inner_lips(image, lm, iod)
+    origin = (eye_r + eye_l) / 2
+    ex = eye_l - eye_r
+    ex /= np.linalg.norm(ex)
+    down = lm[T.CHIN] - origin
+    ey = down - ex * (down @ ex)
+    ey /= np.linalg.norm(ey)
+    ez = np.cross(ex, ey)
+    axes = np.stack([ex, ey, ez])
+
+    # --- outer rings and border -------------------------------------------------------------
+    oval = lm[T.FACE_OVAL]
+    ring_pts, ring_w = _outer_rings(image, lm, origin, axes, iod, segment)
+    verts, ring_idx, border_idx, head_weight = _mesh_points(lm, ring_pts, ring_w, (w, h), iod)
+    n_lm = lm.shape[0]
+    tris, tri_kind = _triangles(verts, oval, ring_idx, border_idx)
 
     local = ((verts - origin) @ axes.T) / iod
 
