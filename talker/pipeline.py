@@ -41,6 +41,7 @@ class RenderSettings:
     style: MotionStyle = field(default_factory=MotionStyle)
     face_points: str | None = None  # five guide points "x,y;..." for a face the detector cannot find
     label: str | None = None  # visible disclosure drawn on every frame (``talker.provenance.Label``)
+    framing: str = "bust"  # bust, head or source (``talker.portrait.FRAMINGS``)
 
 
 
@@ -109,12 +110,15 @@ class Pipeline:
         size: tuple[int, int] | None = DEFAULT_SIZE,
         face_index: int | None = None,
         points: str | None = None,
+        framing: str = "bust",
     ) -> Avatar:
         """Load (or take) a portrait, find the face (or place it by five guide ``points``), frame it to
-        ``size`` and build its rig. When no face is found, the error says how to give points."""
+        ``size`` by ``framing`` (bust, head or source: ``talker.portrait.FRAMINGS``) and build its rig.
+        When no face is found, the error says how to give points."""
         from talker.points import avatar_for
 
-        return avatar_for(default_portrait_path() if image is None else image, points, self.detector, size, face_index)
+        path = default_portrait_path() if image is None else image
+        return avatar_for(path, points, self.detector, size, face_index, framing)
 
     def synthesize(self, text: str, lead_s: float = 0.3, tail_s: float = 0.4) -> Speech:
         """All of the text as one Speech, with silence before and after: exactly the pieces that the
@@ -261,7 +265,9 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {"tts": 0.0}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points)
+        avatar = self.prepare_avatar(
+            image, settings.size, settings.face_index, settings.face_points, settings.framing
+        )
         timings["face"] = time.perf_counter() - t0
         clean_text(text)  # fail fast, before any work, on empty or over-long text
         # rough frame estimate for the progress bar: ~14 characters per second of speech
@@ -292,7 +298,9 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points)
+        avatar = self.prepare_avatar(
+            image, settings.size, settings.face_index, settings.face_points, settings.framing
+        )
         timings["face"] = time.perf_counter() - t0
         if not align:
             samples, sr = load_audio(audio_path)
