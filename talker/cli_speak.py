@@ -33,6 +33,7 @@ def _render(args: argparse.Namespace) -> int:
         style=_style(args),
         face_points=args.points,
         label=args.label,
+        framing=args.framing,
     )
     bar = tqdm(total=0, unit="frame", desc="rendering", disable=args.quiet)
 
@@ -226,6 +227,7 @@ def add_speak_parsers(sub: argparse._SubParsersAction, common: argparse.Argument
     r.add_argument("--out", default="talker.mp4", help="output MP4 path (default: talker.mp4)")
     r.add_argument("--fps", type=float, default=25.0, help="video frame rate (default 25)")
     r.add_argument("--size", default="512", help="output size: 512, 640x480, or 'source' (default 512)")
+    framing_arg(r)
     r.add_argument("--seed", type=int, default=0, help="seed for blinks and head motion (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--label", default=None, help="visible disclosure drawn on every frame, e.g. 'AI-generated'")
@@ -254,3 +256,14 @@ def add_speak_parsers(sub: argparse._SubParsersAction, common: argparse.Argument
     vo.add_argument("--language", default=None, help="only voices of this language: a tag (de, en-gb) or a name")
     vo.add_argument("--json", action="store_true", help="print a JSON list")
     vo.set_defaults(func=_voices)
+
+
+def framing_arg(p: argparse.ArgumentParser) -> None:
+    from talker.portrait import FRAMINGS
+
+    p.add_argument(
+        "--framing",
+        default="bust",
+        choices=FRAMINGS,
+        help="bust: head and shoulders (default); head: closer; source: the whole picture",
+    )

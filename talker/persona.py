@@ -402,12 +402,15 @@ class PersonaStore:
 # --- speaking as a persona -------------------------------------------------------------------------
 
 
-def persona_avatar(persona: Persona, detector: LandmarkDetector, size: tuple[int, int] | None = DEFAULT_SIZE) -> Avatar:
-    """The persona's rigged face at ``size`` (points when stored, else the detector's face)."""
+def persona_avatar(
+    persona: Persona, detector: LandmarkDetector, size: tuple[int, int] | None = DEFAULT_SIZE, framing: str = "bust"
+) -> Avatar:
+    """The persona's rigged face at ``size``, framed by ``framing`` (points when stored, else the detector's
+    face)."""
     if not Path(persona.face_path).is_file():
         raise ImageError(f"the face image of persona {persona.id} is missing: {persona.face_path}")
     pts = np.asarray(persona.face_points, np.float64) if persona.face_points is not None else None
-    return avatar_for(persona.face_path, pts, detector, size)
+    return avatar_for(persona.face_path, pts, detector, size, framing=framing)
 
 
 def render_persona(
@@ -428,7 +431,7 @@ def render_persona(
     pipe = Pipeline(tts=tts, detector=detector)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    avatar = persona_avatar(persona, pipe.detector, settings.size)
+    avatar = persona_avatar(persona, pipe.detector, settings.size, settings.framing)
     timings["face"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     speech = pipe.synthesize(text)
