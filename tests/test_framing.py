@@ -65,3 +65,30 @@ def test_unknown_framing_is_refused_by_name(found) -> None:
     rgb, face = found[0]
     with pytest.raises(ValueError, match="framing 'torso' is not one of bust, head, source"):
         frame_portrait(rgb, face, (512, 512), "torso")
+
+
+def test_cli_source_framing_keeps_the_pictures_shape(tmp_path) -> None:
+    """`talker render --framing source` shows the whole two-person picture, in its own aspect ratio."""
+    import subprocess
+    import sys
+
+    import av
+
+    face = DATA / "faces" / "obama_biden_two_people.jpg"
+    h, w = load_image(face).shape[:2]
+    out = tmp_path / "whole.mp4"
+    r = subprocess.run(
+        [sys.executable, "-m", "talker.cli", "render", "--text", "Hi.", "--voice", "espeak:en-us", "--quiet",
+         "--face", str(face), "--size", "320", "--framing", "source", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        ow, oh = cc.width, cc.height
+    assert max(ow, oh) == 320 and abs(ow / oh - w / h) < 0.02
+    bad = subprocess.run(
+        [sys.executable, "-m", "talker.cli", "render", "--text", "Hi.", "--framing", "torso", "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--framing" in bad.stderr and "torso" in bad.stderr
