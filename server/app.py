@@ -28,12 +28,13 @@ from server import codec
 from server.deps import ServerState, require_api_key, upload_pool
 from server.engine import Engine
 from server.jobs import JobRunner, JobStore
+from server.manager import SessionManager
 from server.metrics import Metrics
 from server.portraits import PortraitStore, UploadError
 from server.render_pool import RenderPool
-from server.routes import dubs, personas, portraits, renders, sessions, system, verify, voices
+from server.routes import audio, dubs, personas, portraits, renders, sessions, system, verify, voices
 from server.schemas import Problem
-from server.session import SessionError, SessionManager
+from server.session import SessionError
 from server.settings import Settings
 from server.tenancy import KeyRing, OwnerStore, RateLimiter
 from talker.persona import AudioVoiceBank, PersonaError, PersonaMaker, PersonaNotFound, PersonaStore
@@ -120,7 +121,7 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 class SameOrigin:
-    """ASGI middleware: 403 for a state-changing request a browser sends from another web origin.
+    """ASGI middleware: 403 for a state-changing request (or a WebSocket) a browser sends from another web origin.
 
     A page on any site can make a visitor's browser POST a form to a server on their machine or network;
     the browser names that page's origin in ``Origin`` (or ``Sec-Fetch-Site``), which the page cannot forge.
@@ -133,6 +134,10 @@ class SameOrigin:
         self.allowed = {o.rstrip("/").lower() for o in allowed}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self._foreign(scope):
+            # a page on another site may not open a socket into a session (the handshake gets 403)
+            await send({"type": "websocket.close", "code": 4403, "reason": "cross-site socket refused"})
+            return
         if scope["type"] == "http" and scope["method"] not in self._SAFE and self._foreign(scope):
             body = b'{"detail":"cross-site request refused: this origin may not call the API (TALKER_ALLOWED_ORIGINS)"}'
             await send(
@@ -338,6 +343,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     for router in (r.router for r in routers):
         app.include_router(router, dependencies=auth, responses=refusals)
     app.include_router(system.router)
+    app.include_router(audio.router)  # (a WebSocket: it checks the key itself, headers or first message)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if not keys.enabled:
         _openapi_without_auth(app)

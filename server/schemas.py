@@ -89,6 +89,7 @@ class SessionInfo(BaseModel):
     frames_rendered_ahead: int
     close_reason: str | None
     errors: list[str]
+    audio_in_s: float = Field(default=0.0, description="seconds of audio streamed into the session")
 
 
 class PortraitInfo(BaseModel):

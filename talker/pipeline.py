@@ -44,7 +44,6 @@ class RenderSettings:
     label: str | None = None  # visible disclosure drawn on every frame (``talker.provenance.Label``)
 
 
-
 @dataclass(frozen=True)
 class AVFrame:
     """A rendered frame and the audio samples that play during it."""

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from audio.io import resample
 from audio.piper_stream import NotStreamable
 from audio.piper_tts import PiperTTS, TTSError
 from audio.text import TextError, clean_text, split_sentences
 from audio.types import SILENCE, Phone, Speech, SpeechChunk, concat_speech
 from motion.generator import MotionStream, MotionStyle
+from motion.lipsync import LipsyncError, LipsyncModel
+from motion.live import MixedMotionStream
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
 from render.rig import FaceRig
 from render.warp import WarpRenderer
@@ -16,7 +19,10 @@ __all__ = [
     "SILENCE",
     "FaceRig",
     "LandmarkDetector",
+    "LipsyncError",
+    "LipsyncModel",
     "MediaPipeFaceMesh",
+    "MixedMotionStream",
     "MotionStream",
     "MotionStyle",
     "NoFaceError",
@@ -30,5 +36,6 @@ __all__ = [
     "WarpRenderer",
     "clean_text",
     "concat_speech",
+    "resample",
     "split_sentences",
 ]
