@@ -61,11 +61,12 @@ class Settings(BaseSettings):
         default=None, max_length=80, description="visible disclosure drawn on every live frame, e.g. 'AI-generated'"
     )
     audio_in_buffer_ms: int = Field(
-        default=60,
+        default=120,
         ge=0,
         le=2000,
-        description="audio streamed into a session waits this long before it plays (a jitter buffer that also gives "
-        "the lip-sync model real audio to look ahead into); more: smoother under network jitter, later mouth",
+        description="audio streamed into a session waits this long before it plays: a jitter buffer that also gives "
+        "the lip-sync model the audio it looks ahead into (96 ms) before a frame is rendered; less: sooner sound, "
+        "but the mouth lags it",
     )
     audio_in_max_ahead_s: float = Field(
         default=20.0,

@@ -502,7 +502,7 @@ class RenderWorker(threading.Thread):
                 if self.watermark is not None:
                     self.watermark.pixels.mark(luma, out=luma)
                 if self.debug_markers:
-                    markers.stamp(yuv, w, p.index, p.speaking)
+                    markers.stamp(yuv, w, p.index, p.speaking, markers.lips_apart(p.values))
                 video = video_frame(yuv)
                 if reused:
                     self.metrics.frames_reused.inc()

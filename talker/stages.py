@@ -11,11 +11,13 @@ from audio.types import SILENCE, Phone, Speech, SpeechChunk, concat_speech
 from motion.generator import MotionStream, MotionStyle
 from motion.lipsync import LipsyncError, LipsyncModel
 from motion.live import MixedMotionStream
+from motion.types import CHANNEL_INDEX
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
 from render.rig import FaceRig
 from render.warp import WarpRenderer
 
 __all__ = [
+    "CHANNEL_INDEX",
     "SILENCE",
     "FaceRig",
     "LandmarkDetector",

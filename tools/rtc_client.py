@@ -9,12 +9,14 @@ jitter buffers (aiortc holds 4 audio packets, a browser adapts its own).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import numpy as np
+import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
@@ -212,6 +214,23 @@ class AvatarClient:
     async def interrupt(self) -> httpx.Response:
         return await self.http.post(f"/sessions/{self.session_id}/interrupt")
 
+    async def open_audio(
+        self, sample_rate: int, channels: int = 1, api_key: str | None = None, in_query: bool = True
+    ) -> AudioSocket:
+        """Open ``/sessions/{id}/audio`` and declare the PCM format (in the query, or in a first message
+        that also carries ``api_key``, as a browser must); returns once the server said ready."""
+        assert self.session_id is not None
+        url = "ws" + self.base_url[4:] + f"/sessions/{self.session_id}/audio"
+        fmt = {"sample_rate": sample_rate, "channels": channels, "encoding": "s16le"}
+        if in_query:
+            url += f"?sample_rate={sample_rate}&channels={channels}&encoding=s16le"
+        headers = dict(self.http.headers) if "x-api-key" in self.http.headers else {}
+        sock = AudioSocket(await websockets.connect(url, additional_headers=headers, max_size=None))
+        if not in_query:
+            await sock.ws.send(json.dumps({**fmt, **({"api_key": api_key} if api_key else {})}))
+        sock.ready = await sock.next_message()
+        return sock
+
     async def status(self) -> dict[str, Any]:
         r = await self.http.get(f"/sessions/{self.session_id}")
         r.raise_for_status()
@@ -229,3 +248,43 @@ class AvatarClient:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.aclose()
+
+
+class AudioSocket:
+    """A session's audio WebSocket from the sending side: PCM in real time, control messages, replies."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.ready: dict[str, Any] = {}
+        self.sent: list[tuple[float, int]] = []  # (time.perf_counter() when sent, samples sent before it)
+        self._samples = 0
+
+    async def next_message(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The server's next JSON message; raises ``websockets.ConnectionClosed`` (with its code and
+        reason) when the server closed the socket instead."""
+        msg = await asyncio.wait_for(self.ws.recv(), timeout)
+        out: dict[str, Any] = json.loads(msg)
+        return out
+
+    async def send_pcm(self, pcm: np.ndarray) -> None:
+        """int16 samples (interleaved when several channels) as one binary message."""
+        self.sent.append((time.perf_counter(), self._samples))
+        self._samples += len(pcm)
+        await self.ws.send(np.ascontiguousarray(pcm, "<i2").tobytes())
+
+    async def stream(self, pcm: np.ndarray, sample_rate: int, chunk_s: float = 0.02, channels: int = 1) -> float:
+        """Send ``pcm`` in ``chunk_s`` pieces at real time (each when its last sample would exist, as a
+        microphone or a streaming TTS would); returns the perf_counter time of its first sample."""
+        n = int(round(chunk_s * sample_rate)) * channels
+        t0 = time.perf_counter()
+        for i in range(0, len(pcm), n):
+            due = t0 + (i + n) / channels / sample_rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await self.send_pcm(pcm[i : i + n])
+        return t0
+
+    async def control(self, kind: str, **fields: Any) -> None:
+        await self.ws.send(json.dumps({"type": kind, **fields}))
+
+    async def close(self) -> None:
+        await self.ws.close()
