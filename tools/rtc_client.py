@@ -217,14 +217,16 @@ class AvatarClient:
     async def open_audio(
         self, sample_rate: int, channels: int = 1, api_key: str | None = None, in_query: bool = True
     ) -> AudioSocket:
-        """Open ``/sessions/{id}/audio`` and declare the PCM format (in the query, or in a first message
-        that also carries ``api_key``, as a browser must); returns once the server said ready."""
+        """Open ``/sessions/{id}/audio`` and declare the PCM format (in the query, or in a first message);
+        the client's key goes in a header, or with ``api_key`` in the first message (as a browser must send
+        it); returns once the server said ready."""
         assert self.session_id is not None
         url = "ws" + self.base_url[4:] + f"/sessions/{self.session_id}/audio"
         fmt = {"sample_rate": sample_rate, "channels": channels, "encoding": "s16le"}
         if in_query:
             url += f"?sample_rate={sample_rate}&channels={channels}&encoding=s16le"
-        headers = dict(self.http.headers) if "x-api-key" in self.http.headers else {}
+        key = self.http.headers.get("x-api-key")
+        headers = {"X-API-Key": key} if key and api_key is None else {}
         sock = AudioSocket(await websockets.connect(url, additional_headers=headers, max_size=None))
         if not in_query:
             await sock.ws.send(json.dumps({**fmt, **({"api_key": api_key} if api_key else {})}))
