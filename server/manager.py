@@ -89,13 +89,14 @@ class SessionManager:
         who: Principal = LOCAL_ADMIN,
         client: str = "",
         may_use: Callable[[str, str], bool] | None = None,
+        peer_audio: bool = False,
     ) -> tuple[Session, str]:
         """Open a session for an SDP offer; returns it with the answer SDP.
 
         With ``persona_id`` the session shows the persona's face, speaks with its voice and manner and
         chats through its endpoint (``chat_settings_for``); ``portrait_id`` is then ignored. ``who`` owns
         the session; ``client`` is the caller's address; ``may_use(kind, id)`` says whether ``who`` may use a
-        portrait or persona.
+        portrait or persona. ``peer_audio``: an audio track the peer sends is the avatar's speech.
 
         A session whose peer has not connected holds its slot only for ``offer_grace_s``: when the server
         is full, the oldest such session gives its slot to the new offer.
@@ -150,7 +151,7 @@ class SessionManager:
             session.owner, session.client = who.tenant, client
             session.on_ended = self._on_ended
             try:
-                answer = await session.answer(offer_sdp)
+                answer = await session.answer(offer_sdp, peer_audio)
             except (ValueError, InvalidAccessError, InvalidStateError, InternalError) as e:
                 await session.close("bad offer")
                 raise BadOffer(f"the SDP offer was refused: {e}") from e

@@ -17,7 +17,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
+from av import AudioFrame
 
 from server.audio_in import AudioInput
 from server.clock import MediaClock
@@ -171,6 +173,7 @@ class Session:
         )
         self.audio_in: AudioInput | None = None  # started by the first audio stream
         self._audio_open = False
+        self._peer_task: asyncio.Task[None] | None = None
         short = sid[:8]
         self.renderer = RenderWorker(
             f"talker-render-{short}",
@@ -234,8 +237,9 @@ class Session:
         return int(np.ceil(self.clock.sample_at(t) / self.clock.samples_per_frame))
 
     # --------------------------------------------------------------------------- signalling
-    async def answer(self, offer_sdp: str) -> str:
-        """Apply the offer, attach the tracks, start the workers; returns the answer SDP."""
+    async def answer(self, offer_sdp: str, peer_audio: bool = False) -> str:
+        """Apply the offer, attach the tracks, start the workers; returns the answer SDP. ``peer_audio``:
+        an audio track the offer sends is played with the mouth following it (``open_audio``)."""
 
         @self.pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -246,12 +250,18 @@ class Session:
             elif st in ("failed", "closed") and self.state != "closed" and self.on_ended is not None:
                 self.on_ended(self, f"peer connection {st}")
 
+        @self.pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio" and peer_audio and self._peer_task is None:
+                self._peer_task = asyncio.get_running_loop().create_task(self._hear_peer(track))
+
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         for track in (self.audio_track, self.video_track):
             sender = self.pc.addTrack(track)
             for t in self.pc.getTransceivers():
                 if t.sender is sender:
-                    t.direction = "sendonly"
+                    receive = peer_audio and t.kind == "audio" and t.direction == "sendrecv"
+                    t.direction = "sendrecv" if receive else "sendonly"
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         self.renderer.start()
@@ -341,6 +351,34 @@ class Session:
     def close_audio(self) -> None:
         self._audio_open = False
 
+    async def _hear_peer(self, track: MediaStreamTrack) -> None:
+        """The peer's audio track as the avatar's speech: one utterance, a new one after an interrupt."""
+        try:
+            self.open_audio()
+        except SessionError as e:
+            log.warning("session %s: the peer's audio is not played: %s", self.id, e.message)
+            return
+        utterance: tuple[int, int] | None = None
+        try:
+            while self.state != "closed":
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    break
+                if not isinstance(frame, AudioFrame):
+                    continue
+                pcm = frame.to_ndarray().reshape(-1)
+                channels = len(frame.layout.channels)
+                if channels > 1:  # (packed s16: interleaved)
+                    pcm = np.round(pcm.reshape(-1, channels).mean(axis=1)).astype(np.int16)
+                if utterance is None or utterance[1] != self.timeline.epoch:
+                    utterance = self.start_utterance(interrupt=False)
+                self.hear(pcm.astype(np.int16), frame.sample_rate, *utterance)
+        finally:
+            if utterance is not None and self.state != "closed":
+                self.end_utterance(*utterance)
+            self.close_audio()
+
     def start_utterance(self, interrupt: bool) -> tuple[int, int]:
         """A new utterance of streamed audio (after what plays, or instead of it): (its id, its epoch)."""
         if self.state == "closed":
@@ -421,6 +459,9 @@ class Session:
         self.audio_track.stop()
         self.video_track.stop()
         await self.pc.close()
+        if self._peer_task is not None:
+            self._peer_task.cancel()
+            await asyncio.gather(self._peer_task, return_exceptions=True)
         await asyncio.to_thread(self._join)
 
     def _join(self) -> None:

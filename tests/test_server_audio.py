@@ -252,3 +252,31 @@ def test_unauthenticated_socket_refused_when_keys_are_configured(tmp_path: Path)
         assert no_key[0] == 4401 and "needs an API key" in no_key[1]
         assert bad_key[0] == 4403 and "not valid" in bad_key[1]
         assert ok == browser == "ready"
+
+
+@pytest.mark.parametrize("peer_audio", ["speak", "ignore"])
+def test_the_peers_own_audio_track(server: LiveServer, peer_audio: str) -> None:
+    """A client that sends an audio track (here a recording, as a microphone would) with ``peer_audio:
+    speak`` is lip-synced to it; by default a microphone is not echoed."""
+    from aiortc.contrib.media import MediaPlayer
+
+    async def go() -> tuple[AvatarClient, dict[str, object]]:
+        player = MediaPlayer(str(media("speech", "librivox_ss01_0870.wav")))
+        c = AvatarClient(server.url, decode_markers=True)
+        await c.connect(send_audio=player.audio, peer_audio=peer_audio)
+        await asyncio.wait_for(c.connected.wait(), 20)
+        await c.wait_frames(90)
+        status = await c.status()
+        await c.close()
+        if player.audio is not None:
+            player.audio.stop()
+        return c, status
+
+    c, status = asyncio.run(go())
+    marked = [v.marker for v in c.received.video if v.marker]
+    opened = sum(m.mouth_open for m in marked)
+    loud = max(a.rms for a in c.received.audio if a.beep is None)
+    if peer_audio == "speak":
+        assert status["audio_in_s"] > 1.0 and opened > 20 and loud > 0.05, "the avatar says what the peer sends"
+    else:
+        assert status["audio_in_s"] == 0 and opened == 0 and loud < 0.01

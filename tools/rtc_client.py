@@ -86,8 +86,19 @@ class AvatarClient:
         self._rtp_origin: dict[str, int] = {}
         self.connected = asyncio.Event()
 
-    async def connect(self, portrait_id: str = "default", persona_id: str | None = None) -> dict[str, Any]:
-        self.pc.addTransceiver("audio", direction="recvonly")
+    async def connect(
+        self,
+        portrait_id: str = "default",
+        persona_id: str | None = None,
+        send_audio: MediaStreamTrack | None = None,
+        peer_audio: str | None = None,
+    ) -> dict[str, Any]:
+        """Offer audio + video; ``send_audio``: an audio track this client sends (a microphone, a file),
+        offered sendrecv; ``peer_audio``: what the avatar does with it ("speak" or "ignore")."""
+        if send_audio is not None:
+            self.pc.addTransceiver(send_audio, direction="sendrecv")
+        else:
+            self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.addTransceiver("video", direction="recvonly")
 
         @self.pc.on("track")
@@ -108,6 +119,7 @@ class AvatarClient:
                 "type": "offer",
                 "portrait_id": portrait_id,
                 "persona_id": persona_id,
+                **({"peer_audio": peer_audio} if peer_audio else {}),
             },
         )
         if r.status_code != 201:

@@ -63,6 +63,7 @@ async def create_session(
         who,
         addr,
         lambda kind, item: state.owners.may_see(who, kind, item),
+        peer_audio=offer.peer_audio == "speak",
     )
     return Answer(
         session_id=session.id,
