@@ -9,7 +9,6 @@ as soon as its length is known.
 from __future__ import annotations
 
 import functools
-
 from math import gcd
 from pathlib import Path
 from typing import Any
