@@ -7,7 +7,8 @@ audio and video received by an aiortc client in this process, the server in anot
 Each trial is one utterance: the first 2.5 s of a real recording, sent in 20 ms messages at real time
 (each when its last sample would exist, as a microphone or a streaming TTS sends), opened with
 ``{"type": "start"}`` and closed with ``{"type": "end"}``. The speech onset is the first 10 ms of the
-recording whose RMS passes a tenth of its loudest 10 ms. Figures, from that onset's moment:
+recording whose RMS passes a tenth of its loudest 10 ms and stays over it for 50 ms. Figures, from that
+onset's moment:
 
 * first mouth movement: the first received frame whose debug marker says the lips are apart
   (complete at the client = its last RTP packet arrived, as a browser decodes it; and decoded by aiortc);
@@ -109,10 +110,12 @@ def load_clip(name: str) -> tuple[np.ndarray, int]:
 
 
 def onset(pcm: np.ndarray, sr: int) -> tuple[int, float]:
-    """(sample of the speech onset, RMS of its 10 ms window, 0..1)."""
+    """(sample of the speech onset, RMS of its 10 ms window, 0..1): the first 10 ms window over a tenth
+    of the loudest that starts 50 ms all over it (a click before the speech is not its onset)."""
     w = sr // 100
     env = np.sqrt(np.mean((pcm[: len(pcm) // w * w].reshape(-1, w) / 32768.0) ** 2, axis=1))
-    i = int(np.flatnonzero(env > 0.1 * env.max())[0])
+    above = env > 0.1 * env.max()
+    i = next(i for i in range(len(env) - 4) if above[i : i + 5].all())
     return i * w, float(env[i])
 
 
