@@ -16,7 +16,7 @@ from audio import voices as _voices
 from audio.voices import DEFAULT_VOICE_ID, Voice, VoiceError
 from motion.lipsync import LipsyncModel
 from talker.pipeline import Pipeline, RenderResult, RenderSettings
-from talker.portrait import parse_size
+from talker.portrait import FRAMINGS, parse_size
 
 _pipelines: dict[str, Pipeline] = {}
 _pipelines_lock = threading.Lock()
@@ -90,6 +90,7 @@ def render(
     audio: str | Path | None = None,
     lipsync: bool | str | Path = False,
     size: int | tuple[int, int] | str | None = 512,
+    framing: str = "bust",
     fps: float = 25.0,
     seed: int = 0,
     expression: str = "neutral",
@@ -105,8 +106,9 @@ def render(
     (its transcript) or recognized without one (English). lipsync: True drives the mouth from the sound
     itself with the learned model instead (any voice, any language, no transcript), or a model folder
     (``talker train-lipsync``) to use that model. size: 512,
-    (width, height), "640x480", or None/"source" for the portrait's own size. fps: 1-60. seed: blinks and
-    head motion. expression: neutral, happy, sad, angry or surprised, at ``intensity`` (0-1.5).
+    (width, height), "640x480", or None/"source" for the portrait's own size. framing: "bust" (head and
+    shoulders), "head" (closer) or "source" (the whole picture), at one eye height and scale. fps: 1-60.
+    seed: blinks and head motion. expression: neutral, happy, sad, angry or surprised, at ``intensity`` (0-1.5).
     Returns the ``RenderResult`` (path, frame count, duration, per-stage timings, notes).
     """
     from motion.generator import MotionStyle
@@ -115,6 +117,8 @@ def render(
         raise ValueError("give the words: text=..., or a recording with audio=...")
     if not 0 < fps <= 60:
         raise ValueError(f"fps must be within 1-60, got {fps}")
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
     if expression not in EXPRESSIONS:
         raise ValueError(f"expression must be one of {', '.join(EXPRESSIONS)}, got {expression!r}")
     if size is None or size == "source":
@@ -126,7 +130,7 @@ def render(
     else:
         wh = (int(size[0]), int(size[1]))
     settings = RenderSettings(
-        fps=fps, size=wh, seed=seed, face_index=face_index,
+        fps=fps, size=wh, seed=seed, face_index=face_index, framing=framing,
         style=MotionStyle().with_expression(expression, intensity),
     )  # fmt: skip
     if lipsync is not False and audio is None:

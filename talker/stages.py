@@ -7,7 +7,7 @@ from audio.io import resample
 from audio.piper_stream import NotStreamable
 from audio.piper_tts import PiperTTS, TTSError
 from audio.text import TextError, clean_text, split_sentences
-from audio.types import SILENCE, Phone, Speech, SpeechChunk, concat_speech
+from audio.types import SILENCE, TTS, Phone, Speech, SpeechChunk, concat_speech
 from motion.generator import MotionStream, MotionStyle
 from motion.lipsync import LipsyncError, LipsyncModel
 from motion.live import MixedMotionStream
@@ -33,6 +33,7 @@ __all__ = [
     "PiperTTS",
     "Speech",
     "SpeechChunk",
+    "TTS",
     "TTSError",
     "TextError",
     "WarpRenderer",
