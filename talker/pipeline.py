@@ -44,6 +44,7 @@ class RenderSettings:
     framing: str = "bust"  # bust, head or source (``talker.portrait.FRAMINGS``)
 
 
+
 @dataclass(frozen=True)
 class AVFrame:
     """A rendered frame and the audio samples that play during it."""
@@ -264,7 +265,9 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {"tts": 0.0}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points, settings.framing)
+        avatar = self.prepare_avatar(
+            image, settings.size, settings.face_index, settings.face_points, settings.framing
+        )
         timings["face"] = time.perf_counter() - t0
         clean_text(text)  # fail fast, before any work, on empty or over-long text
         # rough frame estimate for the progress bar: ~14 characters per second of speech
@@ -295,7 +298,9 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points, settings.framing)
+        avatar = self.prepare_avatar(
+            image, settings.size, settings.face_index, settings.face_points, settings.framing
+        )
         timings["face"] = time.perf_counter() - t0
         if not align:
             samples, sr = load_audio(audio_path)

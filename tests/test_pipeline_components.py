@@ -111,3 +111,4 @@ def test_pipeline_renders_with_components_of_our_own(tmp_path: Path) -> None:
     # the bar shows while each word's tone plays: three runs of WORD_S, starting 0.3 s and then every word
     assert [round(k / FPS, 1) for k in onsets] == [0.3, 0.9, 1.5]
     assert abs(int(bar.sum()) - round(3 * WORD_S * FPS)) <= 3
+
