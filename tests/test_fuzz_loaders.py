@@ -32,16 +32,8 @@ def _image_bytes(fmt: str, mode: str = "RGB", size: tuple[int, int] = (48, 40)) 
     return buf.getvalue()
 
 
-SEEDS = [
-    _image_bytes("PNG"),
-    _image_bytes("JPEG"),
-    _image_bytes("WEBP"),
-    _image_bytes("GIF", "P"),
-    _image_bytes("BMP"),
-    _image_bytes("TIFF"),
-    _image_bytes("PNG", "LA"),
-    _image_bytes("PNG", "I;16"),
-]
+SEEDS = [_image_bytes("PNG"), _image_bytes("JPEG"), _image_bytes("WEBP"), _image_bytes("GIF", "P"),
+         _image_bytes("BMP"), _image_bytes("TIFF"), _image_bytes("PNG", "LA"), _image_bytes("PNG", "I;16")]
 
 
 @st.composite

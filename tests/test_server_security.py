@@ -219,7 +219,9 @@ def test_wrong_keys_from_one_address_are_throttled(tmp_path: Path) -> None:
 
 
 def test_offers_that_never_connect_do_not_lock_others_out(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, max_sessions=1, offer_grace_s=0.3, job_workers=0, render_processes=False)
+    settings = Settings(
+        data_dir=tmp_path, max_sessions=1, offer_grace_s=0.3, job_workers=0, render_processes=False
+    )
     with TestClient(create_app(settings, engine=shared_engine())) as c:
         first = c.post("/sessions", json={"sdp": make_offer()})
         assert first.status_code == 201
