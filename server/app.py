@@ -36,7 +36,7 @@ from server.portraits import PortraitStore, UploadError
 from server.render_pool import RenderPool
 from server.routes import audio, dubs, personas, portraits, renders, sessions, system, verify, voices
 from server.schemas import Problem
-from server.session import SessionError
+from server.session_errors import SessionError
 from server.settings import Settings
 from server.tenancy import KeyRing, OwnerStore, RateLimiter
 from talker.persona import AudioVoiceBank, PersonaError, PersonaMaker, PersonaNotFound, PersonaStore

@@ -18,14 +18,8 @@ from server.engine import Engine, PersonaVoice
 from server.metrics import Metrics
 from server.portraits import PortraitStore, release_memory
 from server.render_pool import RenderPool
-from server.session import (
-    BadOffer,
-    Session,
-    SessionLimitError,
-    SessionNotFound,
-    SessionRefused,
-    check_offer,
-)
+from server.session import Session
+from server.session_errors import BadOffer, SessionLimitError, SessionNotFound, SessionRefused, check_offer
 from server.settings import Settings
 from server.tenancy import LOCAL_ADMIN, Principal
 from server.workers import LiveVoice

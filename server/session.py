@@ -1,8 +1,9 @@
 """Live avatar sessions: one WebRTC peer connection, two tracks, two worker threads each.
 
-``SessionManager`` owns them: it enforces the session limit, answers offers, and closes sessions
-that idle too long, run too long, never connect or lose their peer. Closing stops the tracks, the
-peer connection and both threads; nothing outlives a session.
+``server.manager.SessionManager`` owns them: it enforces the session limit, answers offers, and closes
+sessions that idle too long, run too long, never connect or lose their peer. Closing stops the tracks,
+the peer connection and the threads; nothing outlives a session. Audio streamed in (a socket or the
+peer's track) goes through ``server.audio_in``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any, NamedTuple
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.sdp import SessionDescription
 from av import AudioFrame
 
 from server.audio_in import AudioInput
@@ -26,11 +26,13 @@ from server.clock import MediaClock
 from server.engine import Engine
 from server.metrics import Metrics
 from server.render_pool import RenderPool, RenderProcess
+from server.render_worker import RenderWorker
+from server.session_errors import AudioBusy, SayQueueFull, SessionClosed, SessionError, SessionRefused
 from server.settings import Settings
 from server.tenancy import LOCAL_ADMIN
 from server.timeline import FramePlan, Timeline
 from server.tracks import AvatarAudioTrack, AvatarVideoTrack
-from server.workers import ChatRequest, ChatWorker, LiveVoice, RenderWorker, SayRequest, SpeechWorker
+from server.workers import ChatRequest, ChatWorker, LiveVoice, SayRequest, SpeechWorker
 from talker.chat import ChatSettings
 from talker.provenance import Label, Marker
 from talker.stages import FaceRig, LipsyncModel, MixedMotionStream, MotionStyle, clean_text
@@ -39,64 +41,6 @@ log = logging.getLogger("talker.server")
 
 RENDER_BUDGET_S = 0.03
 """Time kept free to render the first frame of new speech before it is sent (a frame takes ~16 ms)."""
-
-
-class SessionError(Exception):
-    """A session request that cannot be served; ``status`` is the HTTP status to answer with."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class SessionLimitError(SessionError):
-    status = 429
-
-
-class SessionNotFound(SessionError):
-    status = 404
-
-
-class SessionRefused(SessionError):
-    status = 422
-
-
-class BadOffer(SessionError):
-    status = 400
-
-
-class SayQueueFull(SessionError):
-    status = 429
-
-
-class SessionClosed(SessionError):
-    status = 409
-
-
-class AudioBusy(SessionError):
-    status = 409
-
-
-def check_offer(sdp: str) -> None:
-    """Reject offers the avatar cannot answer, naming what is wrong (raises ``BadOffer``)."""
-    if not sdp.strip():
-        raise BadOffer("the SDP offer is empty")
-    try:
-        desc = SessionDescription.parse(sdp)
-    except (ValueError, IndexError, KeyError, TypeError) as e:
-        raise BadOffer(f"the SDP offer cannot be parsed: {e}") from e
-    kinds = [m.kind for m in desc.media]
-    if "audio" not in kinds or "video" not in kinds:
-        raise BadOffer(f"the SDP offer has media {kinds or 'none'}; it needs one audio and one video m-line (recvonly)")
-    for m in desc.media:
-        if m.kind in ("audio", "video") and m.direction in ("sendonly", "inactive"):
-            raise BadOffer(
-                f"the offer's {m.kind} m-line is {m.direction}; the avatar sends media, offer recvonly or sendrecv"
-            )
-        if m.kind in ("audio", "video") and not (m.ice and m.ice.usernameFragment and m.dtls and m.dtls.fingerprints):
-            raise BadOffer(f"the offer's {m.kind} m-line has no ICE credentials or DTLS fingerprint")
 
 
 class Interrupted(NamedTuple):

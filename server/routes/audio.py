@@ -20,7 +20,8 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 
 from server.audio_in import AudioFormatError, PcmFormat
 from server.deps import ServerState, principal_for
-from server.session import AudioBusy, Session, SessionClosed, SessionError, SessionNotFound, SessionRefused
+from server.session import Session
+from server.session_errors import AudioBusy, SessionClosed, SessionError, SessionNotFound, SessionRefused
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 log = logging.getLogger("talker.server")
