@@ -21,7 +21,11 @@ from tools.rtc_client import AudioSocket, AvatarClient
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("data"), debug_markers=True, job_workers=0, render_processes=False
+        data_dir=tmp_path_factory.mktemp("data"),
+        debug_markers=True,
+        job_workers=0,
+        render_processes=False,
+        audio_in_max_message_bytes=65536,
     )
     with LiveServer(settings, shared_engine()) as srv:
         yield srv
@@ -105,7 +109,8 @@ def test_a_new_utterance_barges_in(server: LiveServer) -> None:
     async def go() -> tuple[AvatarClient, float, float, int, dict[str, object]]:
         c = await connect(server)
         sock = await c.open_audio(sr)
-        await sock.send_pcm(a)  # three seconds at once (a TTS service faster than real time)
+        for i in range(0, len(a), sr):  # three seconds at once (a TTS service faster than real time)
+            await sock.send_pcm(a[i : i + sr])
         await asyncio.sleep(1.0)
         t_cut = time.perf_counter()
         await sock.control("start")  # a new utterance: what plays stops
@@ -136,7 +141,8 @@ def test_interrupt_message_stops_the_audio(server: LiveServer) -> None:
     async def go() -> tuple[AvatarClient, float, dict[str, object]]:
         c = await connect(server)
         sock = await c.open_audio(sr)
-        await sock.send_pcm(a)
+        for i in range(0, len(a), sr):
+            await sock.send_pcm(a[i : i + sr])
         await asyncio.sleep(1.0)
         t_int = time.perf_counter()
         await sock.control("interrupt")
@@ -181,6 +187,7 @@ def test_wrong_formats_get_specific_close_reasons(server: LiveServer) -> None:
             await refused(server, base, '{"sample_rate": "fast"}'),
             await refused(server, f"{base}?sample_rate=16000", '{"type": "shout"}'),
             await refused(server, "/sessions/nope/audio?sample_rate=16000"),
+            await refused(server, f"{base}?sample_rate=16000", bytes(65538)),
         ]
         await c.close()
         return out
@@ -194,7 +201,9 @@ def test_wrong_formats_get_specific_close_reasons(server: LiveServer) -> None:
         (1003, "sample_rate must be a whole number"),
         (4400, "unknown message type 'shout'"),
         (4404, "no session nope"),
+        (1009, "an audio message may be at most 65536 bytes"),
     ]
+    assert len(got) == len(want)
     for (code, reason), (want_code, words) in zip(got, want):
         assert code == want_code and words in reason, (code, reason)
 
