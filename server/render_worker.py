@@ -72,6 +72,7 @@ class RenderWorker(threading.Thread):
         self._stop_event = threading.Event()
         self.frames_rendered = 0
         self.error: BaseException | None = None
+        self.patient = False  # set while the session takes audio (frames_to_render's ``push_to``)
 
     def wake(self) -> None:
         self._wake.set()
@@ -134,7 +135,10 @@ class RenderWorker(threading.Thread):
             tl = self.timeline
             lo = self._first_useful(now, now_k, took)
             hi = now_k + self.lead
-            todo = [p for p in tl.frames_to_render(lo, hi) if self.get(p.index, p.generation) is None]
+            # streamed audio: only the next frame is computed ahead of its audio (on silence if none came),
+            # so the others wait for the audio the lip-sync model looks ahead into
+            push_to = lo + 1 if self.patient else None
+            todo = [p for p in tl.frames_to_render(lo, hi, push_to) if self.get(p.index, p.generation) is None]
             if todo:
                 p = todo[0]
                 assert p.values is not None

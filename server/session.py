@@ -290,6 +290,7 @@ class Session:
             frames = int(np.ceil(self.settings.audio_in_buffer_ms / 1000 * self.clock.fps - 1e-9))
             self.audio_in = AudioInput(f"talker-audio-{self.id[:8]}", self.timeline, self.clock.fps, frames)
             self.audio_in.start()
+            self.renderer.patient = True
         self._audio_open = True
 
     def close_audio(self) -> None:

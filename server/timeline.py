@@ -227,11 +227,12 @@ class Timeline:
             self._prune()
             return plan
 
-    def frames_to_render(self, lo: int, hi: int) -> list[FramePlan]:
-        """Plans with final channel values for frames lo..hi (pushing input as needed)."""
+    def frames_to_render(self, lo: int, hi: int, push_to: int | None = None) -> list[FramePlan]:
+        """Plans with final channel values for frames lo..hi, pushing input (silence when nothing waits)
+        as far as frame ``push_to`` needs (default ``hi``); later frames are returned once final."""
         with self._cond:
             if hi >= lo:
-                self._ensure_values(hi)
+                self._ensure_values(hi if push_to is None else min(hi, push_to))
             return [p for k in range(lo, hi + 1) if (p := self._plans.get(k)) is not None and p.values is not None]
 
     def speech_ahead(self) -> int:
