@@ -30,6 +30,7 @@ from talker.pipeline import Avatar, Pipeline
 from talker.stages import (
     TTS,
     LandmarkDetector,
+    LipsyncModel,
     MediaPipeFaceMesh,
     NotStreamable,
     PiperTTS,
@@ -183,7 +184,10 @@ class Engine:
         detector: LandmarkDetector | None = None,
         max_avatars: int = 16,
         tts_threads: int | None = 1,
+        lipsync: LipsyncModel | None = None,
     ) -> None:
+        """``lipsync``: the audio -> mouth model for audio streamed into sessions (default: the packaged one,
+        loaded on first use)."""
         self.tts = tts or SharedTTS(threads=tts_threads)
         self.detector = detector or MediaPipeFaceMesh()
         self.pipeline = Pipeline(tts=self.tts, detector=self.detector)
@@ -193,6 +197,8 @@ class Engine:
         self.load_seconds: dict[str, float] = {}
         self._voices: dict[str, SharedTTS | PersonaVoice] = {}
         self._voice_lock = threading.Lock()
+        self._lipsync: LipsyncModel | None = lipsync
+        self._lipsync_lock = threading.Lock()
 
     def load(self, size: tuple[int, int]) -> None:
         """Load the voice (and warm it up), the detector, and rig the default portrait."""
@@ -203,7 +209,15 @@ class Engine:
         t1 = time.perf_counter()
         self.avatar(None, DEFAULT_PORTRAIT, size)
         t2 = time.perf_counter()
-        self.load_seconds = {"tts": t1 - t0, "face": t2 - t1}
+        self.lipsync()
+        self.load_seconds = {"tts": t1 - t0, "face": t2 - t1, "lipsync": time.perf_counter() - t2}
+
+    def lipsync(self) -> LipsyncModel:
+        """The lip-sync model (loaded once; raises ``LipsyncError`` when its files are missing)."""
+        with self._lipsync_lock:
+            if self._lipsync is None:
+                self._lipsync = LipsyncModel.load()
+            return self._lipsync
 
     @property
     def voice_name(self) -> str:

@@ -60,6 +60,23 @@ class Settings(BaseSettings):
     label: str | None = Field(
         default=None, max_length=80, description="visible disclosure drawn on every live frame, e.g. 'AI-generated'"
     )
+    audio_in_buffer_ms: int = Field(
+        default=120,
+        ge=0,
+        le=2000,
+        description="audio streamed into a session waits this long before it plays: a jitter buffer that also gives "
+        "the lip-sync model the audio it looks ahead into (96 ms) before a frame is rendered; less: sooner sound, "
+        "but the mouth lags it",
+    )
+    audio_in_max_ahead_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="streamed audio a session holds before it plays; a client sending faster is no longer read",
+    )
+    audio_in_max_message_bytes: int = Field(
+        default=1 << 20, ge=1024, le=64 << 20, description="largest binary message on a session's audio socket"
+    )
     debug_markers: bool = Field(
         default=False, description="stamp frame numbers into video and beeps into audio (for bench_server only)"
     )
