@@ -107,6 +107,37 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.
         raise VideoError(f"{p} has a video stream but no frame could be decoded (corrupt or truncated file)")
 
 
+def read_i420(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """The frames of a video as I420 (``Mp4Writer.write_yuv``): (H' * 3 / 2, W') uint8 with W', H' the
+    frame's size made even (an odd last row or column is dropped). A 4:2:0 source's planes are copied as
+    they are, without a colour conversion; failures as in ``read_frames``."""
+    import av
+    import cv2
+
+    p = Path(path)
+    n = 0
+    with _open(p) as c:
+        if not c.streams.video:
+            raise VideoError(f"{p} has no video stream")
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in c.decode(stream):
+                w, h = frame.width, frame.height
+                if frame.format.name == "yuv420p" and w % 2 == 0 and h % 2 == 0:
+                    yield frame.to_ndarray(format="yuv420p")
+                else:
+                    rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24")[: h - h % 2, : w - w % 2])
+                    yield np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
+                n += 1
+                if max_frames is not None and n >= max_frames:
+                    return
+        except av.error.FFmpegError as e:
+            raise VideoError(f"{p} is corrupt or truncated: decoding stopped after frame {n} ({e})") from e
+    if n == 0:
+        raise VideoError(f"{p} has a video stream but no frame could be decoded (corrupt or truncated file)")
+
+
 def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int] | None:
     """The first audio stream of a file as mono float32 samples and their rate (resampled to
     ``sample_rate`` when given); None when the file has no audio."""
