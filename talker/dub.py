@@ -160,8 +160,9 @@ def prefetch(items: Iterable[_T], depth: int = 4) -> Iterator[_T]:
         stop.set()
 
 
-class _BackgroundWriter:
-    """Encodes (audio, I420 frame) pairs on a worker thread behind a bounded queue."""
+class BackgroundWriter:
+    """Encodes (audio, frame: RGB (H, W, 3) or I420 (H * 3 / 2, W)) pairs on a worker thread behind a
+    bounded queue."""
 
     def __init__(self, writer: Mp4Writer, depth: int = 4) -> None:
         self.writer = writer
@@ -178,7 +179,10 @@ class _BackgroundWriter:
             t0 = time.perf_counter()
             try:
                 self.writer.write_audio(item[0])
-                self.writer.write_yuv(item[1])
+                if item[1].ndim == 3:
+                    self.writer.write_video(item[1])
+                else:
+                    self.writer.write_yuv(item[1])
             except BaseException as e:  # raised in the caller's thread
                 self._error = e
             self.seconds += time.perf_counter() - t0
@@ -292,7 +296,7 @@ def dub_video(
         frames = prefetch(_frames_in_order(path, n_out, n_video, s.fit, info, read_i420))
     try:
         with Mp4Writer(tmp, w, h, fps, sr, crf=s.crf, preset=s.preset) as writer:
-            background = _BackgroundWriter(writer)
+            background = BackgroundWriter(writer)
             try:
                 for k in range(n_out):
                     t0 = time.perf_counter()
