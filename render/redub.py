@@ -229,6 +229,7 @@ class MouthRedrawer:
         )
         self._template = rig
         self._neutral = np.zeros(len(CHANNELS), np.float32)
+        self._moving = _moving_vertices(rig)
 
     def region(self, points: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1): the part of a ``size`` = (width, height) frame that redrawing the face with
@@ -250,11 +251,16 @@ class MouthRedrawer:
         """The carried outer ring and the frame's region."""
         outer = self._carried(points)
         w, h = size
-        x0, y0, x1, y1 = crop_box(np.concatenate([points[:, :2], outer[:, :2]]), (w, h), pad=0.0)
-        # nothing above the nose changes (the blend is zero there): the crop starts a little above it,
-        # far enough that the warp there reads only pixels inside the crop
+        # the vertices of every triangle the mouth channels can move: outside them the warp is the
+        # identity, so the crop ends there (grown by how far the chin can travel)
+        verts = np.concatenate([points[:, :2], outer[:, :2]])[self._moving]
         r, left = eye_centres(points)
         iod = float(np.linalg.norm((left - r)[:2]))
+        x0, y0, x1, y1 = crop_box(verts, (w, h), pad=0.0)
+        m = int(np.ceil(_REACH * iod))
+        x0, y0, x1, y1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+        # nothing above the nose changes (the blend is zero there): the crop starts a little above it,
+        # far enough that the warp there reads only pixels inside the crop
         top = int(np.floor(min(points[[T.NOSE_TIP, 2, 98, 327], 1].min(), points[[61, 291], 1].min()) - _TOP_PAD * iod))
         y0 = max(y0, min(top, y1 - 2))
         x0, y0 = x0 - x0 % 2, y0 - y0 % 2
@@ -352,6 +358,25 @@ def blend(under: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``under`` + ``alpha`` (H, W) * (``over`` - ``under``), rounded, for uint8 images of the same size."""
     a = np.ascontiguousarray(alpha, np.float32)
     return np.asarray(cv2.blendLinear(np.ascontiguousarray(over), np.ascontiguousarray(under), a, 1.0 - a))
+
+
+_REACH = 0.1  # the crop reaches this far (IOD) past the triangles the mouth can move
+_PROBES = {"jawOpen": 1.0, "mouthClose": 1.0, "mouthFunnel": 1.0, "mouthPucker": 1.0, "mouthStretch": 1.0,
+           "mouthRollLower": 1.0}  # fmt: skip
+
+
+def _moving_vertices(rig: FaceRig) -> np.ndarray:
+    """Indices of the vertices of every triangle of ``rig`` that a mouth channel (each at its strongest,
+    the jaw also shut) moves."""
+    renderer = WarpRenderer(rig, draw_eyes=False)
+    v0 = rig.verts[:, :2].astype(np.float64)
+    moved = np.zeros(len(v0), bool)
+    for name, value in list(_PROBES.items()) + [("jawOpen", 0.0)]:
+        v = np.zeros(len(CHANNELS), np.float32)
+        v[CHANNEL_INDEX["jawOpen"]] = 0.5
+        v[CHANNEL_INDEX[name]] = value
+        moved |= np.abs(renderer.target_points(v) - v0).max(axis=1) > 0.05
+    return np.unique(rig.tris[moved[rig.tris].any(axis=1)])
 
 
 _TOP_PAD = 0.35  # the crop starts this far (IOD) above the nose's bottom or the mouth corners
