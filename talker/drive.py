@@ -26,9 +26,9 @@ from talker.video import probe_video, read_audio, read_frames
 _SILENT_RATE = 16000
 
 RETARGET_LIMITS: dict[str, float] = {
-    "headYaw": 14.0,
-    "headPitch": 10.0,
-    "headRoll": 12.0,
+    "headYaw": 10.0,
+    "headPitch": 8.0,
+    "headRoll": 10.0,
     "jawOpen": 0.7,
     "mouthSmile": 0.6,
     "mouthStretch": 0.6,
@@ -45,11 +45,21 @@ The warp moves a still portrait's pixels; past about 15 degrees of turn, or at a
 the face it draws drifts from the portrait's own identity. Blinks are passed on as they are."""
 
 
-def retarget(values: np.ndarray, limits: dict[str, float] | None = None) -> np.ndarray:
-    """Channel rows (N, len(CHANNELS)) of a driver eased into the range a portrait renders as itself:
-    each limited channel becomes ``limit * tanh(value / limit)`` (the same for small values, monotonic,
-    never past the limit)."""
+_KEEP_OPEN = 0.5
+"""A portrait whose own mouth is open keeps this share of its opening when the driver's mouth is shut."""
+
+
+def retarget(values: np.ndarray, rest_jaw: float = 0.0, limits: dict[str, float] | None = None) -> np.ndarray:
+    """Channel rows (N, len(CHANNELS)) of a driver eased into the range a portrait renders as itself.
+
+    The jaw is relative to the portrait's own opening ``rest_jaw`` (``jawOpen`` units): the driver's shut
+    mouth leaves the portrait's mouth at ``_KEEP_OPEN`` of its own opening, and the driver's opening adds
+    to that (a smiling portrait shut tight no longer looks like itself). Then each limited channel becomes
+    ``limit * tanh(value / limit)``: the same for small values, monotonic, never past the limit."""
     out = np.array(values, np.float32, copy=True)
+    base = _KEEP_OPEN * float(np.clip(rest_jaw, 0.0, 1.0))
+    jaw = out[..., CHANNEL_INDEX["jawOpen"]]
+    out[..., CHANNEL_INDEX["jawOpen"]] = base + np.clip(jaw, 0.0, None) * (1.0 - base)
     for name, lim in (RETARGET_LIMITS if limits is None else limits).items():
         c = CHANNEL_INDEX[name]
         out[..., c] = lim * np.tanh(out[..., c] / lim)
@@ -94,7 +104,7 @@ def drive_portrait(
     audio = read_audio(info.path)
     samples, sr = audio if audio is not None else (np.zeros(0, np.float32), _SILENT_RATE)
     timings["audio"] = time.perf_counter() - t0
-    track = MotionTrack(encoded.track.fps, retarget(encoded.track.values))
+    track = MotionTrack(encoded.track.fps, retarget(encoded.track.values, _own_jaw(renderer)))
     n = track.n_frames
     want = int(round(n * sr / info.fps))
     samples = np.concatenate([samples[:want], np.zeros(max(0, want - len(samples)), np.float32)])
@@ -132,6 +142,11 @@ def drive_portrait(
     return DriveResult(out, n, info.fps, n / info.fps, track, share, timings)
 
 
+def _own_jaw(renderer: WarpRenderer) -> float:
+    """The portrait's own mouth opening, in ``jawOpen`` units."""
+    return float(renderer.neutral_values()[CHANNEL_INDEX["jawOpen"]])
+
+
 class LiveDriver:
     """The live variant: driving frames in (a camera, a stream), frames of the portrait out, one for one.
 
@@ -141,11 +156,12 @@ class LiveDriver:
     def __init__(self, avatar: Avatar, fps: float, face_index: int | None = None) -> None:
         self.encoder = LiveEncoder(fps, face_index)
         self.renderer = WarpRenderer(avatar.rig)
+        self._rest_jaw = _own_jaw(self.renderer)
         self._k = 0
 
     def push(self, image: np.ndarray) -> Frame:
         """The portrait's frame for one driving frame (RGB uint8)."""
-        values = retarget(self.encoder.push(image))
+        values = retarget(self.encoder.push(image), self._rest_jaw)
         frame = Frame(self._k, self.renderer.render(values))
         self._k += 1
         return frame
