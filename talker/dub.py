@@ -30,7 +30,7 @@ from render.encoder import FaceTrack, track_faces
 from render.redub import MOUTH_CHANNELS, BankCollector, MouthBank, MouthRedrawer
 from render.rig import RigError
 from talker.mp4 import Mp4Writer
-from talker.video import VideoError, VideoInfo, probe_video, read_frames, read_i420
+from talker.video import VideoError, VideoInfo, probe_video, read_frames, read_i420, read_i420_rgb
 
 FIT_POLICIES = ("loop", "pingpong", "hold", "cut")
 """loop / pingpong / hold: the output lasts as long as the longer of speech and video; a shorter video is
@@ -251,13 +251,9 @@ def dub_video(
     # the first pass keeps the decoded frames when they fit, so the second need not decode them again
     cache: list[np.ndarray] | None = [] if max(info.n_frames, 1) * w * h * 3 // 2 <= s.cache_bytes else None
 
-    def decoded() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for yuv in read_i420(path):
-            yield yuv, np.asarray(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420))
-
     def tracked_frames() -> Iterator[np.ndarray]:
         nonlocal cache
-        for yuv, rgb in prefetch(decoded()):
+        for yuv, rgb in prefetch(read_i420_rgb(path)):
             if cache is not None:
                 cache.append(yuv)
                 if len(cache) * yuv.nbytes > s.cache_bytes:  # longer than the container said
