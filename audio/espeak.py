@@ -1,3 +1,4 @@
+# Over 400 lines: one idea, the ctypes binding to libespeak-ng (its structs, synthesis, voices).
 """ctypes binding to libespeak-ng as shipped by PyPI ``espeakng-loader`` (library + data folder).
 
 Used for two things: grapheme-to-phoneme conversion (``text_to_ipa``, for words the aligner's dictionary

@@ -6,7 +6,9 @@ Phones use ONE inventory everywhere in talker: ARPAbet without stress digits
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -95,6 +97,16 @@ class SpeechChunk:
     is_last: bool
     source_text: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+
+
+class TTS(Protocol):
+    """The voice protocol, one for the whole project: a sample rate, and text streamed out sentence by
+    sentence as ``SpeechChunk``s (Piper, espeak-ng, flite, Coqui, the voice bank's wrappers, the server's)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def stream(self, text: str) -> Iterator[SpeechChunk]: ...
 
 
 def concat_speech(chunks: list[Speech], text: str = "") -> Speech:

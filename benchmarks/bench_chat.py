@@ -15,9 +15,9 @@ import sys
 import time
 from collections.abc import Iterator
 
-from audio.types import SpeechChunk
+from audio.types import TTS, SpeechChunk
 from benchmarks.results import command_line, record
-from talker.chat import ChatClient, ChatSettings, StreamingTTS, iter_sentences, speak_reply
+from talker.chat import ChatClient, ChatSettings, iter_sentences, speak_reply
 from tools.fakechat import FakeChatServer, tokens
 
 DEFAULT_REPLY = (
@@ -30,7 +30,7 @@ DEFAULT_REPLY = (
 class _TimedTTS:
     """Records when each sentence reaches the TTS (= when the splitter released it)."""
 
-    def __init__(self, tts: StreamingTTS) -> None:
+    def __init__(self, tts: TTS) -> None:
         self.tts = tts
         self.calls: list[tuple[float, str]] = []
 
@@ -55,7 +55,7 @@ def first_sentence_token(reply: str) -> int:
     return len(toks) - 1
 
 
-def run_once(srv: FakeChatServer, tts: StreamingTTS, reply: str) -> dict[str, float]:
+def run_once(srv: FakeChatServer, tts: TTS, reply: str) -> dict[str, float]:
     timed = _TimedTTS(tts)
     client = ChatClient(ChatSettings(base_url=srv.base_url, model="bench", timeout_s=30))
     srv.sent.clear()

@@ -1,3 +1,4 @@
+# Over 400 lines: one benchmark run, whose five measurements share one server and one client.
 """Benchmark of the live session server, measured from another process over loopback.
 
     python -m benchmarks.bench_server                 # starts a server subprocess, runs everything

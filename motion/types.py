@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from audio.types import Speech
+    from motion.generator import MotionStyle
 
 # Channel names follow ARKit blendshapes where one exists. Ranges:
 #   jawOpen, mouth*, eyeBlink*, brow*: 0..1 (mouthSmile -1..1, relative to the portrait's own smile)
@@ -63,3 +68,19 @@ class MotionTrack:
     @staticmethod
     def neutral(n_frames: int, fps: float) -> MotionTrack:
         return MotionTrack(fps, np.zeros((n_frames, len(CHANNELS)), dtype=np.float32))
+
+
+class MotionSource(Protocol):
+    """Motion for one render, made as speech arrives: ``push`` a piece, take the frames (rows of
+    ``CHANNELS``) that became final; ``finish`` gives the rest (``MotionStream``, ``AudioMotionStream``)."""
+
+    def push(self, speech: Speech) -> np.ndarray: ...
+
+    def finish(self) -> np.ndarray: ...
+
+
+class MotionModel(Protocol):
+    """The motion component of a pipeline: a ``MotionSource`` for each render (the class ``MotionStream``
+    is one)."""
+
+    def __call__(self, fps: float, seed: int, style: MotionStyle) -> MotionSource: ...

@@ -1,3 +1,4 @@
+# Over 400 lines: one idea, the shut-lid painter (lid fill, crease, lashes) and the helpers only it uses.
 """Closed lids: what the warp alone cannot do when an eye shuts.
 
 Warping slides the upper lid over the eyeball, but the lid skin it stretches carries the portrait's

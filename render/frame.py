@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from render.rig import FaceRig
 
 
 @dataclass(frozen=True)
@@ -13,3 +17,16 @@ class Frame:
 
     index: int
     image: np.ndarray
+
+
+class FrameRenderer(Protocol):
+    """Draws frames of one rigged portrait: a row of motion channels in, an RGB uint8 image out."""
+
+    def render(self, values: np.ndarray) -> np.ndarray: ...
+
+
+class Renderer(Protocol):
+    """The renderer component of a pipeline: a ``FrameRenderer`` for a rig (the class ``WarpRenderer`` is
+    one)."""
+
+    def __call__(self, rig: FaceRig) -> FrameRenderer: ...

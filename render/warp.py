@@ -1,3 +1,4 @@
+# Over 400 lines: one idea, the per-frame warp (mesh, triangle ranks, affine maps, remap) of one renderer.
 """The default renderer: a landmark-driven dense warp of the portrait.
 
 Per frame: channels -> target mesh (``deform``) -> one batched solve for every triangle's affine map

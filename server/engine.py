@@ -24,11 +24,11 @@ from talker.persona import (
     PersonaError,
     PersonaMaker,
     PersonaStore,
-    SpeechSynth,
     persona_avatar,
 )
 from talker.pipeline import Avatar, Pipeline
 from talker.stages import (
+    TTS,
     LandmarkDetector,
     MediaPipeFaceMesh,
     NotStreamable,
@@ -99,7 +99,7 @@ class PersonaVoice:
     """A persona's voice from the voice bank (Piper with its own parameters, espeak-ng, flite...), behind
     the shared voice's gate: one synthesis at a time in the process, live sessions first."""
 
-    def __init__(self, tts: SpeechSynth, gate: PriorityLock, voice_id: str) -> None:
+    def __init__(self, tts: TTS, gate: PriorityLock, voice_id: str) -> None:
         self.tts = tts
         self.gate = gate
         self.voice_id = voice_id

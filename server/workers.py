@@ -30,7 +30,7 @@ from server.render_pool import SLOTS, I420Renderer, RenderProcess
 from server.timeline import Segment, SegmentJoiner, Timeline, make_segment, trim_leading_silence
 from talker.chat import ChatClient, ChatError, ChatSettings, Message, abort_response, iter_sentences
 from talker.provenance import Label, Marker
-from talker.stages import FaceRig, Speech, TextError, TTSError, split_sentences
+from talker.stages import TTS, FaceRig, Speech, TextError, TTSError, split_sentences
 
 log = logging.getLogger("talker.server")
 
@@ -38,11 +38,9 @@ LATE_GRACE_FRAMES = 0.5
 """How long past its time the video track waits for a frame still being rendered (in frame periods)."""
 
 
-class LiveVoice(Protocol):
-    """What a session needs of its voice (``server.engine.SharedTTS`` or ``PersonaVoice``)."""
-
-    @property
-    def sample_rate(self) -> int: ...
+class LiveVoice(TTS, Protocol):
+    """The project's voice (``TTS``) that can also say a sentence ahead of background work, as a live
+    session needs (``server.engine.SharedTTS`` or ``PersonaVoice``)."""
 
     def synthesize_live(self, sentence: str) -> Speech: ...
 

@@ -23,7 +23,7 @@ _EXPORTS = {
     "Voice": "audio.voices",
     "VoiceParams": "audio.voices",
     "VoiceError": "audio.voices",
-    "TTS": "audio.voices",
+    "TTS": "audio.types",
     "Pipeline": "talker.pipeline",
     "RenderSettings": "talker.pipeline",
     "RenderResult": "talker.pipeline",
@@ -76,8 +76,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from audio.types import Phone, Speech, SpeechChunk
-    from audio.voices import TTS, Voice, VoiceError, VoiceParams, choose_voice, get_voice, make_tts
+    from audio.types import TTS, Phone, Speech, SpeechChunk
+    from audio.voices import Voice, VoiceError, VoiceParams, choose_voice, get_voice, make_tts
     from motion.generator import MotionStyle
     from motion.types import MotionTrack
     from render.frame import Frame

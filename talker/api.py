@@ -15,7 +15,7 @@ import numpy as np
 from audio import voices as _voices
 from audio.voices import DEFAULT_VOICE_ID, Voice, VoiceError
 from talker.pipeline import Pipeline, RenderResult, RenderSettings
-from talker.portrait import parse_size
+from talker.portrait import FRAMINGS, parse_size
 
 _pipelines: dict[str, Pipeline] = {}
 _pipelines_lock = threading.Lock()
@@ -88,6 +88,7 @@ def render(
     language: str | None = None,
     audio: str | Path | None = None,
     size: int | tuple[int, int] | str | None = 512,
+    framing: str = "bust",
     fps: float = 25.0,
     seed: int = 0,
     expression: str = "neutral",
@@ -101,8 +102,9 @@ def render(
     ``list_voices()`` such as ``"espeak:en-gb+f3"``, or a ``Voice``; language: pick the voice for a language
     instead. audio: recorded speech to lip-sync (``text`` is then its transcript, optional: with it the lips
     follow aligned phones, without it the learned lip-sync model, any language). size: 512,
-    (width, height), "640x480", or None/"source" for the portrait's own size. fps: 1-60. seed: blinks and
-    head motion. expression: neutral, happy, sad, angry or surprised, at ``intensity`` (0-1.5).
+    (width, height), "640x480", or None/"source" for the portrait's own size. framing: "bust" (head and
+    shoulders), "head" (closer) or "source" (the whole picture), at one eye height and scale. fps: 1-60.
+    seed: blinks and head motion. expression: neutral, happy, sad, angry or surprised, at ``intensity`` (0-1.5).
     Returns the ``RenderResult`` (path, frame count, duration, per-stage timings, notes).
     """
     from motion.generator import MotionStyle
@@ -111,6 +113,8 @@ def render(
         raise ValueError("give the words: text=..., or a recording with audio=...")
     if not 0 < fps <= 60:
         raise ValueError(f"fps must be within 1-60, got {fps}")
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
     if expression not in EXPRESSIONS:
         raise ValueError(f"expression must be one of {', '.join(EXPRESSIONS)}, got {expression!r}")
     if size is None or size == "source":
@@ -122,7 +126,7 @@ def render(
     else:
         wh = (int(size[0]), int(size[1]))
     settings = RenderSettings(
-        fps=fps, size=wh, seed=seed, face_index=face_index,
+        fps=fps, size=wh, seed=seed, face_index=face_index, framing=framing,
         style=MotionStyle().with_expression(expression, intensity),
     )  # fmt: skip
     if audio is not None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from talker.cli_speak import framing_arg
 from talker.paths import ENV_DATA_DIR, user_data_dir
 
 
@@ -165,7 +166,7 @@ def _render(args: argparse.Namespace) -> int:
     if args.fps <= 0 or args.fps > 60:
         raise ValueError(f"--fps must be between 1 and 60, got {args.fps}")
     size = None if args.size == "source" else parse_size(args.size)
-    settings = RenderSettings(fps=args.fps, size=size, seed=args.seed)
+    settings = RenderSettings(fps=args.fps, size=size, seed=args.seed, framing=args.framing)
     result = render_persona(persona, text, args.out, settings)
     if not args.quiet:
         t = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings_s.items())
@@ -250,6 +251,7 @@ def add_persona_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument("--reply-to", help="ask the persona's chat endpoint this and speak its reply")
     r.add_argument("--out", default="persona.mp4", help="output MP4 (default persona.mp4)")
     r.add_argument("--size", default="512", help="512, 640x480 or 'source' (default 512)")
+    framing_arg(r)
     r.add_argument("--fps", type=float, default=25.0)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--quiet", action="store_true")

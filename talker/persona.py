@@ -1,3 +1,4 @@
+# Over 400 lines: a persona is made and stored as one record; the model and rules are in persona_model, persona_rules.
 """Personas: a face, a voice and a manner, chosen once from a description and reused for every utterance.
 
 A ``Persona`` holds the voice (a voice-bank id + parameters), the face (an image file in the store, and
@@ -12,6 +13,9 @@ Creating one (``PersonaStore.create``, built by ``PersonaMaker``) takes a descri
   generated from the description when a diffusers model folder is configured (``talker.facegen``), else
   the bundled public-domain portrait that best matches the description (``BUNDLED_PORTRAITS``);
 * expression, idle style, name and system prompt: from words of the description unless given.
+
+The persona itself is in ``talker.persona_model``, the rules that choose from a description in
+``talker.persona_rules``; their names are importable from here.
 """
 
 from __future__ import annotations
@@ -23,317 +27,73 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from importlib.resources import files
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from audio.types import SpeechChunk
-from motion.generator import EXPRESSIONS, MotionStyle
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
 from talker.chat import ChatSettings
+from talker.persona_model import (
+    DB_NAME,
+    FACES_DIR,
+    IDLE_STYLES,
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME_CHARS,
+    SCHEMA_VERSION,
+    Persona,
+    PersonaError,
+    PersonaNotFound,
+)
+from talker.persona_rules import (
+    BUNDLED_PORTRAITS,
+    AudioVoiceBank,
+    BundledPortrait,
+    VoiceBank,
+    VoicePick,
+    VoiceRank,
+    default_voice_bank,
+    expression_from_description,
+    idle_from_description,
+    name_from_description,
+    rank_portraits,
+    system_prompt_for,
+)
 from talker.pipeline import DEFAULT_SIZE, Avatar, Pipeline, RenderResult, RenderSettings
-from talker.points import avatar_for, check_points, face_from_points, parse_points
+from talker.points import avatar_for, face_from_points, parse_points
 from talker.portrait import ImageError, find_face, load_image
 
-DB_NAME = "personas.sqlite3"
-FACES_DIR = "persona_faces"
-SCHEMA_VERSION = 1
-MAX_DESCRIPTION_CHARS = 2000
-MAX_NAME_CHARS = 80
-
-IDLE_STYLES: dict[str, MotionStyle] = {
-    "calm": MotionStyle(
-        head_amplitude_deg=1.0, nod_deg=0.9, blink_per_min=13.0, gaze_amplitude=0.15, breathing_deg=0.3
-    ),
-    "neutral": MotionStyle(),
-    "lively": MotionStyle(
-        head_amplitude_deg=2.6, nod_deg=2.2, blink_per_min=21.0, gaze_amplitude=0.35, breathing_deg=0.45
-    ),
-}
-"""Idle and speaking manner: how much the head drifts and nods, how often the eyes blink and wander."""
-
-
-class PersonaError(ValueError):
-    """A persona cannot be created or used (bad field, image without a face, unknown id)."""
-
-
-class PersonaNotFound(PersonaError, KeyError):
-    """No persona with that id."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else "persona not found"
-
-
-# --- the persona ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Persona:
-    """Everything needed to speak as someone.
-
-    voice_params: the voice bank's ``VoiceParams`` fields (rate, pitch_semitones, variant, expressiveness,
-    volume). face_path: the image file (in the store once saved). face_points: five (x, y) pixels of that
-    image when the face is given by points (``talker.points``), else None (the detector finds it).
-    face_source: "image", "bundled:<name>", "generated" or "generated-from-image".
-    """
-
-    id: str
-    name: str
-    description: str
-    voice_id: str
-    voice_params: dict[str, Any] = field(default_factory=dict)
-    face_path: str = ""
-    face_source: str = "image"
-    face_points: tuple[tuple[float, float], ...] | None = None
-    expression: str = "neutral"
-    intensity: float = 1.0
-    idle: str = "neutral"
-    chat: ChatSettings = field(default_factory=ChatSettings)
-    created_at: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.expression not in EXPRESSIONS:
-            raise PersonaError(f"unknown expression {self.expression!r}; choose from {', '.join(EXPRESSIONS)}")
-        if not 0.0 <= self.intensity <= 1.5:
-            raise PersonaError(f"expression intensity must be within 0..1.5, got {self.intensity}")
-        if self.idle not in IDLE_STYLES:
-            raise PersonaError(f"unknown idle style {self.idle!r}; choose from {', '.join(IDLE_STYLES)}")
-        if len(self.name) > MAX_NAME_CHARS:
-            raise PersonaError(f"persona name is {len(self.name)} characters; the limit is {MAX_NAME_CHARS}")
-        if len(self.description) > MAX_DESCRIPTION_CHARS:
-            raise PersonaError(
-                f"persona description is {len(self.description)} characters; the limit is {MAX_DESCRIPTION_CHARS}"
-            )
-        if self.face_points is not None:
-            check_points(np.asarray(self.face_points, np.float64))
-
-    def motion_style(self) -> MotionStyle:
-        """The persona's idle style with its expression mixed in."""
-        return IDLE_STYLES[self.idle].with_expression(self.expression, self.intensity)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["chat"] = self.chat.to_dict()
-        d["face_points"] = [list(p) for p in self.face_points] if self.face_points is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Persona:
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        kw["chat"] = ChatSettings.from_dict(d.get("chat") or {})
-        pts = d.get("face_points")
-        kw["face_points"] = tuple((float(x), float(y)) for x, y in pts) if pts else None
-        kw["voice_params"] = dict(d.get("voice_params") or {})
-        return cls(**kw)
-
-
-# --- words of the description -------------------------------------------------------------------------
-
-_EXPRESSION_WORDS = {
-    "happy": {"cheerful", "happy", "jolly", "merry", "joyful", "smiling", "friendly", "upbeat", "bubbly", "sunny"},
-    "sad": {"sad", "melancholy", "melancholic", "gloomy", "sorrowful", "mournful", "weary", "depressed"},
-    "angry": {"angry", "grumpy", "furious", "irritable", "stern", "cranky", "grouchy", "fierce"},
-    "surprised": {"surprised", "astonished", "amazed", "startled", "wide-eyed"},
-}
-_LIVELY_WORDS = {"lively", "energetic", "excited", "bubbly", "enthusiastic", "animated", "jolly", "hyper", "playful"}
-_CALM_WORDS = {"calm", "serene", "wise", "gentle", "quiet", "shy", "old", "elderly", "stoic", "composed", "sleepy"}
-_ARTICLES = {"a", "an", "the"}
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z][a-z'-]*", text.lower())
-
-
-def expression_from_description(description: str) -> tuple[str, float]:
-    """(expression, intensity) implied by the description; a mild one, since it stays on for every word."""
-    toks = set(_words(description))
-    for name, words in _EXPRESSION_WORDS.items():
-        if toks & words:
-            return name, 0.5
-    return "neutral", 1.0
-
-
-def idle_from_description(description: str) -> str:
-    toks = set(_words(description))
-    if toks & _LIVELY_WORDS:
-        return "lively"
-    if toks & _CALM_WORDS:
-        return "calm"
-    return "neutral"
-
-
-def name_from_description(description: str, fallback: str = "Persona") -> str:
-    """'a cheerful old sea captain' -> 'Cheerful Old Sea Captain' (first clause, at most 6 words)."""
-    first = re.split(r"[,.;:!?()\n]", description.strip(), maxsplit=1)[0]
-    words = [w for w in first.split() if w.lower() not in _ARTICLES][:6]
-    name = " ".join(w[:1].upper() + w[1:] for w in words)
-    return name[:MAX_NAME_CHARS] or fallback
-
-
-def system_prompt_for(name: str, description: str) -> str:
-    who = f"{name}, {description.strip().rstrip('.')}" if description.strip() else name
-    return (
-        f"You are {who}. Stay in character. Your words are spoken aloud by a talking face: answer in a few short "
-        "sentences of plain text, without lists, markdown or emoji."
-    )
-
-
-# --- bundled portraits ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BundledPortrait:
-    """A public-domain portrait shipped in ``talker/assets``, described for matching."""
-
-    name: str
-    filename: str
-    description: str
-    gender: str  # "female" | "male" | "unknown"
-    age: str  # "young" | "adult" | "old"
-    credit: str
-
-    @property
-    def path(self) -> Path:
-        return Path(str(files("talker").joinpath("assets", self.filename)))
-
-
-BUNDLED_PORTRAITS: tuple[BundledPortrait, ...] = (
-    BundledPortrait(
-        "eileen_collins",
-        "portrait.png",
-        "smiling middle-aged woman with short brown hair, NASA astronaut in an orange flight suit, "
-        "friendly, confident, American flag and space shuttle model behind; photograph",
-        "female",
-        "adult",
-        "NASA official portrait of astronaut Eileen Collins (public domain), via scikit-image",
-    ),
-    BundledPortrait(
-        "barack_obama",
-        "obama.jpg",
-        "smiling middle-aged man with short dark greying hair, in a dark suit and tie, warm, confident, "
-        "statesman, official portrait in an office; photograph",
-        "male",
-        "adult",
-        "official White House portrait of Barack Obama by Pete Souza (public domain, US government)",
-    ),
-    BundledPortrait(
-        "einstein",
-        "einstein.jpg",
-        "young man with dark curly hair and a thick moustache, dark suit and high white collar, thoughtful, "
-        "scholarly, old-fashioned, vintage nineteenth-century photograph",
-        "male",
-        "young",
-        "photograph of Albert Einstein, about 1904 (public domain), colourised",
-    ),
-    BundledPortrait(
-        "mona_lisa",
-        "mona_lisa.jpg",
-        "woman with long dark hair and a faint, mysterious smile, calm and serene, Renaissance oil painting, "
-        "landscape behind; classical art",
-        "female",
-        "adult",
-        "Leonardo da Vinci, Mona Lisa (public domain painting)",
-    ),
-)
-
-_FEMALE = {"woman", "women", "female", "lady", "girl", "she", "her", "mother", "grandma", "aunt", "queen", "wife"}
-_MALE = {"man", "men", "male", "guy", "boy", "he", "his", "father", "grandpa", "gentleman", "king", "husband"}
-_OLD = {"old", "elderly", "aged", "senior", "grandma", "grandpa", "ancient", "grey-haired", "gray-haired"}
-_YOUNG = {"young", "youthful", "teen", "teenage", "kid", "child", "girl", "boy"}
-
-
-def rank_portraits(
-    description: str, portraits: Sequence[BundledPortrait] = BUNDLED_PORTRAITS
-) -> list[tuple[BundledPortrait, float]]:
-    """Portraits scored against a description (word overlap + gender and age agreement), best first."""
-    if not portraits:
-        raise PersonaError("no bundled portraits to choose from")
-    toks = set(_words(description))
-    want_gender = "female" if toks & _FEMALE else "male" if toks & _MALE else None
-    want_age = "old" if toks & _OLD else "young" if toks & _YOUNG else None
-    scored = []
-    for p in portraits:
-        ptoks = set(_words(p.description))
-        s = len(toks & ptoks) / max(1, len(toks)) * 0.5
-        if want_gender:
-            s += 0.4 if p.gender == want_gender else -0.4
-        if want_age:
-            s += 0.2 if p.age == want_age else -0.1
-        scored.append((p, round(s, 4)))
-    return sorted(scored, key=lambda t: -t[1])
-
-
-# --- the voice bank ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VoiceRank:
-    voice_id: str
-    score: float
-    summary: str
-
-
-@dataclass(frozen=True)
-class VoicePick:
-    voice_id: str
-    params: dict[str, Any]
-    ranking: tuple[VoiceRank, ...]
-
-
-class SpeechSynth(Protocol):
-    """A TTS: sentences stream out as ``SpeechChunk``s (``PiperTTS``, ``EspeakTTS``, the bank's wrappers)."""
-
-    @property
-    def sample_rate(self) -> int: ...
-
-    def stream(self, text: str) -> Iterator[SpeechChunk]: ...
-
-
-class VoiceBank(Protocol):
-    """What personas need of a voice bank."""
-
-    def choose(self, description: str) -> VoicePick: ...
-
-    def tts(self, voice_id: str, params: dict[str, Any]) -> SpeechSynth: ...
-
-
-class AudioVoiceBank:
-    """``audio.voices``: ``choose_voice`` (sentence embeddings + keywords) and ``make_tts``.
-
-    ``use_embeddings=False`` ranks by keywords only (fast, no model load).
-    """
-
-    def __init__(self, use_embeddings: bool = True) -> None:
-        self.use_embeddings = use_embeddings
-
-    def choose(self, description: str) -> VoicePick:
-        from audio import voices
-
-        best, ranking = voices.choose_voice(description, use_embeddings=self.use_embeddings)
-        ranks = tuple(
-            VoiceRank(v.id, float(s), f"{v.gender}, {v.age}, {v.language}: {v.description}") for v, s in ranking
-        )
-        return VoicePick(best.id, asdict(best.params), ranks)
-
-    def tts(self, voice_id: str, params: dict[str, Any]) -> SpeechSynth:
-        from audio import voices
-
-        known = {f.name for f in fields(voices.VoiceParams)}
-        try:
-            p = voices.VoiceParams(**{k: v for k, v in params.items() if k in known})
-        except (TypeError, ValueError) as e:
-            raise PersonaError(f"voice parameters {params} are not valid: {e}") from e
-        return voices.make_tts(voice_id, p)
-
-
-def default_voice_bank(use_embeddings: bool = True) -> VoiceBank:
-    return AudioVoiceBank(use_embeddings)
-
+__all__ = [
+    "BUNDLED_PORTRAITS",
+    "DB_NAME",
+    "FACES_DIR",
+    "IDLE_STYLES",
+    "MAX_DESCRIPTION_CHARS",
+    "MAX_NAME_CHARS",
+    "SCHEMA_VERSION",
+    "AudioVoiceBank",
+    "BundledPortrait",
+    "Created",
+    "Draft",
+    "Persona",
+    "PersonaError",
+    "PersonaMaker",
+    "PersonaNotFound",
+    "PersonaStore",
+    "VoiceBank",
+    "VoicePick",
+    "VoiceRank",
+    "default_voice_bank",
+    "expression_from_description",
+    "idle_from_description",
+    "name_from_description",
+    "persona_avatar",
+    "rank_portraits",
+    "render_persona",
+    "system_prompt_for",
+]
 
 # --- making a persona ---------------------------------------------------------------------------------
 
@@ -642,12 +402,15 @@ class PersonaStore:
 # --- speaking as a persona -------------------------------------------------------------------------
 
 
-def persona_avatar(persona: Persona, detector: LandmarkDetector, size: tuple[int, int] | None = DEFAULT_SIZE) -> Avatar:
-    """The persona's rigged face at ``size`` (points when stored, else the detector's face)."""
+def persona_avatar(
+    persona: Persona, detector: LandmarkDetector, size: tuple[int, int] | None = DEFAULT_SIZE, framing: str = "bust"
+) -> Avatar:
+    """The persona's rigged face at ``size``, framed by ``framing`` (points when stored, else the detector's
+    face)."""
     if not Path(persona.face_path).is_file():
         raise ImageError(f"the face image of persona {persona.id} is missing: {persona.face_path}")
     pts = np.asarray(persona.face_points, np.float64) if persona.face_points is not None else None
-    return avatar_for(persona.face_path, pts, detector, size)
+    return avatar_for(persona.face_path, pts, detector, size, framing=framing)
 
 
 def render_persona(
@@ -665,10 +428,10 @@ def render_persona(
     """
     settings = replace(settings or RenderSettings(), style=persona.motion_style())
     tts = (voices or default_voice_bank()).tts(persona.voice_id, persona.voice_params)
-    pipe = Pipeline(tts=tts, detector=detector)  # type: ignore[arg-type]  # any streaming TTS works
+    pipe = Pipeline(tts=tts, detector=detector)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    avatar = persona_avatar(persona, pipe.detector, settings.size)
+    avatar = persona_avatar(persona, pipe.detector, settings.size, settings.framing)
     timings["face"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     speech = pipe.synthesize(text)

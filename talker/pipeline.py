@@ -1,7 +1,7 @@
 """The offline path: words + portrait -> Speech -> MotionTrack -> frames -> MP4.
 
-Components (any TTS of the ``audio.voices.TTS`` protocol, a landmark detector) are passed in, so tests
-and servers can share or swap them. Every stage is timed, for the benchmark.
+Components (a voice, a landmark detector, a motion model, a renderer, each typed by a small Protocol)
+are passed in, so tests and servers can share or swap them. Every stage is timed, for the benchmark.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from audio.features import frame_count
 from audio.io import load_audio
 from audio.piper_tts import PiperTTS
 from audio.text import clean_text
-from audio.types import Speech, concat_speech, silence
-from audio.voices import TTS
-from motion.generator import MotionGenerator, MotionStream, MotionStyle
+from audio.types import TTS, Speech, concat_speech, silence
+from motion.generator import MotionStream, MotionStyle
 from motion.lipsync import AudioMotionStream, LipsyncModel
-from motion.types import MotionTrack
-from render.frame import Frame
+from motion.types import MotionModel, MotionSource, MotionTrack
+from render.frame import Frame, Renderer
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
 from render.warp import WarpRenderer
 from talker.mp4 import Mp4Writer
@@ -42,6 +41,7 @@ class RenderSettings:
     style: MotionStyle = field(default_factory=MotionStyle)
     face_points: str | None = None  # five guide points "x,y;..." for a face the detector cannot find
     label: str | None = None  # visible disclosure drawn on every frame (``talker.provenance.Label``)
+    framing: str = "bust"  # bust, head or source (``talker.portrait.FRAMINGS``)
 
 
 
@@ -65,16 +65,26 @@ class RenderResult:
 
 
 class Pipeline:
-    """Words + portrait -> MP4 with the given components; ``tts`` defaults to the Piper voice ``joe``,
-    ``detector`` to mediapipe's face mesh and ``lipsync`` (audio -> mouth, for recordings without a
-    transcript) to the model shipped in ``motion/assets/lipsync``, each loaded on first use."""
+    """Words + portrait -> MP4 with the given components: ``tts`` (a ``TTS``, default the Piper voice
+    ``joe``), ``detector`` (a ``LandmarkDetector``, default mediapipe's face mesh), ``motion_model`` (a
+    ``MotionModel``, default ``MotionStream``), ``renderer`` (a ``Renderer``, default ``WarpRenderer``) and
+    ``lipsync`` (audio -> mouth for recordings without a transcript, default the model shipped in
+    ``motion/assets/lipsync``). Models load on first use."""
 
     def __init__(
-        self, tts: TTS | None = None, detector: LandmarkDetector | None = None, lipsync: LipsyncModel | None = None
+        self,
+        tts: TTS | None = None,
+        detector: LandmarkDetector | None = None,
+        lipsync: LipsyncModel | None = None,
+        *,
+        motion_model: MotionModel = MotionStream,
+        renderer: Renderer = WarpRenderer,
     ) -> None:
         self._tts = tts
         self._detector = detector
         self._lipsync = lipsync
+        self.motion_model = motion_model
+        self.renderer = renderer
 
     @property
     def lipsync(self) -> LipsyncModel:
@@ -100,49 +110,53 @@ class Pipeline:
         size: tuple[int, int] | None = DEFAULT_SIZE,
         face_index: int | None = None,
         points: str | None = None,
+        framing: str = "bust",
     ) -> Avatar:
         """Load (or take) a portrait, find the face (or place it by five guide ``points``), frame it to
-        ``size`` and build its rig. When no face is found, the error says how to give points."""
+        ``size`` by ``framing`` (bust, head or source: ``talker.portrait.FRAMINGS``) and build its rig.
+        When no face is found, the error says how to give points."""
         from talker.points import avatar_for
 
-        return avatar_for(default_portrait_path() if image is None else image, points, self.detector, size, face_index)
+        path = default_portrait_path() if image is None else image
+        return avatar_for(path, points, self.detector, size, face_index, framing)
 
     def synthesize(self, text: str, lead_s: float = 0.3, tail_s: float = 0.4) -> Speech:
         """All of the text as one Speech, with silence before and after: exactly the pieces that the
         streaming path (``render_text``) renders, joined."""
         return concat_speech(list(self._pieces(text, {"tts": 0.0}, lead_s, tail_s)), text)
 
-    @staticmethod
-    def motion(speech: Speech, settings: RenderSettings) -> MotionTrack:
-        return MotionGenerator(settings.fps, settings.seed, settings.style).generate(speech)
+    def motion(self, speech: Speech, settings: RenderSettings) -> MotionTrack:
+        """The whole track for ``speech``: the motion model's frames for it pushed in one piece."""
+        source = self.motion_model(settings.fps, settings.seed, settings.style)
+        values = np.concatenate([source.push(speech), source.finish()]).astype(np.float32)
+        return MotionTrack(settings.fps, values)
 
-    @staticmethod
-    def frames(avatar: Avatar, track: MotionTrack) -> Iterator[Frame]:
-        renderer = WarpRenderer(avatar.rig)
+    def frames(self, avatar: Avatar, track: MotionTrack) -> Iterator[Frame]:
+        renderer = self.renderer(avatar.rig)
         for k in range(track.n_frames):
             yield Frame(k, renderer.render(track.values[k]))
 
-    @staticmethod
     def stream_av(
+        self,
         avatar: Avatar,
         pieces: Iterable[Speech],
         settings: RenderSettings,
         timings: dict[str, float] | None = None,
-        motion: MotionStream | AudioMotionStream | None = None,
+        motion: MotionSource | None = None,
     ) -> Iterator[AVFrame]:
         """The streaming path: speech pieces in (as a TTS yields them), frames with their audio out.
 
         Motion is generated causally (``MotionStream``), so the first frames come out while later
         pieces are still being synthesized. Frame k carries samples [k*sr/fps, (k+1)*sr/fps); the
         audio after the last piece is padded with silence to a whole frame. ``motion``: the motion source
-        (default: the phonetic ``MotionStream`` on the pieces' phones).
+        (default: the pipeline's motion model, e.g. the phonetic ``MotionStream`` on the pieces' phones).
         """
         timings = {} if timings is None else timings
         for key in ("motion", "render"):
             timings.setdefault(key, 0.0)
         fps = settings.fps
-        stream = motion if motion is not None else MotionStream(fps, settings.seed, settings.style)
-        renderer = WarpRenderer(avatar.rig)
+        stream = motion if motion is not None else self.motion_model(fps, settings.seed, settings.style)
+        renderer = self.renderer(avatar.rig)
         audio: list[np.ndarray] = []
         buffered = 0  # samples held in ``audio``
         consumed = 0  # absolute index of the first held sample
@@ -195,7 +209,7 @@ class Pipeline:
         progress: Callable[[int, int], None] | None = None,
         timings: dict[str, float] | None = None,
         expected_frames: int | None = None,
-        motion: MotionStream | AudioMotionStream | None = None,
+        motion: MotionSource | None = None,
     ) -> RenderResult:
         """Render speech (one Speech, or pieces as a TTS streams them) on ``avatar`` into an MP4.
 
@@ -251,7 +265,9 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {"tts": 0.0}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points)
+        avatar = self.prepare_avatar(
+            image, settings.size, settings.face_index, settings.face_points, settings.framing
+        )
         timings["face"] = time.perf_counter() - t0
         clean_text(text)  # fail fast, before any work, on empty or over-long text
         # rough frame estimate for the progress bar: ~14 characters per second of speech
@@ -282,7 +298,9 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points)
+        avatar = self.prepare_avatar(
+            image, settings.size, settings.face_index, settings.face_points, settings.framing
+        )
         timings["face"] = time.perf_counter() - t0
         if not align:
             samples, sr = load_audio(audio_path)

@@ -156,6 +156,7 @@ def avatar_from_points(
     image: str | Path | np.ndarray,
     points: np.ndarray | str,
     size: tuple[int, int] | None = DEFAULT_SIZE,
+    framing: str = "bust",
 ) -> Avatar:
     """An ``Avatar`` from an image and five points (pixels of the image), framed like a detected face.
 
@@ -168,7 +169,7 @@ def avatar_from_points(
         rgb, source = load_image(image), str(image)
     h, w = rgb.shape[:2]
     face = face_from_points(pts, (w, h))
-    framed = frame_portrait(rgb, face, size)
+    framed = frame_portrait(rgb, face, size, framing)
     return Avatar(build_rig(framed.image, framed.face), f"{source} (5 points)")
 
 
@@ -178,13 +179,15 @@ def avatar_for(
     detector: LandmarkDetector,
     size: tuple[int, int] | None = DEFAULT_SIZE,
     face_index: int | None = None,
+    framing: str = "bust",
 ) -> Avatar:
-    """The avatar of ``image``: from ``points`` when given, else from the detector's face.
+    """The avatar of ``image``: from ``points`` when given, else from the detector's face, framed by
+    ``framing`` (``talker.portrait.FRAMINGS``).
 
     When the detector finds no face, the error says how to give points instead.
     """
     if points is not None:
-        return avatar_from_points(image, points, size)
+        return avatar_from_points(image, points, size, framing)
     if isinstance(image, np.ndarray):
         rgb, source = image, "the given image"
     else:
@@ -196,7 +199,7 @@ def avatar_for(
             f"{e}; for a cartoon, animal or object give five points instead: --points "
             f"'x,y;x,y;x,y;x,y;x,y' ({', '.join(FIVE_POINT_NAMES)}, in pixels)"
         ) from e
-    framed = frame_portrait(rgb, face, size)
+    framed = frame_portrait(rgb, face, size, framing)
     return Avatar(build_rig(framed.image, framed.face), source)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from render.landmarks import FaceLandmarks, LandmarkDetector, NoFaceError, pick_face
+from render.landmarks import IBUG_68, MEDIAPIPE_478, FaceLandmarks, LandmarkDetector, NoFaceError, pick_face
 from render.rig import FaceRig
 
 DEFAULT_SIZE = (512, 512)
@@ -119,30 +119,81 @@ class FramedPortrait:
     face: FaceLandmarks
 
 
-def frame_portrait(image: np.ndarray, face: FaceLandmarks, size: tuple[int, int] | None) -> FramedPortrait:
-    """Crop around the face to the output aspect ratio and scale to ``size`` (None keeps the image)."""
+FRAMINGS = ("bust", "head", "source")
+"""How a portrait is framed: ``bust`` head and shoulders, ``head`` closer on the face, ``source`` the whole
+picture."""
+
+# per framing: frame height in face-box heights, the same in face-box widths, eye line's height in the frame
+_FRAMING = {"bust": (3.0, 2.4, 0.36), "head": (2.0, 1.6, 0.40)}
+_KEEP_WHOLE = 0.96  # a crop at least this share of the whole picture's height takes the whole picture
+_MAX_ZOOM = 1.5  # how much closer than asked a frame may go to keep the eyes at their height in the picture
+
+
+def _eye_line(face: FaceLandmarks) -> float:
+    """y (pixels) of the line through the eyes' corners."""
+    x0, y0, x1, y1 = face.bbox
+    corners = {MEDIAPIPE_478: [33, 133, 263, 362], IBUG_68: [36, 39, 42, 45]}.get(face.scheme)
+    if corners is None or len(face.points) <= max(corners):
+        return y0 + 0.4 * (y1 - y0)
+    return float(face.points[corners, 1].mean())
+
+
+def frame_portrait(
+    image: np.ndarray, face: FaceLandmarks, size: tuple[int, int] | None, framing: str = "bust"
+) -> FramedPortrait:
+    """Frame the portrait to ``size`` = (width, height).
+
+    ``bust`` and ``head`` crop around the face to the output's aspect ratio with the face at a fixed share of
+    the height and the eye line at a fixed height, going up to 1.5x closer when the picture has no room to
+    keep the eyes there; ``source`` keeps the whole picture, fitted inside ``size``. ``size`` None keeps
+    the whole picture at its own size."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing {framing!r} is not one of {', '.join(FRAMINGS)}")
     h, w = image.shape[:2]
     if size is None:
         ow, oh = w - w % 2, h - h % 2
         return FramedPortrait(np.ascontiguousarray(image[:oh, :ow]), face.transformed(1.0, 0, 0, (ow, oh)))
+    if framing == "source":
+        scale = min(size[0] / w, size[1] / h)
+        ow, oh = max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
+        return _crop_scaled(image, face, 0.0, 0.0, ow / w, oh / h, (ow, oh))
     ow, oh = size
     aspect = ow / oh
+    per_h, per_w, eye_at = _FRAMING[framing]
     x0, y0, x1, y1 = face.bbox
     fh = max(y1 - y0, 1.0)
     fw = max(x1 - x0, 1.0)
-    # the face takes about a third of the frame height
-    ch = max(3.0 * fh, 2.4 * fw / aspect)
-    ch = min(ch, h, w / aspect)
-    cw = ch * aspect
     cx = 0.5 * (x0 + x1)
-    cy = 0.5 * (y0 + y1) + 0.12 * fh
+    eye_y = _eye_line(face)
+    wanted = max(per_h * fh, per_w * fw / aspect)
+    # the largest crop that keeps the eye line at its height and the face centred inside the picture
+    room = min(
+        eye_y / eye_at,
+        (h - eye_y) / (1.0 - eye_at),
+        2.0 * min(cx, w - cx) / aspect,
+    )
+    ch = float(np.clip(room, wanted / _MAX_ZOOM, wanted))
+    whole = min(h, w / aspect)
+    # a picture framed already (within a few pixels) is kept whole rather than resampled
+    ch = whole if ch >= _KEEP_WHOLE * whole else ch
+    cw = ch * aspect
     left = float(np.clip(cx - cw / 2, 0, w - cw))
-    top = float(np.clip(cy - ch / 2, 0, h - ch))
-    scale = ow / cw
-    m = np.array([[scale, 0, -left * scale], [0, scale, -top * scale]], np.float64)
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    out = cv2.warpAffine(image, m, (ow, oh), flags=interp, borderMode=cv2.BORDER_REPLICATE)
-    return FramedPortrait(out, face.transformed(scale, -left * scale, -top * scale, (ow, oh)))
+    top = float(np.clip(eye_y - eye_at * ch, 0, h - ch))
+    return _crop_scaled(image, face, left, top, ow / cw, oh / ch, (ow, oh))
+
+
+def _crop_scaled(
+    image: np.ndarray, face: FaceLandmarks, left: float, top: float, sx: float, sy: float, out: tuple[int, int]
+) -> FramedPortrait:
+    """The picture from (left, top) scaled by (sx, sy) into an ``out`` = (width, height) frame."""
+    m = np.array([[sx, 0, -left * sx], [0, sy, -top * sy]], np.float64)
+    interp = cv2.INTER_AREA if min(sx, sy) < 1 else cv2.INTER_CUBIC
+    framed = cv2.warpAffine(image, m, out, flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    p = face.points.copy()
+    p[:, 0] = p[:, 0] * sx - left * sx
+    p[:, 1] = p[:, 1] * sy - top * sy
+    p[:, 2] = p[:, 2] * 0.5 * (sx + sy)
+    return FramedPortrait(framed, FaceLandmarks(p.astype(np.float32), face.scheme, out))
 
 
 def find_face(image: np.ndarray, detector: LandmarkDetector, source: str, index: int | None = None) -> FaceLandmarks:

@@ -1,7 +1,7 @@
 """Contact sheets: the key poses of the warp renderer for one or more portraits, as one PNG.
 
-Columns: portrait, rest (lips closed), blink, open vowel (AA), bilabial (lips pressed), f/v, rounded
-(OO), smile, head turn, head tilt.
+Columns: the framed portrait (the whole output frame), then face crops of rest (lips closed), blink, open
+vowel (AA), bilabial (lips pressed), f/v, rounded (OO), smile, head turn, head tilt.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def contact_sheet(
     for f in faces:
         avatar = p.prepare_avatar(f, (size, size))
         r = WarpRenderer(avatar.rig)
-        frames = [("portrait", avatar.rig.image)] + [(name, r.render(pose_values(spec))) for name, spec in POSES]
+        frames = [("framed", avatar.rig.image)] + [(name, r.render(pose_values(spec))) for name, spec in POSES]
         if crop_face:
             v = avatar.rig.verts[: avatar.rig.n_landmarks, :2]
             cx, cy = v.mean(axis=0)
@@ -55,7 +55,7 @@ def contact_sheet(
             crop = (slice(y0, y0 + int(2 * half)), slice(x0, x0 + int(2 * half)))
         tiles = []
         for name, img in frames:
-            t = img[crop] if crop_face else img
+            t = img[crop] if crop_face and name != "framed" else img  # the first tile: the whole output frame
             t = cv2.resize(t, (tile, tile), interpolation=cv2.INTER_AREA).copy()
             cv2.putText(t, name, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(t, name, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from audio.piper_stream import NotStreamable
 from audio.piper_tts import PiperTTS, TTSError
 from audio.text import TextError, clean_text, split_sentences
-from audio.types import SILENCE, Phone, Speech, SpeechChunk, concat_speech
+from audio.types import SILENCE, TTS, Phone, Speech, SpeechChunk, concat_speech
 from motion.generator import MotionStream, MotionStyle
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
 from render.rig import FaceRig
@@ -25,6 +25,7 @@ __all__ = [
     "PiperTTS",
     "Speech",
     "SpeechChunk",
+    "TTS",
     "TTSError",
     "TextError",
     "WarpRenderer",

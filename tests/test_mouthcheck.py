@@ -45,6 +45,7 @@ def test_a_shut_mouth_has_no_opening_to_measure(mesh) -> None:
     assert r is None or r.gap < 0.03
 
 
+@pytest.mark.slow  # filmed footage: in the larger media set only
 def test_a_filmed_speakers_teeth_are_found(mesh, capsys) -> None:
     # the HDTF speaker shows her teeth as she talks: at gaps over 0.12 eye distances about half the opening
     from tools.mouthcheck import main
@@ -54,3 +55,21 @@ def test_a_filmed_speakers_teeth_are_found(mesh, capsys) -> None:
     line = next(x for x in out.splitlines() if "gap 0.12-0.20" in x)
     teeth = float(line.split("teeth")[1].split()[0])
     assert 0.3 < teeth < 0.8, line
+
+
+def test_a_talking_video_is_read_and_its_teeth_found(tmp_path, capsys) -> None:
+    # a video of our own making from a repository portrait: Obama smiles with his own teeth, which the
+    # render moves with the jaw, so a speech-sized opening shows mostly teeth and little dark
+    import talker
+    from tools.mouthcheck import main
+
+    video = tmp_path / "obama.mp4"
+    text = "Hello there, how are you today? I am glad to meet you all."
+    done = talker.render(text=text, out=video, face=media("faces", "obama.jpg"), voice="espeak:en-us", size=384)
+    assert main(["--video", str(video), "--max-frames", "120"]) == 0
+    out = capsys.readouterr().out
+    assert f" {(min(done.n_frames, 120) + 1) // 2} frames)" in out.splitlines()[0]  # every second frame
+    rows = {line.split(":")[0].strip(): line for line in out.splitlines() if "gap " in line}
+    assert len(rows) >= 3  # the mouth opens to several widths while speaking
+    speech = rows["gap 0.20-0.30"]
+    assert float(speech.split("teeth")[1].split()[0]) > 0.5 and float(speech.split("dark")[1].split()[0]) < 0.2
