@@ -26,7 +26,7 @@ from audio.types import Speech, concat_speech, silence
 from motion.generator import MotionGenerator
 from motion.types import CHANNEL_INDEX
 from render import i420
-from render.encoder import FaceTrack, track_faces
+from render.face_track import FaceTrack, track_faces
 from render.redub import MOUTH_CHANNELS, BankCollector, MouthBank, MouthRedrawer
 from render.rig import RigError
 from talker.mp4 import Mp4Writer

@@ -125,7 +125,6 @@ REASON = "# Over 400 lines:"
 TO_SPLIT = {
     "motion/generator.py",
     "motion/lipsync.py",
-    "render/encoder.py",
     "server/session.py",
     "server/workers.py",
 }
