@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             # one thread per render call: sessions render in parallel threads already, and OpenCV's
             # pool competing with them (and with the voice) made a 16 ms frame take 70 ms on 2 cores
             cv2.setNumThreads(settings.cv_threads)
-        eng = engine or Engine(tts_threads=settings.tts_threads)
+        eng = engine or Engine(tts_threads=settings.tts_threads, framing=settings.framing)
         if engine is None and settings.preload_models:
             t0 = time.perf_counter()
             await asyncio.to_thread(eng.load, settings.frame_size)

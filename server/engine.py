@@ -185,9 +185,11 @@ class Engine:
         max_avatars: int = 16,
         tts_threads: int | None = 1,
         lipsync: LipsyncModel | None = None,
+        framing: str = "bust",
     ) -> None:
         """``lipsync``: the audio -> mouth model for audio streamed into sessions (default: the packaged one,
-        loaded on first use)."""
+        loaded on first use). ``framing``: how every portrait is framed (``talker.portrait.FRAMINGS``)."""
+        self.framing = framing
         self.tts = tts or SharedTTS(threads=tts_threads)
         self.detector = detector or MediaPipeFaceMesh()
         self.pipeline = Pipeline(tts=self.tts, detector=self.detector)
@@ -238,7 +240,7 @@ class Engine:
             path = None if portrait_id == DEFAULT_PORTRAIT else (store.path(portrait_id) if store else None)
             if portrait_id != DEFAULT_PORTRAIT and path is None:
                 raise KeyError(portrait_id)
-            avatar = self.pipeline.prepare_avatar(path, size)
+            avatar = self.pipeline.prepare_avatar(path, size, framing=self.framing)
             self._avatars[key] = avatar
             while len(self._avatars) > self._max_avatars:
                 self._avatars.popitem(last=False)
@@ -249,7 +251,7 @@ class Engine:
         if path is None:
             return self.avatar(None, DEFAULT_PORTRAIT, size)
         with self._avatar_lock:
-            return self.pipeline.prepare_avatar(path, size)
+            return self.pipeline.prepare_avatar(path, size, framing=self.framing)
 
     def voice_for(self, voice_id: str, params: dict[str, Any]) -> SharedTTS | PersonaVoice:
         """The voice of a persona: the shared Piper voice when it is that voice unchanged, else a bank
@@ -281,7 +283,7 @@ class Engine:
             if hit is not None:
                 self._avatars.move_to_end(key)
                 return hit
-            avatar = persona_avatar(persona, self.detector, size)
+            avatar = persona_avatar(persona, self.detector, size, self.framing)
             if cache:
                 self._avatars[key] = avatar
                 while len(self._avatars) > self._max_avatars:
