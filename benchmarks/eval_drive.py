@@ -32,7 +32,7 @@ def _pose_proxies(pts: np.ndarray) -> tuple[float, float]:
 
 
 def _measure(judge, frames: list[np.ndarray]) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
-    from talker.quality import eye_aspect_ratio, inner_lip_gap
+    from tools.quality import eye_aspect_ratio, inner_lip_gap
 
     out: dict[str, list[float]] = {"gap": [], "ear": [], "yaw": [], "pitch": []}
     emb: list[np.ndarray] = []
@@ -63,8 +63,8 @@ def _r(a: np.ndarray, b: np.ndarray) -> float:
 def eval_drive(videos: list[Path], faces: list[Path], size: int) -> None:
     from talker.drive import drive_portrait
     from talker.portrait import load_image
-    from talker.quality import Judge
     from talker.video import read_frames
+    from tools.quality import Judge
 
     judge = Judge()
     print("| driver | portrait | face found | r mouth | r EAR | r yaw | r pitch | max emb dist to portrait |")
@@ -90,8 +90,8 @@ def eval_dub(videos: list[Path], speech: Path, transcript: str | None) -> None:
     from audio.align import align_file
     from render.landmarks import MediaPipeFaceMesh
     from talker.dub import DubSettings, dub_video
-    from talker.quality import Judge
     from talker.video import read_frames
+    from tools.quality import Judge
 
     judge = Judge()
     mesh = MediaPipeFaceMesh()

@@ -370,7 +370,7 @@ class LipsyncStream:
         return mouth[drop:], vis[drop:]
 
 
-def _rows_needed(video_frames: np.ndarray, frame_rate: float, fps: float) -> np.ndarray:
+def rows_needed(video_frames: np.ndarray, frame_rate: float, fps: float) -> np.ndarray:
     """Last model row each video frame reads: the right neighbour of its centre or the last row inside its span."""
     k = np.asarray(video_frames, dtype=np.float64)
     centre = np.ceil((k + 0.5) / fps * frame_rate - 0.5)
@@ -404,11 +404,34 @@ def resample_frames(
     if len(peak_columns):
         cols = list(peak_columns)
         a = np.clip(np.ceil(vf / fps * frame_rate - 0.5).astype(int) - first_row, 0, last)
-        b = np.clip(_rows_needed(vf, frame_rate, fps) - first_row, 0, last)
+        b = np.clip(rows_needed(vf, frame_rate, fps) - first_row, 0, last)
         for i in range(len(vf)):
             if b[i] >= a[i]:
                 out[i, cols] = np.maximum(out[i, cols], frames[a[i] : b[i] + 1, cols].max(axis=0))
     return out
+
+
+def articulation_gain(style: MotionStyle) -> float:
+    """How far a style opens the jaw relative to the model's prediction (its articulation and expression)."""
+    from motion.generator import EXPRESSIONS
+
+    expr = EXPRESSIONS[style.expression]
+    inten = style.intensity if style.expression != "neutral" else 0.0
+    return float(style.articulation * (1 + (expr.articulation - 1) * inten))
+
+
+def peak_columns(outputs: Sequence[str]) -> list[int]:
+    """The output columns whose short peaks must survive resampling to the video rate (closures)."""
+    return [outputs.index("mouthClose")] if "mouthClose" in outputs else []
+
+
+def add_mouth(rows: np.ndarray, mouth: np.ndarray, outputs: Sequence[str], jaw_gain: float) -> None:
+    """Add the model's mouth (frames, len(outputs)) to motion rows (frames, CHANNELS) in place: the
+    generator's rows for speech without phones carry only expression offsets on these channels."""
+    for j, name in enumerate(outputs):
+        gain = jaw_gain if name == "jawOpen" else 1.0
+        c = CHANNEL_INDEX[name]
+        rows[:, c] = np.clip(mouth[:, j] * gain + rows[:, c], 0.0, 1.5)
 
 
 class AudioMotionStream:
@@ -423,12 +446,7 @@ class AudioMotionStream:
         self.fps = float(fps)
         # no phones: the generator only needs the loudness window ahead of each frame
         self._base = MotionStream(fps, seed, style, lookahead_s=activity_lookahead_s(fps))
-        style = self._base.style
-        from motion.generator import EXPRESSIONS
-
-        expr = EXPRESSIONS[style.expression]
-        inten = style.intensity if style.expression != "neutral" else 0.0
-        self._articulation = style.articulation * (1 + (expr.articulation - 1) * inten)
+        self._articulation = articulation_gain(self._base.style)
         self._lip = model.stream()
         self._mouth = np.zeros((0, len(model.config.outputs)), np.float32)
         self._mouth_base = 0  # model frame index of _mouth[0]
@@ -462,18 +480,15 @@ class AudioMotionStream:
         rate = self.model.config.frame_rate
         n_ready = len(self._rows)
         if not final:
-            need = _rows_needed(self._next + np.arange(n_ready), rate, self.fps)
+            need = rows_needed(self._next + np.arange(n_ready), rate, self.fps)
             n_ready = int(np.sum(need <= self._mouth_base + len(self._mouth) - 1))  # need grows with k
         if n_ready <= 0:
             return np.zeros((0, len(CHANNELS)), np.float32)
         out = self._rows[:n_ready].copy()
         idx = self._next + np.arange(n_ready)
-        peak = [self.model.config.outputs.index("mouthClose")] if "mouthClose" in self.model.config.outputs else []
-        per_video = resample_frames(self._mouth, rate, self.fps, idx, self._mouth_base, peak)
-        for j, name in enumerate(self.model.config.outputs):
-            gain = self._articulation if name == "jawOpen" else 1.0
-            c = CHANNEL_INDEX[name]
-            out[:, c] = np.clip(per_video[:, j] * gain + out[:, c], 0.0, 1.5)
+        outputs = self.model.config.outputs
+        per_video = resample_frames(self._mouth, rate, self.fps, idx, self._mouth_base, peak_columns(outputs))
+        add_mouth(out, per_video, outputs, self._articulation)
         self._rows = self._rows[n_ready:]
         self._next += n_ready
         # model frames before the next video frame's left neighbour and span are no longer needed
@@ -508,8 +523,12 @@ __all__ = [
     "LipsyncFrames",
     "LipsyncModel",
     "LipsyncStream",
+    "add_mouth",
+    "articulation_gain",
     "audio_motion",
     "build_net",
     "mouth_targets",
+    "peak_columns",
     "resample_frames",
+    "rows_needed",
 ]

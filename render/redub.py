@@ -229,27 +229,62 @@ class MouthRedrawer:
         )
         self._template = rig
         self._neutral = np.zeros(len(CHANNELS), np.float32)
+        self._moving = _moving_vertices(rig)
 
-    def frame_rig(self, image: np.ndarray, points: np.ndarray) -> tuple[FaceRig, tuple[int, int, int, int]]:
-        """The rig of one frame (in a crop of it) and the crop's box (x0, y0, x1, y1) in the frame."""
+    def region(self, points: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): the part of a ``size`` = (width, height) frame that redrawing the face with
+        landmarks ``points`` (478, 3) reads and writes, its corners on even pixels (for 4:2:0 chroma)."""
+        _, box = self._outer(points, size)
+        return box
+
+    def _carried(self, points: np.ndarray) -> np.ndarray:
+        """The reference's outer ring and border carried onto this frame's face (pixels)."""
         s = self._shape
         m = _similarity(s.anchors, points[_ANCHORS, :2])
         scale = float(np.hypot(m[0, 0], m[1, 0]))
         outer = np.empty_like(s.outer)
         outer[:, :2] = s.outer[:, :2] @ m[:, :2].T + m[:, 2]
         outer[:, 2] = s.outer[:, 2] * scale
+        return outer
+
+    def _outer(self, points: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """The carried outer ring and the frame's region."""
+        outer = self._carried(points)
+        w, h = size
+        # the vertices of every triangle the mouth channels can move: outside them the warp is the
+        # identity, so the crop ends there (grown by how far the chin can travel)
+        verts = np.concatenate([points[:, :2], outer[:, :2]])[self._moving]
+        r, left = eye_centres(points)
+        iod = float(np.linalg.norm((left - r)[:2]))
+        x0, y0, x1, y1 = crop_box(verts, (w, h), pad=0.0)
+        m = int(np.ceil(_REACH * iod))
+        x0, y0, x1, y1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+        # nothing above the nose changes (the blend is zero there): the crop starts a little above it,
+        # far enough that the warp there reads only pixels inside the crop
+        top = int(np.floor(min(points[[T.NOSE_TIP, 2, 98, 327], 1].min(), points[[61, 291], 1].min()) - _TOP_PAD * iod))
+        y0 = max(y0, min(top, y1 - 2))
+        x0, y0 = x0 - x0 % 2, y0 - y0 % 2
+        x1, y1 = min(w - w % 2, x1 + x1 % 2), min(h - h % 2, y1 + y1 % 2)
+        return outer, (x0, y0, max(x1, x0 + 2), max(y1, y0 + 2))
+
+    def frame_rig(self, image: np.ndarray, points: np.ndarray) -> tuple[FaceRig, tuple[int, int, int, int]]:
+        """The rig of one frame (in a crop of it) and the crop's box (x0, y0, x1, y1) in the frame."""
         h, w = image.shape[:2]
-        x0, y0, x1, y1 = crop_box(np.concatenate([points[:, :2], outer[:, :2]]), (w, h), pad=0.0)
-        # nothing above the eyes changes (the blend is zero above the nose): the crop starts at the eyes
-        y0 = max(y0, min(int(np.floor(points[[33, 133, 263, 362], 1].min())), y1 - 2))
-        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        outer, box = self._outer(points, (w, h))
+        x0, y0, x1, y1 = box
+        return self._crop_rig(np.ascontiguousarray(image[y0:y1, x0:x1]), box, points, outer), box
+
+    def _crop_rig(
+        self, crop: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray, outer: np.ndarray
+    ) -> FaceRig:
+        x0, y0, x1, y1 = box
         off = np.array([x0, y0, 0.0])
         lm = points.astype(np.float64) - off
         r, left = eye_centres(lm)
         iod = float(np.linalg.norm((left - r)[:2]))
         if iod < 8:
             raise RigError(f"the face is too small to redraw (eyes {iod:.1f} px apart; need at least 8)")
-        lm = snap_inner_lips(crop, lm, iod)
+        lm = _near(snap_inner_lips, crop, lm, _LIPS, 0.4 * iod, iod)
         verts = np.concatenate([lm, outer - off])
         origin = (r + left) / 2
         ex = (left - r) / np.linalg.norm(left - r)
@@ -259,14 +294,9 @@ class MouthRedrawer:
         axes = np.stack([ex, ey, np.cross(ex, ey)])
         local = ((verts - origin) @ axes.T) / iod
         gap = max(0.0, float(np.mean([local[b, 1] - local[a, 1] for a, b in _GAP_PAIRS])))
-        lip_rgb = _mean_colour(
-            crop,
-            lm,
-            T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER[::-1][1:-1],
-            hole=T.LIP_INNER_UPPER + T.LIP_INNER_LOWER[::-1][1:-1],
-        )
-        skin_rgb = _mean_colour(crop, lm, [50, 101, 36, 205, 187, 123, 117, 118])
-        rig = replace(
+        lip_rgb = _near(_mean_colour, crop, lm, _LIPS, 1.0, _LIPS, hole=_INNER)
+        skin_rgb = _near(_mean_colour, crop, lm, _CHEEKS, 1.0, _CHEEKS)
+        return replace(
             self._template,
             image=crop,
             verts=verts.astype(np.float32),
@@ -276,18 +306,21 @@ class MouthRedrawer:
             local=local.astype(np.float32),
             source_gap=gap,
             mouth_open_source=gap > OPEN_SOURCE_GAP_IOD,
-            lip_rgb=lip_rgb.astype(np.float32),
-            skin_rgb=skin_rgb.astype(np.float32),
+            lip_rgb=np.asarray(lip_rgb, np.float32),
+            skin_rgb=np.asarray(skin_rgb, np.float32),
             roi=(0, 0, x1 - x0, y1 - y0),
         )
-        return rig, (x0, y0, x1, y1)
 
-    def redraw(self, image: np.ndarray, points: np.ndarray, mouth: np.ndarray) -> np.ndarray:
-        """``image`` (RGB uint8, not modified) with its mouth re-rendered to ``mouth``: values of
-        ``MOUTH_CHANNELS`` (len 6). ``points``: the frame's (478, 3) landmarks."""
+    def redraw_crop(
+        self, crop: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray, mouth: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+        """The redrawn part of a frame's ``region``: ``crop`` (RGB uint8, that region of the frame),
+        ``points`` the frame's (478, 3) landmarks, ``mouth`` values of ``MOUTH_CHANNELS``. Returns (the
+        redrawn rows, their blend weight (H, W) float32, (first row, first column) in the crop), or None
+        when the frame keeps its own mouth."""
         if _already(points, mouth):
-            return image.copy()
-        rig, (x0, y0, x1, y1) = self.frame_rig(image, points)
+            return None
+        rig = self._crop_rig(crop, box, points, self._carried(points))
         values = self._neutral.copy()
         for name, v in zip(MOUTH_CHANNELS, mouth):
             values[CHANNEL_INDEX[name]] = v
@@ -298,17 +331,75 @@ class MouthRedrawer:
             gap = float(np.mean([vt[b, 1] - vt[a, 1] for a, b in _GAP_PAIRS])) / rig.iod
             if gap > rig.source_gap + _BANK_WIDER:
                 self.bank.paint(drawn, vt, rig.iod)
-        alpha = lower_face_mask(rig)
+        r0 = _mask_top(rig)
+        # only the columns where the redraw differs from the frame
+        diff = np.flatnonzero(cv2.absdiff(drawn[r0:], crop[r0:]).max(axis=0).max(axis=1))
+        if not len(diff):
+            return None
+        c0, c1 = int(diff[0]), int(diff[-1]) + 1
+        alpha = lower_face_mask(rig, r0, (c0, c1))
+        return np.ascontiguousarray(drawn[r0:, c0:c1]), alpha, (r0, c0)
+
+    def redraw(self, image: np.ndarray, points: np.ndarray, mouth: np.ndarray) -> np.ndarray:
+        """``image`` (RGB uint8, not modified) with its mouth re-rendered to ``mouth``: values of
+        ``MOUTH_CHANNELS`` (len 6). ``points``: the frame's (478, 3) landmarks."""
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = box = self.region(points, (w, h))
         out = image.copy()
-        rows = np.nonzero(alpha.max(axis=1) > 0)[0]
-        if not len(rows):
-            return out
-        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, 0, alpha.shape[1]
-        a = alpha[r0:r1, c0:c1, None]
-        region = out[y0 + r0 : y0 + r1, x0 + c0 : x0 + c1]
-        mixed = region + a * (drawn[r0:r1, c0:c1].astype(np.float32) - region)
-        region[:] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+        got = self.redraw_crop(np.ascontiguousarray(image[y0:y1, x0:x1]), box, points, mouth)
+        if got is not None:
+            drawn, alpha, (r0, c0) = got
+            region = out[y0 + r0 : y0 + r0 + drawn.shape[0], x0 + c0 : x0 + c0 + drawn.shape[1]]
+            region[:] = blend(region, drawn, alpha)
         return out
+
+
+def blend(under: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``under`` + ``alpha`` (H, W) * (``over`` - ``under``), rounded, for uint8 images of the same size."""
+    a = np.ascontiguousarray(alpha, np.float32)
+    return np.asarray(cv2.blendLinear(np.ascontiguousarray(over), np.ascontiguousarray(under), a, 1.0 - a))
+
+
+_REACH = 0.1  # the crop reaches this far (IOD) past the triangles the mouth can move
+_PROBES = {"jawOpen": 1.0, "mouthClose": 1.0, "mouthFunnel": 1.0, "mouthPucker": 1.0, "mouthStretch": 1.0,
+           "mouthRollLower": 1.0}  # fmt: skip
+
+
+def _moving_vertices(rig: FaceRig) -> np.ndarray:
+    """Indices of the vertices of every triangle of ``rig`` that a mouth channel (each at its strongest,
+    the jaw also shut) moves."""
+    renderer = WarpRenderer(rig, draw_eyes=False)
+    v0 = rig.verts[:, :2].astype(np.float64)
+    moved = np.zeros(len(v0), bool)
+    for name, value in list(_PROBES.items()) + [("jawOpen", 0.0)]:
+        v = np.zeros(len(CHANNELS), np.float32)
+        v[CHANNEL_INDEX["jawOpen"]] = 0.5
+        v[CHANNEL_INDEX[name]] = value
+        moved |= np.abs(renderer.target_points(v) - v0).max(axis=1) > 0.05
+    return np.unique(rig.tris[moved[rig.tris].any(axis=1)])
+
+
+_TOP_PAD = 0.35  # the crop starts this far (IOD) above the nose's bottom or the mouth corners
+_LIPS = T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER[::-1][1:-1]
+_CHEEKS = [50, 101, 36, 205, 187, 123, 117, 118]
+
+
+def _near(fn, image: np.ndarray, lm: np.ndarray, ids: list[int], pad: float, *args, **kw):  # type: ignore[no-untyped-def]
+    """``fn(sub, lm_sub, *args)`` on the part of ``image`` around landmarks ``ids`` (grown by ``pad``
+    pixels) with landmarks shifted into it: the same result, read from fewer pixels. A returned (478, 3)
+    array is shifted back."""
+    h, w = image.shape[:2]
+    p = lm[ids, :2]
+    x0, y0 = int(max(0, np.floor(p[:, 0].min() - pad) - 2)), int(max(0, np.floor(p[:, 1].min() - pad) - 2))
+    x1, y1 = int(min(w, np.ceil(p[:, 0].max() + pad) + 3)), int(min(h, np.ceil(p[:, 1].max() + pad) + 3))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return fn(image, lm, *args, **kw)
+    off = np.zeros(lm.shape[1])
+    off[:2] = (x0, y0)
+    got = fn(np.ascontiguousarray(image[y0:y1, x0:x1]), lm - off, *args, **kw)
+    if isinstance(got, np.ndarray) and got.shape == lm.shape:
+        return got + off
+    return got
 
 
 _SAME_GAP = 0.01  # a frame whose lip gap is this close (IOD) to the new one keeps its own mouth
@@ -323,17 +414,36 @@ def _already(points: np.ndarray, mouth: np.ndarray) -> bool:
     return shape < _SAME_SHAPE and abs(max(lip_gap_iod(points), 0.0) - target) < _SAME_GAP
 
 
-def lower_face_mask(rig: FaceRig) -> np.ndarray:
-    """(H, W) float32 weight of the redrawn pixels in a rig's crop: 0 down to the bottom of the nose, rising
-    smoothly to 1 a little above the top of the upper lip (which lifts as the mouth opens)."""
-    h, w = rig.image.shape[:2]
-    ey = rig.axes[1, :2].astype(np.float32)
-    o = rig.origin[:2]
-    xs = (np.arange(w, dtype=np.float32) - o[0]) * (ey[0] / rig.iod)
-    ys = (np.arange(h, dtype=np.float32) - o[1]) * (ey[1] / rig.iod)
-    depth = ys[:, None] + xs[None, :]  # face-frame height, IOD units
+def _mask_rise(rig: FaceRig) -> tuple[float, float]:
+    """The face-frame heights (IOD) where ``lower_face_mask`` leaves 0 and where it reaches 1."""
     nose = float(rig.local[2, 1])
     lip_top = float(rig.local[0, 1]) - 0.06
-    top = min(nose + 0.02, lip_top - 0.04)
-    t = np.clip((depth - top) / max(lip_top - top, 1e-3), 0.0, 1.0)
+    return min(nose + 0.02, lip_top - 0.04), lip_top
+
+
+def _mask_top(rig: FaceRig) -> int:
+    """The first row of a rig's crop in which ``lower_face_mask`` is not 0 anywhere."""
+    h, w = rig.image.shape[:2]
+    ey = rig.axes[1, :2].astype(np.float64)
+    o = rig.origin[:2].astype(np.float64)
+    if ey[1] <= 1e-6:
+        return 0
+    top, _ = _mask_rise(rig)
+    reach = max((-o[0]) * ey[0], (w - 1 - o[0]) * ey[0]) / rig.iod  # the most any column adds to the height
+    return int(np.clip(np.floor(o[1] + (top - reach) * rig.iod / ey[1]) - 1, 0, h))
+
+
+def lower_face_mask(rig: FaceRig, r0: int = 0, cols: tuple[int, int] | None = None) -> np.ndarray:
+    """(H - r0, W) float32 weight of the redrawn pixels in a rig's crop from row ``r0`` on (and in columns
+    ``cols``, when given): 0 down to the bottom of the nose, rising smoothly to 1 a little above the top of
+    the upper lip (which lifts as the mouth opens)."""
+    h, w = rig.image.shape[:2]
+    c0, c1 = cols or (0, w)
+    ey = rig.axes[1, :2].astype(np.float32)
+    o = rig.origin[:2]
+    top, lip_top = _mask_rise(rig)
+    xs = (np.arange(c0, c1, dtype=np.float32) - o[0]) * (ey[0] / rig.iod)
+    ys = (np.arange(r0, h, dtype=np.float32) - o[1]) * (ey[1] / rig.iod)
+    t = (ys[:, None] - top) + xs[None, :]  # face-frame height past the start of the rise, IOD units
+    t = np.clip(t * (1.0 / max(lip_top - top, 1e-3)), 0.0, 1.0)
     return np.asarray(t * t * (3 - 2 * t), np.float32)

@@ -29,13 +29,14 @@ from server.deps import ServerState, require_api_key, upload_pool
 from server.engine import Engine
 from server.job_runner import JobRunner
 from server.jobs import JobStore
+from server.manager import SessionManager
 from server.metrics import Metrics
 from server.middleware import BodyLimit, SameOrigin, Scope
 from server.portraits import PortraitStore, UploadError
 from server.render_pool import RenderPool
-from server.routes import dubs, personas, portraits, renders, sessions, system, verify, voices
+from server.routes import audio, dubs, personas, portraits, renders, sessions, system, verify, voices
 from server.schemas import Problem
-from server.session import SessionError, SessionManager
+from server.session_errors import SessionError
 from server.settings import Settings
 from server.tenancy import KeyRing, OwnerStore, RateLimiter
 from talker.persona import AudioVoiceBank, PersonaError, PersonaMaker, PersonaNotFound, PersonaStore
@@ -103,7 +104,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             # one thread per render call: sessions render in parallel threads already, and OpenCV's
             # pool competing with them (and with the voice) made a 16 ms frame take 70 ms on 2 cores
             cv2.setNumThreads(settings.cv_threads)
-        eng = engine or Engine(tts_threads=settings.tts_threads)
+        eng = engine or Engine(tts_threads=settings.tts_threads, framing=settings.framing)
         if engine is None and settings.preload_models:
             t0 = time.perf_counter()
             await asyncio.to_thread(eng.load, settings.frame_size)
@@ -227,6 +228,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     for router in (r.router for r in routers):
         app.include_router(router, dependencies=auth, responses=refusals)
     app.include_router(system.router)
+    app.include_router(audio.router)  # (a WebSocket: it checks the key itself, headers or first message)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if not keys.enabled:
         _openapi_without_auth(app)

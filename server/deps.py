@@ -12,9 +12,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from server.engine import Engine
 from server.jobs import JobStore
+from server.manager import SessionManager
 from server.metrics import Metrics
 from server.portraits import PortraitStore
-from server.session import SessionManager
 from server.settings import Settings
 from server.tenancy import LOCAL_ADMIN, KeyRing, OwnerStore, Principal, RateLimiter
 from talker.persona import PersonaMaker, PersonaStore
@@ -110,16 +110,20 @@ async def require_api_key(
     """The calling tenant. With keys configured every API call must carry one (X-API-Key or Bearer);
     without, every caller is the default tenant's admin. A client address with too many failed keys in
     a minute gets 429 until the minute has passed."""
+    return principal_for(state, client_address(request), key or (bearer.credentials if bearer else None))
+
+
+def principal_for(state: ServerState, addr: str, given: str | None) -> Principal:
+    """The tenant of an API key given from ``addr`` (HTTP requests and WebSockets alike); raises
+    ``HTTPException`` 401 (none given), 403 (not valid) or 429 (too many wrong keys from ``addr``)."""
     if not state.keys.enabled:
         return LOCAL_ADMIN
-    addr = client_address(request)
     if state.auth_failures.blocked(addr):
         raise HTTPException(
             429,
             "too many requests with a wrong API key from this address; try again later",
             headers={"Retry-After": str(state.auth_failures.retry_after(addr))},
         )
-    given = key or (bearer.credentials if bearer else None)
     if not given:
         raise HTTPException(
             401,

@@ -30,6 +30,7 @@ from talker.pipeline import Avatar, Pipeline
 from talker.stages import (
     TTS,
     LandmarkDetector,
+    LipsyncModel,
     MediaPipeFaceMesh,
     NotStreamable,
     PiperTTS,
@@ -183,7 +184,12 @@ class Engine:
         detector: LandmarkDetector | None = None,
         max_avatars: int = 16,
         tts_threads: int | None = 1,
+        lipsync: LipsyncModel | None = None,
+        framing: str = "bust",
     ) -> None:
+        """``lipsync``: the audio -> mouth model for audio streamed into sessions (default: the packaged one,
+        loaded on first use). ``framing``: how every portrait is framed (``talker.portrait.FRAMINGS``)."""
+        self.framing = framing
         self.tts = tts or SharedTTS(threads=tts_threads)
         self.detector = detector or MediaPipeFaceMesh()
         self.pipeline = Pipeline(tts=self.tts, detector=self.detector)
@@ -193,6 +199,8 @@ class Engine:
         self.load_seconds: dict[str, float] = {}
         self._voices: dict[str, SharedTTS | PersonaVoice] = {}
         self._voice_lock = threading.Lock()
+        self._lipsync: LipsyncModel | None = lipsync
+        self._lipsync_lock = threading.Lock()
 
     def load(self, size: tuple[int, int]) -> None:
         """Load the voice (and warm it up), the detector, and rig the default portrait."""
@@ -203,7 +211,15 @@ class Engine:
         t1 = time.perf_counter()
         self.avatar(None, DEFAULT_PORTRAIT, size)
         t2 = time.perf_counter()
-        self.load_seconds = {"tts": t1 - t0, "face": t2 - t1}
+        self.lipsync()
+        self.load_seconds = {"tts": t1 - t0, "face": t2 - t1, "lipsync": time.perf_counter() - t2}
+
+    def lipsync(self) -> LipsyncModel:
+        """The lip-sync model (loaded once; raises ``LipsyncError`` when its files are missing)."""
+        with self._lipsync_lock:
+            if self._lipsync is None:
+                self._lipsync = LipsyncModel.load()
+            return self._lipsync
 
     @property
     def voice_name(self) -> str:
@@ -224,7 +240,7 @@ class Engine:
             path = None if portrait_id == DEFAULT_PORTRAIT else (store.path(portrait_id) if store else None)
             if portrait_id != DEFAULT_PORTRAIT and path is None:
                 raise KeyError(portrait_id)
-            avatar = self.pipeline.prepare_avatar(path, size)
+            avatar = self.pipeline.prepare_avatar(path, size, framing=self.framing)
             self._avatars[key] = avatar
             while len(self._avatars) > self._max_avatars:
                 self._avatars.popitem(last=False)
@@ -235,7 +251,7 @@ class Engine:
         if path is None:
             return self.avatar(None, DEFAULT_PORTRAIT, size)
         with self._avatar_lock:
-            return self.pipeline.prepare_avatar(path, size)
+            return self.pipeline.prepare_avatar(path, size, framing=self.framing)
 
     def voice_for(self, voice_id: str, params: dict[str, Any]) -> SharedTTS | PersonaVoice:
         """The voice of a persona: the shared Piper voice when it is that voice unchanged, else a bank
@@ -267,7 +283,7 @@ class Engine:
             if hit is not None:
                 self._avatars.move_to_end(key)
                 return hit
-            avatar = persona_avatar(persona, self.detector, size)
+            avatar = persona_avatar(persona, self.detector, size, self.framing)
             if cache:
                 self._avatars[key] = avatar
                 while len(self._avatars) > self._max_avatars:

@@ -83,7 +83,7 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 class SameOrigin:
-    """ASGI middleware: 403 for a state-changing request a browser sends from another web origin.
+    """ASGI middleware: 403 for a state-changing request (or a WebSocket) a browser sends from another web origin.
 
     A page on any site can make a visitor's browser POST a form to a server on their machine or network;
     the browser names that page's origin in ``Origin`` (or ``Sec-Fetch-Site``), which the page cannot forge.
@@ -96,6 +96,10 @@ class SameOrigin:
         self.allowed = {o.rstrip("/").lower() for o in allowed}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self._foreign(scope):
+            # a page on another site may not open a socket into a session (the handshake gets 403)
+            await send({"type": "websocket.close", "code": 4403, "reason": "cross-site socket refused"})
+            return
         if scope["type"] == "http" and scope["method"] not in self._SAFE and self._foreign(scope):
             body = b'{"detail":"cross-site request refused: this origin may not call the API (TALKER_ALLOWED_ORIGINS)"}'
             await send(

@@ -23,6 +23,11 @@ class Offer(BaseModel):
         max_length=64,
         description="a persona from POST /personas: its face, voice, manner and chat endpoint (portrait_id ignored)",
     )
+    peer_audio: Literal["ignore", "speak"] = Field(
+        default="ignore",
+        description="what the avatar does with an audio track the offer sends (sendrecv): 'speak' plays it with the "
+        "mouth lip-synced, as audio streamed to /sessions/{id}/audio; 'ignore' (a user's microphone) does not echo it",
+    )
 
 
 class Answer(BaseModel):
@@ -89,6 +94,7 @@ class SessionInfo(BaseModel):
     frames_rendered_ahead: int
     close_reason: str | None
     errors: list[str]
+    audio_in_s: float = Field(default=0.0, description="seconds of audio streamed into the session")
 
 
 class PortraitInfo(BaseModel):

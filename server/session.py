@@ -1,102 +1,46 @@
 """Live avatar sessions: one WebRTC peer connection, two tracks, two worker threads each.
 
-``SessionManager`` owns them: it enforces the session limit, answers offers, and closes sessions
-that idle too long, run too long, never connect or lose their peer. Closing stops the tracks, the
-peer connection and both threads; nothing outlives a session.
+``server.manager.SessionManager`` owns them: it enforces the session limit, answers offers, and closes
+sessions that idle too long, run too long, never connect or lose their peer. Closing stops the tracks,
+the peer connection and the threads; nothing outlives a session. Audio streamed in (a socket or the
+peer's track) goes through ``server.audio_in``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import queue
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError
-from aiortc.sdp import SessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
 
+from server.audio_in import AudioInput
 from server.clock import MediaClock
-from server.egress import EndpointRefused, chat_settings_for
-from server.engine import Engine, PersonaVoice
+from server.engine import Engine
 from server.metrics import Metrics
-from server.portraits import PortraitStore, release_memory
 from server.render_pool import RenderPool, RenderProcess
+from server.render_worker import RenderWorker
+from server.session_errors import AudioBusy, SayQueueFull, SessionClosed, SessionError, SessionRefused
 from server.settings import Settings
-from server.tenancy import LOCAL_ADMIN, Principal
+from server.tenancy import LOCAL_ADMIN
 from server.timeline import FramePlan, Timeline
 from server.tracks import AvatarAudioTrack, AvatarVideoTrack
-from server.workers import ChatRequest, ChatWorker, LiveVoice, RenderWorker, SayRequest, SpeechWorker
+from server.workers import ChatRequest, ChatWorker, LiveVoice, SayRequest, SpeechWorker
 from talker.chat import ChatSettings
-from talker.persona import Persona, PersonaNotFound, PersonaStore
 from talker.provenance import Label, Marker
-from talker.stages import FaceRig, MotionStyle, clean_text
+from talker.stages import FaceRig, LipsyncModel, MixedMotionStream, MotionStyle, clean_text
 
 log = logging.getLogger("talker.server")
 
 RENDER_BUDGET_S = 0.03
 """Time kept free to render the first frame of new speech before it is sent (a frame takes ~16 ms)."""
-
-
-class SessionError(Exception):
-    """A session request that cannot be served; ``status`` is the HTTP status to answer with."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class SessionLimitError(SessionError):
-    status = 429
-
-
-class SessionNotFound(SessionError):
-    status = 404
-
-
-class SessionRefused(SessionError):
-    status = 422
-
-
-class BadOffer(SessionError):
-    status = 400
-
-
-class SayQueueFull(SessionError):
-    status = 429
-
-
-class SessionClosed(SessionError):
-    status = 409
-
-
-def check_offer(sdp: str) -> None:
-    """Reject offers the avatar cannot answer, naming what is wrong (raises ``BadOffer``)."""
-    if not sdp.strip():
-        raise BadOffer("the SDP offer is empty")
-    try:
-        desc = SessionDescription.parse(sdp)
-    except (ValueError, IndexError, KeyError, TypeError) as e:
-        raise BadOffer(f"the SDP offer cannot be parsed: {e}") from e
-    kinds = [m.kind for m in desc.media]
-    if "audio" not in kinds or "video" not in kinds:
-        raise BadOffer(f"the SDP offer has media {kinds or 'none'}; it needs one audio and one video m-line (recvonly)")
-    for m in desc.media:
-        if m.kind in ("audio", "video") and m.direction in ("sendonly", "inactive"):
-            raise BadOffer(
-                f"the offer's {m.kind} m-line is {m.direction}; the avatar sends media, offer recvonly or sendrecv"
-            )
-        if m.kind in ("audio", "video") and not (m.ice and m.ice.usernameFragment and m.dtls and m.dtls.fingerprints):
-            raise BadOffer(f"the offer's {m.kind} m-line has no ICE credentials or DTLS fingerprint")
 
 
 class Interrupted(NamedTuple):
@@ -124,6 +68,7 @@ class SessionStatus:
     frames_rendered_ahead: int
     close_reason: str | None
     errors: list[str]
+    audio_in_s: float
 
 
 class Session:
@@ -143,10 +88,12 @@ class Session:
         style: MotionStyle | None = None,
         chat: ChatSettings | None = None,
         persona_id: str | None = None,
+        lipsync: LipsyncModel | None = None,
     ) -> None:
         """``render_process``: leased from ``render_pool``, given back at close (None: render in a thread).
         ``voice`` (default: the engine's), ``style``: a persona's voice and manner. ``chat``: the endpoint
-        that answers ``chat`` requests (None: they are repeated as said)."""
+        that answers ``chat`` requests (None: they are repeated as said). ``lipsync``: the model that moves
+        the mouth to audio streamed in (None: the session takes no audio)."""
         self.id = sid
         self.render_pool = render_pool
         self.render_process = render_process
@@ -157,14 +104,20 @@ class Session:
         self.metrics = metrics
         fps = settings.fps
         self.clock = MediaClock(fps)
+        self.lipsync = lipsync
+        seed = settings.seed + number
         self.timeline = Timeline(
             fps,
             voice.sample_rate,
-            seed=settings.seed + number,
+            seed=seed,
             style=style,
             markers=settings.debug_markers,
             earliest_frame=self._earliest_frame,
+            stream=MixedMotionStream(lipsync, fps, seed, style) if lipsync is not None else None,
         )
+        self.audio_in: AudioInput | None = None  # started by the first audio stream
+        self._audio_open = False
+        self._peer_task: asyncio.Task[None] | None = None
         short = sid[:8]
         self.renderer = RenderWorker(
             f"talker-render-{short}",
@@ -228,8 +181,9 @@ class Session:
         return int(np.ceil(self.clock.sample_at(t) / self.clock.samples_per_frame))
 
     # --------------------------------------------------------------------------- signalling
-    async def answer(self, offer_sdp: str) -> str:
-        """Apply the offer, attach the tracks, start the workers; returns the answer SDP."""
+    async def answer(self, offer_sdp: str, peer_audio: bool = False) -> str:
+        """Apply the offer, attach the tracks, start the workers; returns the answer SDP. ``peer_audio``:
+        an audio track the offer sends is played with the mouth following it (``open_audio``)."""
 
         @self.pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -240,12 +194,18 @@ class Session:
             elif st in ("failed", "closed") and self.state != "closed" and self.on_ended is not None:
                 self.on_ended(self, f"peer connection {st}")
 
+        @self.pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio" and peer_audio and self._peer_task is None:
+                self._peer_task = asyncio.get_running_loop().create_task(self._hear_peer(track))
+
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         for track in (self.audio_track, self.video_track):
             sender = self.pc.addTrack(track)
             for t in self.pc.getTransceivers():
                 if t.sender is sender:
-                    t.direction = "sendonly"
+                    receive = peer_audio and t.kind == "audio" and t.direction == "sendrecv"
+                    t.direction = "sendrecv" if receive else "sendonly"
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         self.renderer.start()
@@ -305,12 +265,85 @@ class Session:
         if self.chat is not None:
             self.chat.clear()
         self.speech.clear()
+        if self.audio_in is not None:
+            pending = pending or self.audio_in.queued_s > 0
+            self.audio_in.clear()
         cut = self.timeline.interrupt()
         self.renderer.wake()
         self.last_activity = now
         if cut is not None:
             self._interrupt_pending = (cut, now)
         return Interrupted(cut, pending or cut is not None)
+
+    # --------------------------------------------------------------------------- audio in
+    def open_audio(self) -> None:
+        """Take the session's one audio input (a socket, or the peer's track); ``close_audio`` gives it back.
+        Raises ``SessionClosed``, ``AudioBusy`` while another stream holds it, ``SessionRefused`` without a
+        lip-sync model."""
+        if self.state == "closed":
+            raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
+        if self.lipsync is None:
+            raise SessionRefused("this server has no lip-sync model, so sessions take no audio")
+        if self._audio_open:
+            raise AudioBusy(f"session {self.id} already takes audio from another stream; close that one first")
+        if self.audio_in is None:
+            frames = int(np.ceil(self.settings.audio_in_buffer_ms / 1000 * self.clock.fps - 1e-9))
+            self.audio_in = AudioInput(f"talker-audio-{self.id[:8]}", self.timeline, self.clock.fps, frames)
+            self.audio_in.start()
+            self.renderer.patient = True
+        self._audio_open = True
+
+    def close_audio(self) -> None:
+        self._audio_open = False
+
+    async def _hear_peer(self, track: MediaStreamTrack) -> None:
+        """The peer's audio track as the avatar's speech: one utterance, a new one after an interrupt."""
+        try:
+            self.open_audio()
+        except SessionError as e:
+            log.warning("session %s: the peer's audio is not played: %s", self.id, e.message)
+            return
+        utterance: tuple[int, int] | None = None
+        try:
+            while self.state != "closed":
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    break
+                if not isinstance(frame, AudioFrame):
+                    continue
+                pcm = frame.to_ndarray().reshape(-1)
+                channels = len(frame.layout.channels)
+                if channels > 1:  # (packed s16: interleaved)
+                    pcm = np.round(pcm.reshape(-1, channels).mean(axis=1)).astype(np.int16)
+                if utterance is None or utterance[1] != self.timeline.epoch:
+                    utterance = self.start_utterance(interrupt=False)
+                self.hear(pcm.astype(np.int16), frame.sample_rate, *utterance)
+        finally:
+            if utterance is not None and self.state != "closed":
+                self.end_utterance(*utterance)
+            self.close_audio()
+
+    def start_utterance(self, interrupt: bool) -> tuple[int, int]:
+        """A new utterance of streamed audio (after what plays, or instead of it): (its id, its epoch)."""
+        if self.state == "closed":
+            raise SessionClosed(f"session {self.id} is closed ({self.close_reason})")
+        if interrupt:
+            self.interrupt()
+        self._utterance += 1
+        self.metrics.utterances.inc()
+        self.last_activity = time.monotonic()
+        return self._utterance, self.timeline.epoch
+
+    def hear(self, samples: np.ndarray, sample_rate: int, utterance: int, epoch: int) -> None:
+        """Audio of an utterance (int16 mono) to play with the mouth following it (after ``open_audio``)."""
+        assert self.audio_in is not None
+        self.audio_in.add(samples, sample_rate, utterance, epoch)
+        self.last_activity = time.monotonic()
+
+    def end_utterance(self, utterance: int, epoch: int) -> None:
+        assert self.audio_in is not None
+        self.audio_in.end(utterance, epoch)
 
     def on_video_frame(self, k: int, plan: FramePlan | None) -> None:
         """Called by the video track for every frame it hands over (latency bookkeeping)."""
@@ -352,6 +385,7 @@ class Session:
             frames_rendered_ahead=self.renderer.ahead,
             close_reason=self.close_reason,
             errors=errors,
+            audio_in_s=self.audio_in.seconds_in if self.audio_in is not None else 0.0,
         )
 
     # --------------------------------------------------------------------------- lifecycle
@@ -363,15 +397,20 @@ class Session:
         if self.chat is not None:
             self.chat.stop()
         self.speech.stop()
+        if self.audio_in is not None:
+            self.audio_in.stop()
         self.timeline.close()
         self.renderer.stop()
         self.audio_track.stop()
         self.video_track.stop()
         await self.pc.close()
+        if self._peer_task is not None:
+            self._peer_task.cancel()
+            await asyncio.gather(self._peer_task, return_exceptions=True)
         await asyncio.to_thread(self._join)
 
     def _join(self) -> None:
-        for t in (self.renderer, self.speech, self.chat):
+        for t in (self.renderer, self.speech, self.chat, self.audio_in):
             if t is not None and t.ident is not None:
                 t.join(timeout=10.0)
                 if t.is_alive():  # pragma: no cover - a synthesis call longer than 10 s
@@ -379,223 +418,3 @@ class Session:
         if self.render_pool is not None and self.render_process is not None and not self.renderer.is_alive():
             self.render_pool.release(self.render_process)
             self.render_process = None
-
-
-def _collect_and_release() -> None:
-    """After a session closes: collect the cycles its objects formed (the start-up models are frozen out of
-    the collector, so this pass is short), then hand the freed heap back to the system; without both, a
-    server that opens and closes sessions all day grows."""
-    t0 = time.perf_counter()
-    gc.collect()
-    release_memory()
-    log.debug("memory released after a session in %.1f ms", 1000 * (time.perf_counter() - t0))
-
-
-class SessionManager:
-    """All live sessions of this process."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        engine: Engine,
-        portraits: PortraitStore,
-        metrics: Metrics,
-        render_pool: RenderPool | None = None,
-        personas: PersonaStore | None = None,
-    ) -> None:
-        self.settings = settings
-        self.render_pool = render_pool
-        self.engine = engine
-        self.portraits = portraits
-        self.personas = personas
-        self.metrics = metrics
-        self.sessions: dict[str, Session] = {}
-        self._reserved = 0
-        self._count = 0
-        self._recently_closed: OrderedDict[str, str] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._reaper: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._reaper = asyncio.get_running_loop().create_task(self._reap_loop(), name="talker-session-reaper")
-
-    def _persona(self, persona_id: str) -> Persona:
-        if self.personas is None:
-            raise SessionNotFound("this server keeps no personas")
-        try:
-            return self.personas.get(persona_id)
-        except PersonaNotFound as e:
-            raise SessionNotFound(f"no persona {persona_id!r}; create one with POST /personas") from e
-
-    async def create(
-        self,
-        offer_sdp: str,
-        portrait_id: str,
-        persona_id: str | None = None,
-        who: Principal = LOCAL_ADMIN,
-        client: str = "",
-        may_use: Callable[[str, str], bool] | None = None,
-    ) -> tuple[Session, str]:
-        """Open a session for an SDP offer; returns it with the answer SDP.
-
-        With ``persona_id`` the session shows the persona's face, speaks with its voice and manner and
-        chats through its endpoint (``chat_settings_for``); ``portrait_id`` is then ignored. ``who`` owns
-        the session; ``client`` is the caller's address; ``may_use(kind, id)`` says whether ``who`` may use a
-        portrait or persona.
-
-        A session whose peer has not connected holds its slot only for ``offer_grace_s``: when the server
-        is full, the oldest such session gives its slot to the new offer.
-        """
-        s = self.settings
-        check_offer(offer_sdp)
-        await self._admit(who, client)
-        if persona_id and may_use is not None and not may_use("persona", persona_id):
-            raise SessionNotFound(f"no persona {persona_id!r}; create one with POST /personas")
-        persona = await asyncio.to_thread(self._persona, persona_id) if persona_id else None
-        if persona is None and not self.portraits.exists(portrait_id):
-            raise SessionNotFound(f"no portrait {portrait_id!r}; upload one with POST /portraits or use 'default'")
-        if persona is None and may_use is not None and not may_use("portrait", portrait_id):
-            raise SessionNotFound(f"no portrait {portrait_id!r}; upload one with POST /portraits or use 'default'")
-        try:
-            chat = chat_settings_for(persona, s)
-        except EndpointRefused as e:
-            raise SessionRefused(str(e)) from e
-        await self._admit(who, client)  # (again: other offers may have come in while the persona loaded)
-        self._reserved += 1
-        try:
-            voice: LiveVoice = self.engine.tts
-            style: MotionStyle | None = None
-            if persona is not None:
-                avatar = await asyncio.to_thread(self.engine.persona_avatar, persona, s.frame_size)
-                voice = await asyncio.to_thread(self.engine.voice_for, persona.voice_id, persona.voice_params)
-                if isinstance(voice, PersonaVoice):
-                    await asyncio.to_thread(voice.warm)
-                style = persona.motion_style()
-                portrait_id = f"persona:{persona.id}"
-            else:
-                avatar = await asyncio.to_thread(self.engine.avatar, self.portraits, portrait_id, s.frame_size)
-            self._count += 1
-            process = await asyncio.to_thread(self.render_pool.lease) if self.render_pool is not None else None
-            session = Session(
-                uuid.uuid4().hex,
-                self._count,
-                s,
-                self.engine,
-                avatar.rig,
-                portrait_id,
-                self.metrics,
-                self.render_pool,
-                process,
-                voice=voice,
-                style=style,
-                chat=chat,
-                persona_id=persona.id if persona is not None else None,
-            )
-            session.owner, session.client = who.tenant, client
-            session.on_ended = self._on_ended
-            try:
-                answer = await session.answer(offer_sdp)
-            except (ValueError, InvalidAccessError, InvalidStateError, InternalError) as e:
-                await session.close("bad offer")
-                raise BadOffer(f"the SDP offer was refused: {e}") from e
-            self.sessions[session.id] = session
-        finally:
-            self._reserved -= 1
-        self.metrics.sessions_created.inc()
-        log.info("session %s opened (%d live)", session.id, len(self.sessions))
-        return session, answer
-
-    async def _admit(self, who: Principal, client: str) -> None:
-        """Raise ``SessionLimitError`` unless a new session may open now (evicting a stale unconnected one
-        when that makes room)."""
-        s = self.settings
-        waiting = [x for x in self.sessions.values() if x.connected_at is None and x.client == client]
-        if client and len(waiting) >= s.pending_per_client:
-            self.metrics.sessions_rejected.inc()
-            raise SessionLimitError(
-                f"{len(waiting)} sessions opened from your address are still waiting for their peer to connect; "
-                "connect or close them first"
-            )
-        if not who.admin and sum(x.owner == who.tenant for x in self.sessions.values()) >= s.tenant_max_sessions:
-            self.metrics.sessions_rejected.inc()
-            raise SessionLimitError(f"you already have {s.tenant_max_sessions} live sessions (your limit); close one")
-        if len(self.sessions) + self._reserved < s.max_sessions:
-            return
-        now = time.monotonic()
-        stale = [x for x in self.sessions.values() if x.connected_at is None and now - x.created_at > s.offer_grace_s]
-        if stale:
-            oldest = min(stale, key=lambda x: x.created_at)
-            await self.close(oldest.id, "its peer did not connect before another client needed the slot")
-            if len(self.sessions) + self._reserved < s.max_sessions:
-                return
-        self.metrics.sessions_rejected.inc()
-        raise SessionLimitError(
-            f"this server already runs {s.max_sessions} live sessions (its limit); close one or try again later"
-        )
-
-    def visible(self, who: Principal) -> list[Session]:
-        """The sessions ``who`` may see: its own (an admin's: all)."""
-        return [x for x in self.sessions.values() if who.admin or x.owner == who.tenant]
-
-    def get(self, sid: str, who: Principal = LOCAL_ADMIN) -> Session:
-        session = self.sessions.get(sid)
-        if session is not None and not (who.admin or session.owner == who.tenant):
-            raise SessionNotFound(f"no session {sid}")
-        if session is None:
-            why = self._recently_closed.get(sid)
-            if why:
-                raise SessionNotFound(f"session {sid} was closed ({why})")
-            raise SessionNotFound(f"no session {sid}")
-        return session
-
-    async def close(self, sid: str, reason: str) -> None:
-        """Close a session (no-op when it is already gone)."""
-        session = self.sessions.pop(sid, None)
-        if session is None:
-            return
-        self._recently_closed[sid] = reason
-        while len(self._recently_closed) > 256:
-            self._recently_closed.popitem(last=False)
-        await session.close(reason)
-        await asyncio.to_thread(_collect_and_release)
-        self.metrics.sessions_closed.inc()
-        log.info("session %s closed: %s (%d live)", sid, reason, len(self.sessions))
-
-    def _on_ended(self, session: Session, reason: str) -> None:
-        if session.id in self.sessions:
-            task = asyncio.get_running_loop().create_task(self.close(session.id, reason))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    def _expired(self, session: Session, now: float) -> str | None:
-        s = self.settings
-        if session.connected_at is None and now - session.created_at > s.connect_timeout_s:
-            return f"the peer did not connect within {s.connect_timeout_s:g} s"
-        if now - session.last_activity > s.idle_timeout_s:
-            return f"idle for {s.idle_timeout_s:g} s"
-        if now - session.created_at > s.max_session_s:
-            return f"reached the maximum session length of {s.max_session_s:g} s"
-        if session.renderer.error is not None:
-            return f"rendering failed: {session.renderer.error}"
-        return None
-
-    async def _reap_loop(self) -> None:
-        while True:
-            await asyncio.sleep(min(1.0, self.settings.idle_timeout_s / 4))
-            now = time.monotonic()
-            for session in list(self.sessions.values()):
-                reason = self._expired(session, now)
-                if reason and session.id in self.sessions:
-                    await self.close(session.id, reason)
-
-    async def shutdown(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            try:
-                await self._reaper
-            except asyncio.CancelledError:
-                pass
-        for sid in list(self.sessions):
-            await self.close(sid, "server shutting down")
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)

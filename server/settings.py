@@ -7,7 +7,7 @@ them by passing ``Settings(...)`` to ``create_app``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(default=10.0, gt=0, description="close a session whose peer never connects")
     fps: float = Field(default=25.0, description="video frame rate of sessions and renders; 48000/fps must be whole")
     size: int = Field(default=512, ge=64, le=2048, description="frame width and height in pixels (even)")
+    framing: Literal["bust", "head"] = Field(
+        default="bust", description="portraits framed on head and shoulders (bust) or closer on the face (head)"
+    )
     lead_frames: int = Field(default=2, ge=1, le=25, description="frames rendered ahead of the send clock")
     say_queue: int = Field(default=8, ge=1, le=256, description="utterances waiting per session; more get HTTP 429")
     max_say_chars: int = Field(default=2000, ge=1, le=20_000, description="longest text for one say request")
@@ -59,6 +62,23 @@ class Settings(BaseSettings):
     )
     label: str | None = Field(
         default=None, max_length=80, description="visible disclosure drawn on every live frame, e.g. 'AI-generated'"
+    )
+    audio_in_buffer_ms: int = Field(
+        default=120,
+        ge=0,
+        le=2000,
+        description="audio streamed into a session waits this long before it plays: a jitter buffer that also gives "
+        "the lip-sync model the audio it looks ahead into (96 ms) before a frame is rendered; less: sooner sound, "
+        "but the mouth lags it",
+    )
+    audio_in_max_ahead_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="streamed audio a session holds before it plays; a client sending faster is no longer read",
+    )
+    audio_in_max_message_bytes: int = Field(
+        default=1 << 20, ge=1024, le=64 << 20, description="largest binary message on a session's audio socket"
     )
     debug_markers: bool = Field(
         default=False, description="stamp frame numbers into video and beeps into audio (for bench_server only)"

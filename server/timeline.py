@@ -28,7 +28,7 @@ import numpy as np
 
 from server.segments import Segment, SegmentJoiner, make_segment, trim_leading_silence
 from server.settings import AUDIO_SAMPLE_RATE
-from talker.stages import SILENCE, MotionStream, MotionStyle, Phone, Speech
+from talker.stages import SILENCE, MixedMotionStream, MotionStream, MotionStyle, Phone, Speech
 
 __all__ = ["FramePlan", "Segment", "SegmentJoiner", "Timeline", "TimelineState", "make_segment", "trim_leading_silence"]
 
@@ -65,7 +65,7 @@ class _Push:
 
     frame: int
     n_frames: int
-    snapshot: MotionStream
+    snapshot: MotionStream | MixedMotionStream
     emitted_before: int
     segment: Segment | None = None
 
@@ -91,6 +91,10 @@ def _fit(speech: Speech, n: int) -> Speech:
     end = n / sr
     if n == m:
         return speech
+    if not speech.phones:  # outside audio: no phones to fit
+        fitted = np.zeros(n, np.float32)
+        fitted[: min(n, m)] = speech.samples[:n]
+        return Speech(fitted, sr, (), speech.words, speech.text)
     if n > m:
         samples = np.concatenate([speech.samples.astype(np.float32), np.zeros(n - m, np.float32)])
         phones = list(speech.phones)
@@ -118,9 +122,12 @@ class Timeline:
         max_waiting: int = 2,
         markers: bool = False,
         earliest_frame: Callable[[], int] | None = None,
+        stream: MotionStream | MixedMotionStream | None = None,
     ) -> None:
         """``earliest_frame``: the first frame that can still be rendered before its send time (new
-        speech starts there when the avatar is idle); without it, the frame after the next one sent."""
+        speech starts there when the avatar is idle); without it, the frame after the next one sent.
+        ``stream``: the motion stream to feed (default: the phonetic one of ``fps``, ``seed``, ``style``;
+        a ``MixedMotionStream`` also plays segments of outside audio, which have no phones)."""
         self.fps = float(fps)
         self.spf = int(round(AUDIO_SAMPLE_RATE / fps))
         self.tts_rate = int(tts_rate)
@@ -128,7 +135,7 @@ class Timeline:
         self.markers = markers
         self.earliest_frame = earliest_frame
         self._cond = threading.Condition()
-        self._stream = MotionStream(fps, seed, style)
+        self._stream = stream if stream is not None else MotionStream(fps, seed, style)
         self._emitted = 0
         self._pushes: deque[_Push] = deque()
         self._input_end = 0
@@ -220,12 +227,18 @@ class Timeline:
             self._prune()
             return plan
 
-    def frames_to_render(self, lo: int, hi: int) -> list[FramePlan]:
-        """Plans with final channel values for frames lo..hi (pushing input as needed)."""
+    def frames_to_render(self, lo: int, hi: int, push_to: int | None = None) -> list[FramePlan]:
+        """Plans with final channel values for frames lo..hi, pushing input (silence when nothing waits)
+        as far as frame ``push_to`` needs (default ``hi``); later frames are returned once final."""
         with self._cond:
             if hi >= lo:
-                self._ensure_values(hi)
+                self._ensure_values(hi if push_to is None else min(hi, push_to))
             return [p for k in range(lo, hi + 1) if (p := self._plans.get(k)) is not None and p.values is not None]
+
+    def speech_ahead(self) -> int:
+        """Frames of speech scheduled or waiting that no track has taken yet (0: playing out silence)."""
+        with self._cond:
+            return max(0, self._speech_end - self._safe()) + sum(s.n_frames for s in self._waiting)
 
     def safe_frame(self) -> int:
         with self._cond:

@@ -21,8 +21,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from server.codec import video_frame
+from server.render_worker import LATE_GRACE_FRAMES
 from server.settings import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
-from server.workers import LATE_GRACE_FRAMES
 
 if TYPE_CHECKING:
     from server.session import Session

@@ -14,6 +14,7 @@ import numpy as np
 
 from audio import voices as _voices
 from audio.voices import DEFAULT_VOICE_ID, Voice, VoiceError
+from motion.lipsync import LipsyncModel
 from talker.pipeline import Pipeline, RenderResult, RenderSettings
 from talker.portrait import FRAMINGS, parse_size
 
@@ -87,6 +88,7 @@ def render(
     *,
     language: str | None = None,
     audio: str | Path | None = None,
+    lipsync: bool | str | Path = False,
     size: int | tuple[int, int] | str | None = 512,
     framing: str = "bust",
     fps: float = 25.0,
@@ -100,8 +102,10 @@ def render(
 
     face: a portrait path or an RGB uint8 array (default: the bundled portrait). voice: a voice id from
     ``list_voices()`` such as ``"espeak:en-gb+f3"``, or a ``Voice``; language: pick the voice for a language
-    instead. audio: recorded speech to lip-sync (``text`` is then its transcript, optional: with it the lips
-    follow aligned phones, without it the learned lip-sync model, any language). size: 512,
+    instead. audio: recorded speech to lip-sync; the lips follow phones from pocketsphinx, aligned to ``text``
+    (its transcript) or recognized without one (English). lipsync: True drives the mouth from the sound
+    itself with the learned model instead (any voice, any language, no transcript), or a model folder
+    (``talker train-lipsync``) to use that model. size: 512,
     (width, height), "640x480", or None/"source" for the portrait's own size. framing: "bust" (head and
     shoulders), "head" (closer) or "source" (the whole picture), at one eye height and scale. fps: 1-60.
     seed: blinks and head motion. expression: neutral, happy, sad, angry or surprised, at ``intensity`` (0-1.5).
@@ -129,9 +133,16 @@ def render(
         fps=fps, size=wh, seed=seed, face_index=face_index, framing=framing,
         style=MotionStyle().with_expression(expression, intensity),
     )  # fmt: skip
+    if lipsync is not False and audio is None:
+        raise ValueError("lipsync chooses how a recording drives the mouth: use it with audio=...")
     if audio is not None:
         if voice is not None or language is not None:
             raise ValueError("voice and language choose a TTS voice: not used with a recording (audio=...)")
-        return pipeline_for(None).render_audio(audio, out, face, text, settings, progress)
+        if lipsync is False:
+            return pipeline_for(None).render_audio(audio, out, face, text, settings, progress)
+        if text is not None:
+            raise ValueError("lipsync reads the mouth from the sound alone: a transcript (text=...) is not used")
+        pipeline = pipeline_for(None) if lipsync is True else Pipeline(lipsync=LipsyncModel.load(lipsync))
+        return pipeline.render_audio(audio, out, face, None, settings, progress, align=False)
     assert text is not None
     return pipeline_for(resolve_voice(voice, language)).render_text(text, out, face, settings, progress)

@@ -16,18 +16,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+import cv2
 import numpy as np
 
 from audio.features import frame_count
 from audio.types import Speech, concat_speech, silence
 from motion.generator import MotionGenerator
 from motion.types import CHANNEL_INDEX
-from render.encoder import FaceTrack, track_faces
+from render import i420
+from render.face_track import FaceTrack, track_faces
 from render.redub import MOUTH_CHANNELS, BankCollector, MouthBank, MouthRedrawer
 from render.rig import RigError
 from talker.mp4 import Mp4Writer
-from talker.video import VideoError, VideoInfo, probe_video, read_frames
+from talker.video import VideoError, VideoInfo, probe_video, read_frames, read_i420, read_i420_rgb
 
 FIT_POLICIES = ("loop", "pingpong", "hold", "cut")
 """loop / pingpong / hold: the output lasts as long as the longer of speech and video; a shorter video is
@@ -43,6 +46,8 @@ class DubSettings:
     face_index: int | None = None
     seed: int = 0
     crf: int = 17  # x264 quality (lower is better): the source's own pixels are compressed a second time
+    preset: str = "ultrafast"  # x264 speed: the fastest, its larger files kept as sharp by the low crf
+    cache_bytes: int = 600_000_000  # a video whose frames fit is decoded once and kept, else decoded twice
     mouth_bank: bool = True  # openings wider than a frame's own show the person's own mouth from other frames
 
     def __post_init__(self) -> None:
@@ -79,22 +84,30 @@ def source_frame(k: int, n_video: int, fit: str) -> int:
     return n_video - 1
 
 
-def _frames_in_order(path: Path, n_out: int, n_video: int, fit: str, info: VideoInfo) -> Iterator[np.ndarray]:
-    """The video frame for each output frame, decoded as few times as the policy allows."""
+def _frames_in_order(
+    path: Path,
+    n_out: int,
+    n_video: int,
+    fit: str,
+    info: VideoInfo,
+    read: Callable[[Path, int], Iterator[np.ndarray]] = read_frames,
+) -> Iterator[np.ndarray]:
+    """The video frame for each output frame (as ``read`` gives them), decoded as few times as the policy
+    allows."""
     if fit == "pingpong" and n_out > n_video:
         if n_video * info.width * info.height * 3 > MAX_CACHED_BYTES:
             raise VideoError(
                 f"{path} is too long to play back and forth in memory ({n_video} frames of {info.width}x"
                 f"{info.height}); use --fit loop or hold"
             )
-        cache = list(read_frames(path, n_video))
+        cache = list(read(path, n_video))
         for k in range(n_out):
             yield cache[source_frame(k, n_video, fit)]
         return
     k = 0
     last: np.ndarray | None = None
     while k < n_out:
-        for image in read_frames(path, n_video):
+        for image in read(path, n_video):
             yield image
             last = image
             k += 1
@@ -109,9 +122,10 @@ def _frames_in_order(path: Path, n_out: int, n_video: int, fit: str, info: Video
 
 
 _DONE = object()
+_T = TypeVar("_T")
 
 
-def prefetch(items: Iterable[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+def prefetch(items: Iterable[_T], depth: int = 4) -> Iterator[_T]:
     """``items`` produced by a worker thread (decoding releases the GIL), at most ``depth`` ahead; an error
     in the worker is raised here."""
     q: queue.Queue[object] = queue.Queue(maxsize=depth)
@@ -146,8 +160,9 @@ def prefetch(items: Iterable[np.ndarray], depth: int = 4) -> Iterator[np.ndarray
         stop.set()
 
 
-class _BackgroundWriter:
-    """Encodes (audio, image) pairs on a worker thread behind a bounded queue."""
+class BackgroundWriter:
+    """Encodes (audio, frame: RGB (H, W, 3) or I420 (H * 3 / 2, W)) pairs on a worker thread behind a
+    bounded queue."""
 
     def __init__(self, writer: Mp4Writer, depth: int = 4) -> None:
         self.writer = writer
@@ -164,7 +179,10 @@ class _BackgroundWriter:
             t0 = time.perf_counter()
             try:
                 self.writer.write_audio(item[0])
-                self.writer.write_video(item[1])
+                if item[1].ndim == 3:
+                    self.writer.write_video(item[1])
+                else:
+                    self.writer.write_yuv(item[1])
             except BaseException as e:  # raised in the caller's thread
                 self._error = e
             self.seconds += time.perf_counter() - t0
@@ -227,9 +245,22 @@ def dub_video(
     info = probe_video(video)
     path = info.path
     fps = info.fps
+    w, h = info.width - info.width % 2, info.height - info.height % 2
     t0 = time.perf_counter()
     collector = BankCollector() if s.mouth_bank else None
-    faces = track_faces(prefetch(read_frames(path)), fps, s.face_index, on_face=collector.offer if collector else None)
+    # the first pass keeps the decoded frames when they fit, so the second need not decode them again
+    cache: list[np.ndarray] | None = [] if max(info.n_frames, 1) * w * h * 3 // 2 <= s.cache_bytes else None
+
+    def tracked_frames() -> Iterator[np.ndarray]:
+        nonlocal cache
+        for yuv, rgb in prefetch(read_i420_rgb(path)):
+            if cache is not None:
+                cache.append(yuv)
+                if len(cache) * yuv.nbytes > s.cache_bytes:  # longer than the container said
+                    cache = None
+            yield rgb
+
+    faces = track_faces(tracked_frames(), fps, s.face_index, on_face=collector.offer if collector else None)
     bank = collector.bank() if collector else None
     timings["track"] = time.perf_counter() - t0
     n_video = faces.n_frames
@@ -247,32 +278,33 @@ def dub_video(
     mouth = motion.values[:, [CHANNEL_INDEX[c] for c in MOUTH_CHANNELS]]
     timings["motion"] = time.perf_counter() - t0
 
-    w, h = info.width - info.width % 2, info.height - info.height % 2
     out = Path(out)
     tmp = out.with_name(f".{out.name}.part.mp4")
     redrawn = 0
     t_render = t_encode = t_decode = 0.0
     redrawers: dict[int, MouthRedrawer] = {}
     sr = speech.sample_rate
+    if cache is not None and len(cache) == n_video:
+        kept = cache
+        frames: Iterator[np.ndarray] = (kept[source_frame(k, n_video, s.fit)] for k in range(n_out))
+    else:
+        cache = None
+        frames = prefetch(_frames_in_order(path, n_out, n_video, s.fit, info, read_i420))
     try:
-        with Mp4Writer(tmp, w, h, fps, sr, crf=s.crf) as writer:
-            background = _BackgroundWriter(writer)
-            frames = prefetch(_frames_in_order(path, n_out, n_video, s.fit, info))
+        with Mp4Writer(tmp, w, h, fps, sr, crf=s.crf, preset=s.preset) as writer:
+            background = BackgroundWriter(writer)
             try:
                 for k in range(n_out):
                     t0 = time.perf_counter()
-                    image = next(frames)
+                    yuv = next(frames).copy()  # written in place; a cached or held frame is shown again
                     t_decode += time.perf_counter() - t0
                     j = source_frame(k, n_video, s.fit)
                     t0 = time.perf_counter()
-                    result = _redraw(image, faces, j, mouth[k], redrawers, bank)
-                    if result is not None:
-                        image = result
-                        redrawn += 1
+                    redrawn += _redraw(yuv, (w, h), faces, j, mouth[k], redrawers, bank)
                     t_render += time.perf_counter() - t0
                     t0 = time.perf_counter()
                     a, b = int(round(k * sr / fps)), int(round((k + 1) * sr / fps))
-                    background.put(samples[a:b], image[:h, :w])
+                    background.put(samples[a:b], yuv)
                     t_encode += time.perf_counter() - t0
                     if progress is not None:
                         progress(k + 1, n_out)
@@ -296,21 +328,38 @@ def dub_video(
 
 
 def _redraw(
-    image: np.ndarray,
+    yuv: np.ndarray,
+    size: tuple[int, int],
     faces: FaceTrack,
     j: int,
     mouth: np.ndarray,
     redrawers: dict[int, MouthRedrawer],
     bank: MouthBank | None,
-) -> np.ndarray | None:
-    """Frame ``image`` (video frame ``j``) with its mouth redrawn, or None to keep it as it is."""
+) -> bool:
+    """Redraw the mouth of I420 frame ``yuv`` (video frame ``j``) in place; False when its face cannot be
+    tracked or rigged (the frame is kept as it is)."""
     if not faces.valid[j]:
-        return None
+        return False
     points = faces.points[j]
     shot = int(faces.shot[j])
     try:
         if shot not in redrawers:
-            redrawers[shot] = MouthRedrawer(image, points, bank)
-        return redrawers[shot].redraw(image, points, mouth)
+            redrawers[shot] = MouthRedrawer(np.asarray(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)), points, bank)
+        redrawer = redrawers[shot]
+        box = redrawer.region(points, size)
+        got = redrawer.redraw_crop(i420.crop_rgb(yuv, box), box, points, mouth)
     except RigError:
-        return None
+        return False
+    if got is not None:
+        drawn, alpha, (r0, c0) = got
+        x0, y0 = box[0], box[1]
+        # the redrawn rows and columns, widened to even pixels (a chroma sample covers 2x2)
+        a0, b0 = r0 - r0 % 2, c0 - c0 % 2
+        a1, b1 = r0 + len(drawn), c0 + drawn.shape[1]
+        a1, b1 = a1 + a1 % 2, b1 + b1 % 2
+        rgb = i420.crop_rgb(yuv, (x0 + b0, y0 + a0, x0 + b1, y0 + a1))
+        weight = np.zeros(rgb.shape[:2], np.float32)
+        rgb[r0 - a0 : r0 - a0 + len(drawn), c0 - b0 : c0 - b0 + drawn.shape[1]] = drawn
+        weight[r0 - a0 : r0 - a0 + len(drawn), c0 - b0 : c0 - b0 + drawn.shape[1]] = alpha
+        i420.paste_rgb(yuv, (x0 + b0, y0 + a0, x0 + b1, y0 + a1), rgb, weight)
+    return True

@@ -68,6 +68,26 @@ class Mp4Writer:
         for pkt in self._v.encode(frame):
             self._c.mux(pkt)
 
+    def write_yuv(self, yuv: np.ndarray) -> None:
+        """Write one I420 frame: ``yuv`` (H * 3 / 2, W) uint8, the luma rows then the two quarter-size
+        chroma planes (as ``cv2.COLOR_RGB2YUV_I420`` makes it). Its luma is marked in place."""
+        h = self._v.height
+        if yuv.shape != (h * 3 // 2, self._v.width) or yuv.dtype != np.uint8:
+            raise ValueError(f"an I420 frame of {self._v.width}x{h} is ({h * 3 // 2}, {self._v.width}) uint8")
+        if self.label is not None:
+            import cv2
+
+            rgb = self.label.draw(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420))
+            yuv[:] = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+        if self.marker is not None:
+            self.marker.pixels.mark(yuv[:h], out=yuv[:h])
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts = self._n_video
+        frame.time_base = 1 / self.fps
+        self._n_video += 1
+        for pkt in self._v.encode(frame):
+            self._c.mux(pkt)
+
     def write_audio(self, samples: np.ndarray) -> None:
         if len(samples) == 0:
             return

@@ -3,20 +3,28 @@
 
 from __future__ import annotations
 
+from audio.io import resample
 from audio.piper_stream import NotStreamable
 from audio.piper_tts import PiperTTS, TTSError
 from audio.text import TextError, clean_text, split_sentences
 from audio.types import SILENCE, TTS, Phone, Speech, SpeechChunk, concat_speech
 from motion.generator import MotionStream, MotionStyle
+from motion.lipsync import LipsyncError, LipsyncModel
+from motion.live import MixedMotionStream
+from motion.types import CHANNEL_INDEX
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
 from render.rig import FaceRig
 from render.warp import WarpRenderer
 
 __all__ = [
+    "CHANNEL_INDEX",
     "SILENCE",
     "FaceRig",
     "LandmarkDetector",
+    "LipsyncError",
+    "LipsyncModel",
     "MediaPipeFaceMesh",
+    "MixedMotionStream",
     "MotionStream",
     "MotionStyle",
     "NoFaceError",
@@ -31,5 +39,6 @@ __all__ = [
     "WarpRenderer",
     "clean_text",
     "concat_speech",
+    "resample",
     "split_sentences",
 ]

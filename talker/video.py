@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,9 +84,8 @@ def probe_video(
         return VideoInfo(p, w, h, fps, n, dur, bool(c.streams.audio))
 
 
-def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """The frames of a video as RGB uint8 (H, W, 3), in order. A decoding failure (a corrupt or truncated
-    file) raises ``VideoError`` naming the frame it stopped at."""
+def _decoded(path: str | Path, max_frames: int | None) -> Iterator[Any]:
+    """The ``av.VideoFrame`` objects of a video, in order; decoding failures become ``VideoError``."""
     import av
 
     p = Path(path)
@@ -97,7 +97,7 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.
         stream.thread_type = "AUTO"
         try:
             for frame in c.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                yield frame
                 n += 1
                 if max_frames is not None and n >= max_frames:
                     return
@@ -105,6 +105,40 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.
             raise VideoError(f"{p} is corrupt or truncated: decoding stopped after frame {n} ({e})") from e
     if n == 0:
         raise VideoError(f"{p} has a video stream but no frame could be decoded (corrupt or truncated file)")
+
+
+def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """The frames of a video as RGB uint8 (H, W, 3), in order. A decoding failure (a corrupt or truncated
+    file) raises ``VideoError`` naming the frame it stopped at."""
+    for frame in _decoded(path, max_frames):
+        yield frame.to_ndarray(format="rgb24")
+
+
+def _i420(frame: Any, rgb: np.ndarray | None = None) -> np.ndarray:
+    import cv2
+
+    w, h = frame.width, frame.height
+    if frame.format.name == "yuv420p" and w % 2 == 0 and h % 2 == 0:
+        return np.asarray(frame.to_ndarray(format="yuv420p"))
+    if rgb is None:
+        rgb = frame.to_ndarray(format="rgb24")
+    return np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2]), cv2.COLOR_RGB2YUV_I420))
+
+
+def read_i420(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """The frames of a video as I420 (``Mp4Writer.write_yuv``): (H' * 3 / 2, W') uint8 with W', H' the
+    frame's size made even (an odd last row or column is dropped). A 4:2:0 source's planes are copied as
+    they are, without a colour conversion; failures as in ``read_frames``."""
+    for frame in _decoded(path, max_frames):
+        yield _i420(frame)
+
+
+def read_i420_rgb(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each frame both as ``read_i420`` and as ``read_frames`` gives it (the RGB made even-sized too)."""
+    for frame in _decoded(path, max_frames):
+        rgb = frame.to_ndarray(format="rgb24")
+        h, w = rgb.shape[0] - rgb.shape[0] % 2, rgb.shape[1] - rgb.shape[1] % 2
+        yield _i420(frame, rgb), np.ascontiguousarray(rgb[:h, :w])
 
 
 def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int] | None:

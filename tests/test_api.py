@@ -83,6 +83,24 @@ def test_render_checks_its_arguments(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_render_a_recording_with_the_learned_lipsync(tmp_path: Path) -> None:
+    import talker
+    from motion.lipsync import LipsyncError
+    from tests.conftest import media
+
+    clip = media("speech", "cards_001.wav")
+    out = tmp_path / "lips.mp4"
+    result = talker.render(audio=clip, lipsync=True, out=out, size=128)
+    assert out.stat().st_size > 0 and any("learned lip-sync" in n for n in result.notes)
+    assert abs(result.n_frames - 25 * result.duration_s) <= 1 and result.duration_s > 1.0
+    with pytest.raises(LipsyncError, match="no lip-sync model in"):
+        talker.render(audio=clip, lipsync=tmp_path, out=out)
+    with pytest.raises(ValueError, match="transcript"):
+        talker.render(audio=clip, text="two of hearts", lipsync=True, out=out)
+    with pytest.raises(ValueError, match="use it with audio"):
+        talker.render(text="Hi", lipsync=True, out=out)
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "talker.cli", *args], cwd=ROOT, capture_output=True, text=True)
 

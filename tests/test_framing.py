@@ -92,3 +92,16 @@ def test_cli_source_framing_keeps_the_pictures_shape(tmp_path) -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode == 2 and "--framing" in bad.stderr and "torso" in bad.stderr
+
+
+def test_the_server_frames_session_and_job_portraits_by_its_setting(pipeline: Pipeline) -> None:
+    from server.engine import DEFAULT_PORTRAIT, Engine
+    from server.settings import Settings
+
+    assert Settings(framing="head").framing == "head"
+    with pytest.raises(ValueError, match="framing"):
+        Settings(framing="torso")
+    bust = Engine(detector=pipeline.detector).avatar(None, DEFAULT_PORTRAIT, (256, 256))
+    head = Engine(detector=pipeline.detector, framing="head").avatar(None, DEFAULT_PORTRAIT, (256, 256))
+    assert head.rig.iod > 1.2 * bust.rig.iod
+    assert head.size == bust.size == (256, 256)

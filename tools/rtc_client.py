@@ -9,12 +9,14 @@ jitter buffers (aiortc holds 4 audio packets, a browser adapts its own).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import numpy as np
+import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
@@ -84,8 +86,19 @@ class AvatarClient:
         self._rtp_origin: dict[str, int] = {}
         self.connected = asyncio.Event()
 
-    async def connect(self, portrait_id: str = "default", persona_id: str | None = None) -> dict[str, Any]:
-        self.pc.addTransceiver("audio", direction="recvonly")
+    async def connect(
+        self,
+        portrait_id: str = "default",
+        persona_id: str | None = None,
+        send_audio: MediaStreamTrack | None = None,
+        peer_audio: str | None = None,
+    ) -> dict[str, Any]:
+        """Offer audio + video; ``send_audio``: an audio track this client sends (a microphone, a file),
+        offered sendrecv; ``peer_audio``: what the avatar does with it ("speak" or "ignore")."""
+        if send_audio is not None:
+            self.pc.addTransceiver(send_audio, direction="sendrecv")
+        else:
+            self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.addTransceiver("video", direction="recvonly")
 
         @self.pc.on("track")
@@ -106,6 +119,7 @@ class AvatarClient:
                 "type": "offer",
                 "portrait_id": portrait_id,
                 "persona_id": persona_id,
+                **({"peer_audio": peer_audio} if peer_audio else {}),
             },
         )
         if r.status_code != 201:
@@ -212,6 +226,25 @@ class AvatarClient:
     async def interrupt(self) -> httpx.Response:
         return await self.http.post(f"/sessions/{self.session_id}/interrupt")
 
+    async def open_audio(
+        self, sample_rate: int, channels: int = 1, api_key: str | None = None, in_query: bool = True
+    ) -> AudioSocket:
+        """Open ``/sessions/{id}/audio`` and declare the PCM format (in the query, or in a first message);
+        the client's key goes in a header, or with ``api_key`` in the first message (as a browser must send
+        it); returns once the server said ready."""
+        assert self.session_id is not None
+        url = "ws" + self.base_url[4:] + f"/sessions/{self.session_id}/audio"
+        fmt = {"sample_rate": sample_rate, "channels": channels, "encoding": "s16le"}
+        if in_query:
+            url += f"?sample_rate={sample_rate}&channels={channels}&encoding=s16le"
+        key = self.http.headers.get("x-api-key")
+        headers = {"X-API-Key": key} if key and api_key is None else {}
+        sock = AudioSocket(await websockets.connect(url, additional_headers=headers, max_size=None))
+        if not in_query:
+            await sock.ws.send(json.dumps({**fmt, **({"api_key": api_key} if api_key else {})}))
+        sock.ready = await sock.next_message()
+        return sock
+
     async def status(self) -> dict[str, Any]:
         r = await self.http.get(f"/sessions/{self.session_id}")
         r.raise_for_status()
@@ -229,3 +262,43 @@ class AvatarClient:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.aclose()
+
+
+class AudioSocket:
+    """A session's audio WebSocket from the sending side: PCM in real time, control messages, replies."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.ready: dict[str, Any] = {}
+        self.sent: list[tuple[float, int]] = []  # (time.perf_counter() when sent, samples sent before it)
+        self._samples = 0
+
+    async def next_message(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The server's next JSON message; raises ``websockets.ConnectionClosed`` (with its code and
+        reason) when the server closed the socket instead."""
+        msg = await asyncio.wait_for(self.ws.recv(), timeout)
+        out: dict[str, Any] = json.loads(msg)
+        return out
+
+    async def send_pcm(self, pcm: np.ndarray) -> None:
+        """int16 samples (interleaved when several channels) as one binary message."""
+        self.sent.append((time.perf_counter(), self._samples))
+        self._samples += len(pcm)
+        await self.ws.send(np.ascontiguousarray(pcm, "<i2").tobytes())
+
+    async def stream(self, pcm: np.ndarray, sample_rate: int, chunk_s: float = 0.02, channels: int = 1) -> float:
+        """Send ``pcm`` in ``chunk_s`` pieces at real time (each when its last sample would exist, as a
+        microphone or a streaming TTS would); returns the perf_counter time of its first sample."""
+        n = int(round(chunk_s * sample_rate)) * channels
+        t0 = time.perf_counter()
+        for i in range(0, len(pcm), n):
+            due = t0 + (i + n) / channels / sample_rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await self.send_pcm(pcm[i : i + n])
+        return t0
+
+    async def control(self, kind: str, **fields: Any) -> None:
+        await self.ws.send(json.dumps({"type": kind, **fields}))
+
+    async def close(self) -> None:
+        await self.ws.close()

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from server.deps import client_address, get_manager, get_settings, get_state, require_api_key
+from server.manager import SessionManager
 from server.schemas import (
     Answer,
     ChatAccepted,
@@ -19,7 +20,6 @@ from server.schemas import (
     SayBody,
     SessionInfo,
 )
-from server.session import SessionManager
 from server.settings import Settings
 from server.tenancy import Principal
 
@@ -63,6 +63,7 @@ async def create_session(
         who,
         addr,
         lambda kind, item: state.owners.may_see(who, kind, item),
+        peer_audio=offer.peer_audio == "speak",
     )
     return Answer(
         session_id=session.id,

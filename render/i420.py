@@ -1,0 +1,59 @@
+"""I420 frames (4:2:0 YUV, the planes stacked as ``cv2.COLOR_RGB2YUV_I420`` makes them): reading a box of
+one as RGB and writing RGB pixels back into it, so a redraw converts only the pixels it touches and the
+rest of the frame keeps its decoded values exactly."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def planes(yuv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views (Y (H, W), U (H/2, W/2), V (H/2, W/2)) of an I420 frame (H * 3 / 2, W) with even W, H."""
+    h, w = yuv.shape[0] * 2 // 3, yuv.shape[1]
+    flat = yuv.reshape(-1)
+    q = (h // 2) * (w // 2)
+    return yuv[:h], flat[h * w : h * w + q].reshape(h // 2, w // 2), flat[h * w + q :].reshape(h // 2, w // 2)
+
+
+def _box_i420(yuv: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    y, u, v = planes(yuv)
+    bw, bh = x1 - x0, y1 - y0
+    out = np.empty((bh * 3 // 2, bw), np.uint8)
+    flat = out.reshape(-1)
+    q = (bh // 2) * (bw // 2)
+    out[:bh] = y[y0:y1, x0:x1]
+    flat[bh * bw : bh * bw + q] = u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
+    flat[bh * bw + q :] = v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
+    return out
+
+
+def _check(box: tuple[int, int, int, int]) -> None:
+    if any(c % 2 for c in box) or box[2] <= box[0] or box[3] <= box[1]:
+        raise ValueError(f"an I420 box needs even, ordered corners, got {box}")
+
+
+def crop_rgb(yuv: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The pixels of ``box`` = (x0, y0, x1, y1) (even corners) of an I420 frame, as RGB uint8."""
+    _check(box)
+    return np.asarray(cv2.cvtColor(_box_i420(yuv, box), cv2.COLOR_YUV2RGB_I420))
+
+
+def paste_rgb(yuv: np.ndarray, box: tuple[int, int, int, int], rgb: np.ndarray, alpha: np.ndarray) -> None:
+    """Blend RGB pixels ``rgb`` (box-sized) into ``box`` (even corners) of an I420 frame, in place, with
+    weight ``alpha`` (box-sized float32, 0..1; each chroma sample takes the mean of its four pixels'):
+    pixels of weight 0 keep their values exactly."""
+    _check(box)
+    x0, y0, x1, y1 = box
+    new = np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420))
+    ny, nu, nv = planes(new)
+    y, u, v = planes(yuv)
+    a = np.ascontiguousarray(alpha, np.float32)
+    a2 = cv2.resize(a, ((x1 - x0) // 2, (y1 - y0) // 2), interpolation=cv2.INTER_AREA)
+    for dst, src, w in (
+        (y[y0:y1, x0:x1], ny, a),
+        (u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], nu, a2),
+        (v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], nv, a2),
+    ):
+        dst[:] = cv2.blendLinear(np.ascontiguousarray(src), np.ascontiguousarray(dst), w, 1.0 - w)

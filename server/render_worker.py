@@ -1,0 +1,174 @@
+"""A live session's render thread: keeps the frames from the send clock to ``lead`` frames ahead rendered
+(warp -> I420, with the provenance mark, label and debug markers) in a small store the video track reads.
+Frames whose time has passed are not rendered."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from server import markers
+from server.clock import MediaClock
+from server.codec import video_frame
+from server.metrics import Metrics
+from server.render_pool import SLOTS, I420Renderer, RenderProcess
+from server.timeline import Timeline
+from talker.provenance import Label, Marker
+from talker.stages import FaceRig
+
+log = logging.getLogger("talker.server")
+
+LATE_GRACE_FRAMES = 0.5
+"""How long past its time the video track waits for a frame still being rendered (in frame periods)."""
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    index: int
+    generation: int
+    video: Any  # av.VideoFrame (yuv420p), built off the event loop; sent once, then only read
+    speaking: bool
+
+
+class RenderWorker(threading.Thread):
+    """Renders frames [send clock, send clock + lead] of the timeline into I420 images."""
+
+    def __init__(
+        self,
+        name: str,
+        rig: FaceRig,
+        timeline: Timeline,
+        clock: MediaClock,
+        lead: int,
+        metrics: Metrics,
+        debug_markers: bool = False,
+        process: RenderProcess | None = None,
+        watermark: Marker | None = None,
+        label: Label | None = None,
+    ) -> None:
+        """``process``: render there (see ``server.render_pool``); None renders in this thread.
+        ``watermark``: the session's provenance mark, added to every frame's luma (None: unmarked;
+        the audio track marks the session's audio with it too);
+        ``label``: a visible disclosure drawn in every frame's luma."""
+        super().__init__(name=name, daemon=True)
+        self.rig = rig
+        self.process = process
+        self.timeline = timeline
+        self.clock = clock
+        self.lead = lead
+        self.metrics = metrics
+        self.debug_markers = debug_markers
+        self.watermark = watermark
+        self.label = label
+        self._store: dict[int, RenderedFrame] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop_event = threading.Event()
+        self.frames_rendered = 0
+        self.error: BaseException | None = None
+        self.patient = False  # set while the session takes audio (frames_to_render's ``push_to``)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self._wake.set()
+
+    def get(self, k: int, generation: int) -> RenderedFrame | None:
+        with self._lock:
+            f = self._store.get(k)
+        return f if f is not None and f.generation == generation else None
+
+    @property
+    def ahead(self) -> int:
+        """Rendered frames waiting to be sent."""
+        with self._lock:
+            return len(self._store)
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except Exception as e:  # noqa: BLE001 - reported in the session status and the log, then the thread ends
+            self.error = e
+            log.exception("render worker %s failed", self.name)
+
+    def _renderer(self) -> Callable[[int, np.ndarray], tuple[np.ndarray, float, bool]]:
+        """slot, channel values -> (I420 image, render seconds, whether the last frame was reused).
+        The image is the renderer's own (a render slot, or the in-thread renderer's last image): read it
+        before the next call."""
+        if self.process is not None:
+            self.process.load(self.rig)
+            return self.process.render
+        renderer = I420Renderer(self.rig)
+        return lambda slot, values: renderer.render(values)
+
+    def _first_useful(self, now: float, now_k: int, took: float) -> int:
+        """The first frame that can still be rendered before the video track gives up on it: when
+        the machine is overloaded, frames that would be late anyway are skipped, so the next ones
+        are on time (instead of every frame arriving a little too late)."""
+        if not self.clock.started:
+            return now_k
+        give_up = LATE_GRACE_FRAMES / self.clock.fps
+        k = now_k
+        while self.clock.time_of_frame(k) + give_up < now + took:
+            k += 1
+        return k
+
+    def _loop(self) -> None:
+        render = self._renderer()
+        w = self.rig.size[0]
+        slot = 0
+        took = 0.02  # running estimate of one render (s)
+        while not self._stop_event.is_set():
+            self._wake.clear()
+            # before the peer connects, the first frames are already known (idle): render them now
+            # so the stream starts without a hiccup
+            now = time.monotonic()
+            now_k = self.clock.frame_at(now) if self.clock.started else 0
+            tl = self.timeline
+            lo = self._first_useful(now, now_k, took)
+            hi = now_k + self.lead
+            # streamed audio: only the next frame is computed ahead of its audio (on silence if none came),
+            # so the others wait for the audio the lip-sync model looks ahead into
+            push_to = lo + 1 if self.patient else None
+            todo = [p for p in tl.frames_to_render(lo, hi, push_to) if self.get(p.index, p.generation) is None]
+            if todo:
+                p = todo[0]
+                assert p.values is not None
+                t0 = time.monotonic()
+                yuv, seconds, reused = render(slot, p.values)
+                if not reused:  # (the estimate is of a frame drawn anew)
+                    took = 0.8 * took + 0.2 * (time.monotonic() - t0)
+                slot = (slot + 1) % SLOTS
+                if self.debug_markers or self.watermark is not None or self.label is not None:
+                    yuv = yuv.copy()  # (the renderer's image may be shown again: stamp a copy)
+                luma = yuv[: yuv.shape[0] * 2 // 3]
+                if self.label is not None:
+                    self.label.draw(luma)
+                if self.watermark is not None:
+                    self.watermark.pixels.mark(luma, out=luma)
+                if self.debug_markers:
+                    markers.stamp(yuv, w, p.index, p.speaking, markers.lips_apart(p.values))
+                video = video_frame(yuv)
+                if reused:
+                    self.metrics.frames_reused.inc()
+                else:
+                    self.metrics.render_frame.observe(seconds)
+                with self._lock:
+                    self._store[p.index] = RenderedFrame(p.index, p.generation, video, p.speaking)
+                    for k in [k for k in self._store if k < now_k - 1]:
+                        del self._store[k]
+                self.frames_rendered += 1
+                continue
+            if not self.clock.started:
+                self._wake.wait(0.01)
+                continue
+            wait = self.clock.time_of_frame(now_k + 1) - time.monotonic()
+            self._wake.wait(max(0.0, min(wait, 0.1)) + 0.0005)

@@ -1,0 +1,175 @@
+"""The dub's frame path (I420 in, the face's crop redrawn, I420 out) and the driver's retargeting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from motion.types import CHANNEL_INDEX as C
+from motion.types import CHANNELS
+
+FPS = 25.0
+
+
+def _picture(h: int = 96, w: int = 128) -> np.ndarray:
+    """A smooth colour picture with some texture (so chroma and luma both vary)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    rgb = np.stack([60 + 120 * x / w, 40 + 150 * y / h, 120 + 60 * np.sin(x / 7) * np.cos(y / 5)], axis=2)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def test_i420_paste_keeps_unweighted_pixels_and_writes_weighted_ones():
+    from render.i420 import crop_rgb, paste_rgb, planes
+
+    rgb = _picture()
+    yuv = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
+    before = yuv.copy()
+    box = (20, 30, 84, 78)
+    crop = crop_rgb(yuv, box)
+    assert crop.shape == (48, 64, 3)
+    assert np.abs(crop.astype(int) - rgb[30:78, 20:84].astype(int)).mean() < 2.0
+    red = np.zeros_like(crop)
+    red[..., 0] = 200
+    weight = np.zeros(crop.shape[:2], np.float32)
+    weight[10:30, 16:48] = 1.0
+    paste_rgb(yuv, box, red, weight)
+    y, u, v = planes(yuv)
+    y0, u0, v0 = planes(before)
+    # weight 0: the decoded values exactly, inside the box and out
+    changed = np.zeros(y.shape, bool)
+    changed[40:60, 36:68] = True
+    assert np.array_equal(y[~changed], y0[~changed])
+    assert np.array_equal(u[:20], u0[:20]) and np.array_equal(v[:, :18], v0[:, :18])
+    # weight 1: the pasted colour
+    back = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)[42:58, 38:66].reshape(-1, 3).mean(axis=0)
+    assert abs(back[0] - 200) < 6 and back[1] < 12 and back[2] < 12
+    with pytest.raises(ValueError, match="even"):
+        crop_rgb(yuv, (21, 30, 84, 78))
+
+
+def test_i420_frames_are_written_and_read_back(tmp_path):
+    from talker.mp4 import Mp4Writer
+    from talker.video import read_frames, read_i420
+
+    rgb = _picture(97, 131)  # odd: the readers drop the last row and column
+    path = tmp_path / "odd.mp4"
+    with Mp4Writer(path, 130, 96, FPS, 16000, crf=12) as w:
+        for _ in range(5):
+            w.write_yuv(np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb[:96, :130]), cv2.COLOR_RGB2YUV_I420)))
+        with pytest.raises(ValueError, match="I420"):
+            w.write_yuv(np.zeros((96, 130), np.uint8))
+    frames = list(read_frames(path))
+    assert len(frames) == 5 and frames[0].shape == (96, 130, 3)
+    assert np.abs(frames[2].astype(int) - rgb[:96, :130].astype(int)).mean() < 3.0
+    yuv = list(read_i420(path))
+    assert len(yuv) == 5 and yuv[0].shape == (144, 130)
+
+
+def test_redraw_leaves_the_frame_outside_its_region_as_it_was(tmp_path):
+    """The dub's redraw changes pixels only inside the region it reports, and none above the nose's bottom."""
+    from render.redub import MouthRedrawer
+    from render.warp import WarpRenderer
+    from talker.pipeline import Pipeline
+
+    r = WarpRenderer(Pipeline().prepare_avatar(None, (512, 512)).rig)
+    v = np.zeros(len(CHANNELS), np.float32)
+    v[C["jawOpen"]] = 0.5
+    frame = r.render(v)
+    from render.landmarks import MediaPipeFaceMesh
+
+    points = MediaPipeFaceMesh().detect(frame)[0].points
+    red = MouthRedrawer(frame, points)
+    out = red.redraw(frame, points, np.zeros(6, np.float32))  # shut the open mouth
+    x0, y0, x1, y1 = red.region(points, (512, 512))
+    changed = np.abs(out.astype(int) - frame.astype(int)).max(axis=2) > 0
+    assert changed[y0:y1, x0:x1].sum() > 200
+    inside = np.zeros_like(changed)
+    inside[y0:y1, x0:x1] = True
+    assert not changed[~inside].any()
+    iod = float(np.linalg.norm(points[468, :2] - points[473, :2]))
+    assert not changed[: int(points[2, 1] - 0.1 * iod)].any()  # the nose, eyes and everything above
+
+
+def test_dub_decoding_twice_gives_the_same_video_as_decoding_once(tmp_path, monkeypatch):
+    """A video too large to keep in memory is decoded again for the redraw, with the same result."""
+    from render.warp import WarpRenderer
+    from talker.dub import DubSettings, dub_video
+    from talker.pipeline import Pipeline
+    from talker.video import read_frames
+
+    r = WarpRenderer(Pipeline().prepare_avatar(None, (256, 256)).rig)
+    n = 20
+    v = np.zeros((n, len(CHANNELS)), np.float32)
+    v[:, C["jawOpen"]] = 0.4
+    v[:, C["headYaw"]] = np.linspace(-4, 4, n)
+    from talker.mp4 import Mp4Writer
+
+    video = tmp_path / "v.mp4"
+    with Mp4Writer(video, 256, 256, FPS, 16000, crf=14) as w:
+        for row in v:
+            w.write_audio(np.zeros(640, np.float32))
+            w.write_video(r.render(row))
+    from audio.types import SILENCE, Phone, Speech
+
+    speech = Speech(np.zeros(16000, np.float32), 16000, (Phone(0.0, 1.0, SILENCE),))
+    monkeypatch.setenv("TALKER_PROVENANCE", "off")  # each output's marks carry a random id
+    once = dub_video(video, speech, tmp_path / "once.mp4", DubSettings(fit="loop"))
+    twice = dub_video(video, speech, tmp_path / "twice.mp4", DubSettings(fit="loop", cache_bytes=0))
+    a, b = list(read_frames(once.path)), list(read_frames(twice.path))
+    assert once.n_frames == twice.n_frames == 25 and len(a) == len(b) == 25
+    assert once.face_share == twice.face_share == 1.0
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_retarget_passes_small_motion_and_eases_large_motion_into_range():
+    from talker.drive import RETARGET_LIMITS, retarget
+
+    n = 200
+    v = np.zeros((n, len(CHANNELS)), np.float32)
+    v[:, C["headYaw"]] = np.linspace(-25, 25, n)
+    v[:, C["jawOpen"]] = np.linspace(0, 1, n)
+    v[:, C["eyeBlinkLeft"]] = np.linspace(0, 1, n)
+    out = retarget(v)
+    yaw = out[:, C["headYaw"]]
+    assert np.all(np.diff(yaw) > 0)  # the order of the driver's poses is kept
+    assert np.abs(yaw).max() < RETARGET_LIMITS["headYaw"]
+    small = np.abs(v[:, C["headYaw"]]) < 3
+    assert np.allclose(yaw[small], v[small, C["headYaw"]], atol=0.2)
+    assert out[:, C["jawOpen"]].max() < RETARGET_LIMITS["jawOpen"]
+    assert np.array_equal(out[:, C["eyeBlinkLeft"]], v[:, C["eyeBlinkLeft"]])  # blinks as they are
+    assert np.corrcoef(yaw, v[:, C["headYaw"]])[0, 1] > 0.9
+    # a portrait with its own mouth open (0.3) keeps half of it while the driver's is shut, and opens
+    # further with the driver's
+    jaw = retarget(v, rest_jaw=0.3)[:, C["jawOpen"]]
+    assert abs(jaw[0] - 0.15) < 0.01 and np.all(np.diff(jaw) > 0)
+    assert np.allclose(retarget(v, rest_jaw=0.0)[:, C["jawOpen"]], out[:, C["jawOpen"]])
+
+
+def test_drive_keeps_a_wide_head_turn_within_the_portraits_range(tmp_path):
+    """A driver turning far (30 degrees) turns the portrait less; its small turns follow as they are."""
+    from render.encoder import encode_frames
+    from render.warp import WarpRenderer
+    from talker.drive import RETARGET_LIMITS, drive_portrait
+    from talker.mp4 import Mp4Writer
+    from talker.pipeline import Pipeline
+    from talker.video import read_frames
+
+    r = WarpRenderer(Pipeline().prepare_avatar(None, (320, 320)).rig)
+    n = 50
+    v = np.zeros((n, len(CHANNELS)), np.float32)
+    v[:, C["headYaw"]] = 30 * np.sin(2 * np.pi * np.arange(n) / n)
+    video = Path(tmp_path / "turn.mp4")
+    with Mp4Writer(video, 320, 320, FPS, 16000, crf=14) as w:
+        for row in v:
+            w.write_audio(np.zeros(640, np.float32))
+            w.write_video(r.render(row))
+    out = drive_portrait(None, video, tmp_path / "drive.mp4", size=(320, 320))
+    performed = out.track.channel("headYaw")
+    assert np.abs(performed).max() <= RETARGET_LIMITS["headYaw"]
+    assert np.corrcoef(performed, v[:, C["headYaw"]])[0, 1] > 0.9
+    again = encode_frames(list(read_frames(out.path)), FPS).track.channel("headYaw")
+    assert np.ptp(again) < 0.8 * np.ptp(v[:, C["headYaw"]])
+    assert np.corrcoef(again, v[:, C["headYaw"]])[0, 1] > 0.9
