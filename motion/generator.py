@@ -1,9 +1,7 @@
 """Speech -> MotionTrack: coarticulated visemes, blinks, gaze, breathing and head motion.
 
-Mouth: every phone becomes one or two viseme targets; channel values are blended with Cohen-Massaro
-dominance functions (each target's pull decays exponentially with distance from its core), so lips
-anticipate the next sound. Bilabials (p, b, m) get a closure plateau at least one frame wide, so the
-lips always meet.
+Mouth: ``motion.coarticulation``; blinks, gaze and head noise: ``motion.idle``; the style and
+expressions: ``motion.style``.
 
 Causality: the value of frame k depends only on phones that start before t_k + LOOKAHEAD_S and on
 audio up to t_k + LOOKAHEAD_S. ``MotionStream`` exploits this for live use: speech is pushed in chunks
@@ -15,249 +13,36 @@ from a generator keyed by the seed and by time or phone position, never by arriv
 from __future__ import annotations
 
 import bisect
-import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from audio.features import pitch_at
 from audio.types import SILENCE, Phone, Speech
+from motion.coarticulation import LONG_PAUSE_S, LOOKAHEAD_S, mouth_curves
+from motion.idle import _gaze, _hash_uniform, _rng, _smooth_noise, blink_curve, blink_onsets
+from motion.style import EXPRESSIONS, Expression, MotionStyle
 from motion.types import CHANNEL_INDEX, CHANNELS, MotionTrack
-from motion.visemes import BILABIALS, visemes_for
 
-LOOKAHEAD_S = 0.2
-LONG_PAUSE_S = 0.3  # pauses longer than this close the lips
-_TAU_ANTICIPATE_S = 0.035
-_TAU_CARRY_S = 0.045
+__all__ = [
+    "EXPRESSIONS",
+    "LONG_PAUSE_S",
+    "LOOKAHEAD_S",
+    "Expression",
+    "MotionGenerator",
+    "MotionStream",
+    "MotionStyle",
+    "activity_lookahead_s",
+    "blink_curve",
+    "blink_onsets",
+    "mouth_curves",
+]
+
 _HISTORY_S = 1.5  # phones that ended longer ago than this no longer matter
 _ACTIVE_BACK_S = 0.6  # the speaking activity that scales the head's talking motion looks this far back
 _ACTIVE_AHEAD_S = 0.12  # ... and this far ahead
 _MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch", "mouthRollLower")
 _C = CHANNEL_INDEX
-_BLINK_BLOCK_S = 8.0  # blinks are planned in independent blocks of this length
-
-
-@dataclass(frozen=True)
-class Expression:
-    """An emotion preset as channel offsets (applied at ``intensity`` 1)."""
-
-    name: str
-    offsets: dict[str, float] = field(default_factory=dict)
-    articulation: float = 1.0  # scales mouth opening
-    head_scale: float = 1.0  # scales head motion
-    blink_scale: float = 1.0  # scales blink rate
-
-
-EXPRESSIONS: dict[str, Expression] = {
-    "neutral": Expression("neutral"),
-    "happy": Expression("happy", {"mouthSmile": 0.55, "browInnerUp": 0.1, "headPitch": -1.0}, 1.05, 1.2, 1.0),
-    "sad": Expression("sad", {"mouthSmile": -0.35, "browInnerUp": 0.45, "headPitch": 3.0}, 0.8, 0.6, 0.8),
-    "angry": Expression(
-        "angry", {"browDown": 0.7, "mouthSmile": -0.2, "mouthStretch": 0.15, "headPitch": 1.5}, 1.1, 1.1, 0.7
-    ),
-    "surprised": Expression("surprised", {"browInnerUp": 0.85, "jawOpen": 0.08, "headPitch": -2.0}, 1.1, 1.0, 0.6),
-}
-
-
-@dataclass(frozen=True)
-class MotionStyle:
-    """How lively the face is. Amplitudes in degrees; rates per minute."""
-
-    head_amplitude_deg: float = 3.0
-    nod_deg: float = 2.2
-    blink_per_min: float = 17.0
-    gaze_amplitude: float = 0.25
-    breathing_deg: float = 0.35
-    smile: float = 0.0
-    articulation: float = 1.0  # scales mouth opening
-    expression: str = "neutral"
-    intensity: float = 1.0
-
-    def with_expression(self, name: str, intensity: float = 1.0) -> MotionStyle:
-        if name not in EXPRESSIONS:
-            raise ValueError(f"unknown expression {name!r}; choose from {', '.join(EXPRESSIONS)}")
-        if not 0.0 <= intensity <= 1.5:
-            raise ValueError(f"expression intensity must be within 0..1.5, got {intensity}")
-        return replace(self, expression=name, intensity=intensity)
-
-
-@dataclass(frozen=True)
-class _Seg:
-    start: float
-    end: float
-    target: np.ndarray  # (5,) mouth channel targets
-    dominance: float
-    closure: bool
-    jaw_dominance: float
-    pause: bool = False  # a silence long enough for the lips to close
-
-
-def _segments(phones: list[Phone] | tuple[Phone, ...], articulation: float) -> list[_Seg]:
-    segs: list[_Seg] = []
-    for p in phones:
-        vis = visemes_for(p.symbol)
-        n = len(vis)
-        for j, v in enumerate(vis):
-            s = p.start_s + (p.end_s - p.start_s) * j / n
-            e = p.start_s + (p.end_s - p.start_s) * (j + 1) / n
-            jaw = v.jaw * articulation
-            if p.symbol in ("AH", "IH", "UH", "ER") and p.stress == 0:
-                jaw *= 0.8  # reduced vowels open less
-            target = np.array([jaw, v.funnel, v.pucker, v.stretch, v.roll_lower])
-            jd = v.dominance if v.jaw_dominance is None else v.jaw_dominance
-            pause = p.symbol == SILENCE and p.duration_s > LONG_PAUSE_S
-            if pause:
-                jd = 4.0  # a real pause wins over its neighbours
-            segs.append(_Seg(s, e, target, v.dominance, v.closure and p.symbol.rstrip("012") in BILABIALS, jd, pause))
-    return segs
-
-
-def mouth_curves(
-    phones: list[Phone] | tuple[Phone, ...], times: np.ndarray, fps: float, articulation: float = 1.0
-) -> np.ndarray:
-    """Mouth channels (len(times), 6): jawOpen, funnel, pucker, stretch, rollLower, mouthClose."""
-    segs = _segments(phones, articulation)
-    out = np.zeros((len(times), 6))
-    if not segs:
-        return out
-    starts = np.array([s.start for s in segs])
-    ends = np.array([s.end for s in segs])
-    dur = ends - starts
-    core_a = starts + 0.25 * dur
-    core_b = ends - 0.25 * dur
-    pause = np.array([s.pause for s in segs])
-    core_a = np.where(pause, starts, core_a)
-    core_b = np.where(pause, ends, core_b)
-    targets = np.stack([s.target for s in segs])
-    t = times[:, None]
-    before = np.clip(core_a[None, :] - t, 0, None)
-    after = np.clip(t - core_b[None, :], 0, None)
-    shape = np.exp(-before / _TAU_ANTICIPATE_S - after / _TAU_CARRY_S)
-    # bounded look-ahead: targets that start more than LOOKAHEAD_S in the future have no pull yet
-    shape = np.where(starts[None, :] > t + LOOKAHEAD_S, 0.0, shape)
-    shape = np.where(ends[None, :] < t - 1.0, 0.0, shape)
-    for cols, alpha in (
-        ([0], np.array([s.jaw_dominance for s in segs])),
-        ([1, 2, 3, 4], np.array([s.dominance for s in segs])),
-    ):
-        dom = shape * alpha[None, :]
-        wsum = dom.sum(axis=1, keepdims=True)
-        out[:, cols] = (dom @ targets[:, cols]) / np.maximum(wsum, 1e-9)
-        out[wsum[:, 0] < 1e-9, cols[0] : cols[-1] + 1] = 0.0
-    # bilabial closure plateaus, at least one frame wide, with short ramps
-    close = np.zeros(len(times))
-    half_frame = 0.5 / fps
-    ramp = 0.05
-    for s in segs:
-        if not s.closure:
-            continue
-        c = 0.5 * (s.start + s.end)
-        a = min(s.start + 0.15 * (s.end - s.start), c - half_frame - 1e-3)
-        b = max(s.end - 0.15 * (s.end - s.start), c + half_frame + 1e-3)
-        d = np.maximum(a - times, 0) + np.maximum(times - b, 0)
-        x = np.clip(1 - d / ramp, 0, 1)
-        close = np.maximum(close, x * x * (3 - 2 * x))
-    # long pauses: the lips close within ~25 ms of the pause and part ~25 ms before speech resumes
-    for s in segs:
-        if not s.pause:
-            continue
-        d = np.maximum(s.start - times, 0) + np.maximum(times - s.end, 0)
-        inside = (times >= s.start) & (times <= s.end)
-        edge = np.minimum(times - s.start, s.end - times)
-        x = np.where(inside, np.clip(edge / 0.025, 0, 1), 0.0)
-        close = np.maximum(close, x * x * (3 - 2 * x))
-        del d
-    out[:, 5] = close
-    return out
-
-
-def _rng(seed: int, *key: object) -> np.random.Generator:
-    """A random generator keyed by the seed and a label, independent of call order."""
-    h = zlib.crc32(repr((seed,) + key).encode())
-    return np.random.default_rng([seed & 0xFFFFFFFF, h])
-
-
-def _hash_uniform(seed: int, *key: object) -> float:
-    """A uniform number in [0, 1) determined by the seed and a key (cheap, order-independent)."""
-    return zlib.crc32(repr((seed,) + key).encode()) / 2**32
-
-
-def blink_onsets(t0: float, t1: float, seed: int, per_min: float, pauses: list[tuple[float, float]]) -> list[float]:
-    """Blink onset times in [t0, t1): gamma-distributed intervals planned per fixed time block,
-    moved to a pause that starts at most 0.6 s before or 0.2 s after, 12% double blinks."""
-    mean = 60.0 / max(per_min, 1e-3)
-    out: list[float] = []
-    b0 = int(np.floor(t0 / _BLINK_BLOCK_S))
-    b1 = int(np.floor(t1 / _BLINK_BLOCK_S))
-    for b in range(b0 - 1, b1 + 1):
-        if b < 0:
-            continue
-        rng = _rng(seed, "blink", b)
-        t = b * _BLINK_BLOCK_S + float(rng.uniform(0.2, 0.8)) * min(mean, _BLINK_BLOCK_S)
-        while t < (b + 1) * _BLINK_BLOCK_S:
-            snap = [ps for ps, pe in pauses if -0.6 < ps - t < LOOKAHEAD_S and pe - ps > 0.15]
-            bt = snap[0] + 0.05 if snap else t
-            if t0 - 0.5 <= bt < t1:
-                out.append(bt)
-            if rng.random() < 0.12 and t0 - 0.5 <= bt + 0.3 < t1:
-                out.append(bt + float(rng.uniform(0.28, 0.4)))
-            t = bt + max(1.2, float(rng.gamma(3.0, mean / 3.0)))
-    return sorted(out)
-
-
-def blink_curve(times: np.ndarray, onsets: list[float]) -> np.ndarray:
-    """Lid closure 0..1: fast close (~75 ms), brief hold, slower open (~150 ms)."""
-    v = np.zeros(len(times))
-    for o in onsets:
-        x = times - o
-        close = np.clip(x / 0.075, 0, 1)
-        opening = np.clip(1 - (x - 0.105) / 0.15, 0, 1)
-        shape = np.where(x < 0.105, close, opening)
-        shape = np.where((x < 0) | (x > 0.255), 0, shape)
-        v = np.maximum(v, np.sin(shape * np.pi / 2) ** 1.5)
-    return v
-
-
-def _smooth_noise(times: np.ndarray, seed: int, label: str, amp: float, f_lo: float, f_hi: float) -> np.ndarray:
-    rng = _rng(seed, "noise", label)
-    out = np.zeros(len(times))
-    for _ in range(3):
-        f = rng.uniform(f_lo, f_hi)
-        ph = rng.uniform(0, 2 * np.pi)
-        out += np.sin(2 * np.pi * f * times + ph) * rng.uniform(0.5, 1.0)
-    return amp * out / 2.0
-
-
-_GAZE_BLOCK_S = 10.0
-
-
-def _gaze_targets(seed: int, block: int, amp: float) -> list[tuple[float, np.ndarray]]:
-    """(start time, target) of the gaze fixations planned in one 10 s block (held 0.8-2.5 s each)."""
-    rng = _rng(seed, "gaze", block)
-    t = block * _GAZE_BLOCK_S
-    out = []
-    while t < (block + 1) * _GAZE_BLOCK_S:
-        out.append((t, rng.normal(0, amp, 2) * np.array([1.0, 0.5])))
-        t += float(rng.uniform(0.8, 2.5))
-    return out
-
-
-def _gaze(times: np.ndarray, seed: int, amp: float) -> np.ndarray:
-    """Gaze (x, y) at ``times``: fixations with 60 ms saccades between them."""
-    out = np.zeros((len(times), 2))
-    if len(times) == 0:
-        return out
-    b0 = max(0, int(np.floor(times[0] / _GAZE_BLOCK_S)) - 1)
-    b1 = int(np.floor(times[-1] / _GAZE_BLOCK_S))
-    fix: list[tuple[float, np.ndarray]] = [(-1e9, np.zeros(2))]
-    for b in range(b0, b1 + 1):
-        fix.extend(_gaze_targets(seed, b, amp))
-    starts = np.array([f[0] for f in fix])
-    targets = np.stack([f[1] for f in fix])
-    idx = np.searchsorted(starts, times, side="right") - 1
-    prev = targets[np.maximum(idx - 1, 0)]
-    ramp = np.clip((times - starts[idx]) / 0.06, 0, 1)[:, None]
-    return prev + (targets[idx] - prev) * ramp
 
 
 @dataclass
@@ -435,7 +220,7 @@ class MotionStream:
         i0 = bisect.bisect_left(self._in.phone_ends, t_lo)
         phones = [p for p in allp[i0:] if p.start_s <= t_hi]
         articulation = st.articulation * (1 + (expr.articulation - 1) * inten)
-        mouth = mouth_curves(phones, times, fps, articulation)
+        mouth = mouth_curves(phones, times, fps, articulation, st.jaw_range)
         for j, name in enumerate(_MOUTH):
             vals[:, _C[name]] = mouth[:, j]
         vals[:, _C["mouthClose"]] = mouth[:, 5]
@@ -461,43 +246,57 @@ class MotionStream:
         kk = np.arange(max(0, int(k[0]) - back), min(total, int(k[-1]) + half + 1))
         lev = self._audio_level(kk, total)
         act_raw = np.clip((lev + 50.0) / 25.0, 0, 1)
-        csa = np.concatenate([[0.0], np.cumsum(act_raw)])
-        lo = np.clip(k - back - kk[0], 0, len(act_raw))
-        hi = np.clip(k + half + 1 - kk[0], 0, len(act_raw))
-        active = (csa[hi] - csa[lo]) / (back + half + 1)
+        # a raised-cosine average (a box's edges would pass loudness flutter on to the head as shake)
+        span = np.zeros(int(k[-1]) - int(k[0]) + back + half + 1)
+        first = int(kk[0]) - (int(k[0]) - back)
+        span[first : first + len(act_raw)] = act_raw
+        win = np.hanning(back + half + 3)[1:-1]
+        active = np.convolve(span, win[::-1] / win.sum(), mode="valid")[: len(k)]
 
-        # nods and brow raises on stressed vowels, stronger when the pitch rises above the speaker's
-        # recent stressed vowels (pitch prominence); the rest decided by the phone's own keyed draw
+        # nods, head tilts and brow raises on stressed vowels, stronger when the pitch rises above the
+        # speaker's recent stressed vowels (pitch prominence): the head marks the accents, as filmed
+        # speakers' do; the tilt's direction and the rest decided by the phone's own keyed draw
+        live = st.liveliness
         nod = np.zeros(n)
+        tilt = np.zeros(n)
         brow = np.zeros(n)
         for p in phones:
             if p.stress != 1 or p.start_s - 0.05 > times[-1]:
                 continue
             prom = self._prominence(p)
             x = times - (p.start_s - 0.05)
-            bump = np.where((x >= 0) & (x <= 0.4), np.sin(np.clip(x / 0.4, 0, 1) * np.pi) ** 2, 0.0)
+            bump = np.where((x >= 0) & (x <= 0.7), np.sin(np.clip(x / 0.7, 0, 1) * np.pi) ** 2, 0.0)
             nod = np.maximum(nod, bump * (0.5 + 0.8 * prom))
-            if prom > 0.6 or _hash_uniform(self.seed, "brow", round(p.start_s, 3)) < 0.15:
+            side = 1.0 if _hash_uniform(self.seed, "tilt", round(p.start_s, 3)) < 0.5 else -1.0
+            wide = np.where((x >= 0) & (x <= 0.9), np.sin(np.clip(x / 0.9, 0, 1) * np.pi) ** 2, 0.0)
+            tilt += side * wide * (0.3 + 0.7 * prom)
+            if prom > 0.5 or _hash_uniform(self.seed, "brow", round(p.start_s, 3)) < 0.25 * live:
                 b = np.where((x >= 0) & (x <= 0.6), np.sin(np.clip(x / 0.6, 0, 1) * np.pi), 0.0)
                 brow = np.maximum(brow, b)
         amp = st.head_amplitude_deg * (1 + (expr.head_scale - 1) * inten)
+        talk = amp * live * active
         seed = self.seed
         breath = st.breathing_deg * np.sin(2 * np.pi * 0.23 * times + _rng(seed, "breath").uniform(0, 6.28))
         # while speaking the head moves more and faster on every axis, as filmed speakers' do (their roll
-        # and pitch vary 2-5 degrees; yaw is held lower, since a warped portrait turns well only to ~7 deg)
-        vals[:, _C["headYaw"]] = _smooth_noise(times, seed, "yaw", amp * 1.2, 0.05, 0.3) + active * _smooth_noise(
-            times, seed, "yaw-talk", amp * 2.0, 0.15, 0.5
+        # and pitch vary 2-5 degrees, mostly at 0.5-2 Hz; yaw is held lower, since a warped portrait turns
+        # well only to ~7 deg)
+        vals[:, _C["headYaw"]] = (
+            _smooth_noise(times, seed, "yaw", amp * 0.7, 0.05, 0.3)
+            + talk * _smooth_noise(times, seed, "yaw-talk", 2.2, 0.4, 0.9)
+            + 0.6 * st.nod_deg * live * tilt * active
         )
         vals[:, _C["headPitch"]] = (
-            _smooth_noise(times, seed, "pitch", amp * 0.7, 0.05, 0.3)
-            + active * _smooth_noise(times, seed, "pitch-talk", amp * 1.0, 0.2, 0.6)
-            + st.nod_deg * nod * active
+            _smooth_noise(times, seed, "pitch", amp * 0.6, 0.05, 0.3)
+            + talk * _smooth_noise(times, seed, "pitch-talk", 2.2, 0.45, 1.1)
+            + st.nod_deg * live * nod * active
             + breath * (1 - 0.7 * active)
         )
-        vals[:, _C["headRoll"]] = _smooth_noise(times, seed, "roll", amp * 0.5, 0.05, 0.25) + active * _smooth_noise(
-            times, seed, "roll-talk", amp * 2.2, 0.15, 0.45
+        vals[:, _C["headRoll"]] = (
+            _smooth_noise(times, seed, "roll", amp * 0.4, 0.05, 0.25)
+            + talk * _smooth_noise(times, seed, "roll-talk", 3.0, 0.4, 0.9)
+            + 0.8 * st.nod_deg * live * tilt * active
         )
-        vals[:, _C["browInnerUp"]] = 0.35 * brow
+        vals[:, _C["browInnerUp"]] = 0.35 * min(live, 1.5) * brow
         gaze = _gaze(times, seed, st.gaze_amplitude)
         vals[:, _C["eyeLookX"]] = gaze[:, 0]
         vals[:, _C["eyeLookY"]] = gaze[:, 1]

@@ -1,7 +1,8 @@
 """Command line: parse, build the settings, call the library. Each group of subcommands is a module with
 an ``add_*_parsers(sub, common)`` that registers them: ``cli_speak`` (``render``, ``motion``, ``voices``),
 ``cli_video`` (``dub``, ``drive``), ``cli_tools`` (``verify``, ``bench``, ``sheet``, ``train-lipsync``),
-``cli_persona`` (``persona``); ``serve`` is here, at the edge where the server starts."""
+``cli_persona`` (``persona``), ``cli_motionstats`` (``motion-stats``); ``serve`` is here, at the edge where
+the server starts."""
 
 from __future__ import annotations
 
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     v.set_defaults(func=_serve)
     add_persona_parser(sub)
+    from talker.cli_motionstats import add_motion_stats_parser
+
+    add_motion_stats_parser(sub)
     return ap
 
 

@@ -182,7 +182,7 @@ def _check_out(path: str) -> str:
 def _style(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from motion.generator import MotionStyle
 
-    return MotionStyle().with_expression(args.expression, args.intensity)
+    return MotionStyle(energy=args.energy).with_expression(args.expression, args.intensity)
 
 
 def _expression_args(p: argparse.ArgumentParser) -> None:
@@ -193,6 +193,9 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
         help="emotion preset mixed with the speech (default neutral)",
     )
     p.add_argument("--intensity", type=float, default=1.0, help="expression strength 0..1.5 (default 1)")
+    p.add_argument(
+        "--energy", type=float, default=0.5, help="0 calm .. 1 animated (default 0.5: like filmed speakers)"
+    )
 
 
 def _voice_args(p: argparse.ArgumentParser) -> None:

@@ -19,14 +19,15 @@ MAX_NAME_CHARS = 80
 
 IDLE_STYLES: dict[str, MotionStyle] = {
     "calm": MotionStyle(
-        head_amplitude_deg=1.0, nod_deg=0.9, blink_per_min=13.0, gaze_amplitude=0.15, breathing_deg=0.3
+        head_amplitude_deg=1.0, nod_deg=0.9, blink_per_min=13.0, gaze_amplitude=0.15, breathing_deg=0.3, energy=0.25
     ),
     "neutral": MotionStyle(),
     "lively": MotionStyle(
-        head_amplitude_deg=2.6, nod_deg=2.2, blink_per_min=21.0, gaze_amplitude=0.35, breathing_deg=0.45
+        head_amplitude_deg=2.6, nod_deg=2.2, blink_per_min=21.0, gaze_amplitude=0.35, breathing_deg=0.45, energy=0.8
     ),
 }
-"""Idle and speaking manner: how much the head drifts and nods, how often the eyes blink and wander."""
+"""Idle and speaking manner: how much the head drifts and nods, how often the eyes blink and wander, and
+the motion's ``energy`` (calm 0.25, neutral 0.5: the filmed middle, lively 0.8)."""
 
 
 class PersonaError(ValueError):
