@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     from audio.mel import SAMPLE_RATE
-    from motion.lipsync import LipsyncModel, audio_motion
+    from motion.audio_motion import audio_motion
+    from motion.lipsync import LipsyncModel
 
     model = LipsyncModel.load(args.model)
     rng = np.random.default_rng(0)

@@ -16,16 +16,9 @@ import numpy as np
 from audio.io import resample
 from audio.mel import SAMPLE_RATE
 from audio.types import Speech
+from motion.audio_motion import add_mouth, articulation_gain, peak_columns, resample_frames, rows_needed
 from motion.generator import LOOKAHEAD_S, MotionStream, MotionStyle
-from motion.lipsync import (
-    LipsyncModel,
-    LipsyncStream,
-    add_mouth,
-    articulation_gain,
-    peak_columns,
-    resample_frames,
-    rows_needed,
-)
+from motion.lipsync import LipsyncModel, LipsyncStream
 from motion.types import CHANNELS
 
 

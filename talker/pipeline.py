@@ -19,8 +19,9 @@ from audio.io import load_audio
 from audio.piper_tts import PiperTTS
 from audio.text import clean_text
 from audio.types import TTS, Speech, concat_speech, silence
+from motion.audio_motion import AudioMotionStream
 from motion.generator import MotionStream, MotionStyle
-from motion.lipsync import AudioMotionStream, LipsyncModel
+from motion.lipsync import LipsyncModel
 from motion.types import MotionModel, MotionSource, MotionTrack
 from render.frame import Frame, Renderer
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
@@ -42,7 +43,6 @@ class RenderSettings:
     face_points: str | None = None  # five guide points "x,y;..." for a face the detector cannot find
     label: str | None = None  # visible disclosure drawn on every frame (``talker.provenance.Label``)
     framing: str = "bust"  # bust, head or source (``talker.portrait.FRAMINGS``)
-
 
 
 @dataclass(frozen=True)
@@ -265,9 +265,7 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {"tts": 0.0}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(
-            image, settings.size, settings.face_index, settings.face_points, settings.framing
-        )
+        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points, settings.framing)
         timings["face"] = time.perf_counter() - t0
         clean_text(text)  # fail fast, before any work, on empty or over-long text
         # rough frame estimate for the progress bar: ~14 characters per second of speech
@@ -298,9 +296,7 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(
-            image, settings.size, settings.face_index, settings.face_points, settings.framing
-        )
+        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points, settings.framing)
         timings["face"] = time.perf_counter() - t0
         if not align:
             samples, sr = load_audio(audio_path)

@@ -15,17 +15,8 @@ from audio.espeak_tts import EspeakTTS
 from audio.io import load_audio
 from audio.mel import N_MELS, SAMPLE_RATE, MelStream, log_mel, n_frames_for
 from audio.types import Phone, Speech, concat_speech, silence
-from motion.lipsync import (
-    OUTPUTS,
-    VISEME_CLASSES,
-    AudioMotionStream,
-    LipsyncConfig,
-    LipsyncError,
-    LipsyncModel,
-    audio_motion,
-    build_net,
-    mouth_targets,
-)
+from motion.audio_motion import AudioMotionStream, audio_motion
+from motion.lipsync import OUTPUTS, VISEME_CLASSES, LipsyncConfig, LipsyncError, LipsyncModel, build_net, mouth_targets
 from motion.types import CHANNEL_INDEX, MotionTrack
 from tools.motion_metrics import CLOSED_GAP, evaluate, lip_gap
 

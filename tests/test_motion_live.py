@@ -9,8 +9,9 @@ import pytest
 
 from audio.io import load_audio
 from audio.types import SILENCE, Phone, Speech
+from motion.audio_motion import audio_motion
 from motion.generator import MotionStream
-from motion.lipsync import LipsyncModel, audio_motion
+from motion.lipsync import LipsyncModel
 from motion.live import MixedMotionStream
 from motion.types import CHANNEL_INDEX
 from server.audio_in import AudioFormatError, PcmFormat

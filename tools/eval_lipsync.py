@@ -25,8 +25,9 @@ import numpy as np
 from audio.espeak_tts import EspeakParams, EspeakTTS
 from audio.mel import SAMPLE_RATE
 from audio.types import Speech, concat_speech, silence
+from motion.audio_motion import audio_motion
 from motion.generator import MotionGenerator
-from motion.lipsync import LipsyncModel, audio_motion
+from motion.lipsync import LipsyncModel
 from motion.types import MotionTrack
 from tools.eval_align import media_dir
 from tools.eval_motion import corpus
