@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import media
 
 from audio.types import Phone
 from motion.generator import MotionGenerator, MotionStyle
 from motion.stats import compare, lip_gap_iod, motion_stats, reference_ranges
 from motion.types import MotionTrack
-
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 
 def _track(fps: float = 25.0, seconds: float = 6.0) -> MotionTrack:
@@ -57,10 +56,8 @@ def _speech(stem: str = "librivox_ss01_0880"):  # type: ignore[no-untyped-def]
     from tools.eval_motion import _speech
     from tools.motion_metrics import phones_from_segments
 
-    wav = MEDIA / "speech" / f"{stem}.wav"
-    tsv = MEDIA / "groundtruth" / "align" / f"{stem}.phones.tsv"
-    if not wav.exists():
-        pytest.skip("needs ../shared/media")
+    wav = media("speech", f"{stem}.wav")
+    tsv = media("groundtruth", "align", f"{stem}.phones.tsv")
     s, sr = load_audio(wav)
     return _speech(s, sr, phones_from_segments(read_reference_tsv(tsv)[0], len(s) / sr))
 
@@ -99,9 +96,7 @@ def test_motion_stats_cli_reads_a_filmed_clip(capsys: pytest.CaptureFixture[str]
 
     from talker.cli import main
 
-    video = MEDIA / "video" / "hdtf_WDA_KatieHill_000.mp4"
-    if not video.exists():
-        pytest.skip("needs ../shared/media")
+    video = media("video", "hdtf_WDA_KatieHill_000.mp4")
     assert main(["motion-stats", "--json", str(video)]) == 0
     rep = json.loads(capsys.readouterr().out)[str(video)]
     assert 0.3 < rep["stats"]["articulation_speed_iod_s"] < 0.8
