@@ -18,8 +18,8 @@ from motion.types import CHANNEL_INDEX, MotionTrack
 from render.encoder import LiveEncoder, encode_frames
 from render.frame import Frame
 from render.warp import WarpRenderer
-from talker.dub import BackgroundWriter, prefetch
-from talker.mp4 import Mp4Writer
+from talker.dub import prefetch
+from talker.mp4 import BackgroundWriter, Mp4Writer
 from talker.pipeline import Avatar, Pipeline
 from talker.video import probe_video, read_audio, read_frames
 

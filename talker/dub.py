@@ -29,7 +29,7 @@ from render import i420
 from render.face_track import FaceTrack, track_faces
 from render.redub import MOUTH_CHANNELS, BankCollector, MouthBank, MouthRedrawer
 from render.rig import RigError
-from talker.mp4 import Mp4Writer
+from talker.mp4 import BackgroundWriter, Mp4Writer
 from talker.video import VideoError, VideoInfo, probe_video, read_frames, read_i420, read_i420_rgb
 
 FIT_POLICIES = ("loop", "pingpong", "hold", "cut")
@@ -158,51 +158,6 @@ def prefetch(items: Iterable[_T], depth: int = 4) -> Iterator[_T]:
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-
-
-class BackgroundWriter:
-    """Encodes (audio, frame: RGB (H, W, 3) or I420 (H * 3 / 2, W)) pairs on a worker thread behind a
-    bounded queue."""
-
-    def __init__(self, writer: Mp4Writer, depth: int = 4) -> None:
-        self.writer = writer
-        self.seconds = 0.0
-        self._q: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._t = threading.Thread(target=self._work, name="dub-encode", daemon=True)
-        self._t.start()
-
-    def _work(self) -> None:
-        while (item := self._q.get()) is not None:
-            if self._error is not None:
-                continue
-            t0 = time.perf_counter()
-            try:
-                self.writer.write_audio(item[0])
-                if item[1].ndim == 3:
-                    self.writer.write_video(item[1])
-                else:
-                    self.writer.write_yuv(item[1])
-            except BaseException as e:  # raised in the caller's thread
-                self._error = e
-            self.seconds += time.perf_counter() - t0
-
-    def put(self, audio: np.ndarray, image: np.ndarray) -> None:
-        if self._error is not None:
-            raise self._error
-        self._q.put((audio, image))
-
-    def abort(self) -> None:
-        """Stop without encoding what is queued."""
-        self._error = self._error or RuntimeError("dubbing stopped")
-        self._q.put(None)
-        self._t.join()
-
-    def finish(self) -> None:
-        self._q.put(None)
-        self._t.join()
-        if self._error is not None:
-            raise self._error
 
 
 def new_speech(

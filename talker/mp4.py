@@ -5,6 +5,9 @@ and in the audio, and a signed C2PA manifest once the file is complete."""
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -119,3 +122,49 @@ class Mp4Writer:
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+class BackgroundWriter:
+    """Encodes (audio, frame: RGB (H, W, 3) or I420 (H * 3 / 2, W)) pairs on a worker thread behind a
+    bounded queue (x264 releases the GIL, so encoding overlaps the rendering of the next frames). A frame
+    put must not be written to afterwards."""
+
+    def __init__(self, writer: Mp4Writer, depth: int = 4) -> None:
+        self.writer = writer
+        self.seconds = 0.0
+        self._q: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._work, name="mp4-encode", daemon=True)
+        self._t.start()
+
+    def _work(self) -> None:
+        while (item := self._q.get()) is not None:
+            if self._error is not None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                self.writer.write_audio(item[0])
+                if item[1].ndim == 3:
+                    self.writer.write_video(item[1])
+                else:
+                    self.writer.write_yuv(item[1])
+            except BaseException as e:  # raised in the caller's thread
+                self._error = e
+            self.seconds += time.perf_counter() - t0
+
+    def put(self, audio: np.ndarray, image: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put((audio, image))
+
+    def abort(self) -> None:
+        """Stop without encoding what is queued."""
+        self._error = self._error or RuntimeError("encoding stopped")
+        self._q.put(None)
+        self._t.join()
+
+    def finish(self) -> None:
+        self._q.put(None)
+        self._t.join()
+        if self._error is not None:
+            raise self._error

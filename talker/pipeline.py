@@ -26,7 +26,7 @@ from motion.types import MotionModel, MotionSource, MotionTrack
 from render.frame import Frame, Renderer
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
 from render.warp import WarpRenderer
-from talker.mp4 import Mp4Writer
+from talker.mp4 import BackgroundWriter, Mp4Writer
 from talker.portrait import DEFAULT_SIZE, Avatar, default_portrait_path
 
 DEFAULT_FPS = 25.0
@@ -223,33 +223,37 @@ class Pipeline:
         out = Path(out)
         tmp = out.with_name(f".{out.name}.part.mp4")
         n = 0
-        t_encode = 0.0
         writer: Mp4Writer | None = None
+        background: BackgroundWriter | None = None
         try:
             for av_frame in self.stream_av(avatar, pieces, settings, timings, motion):
                 if writer is None:
                     writer = Mp4Writer(
                         tmp, w, h, settings.fps, av_frame.sample_rate, crf=settings.crf, label=settings.label
                     )
-                t0 = time.perf_counter()
-                writer.write_audio(av_frame.audio)
-                writer.write_video(av_frame.frame.image)
-                t_encode += time.perf_counter() - t0
+                    background = BackgroundWriter(writer)
+                assert background is not None
+                # encoded on its own thread while the next frames render; the renderer may reuse its buffer
+                background.put(av_frame.audio, av_frame.frame.image.copy())
                 n += 1
                 if progress is not None:
                     progress(n, max(expected_frames or 0, n))
-            if writer is None:
+            if writer is None or background is None:
                 raise ValueError("no speech to render")
-            t0 = time.perf_counter()
+            background.finish()
             writer.close()
-            t_encode += time.perf_counter() - t0
             tmp.replace(out)
+        except BaseException:
+            if background is not None:
+                background.abort()
+            raise
         finally:
             if writer is not None:
                 writer.close()
             if tmp.exists():
                 tmp.unlink()
-        timings["encode"] = t_encode
+        # encoding runs beside rendering: its figure is the encoder thread's own time
+        timings["encode"] = background.seconds
         return RenderResult(out, n, settings.fps, n / settings.fps, timings)
 
     def render_text(
