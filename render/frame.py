@@ -20,7 +20,8 @@ class Frame:
 
 
 class FrameRenderer(Protocol):
-    """Draws frames of one rigged portrait: a row of motion channels in, an RGB uint8 image out."""
+    """Draws frames of one rigged portrait: a row of motion channels in, an RGB uint8 image out (a new array
+    each call: sinks may keep it while later frames are drawn)."""
 
     def render(self, values: np.ndarray) -> np.ndarray: ...
 

@@ -19,7 +19,7 @@ from render.encoder import LiveEncoder, encode_frames
 from render.frame import Frame
 from render.warp import WarpRenderer
 from talker.dub import prefetch
-from talker.mp4 import BackgroundWriter, Mp4Writer
+from talker.mp4 import frame_audio, mp4_output
 from talker.pipeline import Avatar, Pipeline
 from talker.video import probe_video, read_audio, read_frames
 
@@ -109,37 +109,21 @@ def drive_portrait(
     want = int(round(n * sr / info.fps))
     samples = np.concatenate([samples[:want], np.zeros(max(0, want - len(samples)), np.float32)])
     w, h = avatar.size
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.part.mp4")
     t_render = t_encode = 0.0
-    try:
-        with Mp4Writer(tmp, w, h, info.fps, sr, crf=crf, preset=preset) as writer:
-            background = BackgroundWriter(writer)
-            try:
-                for k in range(n):
-                    t0 = time.perf_counter()
-                    image = renderer.render(track.values[k])
-                    t_render += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    a, b = int(round(k * sr / info.fps)), int(round((k + 1) * sr / info.fps))
-                    background.put(samples[a:b], image)
-                    t_encode += time.perf_counter() - t0
-                    if progress is not None:
-                        progress(k + 1, n)
-            except BaseException:
-                background.abort()
-                raise
+    with mp4_output(out, w, h, info.fps, sr, crf=crf, preset=preset) as sink:
+        for k in range(n):
             t0 = time.perf_counter()
-            background.finish()
+            image = renderer.render(track.values[k])
+            t_render += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            sink.put(frame_audio(samples, k, sr, info.fps), image)
             t_encode += time.perf_counter() - t0
-        tmp.replace(out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            if progress is not None:
+                progress(k + 1, n)
     # encoding runs beside the rendering: its figure is the time the rendering waited for it
     timings.update(render=t_render, encode=t_encode)
     share = float(encoded.faces.valid.mean())
-    return DriveResult(out, n, info.fps, n / info.fps, track, share, timings)
+    return DriveResult(Path(out), n, info.fps, n / info.fps, track, share, timings)
 
 
 def _own_jaw(renderer: WarpRenderer) -> float:

@@ -29,7 +29,7 @@ from render import i420
 from render.face_track import FaceTrack, track_faces
 from render.redub import MOUTH_CHANNELS, BankCollector, MouthBank, MouthRedrawer
 from render.rig import RigError
-from talker.mp4 import BackgroundWriter, Mp4Writer
+from talker.mp4 import frame_audio, mp4_output
 from talker.video import VideoError, VideoInfo, probe_video, read_frames, read_i420, read_i420_rgb
 
 FIT_POLICIES = ("loop", "pingpong", "hold", "cut")
@@ -233,8 +233,6 @@ def dub_video(
     mouth = motion.values[:, [CHANNEL_INDEX[c] for c in MOUTH_CHANNELS]]
     timings["motion"] = time.perf_counter() - t0
 
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.part.mp4")
     redrawn = 0
     t_render = t_encode = t_decode = 0.0
     redrawers: dict[int, MouthRedrawer] = {}
@@ -245,41 +243,27 @@ def dub_video(
     else:
         cache = None
         frames = prefetch(_frames_in_order(path, n_out, n_video, s.fit, info, read_i420))
-    try:
-        with Mp4Writer(tmp, w, h, fps, sr, crf=s.crf, preset=s.preset) as writer:
-            background = BackgroundWriter(writer)
-            try:
-                for k in range(n_out):
-                    t0 = time.perf_counter()
-                    yuv = next(frames).copy()  # written in place; a cached or held frame is shown again
-                    t_decode += time.perf_counter() - t0
-                    j = source_frame(k, n_video, s.fit)
-                    t0 = time.perf_counter()
-                    redrawn += _redraw(yuv, (w, h), faces, j, mouth[k], redrawers, bank)
-                    t_render += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    a, b = int(round(k * sr / fps)), int(round((k + 1) * sr / fps))
-                    background.put(samples[a:b], yuv)
-                    t_encode += time.perf_counter() - t0
-                    if progress is not None:
-                        progress(k + 1, n_out)
-            except BaseException:
-                background.abort()
-                raise
+    with mp4_output(out, w, h, fps, sr, crf=s.crf, preset=s.preset) as sink:
+        for k in range(n_out):
             t0 = time.perf_counter()
-            background.finish()
+            yuv = next(frames).copy()  # written in place; a cached or held frame is shown again
+            t_decode += time.perf_counter() - t0
+            j = source_frame(k, n_video, s.fit)
+            t0 = time.perf_counter()
+            redrawn += _redraw(yuv, (w, h), faces, j, mouth[k], redrawers, bank)
+            t_render += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            sink.put(frame_audio(samples, k, sr, fps), yuv)
             t_encode += time.perf_counter() - t0
-        tmp.replace(out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            if progress is not None:
+                progress(k + 1, n_out)
     # decode and encode run beside the redraw: their figures are the time the redraw waited for them
     timings.update(decode_wait=t_decode, redraw=t_render, encode_wait=t_encode)
     notes = []
     lost = n_out - redrawn
     if lost:
         notes.append(f"{lost} of {n_out} frames had no trackable face and were kept as they were")
-    return DubResult(out, n_out, fps, n_out / fps, redrawn / n_out, timings, tuple(notes))
+    return DubResult(Path(out), n_out, fps, n_out / fps, redrawn / n_out, timings, tuple(notes))
 
 
 def _redraw(

@@ -8,9 +8,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import av
 import numpy as np
@@ -168,3 +171,31 @@ class BackgroundWriter:
         self._t.join()
         if self._error is not None:
             raise self._error
+
+
+@contextmanager
+def mp4_output(
+    out: str | Path, width: int, height: int, fps: float, sample_rate: int, **writer_options: Any
+) -> Iterator[BackgroundWriter]:
+    """An MP4 encoded on a worker thread (``BackgroundWriter``; ``writer_options`` go to ``Mp4Writer``) that
+    appears at ``out`` only when complete: written beside it and renamed; removed on any error."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.part.mp4")
+    try:
+        with Mp4Writer(tmp, width, height, fps, sample_rate, **writer_options) as writer:
+            background = BackgroundWriter(writer)
+            try:
+                yield background
+            except BaseException:
+                background.abort()
+                raise
+            background.finish()
+        tmp.replace(out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def frame_audio(samples: np.ndarray, k: int, sample_rate: int, fps: float) -> np.ndarray:
+    """The samples that play during video frame ``k``."""
+    return samples[int(round(k * sample_rate / fps)) : int(round((k + 1) * sample_rate / fps))]

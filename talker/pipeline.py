@@ -6,6 +6,7 @@ are passed in, so tests and servers can share or swap them. Every stage is timed
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from motion.types import MotionModel, MotionSource, MotionTrack
 from render.frame import Frame, Renderer
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
 from render.warp import WarpRenderer
-from talker.mp4 import BackgroundWriter, Mp4Writer
+from talker.mp4 import mp4_output
 from talker.portrait import DEFAULT_SIZE, Avatar, default_portrait_path
 
 DEFAULT_FPS = 25.0
@@ -220,41 +221,21 @@ class Pipeline:
         if isinstance(speech, Speech):
             expected_frames = frame_count(len(speech.samples), speech.sample_rate, settings.fps)
         w, h = avatar.size
-        out = Path(out)
-        tmp = out.with_name(f".{out.name}.part.mp4")
+        frames = iter(self.stream_av(avatar, pieces, settings, timings, motion))
+        first = next(frames, None)
+        if first is None:
+            raise ValueError("no speech to render")
         n = 0
-        writer: Mp4Writer | None = None
-        background: BackgroundWriter | None = None
-        try:
-            for av_frame in self.stream_av(avatar, pieces, settings, timings, motion):
-                if writer is None:
-                    writer = Mp4Writer(
-                        tmp, w, h, settings.fps, av_frame.sample_rate, crf=settings.crf, label=settings.label
-                    )
-                    background = BackgroundWriter(writer)
-                assert background is not None
-                # encoded on its own thread while the next frames render; the renderer may reuse its buffer
-                background.put(av_frame.audio, av_frame.frame.image.copy())
+        options = {"crf": settings.crf, "label": settings.label}
+        with mp4_output(out, w, h, settings.fps, first.sample_rate, **options) as sink:
+            for av_frame in itertools.chain([first], frames):
+                sink.put(av_frame.audio, av_frame.frame.image)  # encoded while the next frames render
                 n += 1
                 if progress is not None:
                     progress(n, max(expected_frames or 0, n))
-            if writer is None or background is None:
-                raise ValueError("no speech to render")
-            background.finish()
-            writer.close()
-            tmp.replace(out)
-        except BaseException:
-            if background is not None:
-                background.abort()
-            raise
-        finally:
-            if writer is not None:
-                writer.close()
-            if tmp.exists():
-                tmp.unlink()
         # encoding runs beside rendering: its figure is the encoder thread's own time
-        timings["encode"] = background.seconds
-        return RenderResult(out, n, settings.fps, n / settings.fps, timings)
+        timings["encode"] = sink.seconds
+        return RenderResult(Path(out), n, settings.fps, n / settings.fps, timings)
 
     def render_text(
         self,
