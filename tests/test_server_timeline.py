@@ -78,7 +78,7 @@ def test_speech_starts_at_the_first_free_frame_and_plays_in_order() -> None:
     head = vals[:, [CHANNEL_INDEX[c] for c in ("headYaw", "headPitch", "headRoll")]]
     step = np.abs(np.diff(head, axis=0))  # degrees per frame; step[i]: frame 30 + i -> 31 + i
     assert step.max() < 3.0, "the head moves, it never snaps"
-    for seam in (0, 30):  # idle -> speech (30 -> 31) and speech -> idle (60 -> 61)
+    for seam in (0, 30):  # the steps where idle motion meets speech (frame 31) and speech meets idle (61)
         around = np.maximum(step[max(seam - 1, 0)], step[seam + 1])
         assert (step[seam] <= around + 0.2).all(), "no head jump where idle and speech motion meet"
 

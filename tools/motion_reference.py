@@ -5,7 +5,7 @@
 Default videos: every MP4 in ``$TALKER_MEDIA/video`` (``../shared/media/video``). Each is read by the motion
 encoder and its audio aligned to the words recognised in it; the file keeps each clip's statistics and,
 per statistic, the range over the clips' sentence-length stretches (``WINDOW_S`` long, ``HOP_S`` apart),
-which is what a render of one sentence is compared with. The videos themselves are not kept.
+which is what a render of one sentence is compared with. It holds statistics only, no frames.
 """
 
 from __future__ import annotations
