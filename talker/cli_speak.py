@@ -193,9 +193,7 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
         help="emotion preset mixed with the speech (default neutral)",
     )
     p.add_argument("--intensity", type=float, default=1.0, help="expression strength 0..1.5 (default 1)")
-    p.add_argument(
-        "--energy", type=float, default=0.5, help="0 calm .. 1 animated (default 0.5: like filmed speakers)"
-    )
+    p.add_argument("--energy", type=float, default=0.5, help="0 calm .. 1 animated (default 0.5: like filmed speakers)")
 
 
 def _voice_args(p: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
 from render.warp import WarpRenderer
 from talker.mp4 import mp4_output
 from talker.portrait import DEFAULT_SIZE, Avatar, default_portrait_path
+
+if TYPE_CHECKING:
+    from talker.avatar_player import VideoAvatar
 
 DEFAULT_FPS = 25.0
 
@@ -132,14 +136,14 @@ class Pipeline:
         values = np.concatenate([source.push(speech), source.finish()]).astype(np.float32)
         return MotionTrack(settings.fps, values)
 
-    def frames(self, avatar: Avatar, track: MotionTrack) -> Iterator[Frame]:
-        renderer = self.renderer(avatar.rig)
+    def frames(self, avatar: Avatar | VideoAvatar, track: MotionTrack) -> Iterator[Frame]:
+        renderer = avatar.frame_renderer(self.renderer)
         for k in range(track.n_frames):
             yield Frame(k, renderer.render(track.values[k]))
 
     def stream_av(
         self,
-        avatar: Avatar,
+        avatar: Avatar | VideoAvatar,
         pieces: Iterable[Speech],
         settings: RenderSettings,
         timings: dict[str, float] | None = None,
@@ -157,7 +161,7 @@ class Pipeline:
             timings.setdefault(key, 0.0)
         fps = settings.fps
         stream = motion if motion is not None else self.motion_model(fps, settings.seed, settings.style)
-        renderer = self.renderer(avatar.rig)
+        renderer = avatar.frame_renderer(self.renderer)
         audio: list[np.ndarray] = []
         buffered = 0  # samples held in ``audio``
         consumed = 0  # absolute index of the first held sample
@@ -203,7 +207,7 @@ class Pipeline:
 
     def render_mp4(
         self,
-        avatar: Avatar,
+        avatar: Avatar | VideoAvatar,
         speech: Speech | Iterable[Speech],
         out: str | Path,
         settings: RenderSettings,
