@@ -1,7 +1,8 @@
 """The FastAPI app: ``create_app(settings)`` builds it; models load in its lifespan.
 
-Routers (one per resource): sessions (live WebRTC avatar), renders (offline MP4 jobs), personas,
-portraits, voices, system (health, metrics, client config). The browser client is served at ``/``.
+Routers (one per resource): sessions (live WebRTC avatar), renders (offline MP4 jobs), dubs, video
+avatars, personas, portraits, voices, system (health, metrics, client config). The browser client is
+served at ``/``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import codec
+from server.avatars import AvatarStore
 from server.deps import ServerState, require_api_key, upload_pool
 from server.engine import Engine
 from server.job_runner import JobRunner
@@ -34,7 +36,7 @@ from server.metrics import Metrics
 from server.middleware import BodyLimit, SameOrigin, Scope
 from server.portraits import PortraitStore, UploadError
 from server.render_pool import RenderPool
-from server.routes import audio, dubs, personas, portraits, renders, sessions, system, verify, voices
+from server.routes import audio, avatars, dubs, personas, portraits, renders, sessions, system, verify, voices
 from server.schemas import Problem
 from server.session_errors import SessionError
 from server.settings import Settings
@@ -132,10 +134,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         codec.install()  # VP8 without libvpx's camera denoiser: half the encode time, sharper frames
         manager = SessionManager(settings, eng, store, metrics, pool, persona_store)
         manager.start()
-        runners = [JobRunner(f"talker-job-{i}", jobs, eng, metrics) for i in range(settings.job_workers)]
+        owners = OwnerStore(settings.data_dir / "owners.sqlite3")
+        avatar_store = AvatarStore(settings.data_dir, owners)
+        runners = [JobRunner(f"talker-job-{i}", jobs, eng, metrics, avatar_store) for i in range(settings.job_workers)]
         for r in runners:
             r.start()
-        owners = OwnerStore(settings.data_dir / "owners.sqlite3")
         app.state.talker = ServerState(
             eng,
             manager,
@@ -150,6 +153,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             RateLimiter(settings.session_rate_per_min),
             RateLimiter(settings.auth_failures_per_min),
             upload_pool(settings.decode_slots),
+            avatar_store,
         )
         try:
             yield
@@ -177,7 +181,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(
         BodyLimit,
         upload_limit=settings.max_upload_bytes,
-        limits={"/dubs": settings.max_video_bytes},  # videos to dub
+        limits={"/dubs": settings.max_video_bytes, "/avatars": settings.max_video_bytes},  # videos
     )
 
     @app.exception_handler(SessionError)
@@ -224,7 +228,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         403: {"model": Problem, "description": "a wrong API key, or a cross-site request"},
         429: {"model": Problem, "description": "too many wrong keys from this address, or over a limit"},
     }
-    routers = (sessions, renders, dubs, personas, portraits, voices, verify)
+    routers = (sessions, renders, dubs, avatars, personas, portraits, voices, verify)
     for router in (r.router for r in routers):
         app.include_router(router, dependencies=auth, responses=refusals)
     app.include_router(system.router)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from server.avatars import AvatarStore
 from server.engine import Engine
 from server.jobs import JobStore
 from server.manager import SessionManager
@@ -37,6 +38,7 @@ class ServerState:
     session_rate: RateLimiter
     auth_failures: RateLimiter
     upload_pool: ThreadPoolExecutor = field(default_factory=lambda: upload_pool(1))
+    avatars: AvatarStore | None = None
 
 
 def _lower_priority() -> None:
@@ -158,5 +160,5 @@ def check_quota(who: Principal, settings: Settings, jobs: JobStore, owners: Owne
         raise HTTPException(
             507,
             f"your files take {used} bytes of your {settings.tenant_max_storage_bytes}-byte quota; "
-            "delete finished jobs, portraits or personas first",
+            "delete finished jobs, portraits, personas or video avatars first",
         )

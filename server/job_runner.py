@@ -1,4 +1,5 @@
-"""The worker threads that run queued render and dub jobs of a ``JobStore`` with the shared engine."""
+"""The worker threads that run queued render, dub and video-avatar jobs of a ``JobStore`` with the shared
+engine."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from server.avatars import AvatarStore
 from server.engine import Engine
 from server.jobs import Job, JobCancelled, JobStore
 from server.metrics import Metrics
+from server.tenancy import DEFAULT_TENANT
+from talker.avatar_player import VideoAvatar
 from talker.persona import Persona, PersonaError
 from talker.pipeline import Pipeline, RenderSettings
 from talker.portrait import ImageError
 from talker.stages import NoFaceError, TextError, TTSError
+from talker.video import VideoError
+from talker.video_avatar import VideoAvatarError
 
 log = logging.getLogger("talker.server")
 
@@ -24,8 +30,12 @@ log = logging.getLogger("talker.server")
 class JobRunner(threading.Thread):
     """Runs queued jobs one after another with the shared engine (TTS yields to live sessions)."""
 
-    def __init__(self, name: str, store: JobStore, engine: Engine, metrics: Metrics) -> None:
+    def __init__(
+        self, name: str, store: JobStore, engine: Engine, metrics: Metrics, avatars: AvatarStore | None = None
+    ) -> None:
+        """``avatars``: where video avatars are prepared and found (None: avatar jobs fail)."""
         super().__init__(name=name, daemon=True)
+        self.avatars = avatars
         self.store = store
         self.engine = engine
         self.metrics = metrics
@@ -66,6 +76,15 @@ class JobRunner(threading.Thread):
                 store.set_progress(job.id, 0.2 + 0.8 * done / max(total, 1), "render")
 
         try:
+            if job.kind == "avatar":
+                try:
+                    self._prepare_avatar(job, check)
+                except (JobCancelled, VideoAvatarError, VideoError, NoFaceError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - a clip nobody has seen may fail anywhere: the job fails
+                    log.exception("avatar job %s failed", job.id)
+                    raise VideoAvatarError(f"the clip could not be prepared ({type(e).__name__}: {e})") from e
+                return
             if job.kind == "dub":
                 duration = self._dub(job, out, check, progress)
                 if store.finish(job.id, out, duration):
@@ -76,16 +95,19 @@ class JobRunner(threading.Thread):
             size = (job.size, job.size)
             store.set_progress(job.id, 0.01, "face")
             settings = RenderSettings(fps=job.fps, size=size, seed=job.seed)
+            video_avatar = self._video_avatar(job)
+            if video_avatar is not None:
+                settings = replace(settings, fps=video_avatar.fps, size=video_avatar.size)
             if job.persona:
                 persona = Persona.from_dict(json.loads(job.persona))
                 persona = replace(persona, face_path=job.portrait_file or persona.face_path)
-                avatar = self.engine.persona_avatar(persona, size, cache=False)
+                avatar = video_avatar or self.engine.persona_avatar(persona, size, cache=False)
                 voice = self.engine.voice_for(persona.voice_id, persona.voice_params)
                 pipeline = Pipeline(tts=voice, detector=self.engine.detector)  # type: ignore[arg-type]  # any TTS
                 settings = replace(settings, style=persona.motion_style())
             else:
                 portrait = Path(job.portrait_file) if job.portrait_file else None
-                avatar = self.engine.prepare_avatar_file(portrait, size)
+                avatar = video_avatar or self.engine.prepare_avatar_file(portrait, size)
                 pipeline = self.engine.pipeline
             check()
             store.set_progress(job.id, 0.05, "tts")
@@ -101,11 +123,49 @@ class JobRunner(threading.Thread):
             out.unlink(missing_ok=True)
             if self._stop_event.is_set() and not store.is_cancelled(job.id):
                 pass  # shutting down: the job stays 'running' and is retried after the restart
-        except (TextError, ImageError, NoFaceError, TTSError, PersonaError) as e:
+        except (TextError, ImageError, NoFaceError, TTSError, PersonaError, VideoAvatarError, VideoError) as e:
             store.fail(job.id, self._public(job, str(e)))
         except (ValueError, OSError, RuntimeError) as e:
             log.exception("render job %s failed", job.id)
             store.fail(job.id, self._public(job, f"{type(e).__name__}: {e}"))
+
+    def _video_avatar(self, job: Job) -> VideoAvatar | None:
+        """The video avatar a render job speaks with (None: a portrait or persona's face). Raises
+        ``VideoAvatarError`` when it was deleted after the job was queued."""
+        name = json.loads(job.params or "{}").get("avatar")
+        if not name:
+            return None
+        found = self.avatars.load(job.owner or DEFAULT_TENANT, name) if self.avatars is not None else None
+        if found is None:
+            raise VideoAvatarError(f"the video avatar {name!r} was deleted after the job was queued")
+        return found
+
+    def _prepare_avatar(self, job: Job, check: Callable[[], None]) -> None:
+        """An avatar job: prepare the uploaded clip as the tenant's video avatar, then drop the clip."""
+        if self.avatars is None:
+            raise VideoAvatarError("this server keeps no video avatars")
+        params = json.loads(job.params or "{}")
+        folder = self.store.job_dir(job.id)
+        last_write = [0.0]
+        shares = {"track": (0.0, 0.7), "write": (0.7, 0.28), "done": (0.98, 0.02)}
+
+        def progress(stage: str, share: float) -> None:
+            check()
+            now = time.monotonic()
+            if now - last_write[0] > 0.25:
+                last_write[0] = now
+                lo, span = shares.get(stage, (0.0, 0.0))
+                self.store.set_progress(job.id, min(0.99, lo + span * share), stage)
+
+        owner = job.owner or DEFAULT_TENANT
+        size = (job.size, job.size)
+        name = params["name"]
+        info = self.avatars.prepare(
+            owner, folder / params["video"], name, size, self.engine.framing, params.get("face_index"), progress
+        )
+        (folder / params["video"]).unlink(missing_ok=True)  # (the avatar's own files are what stays)
+        if not self.store.finish(job.id, folder, info.n_frames / info.fps):  # cancelled at the very end
+            self.avatars.delete(owner, name)
 
     def _public(self, job: Job, message: str) -> str:
         """A failure's reason without this server's file paths (the job's own files go by their names)."""

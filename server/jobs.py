@@ -9,6 +9,7 @@ queued again until ``job_attempts`` is used up, then marked failed with the reas
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import shutil
@@ -81,8 +82,8 @@ class Job:
     persona_id: str | None = None
     persona: str | None = None  # JSON of the persona (``Persona.to_dict``) when queued
     owner: str | None = None  # the tenant that queued it (None: from before tenants, the default tenant's)
-    kind: str | None = None  # "render" (None: from before dubs) or "dub"
-    params: str | None = None  # JSON of a dub's options (files, voice, fit, face index)
+    kind: str | None = None  # "render" (None: from before dubs), "dub" or "avatar" (preparing a video avatar)
+    params: str | None = None  # JSON of a dub's or avatar's options (files, voice, fit, face index, name)
 
 
 class JobStore:
@@ -115,7 +116,7 @@ class JobStore:
         return Job(**dict(row)) if row else None
 
     def list(self, limit: int = 100, owner: str | None = None, kind: str = "render") -> list[Job]:
-        """The newest jobs of a kind ("render" or "dub"); only ``owner``'s when given (the default tenant
+        """The newest jobs of a kind ("render", "dub" or "avatar"); only ``owner``'s when given (the default tenant
         also gets jobs with no owner)."""
         where = ["COALESCE(kind, 'render') = ?"]
         args: list[object] = [kind]
@@ -139,7 +140,7 @@ class JobStore:
     def bytes_of(self, owner: str) -> int:
         """Bytes of one tenant's job files (portraits and results)."""
         total = 0
-        for job in self.list(1_000_000, owner, "render") + self.list(1_000_000, owner, "dub"):
+        for job in [j for kind in ("render", "dub", "avatar") for j in self.list(1_000_000, owner, kind)]:
             d = self.job_dir(job.id)
             if d.is_dir():
                 total += sum(f.stat().st_size for f in d.iterdir() if f.is_file())
@@ -166,9 +167,11 @@ class JobStore:
         seed: int,
         persona: Persona | None = None,
         owner: str = DEFAULT_TENANT,
+        avatar: str | None = None,
     ) -> Job:
         """Queue a job. ``portrait``: (bytes, extension) of an upload, a file to copy, or None (default).
         ``persona``: speak as it (its face file is copied into the job, so deleting it later is safe).
+        ``avatar``: the owner's video avatar shows instead (by name; found when the job runs).
         Nothing is left behind when it fails (no folder, no row)."""
         if persona is not None:
             portrait = Path(persona.face_path)
@@ -191,6 +194,8 @@ class JobStore:
             }
 
         row = {"text": text, "portrait_id": portrait_id, "fps": fps, "size": size, "seed": seed, "owner": owner}
+        if avatar is not None:
+            row["params"] = json.dumps({"avatar": avatar})
         return self._queue(row, fill)
 
     def create_dub(
@@ -206,6 +211,30 @@ class JobStore:
 
         row = {"text": text, "portrait_id": "video", "fps": 0.0, "size": 0, "seed": seed, "owner": owner}
         return self._queue({**row, "kind": "dub", "params": json.dumps(params)}, fill)
+
+    def create_avatar(
+        self, video: Path, name: str, params: dict[str, object], size: int, owner: str = DEFAULT_TENANT
+    ) -> Job:
+        """Queue the preparation of a video avatar ``name`` from ``video`` (moved into the job's folder);
+        the job's ``portrait_id`` is ``avatar:<name>``. Nothing is left behind when it fails."""
+
+        def fill(d: Path) -> dict[str, object]:
+            shutil.move(str(video), d / str(params["video"]))
+            return {}
+
+        row = {"text": "", "portrait_id": f"avatar:{name}", "fps": 0.0, "size": size, "seed": 0, "owner": owner}
+        return self._queue({**row, "kind": "avatar", "params": json.dumps(params)}, fill)
+
+    def avatar_jobs(self, owner: str, name: str | None = None) -> builtins.list[Job]:
+        """One tenant's avatar preparations (of one name), newest first."""
+        where = "kind = 'avatar' AND COALESCE(owner, ?) = ?"
+        args: list[object] = [DEFAULT_TENANT, owner]
+        if name is not None:
+            where += " AND portrait_id = ?"
+            args.append(f"avatar:{name}")
+        with self._lock:
+            rows = self._conn.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC", args).fetchall()
+        return [Job(**dict(r)) for r in rows]
 
     def _queue(self, row: dict[str, object], fill: Callable[[Path], dict[str, object]]) -> Job:
         """Make a job's folder, let ``fill`` put its files there (and return more columns), insert the row

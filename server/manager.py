@@ -17,12 +17,13 @@ from server.egress import EndpointRefused, chat_settings_for
 from server.engine import Engine, PersonaVoice
 from server.metrics import Metrics
 from server.portraits import PortraitStore, release_memory
-from server.render_pool import RenderPool
+from server.render_pool import Face, RenderPool
 from server.session import Session
 from server.session_errors import BadOffer, SessionLimitError, SessionNotFound, SessionRefused, check_offer
 from server.settings import Settings
 from server.tenancy import LOCAL_ADMIN, Principal
 from server.workers import LiveVoice
+from talker.avatar_player import VideoAvatar
 from talker.persona import Persona, PersonaNotFound, PersonaStore
 from talker.stages import LipsyncError, LipsyncModel, MotionStyle
 
@@ -84,6 +85,7 @@ class SessionManager:
         client: str = "",
         may_use: Callable[[str, str], bool] | None = None,
         peer_audio: bool = False,
+        video: VideoAvatar | None = None,
     ) -> tuple[Session, str]:
         """Open a session for an SDP offer; returns it with the answer SDP.
 
@@ -91,6 +93,8 @@ class SessionManager:
         chats through its endpoint (``chat_settings_for``); ``portrait_id`` is then ignored. ``who`` owns
         the session; ``client`` is the caller's address; ``may_use(kind, id)`` says whether ``who`` may use a
         portrait or persona. ``peer_audio``: an audio track the peer sends is the avatar's speech.
+        ``video``: a video avatar (the caller's, looked up by the route) shows instead of the portrait or the
+        persona's face; a persona still brings its voice, manner and chat endpoint.
 
         A session whose peer has not connected holds its slot only for ``offer_grace_s``: when the server
         is full, the oldest such session gives its slot to the new offer.
@@ -101,9 +105,16 @@ class SessionManager:
         if persona_id and may_use is not None and not may_use("persona", persona_id):
             raise SessionNotFound(f"no persona {persona_id!r}; create one with POST /personas")
         persona = await asyncio.to_thread(self._persona, persona_id) if persona_id else None
-        if persona is None and not self.portraits.exists(portrait_id):
+        if video is not None and video.size != s.frame_size:
+            w, h = video.size
+            raise SessionRefused(
+                f"video avatar {video.info.name!r} is {w}x{h}; this server's sessions are {s.size}x{s.size}: "
+                f"prepare it again at that size"
+            )
+        portrait_needed = persona is None and video is None
+        if portrait_needed and not self.portraits.exists(portrait_id):
             raise SessionNotFound(f"no portrait {portrait_id!r}; upload one with POST /portraits or use 'default'")
-        if persona is None and may_use is not None and not may_use("portrait", portrait_id):
+        if portrait_needed and may_use is not None and not may_use("portrait", portrait_id):
             raise SessionNotFound(f"no portrait {portrait_id!r}; upload one with POST /portraits or use 'default'")
         try:
             chat = chat_settings_for(persona, s)
@@ -114,15 +125,19 @@ class SessionManager:
         try:
             voice: LiveVoice = self.engine.tts
             style: MotionStyle | None = None
+            face: Face
             if persona is not None:
-                avatar = await asyncio.to_thread(self.engine.persona_avatar, persona, s.frame_size)
+                if video is None:
+                    face = (await asyncio.to_thread(self.engine.persona_avatar, persona, s.frame_size)).rig
                 voice = await asyncio.to_thread(self.engine.voice_for, persona.voice_id, persona.voice_params)
                 if isinstance(voice, PersonaVoice):
                     await asyncio.to_thread(voice.warm)
                 style = persona.motion_style()
                 portrait_id = f"persona:{persona.id}"
-            else:
-                avatar = await asyncio.to_thread(self.engine.avatar, self.portraits, portrait_id, s.frame_size)
+            elif video is None:
+                face = (await asyncio.to_thread(self.engine.avatar, self.portraits, portrait_id, s.frame_size)).rig
+            if video is not None:
+                face, portrait_id = video, f"avatar:{video.info.name}"
             self._count += 1
             process = await asyncio.to_thread(self.render_pool.lease) if self.render_pool is not None else None
             lipsync = await asyncio.to_thread(self._lipsync)
@@ -131,7 +146,7 @@ class SessionManager:
                 self._count,
                 s,
                 self.engine,
-                avatar.rig,
+                face,
                 portrait_id,
                 self.metrics,
                 self.render_pool,
@@ -141,6 +156,7 @@ class SessionManager:
                 chat=chat,
                 persona_id=persona.id if persona is not None else None,
                 lipsync=lipsync,
+                avatar=video.info.name if video is not None else None,
             )
             session.owner, session.client = who.tenant, client
             session.on_ended = self._on_ended
@@ -190,6 +206,10 @@ class SessionManager:
         raise SessionLimitError(
             f"this server already runs {s.max_sessions} live sessions (its limit); close one or try again later"
         )
+
+    def using_avatar(self, tenant: str, name: str) -> list[Session]:
+        """The live sessions that show a tenant's video avatar."""
+        return [x for x in self.sessions.values() if x.owner == tenant and x.avatar == name]
 
     def visible(self, who: Principal) -> list[Session]:
         """The sessions ``who`` may see: its own (an admin's: all)."""

@@ -3,9 +3,9 @@
 Why processes: the warp renderer is numpy + OpenCV with many short calls that hold the GIL, so two
 sessions rendering in threads of one process serialize on it. Measured here (2 cores): with two
 sessions in threads, 60% of frames missed their send time while the process used only 1.2 cores.
-A render process gets the rig once, then per frame 16 channel values over a pipe, and writes the
-I420 image into a shared-memory slot; the session's render thread only waits (GIL released) and
-copies the slot out.
+A render process gets its face once (a portrait's rig, or a video avatar's folder, which it loads
+itself), then per frame the channel values and the frame's index over a pipe, and writes the I420 image
+into a shared-memory slot; the session's render thread only waits (GIL released) and copies the slot out.
 
 Processes are started with ``spawn`` (the server process has threads: forking it is unsafe) and
 kept warm in a pool, so opening a session does not pay the ~1 s start-up of a Python process.
@@ -17,13 +17,16 @@ import logging
 import multiprocessing as mp
 import threading
 import time
+from collections import deque
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
+from talker.avatar_player import REWIND_FRAMES, VideoAvatar, VideoAvatarRenderer
 from talker.stages import FaceRig, WarpRenderer
 
 log = logging.getLogger("talker.server")
@@ -36,6 +39,22 @@ class RenderProcessError(RuntimeError):
     """A render process died or answered with an error."""
 
 
+Face = FaceRig | VideoAvatar
+"""What a session shows: a portrait's rig, or a prepared video avatar."""
+
+
+def face_size(face: Face) -> tuple[int, int]:
+    """(width, height) of a face's frames."""
+    if isinstance(face, VideoAvatar):
+        return face.size
+    h, w = face.image.shape[:2]
+    return w, h
+
+
+class FrameRenderer(Protocol):
+    def render(self, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]: ...
+
+
 class I420Renderer:
     """A rig's warp renderer with I420 output (what the VP8 encoder takes). A frame in which nothing
     moved enough to draw anew (``WarpRenderer.render_reusing``) is the last image again, conversion
@@ -45,8 +64,9 @@ class I420Renderer:
         self.renderer = WarpRenderer(rig)
         self._last: np.ndarray | None = None
 
-    def render(self, values: np.ndarray) -> tuple[np.ndarray, float, bool]:
-        """(I420 image: the renderer's own, do not modify it; render seconds; whether it was reused)."""
+    def render(self, values: np.ndarray, index: int = 0) -> tuple[np.ndarray, float, bool]:
+        """(I420 image: the renderer's own, do not modify it; render seconds; whether it was reused).
+        ``index`` (the session's frame index) is not used: a portrait's frame depends on ``values`` only."""
         t0 = time.perf_counter()
         rgb, reused = self.renderer.render_reusing(values)
         if not reused or self._last is None:
@@ -55,13 +75,44 @@ class I420Renderer:
         return self._last, time.perf_counter() - t0, reused
 
 
+class VideoI420Renderer:
+    """A video avatar played for a live session: every frame is the loop's next one (idle frames too, so
+    the loop plays while silent), its mouth redrawn while ``values`` speak. A frame index at or before one
+    already rendered (the session renders a few frames ahead and renders them anew when speech starts or
+    is interrupted) shows the loop frames those had again, so the loop never jumps; frames the session
+    skips (too late to send) do not advance it."""
+
+    def __init__(self, avatar: VideoAvatar) -> None:
+        self.renderer = VideoAvatarRenderer(avatar)
+        self._rendered: deque[int] = deque(maxlen=REWIND_FRAMES)  # session frame indices, in render order
+
+    def render(self, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]:
+        """(I420 image, a new array; render seconds; False: never a reused image)."""
+        t0 = time.perf_counter()
+        again = 0
+        while self._rendered and self._rendered[-1] >= index:
+            self._rendered.pop()
+            again += 1
+        self.renderer.rewind(again)
+        self._rendered.append(index)
+        yuv = self.renderer.render_i420(values)
+        return yuv, time.perf_counter() - t0, False
+
+
+def renderer_for(face: Face) -> FrameRenderer:
+    """The I420 renderer of a portrait's rig or a video avatar (in this process)."""
+    if isinstance(face, VideoAvatar):
+        return VideoI420Renderer(face)
+    return I420Renderer(face)
+
+
 def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, cv_threads: int) -> None:
-    """The render process: rig -> I420Renderer; per request, render into a slot."""
+    """The render process: a rig or a video avatar's folder -> its renderer; per request, render into a slot."""
     if cv_threads:
         cv2.setNumThreads(cv_threads)
     shm = SharedMemory(name=shm_name)
     frames: np.ndarray = np.ndarray((slots, *shape), np.uint8, buffer=shm.buf)
-    renderer: I420Renderer | None = None
+    renderer: FrameRenderer | None = None
     try:
         while True:
             try:
@@ -71,17 +122,19 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
             kind = msg[0]
             try:
                 if kind == "render":
-                    _, slot, values = msg
+                    _, slot, values, index = msg
                     if renderer is None:
-                        raise RuntimeError("no rig loaded")
-                    yuv, seconds, reused = renderer.render(values)
+                        raise RuntimeError("no face loaded")
+                    yuv, seconds, reused = renderer.render(values, index)
                     frames[slot] = yuv
                     conn.send(("done", seconds, reused))
-                elif kind == "rig":
-                    renderer = I420Renderer(msg[1])
-                    h, w = msg[1].image.shape[:2]
+                elif kind in ("rig", "video"):
+                    renderer = None
+                    face: Face = msg[1] if kind == "rig" else VideoAvatar(msg[1])
+                    w, h = face_size(face)
                     if (h * 3 // 2, w) != shape:
-                        raise ValueError(f"rig is {w}x{h}; this process renders {shape[1]}x{shape[0] * 2 // 3}")
+                        raise ValueError(f"the face is {w}x{h}; this process renders {shape[1]}x{shape[0] * 2 // 3}")
+                    renderer = renderer_for(face)
                     conn.send(("ok",))
                 elif kind == "ping":
                     conn.send(("ok",))
@@ -126,14 +179,18 @@ class RenderProcess:
             raise RenderProcessError(f"render process failed: {reply[1]}")
         return reply
 
-    def load(self, rig: FaceRig) -> None:
-        self._call(("rig", rig), timeout=60.0)
+    def load(self, face: Face) -> None:
+        """Load a portrait's rig (sent whole) or a video avatar (the process loads its folder)."""
+        if isinstance(face, VideoAvatar):
+            self._call(("video", str(Path(face.folder).resolve())), timeout=60.0)
+        else:
+            self._call(("rig", face), timeout=60.0)
 
-    def render(self, slot: int, values: np.ndarray) -> tuple[np.ndarray, float, bool]:
-        """Render ``values`` into ``slot``; returns the slot's I420 image (a view: valid until this slot
-        is rendered into again), the render seconds, and whether the last frame was reused (nothing
-        moved enough to draw anew: ``WarpRenderer.render_reusing``)."""
-        reply = self._call(("render", slot, np.asarray(values, np.float32)), timeout=10.0)
+    def render(self, slot: int, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]:
+        """Render ``values`` (frame ``index`` of the session) into ``slot``; returns the slot's I420 image (a
+        view: valid until this slot is rendered into again), the render seconds, and whether the last frame
+        was reused (nothing moved enough to draw anew: ``WarpRenderer.render_reusing``)."""
+        reply = self._call(("render", slot, np.asarray(values, np.float32), int(index)), timeout=10.0)
         return self.frames[slot], float(reply[1]), bool(reply[2])
 
     def ping(self, timeout: float = 60.0) -> None:

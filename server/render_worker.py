@@ -1,6 +1,6 @@
 """A live session's render thread: keeps the frames from the send clock to ``lead`` frames ahead rendered
-(warp -> I420, with the provenance mark, label and debug markers) in a small store the video track reads.
-Frames whose time has passed are not rendered."""
+(a portrait's warp or a video avatar's loop -> I420, with the provenance mark, label and debug markers) in a
+small store the video track reads. Frames whose time has passed are not rendered."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from server import markers
 from server.clock import MediaClock
 from server.codec import video_frame
 from server.metrics import Metrics
-from server.render_pool import SLOTS, I420Renderer, RenderProcess
+from server.render_pool import SLOTS, Face, RenderProcess, face_size, renderer_for
 from server.timeline import Timeline
 from talker.provenance import Label, Marker
-from talker.stages import FaceRig
 
 log = logging.getLogger("talker.server")
 
@@ -42,7 +41,7 @@ class RenderWorker(threading.Thread):
     def __init__(
         self,
         name: str,
-        rig: FaceRig,
+        face: Face,
         timeline: Timeline,
         clock: MediaClock,
         lead: int,
@@ -52,12 +51,13 @@ class RenderWorker(threading.Thread):
         watermark: Marker | None = None,
         label: Label | None = None,
     ) -> None:
-        """``process``: render there (see ``server.render_pool``); None renders in this thread.
+        """``face``: a portrait's rig or a video avatar. ``process``: render there (see ``server.render_pool``);
+        None renders in this thread.
         ``watermark``: the session's provenance mark, added to every frame's luma (None: unmarked;
         the audio track marks the session's audio with it too);
         ``label``: a visible disclosure drawn in every frame's luma."""
         super().__init__(name=name, daemon=True)
-        self.rig = rig
+        self.face = face
         self.process = process
         self.timeline = timeline
         self.clock = clock
@@ -99,15 +99,15 @@ class RenderWorker(threading.Thread):
             self.error = e
             log.exception("render worker %s failed", self.name)
 
-    def _renderer(self) -> Callable[[int, np.ndarray], tuple[np.ndarray, float, bool]]:
-        """slot, channel values -> (I420 image, render seconds, whether the last frame was reused).
-        The image is the renderer's own (a render slot, or the in-thread renderer's last image): read it
-        before the next call."""
+    def _renderer(self) -> Callable[[int, np.ndarray, int], tuple[np.ndarray, float, bool]]:
+        """slot, channel values, frame index -> (I420 image, render seconds, whether the last frame was
+        reused). The image is the renderer's own (a render slot, or the in-thread renderer's last image):
+        read it before the next call."""
         if self.process is not None:
-            self.process.load(self.rig)
+            self.process.load(self.face)
             return self.process.render
-        renderer = I420Renderer(self.rig)
-        return lambda slot, values: renderer.render(values)
+        renderer = renderer_for(self.face)
+        return lambda slot, values, index: renderer.render(values, index)
 
     def _first_useful(self, now: float, now_k: int, took: float) -> int:
         """The first frame that can still be rendered before the video track gives up on it: when
@@ -123,7 +123,7 @@ class RenderWorker(threading.Thread):
 
     def _loop(self) -> None:
         render = self._renderer()
-        w = self.rig.size[0]
+        w = face_size(self.face)[0]
         slot = 0
         took = 0.02  # running estimate of one render (s)
         while not self._stop_event.is_set():
@@ -143,7 +143,7 @@ class RenderWorker(threading.Thread):
                 p = todo[0]
                 assert p.values is not None
                 t0 = time.monotonic()
-                yuv, seconds, reused = render(slot, p.values)
+                yuv, seconds, reused = render(slot, p.values, p.index)
                 if not reused:  # (the estimate is of a frame drawn anew)
                     took = 0.8 * took + 0.2 * (time.monotonic() - t0)
                 slot = (slot + 1) % SLOTS

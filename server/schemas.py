@@ -23,6 +23,12 @@ class Offer(BaseModel):
         max_length=64,
         description="a persona from POST /personas: its face, voice, manner and chat endpoint (portrait_id ignored)",
     )
+    avatar: str | None = Field(
+        default=None,
+        max_length=64,
+        description="a video avatar from POST /avatars, by name: its loop is the face (portrait_id ignored); with "
+        "persona_id, the persona brings its voice, manner and chat endpoint",
+    )
     peer_audio: Literal["ignore", "speak"] = Field(
         default="ignore",
         description="what the avatar does with an audio track the offer sends (sendrecv): 'speak' plays it with the "
@@ -76,8 +82,9 @@ class InterruptResult(BaseModel):
 class SessionInfo(BaseModel):
     session_id: str
     state: Literal["new", "connected", "closed"]
-    portrait_id: str
+    portrait_id: str = Field(description="the portrait's id, persona:<id> or avatar:<name>")
     persona_id: str | None = None
+    avatar: str | None = Field(default=None, description="the video avatar shown, by name")
     chat_endpoint: str | None = Field(default=None, description="base URL answering /chat (None: it repeats)")
     speaking: bool
     age_s: float
@@ -104,6 +111,35 @@ class PortraitInfo(BaseModel):
     format: str | None = None
 
 
+class AvatarInfo(BaseModel):
+    name: str
+    status: Literal["queued", "preparing", "ready", "failed", "cancelled"] = Field(
+        description="queued or preparing (see progress and stage), ready for sessions and renders, or failed "
+        "(see error)"
+    )
+    progress: float = Field(description="0..1 of the preparation")
+    stage: str = Field(description="queued, track (following the face), write (the loop), done or failed")
+    error: str | None = Field(default=None, description="why the clip could not be prepared")
+    job_id: str | None = Field(default=None, description="the preparation job (while queued, preparing or failed)")
+    created_at: float | None = None
+    source: str | None = Field(default=None, description="the uploaded clip's file name")
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = Field(default=None, description="frames in the loop")
+    loop_s: float | None = Field(default=None, description="seconds the loop lasts")
+    span_s: tuple[float, float] | None = Field(default=None, description="the stretch of the clip the loop is from")
+    crossfade_frames: int | None = Field(default=None, description="loop frames blended from its end into its start")
+    mouths: int | None = Field(default=None, description="open mouths of the clip kept to draw speech with")
+    idle_mouth: Literal["own", "rest"] | None = Field(
+        default=None,
+        description="own: silent frames are the clip's own; rest: the clip talks, its mouth is redrawn shut",
+    )
+    prepare_s: float | None = Field(default=None, description="seconds the preparation took")
+    bytes: int | None = Field(default=None, description="prepared data on disk (counts against your storage quota)")
+    notes: list[str] = Field(default_factory=list, description="what was skipped or chosen (cuts, faces, talking)")
+
+
 class VoiceInfo(BaseModel):
     voice_id: str
     sample_rate: int
@@ -117,7 +153,7 @@ class JobInfo(BaseModel):
     stage: str
     error: str | None
     attempts: int
-    portrait_id: str
+    portrait_id: str = Field(description="the portrait's id, 'upload', persona:<id> or avatar:<name>")
     persona_id: str | None = None
     fps: float
     size: int

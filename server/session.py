@@ -25,7 +25,7 @@ from server.audio_in import AudioInput
 from server.clock import MediaClock
 from server.engine import Engine
 from server.metrics import Metrics
-from server.render_pool import RenderPool, RenderProcess
+from server.render_pool import Face, RenderPool, RenderProcess, face_size
 from server.render_worker import RenderWorker
 from server.session_errors import AudioBusy, SayQueueFull, SessionClosed, SessionError, SessionRefused
 from server.settings import Settings
@@ -35,7 +35,7 @@ from server.tracks import AvatarAudioTrack, AvatarVideoTrack
 from server.workers import ChatRequest, ChatWorker, LiveVoice, SayRequest, SpeechWorker
 from talker.chat import ChatSettings
 from talker.provenance import Label, Marker
-from talker.stages import FaceRig, LipsyncModel, MixedMotionStream, MotionStyle, clean_text
+from talker.stages import LipsyncModel, MixedMotionStream, MotionStyle, clean_text
 
 log = logging.getLogger("talker.server")
 
@@ -69,6 +69,7 @@ class SessionStatus:
     close_reason: str | None
     errors: list[str]
     audio_in_s: float
+    avatar: str | None = None
 
 
 class Session:
@@ -78,7 +79,7 @@ class Session:
         number: int,
         settings: Settings,
         engine: Engine,
-        rig: FaceRig,
+        face: Face,
         portrait_id: str,
         metrics: Metrics,
         render_pool: RenderPool | None = None,
@@ -89,8 +90,10 @@ class Session:
         chat: ChatSettings | None = None,
         persona_id: str | None = None,
         lipsync: LipsyncModel | None = None,
+        avatar: str | None = None,
     ) -> None:
-        """``render_process``: leased from ``render_pool``, given back at close (None: render in a thread).
+        """``face``: a portrait's rig or a video avatar (``avatar``: its name). ``render_process``: leased from
+        ``render_pool``, given back at close (None: render in a thread).
         ``voice`` (default: the engine's), ``style``: a persona's voice and manner. ``chat``: the endpoint
         that answers ``chat`` requests (None: they are repeated as said). ``lipsync``: the model that moves
         the mouth to audio streamed in (None: the session takes no audio)."""
@@ -99,6 +102,7 @@ class Session:
         self.render_process = render_process
         self.portrait_id = portrait_id
         self.persona_id = persona_id
+        self.avatar = avatar
         voice = voice or engine.tts
         self.settings = settings
         self.metrics = metrics
@@ -121,7 +125,7 @@ class Session:
         short = sid[:8]
         self.renderer = RenderWorker(
             f"talker-render-{short}",
-            rig,
+            face,
             self.timeline,
             self.clock,
             settings.lead_frames,
@@ -152,7 +156,7 @@ class Session:
                 metrics,
                 settings.chat_first_piece_chars,
             )
-        h, w = rig.image.shape[:2]
+        w, h = face_size(face)
         self.blank_yuv = np.full((h * 3 // 2, w), 128, np.uint8)
         self.blank_yuv[:h] = 16
         self.audio_track = AvatarAudioTrack(self)
@@ -386,6 +390,7 @@ class Session:
             close_reason=self.close_reason,
             errors=errors,
             audio_in_s=self.audio_in.seconds_in if self.audio_in is not None else 0.0,
+            avatar=self.avatar,
         )
 
     # --------------------------------------------------------------------------- lifecycle

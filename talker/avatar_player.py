@@ -8,6 +8,7 @@ mouth redrawn at rest); speech fades the redraw in over a few frames and out aft
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +84,7 @@ _ACTIVE_SHAPE = 0.05  # ... or a lip shape is past this
 _ATTACK = 3  # frames for the redraw to fade in when speech starts
 _HOLD = 6  # silent frames before it fades out ...
 _RELEASE = 6  # ... over this many frames
+REWIND_FRAMES = 16  # loop frames a renderer can show again (``rewind``)
 
 
 class VideoAvatarRenderer:
@@ -104,6 +106,8 @@ class VideoAvatarRenderer:
             self._redrawer = None  # the loop plays without a redrawn mouth
         self._pending: np.ndarray | None = first
         self._always = avatar.info.idle_mouth == "rest"
+        self._shown: deque[tuple[int, np.ndarray]] = deque(maxlen=REWIND_FRAMES)  # (loop index, frame as decoded)
+        self._replay: list[tuple[int, np.ndarray]] = []
 
     def _next_frame(self) -> np.ndarray:
         self._k = (self._k + 1) % self.avatar.info.n_frames
@@ -119,12 +123,24 @@ class VideoAvatarRenderer:
         """The loop frame the last ``render`` showed."""
         return self._k
 
+    def rewind(self, n: int) -> None:
+        """Make the next ``n`` renders (at most ``REWIND_FRAMES``) show the loop frames of the last ``n`` again:
+        a live session renders a few frames ahead and renders them anew when speech starts or stops."""
+        n = min(n, len(self._shown))
+        if n > 0:
+            back = [self._shown.pop() for _ in range(n)][::-1]
+            self._replay = back + self._replay
+
     def render_i420(self, values: np.ndarray) -> np.ndarray:
         """The next frame as I420 (a new array), its mouth redrawn to ``values`` (a row of all channels)."""
-        if self._pending is not None:
+        if self._replay:
+            self._k, raw = self._replay.pop(0)
+            yuv = raw.copy()
+        elif self._pending is not None:
             yuv, self._pending = self._pending, None
         else:
             yuv = self._next_frame()
+        self._shown.append((self._k, yuv.copy()))
         mouth = np.asarray(values, np.float32)[self._mouth_idx]
         shape = float(np.abs(mouth[2:]).max())
         if self._always or mouth[0] > _ACTIVE_JAW or shape > _ACTIVE_SHAPE:

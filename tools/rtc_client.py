@@ -92,9 +92,11 @@ class AvatarClient:
         persona_id: str | None = None,
         send_audio: MediaStreamTrack | None = None,
         peer_audio: str | None = None,
+        avatar: str | None = None,
     ) -> dict[str, Any]:
         """Offer audio + video; ``send_audio``: an audio track this client sends (a microphone, a file),
-        offered sendrecv; ``peer_audio``: what the avatar does with it ("speak" or "ignore")."""
+        offered sendrecv; ``peer_audio``: what the avatar does with it ("speak" or "ignore"); ``avatar``:
+        a video avatar by name."""
         if send_audio is not None:
             self.pc.addTransceiver(send_audio, direction="sendrecv")
         else:
@@ -120,6 +122,7 @@ class AvatarClient:
                 "portrait_id": portrait_id,
                 "persona_id": persona_id,
                 **({"peer_audio": peer_audio} if peer_audio else {}),
+                **({"avatar": avatar} if avatar else {}),
             },
         )
         if r.status_code != 201:

@@ -8,9 +8,20 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from server.deps import check_quota, get_jobs, get_owners, get_personas, get_portraits, get_settings, require_api_key
+from server.deps import (
+    check_quota,
+    get_jobs,
+    get_owners,
+    get_personas,
+    get_portraits,
+    get_settings,
+    get_state,
+    require_api_key,
+)
 from server.jobs import JobStore
 from server.portraits import DEFAULT_PORTRAIT, EXTENSIONS, PortraitStore
+from server.routes.avatars import get_avatars
+from server.routes.avatars import resolve as resolve_avatar
 from server.routes.jobviews import cancel_job, delete_job, get_job, job_info, job_result, list_jobs
 from server.routes.portraits import check_upload, read_upload
 from server.schemas import MAX_SEED, JobInfo, Problem
@@ -44,6 +55,9 @@ async def create_render(
     persona_id: str | None = Form(
         None, description="a persona from POST /personas: its face, voice and manner (portrait ignored)"
     ),
+    avatar: str | None = Form(
+        None, description="a video avatar from POST /avatars: its loop is the face (with persona_id: its voice)"
+    ),
     seed: int = Form(0, ge=0, le=MAX_SEED, description="seed for blinks and head motion"),
     settings: Settings = Depends(get_settings),
     store: JobStore = Depends(get_jobs),
@@ -52,10 +66,27 @@ async def create_render(
     owners: OwnerStore = Depends(get_owners),
     who: Principal = Depends(require_api_key),
 ) -> JobInfo:
-    """Queue a render; poll GET /renders/{id} for progress, then fetch /renders/{id}/result."""
+    """Queue a render; poll GET /renders/{id} for progress, then fetch /renders/{id}/result. With a video
+    avatar the MP4 has the avatar's size and frame rate."""
     text = clean_text(text)
     check_quota(who, settings, store, owners)
     src: tuple[bytes, str] | Path | None = None
+    if avatar:
+        state = get_state(request)
+        video = await asyncio.to_thread(resolve_avatar, get_avatars(request), store, who.tenant, avatar)
+        persona = None
+        if persona_id:
+            try:
+                persona = await asyncio.to_thread(personas.get, persona_id)
+            except PersonaNotFound:
+                persona = None
+            if persona is None or not state.owners.may_see(who, "persona", persona_id):
+                raise HTTPException(404, f"no persona {persona_id!r}; create one with POST /personas")
+        fps, size = video.fps, video.size[0]
+        job = await asyncio.to_thread(
+            store.create, text, f"avatar:{avatar}", None, fps, size, seed, persona, who.tenant, avatar
+        )
+        return job_info(job, request)
     if persona_id:
         try:
             persona = await asyncio.to_thread(personas.get, persona_id)

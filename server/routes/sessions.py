@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Any
 
@@ -9,6 +10,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from server.deps import client_address, get_manager, get_settings, get_state, require_api_key
 from server.manager import SessionManager
+from server.routes.avatars import get_avatars
+from server.routes.avatars import resolve as resolve_avatar
 from server.schemas import (
     Answer,
     ChatAccepted,
@@ -44,9 +47,11 @@ async def create_session(
 ) -> Answer:
     """Answer a WebRTC offer: the answer's audio (Opus, 48 kHz) and video tracks show the avatar.
 
-    With ``persona_id`` the avatar is that persona (face, voice, manner, chat endpoint). 429 when the
-    server already runs ``max_sessions`` connected sessions, when your address has sessions waiting for
-    their peer, or sends offers too fast; 404 for an unknown portrait or persona.
+    With ``persona_id`` the avatar is that persona (face, voice, manner, chat endpoint); with ``avatar``
+    it is one of your video avatars (POST /avatars), its loop playing while silent. 429 when the server
+    already runs ``max_sessions`` connected sessions, when your address has sessions waiting for their
+    peer, or sends offers too fast; 404 for an unknown portrait, persona or video avatar; 409 for a video
+    avatar not ready (still being prepared, or failed).
     """
     state = get_state(request)
     addr = client_address(request)
@@ -56,6 +61,10 @@ async def create_session(
             f"more than {settings.session_rate_per_min} session offers a minute from your address; slow down",
             headers={"Retry-After": str(state.session_rate.retry_after(addr))},
         )
+    video = None
+    if offer.avatar:
+        avatars = get_avatars(request)
+        video = await asyncio.to_thread(resolve_avatar, avatars, state.jobs, who.tenant, offer.avatar)
     session, sdp = await manager.create(
         offer.sdp,
         offer.portrait_id,
@@ -64,6 +73,7 @@ async def create_session(
         addr,
         lambda kind, item: state.owners.may_see(who, kind, item),
         peer_audio=offer.peer_audio == "speak",
+        video=video,
     )
     return Answer(
         session_id=session.id,
