@@ -62,9 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("data")
     keys = data / "keys.json"
     keys.write_text(json.dumps({"keys": [{"key": k, "tenant": t} for t, k in KEYS.items()]}))
-    settings = Settings(
-        data_dir=data, api_keys_file=keys, debug_markers=True, size=SIZE, max_sessions=2, job_workers=1
-    )
+    settings = Settings(data_dir=data, api_keys_file=keys, debug_markers=True, size=SIZE, max_sessions=2, job_workers=1)
     with LiveServer(settings, shared_engine()) as srv:
         yield srv
 
@@ -179,7 +177,6 @@ def test_a_session_plays_the_loop_while_silent_and_redraws_the_mouth_while_speak
     video, luma = c.received.video, c.received.luma
     assert len(video) == len(luma) >= 100 and video[0].width == SIZE
     top = 24  # (the debug marker's blocks)
-    body = (slice(top, SIZE), slice(0, SIZE))
     # every received frame is a frame of the loop (matched outside the mouth), the mouth redrawn or not
     speaking_idx = [k for k, v in enumerate(video) if v.marker and v.marker.speaking]
     assert speaking_idx
@@ -200,7 +197,8 @@ def test_a_session_plays_the_loop_while_silent_and_redraws_the_mouth_while_speak
     match_a, body_a, mouth_a = np.array(match), np.array(body_err), np.array(mouth_err)
     assert np.median(body_a) < 3.0, "outside the mouth every frame is the clip's own"
     silent = (ks < first - 2) | (ks > last + 25)  # (the redraw fades out over 12 frames after speech)
-    talking = (ks >= first) & (ks <= last) & np.array([bool(video[k].marker and video[k].marker.mouth_open) for k in ks])
+    apart = np.array([bool(video[k].marker and video[k].marker.mouth_open) for k in ks])
+    talking = (ks >= first) & (ks <= last) & apart
     assert silent.sum() >= 40 and talking.sum() >= 10
     assert np.median(mouth_a[silent]) < 3.0, "while silent the mouth is the clip's own too"
     assert np.median(mouth_a[talking]) > 2.5 * np.median(mouth_a[silent]) + 1.0, "speech redraws the mouth"
@@ -217,10 +215,10 @@ def frames_of(path: Path, n: int | None = None) -> list[np.ndarray]:
     return list(read_frames(path, n))
 
 
-def post_clip(server: LiveServer, data: bytes, name: str, who: str = "alice", filename: str = "c.mp4") -> httpx.Response:
+def post_clip(server: LiveServer, data: bytes, name: str, who: str = "alice") -> httpx.Response:
     return httpx.post(
         f"{server.url}/avatars",
-        files={"video": (filename, data, "video/mp4")},
+        files={"video": ("c.mp4", data, "video/mp4")},
         data={"name": name},
         headers=as_(who),
         timeout=60,
