@@ -24,6 +24,14 @@ in the audio) so the receiving aiortc client can tell what each frame is. Figure
   received by the client, p50 / p90. Both times are on this process's ``time.perf_counter``.
 
     python -m benchmarks.bench_server --chat 10 --says 0 --interrupts 0 --av-minutes 0 --max-sessions 0
+
+* video avatar (``--avatar CLIP``): the clip is uploaded (``POST /avatars``) and prepared by the server
+  first (preparation time and size reported); then the say, interrupt and A/V figures are measured on
+  portrait sessions and on sessions with the video avatar, alternated (portrait, avatar, portrait,
+  avatar: half the trials each time), with the frames each session sent late (the previous image
+  again) and the frames missing at the client.
+
+    python -m benchmarks.bench_server --avatar ../shared/media/video/hdtf_WDA_KatieHill_000.mp4 --max-sessions 0
 """
 
 from __future__ import annotations
@@ -86,6 +94,10 @@ class Report:
     chat_first_audio_ms: list[float] = field(default_factory=list)
     chat_first_token_ms: list[float] = field(default_factory=list)  # POST /chat -> first token sent
     server_metrics: dict[str, float] = field(default_factory=dict)
+    frames_sent: int = 0  # by the latency and A/V sessions, as the server counts
+    frames_late: int = 0  # of those, sent late (the previous image again)
+    frames_missing: int = 0  # frame indices never received by the client
+    avatar: dict[str, Any] = field(default_factory=dict)  # the video avatar's preparation (--avatar)
 
     def summary(self) -> str:
         lines = [f"machine: {self.machine}"]
@@ -97,6 +109,19 @@ class Report:
                     f"min {min(xs):.0f}, max {max(xs):.0f} (n={len(xs)})"
                 )
 
+        if self.avatar:
+            a = self.avatar
+            lines.append(
+                f"video avatar {a['source']} prepared by the server in {a['prepare_s']:.1f} s "
+                f"(upload to ready {a['wall_s']:.1f} s): loop {a['loop_s']:.1f} s of {a['frames']} frames at "
+                f"{a['width']}x{a['height']} {a['fps']:g} fps, {a['mouths']} mouths kept, "
+                f"{a['bytes'] / 1e6:.1f} MB on disk" + (f"; notes: {' / '.join(a['notes'])}" if a.get("notes") else "")
+            )
+        if self.frames_sent:
+            lines.append(
+                f"frames sent late at the server: {self.frames_late} of {self.frames_sent} "
+                f"({100 * self.frames_late / self.frames_sent:.2f} %); missing at the client: {self.frames_missing}"
+            )
         stat("say -> first speech frame decoded", self.say_first_frame_ms)
         stat("say -> first packet of that frame", self.say_first_packet_ms)
         stat("say -> first audible audio decoded", self.say_first_audio_ms)
@@ -225,13 +250,13 @@ def rss_mb(pid: int | None) -> float | None:
 
 
 @contextmanager
-def server_process(port: int, max_sessions: int) -> Any:
+def server_process(port: int, max_sessions: int, job_workers: int = 0) -> Any:
     env = dict(os.environ)
     env.update(
         {
             "TALKER_DEBUG_MARKERS": "1",
             "TALKER_MAX_SESSIONS": str(max_sessions),
-            "TALKER_JOB_WORKERS": "0",
+            "TALKER_JOB_WORKERS": str(job_workers),
             "TALKER_IDLE_TIMEOUT_S": "3600",
             "TALKER_DATA_DIR": tempfile.mkdtemp(prefix="talker-bench-"),
         }
@@ -261,10 +286,11 @@ def server_process(port: int, max_sessions: int) -> Any:
             proc.kill()
 
 
-async def connect(url: str, light: bool = False) -> AvatarClient:
-    """A connected client that has received 10 video frames (``light``: counted from RTP packets)."""
+async def connect(url: str, light: bool = False, avatar: str | None = None) -> AvatarClient:
+    """A connected client that has received 10 video frames (``light``: counted from RTP packets);
+    ``avatar``: a session with that video avatar."""
     c = AvatarClient(url, decode_markers=True)
-    await c.connect()
+    await c.connect(avatar=avatar)
     await asyncio.wait_for(c.connected.wait(), 30)
     if light:
         if not await wait_for(lambda: len(c.video_frames_complete()) >= 10, 30):
@@ -319,8 +345,19 @@ async def one_say(c: AvatarClient, text: str) -> tuple[float, float | None, floa
     )
 
 
-async def bench_latency(url: str, rep: Report, says: int, interrupts: int) -> None:
-    c = await connect(url)
+async def count_frames(c: AvatarClient, rep: Report) -> None:
+    """Add a session's sent, late and missing frames to the report (before it closes)."""
+    st = await c.status()
+    rep.frames_sent += st["frames_sent"]
+    rep.frames_late += st["frames_late"]
+    idx = [v.marker.index for v in c.received.video if v.marker]
+    if idx:
+        steps = np.diff(np.asarray(idx)) % 65536
+        rep.frames_missing += int(np.clip(steps - 1, 0, None)[steps < 1000].sum())
+
+
+async def bench_latency(url: str, rep: Report, says: int, interrupts: int, avatar: str | None = None) -> None:
+    c = await connect(url, avatar=avatar)
     try:
         await asyncio.sleep(1.0)
         for i in range(says):
@@ -352,6 +389,7 @@ async def bench_latency(url: str, rep: Report, says: int, interrupts: int) -> No
                 rep.interrupt_idle_complete_ms.append((v.complete_t - t0) * 1000)
             await wait_quiet(c)
             await asyncio.sleep(random.uniform(0.1, 0.5))
+        await count_frames(c, rep)
     finally:
         await c.close()
 
@@ -396,9 +434,10 @@ def av_offsets(c: AvatarClient, fps: int = 25, spf: int = 1920) -> tuple[list[fl
     return pair(best)
 
 
-async def bench_av(url: str, rep: Report, minutes: float) -> None:
-    c = await connect(url)
+async def bench_av(url: str, rep: Report, minutes: float, avatar: str | None = None) -> None:
+    c = await connect(url, avatar=avatar)
     rss0 = rss_mb(SERVER_PID)
+    frames: list[Any] = []
     try:
         t_end = time.monotonic() + minutes * 60
         i = 0
@@ -407,16 +446,25 @@ async def bench_av(url: str, rep: Report, minutes: float) -> None:
             i += 1
             await asyncio.sleep(min(8.0, max(0.0, t_end - time.monotonic())))
             # keep memory bounded on long runs: offsets only need markers and beeps
+            frames += [v for v in c.received.video if v.marker]
             c.received.video = [v for v in c.received.video if v.marker and v.marker.index % 25 == 0]
+        st = await c.status()
+        rep.frames_sent += st["frames_sent"]
+        rep.frames_late += st["frames_late"]
     finally:
         await c.close()
     rss1 = rss_mb(SERVER_PID)
     if rss0 is not None and rss1 is not None:
         rep.server_metrics["rss_mb_start_of_av_session"] = rss0
         rep.server_metrics["rss_mb_end_of_av_session"] = rss1
+    idx = sorted({v.marker.index for v in frames if v.marker})
+    if idx:
+        rep.frames_missing += (idx[-1] - idx[0] + 1) - len(idx)
     off, dec, ts = av_offsets(c)
     t0 = ts[0] if ts else 0.0
-    rep.av_offset_ms, rep.av_offset_decoded_ms, rep.av_offset_t_s = off, dec, [t - t0 for t in ts]
+    rep.av_offset_ms += off
+    rep.av_offset_decoded_ms += dec
+    rep.av_offset_t_s += [t - t0 for t in ts]
 
 
 def skip_video_decoding() -> None:
@@ -633,6 +681,46 @@ async def fetch_metrics(url: str, rep: Report) -> None:
             rep.server_metrics[name] = float(value)
 
 
+async def prepare_avatar(url: str, clip: str, name: str = "bench") -> dict[str, Any]:
+    """Upload ``clip`` as a video avatar and wait until the server has prepared it; its facts."""
+    async with httpx.AsyncClient(base_url=url, timeout=120) as h:
+        await h.delete(f"/avatars/{name}")
+        t0 = time.perf_counter()
+        with open(clip, "rb") as f:
+            r = await h.post("/avatars", files={"video": (os.path.basename(clip), f, "video/mp4")}, data={"name": name})
+        if r.status_code != 202:
+            raise RuntimeError(f"POST /avatars -> {r.status_code}: {r.text}")
+        while True:
+            body: dict[str, Any] = (await h.get(f"/avatars/{name}")).json()
+            if body["status"] == "ready":
+                body["wall_s"] = time.perf_counter() - t0
+                return body
+            if body["status"] not in ("queued", "preparing"):
+                raise RuntimeError(f"the video avatar was not prepared: {body}")
+            await asyncio.sleep(0.5)
+
+
+async def run_avatar_comparison(url: str, args: argparse.Namespace) -> tuple[Report, Report]:
+    """Portrait and video-avatar sessions, alternated, each with half the trials per block."""
+    print(f"preparing the video avatar from {args.avatar} ...", flush=True)
+    info = await prepare_avatar(url, args.avatar)
+    load = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start"
+    portrait = Report(machine=f"portrait sessions; {load}")
+    video = Report(machine=f"video-avatar sessions; {load}", avatar=info)
+    half = (max(1, args.says // 2), args.interrupts // 2 + args.interrupts % 2, args.av_minutes / 2)
+    for block in range(2):
+        for rep, avatar in ((portrait, None), (video, "bench")):
+            print(f"block {block + 1}: {'video avatar' if avatar else 'portrait'} ...", flush=True)
+            if args.says or args.interrupts:
+                await bench_latency(url, rep, half[0] if args.says else 0, half[1], avatar)
+            if args.av_minutes > 0:
+                await bench_av(url, rep, half[2], avatar)
+    await fetch_metrics(url, video)
+    for rep in (portrait, video):
+        rep.machine += f", {os.getloadavg()[0]:.2f} at the end"
+    return portrait, video
+
+
 async def run(url: str, args: argparse.Namespace) -> Report:
     rep = Report(machine=f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     if args.says or args.interrupts:
@@ -702,21 +790,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--token-ms", type=float, default=30.0, help="chat: delay between tokens of the fake endpoint")
     ap.add_argument("--first-token-ms", type=float, default=200.0, help="chat: delay before its first token")
     ap.add_argument("--chat-reply", default=None, help="chat: the scripted reply (default: benchmarks.bench_chat's)")
+    ap.add_argument(
+        "--avatar",
+        help="a clip to prepare as a video avatar: say, interrupt and A/V figures for portrait and video-avatar "
+        "sessions, alternated (then no chat or capacity steps)",
+    )
     ap.add_argument("--json", help="write the raw figures here")
     ap.add_argument("--no-record", action="store_true", help="do not append the figures to benchmarks/results.tsv")
     args = ap.parse_args(argv)
     random.seed(0)
-    if args.url:
-        rep = asyncio.run(run(args.url, args))
+    reports: list[Report]
+    if args.avatar:
+        if args.url:
+            reports = list(asyncio.run(run_avatar_comparison(args.url, args)))
+        else:
+            with server_process(free_port(), 2, job_workers=1) as url:
+                reports = list(asyncio.run(run_avatar_comparison(url, args)))
+    elif args.url:
+        reports = [asyncio.run(run(args.url, args))]
     else:
         with server_process(free_port(), max(args.max_sessions, 1)) as url:
-            rep = asyncio.run(run(url, args))
-    print(rep.summary())
+            reports = [asyncio.run(run(url, args))]
+    summary = "\n".join(r.summary() for r in reports)
+    print(summary)
     if not args.no_record:
-        print(f"recorded in {record(command_line('benchmarks.bench_server', argv), rep.summary())}")
+        print(f"recorded in {record(command_line('benchmarks.bench_server', argv), summary)}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(asdict(rep), f, indent=1)
+            json.dump([asdict(r) for r in reports] if len(reports) > 1 else asdict(reports[0]), f, indent=1)
     return 0
 
 
