@@ -133,8 +133,10 @@ class RenderWorker(threading.Thread):
             now = time.monotonic()
             now_k = self.clock.frame_at(now) if self.clock.started else 0
             tl = self.timeline
-            lo = self._first_useful(now, now_k, took)
             hi = now_k + self.lead
+            # (at most ``hi``: a render that stalled once must not make every frame look too late to try,
+            # or the estimate would never be measured again)
+            lo = min(self._first_useful(now, now_k, took), hi)
             # streamed audio: only the next frame is computed ahead of its audio (on silence if none came),
             # so the others wait for the audio the lip-sync model looks ahead into
             push_to = lo + 1 if self.patient else None

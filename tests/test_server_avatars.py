@@ -278,13 +278,28 @@ def test_a_clip_that_loses_the_face_fails_with_the_reason(server: LiveServer, cl
     assert httpx.get(f"{server.url}/avatars/gone", headers=as_("alice")).status_code == 404
 
 
-def test_a_render_job_speaks_with_the_video_avatar(server: LiveServer, anna: dict[str, Any]) -> None:
+def test_a_render_job_speaks_with_the_video_avatar_and_a_personas_voice(
+    server: LiveServer, anna: dict[str, Any]
+) -> None:
     from talker.video import probe_video
 
-    r = httpx.post(f"{server.url}/renders", data={"text": "Good morning.", "avatar": "anna"}, headers=as_("alice"))
+    r = httpx.post(
+        f"{server.url}/personas",
+        data={"description": "a calm man", "voice_id": "espeak:en-us"},
+        headers=as_("alice"),
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    persona = r.json()["persona_id"]
+    r = httpx.post(
+        f"{server.url}/renders",
+        data={"text": "Good morning.", "avatar": "anna", "persona_id": persona},
+        headers=as_("alice"),
+    )
     assert r.status_code == 202, r.text
     job = r.json()
-    assert job["portrait_id"] == "avatar:anna" and job["size"] == SIZE and job["fps"] == 25
+    assert job["portrait_id"] == "avatar:anna" and job["persona_id"] == persona
+    assert job["size"] == SIZE and job["fps"] == 25
     t_end = time.monotonic() + 120
     while job["status"] in ("queued", "running"):
         assert time.monotonic() < t_end, job
