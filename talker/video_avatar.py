@@ -155,7 +155,7 @@ def loop_points(pose: np.ndarray, thumbs: np.ndarray, gaps: np.ndarray, fade: in
 class _Yuv420Writer:
     """Video-only H.264 (yuv420p) from I420 frames."""
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: float, crf: int = 16) -> None:
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, crf: int = 14) -> None:
         import av
 
         self._av = av
@@ -163,7 +163,8 @@ class _Yuv420Writer:
         self._s = self._c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         self._s.width, self._s.height = size
         self._s.pix_fmt = "yuv420p"
-        self._s.options = {"crf": str(crf), "preset": "veryfast"}
+        # no B-frames: the loop's last frame is coded as well as its first, so the seam shows no codec step
+        self._s.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
         self._n = 0
 
     def write(self, yuv: np.ndarray) -> None:
@@ -211,6 +212,8 @@ def prepare_video_avatar(
         raise VideoAvatarError(f"a video avatar named {name!r} exists; delete it or choose another name")
     info = probe_video(video, MAX_CLIP_S + 1.0)
     duration = info.n_frames / info.fps
+    if info.n_frames <= 1:
+        raise VideoAvatarError(f"{info.path.name} is a still image; a video avatar needs a clip of 5 s to 3 min")
     if duration < MIN_CLIP_S:
         raise VideoAvatarError(f"{info.path.name} lasts {duration:.1f} s; a video avatar needs a clip of 5 s to 3 min")
     if duration > MAX_CLIP_S:
@@ -314,7 +317,8 @@ def prepare_video_avatar(
                 loop_pts.append(p)
             else:
                 i = k - e
-                w = (i + 1) / (fade + 1)  # towards frame a+i
+                t = i / (fade - 1)
+                w = t * t * (3.0 - 2.0 * t)  # from frame e (0) to frame a+fade-1 (1): both ends continuous
                 mixed = cv2.addWeighted(rgb, 1.0 - w, head[i], w, 0.0)
                 writer.write(cv2.cvtColor(mixed, cv2.COLOR_RGB2YUV_I420))
                 loop_pts.append((1.0 - w) * p + w * fade_pts[i])
@@ -374,7 +378,10 @@ def list_video_avatars(data_dir: str | Path | None = None) -> list[VideoAvatarIn
     for d in sorted(root.iterdir()) if root.is_dir() else []:
         meta = d / "avatar.json"
         if not d.name.startswith(".") and meta.is_file():
-            found.append(VideoAvatarInfo.from_json(json.loads(meta.read_text())))
+            try:
+                found.append(VideoAvatarInfo.from_json(json.loads(meta.read_text())))
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                continue  # damaged or from another version: `talker avatar create --replace` makes it again
     return found
 
 
