@@ -132,7 +132,8 @@ def test_render_keeps_silent_frames_and_closes_the_lips_on_bilabials(prepared, t
     said = list(read_frames(out))
     loop = _loop_frames(data / "avatars" / "obama")
     mesh = MediaPipeFaceMesh()
-    still, moved = [], []
+    still: list[float] = []
+    moved: list[float] = []
     for k, frame in enumerate(said):
         j = k % info.n_frames
         lips = avatar.points[j, [61, 291, 0, 17], :2]
