@@ -104,6 +104,7 @@ class VideoAvatarRenderer:
             self._redrawer = None  # the loop plays without a redrawn mouth
         self._pending: np.ndarray | None = first
         self._always = avatar.info.idle_mouth == "rest"
+        self._weight = 1.0 if self._always else 0.0
 
     def _next_frame(self) -> np.ndarray:
         self._k = (self._k + 1) % self.avatar.info.n_frames
