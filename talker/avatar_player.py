@@ -16,7 +16,8 @@ import numpy as np
 
 from motion.types import CHANNEL_INDEX
 from render import i420
-from render.redub import MOUTH_CHANNELS, MouthBank, MouthRedrawer, MouthSample, lip_gap_iod
+from render.mouth_bank import MouthBank, MouthSample, lip_gap_iod
+from render.redub import MOUTH_CHANNELS, MouthRedrawer
 from render.rig import MAX_LIP_GAP_IOD, RigError
 from talker.video import read_i420
 from talker.video_avatar import FORMAT, VideoAvatarError, VideoAvatarInfo, avatars_dir, check_name

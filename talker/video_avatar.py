@@ -1,7 +1,7 @@
 """Video avatars: a short clip of a person, prepared once, played as a loop whose mouth says new speech.
 
 Preparing (``prepare_video_avatar``) reads the clip twice. The first pass tracks the face
-(``render.face_track``), keeps the person's own open mouths by opening (``render.redub.MouthBank``) and
+(``render.face_track``), keeps the person's own open mouths by opening (``render.mouth_bank``) and
 a thumbnail and pose per frame. The longest stretch with the face found, turned to the camera and no cut
 is kept; in it, the loop's ends are chosen where the pose and picture match best and the last frames are
 crossfaded into the first, so the loop plays round without a jump. The second pass frames the clip like a
@@ -31,7 +31,7 @@ import numpy as np
 from render import topology as T
 from render.face_track import _thumb, track_faces
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
-from render.redub import BankCollector, MouthBank, lip_gap_iod
+from render.mouth_bank import BankCollector, MouthBank, lip_gap_iod
 from render.rig import eye_centres
 from talker.paths import user_data_dir
 from talker.portrait import DEFAULT_SIZE, FRAMINGS, framing_transform

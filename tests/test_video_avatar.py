@@ -118,7 +118,7 @@ def test_the_loop_comes_round_without_a_jump(prepared, clip):
 
 def test_render_keeps_silent_frames_and_closes_the_lips_on_bilabials(prepared, tmp_path):
     from render.landmarks import MediaPipeFaceMesh
-    from render.redub import lip_gap_iod
+    from render.mouth_bank import lip_gap_iod
     from talker.avatar_player import load_video_avatar
     from talker.pipeline import Pipeline, RenderSettings
     from talker.video import read_frames
