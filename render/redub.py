@@ -153,16 +153,22 @@ class MouthRedrawer:
         return self._crop_rig(np.ascontiguousarray(image[y0:y1, x0:x1]), box, points, outer), box
 
     def _crop_rig(
-        self, crop: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray, outer: np.ndarray
+        self,
+        crop: np.ndarray,
+        box: tuple[int, int, int, int],
+        points: np.ndarray,
+        outer: np.ndarray,
+        lips: FrameLips | None = None,
     ) -> FaceRig:
         x0, y0, x1, y1 = box
         off = np.array([x0, y0, 0.0])
-        lm = points.astype(np.float64) - off
+        lm = (points if lips is None else lips.points).astype(np.float64) - off
         r, left = eye_centres(lm)
         iod = float(np.linalg.norm((left - r)[:2]))
         if iod < 8:
             raise RigError(f"the face is too small to redraw (eyes {iod:.1f} px apart; need at least 8)")
-        lm = _near(snap_inner_lips, crop, lm, _LIPS, 0.4 * iod, iod)
+        if lips is None:
+            lm = _near(snap_inner_lips, crop, lm, _LIPS, 0.4 * iod, iod)
         verts = np.concatenate([lm, outer - off])
         origin = (r + left) / 2
         ex = (left - r) / np.linalg.norm(left - r)
@@ -172,8 +178,11 @@ class MouthRedrawer:
         axes = np.stack([ex, ey, np.cross(ex, ey)])
         local = ((verts - origin) @ axes.T) / iod
         gap = max(0.0, float(np.mean([local[b, 1] - local[a, 1] for a, b in GAP_PAIRS])))
-        lip_rgb = _near(_mean_colour, crop, lm, _LIPS, 1.0, _LIPS, hole=INNER)
-        skin_rgb = _near(_mean_colour, crop, lm, _CHEEKS, 1.0, _CHEEKS)
+        if lips is None:
+            lip_rgb = _near(_mean_colour, crop, lm, _LIPS, 1.0, _LIPS, hole=INNER)
+            skin_rgb = _near(_mean_colour, crop, lm, _CHEEKS, 1.0, _CHEEKS)
+        else:
+            lip_rgb, skin_rgb = lips.lip_rgb, lips.skin_rgb
         return replace(
             self._template,
             image=crop,
@@ -190,15 +199,20 @@ class MouthRedrawer:
         )
 
     def redraw_crop(
-        self, crop: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray, mouth: np.ndarray
+        self,
+        crop: np.ndarray,
+        box: tuple[int, int, int, int],
+        points: np.ndarray,
+        mouth: np.ndarray,
+        lips: FrameLips | None = None,
     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
         """The redrawn part of a frame's ``region``: ``crop`` (RGB uint8, that region of the frame),
-        ``points`` the frame's (478, 3) landmarks, ``mouth`` values of ``MOUTH_CHANNELS``. Returns (the
-        redrawn rows, their blend weight (H, W) float32, (first row, first column) in the crop), or None
-        when the frame keeps its own mouth."""
-        if _already(points, mouth):
+        ``points`` the frame's (478, 3) landmarks, ``mouth`` values of ``MOUTH_CHANNELS``, ``lips`` the
+        frame's ``frame_lips`` when measured beforehand. Returns (the redrawn rows, their blend weight
+        (H, W) float32, (first row, first column) in the crop), or None when the frame keeps its own mouth."""
+        if _already(points if lips is None else lips.points, mouth):
             return None
-        rig = self._crop_rig(crop, box, points, self._carried(points))
+        rig = self._crop_rig(crop, box, points, self._carried(points), lips)
         values = self._neutral.copy()
         for name, v in zip(MOUTH_CHANNELS, mouth):
             values[CHANNEL_INDEX[name]] = v
@@ -230,6 +244,27 @@ class MouthRedrawer:
             region = out[y0 + r0 : y0 + r0 + drawn.shape[0], x0 + c0 : x0 + c0 + drawn.shape[1]]
             region[:] = blend(region, drawn, alpha)
         return out
+
+
+@dataclass(frozen=True)
+class FrameLips:
+    """What the redraw measures of a frame's lips, kept for frames drawn again and again (a video avatar's
+    loop): the landmarks with the inner lips snapped to the picture, and the lip and cheek colours."""
+
+    points: np.ndarray  # (478, 3) pixels of the frame
+    lip_rgb: np.ndarray  # (3,) float32
+    skin_rgb: np.ndarray  # (3,) float32
+
+
+def frame_lips(image: np.ndarray, points: np.ndarray) -> FrameLips:
+    """``FrameLips`` of an RGB uint8 frame and its (478, 3) landmarks (pixels)."""
+    lm = points.astype(np.float64)
+    r, left = eye_centres(lm)
+    iod = max(float(np.linalg.norm((left - r)[:2])), 1.0)
+    lm = _near(snap_inner_lips, image, lm, _LIPS, 0.4 * iod, iod)
+    lip = _near(_mean_colour, image, lm, _LIPS, 1.0, _LIPS, hole=INNER)
+    skin = _near(_mean_colour, image, lm, _CHEEKS, 1.0, _CHEEKS)
+    return FrameLips(lm.astype(np.float32), np.asarray(lip, np.float32), np.asarray(skin, np.float32))
 
 
 def blend(under: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from motion.types import CHANNEL_INDEX
 from render import i420
 from render.mouth_bank import MouthBank, MouthSample, lip_gap_iod
-from render.redub import MOUTH_CHANNELS, MouthRedrawer
+from render.redub import MOUTH_CHANNELS, FrameLips, MouthRedrawer
 from render.rig import MAX_LIP_GAP_IOD, RigError
 from talker.video import read_i420
 from talker.video_avatar import FORMAT, VideoAvatarError, VideoAvatarInfo, avatars_dir, check_name
@@ -50,6 +50,7 @@ class VideoAvatar:
             self.info = VideoAvatarInfo.from_json(json.loads((self.folder / "avatar.json").read_text()))
             with np.load(self.folder / "track.npz") as z:
                 self.points = z["points"].astype(np.float32)
+                self.lips = [FrameLips(p, c, k) for p, c, k in zip(self.points, z["lip_rgb"], z["skin_rgb"])]
             self.bank = _load_bank(self.folder / "bank.npz")
         except (OSError, KeyError, ValueError) as e:
             raise VideoAvatarError(f"video avatar in {self.folder} is damaged ({e}); prepare it again") from e
@@ -143,7 +144,7 @@ class VideoAvatarRenderer:
         own[0] = max(lip_gap_iod(points), 0.0) / MAX_LIP_GAP_IOD
         mixed = self._weight * mouth + (1.0 - self._weight) * own
         try:
-            i420.redraw_mouth(yuv, self._redrawer, points, mixed)
+            i420.redraw_mouth(yuv, self._redrawer, points, mixed, self.avatar.lips[self._k])
         except RigError:
             pass  # this frame keeps its own mouth
         return yuv

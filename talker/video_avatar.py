@@ -32,6 +32,7 @@ from render import topology as T
 from render.face_track import _thumb, track_faces
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
 from render.mouth_bank import BankCollector, MouthBank, lip_gap_iod
+from render.redub import FrameLips, frame_lips
 from render.rig import eye_centres
 from talker.paths import user_data_dir
 from talker.portrait import DEFAULT_SIZE, FRAMINGS, framing_transform
@@ -43,7 +44,7 @@ MIN_USABLE_S = 3.0  # the stretch with a steady, frontal face the loop is cut fr
 CROSSFADE_S = 0.4
 TALKING_GAP = 0.06  # a clip whose lips part this far (IOD) in a tenth of its frames is talking, not listening
 TURNED_AWAY = 0.45  # nose offset from the eyes' midpoint (inter-ocular distances): past it a face is turned away
-FORMAT = 1
+FORMAT = 2
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _RIGID = sorted(set(T.NOSE_RIGID + T.FOREHEAD + [33, 133, 263, 362, 234, 454]))
 
@@ -297,7 +298,7 @@ def prepare_video_avatar(
     try:
         writer = _Yuv420Writer(tmp / "loop.mp4", out, fps)
         head: list[np.ndarray] = []
-        loop_pts: list[np.ndarray] = []
+        lips: list[FrameLips] = []  # per loop frame: inner lips snapped, lip and cheek colours
         fade_pts: list[np.ndarray] = []
         several = 0
         for k, image in enumerate(read_frames(info.path, e + fade)):
@@ -314,23 +315,28 @@ def prepare_video_avatar(
                 fade_pts.append(p)
             elif k < e:
                 writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
-                loop_pts.append(p)
+                lips.append(frame_lips(rgb, p))
             else:
                 i = k - e
                 t = i / (fade - 1)
                 w = t * t * (3.0 - 2.0 * t)  # from frame e (0) to frame a+fade-1 (1): both ends continuous
                 mixed = cv2.addWeighted(rgb, 1.0 - w, head[i], w, 0.0)
                 writer.write(cv2.cvtColor(mixed, cv2.COLOR_RGB2YUV_I420))
-                loop_pts.append((1.0 - w) * p + w * fade_pts[i])
+                lips.append(frame_lips(mixed, (1.0 - w) * p + w * fade_pts[i]))
         writer.close()
-        if len(loop_pts) != e - a:
-            raise VideoError(f"{info.path} ended early on the second read ({a + len(loop_pts) + fade} frames)")
+        if len(lips) != e - a:
+            raise VideoError(f"{info.path} ended early on the second read ({a + len(lips) + fade} frames)")
         if several > 1:
             notes.append(
                 f"the clip shows {several} faces; the avatar is "
                 + ("the largest" if face_index is None else f"face {face_index} from the left")
             )
-        np.savez_compressed(tmp / "track.npz", points=np.stack(loop_pts).astype(np.float32))
+        np.savez_compressed(
+            tmp / "track.npz",
+            points=np.stack([f.points for f in lips]).astype(np.float32),
+            lip_rgb=np.stack([f.lip_rgb for f in lips]),
+            skin_rgb=np.stack([f.skin_rgb for f in lips]),
+        )
         bank = collector.bank()
         _save_bank(tmp / "bank.npz", bank)
         used = sum(f.stat().st_size for f in tmp.iterdir())
