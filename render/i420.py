@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 if TYPE_CHECKING:
-    from render.redub import MouthRedrawer
+    from render.redub import FrameLips, MouthRedrawer
 
 
 def planes(yuv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,12 +64,15 @@ def paste_rgb(yuv: np.ndarray, box: tuple[int, int, int, int], rgb: np.ndarray, 
         dst[:] = cv2.blendLinear(np.ascontiguousarray(src), np.ascontiguousarray(dst), w, 1.0 - w)
 
 
-def redraw_mouth(yuv: np.ndarray, redrawer: MouthRedrawer, points: np.ndarray, mouth: np.ndarray) -> None:
+def redraw_mouth(
+    yuv: np.ndarray, redrawer: MouthRedrawer, points: np.ndarray, mouth: np.ndarray, lips: FrameLips | None = None
+) -> None:
     """Redraw the mouth of I420 frame ``yuv`` in place: ``points`` its face's (478, 3) landmarks, ``mouth``
-    values of ``render.redub.MOUTH_CHANNELS``. Raises ``RigError`` when the face cannot be rigged."""
+    values of ``render.redub.MOUTH_CHANNELS``, ``lips`` as ``MouthRedrawer.redraw_crop`` takes them. Raises
+    ``RigError`` when the face cannot be rigged."""
     size = (yuv.shape[1], yuv.shape[0] * 2 // 3)
     box = redrawer.region(points, size)
-    got = redrawer.redraw_crop(crop_rgb(yuv, box), box, points, mouth)
+    got = redrawer.redraw_crop(crop_rgb(yuv, box), box, points, mouth, lips)
     if got is None:
         return
     drawn, alpha, (r0, c0) = got

@@ -17,7 +17,8 @@ import numpy as np
 
 from motion.types import CHANNEL_INDEX
 from render import i420
-from render.redub import MOUTH_CHANNELS, MouthBank, MouthRedrawer, MouthSample, lip_gap_iod
+from render.mouth_bank import MouthBank, MouthSample, lip_gap_iod
+from render.redub import MOUTH_CHANNELS, FrameLips, MouthRedrawer
 from render.rig import MAX_LIP_GAP_IOD, RigError
 from talker.video import read_i420
 from talker.video_avatar import FORMAT, VideoAvatarError, VideoAvatarInfo, avatars_dir, check_name
@@ -50,6 +51,7 @@ class VideoAvatar:
             self.info = VideoAvatarInfo.from_json(json.loads((self.folder / "avatar.json").read_text()))
             with np.load(self.folder / "track.npz") as z:
                 self.points = z["points"].astype(np.float32)
+                self.lips = [FrameLips(p, c, k) for p, c, k in zip(self.points, z["lip_rgb"], z["skin_rgb"])]
             self.bank = _load_bank(self.folder / "bank.npz")
         except (OSError, KeyError, ValueError) as e:
             raise VideoAvatarError(f"video avatar in {self.folder} is damaged ({e}); prepare it again") from e
@@ -106,6 +108,7 @@ class VideoAvatarRenderer:
             self._redrawer = None  # the loop plays without a redrawn mouth
         self._pending: np.ndarray | None = first
         self._always = avatar.info.idle_mouth == "rest"
+        self._weight = 1.0 if self._always else 0.0
         self._shown: deque[tuple[int, np.ndarray]] = deque(maxlen=REWIND_FRAMES)  # (loop index, frame as decoded)
         self._replay: list[tuple[int, np.ndarray]] = []
 
@@ -157,7 +160,7 @@ class VideoAvatarRenderer:
         own[0] = max(lip_gap_iod(points), 0.0) / MAX_LIP_GAP_IOD
         mixed = self._weight * mouth + (1.0 - self._weight) * own
         try:
-            i420.redraw_mouth(yuv, self._redrawer, points, mixed)
+            i420.redraw_mouth(yuv, self._redrawer, points, mixed, self.avatar.lips[self._k])
         except RigError:
             pass  # this frame keeps its own mouth
         return yuv

@@ -27,7 +27,8 @@ from motion.generator import MotionGenerator
 from motion.types import CHANNEL_INDEX
 from render import i420
 from render.face_track import FaceTrack, track_faces
-from render.redub import MOUTH_CHANNELS, BankCollector, MouthBank, MouthRedrawer
+from render.mouth_bank import BankCollector, MouthBank
+from render.redub import MOUTH_CHANNELS, MouthRedrawer
 from render.rig import RigError
 from talker.mp4 import frame_audio, mp4_output
 from talker.video import VideoError, VideoInfo, probe_video, read_frames, read_i420, read_i420_rgb

@@ -1,7 +1,7 @@
 """Video avatars: a short clip of a person, prepared once, played as a loop whose mouth says new speech.
 
 Preparing (``prepare_video_avatar``) reads the clip twice. The first pass tracks the face
-(``render.face_track``), keeps the person's own open mouths by opening (``render.redub.MouthBank``) and
+(``render.face_track``), keeps the person's own open mouths by opening (``render.mouth_bank``) and
 a thumbnail and pose per frame. The longest stretch with the face found, turned to the camera and no cut
 is kept; in it, the loop's ends are chosen where the pose and picture match best and the last frames are
 crossfaded into the first, so the loop plays round without a jump. The second pass frames the clip like a
@@ -31,7 +31,8 @@ import numpy as np
 from render import topology as T
 from render.face_track import _thumb, track_faces
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
-from render.redub import BankCollector, MouthBank, lip_gap_iod
+from render.mouth_bank import BankCollector, MouthBank, lip_gap_iod
+from render.redub import FrameLips, frame_lips
 from render.rig import eye_centres
 from talker.paths import user_data_dir
 from talker.portrait import DEFAULT_SIZE, FRAMINGS, framing_transform
@@ -43,7 +44,7 @@ MIN_USABLE_S = 3.0  # the stretch with a steady, frontal face the loop is cut fr
 CROSSFADE_S = 0.4
 TALKING_GAP = 0.06  # a clip whose lips part this far (IOD) in a tenth of its frames is talking, not listening
 TURNED_AWAY = 0.45  # nose offset from the eyes' midpoint (inter-ocular distances): past it a face is turned away
-FORMAT = 1
+FORMAT = 2
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _RIGID = sorted(set(T.NOSE_RIGID + T.FOREHEAD + [33, 133, 263, 362, 234, 454]))
 
@@ -155,7 +156,7 @@ def loop_points(pose: np.ndarray, thumbs: np.ndarray, gaps: np.ndarray, fade: in
 class _Yuv420Writer:
     """Video-only H.264 (yuv420p) from I420 frames."""
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: float, crf: int = 16) -> None:
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, crf: int = 14) -> None:
         import av
 
         self._av = av
@@ -163,7 +164,8 @@ class _Yuv420Writer:
         self._s = self._c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         self._s.width, self._s.height = size
         self._s.pix_fmt = "yuv420p"
-        self._s.options = {"crf": str(crf), "preset": "veryfast"}
+        # no B-frames: the loop's last frame is coded as well as its first, so the seam shows no codec step
+        self._s.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
         self._n = 0
 
     def write(self, yuv: np.ndarray) -> None:
@@ -211,6 +213,8 @@ def prepare_video_avatar(
         raise VideoAvatarError(f"a video avatar named {name!r} exists; delete it or choose another name")
     info = probe_video(video, MAX_CLIP_S + 1.0)
     duration = info.n_frames / info.fps
+    if info.n_frames <= 1:
+        raise VideoAvatarError(f"{info.path.name} is a still image; a video avatar needs a clip of 5 s to 3 min")
     if duration < MIN_CLIP_S:
         raise VideoAvatarError(f"{info.path.name} lasts {duration:.1f} s; a video avatar needs a clip of 5 s to 3 min")
     if duration > MAX_CLIP_S:
@@ -294,7 +298,7 @@ def prepare_video_avatar(
     try:
         writer = _Yuv420Writer(tmp / "loop.mp4", out, fps)
         head: list[np.ndarray] = []
-        loop_pts: list[np.ndarray] = []
+        lips: list[FrameLips] = []  # per loop frame: inner lips snapped, lip and cheek colours
         fade_pts: list[np.ndarray] = []
         several = 0
         for k, image in enumerate(read_frames(info.path, e + fade)):
@@ -311,22 +315,28 @@ def prepare_video_avatar(
                 fade_pts.append(p)
             elif k < e:
                 writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
-                loop_pts.append(p)
+                lips.append(frame_lips(rgb, p))
             else:
                 i = k - e
-                w = (i + 1) / (fade + 1)  # towards frame a+i
+                t = i / (fade - 1)
+                w = t * t * (3.0 - 2.0 * t)  # from frame e (0) to frame a+fade-1 (1): both ends continuous
                 mixed = cv2.addWeighted(rgb, 1.0 - w, head[i], w, 0.0)
                 writer.write(cv2.cvtColor(mixed, cv2.COLOR_RGB2YUV_I420))
-                loop_pts.append((1.0 - w) * p + w * fade_pts[i])
+                lips.append(frame_lips(mixed, (1.0 - w) * p + w * fade_pts[i]))
         writer.close()
-        if len(loop_pts) != e - a:
-            raise VideoError(f"{info.path} ended early on the second read ({a + len(loop_pts) + fade} frames)")
+        if len(lips) != e - a:
+            raise VideoError(f"{info.path} ended early on the second read ({a + len(lips) + fade} frames)")
         if several > 1:
             notes.append(
                 f"the clip shows {several} faces; the avatar is "
                 + ("the largest" if face_index is None else f"face {face_index} from the left")
             )
-        np.savez_compressed(tmp / "track.npz", points=np.stack(loop_pts).astype(np.float32))
+        np.savez_compressed(
+            tmp / "track.npz",
+            points=np.stack([f.points for f in lips]).astype(np.float32),
+            lip_rgb=np.stack([f.lip_rgb for f in lips]),
+            skin_rgb=np.stack([f.skin_rgb for f in lips]),
+        )
         bank = collector.bank()
         _save_bank(tmp / "bank.npz", bank)
         used = sum(f.stat().st_size for f in tmp.iterdir())
@@ -374,7 +384,10 @@ def list_video_avatars(data_dir: str | Path | None = None) -> list[VideoAvatarIn
     for d in sorted(root.iterdir()) if root.is_dir() else []:
         meta = d / "avatar.json"
         if not d.name.startswith(".") and meta.is_file():
-            found.append(VideoAvatarInfo.from_json(json.loads(meta.read_text())))
+            try:
+                found.append(VideoAvatarInfo.from_json(json.loads(meta.read_text())))
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                continue  # damaged or from another version: `talker avatar create --replace` makes it again
     return found
 
 
