@@ -313,6 +313,26 @@ def test_a_render_job_speaks_with_the_video_avatar_and_a_personas_voice(
     assert (info.width, info.height, info.fps) == (SIZE, SIZE, 25) and info.has_audio and info.duration_s > 0.8
 
 
+def test_frames_rendered_anew_show_the_same_loop_frames(server: LiveServer, anna: dict[str, Any]) -> None:
+    """A session re-renders the frames it had rendered ahead when speech starts or is interrupted: they show
+    the loop frames they showed before, and frames skipped as late do not advance the loop."""
+    from motion.types import CHANNELS
+    from server.render_pool import VideoI420Renderer
+    from talker.avatar_player import VideoAvatar
+
+    assert anna["idle_mouth"] == "own", "a listening clip: silent frames are the loop's own"
+    loop, _ = loop_of(server, "alice", "anna")
+    folder = AvatarStore(server.settings.data_dir).folder("alice", "anna")
+    r = VideoI420Renderer(VideoAvatar(folder))  # type: ignore[arg-type]
+    silent = np.zeros(len(CHANNELS), np.float32)
+    shown = [r.render(silent, k)[0][:SIZE].copy() for k in range(10)]
+    assert all(np.array_equal(a, b) for a, b in zip(shown, loop[:10])), "silent frames are the loop's, in order"
+    again = [r.render(silent, k)[0][:SIZE].copy() for k in (7, 8, 9)]
+    assert all(np.array_equal(a, b) for a, b in zip(again, loop[7:10])), "frames 7-9 rendered anew are the same"
+    after_gap = r.render(silent, 14)[0][:SIZE]  # frames 10-13 were never rendered (too late)
+    assert np.array_equal(after_gap, loop[10]), "the loop goes on where it was"
+
+
 def test_deleting_it_waits_for_its_sessions_then_it_is_gone(server: LiveServer, anna: dict[str, Any]) -> None:
     async def go() -> tuple[int, str]:
         c = AvatarClient(server.url, api_key=KEYS["alice"])
