@@ -122,6 +122,9 @@ class Report:
                 f"frames sent late at the server: {self.frames_late} of {self.frames_sent} "
                 f"({100 * self.frames_late / self.frames_sent:.2f} %); missing at the client: {self.frames_missing}"
             )
+        if self.server_metrics.get("server_wall_s"):
+            m = self.server_metrics
+            lines.append(f"server CPU while one such session ran: {m['server_cpu_s'] / m['server_wall_s']:.2f} cores")
         stat("say -> first speech frame decoded", self.say_first_frame_ms)
         stat("say -> first packet of that frame", self.say_first_packet_ms)
         stat("say -> first audible audio decoded", self.say_first_audio_ms)
@@ -711,10 +714,17 @@ async def run_avatar_comparison(url: str, args: argparse.Namespace) -> tuple[Rep
     for block in range(2):
         for rep, avatar in ((portrait, None), (video, "bench")):
             print(f"block {block + 1}: {'video avatar' if avatar else 'portrait'} ...", flush=True)
+            cpu0, t0 = cpu_seconds(SERVER_PID), time.perf_counter()
             if args.says or args.interrupts:
                 await bench_latency(url, rep, half[0] if args.says else 0, half[1], avatar)
             if args.av_minutes > 0:
                 await bench_av(url, rep, half[2], avatar)
+            cpu1 = cpu_seconds(SERVER_PID)
+            if cpu0 is not None and cpu1 is not None:
+                rep.server_metrics["server_cpu_s"] = rep.server_metrics.get("server_cpu_s", 0.0) + cpu1 - cpu0
+                rep.server_metrics["server_wall_s"] = (
+                    rep.server_metrics.get("server_wall_s", 0.0) + time.perf_counter() - t0
+                )
     await fetch_metrics(url, video)
     for rep in (portrait, video):
         rep.machine += f", {os.getloadavg()[0]:.2f} at the end"
