@@ -71,6 +71,18 @@ async function loadPortraits(select) {
     }
     sel.appendChild(group);
   }
+  const avatars = (await api("GET", "/avatars")).filter((a) => a.status === "ready");
+  if (avatars.length) {
+    const group = document.createElement("optgroup");
+    group.label = "video avatars";
+    for (const a of avatars) {
+      const o = document.createElement("option");
+      o.value = "avatar:" + a.name;
+      o.textContent = `${a.name} (${a.loop_s} s loop)`;
+      group.appendChild(o);
+    }
+    sel.appendChild(group);
+  }
   if (select) sel.value = select;
 }
 
@@ -119,7 +131,11 @@ async function connect() {
   const answer = await api("POST", "/sessions", {
     sdp: pc.localDescription.sdp,
     type: "offer",
-    ...(choice.startsWith("persona:") ? { persona_id: choice.slice(8) } : { portrait_id: choice }),
+    ...(choice.startsWith("persona:")
+      ? { persona_id: choice.slice(8) }
+      : choice.startsWith("avatar:")
+        ? { avatar: choice.slice(7) }
+        : { portrait_id: choice }),
   });
   talker.sessionId = answer.session_id;
   await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
