@@ -169,8 +169,9 @@ class RigPose:
         narrow = 0.22 * pucker + 0.14 * funnel
         d[self.lip_ids, 0] -= (lp[:, 0] - self.mouth_centre[0]) * narrow
         d[self.lip_ids, 2] -= 0.08 * (pucker + funnel) * (1 - side)
-        # funnel/pucker round the opening a little: lips flare away from the centre line
-        centre_w = 1 - side
+        # funnel/pucker round the opening a little: lips flare away from the centre line, in the middle
+        # only (beside a rounded opening the lips meet)
+        centre_w = (1 - side) ** 3
         d[self.lip_ids, 1] += self.lip_flare * 0.02 * funnel * centre_w
         # lids
         for eye, (up, lo) in zip(("eyeBlinkRight", "eyeBlinkLeft"), self.lid_pairs):
