@@ -9,8 +9,8 @@ skin around the eye, a little darker towards the closure, with the lashes as one
 So, once per rig, each eye gets a *lid patch*: the eye opening, its lash bands and the lid fold are
 filled with skin, column by column, from the skin just above and just below them (medians over a few
 pixels of the skin with its thin dark lines closed away, so stray lashes and the ends of the crease
-neither leak in nor outline the fill; a low brow's hairs do not count as skin), plus the skin's own
-grain. A fill built this way meets the portrait without an edge on every side: a fill lighter or
+neither leak in nor outline the fill; a low brow's hairs do not count as skin), plus the fine texture
+of the skin above the eye, mirrored onto the lid. A fill built this way meets the portrait without an edge on every side: a fill lighter or
 darker than its surroundings would outline an almond, which is what an open eye looks like. Per
 frame the patch follows the eye corners and replaces the area the lid has swept, in proportion to
 the blink; its top fades in above the fill (a patch edge there would read as a second crease). Below
@@ -393,18 +393,21 @@ def _skin_texture(
     """
     hh, ww = shape
     lum = clean.mean(axis=2)
-    lines = (clean - roi).mean(axis=2) > max(6.0, 3.0 * amp)  # lashes, the crease, stray hairs
+    # lashes, the lid rims, the crease, stray hairs (and a pixel around them): kept, they would outline
+    # the shut lid as an open eye
+    lines = (clean - roi).mean(axis=2) > max(4.0, 1.5 * amp)
+    lines = cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     skin_min = 0.55 * float(np.percentile(lum[around], 75)) if around.any() else 0.0
     ok = ~hole & ~lines & (roi.mean(axis=2) >= skin_min)
     ok = cv2.erode(ok.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # (not the edge of a line or a brow)
-    lim = max(1.0, 3.0 * amp)
+    lim = max(1.0, 5.0 * amp)
     d = np.clip(detail, -lim, lim).astype(np.float32)
     rows = np.arange(hh)[:, None]
     any_hole = hole.any(axis=0)
     top = np.where(any_hole, np.argmax(hole, axis=0), 0)[None, :]
     bot = np.where(any_hole, hh - 1 - np.argmax(hole[::-1], axis=0), hh - 1)[None, :]
     cols = np.broadcast_to(np.arange(ww)[None, :], (hh, ww))
-    out = np.where(ok, d, np.nan).astype(np.float32)
+    out = np.full((hh, ww), np.nan, np.float32)
     for mirror in (2 * top - 1 - rows, 2 * bot + 1 - rows):
         src = np.clip(mirror, 0, hh - 1)
         valid = (mirror >= 0) & (mirror < hh) & ok[src, cols]
@@ -414,7 +417,8 @@ def _skin_texture(
     if rest.any():
         rng = np.random.default_rng(int(hh * 7919 + ww))
         noise = cv2.GaussianBlur(rng.standard_normal((hh, ww)).astype(np.float32), (0, 0), max(0.6, 0.006 * iod))
-        noise = np.asarray(noise, np.float32) * (amp / max(1e-6, float(np.std(noise))))
+        strength = float(np.std(d[ok])) if np.count_nonzero(ok) > 20 else amp
+        noise = np.asarray(noise, np.float32) * (strength / max(1e-6, float(np.std(noise))))
         out[rest] = noise[rest]
     return out
 
