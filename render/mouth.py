@@ -137,7 +137,7 @@ class MouthPainter:
         if self.open_source:
             # the portrait's own teeth, moved; the lower row in front of what the jaw brings down with them
             layer = self._synth(vt, op, upper=False, lower=False)
-            self._overlay_source_teeth(layer, vt, x0, y0, x1, y1, 1.0 - _ROUND_DIM * op.rounding)
+            self._overlay_source_teeth(layer, vt, op, x0, y0, x1, y1)
             self._synth_teeth(layer, vt, op, upper=False, lower=True)
         else:
             layer = self._synth(vt, op, upper=True, lower=True)
@@ -285,11 +285,18 @@ class MouthPainter:
         layer[:] = layer * (1 - a_lo) + (self.lower_teeth_rgb * shade2[..., None]) * a_lo
 
     def _overlay_source_teeth(
-        self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int, dim: float = 1.0
+        self, layer: np.ndarray, vt: np.ndarray, op: _Opening, x0: int, y0: int, x1: int, y1: int
     ) -> None:
-        """Move the portrait's own teeth: upper rigidly with the head, lower with the jaw; ``dim``: their
-        brightness (rounded lips pushed forward shade them)."""
+        """Move the portrait's own teeth: upper rigidly with the head, lower with the jaw. Rounded lips,
+        pushed forward, cover their lower part and shade what shows, as they do drawn teeth."""
         xs, ys = _pixel_axes(x0, y0, x1, y1)
+        dim = 1.0 - _ROUND_DIM * op.rounding
+        hide = _ROUND_HIDE * op.rounding
+        shown = (
+            np.clip(op.yu + (1.0 - hide) * (op.yl - op.yu) - ys + 0.5, 0.0, 1.0)[..., None]
+            if hide > 0
+            else np.ones((1, 1, 1), np.float32)
+        )
         up_aff = similarity(vt[[33, 263]], self.v0[[33, 263]])
         # the lower teeth move with the lower lip's centre, on top of the head motion
         head_fwd = similarity(self.v0[[33, 263]], vt[[33, 263]])
@@ -297,12 +304,13 @@ class MouthPainter:
         jaw_shift = vt[14] - moved14
         lo_aff = up_aff.copy()
         lo_aff[:, 2] -= up_aff[:, :2] @ jaw_shift
-        for aff, mask in ((up_aff, self._upper_mask), (lo_aff, self._lower_mask)):
+        for aff, mask, keep in ((up_aff, self._upper_mask, shown), (lo_aff, self._lower_mask, 1.0 - hide)):
             mx = (aff[0, 0] * xs + aff[0, 1] * ys + aff[0, 2]).astype(np.float32)
             my = (aff[1, 0] * xs + aff[1, 1] * ys + aff[1, 2]).astype(np.float32)
             px = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             px *= dim
             m = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0,))[..., None]
+            m = m * keep
             # the portrait's own shadows in its opening (the dark beside the teeth at a smile's corners)
             # no darker than the drawn cavity there: moved into a wider opening they were black crescents
             layer[:] = layer * (1 - m) + np.maximum(px, layer) * m

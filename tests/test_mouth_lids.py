@@ -50,6 +50,20 @@ def test_a_rounded_vowel_shows_a_small_round_dark_opening(name: str, pipeline: P
     assert (lum[inside] < 0.5 * cheek).sum() > 0.015 * rig.iod**2  # and dark inside, not a wall of teeth
 
 
+@pytest.mark.parametrize("name", ["obama.jpg", "astronaut_eileen_collins.png"])
+def test_a_rounded_vowel_covers_a_portraits_own_teeth_with_the_lips(name: str, pipeline: Pipeline) -> None:
+    # a smiling portrait's own teeth filled the whole "oo" opening: the lips pushed forward cover their
+    # lower part, and the opening below their edges is dark
+    rig = _avatar(pipeline, name).rig
+    r = WarpRenderer(rig)
+    pose = pose_values(_OO)
+    vt = r.target_points(pose)
+    inside = _cover(rig, vt, pose) > 0.5
+    cheek = float(np.median(rig.image[int(vt[205, 1]), int(vt[205, 0]) - 3 : int(vt[205, 0]) + 4] @ _LUMA))
+    lum = r.render(pose).astype(np.float64) @ _LUMA
+    assert (lum[inside] < 0.5 * cheek).sum() > 0.015 * rig.iod**2
+
+
 @pytest.mark.parametrize("name", ["obama.jpg", "astronaut_eileen_collins.png", "liveportrait_s12_einstein.jpg"])
 def test_a_wide_open_mouth_has_no_black_in_its_corners(name: str, pipeline: Pipeline) -> None:
     # the cavity is dark red-brown, lit from the lips inward; the portrait's own black at a smile's
