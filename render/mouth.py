@@ -48,8 +48,8 @@ _TONGUE_TOP = 0.5  # the tongue's brightness at its top edge (sloping away into 
 _TONGUE_BRIGHT = 0.85  # the tongue's brightness relative to its tone (it is in the mouth's shade)
 _UPPER_H = 0.1  # drawn upper teeth: how far they show below the upper lip (inter-ocular distances)
 _UPPER_ARCH = 0.75  # ... out to this share of the opening's half width
-_LIP_SHADOW = 0.55  # ... their brightness in the upper lip's shadow, at their top
-_LIP_SHADE_SPAN = 0.45  # ... coming out of it over this share of their height
+_LIP_SHADOW = 0.7  # ... their brightness in the upper lip's shadow, at their top
+_LIP_SHADE_SPAN = 0.35  # ... coming out of it over this share of their height
 _LOWER_W = 0.72  # drawn lower incisors: this share of the upper central incisors' width
 _ROUND_HIDE = 0.7  # rounded lips (pushed forward) hide this share of the teeth's height
 _ROUND_DIM = 0.15  # ... and shade what shows this much
@@ -95,7 +95,7 @@ class MouthPainter:
             teeth = teeth if own is None else own  # drawn teeth match the portrait's own
         self.teeth_rgb = teeth
         # lower teeth stand in the mouth's warm shadow
-        self.lower_teeth_rgb = 0.85 * (0.75 * teeth + 0.25 * self.tongue_rgb / _TONGUE_BRIGHT)
+        self.lower_teeth_rgb = 0.92 * (0.85 * teeth + 0.15 * self.tongue_rgb / _TONGUE_BRIGHT)
 
     def paint(self, out: np.ndarray, vt: np.ndarray, values: np.ndarray) -> None:
         """Paint the interior into ``out`` (in place) for target vertices ``vt`` (Nv, 2)."""
@@ -261,7 +261,7 @@ class MouthPainter:
             # lip; the incisal edge a little translucent
             lip_sh = np.clip(v / _LIP_SHADE_SPAN, 0.0, 1.0)
             lip_sh = _LIP_SHADOW + (1.0 - _LIP_SHADOW) * lip_sh * lip_sh * (3 - 2 * lip_sh)
-            shade = (1.0 - 0.6 * arel**1.5) * lip_sh * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1))
+            shade = (1.0 - 0.55 * arel**1.5) * lip_sh * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1))
             shade = shade * convex * (1.0 - gap * (1.0 + np.clip(1.0 - 3.0 * v, 0, 1))) * dim
             a_up = (band * arch)[..., None]
             layer[:] = layer * (1 - a_up) + (self.teeth_rgb * shade[..., None]) * a_up
@@ -279,7 +279,7 @@ class MouthPainter:
         notch = np.exp(-((edge2 / max(0.35, 0.007 * iod)) ** 2)) * (0.3 - 0.15 * np.clip(arel, 0, 1))
         convex2 = 0.9 + 0.1 * np.sin(np.pi * f2)
         # lit at the edge, in the lower lip's shade at the base, darker towards the back of the mouth
-        shade2 = (0.72 + 0.28 * np.clip(v2, 0, 1)) * (1.0 - 0.55 * arel**1.3) * convex2
+        shade2 = (0.75 + 0.25 * np.clip(v2, 0, 1)) * (1.0 - 0.5 * arel**1.3) * convex2
         shade2 = shade2 * (1.0 - notch * (0.5 + 0.8 * np.clip(v2, 0, 1))) * dim
         a_lo = (band2 * arch2 * lower_share * np.clip((tl - 1.0) / 2.0, 0.0, 1.0))[..., None]
         layer[:] = layer * (1 - a_lo) + (self.lower_teeth_rgb * shade2[..., None]) * a_lo
