@@ -10,8 +10,9 @@ So, once per rig, each eye gets a *lid patch*: the eye opening, its lash bands a
 filled with skin, column by column, from the skin just above and just below them (medians over a few
 pixels of the skin with its thin dark lines closed away, so stray lashes and the ends of the crease
 neither leak in nor outline the fill; a low brow's hairs do not count as skin), plus the fine texture
-of the skin above the eye, mirrored onto the lid. A fill built this way meets the portrait without an edge on every side: a fill lighter or
-darker than its surroundings would outline an almond, which is what an open eye looks like. Per
+of the skin above the eye, mirrored onto the lid. A fill built this way meets the portrait without an
+edge on every side: a fill lighter or darker than its surroundings would outline an almond, which is
+what an open eye looks like. Per
 frame the patch follows the eye corners and replaces the area the lid has swept, in proportion to
 the blink; its top fades in above the fill (a patch edge there would read as a second crease). Below
 its top the fill takes the tone of the lid skin that the open eye shows (in a shadowed socket the skin
