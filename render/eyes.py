@@ -408,7 +408,7 @@ def _skin_texture(
     top = np.where(any_hole, np.argmax(hole, axis=0), 0)[None, :]
     bot = np.where(any_hole, hh - 1 - np.argmax(hole[::-1], axis=0), hh - 1)[None, :]
     cols = np.broadcast_to(np.arange(ww)[None, :], (hh, ww))
-    out = np.full((hh, ww), np.nan, np.float32)
+    out = np.where(ok, d, np.nan).astype(np.float32)
     for mirror in (2 * top - 1 - rows, 2 * bot + 1 - rows):
         src = np.clip(mirror, 0, hh - 1)
         valid = (mirror >= 0) & (mirror < hh) & ok[src, cols]
