@@ -4,8 +4,13 @@ rest of the frame keeps its decoded values exactly."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from render.redub import FrameLips, MouthRedrawer
 
 
 def planes(yuv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,3 +62,27 @@ def paste_rgb(yuv: np.ndarray, box: tuple[int, int, int, int], rgb: np.ndarray, 
         (v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], nv, a2),
     ):
         dst[:] = cv2.blendLinear(np.ascontiguousarray(src), np.ascontiguousarray(dst), w, 1.0 - w)
+
+
+def redraw_mouth(
+    yuv: np.ndarray, redrawer: MouthRedrawer, points: np.ndarray, mouth: np.ndarray, lips: FrameLips | None = None
+) -> None:
+    """Redraw the mouth of I420 frame ``yuv`` in place: ``points`` its face's (478, 3) landmarks, ``mouth``
+    values of ``render.redub.MOUTH_CHANNELS``, ``lips`` as ``MouthRedrawer.redraw_crop`` takes them. Raises
+    ``RigError`` when the face cannot be rigged."""
+    size = (yuv.shape[1], yuv.shape[0] * 2 // 3)
+    box = redrawer.region(points, size)
+    got = redrawer.redraw_crop(crop_rgb(yuv, box), box, points, mouth, lips)
+    if got is None:
+        return
+    drawn, alpha, (r0, c0) = got
+    x0, y0 = box[0], box[1]
+    # the redrawn rows and columns, widened to even pixels (a chroma sample covers 2x2)
+    a0, b0 = r0 - r0 % 2, c0 - c0 % 2
+    a1, b1 = r0 + len(drawn), c0 + drawn.shape[1]
+    a1, b1 = a1 + a1 % 2, b1 + b1 % 2
+    rgb = crop_rgb(yuv, (x0 + b0, y0 + a0, x0 + b1, y0 + a1))
+    weight = np.zeros(rgb.shape[:2], np.float32)
+    rgb[r0 - a0 : r0 - a0 + len(drawn), c0 - b0 : c0 - b0 + drawn.shape[1]] = drawn
+    weight[r0 - a0 : r0 - a0 + len(drawn), c0 - b0 : c0 - b0 + drawn.shape[1]] = alpha
+    paste_rgb(yuv, (x0 + b0, y0 + a0, x0 + b1, y0 + a1), rgb, weight)

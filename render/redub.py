@@ -19,6 +19,7 @@ import numpy as np
 from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
+from render.mouth_bank import BANK_WIDER, GAP_PAIRS, INNER, MouthBank, lip_gap_iod
 from render.rig import (
     MAX_LIP_GAP_IOD,
     OPEN_SOURCE_GAP_IOD,
@@ -42,7 +43,6 @@ MOUTH_CHANNELS: tuple[str, ...] = (
 """The channels a dub takes from the new speech; every other channel keeps the frame as it is."""
 
 _CROP_PAD = 0.35  # the crop reaches this share of the face's size past its landmarks on every side
-_GAP_PAIRS = ((82, 87), (13, 14), (312, 317), (81, 178), (311, 402))
 _ANCHORS = sorted(set(T.NOSE_RIGID + T.FOREHEAD + [33, 133, 263, 362, 234, 454, 93, 323, 127, 356]))
 
 
@@ -80,128 +80,6 @@ def _similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if m is None:
         raise RigError("cannot relate this frame's face to the reference face")
     return np.asarray(m, np.float64)
-
-
-def lip_gap_iod(points: np.ndarray) -> float:
-    """The inner-lip gap of (478, 3) landmarks in inter-ocular distances (as the rig measures it)."""
-    r, left = eye_centres(points)
-    iod = float(np.linalg.norm((left - r)[:2]))
-    ex = (left - r)[:2] / max(iod, 1e-6)
-    ey = np.array([-ex[1], ex[0]])
-    return float(np.mean([(points[b, :2] - points[a, :2]) @ ey for a, b in _GAP_PAIRS]) / max(iod, 1e-6))
-
-
-_BANK_MIN_GAP = 0.08  # mouths open at least this far (IOD) are kept in the bank
-_BANK_WIDER = 0.03  # the bank's mouth is used where the new opening is this much wider than the frame's (IOD)
-_INNER = T.LIP_INNER_UPPER + T.LIP_INNER_LOWER[::-1][1:-1]
-
-
-@dataclass(frozen=True)
-class MouthSample:
-    """One frame's own open mouth: the pixels around it and its landmarks in them."""
-
-    gap: float  # inner-lip gap, inter-ocular distances
-    image: np.ndarray  # (h, w, 3) RGB uint8
-    points: np.ndarray  # (478, 2) landmarks, pixels of ``image``
-
-
-def mouth_sample(image: np.ndarray, points: np.ndarray) -> MouthSample:
-    """The mouth of a frame (RGB uint8, (478, >=2) landmarks) as a ``MouthSample``."""
-    lips = points[T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER, :2]
-    r, left = eye_centres(points)
-    pad = 0.15 * float(np.linalg.norm((left - r)[:2]))
-    h, w = image.shape[:2]
-    x0, y0 = int(max(0, lips[:, 0].min() - pad)), int(max(0, lips[:, 1].min() - pad))
-    x1, y1 = int(min(w, lips[:, 0].max() + pad + 1)), int(min(h, lips[:, 1].max() + pad + 1))
-    patch = np.ascontiguousarray(image[y0:y1, x0:x1])
-    return MouthSample(lip_gap_iod(points), patch, points[:, :2].astype(np.float64) - np.array([x0, y0]))
-
-
-def _bank_slot(p: np.ndarray) -> tuple[int, float] | None:
-    """(step of opening, how far the face is turned) of landmarks ``p``, or None for a mouth not open
-    enough for the bank."""
-    gap = lip_gap_iod(p)
-    if gap < _BANK_MIN_GAP:
-        return None
-    r, left = eye_centres(p)
-    iod = float(np.linalg.norm((left - r)[:2]))
-    return int(gap / 0.04), abs(float(p[T.NOSE_TIP, 0] - 0.5 * (r[0] + left[0]))) / max(iod, 1e-6)
-
-
-def bank_frames(points: np.ndarray, valid: np.ndarray) -> list[int]:
-    """Frames whose open mouths make a good bank: over the range of openings, the most frontal face per
-    step of opening (0.04 IOD). ``points`` (N, 478, 3), ``valid`` (N,) bool."""
-    best: dict[int, tuple[float, int]] = {}
-    for k in np.where(valid)[0]:
-        slot = _bank_slot(points[k])
-        if slot is not None and (slot[0] not in best or slot[1] < best[slot[0]][0]):
-            best[slot[0]] = (slot[1], int(k))
-    return sorted(k for _, k in best.values())
-
-
-class BankCollector:
-    """Builds a ``MouthBank`` from frames as they pass (``offer``): per step of opening, the most frontal."""
-
-    def __init__(self) -> None:
-        self._best: dict[int, tuple[float, MouthSample]] = {}
-
-    def offer(self, image: np.ndarray, points: np.ndarray) -> None:
-        slot = _bank_slot(points)
-        if slot is not None and (slot[0] not in self._best or slot[1] < self._best[slot[0]][0]):
-            self._best[slot[0]] = (slot[1], mouth_sample(image, points))
-
-    def bank(self) -> MouthBank:
-        return MouthBank([m for _, m in self._best.values()])
-
-
-class MouthBank:
-    """The person's own open mouths, by opening: where a dub opens a mouth wider than the frame did, the
-    interior (teeth, tongue, cavity) comes from the sample opened about as far."""
-
-    def __init__(self, samples: list[MouthSample]) -> None:
-        self.samples = sorted(samples, key=lambda m: m.gap)
-        self._gaps = np.array([m.gap for m in self.samples])
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def pick(self, gap: float) -> MouthSample | None:
-        """The sample opened closest to ``gap`` (IOD), preferring wider ones; None when the bank is empty."""
-        if not self.samples:
-            return None
-        cost = np.abs(self._gaps - gap) + 0.5 * np.maximum(gap - self._gaps, 0.0)
-        return self.samples[int(np.argmin(cost))]
-
-    def paint(self, out: np.ndarray, vt: np.ndarray, iod: float) -> bool:
-        """Paint the interior of the opening of target vertices ``vt`` (Nv, 2) into ``out`` from the sample
-        that fits; False when there is none."""
-        gap = float(np.mean([vt[b, 1] - vt[a, 1] for a, b in _GAP_PAIRS])) / max(iod, 1e-6)
-        sample = self.pick(gap)
-        if sample is None:
-            return False
-        ids = [78, 308, 13, 14, 82, 87, 312, 317]
-        src = sample.points[ids]
-        dst = vt[ids, :2]
-        a = np.column_stack([src, np.ones(len(src))])
-        m = np.linalg.lstsq(a, dst, rcond=None)[0].T  # (2, 3): sample pixels -> out pixels
-        poly = vt[_INNER, :2]
-        h, w = out.shape[:2]
-        x0, y0 = int(max(0, np.floor(poly[:, 0].min()) - 2)), int(max(0, np.floor(poly[:, 1].min()) - 2))
-        x1, y1 = int(min(w, np.ceil(poly[:, 0].max()) + 3)), int(min(h, np.ceil(poly[:, 1].max()) + 3))
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            return False
-        shift = np.array([[1.0, 0, -x0], [0, 1.0, -y0]])
-        m_box = shift @ np.vstack([m, [0, 0, 1.0]])
-        warped = cv2.warpAffine(sample.image, m_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 8).astype(np.int32)], (255,), cv2.LINE_AA, shift=3)
-        alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.01 * iod))[..., None]
-        region = out[y0:y1, x0:x1].astype(np.float32)
-        out[y0:y1, x0:x1] = np.clip(region + alpha * (warped.astype(np.float32) - region) + 0.5, 0, 255).astype(
-            np.uint8
-        )
-        return True
 
 
 class MouthRedrawer:
@@ -275,16 +153,22 @@ class MouthRedrawer:
         return self._crop_rig(np.ascontiguousarray(image[y0:y1, x0:x1]), box, points, outer), box
 
     def _crop_rig(
-        self, crop: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray, outer: np.ndarray
+        self,
+        crop: np.ndarray,
+        box: tuple[int, int, int, int],
+        points: np.ndarray,
+        outer: np.ndarray,
+        lips: FrameLips | None = None,
     ) -> FaceRig:
         x0, y0, x1, y1 = box
         off = np.array([x0, y0, 0.0])
-        lm = points.astype(np.float64) - off
+        lm = (points if lips is None else lips.points).astype(np.float64) - off
         r, left = eye_centres(lm)
         iod = float(np.linalg.norm((left - r)[:2]))
         if iod < 8:
             raise RigError(f"the face is too small to redraw (eyes {iod:.1f} px apart; need at least 8)")
-        lm = _near(snap_inner_lips, crop, lm, _LIPS, 0.4 * iod, iod)
+        if lips is None:
+            lm = _near(snap_inner_lips, crop, lm, _LIPS, 0.4 * iod, iod)
         verts = np.concatenate([lm, outer - off])
         origin = (r + left) / 2
         ex = (left - r) / np.linalg.norm(left - r)
@@ -293,9 +177,12 @@ class MouthRedrawer:
         ey /= np.linalg.norm(ey)
         axes = np.stack([ex, ey, np.cross(ex, ey)])
         local = ((verts - origin) @ axes.T) / iod
-        gap = max(0.0, float(np.mean([local[b, 1] - local[a, 1] for a, b in _GAP_PAIRS])))
-        lip_rgb = _near(_mean_colour, crop, lm, _LIPS, 1.0, _LIPS, hole=_INNER)
-        skin_rgb = _near(_mean_colour, crop, lm, _CHEEKS, 1.0, _CHEEKS)
+        gap = max(0.0, float(np.mean([local[b, 1] - local[a, 1] for a, b in GAP_PAIRS])))
+        if lips is None:
+            lip_rgb = _near(_mean_colour, crop, lm, _LIPS, 1.0, _LIPS, hole=INNER)
+            skin_rgb = _near(_mean_colour, crop, lm, _CHEEKS, 1.0, _CHEEKS)
+        else:
+            lip_rgb, skin_rgb = lips.lip_rgb, lips.skin_rgb
         return replace(
             self._template,
             image=crop,
@@ -312,15 +199,20 @@ class MouthRedrawer:
         )
 
     def redraw_crop(
-        self, crop: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray, mouth: np.ndarray
+        self,
+        crop: np.ndarray,
+        box: tuple[int, int, int, int],
+        points: np.ndarray,
+        mouth: np.ndarray,
+        lips: FrameLips | None = None,
     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
         """The redrawn part of a frame's ``region``: ``crop`` (RGB uint8, that region of the frame),
-        ``points`` the frame's (478, 3) landmarks, ``mouth`` values of ``MOUTH_CHANNELS``. Returns (the
-        redrawn rows, their blend weight (H, W) float32, (first row, first column) in the crop), or None
-        when the frame keeps its own mouth."""
-        if _already(points, mouth):
+        ``points`` the frame's (478, 3) landmarks, ``mouth`` values of ``MOUTH_CHANNELS``, ``lips`` the
+        frame's ``frame_lips`` when measured beforehand. Returns (the redrawn rows, their blend weight
+        (H, W) float32, (first row, first column) in the crop), or None when the frame keeps its own mouth."""
+        if _already(points if lips is None else lips.points, mouth):
             return None
-        rig = self._crop_rig(crop, box, points, self._carried(points))
+        rig = self._crop_rig(crop, box, points, self._carried(points), lips)
         values = self._neutral.copy()
         for name, v in zip(MOUTH_CHANNELS, mouth):
             values[CHANNEL_INDEX[name]] = v
@@ -328,8 +220,8 @@ class MouthRedrawer:
         drawn = renderer.render(values)
         if self.bank is not None and len(self.bank):
             vt = renderer.target_points(values)
-            gap = float(np.mean([vt[b, 1] - vt[a, 1] for a, b in _GAP_PAIRS])) / rig.iod
-            if gap > rig.source_gap + _BANK_WIDER:
+            gap = float(np.mean([vt[b, 1] - vt[a, 1] for a, b in GAP_PAIRS])) / rig.iod
+            if gap > rig.source_gap + BANK_WIDER:
                 self.bank.paint(drawn, vt, rig.iod)
         r0 = _mask_top(rig)
         # only the columns where the redraw differs from the frame
@@ -352,6 +244,27 @@ class MouthRedrawer:
             region = out[y0 + r0 : y0 + r0 + drawn.shape[0], x0 + c0 : x0 + c0 + drawn.shape[1]]
             region[:] = blend(region, drawn, alpha)
         return out
+
+
+@dataclass(frozen=True)
+class FrameLips:
+    """What the redraw measures of a frame's lips, kept for frames drawn again and again (a video avatar's
+    loop): the landmarks with the inner lips snapped to the picture, and the lip and cheek colours."""
+
+    points: np.ndarray  # (478, 3) pixels of the frame
+    lip_rgb: np.ndarray  # (3,) float32
+    skin_rgb: np.ndarray  # (3,) float32
+
+
+def frame_lips(image: np.ndarray, points: np.ndarray) -> FrameLips:
+    """``FrameLips`` of an RGB uint8 frame and its (478, 3) landmarks (pixels)."""
+    lm = points.astype(np.float64)
+    r, left = eye_centres(lm)
+    iod = max(float(np.linalg.norm((left - r)[:2])), 1.0)
+    lm = _near(snap_inner_lips, image, lm, _LIPS, 0.4 * iod, iod)
+    lip = _near(_mean_colour, image, lm, _LIPS, 1.0, _LIPS, hole=INNER)
+    skin = _near(_mean_colour, image, lm, _CHEEKS, 1.0, _CHEEKS)
+    return FrameLips(lm.astype(np.float32), np.asarray(lip, np.float32), np.asarray(skin, np.float32))
 
 
 def blend(under: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 from audio import voices as _voices
 from audio.voices import DEFAULT_VOICE_ID, Voice, VoiceError
 from motion.lipsync import LipsyncModel
+from talker.avatar_player import VideoAvatar, load_video_avatar
 from talker.pipeline import Pipeline, RenderResult, RenderSettings
 from talker.portrait import FRAMINGS, parse_size
 
@@ -96,6 +97,8 @@ def render(
     expression: str = "neutral",
     intensity: float = 1.0,
     face_index: int | None = None,
+    avatar: str | Path | None = None,
+    data_dir: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RenderResult:
     """Render a portrait speaking ``text`` (or the recording ``audio``) into the MP4 ``out``.
@@ -109,6 +112,8 @@ def render(
     (width, height), "640x480", or None/"source" for the portrait's own size. framing: "bust" (head and
     shoulders), "head" (closer) or "source" (the whole picture), at one eye height and scale. fps: 1-60.
     seed: blinks and head motion. expression: neutral, happy, sad, angry or surprised, at ``intensity`` (0-1.5).
+    avatar: a video avatar's name (``talker avatar create``, kept in ``data_dir``) or folder, in place of
+    ``face``: its own clip plays, the mouth re-rendered; size, framing and fps are the avatar's.
     Returns the ``RenderResult`` (path, frame count, duration, per-stage timings, notes).
     """
     from motion.generator import MotionStyle
@@ -133,16 +138,21 @@ def render(
         fps=fps, size=wh, seed=seed, face_index=face_index, framing=framing,
         style=MotionStyle().with_expression(expression, intensity),
     )  # fmt: skip
+    target: str | Path | np.ndarray | VideoAvatar | None = face
+    if avatar is not None:
+        if face is not None:
+            raise ValueError("give a portrait (face=...) or a video avatar (avatar=...), not both")
+        target = load_video_avatar(avatar, data_dir)
     if lipsync is not False and audio is None:
         raise ValueError("lipsync chooses how a recording drives the mouth: use it with audio=...")
     if audio is not None:
         if voice is not None or language is not None:
             raise ValueError("voice and language choose a TTS voice: not used with a recording (audio=...)")
         if lipsync is False:
-            return pipeline_for(None).render_audio(audio, out, face, text, settings, progress)
+            return pipeline_for(None).render_audio(audio, out, target, text, settings, progress)
         if text is not None:
             raise ValueError("lipsync reads the mouth from the sound alone: a transcript (text=...) is not used")
         pipeline = pipeline_for(None) if lipsync is True else Pipeline(lipsync=LipsyncModel.load(lipsync))
-        return pipeline.render_audio(audio, out, face, None, settings, progress, align=False)
+        return pipeline.render_audio(audio, out, target, None, settings, progress, align=False)
     assert text is not None
-    return pipeline_for(resolve_voice(voice, language)).render_text(text, out, face, settings, progress)
+    return pipeline_for(resolve_voice(voice, language)).render_text(text, out, target, settings, progress)

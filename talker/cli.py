@@ -1,8 +1,8 @@
 """Command line: parse, build the settings, call the library. Each group of subcommands is a module with
 an ``add_*_parsers(sub, common)`` that registers them: ``cli_speak`` (``render``, ``motion``, ``voices``),
 ``cli_video`` (``dub``, ``drive``), ``cli_tools`` (``verify``, ``bench``, ``sheet``, ``train-lipsync``),
-``cli_persona`` (``persona``), ``cli_motionstats`` (``motion-stats``); ``serve`` is here, at the edge where
-the server starts."""
+``cli_persona`` (``persona``), ``cli_avatar`` (``avatar``), ``cli_motionstats`` (``motion-stats``);
+``serve`` is here, at the edge where the server starts."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="show third-party log lines"
     )
     sub = ap.add_subparsers(dest="command", required=True)
+    from talker.cli_avatar import add_avatar_parser
     from talker.cli_persona import add_persona_parser
     from talker.cli_speak import add_speak_parsers
     from talker.cli_tools import add_tool_parsers
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_speak_parsers(sub, common)
     add_tool_parsers(sub, common)
     add_video_parsers(sub, common)
+    add_avatar_parser(sub, common)
     v = sub.add_parser(
         "serve", parents=[common], help="run the live avatar server (HTTP API, WebRTC sessions, render jobs)"
     )

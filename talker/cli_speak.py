@@ -8,7 +8,7 @@ import json
 import math
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from audio.voices import TTS, Voice
@@ -55,13 +55,20 @@ def _render(args: argparse.Namespace) -> int:
         from motion.lipsync import LipsyncModel
 
         lipsync = LipsyncModel.load(args.lipsync_model)
+    face: Any = args.face
+    if args.avatar:
+        if args.face or args.points:
+            raise ValueError("--avatar renders a video avatar: --face and --points choose a portrait instead")
+        from talker.avatar_player import load_video_avatar
+
+        face = load_video_avatar(args.avatar, args.data_dir)
     pipeline = Pipeline(tts=tts, detector=make_detector(args.landmarks), lipsync=lipsync)
     if args.audio:
         align = not (args.lipsync or args.lipsync_model)
-        result = pipeline.render_audio(args.audio, args.out, args.face, text, settings, progress, align=align)
+        result = pipeline.render_audio(args.audio, args.out, face, text, settings, progress, align=align)
     else:
         assert text is not None
-        result = pipeline.render_text(text, args.out, args.face, settings, progress)
+        result = pipeline.render_text(text, args.out, face, settings, progress)
     bar.total = bar.n
     bar.refresh()
     bar.close()
@@ -193,9 +200,7 @@ def _expression_args(p: argparse.ArgumentParser) -> None:
         help="emotion preset mixed with the speech (default neutral)",
     )
     p.add_argument("--intensity", type=float, default=1.0, help="expression strength 0..1.5 (default 1)")
-    p.add_argument(
-        "--energy", type=float, default=0.5, help="0 calm .. 1 animated (default 0.5: like filmed speakers)"
-    )
+    p.add_argument("--energy", type=float, default=0.5, help="0 calm .. 1 animated (default 0.5: like filmed speakers)")
 
 
 def _voice_args(p: argparse.ArgumentParser) -> None:
@@ -220,6 +225,15 @@ def add_speak_parsers(sub: argparse._SubParsersAction, common: argparse.Argument
         "--lipsync-model", default=None, help="with --audio: drive the mouth with this lip-sync model folder"
     )
     r.add_argument("--face", help="portrait image (default: the bundled public-domain portrait)")
+    r.add_argument(
+        "--avatar",
+        default=None,
+        help="a video avatar's name (talker avatar create) instead of a portrait: its clip plays with the mouth "
+        "re-rendered, at the avatar's own size and frame rate",
+    )
+    r.add_argument(
+        "--data-dir", default=None, help="where --avatar is kept (default: $TALKER_DATA_DIR or ~/.local/share/talker)"
+    )
     r.add_argument("--face-index", type=int, default=None, help="which face when there are several (0 = leftmost)")
     r.add_argument(
         "--points",

@@ -27,7 +27,8 @@ from motion.generator import MotionGenerator
 from motion.types import CHANNEL_INDEX
 from render import i420
 from render.face_track import FaceTrack, track_faces
-from render.redub import MOUTH_CHANNELS, BankCollector, MouthBank, MouthRedrawer
+from render.mouth_bank import BankCollector, MouthBank
+from render.redub import MOUTH_CHANNELS, MouthRedrawer
 from render.rig import RigError
 from talker.mp4 import frame_audio, mp4_output
 from talker.video import VideoError, VideoInfo, probe_video, read_frames, read_i420, read_i420_rgb
@@ -284,21 +285,7 @@ def _redraw(
     try:
         if shot not in redrawers:
             redrawers[shot] = MouthRedrawer(np.asarray(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)), points, bank)
-        redrawer = redrawers[shot]
-        box = redrawer.region(points, size)
-        got = redrawer.redraw_crop(i420.crop_rgb(yuv, box), box, points, mouth)
+        i420.redraw_mouth(yuv, redrawers[shot], points, mouth)
     except RigError:
         return False
-    if got is not None:
-        drawn, alpha, (r0, c0) = got
-        x0, y0 = box[0], box[1]
-        # the redrawn rows and columns, widened to even pixels (a chroma sample covers 2x2)
-        a0, b0 = r0 - r0 % 2, c0 - c0 % 2
-        a1, b1 = r0 + len(drawn), c0 + drawn.shape[1]
-        a1, b1 = a1 + a1 % 2, b1 + b1 % 2
-        rgb = i420.crop_rgb(yuv, (x0 + b0, y0 + a0, x0 + b1, y0 + a1))
-        weight = np.zeros(rgb.shape[:2], np.float32)
-        rgb[r0 - a0 : r0 - a0 + len(drawn), c0 - b0 : c0 - b0 + drawn.shape[1]] = drawn
-        weight[r0 - a0 : r0 - a0 + len(drawn), c0 - b0 : c0 - b0 + drawn.shape[1]] = alpha
-        i420.paste_rgb(yuv, (x0 + b0, y0 + a0, x0 + b1, y0 + a1), rgb, weight)
     return True

@@ -9,8 +9,9 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
 from render.warp import WarpRenderer
 from talker.mp4 import mp4_output
 from talker.portrait import DEFAULT_SIZE, Avatar, default_portrait_path
+
+if TYPE_CHECKING:
+    from talker.avatar_player import VideoAvatar
 
 DEFAULT_FPS = 25.0
 
@@ -121,6 +125,18 @@ class Pipeline:
         path = default_portrait_path() if image is None else image
         return avatar_for(path, points, self.detector, size, face_index, framing)
 
+    def _face(
+        self, image: str | Path | np.ndarray | VideoAvatar | None, settings: RenderSettings
+    ) -> tuple[Avatar | VideoAvatar, RenderSettings]:
+        """The face to render on (a portrait, framed and rigged, or a video avatar at its own size and frame
+        rate) and the settings it renders with."""
+        from talker.avatar_player import VideoAvatar
+
+        if isinstance(image, VideoAvatar):
+            return image, replace(settings, fps=image.fps, size=image.size)
+        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points, settings.framing)
+        return avatar, settings
+
     def synthesize(self, text: str, lead_s: float = 0.3, tail_s: float = 0.4) -> Speech:
         """All of the text as one Speech, with silence before and after: exactly the pieces that the
         streaming path (``render_text``) renders, joined."""
@@ -132,14 +148,14 @@ class Pipeline:
         values = np.concatenate([source.push(speech), source.finish()]).astype(np.float32)
         return MotionTrack(settings.fps, values)
 
-    def frames(self, avatar: Avatar, track: MotionTrack) -> Iterator[Frame]:
-        renderer = self.renderer(avatar.rig)
+    def frames(self, avatar: Avatar | VideoAvatar, track: MotionTrack) -> Iterator[Frame]:
+        renderer = avatar.frame_renderer(self.renderer)
         for k in range(track.n_frames):
             yield Frame(k, renderer.render(track.values[k]))
 
     def stream_av(
         self,
-        avatar: Avatar,
+        avatar: Avatar | VideoAvatar,
         pieces: Iterable[Speech],
         settings: RenderSettings,
         timings: dict[str, float] | None = None,
@@ -157,7 +173,7 @@ class Pipeline:
             timings.setdefault(key, 0.0)
         fps = settings.fps
         stream = motion if motion is not None else self.motion_model(fps, settings.seed, settings.style)
-        renderer = self.renderer(avatar.rig)
+        renderer = avatar.frame_renderer(self.renderer)
         audio: list[np.ndarray] = []
         buffered = 0  # samples held in ``audio``
         consumed = 0  # absolute index of the first held sample
@@ -203,7 +219,7 @@ class Pipeline:
 
     def render_mp4(
         self,
-        avatar: Avatar,
+        avatar: Avatar | VideoAvatar,
         speech: Speech | Iterable[Speech],
         out: str | Path,
         settings: RenderSettings,
@@ -241,16 +257,16 @@ class Pipeline:
         self,
         text: str,
         out: str | Path,
-        image: str | Path | np.ndarray | None = None,
+        image: str | Path | np.ndarray | VideoAvatar | None = None,
         settings: RenderSettings | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> RenderResult:
-        """Text + portrait -> MP4, streamed: frames are rendered and encoded while later sentences
+        """Text + portrait (or video avatar) -> MP4, streamed: frames are rendered and encoded while later sentences
         are still being synthesized. Per-stage timings are in the result."""
         settings = settings or RenderSettings()
         timings: dict[str, float] = {"tts": 0.0}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points, settings.framing)
+        avatar, settings = self._face(image, settings)
         timings["face"] = time.perf_counter() - t0
         clean_text(text)  # fail fast, before any work, on empty or over-long text
         # rough frame estimate for the progress bar: ~14 characters per second of speech
@@ -266,7 +282,7 @@ class Pipeline:
         self,
         audio_path: str | Path,
         out: str | Path,
-        image: str | Path | np.ndarray | None = None,
+        image: str | Path | np.ndarray | VideoAvatar | None = None,
         transcript: str | None = None,
         settings: RenderSettings | None = None,
         progress: Callable[[int, int], None] | None = None,
@@ -281,7 +297,7 @@ class Pipeline:
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        avatar = self.prepare_avatar(image, settings.size, settings.face_index, settings.face_points, settings.framing)
+        avatar, settings = self._face(image, settings)
         timings["face"] = time.perf_counter() - t0
         if not align:
             samples, sr = load_audio(audio_path)

@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from render.frame import FrameRenderer, Renderer
 from render.landmarks import IBUG_68, MEDIAPIPE_478, FaceLandmarks, LandmarkDetector, NoFaceError, pick_face
 from render.rig import FaceRig
 
@@ -110,6 +111,10 @@ class Avatar:
     def size(self) -> tuple[int, int]:
         return self.rig.size
 
+    def frame_renderer(self, renderer: Renderer) -> FrameRenderer:
+        """The pipeline's ``renderer`` component on this portrait's rig."""
+        return renderer(self.rig)
+
 
 @dataclass(frozen=True)
 class FramedPortrait:
@@ -147,16 +152,29 @@ def frame_portrait(
     the height and the eye line at a fixed height, going up to 1.5x closer when the picture has no room to
     keep the eyes there; ``source`` keeps the whole picture, fitted inside ``size``. ``size`` None keeps
     the whole picture at its own size."""
-    if framing not in FRAMINGS:
-        raise ValueError(f"framing {framing!r} is not one of {', '.join(FRAMINGS)}")
     h, w = image.shape[:2]
     if size is None:
+        if framing not in FRAMINGS:
+            raise ValueError(f"framing {framing!r} is not one of {', '.join(FRAMINGS)}")
         ow, oh = w - w % 2, h - h % 2
         return FramedPortrait(np.ascontiguousarray(image[:oh, :ow]), face.transformed(1.0, 0, 0, (ow, oh)))
+    left, top, sx, sy, out = framing_transform((w, h), face, size, framing)
+    return _crop_scaled(image, face, left, top, sx, sy, out)
+
+
+def framing_transform(
+    picture: tuple[int, int], face: FaceLandmarks, size: tuple[int, int], framing: str = "bust"
+) -> tuple[float, float, float, float, tuple[int, int]]:
+    """How ``frame_portrait`` frames a ``picture`` = (width, height) with ``face`` in it: (left, top, x
+    scale, y scale, output (width, height)); a pixel (x, y) of the picture lands at ((x - left) * sx,
+    (y - top) * sy)."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing {framing!r} is not one of {', '.join(FRAMINGS)}")
+    w, h = picture
     if framing == "source":
         scale = min(size[0] / w, size[1] / h)
         ow, oh = max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
-        return _crop_scaled(image, face, 0.0, 0.0, ow / w, oh / h, (ow, oh))
+        return 0.0, 0.0, ow / w, oh / h, (ow, oh)
     ow, oh = size
     aspect = ow / oh
     per_h, per_w, eye_at = _FRAMING[framing]
@@ -179,7 +197,7 @@ def frame_portrait(
     cw = ch * aspect
     left = float(np.clip(cx - cw / 2, 0, w - cw))
     top = float(np.clip(eye_y - eye_at * ch, 0, h - ch))
-    return _crop_scaled(image, face, left, top, ow / cw, oh / ch, (ow, oh))
+    return left, top, ow / cw, oh / ch, (ow, oh)
 
 
 def _crop_scaled(

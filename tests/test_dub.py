@@ -159,7 +159,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_dub_closes_the_lips_on_bilabials_and_keeps_the_upper_face(talking_video, tmp_path):
     from render.landmarks import MediaPipeFaceMesh
-    from render.redub import lip_gap_iod
+    from render.mouth_bank import lip_gap_iod
     from talker.dub import DubSettings, dub_video
     from talker.video import probe_video, read_audio, read_frames
 
@@ -268,7 +268,8 @@ def test_wider_openings_show_the_persons_own_mouth_from_the_bank(renderer):
 
     from render import topology as T
     from render.landmarks import MediaPipeFaceMesh
-    from render.redub import MouthBank, MouthRedrawer, bank_frames, lip_gap_iod, mouth_sample
+    from render.mouth_bank import MouthBank, bank_frames, lip_gap_iod, mouth_sample
+    from render.redub import MouthRedrawer
 
     mesh = MediaPipeFaceMesh()
     v = np.zeros(len(CHANNELS))
@@ -352,7 +353,7 @@ def test_dub_of_a_filmed_speaker_with_a_recording(tmp_path):
     shut on the new p/b/m."""
     from audio.align import align_file
     from render.landmarks import MediaPipeFaceMesh
-    from render.redub import lip_gap_iod
+    from render.mouth_bank import lip_gap_iod
     from talker.dub import DubSettings, dub_video
     from talker.video import read_frames
 

@@ -1,0 +1,154 @@
+"""Playing a prepared video avatar (``talker.video_avatar``): the loop decoded frame by frame, its mouth
+redrawn to the mouth channels of each motion row.
+
+While the motion is silent the loop's frames pass through untouched (or, for a clip that talks, with the
+mouth redrawn at rest); speech fades the redraw in over a few frames and out after a short hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from motion.types import CHANNEL_INDEX
+from render import i420
+from render.mouth_bank import MouthBank, MouthSample, lip_gap_iod
+from render.redub import MOUTH_CHANNELS, FrameLips, MouthRedrawer
+from render.rig import MAX_LIP_GAP_IOD, RigError
+from talker.video import read_i420
+from talker.video_avatar import FORMAT, VideoAvatarError, VideoAvatarInfo, avatars_dir, check_name
+
+
+def _load_bank(path: Path) -> MouthBank:
+    with np.load(path) as z:
+        gaps = z["gaps"]
+        return MouthBank(
+            [MouthSample(float(g), z[f"image_{k}"], z[f"points_{k}"].astype(np.float64)) for k, g in enumerate(gaps)]
+        )
+
+
+def load_video_avatar(name: str | Path, data_dir: str | Path | None = None) -> VideoAvatar:
+    """A prepared video avatar by name (in ``avatars_dir(data_dir)``) or by its folder."""
+    folder = Path(name)
+    if not (folder / "avatar.json").is_file():
+        folder = avatars_dir(data_dir) / check_name(str(name))
+    if not (folder / "avatar.json").is_file():
+        raise VideoAvatarError(f"no video avatar named {str(name)!r} (make one with `talker avatar create`)")
+    return VideoAvatar(folder)
+
+
+class VideoAvatar:
+    """A prepared video avatar: its loop, landmarks and mouth bank (loaded once, shared by renderers)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        try:
+            self.info = VideoAvatarInfo.from_json(json.loads((self.folder / "avatar.json").read_text()))
+            with np.load(self.folder / "track.npz") as z:
+                self.points = z["points"].astype(np.float32)
+                self.lips = [FrameLips(p, c, k) for p, c, k in zip(self.points, z["lip_rgb"], z["skin_rgb"])]
+            self.bank = _load_bank(self.folder / "bank.npz")
+        except (OSError, KeyError, ValueError) as e:
+            raise VideoAvatarError(f"video avatar in {self.folder} is damaged ({e}); prepare it again") from e
+        if self.info.format != FORMAT:
+            raise VideoAvatarError(f"video avatar {self.info.name!r} was prepared by another version; prepare it again")
+        if len(self.points) != self.info.n_frames:
+            raise VideoAvatarError(f"video avatar {self.info.name!r} is damaged (landmarks); prepare it again")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.info.size
+
+    @property
+    def source(self) -> str:
+        return f"video avatar {self.info.name}"
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps
+
+    def loop(self) -> Path:
+        return self.folder / "loop.mp4"
+
+    def frame_renderer(self, renderer: object = None) -> VideoAvatarRenderer:
+        """A renderer playing this avatar (``renderer``, a portrait's renderer component, is not used: the
+        mouth is redrawn into the loop's own frames)."""
+        return VideoAvatarRenderer(self)
+
+
+_ACTIVE_JAW = 0.03  # a motion row speaks when its jaw is open past this ...
+_ACTIVE_SHAPE = 0.05  # ... or a lip shape is past this
+_ATTACK = 3  # frames for the redraw to fade in when speech starts
+_HOLD = 6  # silent frames before it fades out ...
+_RELEASE = 6  # ... over this many frames
+
+
+class VideoAvatarRenderer:
+    """Plays a video avatar: each ``render`` call is the loop's next frame, its mouth redrawn to the row's
+    mouth channels while speaking, the frame itself while silent. Not thread-safe."""
+
+    def __init__(self, avatar: VideoAvatar) -> None:
+        self.avatar = avatar
+        self._frames: Iterator[np.ndarray] = iter(())
+        self._k = -1
+        self._weight = 0.0
+        self._quiet = _HOLD
+        self._mouth_idx = [CHANNEL_INDEX[c] for c in MOUTH_CHANNELS]
+        first = self._next_frame()
+        rgb = cv2.cvtColor(first, cv2.COLOR_YUV2RGB_I420)
+        try:
+            self._redrawer: MouthRedrawer | None = MouthRedrawer(rgb, avatar.points[0], avatar.bank)
+        except RigError:
+            self._redrawer = None  # the loop plays without a redrawn mouth
+        self._pending: np.ndarray | None = first
+        self._always = avatar.info.idle_mouth == "rest"
+        self._weight = 1.0 if self._always else 0.0
+
+    def _next_frame(self) -> np.ndarray:
+        self._k = (self._k + 1) % self.avatar.info.n_frames
+        if self._k == 0:
+            self._frames = read_i420(self.avatar.loop(), self.avatar.info.n_frames)
+        frame = next(self._frames, None)
+        if frame is None:
+            raise VideoAvatarError(f"video avatar {self.avatar.info.name!r}: its loop is damaged; prepare it again")
+        return frame
+
+    @property
+    def frame_index(self) -> int:
+        """The loop frame the last ``render`` showed."""
+        return self._k
+
+    def render_i420(self, values: np.ndarray) -> np.ndarray:
+        """The next frame as I420 (a new array), its mouth redrawn to ``values`` (a row of all channels)."""
+        if self._pending is not None:
+            yuv, self._pending = self._pending, None
+        else:
+            yuv = self._next_frame()
+        mouth = np.asarray(values, np.float32)[self._mouth_idx]
+        shape = float(np.abs(mouth[2:]).max())
+        if self._always or mouth[0] > _ACTIVE_JAW or shape > _ACTIVE_SHAPE:
+            self._quiet = 0
+            self._weight = min(1.0, self._weight + 1.0 / _ATTACK)
+        else:
+            self._quiet += 1
+            if self._quiet > _HOLD:
+                self._weight = max(0.0, self._weight - 1.0 / _RELEASE)
+        if self._weight <= 0.0 or self._redrawer is None:
+            return yuv
+        points = self.avatar.points[self._k]
+        own = np.zeros(len(MOUTH_CHANNELS), np.float32)
+        own[0] = max(lip_gap_iod(points), 0.0) / MAX_LIP_GAP_IOD
+        mixed = self._weight * mouth + (1.0 - self._weight) * own
+        try:
+            i420.redraw_mouth(yuv, self._redrawer, points, mixed, self.avatar.lips[self._k])
+        except RigError:
+            pass  # this frame keeps its own mouth
+        return yuv
+
+    def render(self, values: np.ndarray) -> np.ndarray:
+        """``render_i420`` as RGB uint8 (the ``FrameRenderer`` contract)."""
+        return np.asarray(cv2.cvtColor(self.render_i420(values), cv2.COLOR_YUV2RGB_I420))
