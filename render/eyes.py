@@ -390,7 +390,7 @@ def _skin_texture(
     hole and on the thin dark lines cleaned away around it, it takes the detail of the skin mirrored
     across the hole's top (the brow bone's and lid's skin above the eye) or, failing that, across its
     bottom; noise of the skin's strength only where neither is skin. A lid filled with smooth tones and
-    synthetic noise read as a flat patch of make-up on textured skin.
+    synthetic noise reads as a flat patch of make-up on textured skin.
     """
     hh, ww = shape
     lum = clean.mean(axis=2)

@@ -312,7 +312,7 @@ class MouthPainter:
             m = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0,))[..., None]
             m = m * keep
             # the portrait's own shadows in its opening (the dark beside the teeth at a smile's corners)
-            # no darker than the drawn cavity there: moved into a wider opening they were black crescents
+            # no darker than the drawn cavity there: moved into a wider opening they would be black crescents
             layer[:] = layer * (1 - m) + np.maximum(px, layer) * m
 
 

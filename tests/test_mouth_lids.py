@@ -52,7 +52,7 @@ def test_a_rounded_vowel_shows_a_small_round_dark_opening(name: str, pipeline: P
 
 @pytest.mark.parametrize("name", ["obama.jpg", "astronaut_eileen_collins.png"])
 def test_a_rounded_vowel_covers_a_portraits_own_teeth_with_the_lips(name: str, pipeline: Pipeline) -> None:
-    # a smiling portrait's own teeth filled the whole "oo" opening: the lips pushed forward cover their
+    # a smiling portrait's own teeth would fill the whole "oo" opening: the lips pushed forward cover their
     # lower part, and the opening below their edges is dark
     rig = _avatar(pipeline, name).rig
     r = WarpRenderer(rig)
@@ -67,7 +67,7 @@ def test_a_rounded_vowel_covers_a_portraits_own_teeth_with_the_lips(name: str, p
 @pytest.mark.parametrize("name", ["obama.jpg", "astronaut_eileen_collins.png", "liveportrait_s12_einstein.jpg"])
 def test_a_wide_open_mouth_has_no_black_in_its_corners(name: str, pipeline: Pipeline) -> None:
     # the cavity is dark red-brown, lit from the lips inward; the portrait's own black at a smile's
-    # corners, moved into a wider opening, showed as black crescents beside the teeth
+    # corners, moved into a wider opening, would show as black crescents beside the teeth
     rig = _avatar(pipeline, name).rig
     r = WarpRenderer(rig)
     pose = pose_values(_AA)
@@ -85,7 +85,7 @@ def test_a_wide_open_mouth_has_no_black_in_its_corners(name: str, pipeline: Pipe
 
 def test_drawn_lower_teeth_are_separate_teeth_lit_at_their_edges(pipeline: Pipeline) -> None:
     # along the lower row: narrower teeth than the upper ones, each with a dark notch beside it, and
-    # their edges lighter than their bases in the lower lip's shade (a flat grey band read as no teeth)
+    # their edges lighter than their bases in the lower lip's shade (a flat grey band reads as no teeth)
     rig = _avatar(pipeline, "liveportrait_s12_einstein.jpg").rig
     r = WarpRenderer(rig)
     pose = pose_values(_AA)
