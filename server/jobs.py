@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,11 +228,20 @@ class JobStore:
         assert job is not None
         return job
 
-    def claim_next(self) -> Job | None:
-        """Mark the oldest queued job running and return it (atomic across threads)."""
+    delegated: tuple[str, ...] = ()
+    """Job kinds another executor runs (``server.ray_jobs``); ``claim_next()`` without ``kinds`` leaves them."""
+
+    def claim_next(self, kinds: Collection[str] | None = None) -> Job | None:
+        """Mark the oldest queued job running and return it (atomic across threads). ``kinds``: only jobs of
+        these kinds ("render", "dub"...); without it, any kind but the ``delegated`` ones."""
+        where, args = "status = ?", [QUEUED]
+        names, op = (kinds, "IN") if kinds is not None else (self.delegated, "NOT IN")
+        if kinds is not None or names:
+            where += f" AND COALESCE(kind, 'render') {op} ({', '.join('?' for _ in names)})"
+            args += list(names)
         with self._lock:
             row = self._conn.execute(
-                "SELECT id FROM jobs WHERE status = ? ORDER BY created_at LIMIT 1", (QUEUED,)
+                f"SELECT id FROM jobs WHERE {where} ORDER BY created_at LIMIT 1", tuple(args)
             ).fetchone()
             if row is None:
                 return None
@@ -318,3 +327,26 @@ class JobStore:
                 (FAILED, time.time(), RUNNING),
             ).rowcount
         return requeued, failed
+
+    def requeue(self, job_id: str, reason: str, max_attempts: int) -> bool:
+        """A running job whose worker was lost: queued again with ``reason`` while it has attempts left (True),
+        else failed with it. A job no longer running (cancelled meanwhile) is left as it is (False)."""
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE jobs SET status = ?, stage = 'queued', progress = 0, error = ? || '; retrying'"
+                " WHERE id = ? AND status = ? AND attempts < ?",
+                (QUEUED, reason, job_id, RUNNING, max_attempts),
+            )
+            if cur.rowcount == 1:
+                requeued = True
+            else:
+                self._conn.execute(
+                    "UPDATE jobs SET status = ?, stage = 'failed', finished_at = ?,"
+                    " error = ? || ' (' || attempts || ' attempt(s)); not retried again' WHERE id = ? AND status = ?",
+                    (FAILED, time.time(), reason, job_id, RUNNING),
+                )
+                requeued = False
+        if requeued:
+            with self._work:
+                self._work.notify_all()
+        return requeued
