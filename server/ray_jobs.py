@@ -236,7 +236,7 @@ class JobDispatcher(threading.Thread):
 
     def _mirror(self, f: _InFlight) -> None:
         d = self.store.job_dir(f.job.id)
-        if self.store.is_cancelled(f.job.id) and not f.cancel_sent:
+        if not f.cancel_sent and self._cancelled(f.job.id):
             try:
                 (d / CANCEL_FILE).touch()
             except FileNotFoundError:  # deleted: the worker sees the folder gone
@@ -247,6 +247,13 @@ class JobDispatcher(threading.Thread):
         except (OSError, ValueError):
             return
         self.store.set_progress(f.job.id, float(state["progress"]), str(state["stage"]))
+
+    def _cancelled(self, job_id: str) -> bool:
+        """Cancelled or deleted, here or through another server process sharing the store."""
+        if self.store.is_cancelled(job_id):
+            return True
+        now = self.store.get(job_id)
+        return now is None or now.status != RUNNING
 
     def _settle(self, f: _InFlight) -> None:
         job = f.job
