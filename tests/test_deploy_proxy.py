@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,8 +36,15 @@ def _wait_http(url: str, timeout: float = 120.0) -> None:
         time.sleep(0.5)
 
 
+@dataclass
+class Fleet:
+    proxy: str  # the proxy's URL
+    apis: list[str]  # each process's own URL
+    procs: list[subprocess.Popen[bytes]]
+
+
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[dict[str, object]]:
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
     if shutil.which("haproxy") is None:
         pytest.skip("haproxy is not installed (scripts/setup.sh installs it)")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TALKER_SIZE": "256", "TALKER_PERSONA_VOICE_EMBEDDINGS": "false"}
@@ -68,7 +76,7 @@ def fleet(tmp_path: Path) -> Iterator[dict[str, object]]:
         )
         _wait_http(f"http://127.0.0.1:{proxy_port}/health")
         time.sleep(2.5)  # both processes' first capacity checks
-        yield {"proxy": f"http://127.0.0.1:{proxy_port}", "apis": [f"http://127.0.0.1:{p}" for p in ports], "procs": procs}
+        yield Fleet(f"http://127.0.0.1:{proxy_port}", [f"http://127.0.0.1:{p}" for p in ports], procs)
     finally:
         for pr in [proxy, *procs]:
             if pr is not None and pr.poll() is None:
@@ -89,8 +97,8 @@ def _owner(apis: list[str], sid: str) -> int:
 
 
 @pytest.mark.slow
-def test_sessions_stick_to_their_process_and_a_full_fleet_answers_429(fleet: dict[str, object]) -> None:
-    proxy, apis, procs = str(fleet["proxy"]), list(fleet["apis"]), list(fleet["procs"])  # type: ignore[call-overload]
+def test_sessions_stick_to_their_process_and_a_full_fleet_answers_429(fleet: Fleet) -> None:
+    proxy, apis, procs = fleet.proxy, fleet.apis, fleet.procs
 
     async def go() -> None:
         clients: list[AvatarClient] = []
