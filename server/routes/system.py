@@ -33,17 +33,21 @@ async def health(state: ServerState = Depends(get_state), settings: Settings = D
     )
 
 
-@router.get("/health/accepting", responses={503: {"model": Problem}, 404: {"model": Problem}})
+@router.get(
+    "/health/accepting", responses={404: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}}
+)
 async def accepting(
     full: Literal["404", "503"] = Query("503", description="the status to answer when full (HAProxy drains on 404)"),
     state: ServerState = Depends(get_state),
     settings: Settings = Depends(get_settings),
 ) -> JSONResponse:
     """A load balancer's check: 200 while a new live session fits in this process, ``full`` (503, or 404 for
-    HAProxy's ``http-disable-on-404``: sessions already here keep reaching it) when it is at ``max_sessions``."""
+    HAProxy's ``http-check disable-on-404``: sessions already here keep reaching it) when it is at ``max_sessions``."""
     open_now = len(state.manager.sessions)
     room = open_now < settings.max_sessions
-    body = {"accepting": room, "sessions": open_now, "max_sessions": settings.max_sessions}
+    body: dict[str, object] = {"accepting": room, "sessions": open_now, "max_sessions": settings.max_sessions}
+    if not room:
+        body["detail"] = f"this server already runs {settings.max_sessions} live sessions (its limit)"
     return JSONResponse(body, status_code=200 if room else int(full), headers=None if room else {"Retry-After": "10"})
 
 
