@@ -328,14 +328,15 @@ class JobStore:
             ).rowcount
         return requeued, failed
 
-    def requeue(self, job_id: str, reason: str, max_attempts: int) -> bool:
+    def requeue(self, job_id: str, reason: str, max_attempts: int, spend: bool = True) -> bool:
         """A running job whose worker was lost: queued again with ``reason`` while it has attempts left (True),
-        else failed with it. A job no longer running (cancelled meanwhile) is left as it is (False)."""
+        else failed with it. ``spend=False``: it never started, so its attempt is given back and it is always
+        queued again. A job no longer running (cancelled meanwhile) is left as it is (False)."""
         with self._lock:
             cur = self._conn.execute(
-                "UPDATE jobs SET status = ?, stage = 'queued', progress = 0, error = ? || '; retrying'"
-                " WHERE id = ? AND status = ? AND attempts < ?",
-                (QUEUED, reason, job_id, RUNNING, max_attempts),
+                "UPDATE jobs SET status = ?, stage = 'queued', progress = 0, error = ? || '; retrying',"
+                " attempts = attempts - ? WHERE id = ? AND status = ? AND (attempts < ? OR ?)",
+                (QUEUED, reason, 0 if spend else 1, job_id, RUNNING, max_attempts, not spend),
             )
             if cur.rowcount == 1:
                 requeued = True

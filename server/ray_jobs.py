@@ -210,10 +210,9 @@ class JobDispatcher(threading.Thread):
         if not self._inflight:
             self.store.wait_for_work(self.poll_s * 4)
             return
-        ended = self.executor.wait([f.handle for f in self._inflight.values()], self.poll_s)
-        ended_ids = {id(h) for h in ended}
+        ended = set(self.executor.wait([f.handle for f in self._inflight.values()], self.poll_s))
         for job_id, f in list(self._inflight.items()):
-            if id(f.handle) in ended_ids:
+            if f.handle in ended:
                 del self._inflight[job_id]
                 self._settle(f)
             else:
@@ -227,9 +226,11 @@ class JobDispatcher(threading.Thread):
                 return
             try:
                 handle = self.executor.submit(job, self.store.files_dir, self.options)
-            except Exception as e:  # noqa: BLE001 - the cluster refused it: back to the queue (or failed)
+            except Exception as e:  # noqa: BLE001 - the cluster cannot be reached: back to the queue, no try spent
                 log.exception("could not hand job %s to the cluster", job.id)
-                self.store.requeue(job.id, f"the cluster did not take it ({type(e).__name__})", self.max_attempts)
+                reason = f"the cluster did not take it ({type(e).__name__})"
+                self.store.requeue(job.id, reason, self.max_attempts, spend=False)
+                self._stop_event.wait(2.0)
                 return
             self._inflight[job.id] = _InFlight(job, handle, time.perf_counter())
             room -= 1
@@ -293,9 +294,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError as e:
-            raise RuntimeError(
-                "TALKER_RAY_ADDRESS is set but Ray is not installed: pip install 'talker[ray]'"
-            ) from e
+            raise RuntimeError("TALKER_RAY_ADDRESS is set but Ray is not installed: pip install 'talker[ray]'") from e
         self._ray = ray
         if not ray.is_initialized():
             ray.init(

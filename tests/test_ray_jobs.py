@@ -162,6 +162,11 @@ def test_delegated_kinds_are_left_to_the_dispatcher(store: JobStore, tmp_path: P
     assert store.claim_next() is None
     claimed = store.claim_next(kinds=("render", "dub"))
     assert claimed is not None and claimed.id == render.id
+    # the cluster could not be reached: queued again with its try given back, however often it happens
+    for _ in range(3):
+        assert store.requeue(render.id, "the cluster did not take it", 2, spend=False)
+        claimed = store.claim_next(kinds=("render",))
+        assert claimed is not None and claimed.id == render.id and claimed.attempts == 1
     # a lost job that was cancelled meanwhile stays cancelled
     store.cancel(render.id)
     assert store.requeue(render.id, "its worker was lost", 5) is False
