@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         "'ray://HOST:10001'); its workers must see data_dir at the same path",
     )
     ray_job_cpus: float = Field(default=1.0, gt=0, le=64, description="CPUs a job holds on a Ray worker")
+    instance: str | None = Field(
+        default=None,
+        max_length=64,
+        description="this process's name when several share data_dir: after a restart it runs again only the "
+        "jobs it was running (unset: every job left running)",
+    )
 
     # personas (the same SQLite store as `talker persona`, in data_dir unless given)
     persona_dir: Path | None = Field(
