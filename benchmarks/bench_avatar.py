@@ -72,6 +72,7 @@ def _judge(frames: list[np.ndarray], loop: list[np.ndarray], speech, fps: float)
                 same.append(float(np.linalg.norm(a[1] - b[1])))
     shut = [0, 0]
     pause = [0, 0]
+    open_pauses: list[str] = []
     for p in speech.phones:
         k = int((p.start_s + p.end_s) / 2 * fps)
         if k >= len(gaps):
@@ -82,10 +83,13 @@ def _judge(frames: list[np.ndarray], loop: list[np.ndarray], speech, fps: float)
         elif p.symbol == SILENCE and p.duration_s >= 0.3:
             pause[1] += 1
             pause[0] += int(gaps[k] < CLOSED)
+            if gaps[k] >= CLOSED:
+                open_pauses.append(f"{p.start_s:.2f}-{p.end_s:.2f} s gap {gaps[k]:.3f}")
     return (
         f"face found {found}/{len(frames)}, embedding distance to the person (the loop's mean) max "
         f"{max(dist):.3f} (median {np.median(dist):.3f}; the loop's own frames: max {max(ref_d):.3f}), to the "
         f"loop frame drawn on max {max(same):.3f}, p/b/m shut {shut[0]}/{shut[1]}, pauses shut {pause[0]}/{pause[1]}"
+        + (f" (open: {'; '.join(open_pauses)})" if open_pauses else "")
     )
 
 

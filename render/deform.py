@@ -25,6 +25,18 @@ LID_MEET = 0.1
 """Where a shut upper lid meets the lower lid: this share of the open gap above the lower lid."""
 _UPPER_ARCH = 0.12
 """Opening wide, the upper lip's middle rises this share of the extra opening more than its corners."""
+_ROUND_WIDTH = 0.55
+"""Fully rounded lips (an "oo") leave open this share of the inner mouth's half width: the lips meet
+beside it and part in the middle into a small rounded opening."""
+_ROUND_FLARE = 0.03
+"""... and the middle of that opening parts this much further (inter-ocular distances), the lips pushed
+forward and apart."""
+
+
+def lip_rounding(v: np.ndarray) -> float:
+    """How rounded the lips are (0..1) for channel values ``v``: pucker and funnel gather the lips
+    into a round opening."""
+    return clamp(0.8 * float(v[_C["mouthPucker"]]) + 0.7 * float(v[_C["mouthFunnel"]]), 0.0, 1.0)
 
 
 class RigPose:
@@ -71,6 +83,7 @@ class RigPose:
         ihw = max(1e-3, 0.5 * abs(float(inner[-1, 0] - inner[0, 0])))
         rel = np.clip(np.abs(self.h_local[self.up_in, 0] - ic) / ihw, 0, 1)
         self.pair_profile = np.sqrt(np.clip(1 - rel**2.2, 0, 1))  # open mouth: round in the middle
+        self.pair_rel = rel
         mouth = L[T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER]
         self.mouth_centre = mouth.mean(axis=0)
         self.mouth_half_width = max(1e-3, float(np.abs(L[[61, 291], 0] - self.mouth_centre[0]).max()))
@@ -124,6 +137,12 @@ class RigPose:
             want = self.pair_gap0 * (gap / g_src)
         else:
             want = self.pair_gap0 + max(gap - g_src, 0.0) * self.pair_profile
+        rnd = lip_rounding(v)
+        if rnd > 0:
+            # rounded lips meet beside a small opening in the middle, round rather than a slit
+            half = 1.0 - (1.0 - _ROUND_WIDTH) * rnd
+            oval = np.sqrt(np.clip(1.0 - (self.pair_rel / half) ** 2, 0.0, 1.0))
+            want = want * (1.0 - rnd + rnd * oval) + _ROUND_FLARE * rnd * min(1.0, gap / 0.05) * oval
         now = self.pair_gap0 + d[self.lo_in, 1] - d[self.up_in, 1]
         corr = want - now
         d[self.lo_in, 1] += 0.6 * corr
@@ -150,8 +169,9 @@ class RigPose:
         narrow = 0.22 * pucker + 0.14 * funnel
         d[self.lip_ids, 0] -= (lp[:, 0] - self.mouth_centre[0]) * narrow
         d[self.lip_ids, 2] -= 0.08 * (pucker + funnel) * (1 - side)
-        # funnel/pucker round the opening a little: lips flare away from the centre line
-        centre_w = 1 - side
+        # funnel/pucker round the opening a little: lips flare away from the centre line, in the middle
+        # only (beside a rounded opening the lips meet)
+        centre_w = (1 - side) ** 3
         d[self.lip_ids, 1] += self.lip_flare * 0.02 * funnel * centre_w
         # lids
         for eye, (up, lo) in zip(("eyeBlinkRight", "eyeBlinkLeft"), self.lid_pairs):

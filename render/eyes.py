@@ -9,9 +9,10 @@ skin around the eye, a little darker towards the closure, with the lashes as one
 So, once per rig, each eye gets a *lid patch*: the eye opening, its lash bands and the lid fold are
 filled with skin, column by column, from the skin just above and just below them (medians over a few
 pixels of the skin with its thin dark lines closed away, so stray lashes and the ends of the crease
-neither leak in nor outline the fill; a low brow's hairs do not count as skin), plus the skin's own
-grain. A fill built this way meets the portrait without an edge on every side: a fill lighter or
-darker than its surroundings would outline an almond, which is what an open eye looks like. Per
+neither leak in nor outline the fill; a low brow's hairs do not count as skin), plus the fine texture
+of the skin above the eye, mirrored onto the lid. A fill built this way meets the portrait without an
+edge on every side: a fill lighter or darker than its surroundings would outline an almond, which is
+what an open eye looks like. Per
 frame the patch follows the eye corners and replaces the area the lid has swept, in proportion to
 the blink; its top fades in above the fill (a patch edge there would read as a second crease). Below
 its top the fill takes the tone of the lid skin that the open eye shows (in a shadowed socket the skin
@@ -283,16 +284,13 @@ def _fill_lid(
     if around.any():
         clean = clean - np.median((clean - roi)[around], axis=0).astype(np.float32)
     near_w = cv2.GaussianBlur(near.astype(np.float32), (0, 0), max(0.8, 0.5 * ring_px))[..., None]
-    # the skin's fine grain: noise with the strength of the grain around the eye (fixed per portrait)
+    # the skin's own texture (pores, fine lines, a photo's grain): its detail around the eye
     band = max(2, int(round(0.06 * iod)))
     detail = roi - cv2.GaussianBlur(roi, (0, 0), max(0.8, 0.012 * iod))
     ring = cv2.dilate(hole.astype(np.uint8), np.ones((band, band), np.uint8)).astype(bool) & ~hole
     # (the ring holds brows and lashes too, whose edges are no skin grain: a low share of its median)
     amp = float(np.median(np.abs(detail[ring]))) * 0.7 if ring.any() else 0.0
-    rng = np.random.default_rng(int(hh * 7919 + ww))
-    # grain as coarse as the portrait's own: a large face (an upscaled photo) has no pixel-fine grain
-    noise = cv2.GaussianBlur(rng.standard_normal((hh, ww)).astype(np.float32), (0, 0), max(0.6, 0.006 * iod))
-    grain = np.asarray(noise, np.float32) * (amp / max(1e-6, float(np.std(noise))))
+    grain = _skin_texture(detail.mean(axis=2), roi, clean, hole, around, iod, amp, (hh, ww))
     base = roi * (1 - near_w) + (clean + grain[..., None]) * near_w
     if crease is not None:
         # the unfolded crease: where the lid's fold was, the tones above and below it (a lid band in
@@ -374,6 +372,56 @@ def _fill_lid(
     seam = np.abs(cv2.GaussianBlur(hole.astype(np.float32), (0, 0), sigma) - hole.astype(np.float32))
     w = np.clip(seam * 4.0, 0.0, 1.0)[..., None]
     return (out * (1 - w) + cv2.GaussianBlur(out, (0, 0), sigma) * w).astype(np.float32)
+
+
+def _skin_texture(
+    detail: np.ndarray,
+    roi: np.ndarray,
+    clean: np.ndarray,
+    hole: np.ndarray,
+    around: np.ndarray,
+    iod: float,
+    amp: float,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """The fine texture (h, w) laid over a shut lid and the skin cleaned around it: the portrait's own.
+
+    Each pixel keeps its own detail (``detail``: the luminance's high-pass) where that is skin; in the
+    hole and on the thin dark lines cleaned away around it, it takes the detail of the skin mirrored
+    across the hole's top (the brow bone's and lid's skin above the eye) or, failing that, across its
+    bottom; noise of the skin's strength only where neither is skin. A lid filled with smooth tones and
+    synthetic noise reads as a flat patch of make-up on textured skin.
+    """
+    hh, ww = shape
+    lum = clean.mean(axis=2)
+    # lashes, the lid rims, the crease, stray hairs (and a pixel around them): kept, they would outline
+    # the shut lid as an open eye
+    lines = (clean - roi).mean(axis=2) > max(4.0, 1.5 * amp)
+    lines = cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    skin_min = 0.55 * float(np.percentile(lum[around], 75)) if around.any() else 0.0
+    ok = ~hole & ~lines & (roi.mean(axis=2) >= skin_min)
+    ok = cv2.erode(ok.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # (not the edge of a line or a brow)
+    lim = max(1.0, 5.0 * amp)
+    d = np.clip(detail, -lim, lim).astype(np.float32)
+    rows = np.arange(hh)[:, None]
+    any_hole = hole.any(axis=0)
+    top = np.where(any_hole, np.argmax(hole, axis=0), 0)[None, :]
+    bot = np.where(any_hole, hh - 1 - np.argmax(hole[::-1], axis=0), hh - 1)[None, :]
+    cols = np.broadcast_to(np.arange(ww)[None, :], (hh, ww))
+    out = np.where(ok, d, np.nan).astype(np.float32)
+    for mirror in (2 * top - 1 - rows, 2 * bot + 1 - rows):
+        src = np.clip(mirror, 0, hh - 1)
+        valid = (mirror >= 0) & (mirror < hh) & ok[src, cols]
+        fill = np.isnan(out) & valid
+        out[fill] = d[src, cols][fill]
+    rest = np.isnan(out)
+    if rest.any():
+        rng = np.random.default_rng(int(hh * 7919 + ww))
+        noise = cv2.GaussianBlur(rng.standard_normal((hh, ww)).astype(np.float32), (0, 0), max(0.6, 0.006 * iod))
+        strength = float(np.std(d[ok])) if np.count_nonzero(ok) > 20 else amp
+        noise = np.asarray(noise, np.float32) * (strength / max(1e-6, float(np.std(noise))))
+        out[rest] = noise[rest]
+    return out
 
 
 def _fill_columns(rgb: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> None:

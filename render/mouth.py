@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from render import topology as T
+from render.deform import lip_rounding
 from render.geometry import apply, similarity
 from render.mouth_source import lip_extended_source, own_teeth_rgb, source_hole_masks
 from render.rig import FaceRig
@@ -36,16 +37,24 @@ _TONGUE = 0.6  # the tongue's top reaches this share of the lip gap above the lo
 _TONGUE_MAX = 0.18  # ... and no higher than this (inter-ocular distances): it rides down with the jaw
 _TONGUE_SOFT = 0.05  # its back slopes away into the dark over this height (inter-ocular distances)
 _CAVITY = 0.34  # the cavity's tone: this share of the lips'
-_LOWER_TEETH = 0.8  # brightness of the lower teeth (in the mouth's shadow) relative to the upper
+_CAVITY_SAT = 1.4  # ... and this much more saturated
+_RIM = 1.5  # ... its brightness, relative to that tone, just inside the lips (their wet inner surface)
+_DEEP = 1.0  # ... and where no light from the opening reaches (the back, the corners)
+_LIT_LOWER = 0.04  # the light off the lower lip reaches this far into the cavity (inter-ocular distances)
+_LIT_UPPER = 0.012  # ... off the upper lip's edge, this far (it overhangs: the rest is in its shade)
 _TONGUE_LIP = 0.2  # the tongue's tone: this share of the lips' and the rest a pinker skin's
 _TONGUE_TINT = np.array([0.97, 0.70, 0.72])  # the skin's tone made pinker
 _TONGUE_TOP = 0.5  # the tongue's brightness at its top edge (sloping away into the mouth), relative to its front
 _TONGUE_BRIGHT = 0.85  # the tongue's brightness relative to its tone (it is in the mouth's shade)
 _UPPER_H = 0.1  # drawn upper teeth: how far they show below the upper lip (inter-ocular distances)
 _UPPER_ARCH = 0.75  # ... out to this share of the opening's half width
-_LIP_SHADOW = 0.8  # ... their brightness in the upper lip's shadow, at their top
+_LIP_SHADOW = 0.7  # ... their brightness in the upper lip's shadow, at their top
+_LIP_SHADE_SPAN = 0.35  # ... coming out of it over this share of their height
+_LOWER_W = 0.72  # drawn lower incisors: this share of the upper central incisors' width
+_ROUND_HIDE = 0.7  # rounded lips (pushed forward) hide this share of the teeth's height
+_ROUND_DIM = 0.15  # ... and shade what shows this much
 _LOWER_H = 0.06  # drawn lower teeth: how far their edges show above the lower lip (inter-ocular distances)
-_LOWER_ARCH = 0.65  # ... out to this share of the opening's half width
+_LOWER_ARCH = 0.7  # ... out to this share of the opening's half width
 _UPPER_SHARE = 0.55  # ... and at most this share of the opening's height, so a small opening shows
 _LOWER_SHARE = 0.25  # dark between the rows (lower teeth: this share), as filmed ones do, not a wall of teeth
 
@@ -68,7 +77,9 @@ class MouthPainter:
             teeth = np.full(3, teeth.mean())
         teeth = np.clip(teeth, 0, 250)
         # the inside of the mouth in the lips' own hue (mucosa), darker: a warm red-brown
-        self.cavity_rgb = lip * _CAVITY + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
+        # (more saturated than the lips: wet tissue in shadow)
+        mucosa = lip.mean() + _CAVITY_SAT * (lip - lip.mean())
+        self.cavity_rgb = np.clip(mucosa, 0, 255) * _CAVITY + np.array([6.0, 0.0, 0.0]) * (0 if gray else 1)
         # the tongue: pink mucosa, lighter and less saturated than lips (which may be painted: a filmed
         # tongue under red lipstick is the skin's tone, pinker), so mostly the skin's with the blood
         # showing through and a little of the lips'
@@ -84,7 +95,7 @@ class MouthPainter:
             teeth = teeth if own is None else own  # drawn teeth match the portrait's own
         self.teeth_rgb = teeth
         # lower teeth stand in the mouth's warm shadow
-        self.lower_teeth_rgb = 0.8 * teeth + 0.2 * self.tongue_rgb / 0.7
+        self.lower_teeth_rgb = 0.92 * (0.85 * teeth + 0.15 * self.tongue_rgb / _TONGUE_BRIGHT)
 
     def paint(self, out: np.ndarray, vt: np.ndarray, values: np.ndarray) -> None:
         """Paint the interior into ``out`` (in place) for target vertices ``vt`` (Nv, 2)."""
@@ -121,15 +132,16 @@ class MouthPainter:
         # every pair of points meets: an opening under ~1.5 px is faded rather than drawn as a sliver
         alpha = (cover * min(1.0, open_px / 1.5))[..., None]
         xs, ys = _pixel_axes(x0, y0, x1, y1)
-        op = _Opening(xs, ys, yu[None, :], yl[None, :], float(0.5 * (vt[13, 0] + vt[14, 0])), _half_width(vt))
+        xc = float(0.5 * (vt[13, 0] + vt[14, 0]))
+        op = _Opening(xs, ys, yu[None, :], yl[None, :], xc, _half_width(vt), lip_rounding(values))
         if self.open_source:
             # the portrait's own teeth, moved; the lower row in front of what the jaw brings down with them
             layer = self._synth(vt, op, upper=False, lower=False)
-            self._overlay_source_teeth(layer, vt, x0, y0, x1, y1)
+            self._overlay_source_teeth(layer, vt, op, x0, y0, x1, y1)
             self._synth_teeth(layer, vt, op, upper=False, lower=True)
         else:
             layer = self._synth(vt, op, upper=True, lower=True)
-        sigma = max(0.4, 0.006 * self.iod)
+        sigma = max(0.5, 0.007 * self.iod)
         layer = cv2.GaussianBlur(layer, (0, 0), sigma)
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
@@ -143,12 +155,20 @@ class MouthPainter:
         rel = np.clip(np.abs(xs - xc) / half_w, 0, 1.5)
         # where each pixel lies between the lips: 0 under the upper lip, 1 on the lower
         v = np.clip((ys - yu) / np.maximum(yl - yu, 1.0), 0.0, 1.0)
-        # the cavity is lit from the front through the opening: warm and dim near the lips, darkest at
-        # the back of the mouth (the middle, a little above the centre line), and shadowed under the
-        # upper lip; a photograph's open mouth is a dark red-brown, not black
+        # the cavity is lit from the front through the opening: the lips' wet inner surface just inside
+        # the opening in their own tone, then darker over a few pixels into the back of the mouth (the
+        # middle, a little above the centre line) and into the corners, never black; the upper lip
+        # overhangs and shades the top. A flat dark fill up to the lips reads as a hole cut in the face
+        du = np.maximum(ys - yu, 0.0)
+        dl = np.maximum(yl - ys, 0.0)
+        d_corner = np.maximum(1.0 - rel, 0.0) * half_w
+        lit = np.maximum(
+            np.exp(-dl / max(1.0, _LIT_LOWER * iod)),
+            0.7 * np.exp(-du / max(0.7, _LIT_UPPER * iod)),
+        ) * (0.6 + 0.4 * np.clip(d_corner / max(1.0, 0.08 * iod), 0.0, 1.0))
         back = np.exp(-((rel / 0.8) ** 2 + ((v - 0.42) / 0.4) ** 2))
-        corner = np.clip((rel - 0.6) / 0.4, 0.0, 1.0)
-        depth = (1.0 - 0.5 * back) * (0.8 + 0.2 * np.clip(v * 2.5, 0.0, 1.0)) * (1.0 - 0.35 * corner)
+        deep = (1.0 - 0.4 * back) * (0.85 + 0.15 * np.clip(v * 2.5, 0.0, 1.0))
+        depth = _DEEP * deep + (_RIM - _DEEP * deep) * lit
         layer = np.empty((ys.shape[0], xs.shape[1], 3), np.float32)
         layer[:] = self.cavity_rgb
         layer *= depth[..., None]
@@ -165,7 +185,7 @@ class MouthPainter:
             height = min(_TONGUE * gap_c, _TONGUE_MAX * iod) * (1.0 - 0.6 * rel**2)
             top = lo_c - height
             soft = max(1.0, _TONGUE_SOFT * iod)
-            t_alpha = np.clip((ys - top) / soft, 0, 1) * np.clip((0.95 - rel) / 0.25, 0, 1) * grow
+            t_alpha = np.clip((ys - top) / soft, 0, 1) * np.clip((1.05 - rel) / 0.3, 0, 1) * grow
             below_top = np.clip((ys - top) / np.maximum(height, 1.0), 0.0, 1.0)
             shade = _TONGUE_TOP + (1.0 - _TONGUE_TOP) * below_top**0.6
             # the midline groove
@@ -189,7 +209,8 @@ class MouthPainter:
             gap = float(vt[14, 1] - vt[13, 1]) / scale
             share = float(np.clip((gap - self._gap0) / (0.08 * self.iod), 0.0, 1.0))
         inc_w = self._incisor0 * scale
-        self._teeth(layer, op.xs, op.ys, op.xc, op.half_w, op.yu, op.yl, float(vt[13, 0]), inc_w, upper, lower, share)
+        args = (op.xs, op.ys, op.xc, op.half_w, op.yu, op.yl, float(vt[13, 0]), inc_w)
+        self._teeth(layer, *args, upper=upper, lower=lower, lower_share=share, rounding=op.rounding)
 
     def _teeth(
         self,
@@ -205,26 +226,29 @@ class MouthPainter:
         upper: bool = True,
         lower: bool = True,
         lower_share: float = 1.0,
+        rounding: float = 0.0,
     ) -> None:
         """Upper and lower teeth into ``layer``; ``x_mid``: the dental midline, ``inc_w``: central incisor
-        width (pixels); ``xc``, ``half_w``: the opening's middle and half width (what of them shows)."""
+        width (pixels); ``xc``, ``half_w``: the opening's middle and half width (what of them shows);
+        ``rounding``: how far rounded lips, pushed forward, hide the teeth and shade them."""
         iod = self.iod
         rel = (xs - xc) / half_w
         arel = np.abs(rel)
-        # position along the arch in tooth widths: the central incisors span [-1, 0] and [0, 1]; teeth
-        # look narrower towards the corners as the arch turns away
         inc_w = max(inc_w, 1.0)
-        u = (xs - x_mid) / inc_w * (1.0 + 0.6 * arel)
-        f = u - np.floor(u)  # 0..1 across each tooth
-        edge = np.minimum(f, 1.0 - f) * inc_w / (1.0 + 0.6 * arel)  # pixels to the nearest tooth boundary
-        # gaps between teeth: thin, darker at the front, fading towards the corners
-        gap = np.exp(-((edge / max(0.35, 0.008 * iod)) ** 2)) * (0.16 - 0.1 * np.clip(arel, 0, 1))
-        # each tooth is convex: a little brighter across its middle
-        convex = 0.94 + 0.06 * np.sin(np.pi * f)
+        hide = 1.0 - _ROUND_HIDE * rounding  # rounded lips cover the teeth ...
+        dim = 1.0 - _ROUND_DIM * rounding  # ... and shade what still shows
         if upper:
+            # position along the arch in tooth widths: the central incisors span [-1, 0] and [0, 1]; teeth
+            # look narrower towards the corners as the arch turns away
+            f, edge = _tooth_phase(xs, x_mid, inc_w, arel)
+            # gaps between teeth: thin, darkest up under the lip (where the gum's triangles are) and at the
+            # edge (the notch between two rounded tooth corners), fading towards the corners
+            gap = np.exp(-((edge / max(0.35, 0.008 * iod)) ** 2)) * (0.14 - 0.08 * np.clip(arel, 0, 1))
+            # each tooth is convex: a little brighter across its middle
+            convex = 0.92 + 0.08 * np.sin(np.pi * f)
             # upper teeth: a band hanging under the upper lip, each tooth's edge rounded at its corners,
             # receding into shadow towards the corners of the mouth
-            th = _UPPER_H * iod * (1.0 - 0.12 * (2.0 * f - 1.0) ** 2) * (1.0 - 0.25 * np.clip(arel, 0, 1))
+            th = _UPPER_H * hide * iod * (1.0 - 0.12 * (2.0 * f - 1.0) ** 2) * (1.0 - 0.25 * np.clip(arel, 0, 1))
             # their edges make one smooth arc, fixed to the skull: the lip line they hang from has bumps (the
             # upper lip's tubercle, a painted lip's uneven edge) that the teeth's edges would copy as a step
             yu_arc = _smooth_arc(xs[0], yu[0], yl[0] - yu[0])[None, :]
@@ -232,27 +256,47 @@ class MouthPainter:
             th = np.maximum(edge_y - yu, 0.5)
             v = (ys - yu) / th
             band = np.clip(v * 5, 0, 1) * np.clip((1.0 - v) * th / 0.8, 0, 1)
-            arch = np.clip((_UPPER_ARCH - arel) / 0.25, 0, 1)
-            # shadow of the upper lip on the teeth, slightly translucent incisal edge
-            shade = (1.0 - 0.55 * arel**1.5) * (_LIP_SHADOW + (1.0 - _LIP_SHADOW) * np.clip(v * 3.0, 0, 1))
-            shade = shade * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1)) * convex * (1.0 - gap)
+            arch = np.clip((_UPPER_ARCH - arel) / 0.3, 0, 1)
+            # the upper lip's shadow: the teeth come out of it over their top part, no hard line under the
+            # lip; the incisal edge a little translucent
+            lip_sh = np.clip(v / _LIP_SHADE_SPAN, 0.0, 1.0)
+            lip_sh = _LIP_SHADOW + (1.0 - _LIP_SHADOW) * lip_sh * lip_sh * (3 - 2 * lip_sh)
+            shade = (1.0 - 0.55 * arel**1.5) * lip_sh * (1.0 - 0.12 * np.clip((v - 0.75) * 4, 0, 1))
+            shade = shade * convex * (1.0 - gap * (1.0 + np.clip(1.0 - 3.0 * v, 0, 1))) * dim
             a_up = (band * arch)[..., None]
             layer[:] = layer * (1 - a_up) + (self.teeth_rgb * shade[..., None]) * a_up
         if not lower:
             return
-        # lower teeth: only their edges show above the lower lip, in the mouth's warm shadow; in a
+        # lower teeth: narrower than the upper, only their edges show above the lower lip, in the shade of
+        # the upper teeth and lip, each edge a little rounded with a dark notch between two teeth; in a
         # narrow opening, where they would show as a dotted line a pixel or two high, they stay hidden
-        tl = np.maximum(np.minimum(_LOWER_H * iod, _LOWER_SHARE * (yl - yu)), 0.5)
-        v2 = (yl - ys) / tl
-        band2 = np.clip(v2 * 5, 0, 1) * np.clip((1.0 - v2) * 4, 0, 1)
-        arch2 = np.clip((_LOWER_ARCH - arel) / 0.2, 0, 1)
-        shade2 = _LOWER_TEETH * (1.0 - 0.5 * arel**1.5) * convex * (1.0 - gap)
+        f2, edge2 = _tooth_phase(xs, x_mid, _LOWER_W * inc_w, arel)
+        tl = np.maximum(np.minimum(_LOWER_H * hide * iod, _LOWER_SHARE * (yl - yu)), 0.5)
+        tl_t = tl * (1.0 - 0.2 * (2.0 * f2 - 1.0) ** 2) * (1.0 - 0.3 * np.clip(arel, 0, 1))
+        v2 = (yl - ys) / np.maximum(tl_t, 0.5)  # 0 at the lower lip, 1 at the teeth's edge
+        band2 = np.clip(v2 * 5, 0, 1) * np.clip((1.0 - v2) * tl_t / 0.8, 0, 1)
+        arch2 = np.clip((_LOWER_ARCH - arel) / 0.3, 0, 1)
+        notch = np.exp(-((edge2 / max(0.35, 0.007 * iod)) ** 2)) * (0.3 - 0.15 * np.clip(arel, 0, 1))
+        convex2 = 0.9 + 0.1 * np.sin(np.pi * f2)
+        # lit at the edge, in the lower lip's shade at the base, darker towards the back of the mouth
+        shade2 = (0.75 + 0.25 * np.clip(v2, 0, 1)) * (1.0 - 0.5 * arel**1.3) * convex2
+        shade2 = shade2 * (1.0 - notch * (0.5 + 0.8 * np.clip(v2, 0, 1))) * dim
         a_lo = (band2 * arch2 * lower_share * np.clip((tl - 1.0) / 2.0, 0.0, 1.0))[..., None]
         layer[:] = layer * (1 - a_lo) + (self.lower_teeth_rgb * shade2[..., None]) * a_lo
 
-    def _overlay_source_teeth(self, layer: np.ndarray, vt: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
-        """Move the portrait's own teeth: upper rigidly with the head, lower with the jaw."""
+    def _overlay_source_teeth(
+        self, layer: np.ndarray, vt: np.ndarray, op: _Opening, x0: int, y0: int, x1: int, y1: int
+    ) -> None:
+        """Move the portrait's own teeth: upper rigidly with the head, lower with the jaw. Rounded lips,
+        pushed forward, cover their lower part and shade what shows, as they do drawn teeth."""
         xs, ys = _pixel_axes(x0, y0, x1, y1)
+        dim = 1.0 - _ROUND_DIM * op.rounding
+        hide = _ROUND_HIDE * op.rounding
+        shown = (
+            np.clip(op.yu + (1.0 - hide) * (op.yl - op.yu) - ys + 0.5, 0.0, 1.0)[..., None]
+            if hide > 0
+            else np.ones((1, 1, 1), np.float32)
+        )
         up_aff = similarity(vt[[33, 263]], self.v0[[33, 263]])
         # the lower teeth move with the lower lip's centre, on top of the head motion
         head_fwd = similarity(self.v0[[33, 263]], vt[[33, 263]])
@@ -260,12 +304,16 @@ class MouthPainter:
         jaw_shift = vt[14] - moved14
         lo_aff = up_aff.copy()
         lo_aff[:, 2] -= up_aff[:, :2] @ jaw_shift
-        for aff, mask in ((up_aff, self._upper_mask), (lo_aff, self._lower_mask)):
+        for aff, mask, keep in ((up_aff, self._upper_mask, shown), (lo_aff, self._lower_mask, 1.0 - hide)):
             mx = (aff[0, 0] * xs + aff[0, 1] * ys + aff[0, 2]).astype(np.float32)
             my = (aff[1, 0] * xs + aff[1, 1] * ys + aff[1, 2]).astype(np.float32)
             px = cv2.remap(self.src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            px *= dim
             m = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0,))[..., None]
-            layer[:] = layer * (1 - m) + px * m
+            m = m * keep
+            # the portrait's own shadows in its opening (the dark beside the teeth at a smile's corners)
+            # no darker than the drawn cavity there: moved into a wider opening they would be black crescents
+            layer[:] = layer * (1 - m) + np.maximum(px, layer) * m
 
 
 @dataclass(frozen=True)
@@ -278,6 +326,17 @@ class _Opening:
     yl: np.ndarray  # (1, W) lower inner lip's y per column
     xc: float  # the opening's middle
     half_w: float  # half its width, corner to corner
+    rounding: float  # how rounded the lips are (0..1: ``render.deform.lip_rounding``)
+
+
+def _tooth_phase(xs: np.ndarray, x_mid: float, width: float, arel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each column lies across its tooth (0..1) and how far (pixels) from the nearest boundary
+    between two teeth, for teeth ``width`` pixels wide at the midline ``x_mid``, narrower towards the
+    corners as the arch turns away (``arel``: the column's share of the opening's half width)."""
+    narrow = 1.0 + 0.6 * arel
+    u = (xs - x_mid) / width * narrow
+    f = u - np.floor(u)
+    return f, np.minimum(f, 1.0 - f) * width / narrow
 
 
 def _half_width(vt: np.ndarray) -> float:

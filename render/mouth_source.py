@@ -33,7 +33,7 @@ def source_hole_masks(image: np.ndarray, v0: np.ndarray, iod: float) -> tuple[np
     up = v0[T.LIP_INNER_UPPER]
     lo = v0[T.LIP_INNER_LOWER]
     split = teeth_split(image, up, lo)
-    reach = (_TISSUE * iod * np.sin(np.linspace(0.0, np.pi, len(up))))[:, None] * np.array([0.0, 1.0])
+    reach = (_TISSUE * iod * np.sqrt(np.sin(np.linspace(0.0, np.pi, len(up)))))[:, None] * np.array([0.0, 1.0])
     up, lo = up - reach, lo + reach
     upper_poly = np.concatenate([up, split[::-1]])
     lower_poly = np.concatenate([split, lo[::-1]])

@@ -15,7 +15,7 @@ import numpy as np
 
 from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
-from render.deform import RigPose
+from render.deform import RigPose, lip_rounding
 from render.eyes import EyePainter
 from render.geometry import clamp, similarity
 from render.mouth import MouthPainter, lip_extended_source
@@ -228,7 +228,12 @@ class WarpRenderer:
         mx = mx[: y1 - y0, : x1 - x0]
         my = my[: y1 - y0, : x1 - x0]
         # closing an open portrait mouth: how far, and the lips' box (within the map) it changes
-        closure = _lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD) if self.rig.mouth_open_source else 0.0
+        # (rounded lips meet beside their opening: the lips there are the closed ones too)
+        closure = (
+            max(_lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD), lip_rounding(values))
+            if self.rig.mouth_open_source
+            else 0.0
+        )
         if closure > 0 and self.lip_source is None:
             closure = 0.0
         lips = vt[self._lip_ids]

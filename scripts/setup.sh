@@ -12,7 +12,8 @@ if [ "${TALKER_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null; then
   # libgl1/libglib2.0-0: needed by the OpenCV wheel that mediapipe pulls in.
   # chromium: the real browser used by the browser-page test (driven by Playwright's client).
   # flite: an optional system voice engine; when present its voices join the voice bank.
-  pkgs="libgl1 libglib2.0-0 chromium flite"
+  # haproxy, coturn: the proxy of deploy/haproxy.cfg and a TURN server, run by slow tests of deploy/.
+  pkgs="libgl1 libglib2.0-0 chromium flite haproxy coturn"
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then

@@ -122,10 +122,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         gc.freeze()
         metrics = Metrics()
         store = PortraitStore(settings.data_dir / "portraits")
-        jobs = JobStore(settings.data_dir / "jobs.sqlite3", settings.data_dir / "jobs")
+        jobs = JobStore(settings.data_dir / "jobs.sqlite3", settings.data_dir / "jobs", settings.instance)
         requeued, failed = jobs.recover(settings.job_attempts)
         if requeued or failed:
             log.info("render jobs after restart: %d queued again, %d failed", requeued, failed)
+        dispatcher = None  # render and dub jobs on Ray: the hook to server/ray_jobs.py
+        if settings.ray_address:
+            from server.ray_jobs import start_on_ray
+
+            dispatcher = await asyncio.to_thread(start_on_ray, settings, jobs, metrics)
+        app.state.job_dispatcher = dispatcher
         pool = None
         if settings.render_processes:
             pool = RenderPool(settings.size, settings.max_sessions, settings.cv_threads)
@@ -164,6 +170,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             for r in runners:
                 r.stop()
             await asyncio.to_thread(_join_all, runners)
+            if dispatcher is not None:
+                await asyncio.to_thread(dispatcher.close)
             jobs.close()
             owners.close()
             app.state.talker.upload_pool.shutdown(wait=False, cancel_futures=True)

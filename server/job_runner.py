@@ -46,6 +46,10 @@ class JobRunner(threading.Thread):
         self._stop_event.set()
         self.store.wake_all()
 
+    def execute(self, job: Job) -> None:
+        """Run one claimed job to its end in this thread, reporting to the store (a Ray worker's entry)."""
+        self._execute(job)
+
     def run(self) -> None:
         while not self._stop_event.is_set():
             job = self.store.claim_next()

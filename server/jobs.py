@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
 """
+
+_CLAIMS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS job_claims (job_id TEXT PRIMARY KEY, instance TEXT NOT NULL);
+"""
+"""Which named server process claimed each job (several processes may share one store)."""
 
 _ADDED_COLUMNS = {"persona_id": "TEXT", "persona": "TEXT", "owner": "TEXT", "kind": "TEXT", "params": "TEXT"}
 """Columns added after the first release (persona renders, tenants), added to older databases on open."""
@@ -89,7 +94,10 @@ class Job:
 class JobStore:
     """All job state; thread-safe (one connection behind a lock)."""
 
-    def __init__(self, db_path: Path, files_dir: Path) -> None:
+    def __init__(self, db_path: Path, files_dir: Path, instance: str | None = None) -> None:
+        """``instance``: this server process's name when several share the store (``recover`` then queues
+        again only the jobs this one was running); None: the only process."""
+        self.instance = instance
         self.files_dir = Path(files_dir)
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=10.0)
@@ -100,6 +108,7 @@ class JobStore:
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(_SCHEMA)
+            self._conn.executescript(_CLAIMS_SCHEMA)
             have = {r[1] for r in self._conn.execute("PRAGMA table_info(jobs)").fetchall()}
             for name, kind in _ADDED_COLUMNS.items():
                 if name not in have:
@@ -257,11 +266,20 @@ class JobStore:
         assert job is not None
         return job
 
-    def claim_next(self) -> Job | None:
-        """Mark the oldest queued job running and return it (atomic across threads)."""
+    delegated: tuple[str, ...] = ()
+    """Job kinds another executor runs (``server.ray_jobs``); ``claim_next()`` without ``kinds`` leaves them."""
+
+    def claim_next(self, kinds: Collection[str] | None = None) -> Job | None:
+        """Mark the oldest queued job running and return it (atomic across threads). ``kinds``: only jobs of
+        these kinds ("render", "dub"...); without it, any kind but the ``delegated`` ones."""
+        where, args = "status = ?", [QUEUED]
+        names, op = (kinds, "IN") if kinds is not None else (self.delegated, "NOT IN")
+        if kinds is not None or names:
+            where += f" AND COALESCE(kind, 'render') {op} ({', '.join('?' for _ in names)})"
+            args += list(names)
         with self._lock:
             row = self._conn.execute(
-                "SELECT id FROM jobs WHERE status = ? ORDER BY created_at LIMIT 1", (QUEUED,)
+                f"SELECT id FROM jobs WHERE {where} ORDER BY created_at LIMIT 1", tuple(args)
             ).fetchone()
             if row is None:
                 return None
@@ -272,6 +290,9 @@ class JobStore:
             )
             if cur.rowcount != 1:  # pragma: no cover - cancelled in between
                 return None
+            self._conn.execute(
+                "INSERT OR REPLACE INTO job_claims (job_id, instance) VALUES (?, ?)", (row[0], self.instance or "")
+            )
         return self.get(row[0])
 
     def wait_for_work(self, timeout: float) -> None:
@@ -328,22 +349,50 @@ class JobStore:
                 "DELETE FROM jobs WHERE id = ? AND status NOT IN (?, ?)", (job_id, QUEUED, RUNNING)
             )
             deleted = cur.rowcount == 1
+            self._conn.execute("DELETE FROM job_claims WHERE job_id = ?", (job_id,))
         if deleted:  # (a cancelled id stays marked: a runner still on the job stops at its next frame)
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         return deleted
 
     def recover(self, max_attempts: int) -> tuple[int, int]:
-        """After a restart: jobs left 'running' are queued again, or failed once out of attempts."""
+        """After a restart: jobs left 'running' are queued again, or failed once out of attempts. With an
+        ``instance``, only those it claimed (or no other named process did): another's may still be running."""
         with self._lock:
+            mine = "" if self.instance is None else " AND id NOT IN (SELECT job_id FROM job_claims WHERE instance != ?)"
+            who = () if self.instance is None else (self.instance,)
             requeued = self._conn.execute(
                 "UPDATE jobs SET status = ?, stage = 'queued', progress = 0,"
-                " error = 'interrupted by a server restart; retrying' WHERE status = ? AND attempts < ?",
-                (QUEUED, RUNNING, max_attempts),
+                " error = 'interrupted by a server restart; retrying' WHERE status = ? AND attempts < ?" + mine,
+                (QUEUED, RUNNING, max_attempts, *who),
             ).rowcount
             failed = self._conn.execute(
                 "UPDATE jobs SET status = ?, stage = 'failed', finished_at = ?,"
                 " error = 'interrupted by a server restart ' || attempts || ' time(s); not retried again'"
-                " WHERE status = ?",
-                (FAILED, time.time(), RUNNING),
+                " WHERE status = ?" + mine,
+                (FAILED, time.time(), RUNNING, *who),
             ).rowcount
         return requeued, failed
+
+    def requeue(self, job_id: str, reason: str, max_attempts: int, spend: bool = True) -> bool:
+        """A running job whose worker was lost: queued again with ``reason`` while it has attempts left (True),
+        else failed with it. ``spend=False``: it never started, so its attempt is given back and it is always
+        queued again. A job no longer running (cancelled meanwhile) is left as it is (False)."""
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE jobs SET status = ?, stage = 'queued', progress = 0, error = ? || '; retrying',"
+                " attempts = attempts - ? WHERE id = ? AND status = ? AND (attempts < ? OR ?)",
+                (QUEUED, reason, 0 if spend else 1, job_id, RUNNING, max_attempts, not spend),
+            )
+            if cur.rowcount == 1:
+                requeued = True
+            else:
+                self._conn.execute(
+                    "UPDATE jobs SET status = ?, stage = 'failed', finished_at = ?,"
+                    " error = ? || ' (' || attempts || ' attempt(s)); not retried again' WHERE id = ? AND status = ?",
+                    (FAILED, time.time(), reason, job_id, RUNNING),
+                )
+                requeued = False
+        if requeued:
+            with self._work:
+                self._work.notify_all()
+        return requeued

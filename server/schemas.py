@@ -172,6 +172,8 @@ class Health(BaseModel):
     jobs_queued: int
     jobs_running: int
     uptime_s: float
+    accepting_sessions: bool = Field(description="a new session fits now (sessions < max_sessions)")
+    jobs_on: Literal["process", "ray"] = Field(description="where render and dub jobs run")
 
 
 class ClientConfig(BaseModel):

@@ -142,6 +142,20 @@ class Settings(BaseSettings):
     )
     preload_models: bool = Field(default=True, description="load the voice and face detector at start-up")
 
+    # render and dub jobs on a Ray cluster (server/ray_jobs.py); unset: the in-process runners run them
+    ray_address: str | None = Field(
+        default=None,
+        description="run render and dub jobs on the Ray cluster at this address ('auto', 'HOST:6379' or "
+        "'ray://HOST:10001'); its workers must see data_dir at the same path",
+    )
+    ray_job_cpus: float = Field(default=1.0, gt=0, le=64, description="CPUs a job holds on a Ray worker")
+    instance: str | None = Field(
+        default=None,
+        max_length=64,
+        description="this process's name when several share data_dir: after a restart it runs again only the "
+        "jobs it was running (unset: every job left running)",
+    )
+
     # personas (the same SQLite store as `talker persona`, in data_dir unless given)
     persona_dir: Path | None = Field(
         default=None, description="folder of personas.sqlite3 and persona_faces/ (default: data_dir, as the CLI)"

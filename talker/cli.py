@@ -40,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         api_keys_file=args.api_keys_file,
         allow_no_auth=args.allow_no_auth or None,
+        ray_address=args.ray,
     )
     return 0
 
@@ -86,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--api-keys-file", default=None, help="JSON file of API keys mapped to tenants (docs/security.md)")
     v.add_argument(
         "--allow-no-auth", action="store_true", help="serve beyond loopback without an API key (everyone is admin)"
+    )
+    v.add_argument(
+        "--ray",
+        default=None,
+        metavar="auto|ADDRESS",
+        help="run render and dub jobs on a Ray cluster (default: $TALKER_RAY_ADDRESS, else in this process)",
     )
     v.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     v.set_defaults(func=_serve)

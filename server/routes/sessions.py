@@ -41,6 +41,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def create_session(
     offer: Offer,
     request: Request,
+    response: Response,
     manager: SessionManager = Depends(get_manager),
     settings: Settings = Depends(get_settings),
     who: Principal = Depends(require_api_key),
@@ -75,6 +76,7 @@ async def create_session(
         peer_audio=offer.peer_audio == "speak",
         video=video,
     )
+    response.headers["Location"] = f"/sessions/{session.id}"  # (a proxy keeps the session's calls on this process)
     return Answer(
         session_id=session.id,
         sdp=sdp,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from server.deps import ServerState, get_settings, get_state, require_admin, require_api_key
 from server.metrics import gauge
@@ -27,7 +28,27 @@ async def health(state: ServerState = Depends(get_state), settings: Settings = D
         jobs_queued=counts["queued"],
         jobs_running=counts["running"],
         uptime_s=time.monotonic() - state.started_at,
+        accepting_sessions=len(state.manager.sessions) < settings.max_sessions,
+        jobs_on="ray" if settings.ray_address else "process",
     )
+
+
+@router.get(
+    "/health/accepting", responses={404: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}}
+)
+async def accepting(
+    full: Literal["404", "503"] = Query("503", description="the status to answer when full (HAProxy drains on 404)"),
+    state: ServerState = Depends(get_state),
+    settings: Settings = Depends(get_settings),
+) -> JSONResponse:
+    """A load balancer's check: 200 while a new live session fits in this process, ``full`` (503, or 404 for
+    HAProxy's ``http-check disable-on-404``: sessions already here keep reaching it) when it is at ``max_sessions``."""
+    open_now = len(state.manager.sessions)
+    room = open_now < settings.max_sessions
+    body: dict[str, object] = {"accepting": room, "sessions": open_now, "max_sessions": settings.max_sessions}
+    if not room:
+        body["detail"] = f"this server already runs {settings.max_sessions} live sessions (its limit)"
+    return JSONResponse(body, status_code=200 if room else int(full), headers=None if room else {"Retry-After": "10"})
 
 
 @router.get(
