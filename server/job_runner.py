@@ -136,13 +136,14 @@ class JobRunner(threading.Thread):
     def _video_avatar(self, job: Job) -> VideoAvatar | None:
         """The video avatar a render job speaks with (None: a portrait or persona's face). Raises
         ``VideoAvatarError`` when it was deleted after the job was queued."""
-        name = json.loads(job.params or "{}").get("avatar")
+        params = json.loads(job.params or "{}")
+        name = params.get("avatar")
         if not name:
             return None
-        found = self.avatars.load(job.owner or DEFAULT_TENANT, name) if self.avatars is not None else None
-        if found is None:
+        folder = Path(params.get("folder") or "")
+        if not (folder / "avatar.json").is_file():  # (a folder of the shared data folder on a Ray worker too)
             raise VideoAvatarError(f"the video avatar {name!r} was deleted after the job was queued")
-        return found
+        return VideoAvatar(folder)
 
     def _prepare_avatar(self, job: Job, check: Callable[[], None]) -> None:
         """An avatar job: prepare the uploaded clip as the tenant's video avatar, then drop the clip."""

@@ -177,10 +177,11 @@ class JobStore:
         persona: Persona | None = None,
         owner: str = DEFAULT_TENANT,
         avatar: str | None = None,
+        avatar_folder: Path | None = None,
     ) -> Job:
         """Queue a job. ``portrait``: (bytes, extension) of an upload, a file to copy, or None (default).
         ``persona``: speak as it (its face file is copied into the job, so deleting it later is safe).
-        ``avatar``: the owner's video avatar shows instead (by name; found when the job runs).
+        ``avatar``: the owner's video avatar shows instead (its name and its folder, read when the job runs).
         Nothing is left behind when it fails (no folder, no row)."""
         if persona is not None:
             portrait = Path(persona.face_path)
@@ -204,7 +205,7 @@ class JobStore:
 
         row = {"text": text, "portrait_id": portrait_id, "fps": fps, "size": size, "seed": seed, "owner": owner}
         if avatar is not None:
-            row["params"] = json.dumps({"avatar": avatar})
+            row["params"] = json.dumps({"avatar": avatar, "folder": str(avatar_folder)})
         return self._queue(row, fill)
 
     def create_dub(

@@ -84,7 +84,7 @@ async def create_render(
                 raise HTTPException(404, f"no persona {persona_id!r}; create one with POST /personas")
         fps, size = video.fps, video.size[0]
         job = await asyncio.to_thread(
-            store.create, text, f"avatar:{avatar}", None, fps, size, seed, persona, who.tenant, avatar
+            store.create, text, f"avatar:{avatar}", None, fps, size, seed, persona, who.tenant, avatar, video.folder
         )
         return job_info(job, request)
     if persona_id:
