@@ -435,9 +435,9 @@ def av_offsets(c: AvatarClient, fps: int = 25, spf: int = 1920) -> tuple[list[fl
     # (the first beep's own frame may be missing at the client: frames a whole number of seconds from the
     # received ones are candidates too)
     near = [k for k in by_index if abs(by_index[k].t - b0.t) < 3.0] or list(by_index)
-    candidates = {(k + fps * m) % 65536 for k in near for m in range(-3, 4)}
+    starts = {(k + fps * m) % 65536 for k in near for m in range(-3, 4)}
     # (chosen by the packets' arrival: a client that decodes late shifts the decoded offsets by a second)
-    best = min(candidates, key=lambda k: float(np.median(np.abs(pair(k)[0] or pair(k)[1] or [1e9]))))
+    best = min(starts, key=lambda k: float(np.median(np.abs(pair(k)[0] or pair(k)[1] or [1e9]))))
     return pair(best)
 
 

@@ -8,7 +8,6 @@ import re
 import shutil
 import tempfile
 from pathlib import Path, PurePath
-from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
 
@@ -17,7 +16,7 @@ from server.deps import check_quota, get_jobs, get_manager, get_owners, get_sett
 from server.jobs import ACTIVE, DONE, QUEUED, Job, JobStore
 from server.manager import SessionManager
 from server.portraits import UploadError
-from server.routes.dubs import _VIDEO_SUFFIXES, _spool, _suffix
+from server.routes.dubs import _ERRORS, _VIDEO_SUFFIXES, _spool, _suffix
 from server.routes.portraits import in_upload_pool
 from server.schemas import AvatarInfo, Problem
 from server.settings import Settings
@@ -26,17 +25,6 @@ from talker.avatar_player import VideoAvatar
 from talker.video_avatar import MAX_CLIP_S, MIN_CLIP_S, VideoAvatarError, VideoAvatarInfo, check_name
 
 router = APIRouter(prefix="/avatars", tags=["avatars"])
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem},
-    404: {"model": Problem},
-    409: {"model": Problem},
-    413: {"model": Problem},
-    415: {"model": Problem},
-    422: {"model": Problem},
-    429: {"model": Problem},
-    507: {"model": Problem},
-}
 
 
 def get_avatars(request: Request) -> AvatarStore:

@@ -49,6 +49,19 @@ function setConnected(on) {
   $("portrait").disabled = on;
 }
 
+function addGroup(sel, label, items) {
+  if (!items.length) return;
+  const group = document.createElement("optgroup");
+  group.label = label;
+  for (const [value, text] of items) {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = text;
+    group.appendChild(o);
+  }
+  sel.appendChild(group);
+}
+
 async function loadPortraits(select) {
   const list = await api("GET", "/portraits");
   const sel = $("portrait");
@@ -60,29 +73,9 @@ async function loadPortraits(select) {
     sel.appendChild(o);
   }
   const personas = await api("GET", "/personas");
-  if (personas.length) {
-    const group = document.createElement("optgroup");
-    group.label = "personas";
-    for (const p of personas) {
-      const o = document.createElement("option");
-      o.value = "persona:" + p.persona_id;
-      o.textContent = `${p.name} (${p.voice_id})`;
-      group.appendChild(o);
-    }
-    sel.appendChild(group);
-  }
+  addGroup(sel, "personas", personas.map((p) => ["persona:" + p.persona_id, `${p.name} (${p.voice_id})`]));
   const avatars = (await api("GET", "/avatars")).filter((a) => a.status === "ready");
-  if (avatars.length) {
-    const group = document.createElement("optgroup");
-    group.label = "video avatars";
-    for (const a of avatars) {
-      const o = document.createElement("option");
-      o.value = "avatar:" + a.name;
-      o.textContent = `${a.name} (${a.loop_s} s loop)`;
-      group.appendChild(o);
-    }
-    sel.appendChild(group);
-  }
+  addGroup(sel, "video avatars", avatars.map((a) => ["avatar:" + a.name, `${a.name} (${a.loop_s} s loop)`]));
   if (select) sel.value = select;
 }
 
