@@ -33,7 +33,9 @@ async def health(state: ServerState = Depends(get_state), settings: Settings = D
     )
 
 
-@router.get("/health/accepting", responses={404: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}})
+@router.get(
+    "/health/accepting", responses={404: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}}
+)
 async def accepting(
     full: Literal["404", "503"] = Query("503", description="the status to answer when full (HAProxy drains on 404)"),
     state: ServerState = Depends(get_state),
