@@ -134,14 +134,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         if settings.render_processes:
             pool = RenderPool(settings.size, settings.max_sessions, settings.cv_threads)
             await asyncio.to_thread(pool.start)
-        persona_store = PersonaStore(settings.personas_root)
+        persona_store = PersonaStore(settings.personas_root, settings.database_url)
         codec.install()  # VP8 without libvpx's camera denoiser: half the encode time, sharper frames
         manager = SessionManager(settings, eng, store, metrics, pool, persona_store)
         manager.start()
         runners = [JobRunner(f"talker-job-{i}", jobs, eng, metrics) for i in range(settings.job_workers)]
         for r in runners:
             r.start()
-        owners = OwnerStore(settings.data_dir / "owners.sqlite3")
+        owners = OwnerStore(settings.data_dir / "owners.sqlite3", settings.database_url)
         app.state.talker = ServerState(
             eng,
             manager,
