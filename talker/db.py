@@ -113,7 +113,7 @@ class Database:
 
         if self._pg is None or self._pg.closed or self._pg.broken:
             try:
-                self._pg = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+                self._pg = psycopg.connect(str(self.url), autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as e:
                 raise DatabaseConfigError(f"cannot connect to the database {self.where}: {e}") from e
         return self._pg
