@@ -120,7 +120,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         gc.freeze()
         metrics = Metrics()
         store = PortraitStore(settings.data_dir / "portraits")
-        jobs = JobStore(settings.data_dir / "jobs.sqlite3", settings.data_dir / "jobs", settings.instance)
+        jobs = JobStore(
+            settings.data_dir / "jobs.sqlite3", settings.data_dir / "jobs", settings.instance, settings.database_url
+        )
         requeued, failed = jobs.recover(settings.job_attempts)
         if requeued or failed:
             log.info("render jobs after restart: %d queued again, %d failed", requeued, failed)

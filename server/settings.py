@@ -158,10 +158,10 @@ class Settings(BaseSettings):
         "jobs it was running (unset: every job left running)",
     )
 
-    # records shared by every process (personas, portrait owners); unset: SQLite files in the data folders
+    # records shared by every process (jobs, personas, portrait owners); unset: SQLite files in the data folders
     database_url: str | None = Field(
         default=None,
-        description="postgresql://USER:PASSWORD@HOST:PORT/DB: personas and portrait owners in that database, "
+        description="postgresql://USER:PASSWORD@HOST:PORT/DB: jobs, personas and portrait owners in that database, "
         "shared by every server process (each must see data_dir and persona_dir at the same path)",
     )
 

@@ -110,7 +110,7 @@ class OwnerStore:
 
     def __init__(self, db_path: Path, database_url: str | None = None) -> None:
         """Rows in the SQLite file ``db_path``, or in the PostgreSQL database at ``database_url``."""
-        self.db = Database.open(db_path, database_url)
+        self.db = Database.open(db_path, database_url, keep_open=True)
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS owners (kind TEXT NOT NULL, id TEXT NOT NULL, tenant TEXT NOT NULL,"
             " bytes BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (kind, id, tenant))"

@@ -73,12 +73,14 @@ def to_format_params(sql: str) -> str:
 class Database:
     """Runs a store's statements on its engine; thread-safe.
 
-    SQLite: one connection per call (as the stores always did), WAL, autocommit. PostgreSQL: one
-    autocommit connection behind a lock, opened again when the server drops it.
+    SQLite: WAL, autocommit; one connection per call, or with ``keep_open`` one connection behind a lock.
+    PostgreSQL: one autocommit connection behind a lock, opened again when the server drops it.
     """
 
-    def __init__(self, sqlite_path: Path | None, url: str | None) -> None:
+    def __init__(self, sqlite_path: Path | None, url: str | None, keep_open: bool = False) -> None:
         self.sqlite_path = sqlite_path
+        self._sqlite_conn: sqlite3.Connection | None = None
+        self._keep_open = keep_open
         self.url = check_url(url) if url else None
         if self.url is None and sqlite_path is None:
             raise DatabaseConfigError("a store needs a SQLite file or a database URL")
@@ -95,9 +97,9 @@ class Database:
             self.errors = (psycopg.Error,)
 
     @classmethod
-    def open(cls, sqlite_path: Path, url: str | None) -> Database:
+    def open(cls, sqlite_path: Path, url: str | None, keep_open: bool = False) -> Database:
         """PostgreSQL at ``url`` when given, else the SQLite file ``sqlite_path``."""
-        return cls(None if url else sqlite_path, url)
+        return cls(None if url else sqlite_path, url, keep_open)
 
     @property
     def postgres(self) -> bool:
@@ -118,11 +120,21 @@ class Database:
                 raise DatabaseConfigError(f"cannot connect to the database {self.where}: {e}") from e
         return self._pg
 
+    def _sqlite_connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.sqlite_path), timeout=10.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
     @contextmanager
     def _sqlite(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(str(self.sqlite_path), timeout=10.0, isolation_level=None)
+        if self._keep_open:
+            with self._lock:
+                if self._sqlite_conn is None:
+                    self._sqlite_conn = self._sqlite_connect()
+                yield self._sqlite_conn
+            return
+        db = self._sqlite_connect()
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             yield db
         finally:
             db.close()
@@ -133,16 +145,37 @@ class Database:
 
     def execute_count(self, sql: str, args: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
         """Run one statement; its rows and how many rows it changed."""
+        rows, count, _ = self._run(sql, args)
+        return rows, count
+
+    def query_dicts(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a query as column name -> value."""
+        rows, _, names = self._run(sql, args)
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def columns(self, table: str) -> set[str]:
+        """The column names of ``table``."""
+        if self.url is None:
+            return {r[1] for r in self.execute(f"PRAGMA table_info({table})")}
+        sql = (
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ?"
+        )
+        return {r[0] for r in self.execute(sql, (table,))}
+
+    def _run(self, sql: str, args: Sequence[Any]) -> tuple[list[tuple[Any, ...]], int, list[str]]:
         if self.url is None:
             with self._sqlite() as db:
                 cur = db.execute(sql, tuple(args))
-                return cur.fetchall(), cur.rowcount
+                names = [d[0] for d in cur.description or ()]
+                return cur.fetchall(), cur.rowcount, names
         with self._lock:
             for attempt in (0, 1):
                 conn = self._pg_conn()
                 try:
                     cur = conn.execute(to_format_params(sql), tuple(args))
-                    return (cur.fetchall() if cur.description else []), cur.rowcount
+                    names = [d.name for d in cur.description or ()]
+                    return (cur.fetchall() if cur.description else []), cur.rowcount, names
                 except Exception:
                     if attempt == 0 and conn.broken:  # the server closed the connection: reconnect once
                         continue
@@ -169,6 +202,9 @@ class Database:
 
     def close(self) -> None:
         with self._lock:
+            if self._sqlite_conn is not None:
+                self._sqlite_conn.close()
+                self._sqlite_conn = None
             if self._pg is not None:
                 self._pg.close()
                 self._pg = None

@@ -143,8 +143,12 @@ def _app(data: Path, url: str, name: str, job_workers: int) -> TestClient:
 
 
 @pytest.mark.slow
-def test_two_server_processes_share_personas_and_portraits(pg_url: str, tmp_path: Path) -> None:
+def test_two_server_processes_share_personas_and_portraits(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import psycopg
+
+    from talker.cli import main as cli_main
 
     shared = tmp_path / "shared"  # the data folder every process mounts at the same path
     shared.mkdir()
@@ -168,6 +172,10 @@ def test_two_server_processes_share_personas_and_portraits(pg_url: str, tmp_path
         assert two.get(f"/personas/{pid}", headers=alice).json()["name"] == r.json()["name"]
         face = two.get(f"/personas/{pid}/face", headers=alice)
         assert face.status_code == 200 and Image.open(io.BytesIO(face.content)).size[0] > 100
+        monkeypatch.setenv("TALKER_DATABASE_URL", pg_url)  # `talker persona` reads the same records
+        capsys.readouterr()
+        assert cli_main(["persona", "--data-dir", str(shared), "list", "--json"]) == 0
+        assert [p["id"] for p in json.loads(capsys.readouterr().out)] == [pid]
 
         # a portrait uploaded to one process renders through the other, for its owner only
         r = one.post("/portraits", files={"file": ("me.png", photo, "image/png")}, headers=alice)
@@ -190,9 +198,10 @@ def test_two_server_processes_share_personas_and_portraits(pg_url: str, tmp_path
             assert job["status"] == "done", job
             mp4 = two.get(f"/renders/{job['job_id']}/result", headers=alice)
             assert mp4.status_code == 200 and mp4.content[4:8] == b"ftyp"
+            assert one.get(f"/renders/{job['job_id']}/result", headers=alice).content == mp4.content
 
         # the records live in the database, not in SQLite files of the shared folder
-        assert not (shared / "personas.sqlite3").exists() and not (shared / "owners.sqlite3").exists()
+        assert not [p.name for p in shared.glob("*.sqlite3")]
         with psycopg.connect(pg_url) as db:
             assert db.execute("SELECT name FROM personas WHERE id = %s", (pid,)).fetchone() is not None
             owned = db.execute("SELECT tenant FROM owners WHERE kind = 'portrait' AND id = %s", (portrait,)).fetchall()
@@ -213,3 +222,55 @@ def test_two_server_processes_share_personas_and_portraits(pg_url: str, tmp_path
         assert store.list() == []
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_job_queue(pg_url: str, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from server.jobs import CANCELLED, QUEUED, RUNNING, JobStore
+
+    files = tmp_path / "jobs"
+    a, b = (
+        JobStore(tmp_path / "a.sqlite3", files, "api1", pg_url),
+        JobStore(tmp_path / "b.sqlite3", files, "api2", pg_url),
+    )
+    for job in a.list(1000) + a.list(1000, kind="dub"):  # the module's database is shared with the app test
+        a.cancel(job.id)
+        a.delete(job.id)
+    made = [a.create("Hi.", "default", None, 25.0, 128, s, owner="alice") for s in range(8)]
+    assert b.get(made[0].id) == made[0] and b.active_count("alice") == 8
+
+    # both processes claim at once: every job exactly once
+    def claim_all(store: JobStore) -> list[str]:
+        got = []
+        while (job := store.claim_next()) is not None:
+            got.append(job.id)
+        return got
+
+    with ThreadPoolExecutor(2) as pool:
+        mine, theirs = pool.map(claim_all, (a, b))
+    assert sorted(mine + theirs) == sorted(j.id for j in made) and not set(mine) & set(theirs)
+
+    job = made[0].id
+    owner, other = (a, b) if job in mine else (b, a)
+    owner.set_progress(job, 0.5, "rendering")
+    assert other.get(job).progress == 0.5  # type: ignore[union-attr]
+    assert owner.requeue(job, "its worker was lost", 5) is True
+    assert other.get(job).error == "its worker was lost; retrying"  # type: ignore[union-attr]
+    assert other.cancel(made[1].id) and owner.get(made[1].id).status == CANCELLED  # type: ignore[union-attr]
+
+    # api2 restarts: it queues again only what it was running
+    b.close()
+    b = JobStore(tmp_path / "b.sqlite3", files, "api2", pg_url)
+    running_b = [j for j in theirs if j not in (job, made[1].id)]
+    assert b.recover(2) == (len(running_b), 0)
+    for j in running_b:
+        assert a.get(j).status == QUEUED  # type: ignore[union-attr]
+    for j in mine:
+        if j not in (job, made[1].id):
+            assert b.get(j).status == RUNNING  # type: ignore[union-attr]
+    assert a.delete(made[1].id) and b.get(made[1].id) is None and not (files / made[1].id).exists()
+    assert not (tmp_path / "a.sqlite3").exists() and not (tmp_path / "b.sqlite3").exists()
+    a.close()
+    b.close()
