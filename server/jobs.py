@@ -58,6 +58,10 @@ _ADDED_COLUMNS = {"persona_id": "TEXT", "persona": "TEXT", "owner": "TEXT", "kin
 """Columns added after the first release (persona renders, tenants), added to older databases on open."""
 
 
+CANCEL_CHECK_S = 0.5
+"""How often a running job looks for a cancel made by another process (PostgreSQL store)."""
+
+
 class JobCancelled(Exception):
     """Raised inside a running job when it was cancelled."""
 
@@ -104,6 +108,7 @@ class JobStore:
         self._lock = threading.Lock()
         self._work = threading.Condition()
         self._cancelled: set[str] = set()
+        self._cancel_checked: dict[str, float] = {}
         with self._lock:
             for statement in _SCHEMA:
                 self.db.execute(statement)
@@ -285,6 +290,7 @@ class JobStore:
             )
 
     def finish(self, job_id: str, result: Path, duration_s: float) -> bool:
+        self._cancel_checked.pop(job_id, None)
         with self._lock:
             _, changed = self.db.execute_count(
                 "UPDATE jobs SET status = ?, progress = 1, stage = 'done', finished_at = ?, result_file = ?,"
@@ -294,6 +300,7 @@ class JobStore:
             return changed == 1
 
     def fail(self, job_id: str, reason: str) -> None:
+        self._cancel_checked.pop(job_id, None)
         with self._lock:
             self.db.execute(
                 "UPDATE jobs SET status = ?, stage = 'failed', error = ?, finished_at = ? WHERE id = ? AND status = ?",
@@ -314,7 +321,22 @@ class JobStore:
             return False
 
     def is_cancelled(self, job_id: str) -> bool:
-        return job_id in self._cancelled
+        """Cancelled through this store; with PostgreSQL also through another process's (its row, read at
+        most every ``CANCEL_CHECK_S`` per job)."""
+        if job_id in self._cancelled:
+            return True
+        if not self.db.postgres:
+            return False
+        now = time.monotonic()
+        if now - self._cancel_checked.get(job_id, -CANCEL_CHECK_S) < CANCEL_CHECK_S:
+            return False
+        self._cancel_checked[job_id] = now
+        rows = self.db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,))
+        if rows and rows[0][0] != CANCELLED:
+            return False
+        self._cancelled.add(job_id)
+        self._cancel_checked.pop(job_id, None)
+        return True
 
     def delete(self, job_id: str) -> bool:
         """Remove a finished job and its files."""
