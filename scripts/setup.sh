@@ -13,7 +13,8 @@ if [ "${TALKER_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null; then
   # chromium: the real browser used by the browser-page test (driven by Playwright's client).
   # flite: an optional system voice engine; when present its voices join the voice bank.
   # haproxy, coturn: the proxy of deploy/haproxy.cfg and a TURN server, run by slow tests of deploy/.
-  pkgs="libgl1 libglib2.0-0 chromium flite haproxy coturn"
+  # postgresql: the shared store's database server, started by a slow test.
+  pkgs="libgl1 libglib2.0-0 chromium flite haproxy coturn postgresql"
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then

@@ -122,7 +122,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         gc.freeze()
         metrics = Metrics()
         store = PortraitStore(settings.data_dir / "portraits")
-        jobs = JobStore(settings.data_dir / "jobs.sqlite3", settings.data_dir / "jobs", settings.instance)
+        jobs = JobStore(
+            settings.data_dir / "jobs.sqlite3", settings.data_dir / "jobs", settings.instance, settings.database_url
+        )
         requeued, failed = jobs.recover(settings.job_attempts)
         if requeued or failed:
             log.info("render jobs after restart: %d queued again, %d failed", requeued, failed)
@@ -136,11 +138,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         if settings.render_processes:
             pool = RenderPool(settings.size, settings.max_sessions, settings.cv_threads)
             await asyncio.to_thread(pool.start)
-        persona_store = PersonaStore(settings.personas_root)
+        persona_store = PersonaStore(settings.personas_root, settings.database_url)
         codec.install()  # VP8 without libvpx's camera denoiser: half the encode time, sharper frames
         manager = SessionManager(settings, eng, store, metrics, pool, persona_store)
         manager.start()
-        owners = OwnerStore(settings.data_dir / "owners.sqlite3")
+        owners = OwnerStore(settings.data_dir / "owners.sqlite3", settings.database_url)
         avatar_store = AvatarStore(settings.data_dir, owners)
         runners = [JobRunner(f"talker-job-{i}", jobs, eng, metrics, avatar_store) for i in range(settings.job_workers)]
         for r in runners:

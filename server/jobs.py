@@ -1,4 +1,4 @@
-"""Offline render jobs: persisted in SQLite (stdlib ``sqlite3``) with their files under the data dir.
+"""Offline render jobs: persisted in SQLite (or PostgreSQL: ``talker.db``) with their files under the data dir.
 
 A job is a row (text, portrait file, settings, status, progress; for a persona, the persona as it was
 when the job was queued) plus a folder ``jobs/<id>/`` with its portrait (or the persona's face) and,
@@ -13,7 +13,6 @@ import builtins
 import json
 import logging
 import shutil
-import sqlite3
 import threading
 import time
 import uuid
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.tenancy import DEFAULT_TENANT
+from talker.db import Database
 from talker.persona import Persona
 
 log = logging.getLogger("talker.server")
@@ -29,36 +29,38 @@ log = logging.getLogger("talker.server")
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING)
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
     text TEXT NOT NULL,
     portrait_id TEXT NOT NULL,
     portrait_file TEXT,
-    fps REAL NOT NULL,
+    fps DOUBLE PRECISION NOT NULL,
     size INTEGER NOT NULL,
     seed INTEGER NOT NULL,
-    progress REAL NOT NULL DEFAULT 0,
+    progress DOUBLE PRECISION NOT NULL DEFAULT 0,
     stage TEXT NOT NULL DEFAULT 'queued',
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
+    created_at DOUBLE PRECISION NOT NULL,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
     result_file TEXT,
-    duration_s REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
-"""
-
-_CLAIMS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS job_claims (job_id TEXT PRIMARY KEY, instance TEXT NOT NULL);
-"""
-"""Which named server process claimed each job (several processes may share one store)."""
+    duration_s DOUBLE PRECISION
+)""",
+    "CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at)",
+    # which named server process claimed each job (several processes may share one store)
+    "CREATE TABLE IF NOT EXISTS job_claims (job_id TEXT PRIMARY KEY, instance TEXT NOT NULL)",
+)
 
 _ADDED_COLUMNS = {"persona_id": "TEXT", "persona": "TEXT", "owner": "TEXT", "kind": "TEXT", "params": "TEXT"}
 """Columns added after the first release (persona renders, tenants), added to older databases on open."""
+
+
+CANCEL_CHECK_S = 0.5
+"""How often a running job looks for a cancel made by another process (PostgreSQL store)."""
 
 
 class JobCancelled(Exception):
@@ -94,35 +96,38 @@ class Job:
 class JobStore:
     """All job state; thread-safe (one connection behind a lock)."""
 
-    def __init__(self, db_path: Path, files_dir: Path, instance: str | None = None) -> None:
+    def __init__(
+        self, db_path: Path, files_dir: Path, instance: str | None = None, database_url: str | None = None
+    ) -> None:
         """``instance``: this server process's name when several share the store (``recover`` then queues
-        again only the jobs this one was running); None: the only process."""
+        again only the jobs this one was running); None: the only process. ``database_url``: the rows in
+        that PostgreSQL database instead of the SQLite file ``db_path``."""
         self.instance = instance
         self.files_dir = Path(files_dir)
         self.files_dir.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=10.0)
-        self._conn.row_factory = sqlite3.Row
+        self.db = Database.open(db_path, database_url, keep_open=True)
         self._lock = threading.Lock()
         self._work = threading.Condition()
         self._cancelled: set[str] = set()
+        self._cancel_checked: dict[str, float] = {}
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
-            self._conn.executescript(_CLAIMS_SCHEMA)
-            have = {r[1] for r in self._conn.execute("PRAGMA table_info(jobs)").fetchall()}
+            for statement in _SCHEMA:
+                self.db.execute(statement)
+            have = self.db.columns("jobs")
             for name, kind in _ADDED_COLUMNS.items():
                 if name not in have:
-                    self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+                    maybe = "IF NOT EXISTS " if self.db.postgres else ""  # two processes may open it at once
+                    self.db.execute(f"ALTER TABLE jobs ADD COLUMN {maybe}{name} {kind}")
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self.db.close()
 
     # --------------------------------------------------------------------------- reads
     def get(self, job_id: str) -> Job | None:
         with self._lock:
-            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return Job(**dict(row)) if row else None
+            rows = self.db.query_dicts("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return Job(**rows[0]) if rows else None
 
     def list(self, limit: int = 100, owner: str | None = None, kind: str = "render") -> list[Job]:
         """The newest jobs of a kind ("render", "dub" or "avatar"); only ``owner``'s when given (the default tenant
@@ -134,17 +139,17 @@ class JobStore:
             args += [DEFAULT_TENANT, owner]
         sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC LIMIT ?"
         with self._lock:
-            rows = self._conn.execute(sql, (*args, limit)).fetchall()
-        return [Job(**dict(r)) for r in rows]
+            rows = self.db.query_dicts(sql, (*args, limit))
+        return [Job(**r) for r in rows]
 
     def active_count(self, owner: str) -> int:
         """Queued and running jobs of one tenant."""
         with self._lock:
-            row = self._conn.execute(
+            rows = self.db.execute(
                 "SELECT COUNT(*) FROM jobs WHERE COALESCE(owner, ?) = ? AND status IN (?, ?)",
                 (DEFAULT_TENANT, owner, QUEUED, RUNNING),
-            ).fetchone()
-        return int(row[0])
+            )
+        return int(rows[0][0])
 
     def bytes_of(self, owner: str) -> int:
         """Bytes of one tenant's job files (portraits and results)."""
@@ -157,7 +162,7 @@ class JobStore:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            rows = self._conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+            rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
         out = {s: 0 for s in (QUEUED, RUNNING, DONE, FAILED, CANCELLED)}
         out.update({r[0]: r[1] for r in rows})
         return out
@@ -257,7 +262,7 @@ class JobStore:
             names = ", ".join(cols)
             marks = ", ".join("?" for _ in cols)
             with self._lock:
-                self._conn.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", tuple(cols.values()))
+                self.db.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", tuple(cols.values()))
         except BaseException:
             shutil.rmtree(d, ignore_errors=True)
             raise
@@ -273,28 +278,31 @@ class JobStore:
     def claim_next(self, kinds: Collection[str] | None = None) -> Job | None:
         """Mark the oldest queued job running and return it (atomic across threads). ``kinds``: only jobs of
         these kinds ("render", "dub"...); without it, any kind but the ``delegated`` ones."""
+        if kinds is not None and not kinds:
+            return None
         where, args = "status = ?", [QUEUED]
         names, op = (kinds, "IN") if kinds is not None else (self.delegated, "NOT IN")
         if kinds is not None or names:
             where += f" AND COALESCE(kind, 'render') {op} ({', '.join('?' for _ in names)})"
             args += list(names)
         with self._lock:
-            row = self._conn.execute(
-                f"SELECT id FROM jobs WHERE {where} ORDER BY created_at LIMIT 1", tuple(args)
-            ).fetchone()
-            if row is None:
+            rows = self.db.execute(f"SELECT id FROM jobs WHERE {where} ORDER BY created_at LIMIT 1", tuple(args))
+            if not rows:
                 return None
-            cur = self._conn.execute(
+            job_id = rows[0][0]
+            _, changed = self.db.execute_count(
                 "UPDATE jobs SET status = ?, attempts = attempts + 1, started_at = ?, stage = 'starting', error = NULL"
                 " WHERE id = ? AND status = ?",
-                (RUNNING, time.time(), row[0], QUEUED),
+                (RUNNING, time.time(), job_id, QUEUED),
             )
-            if cur.rowcount != 1:  # pragma: no cover - cancelled in between
+            if changed != 1:  # pragma: no cover - cancelled, or claimed by another process, in between
                 return None
-            self._conn.execute(
-                "INSERT OR REPLACE INTO job_claims (job_id, instance) VALUES (?, ?)", (row[0], self.instance or "")
+            self.db.execute(
+                "INSERT INTO job_claims (job_id, instance) VALUES (?, ?)"
+                " ON CONFLICT (job_id) DO UPDATE SET instance = excluded.instance",
+                (job_id, self.instance or ""),
             )
-        return self.get(row[0])
+        return self.get(job_id)
 
     def wait_for_work(self, timeout: float) -> None:
         with self._work:
@@ -306,23 +314,25 @@ class JobStore:
 
     def set_progress(self, job_id: str, progress: float, stage: str) -> None:
         with self._lock:
-            self._conn.execute(
+            self.db.execute(
                 "UPDATE jobs SET progress = ?, stage = ? WHERE id = ? AND status = ?",
                 (progress, stage, job_id, RUNNING),
             )
 
     def finish(self, job_id: str, result: Path, duration_s: float) -> bool:
+        self._cancel_checked.pop(job_id, None)
         with self._lock:
-            cur = self._conn.execute(
+            _, changed = self.db.execute_count(
                 "UPDATE jobs SET status = ?, progress = 1, stage = 'done', finished_at = ?, result_file = ?,"
                 " duration_s = ? WHERE id = ? AND status = ?",
                 (DONE, time.time(), str(result), duration_s, job_id, RUNNING),
             )
-            return cur.rowcount == 1
+            return changed == 1
 
     def fail(self, job_id: str, reason: str) -> None:
+        self._cancel_checked.pop(job_id, None)
         with self._lock:
-            self._conn.execute(
+            self.db.execute(
                 "UPDATE jobs SET status = ?, stage = 'failed', error = ?, finished_at = ? WHERE id = ? AND status = ?",
                 (FAILED, reason, time.time(), job_id, RUNNING),
             )
@@ -330,27 +340,42 @@ class JobStore:
     def cancel(self, job_id: str) -> bool:
         """Cancel a queued or running job (a running one stops at its next frame). False if not active."""
         with self._lock:
-            cur = self._conn.execute(
+            _, changed = self.db.execute_count(
                 "UPDATE jobs SET status = ?, stage = 'cancelled', finished_at = ?, error = 'cancelled by request'"
                 " WHERE id = ? AND status IN (?, ?)",
                 (CANCELLED, time.time(), job_id, QUEUED, RUNNING),
             )
-            if cur.rowcount == 1:
+            if changed == 1:
                 self._cancelled.add(job_id)
                 return True
             return False
 
     def is_cancelled(self, job_id: str) -> bool:
-        return job_id in self._cancelled
+        """Cancelled through this store; with PostgreSQL also through another process's (its row, read at
+        most every ``CANCEL_CHECK_S`` per job)."""
+        if job_id in self._cancelled:
+            return True
+        if not self.db.postgres:
+            return False
+        now = time.monotonic()
+        if now - self._cancel_checked.get(job_id, -CANCEL_CHECK_S) < CANCEL_CHECK_S:
+            return False
+        self._cancel_checked[job_id] = now
+        rows = self.db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,))
+        if rows and rows[0][0] != CANCELLED:
+            return False
+        self._cancelled.add(job_id)
+        self._cancel_checked.pop(job_id, None)
+        return True
 
     def delete(self, job_id: str) -> bool:
         """Remove a finished job and its files."""
         with self._lock:
-            cur = self._conn.execute(
+            _, changed = self.db.execute_count(
                 "DELETE FROM jobs WHERE id = ? AND status NOT IN (?, ?)", (job_id, QUEUED, RUNNING)
             )
-            deleted = cur.rowcount == 1
-            self._conn.execute("DELETE FROM job_claims WHERE job_id = ?", (job_id,))
+            deleted = changed == 1
+            self.db.execute("DELETE FROM job_claims WHERE job_id = ?", (job_id,))
         if deleted:  # (a cancelled id stays marked: a runner still on the job stops at its next frame)
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         return deleted
@@ -361,17 +386,17 @@ class JobStore:
         with self._lock:
             mine = "" if self.instance is None else " AND id NOT IN (SELECT job_id FROM job_claims WHERE instance != ?)"
             who = () if self.instance is None else (self.instance,)
-            requeued = self._conn.execute(
+            requeued = self.db.execute_count(
                 "UPDATE jobs SET status = ?, stage = 'queued', progress = 0,"
                 " error = 'interrupted by a server restart; retrying' WHERE status = ? AND attempts < ?" + mine,
                 (QUEUED, RUNNING, max_attempts, *who),
-            ).rowcount
-            failed = self._conn.execute(
+            )[1]
+            failed = self.db.execute_count(
                 "UPDATE jobs SET status = ?, stage = 'failed', finished_at = ?,"
                 " error = 'interrupted by a server restart ' || attempts || ' time(s); not retried again'"
                 " WHERE status = ?" + mine,
                 (FAILED, time.time(), RUNNING, *who),
-            ).rowcount
+            )[1]
         return requeued, failed
 
     def requeue(self, job_id: str, reason: str, max_attempts: int, spend: bool = True) -> bool:
@@ -379,17 +404,17 @@ class JobStore:
         else failed with it. ``spend=False``: it never started, so its attempt is given back and it is always
         queued again. A job no longer running (cancelled meanwhile) is left as it is (False)."""
         with self._lock:
-            cur = self._conn.execute(
-                "UPDATE jobs SET status = ?, stage = 'queued', progress = 0, error = ? || '; retrying',"
+            _, changed = self.db.execute_count(
+                "UPDATE jobs SET status = ?, stage = 'queued', progress = 0, error = CAST(? AS TEXT) || '; retrying',"
                 " attempts = attempts - ? WHERE id = ? AND status = ? AND (attempts < ? OR ?)",
                 (QUEUED, reason, 0 if spend else 1, job_id, RUNNING, max_attempts, not spend),
             )
-            if cur.rowcount == 1:
+            if changed == 1:
                 requeued = True
             else:
-                self._conn.execute(
-                    "UPDATE jobs SET status = ?, stage = 'failed', finished_at = ?,"
-                    " error = ? || ' (' || attempts || ' attempt(s)); not retried again' WHERE id = ? AND status = ?",
+                self.db.execute(
+                    "UPDATE jobs SET status = ?, stage = 'failed', finished_at = ?, error = CAST(? AS TEXT)"
+                    " || ' (' || attempts || ' attempt(s)); not retried again' WHERE id = ? AND status = ?",
                     (FAILED, time.time(), reason, job_id, RUNNING),
                 )
                 requeued = False

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from talker.db import check_url
+
 AUDIO_SAMPLE_RATE = 48_000
 """WebRTC audio rate (Hz): Opus runs at 48 kHz; sessions produce audio at this rate."""
 
@@ -156,7 +158,14 @@ class Settings(BaseSettings):
         "jobs it was running (unset: every job left running)",
     )
 
-    # personas (the same SQLite store as `talker persona`, in data_dir unless given)
+    # records shared by every process (jobs, personas, portrait owners); unset: SQLite files in the data folders
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://USER:PASSWORD@HOST:PORT/DB: jobs, personas and portrait owners in that database, "
+        "shared by every server process (each must see data_dir and persona_dir at the same path)",
+    )
+
+    # personas (the same store as `talker persona`, in data_dir unless given)
     persona_dir: Path | None = Field(
         default=None, description="folder of personas.sqlite3 and persona_faces/ (default: data_dir, as the CLI)"
     )
@@ -197,6 +206,11 @@ class Settings(BaseSettings):
     @classmethod
     def _urls(cls, v: object) -> object:
         return _split_urls(v)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str | None) -> str | None:
+        return check_url(v) if v and v.strip() else None
 
     @field_validator("fps")
     @classmethod

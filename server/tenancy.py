@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+
+from talker.db import Database
 
 DEFAULT_TENANT = "default"
 """Tenant of the single ``api_key``, of no key at all, and of personas made with the CLI."""
@@ -104,45 +105,38 @@ def _read_keys_file(path: Path) -> list[_Key]:
 
 class OwnerStore:
     """Which tenants own which personas and portraits (a portrait's id is its content's hash, so two
-    tenants uploading the same image both own it; its file goes when the last owner deletes it)."""
+    tenants uploading the same image both own it; its file goes when the last owner deletes it).
+    These rows are the portraits' records; the files are in the data folder."""
 
-    def __init__(self, db_path: Path) -> None:
-        self._conn = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=10.0)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS owners (kind TEXT NOT NULL, id TEXT NOT NULL, tenant TEXT NOT NULL,"
-                " bytes INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (kind, id, tenant))"
-            )
+    def __init__(self, db_path: Path, database_url: str | None = None) -> None:
+        """Rows in the SQLite file ``db_path``, or in the PostgreSQL database at ``database_url``."""
+        self.db = Database.open(db_path, database_url, keep_open=True)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS owners (kind TEXT NOT NULL, id TEXT NOT NULL, tenant TEXT NOT NULL,"
+            " bytes BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (kind, id, tenant))"
+        )
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
     def add(self, kind: str, item_id: str, tenant: str, size_bytes: int = 0) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR IGNORE INTO owners (kind, id, tenant, bytes) VALUES (?, ?, ?, ?)",
-                (kind, item_id, tenant, size_bytes),
-            )
+        self.db.execute(
+            "INSERT INTO owners (kind, id, tenant, bytes) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (kind, id, tenant) DO NOTHING",
+            (kind, item_id, tenant, size_bytes),
+        )
 
     def remove(self, kind: str, item_id: str, tenant: str | None = None) -> int:
         """Drop one tenant's ownership (every tenant's with None); returns how many owners remain."""
-        with self._lock:
-            if tenant is None:
-                self._conn.execute("DELETE FROM owners WHERE kind = ? AND id = ?", (kind, item_id))
-            else:
-                self._conn.execute(
-                    "DELETE FROM owners WHERE kind = ? AND id = ? AND tenant = ?", (kind, item_id, tenant)
-                )
-            sql = "SELECT COUNT(*) FROM owners WHERE kind = ? AND id = ?"
-            row = self._conn.execute(sql, (kind, item_id)).fetchone()
-        return int(row[0])
+        if tenant is None:
+            self.db.execute("DELETE FROM owners WHERE kind = ? AND id = ?", (kind, item_id))
+        else:
+            self.db.execute("DELETE FROM owners WHERE kind = ? AND id = ? AND tenant = ?", (kind, item_id, tenant))
+        rows = self.db.execute("SELECT COUNT(*) FROM owners WHERE kind = ? AND id = ?", (kind, item_id))
+        return int(rows[0][0])
 
     def owners(self, kind: str, item_id: str) -> set[str]:
-        with self._lock:
-            rows = self._conn.execute("SELECT tenant FROM owners WHERE kind = ? AND id = ?", (kind, item_id)).fetchall()
+        rows = self.db.execute("SELECT tenant FROM owners WHERE kind = ? AND id = ?", (kind, item_id))
         return {r[0] for r in rows}
 
     def may_see(self, who: Principal, kind: str, item_id: str) -> bool:
@@ -154,20 +148,16 @@ class OwnerStore:
         return who.tenant in owners or (not owners and who.tenant == DEFAULT_TENANT)
 
     def ids(self, kind: str, tenant: str) -> set[str]:
-        with self._lock:
-            rows = self._conn.execute("SELECT id FROM owners WHERE kind = ? AND tenant = ?", (kind, tenant)).fetchall()
+        rows = self.db.execute("SELECT id FROM owners WHERE kind = ? AND tenant = ?", (kind, tenant))
         return {r[0] for r in rows}
 
     def owned_ids(self, kind: str) -> set[str]:
-        with self._lock:
-            rows = self._conn.execute("SELECT DISTINCT id FROM owners WHERE kind = ?", (kind,)).fetchall()
+        rows = self.db.execute("SELECT DISTINCT id FROM owners WHERE kind = ?", (kind,))
         return {r[0] for r in rows}
 
     def bytes_of(self, tenant: str) -> int:
-        with self._lock:
-            sql = "SELECT COALESCE(SUM(bytes), 0) FROM owners WHERE tenant = ?"
-            row = self._conn.execute(sql, (tenant,)).fetchone()
-        return int(row[0])
+        rows = self.db.execute("SELECT COALESCE(SUM(bytes), 0) FROM owners WHERE tenant = ?", (tenant,))
+        return int(rows[0][0])
 
 
 class RateLimiter:

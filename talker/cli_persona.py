@@ -2,7 +2,8 @@
 
 ``add_persona_parser(subparsers)`` registers the command on talker's main parser; ``main`` runs it
 alone (``python -m talker.cli_persona persona list``). Personas live in the data folder
-(``--data-dir``, default ``$TALKER_DATA_DIR`` or ``~/.local/share/talker``), shared with ``talker serve``.
+(``--data-dir``, default ``$TALKER_DATA_DIR`` or ``~/.local/share/talker``), shared with ``talker serve``;
+with ``$TALKER_DATABASE_URL`` their records are in that PostgreSQL database, as the server's are.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 def _store(args: argparse.Namespace, create: bool = True) -> Any:
     """The persona store; reading commands do not create a data folder where there is none."""
+    from talker.db import database_url_from_env
     from talker.persona import DB_NAME, PersonaNotFound, PersonaStore
 
     d = _data_dir(args)
-    if not create and not (d / DB_NAME).is_file():
+    url = database_url_from_env()
+    if not create and url is None and not (d / DB_NAME).is_file():
         if getattr(args, "id", None):
             raise PersonaNotFound(f"no persona with id {args.id!r} in {d} (no personas there)")
         return None
-    return PersonaStore(d)
+    return PersonaStore(d, url)
 
 
 def _print_persona(p: Any) -> None:

@@ -3,8 +3,9 @@
 
 A ``Persona`` holds the voice (a voice-bank id + parameters), the face (an image file in the store, and
 five points when no detector finds a face in it), expression and idle-motion defaults, and the chat
-settings of an OpenAI-compatible endpoint. ``PersonaStore`` keeps them in SQLite (``personas.sqlite3``)
-with the face images under ``persona_faces/`` in one data folder, so a restart loses nothing.
+settings of an OpenAI-compatible endpoint. ``PersonaStore`` keeps them in SQLite (``personas.sqlite3``, or
+PostgreSQL with ``TALKER_DATABASE_URL``) with the face images under ``persona_faces/`` in one data folder,
+so a restart loses nothing.
 
 Creating one (``PersonaStore.create``, built by ``PersonaMaker``) takes a description, an image, or both:
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 import threading
 import time
 import uuid
@@ -36,6 +36,7 @@ import numpy as np
 
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
 from talker.chat import ChatSettings
+from talker.db import Database
 from talker.persona_model import (
     DB_NAME,
     FACES_DIR,
@@ -264,42 +265,38 @@ class Created:
 
 
 class PersonaStore:
-    """Personas in ``data_dir/personas.sqlite3``, their face images in ``data_dir/persona_faces/<id>.png``.
+    """Personas in ``data_dir/personas.sqlite3`` (or a PostgreSQL database), their face images in
+    ``data_dir/persona_faces/<id>.png``.
 
-    Safe to share between threads (one connection per call, serialized writes); several processes may
-    open the same folder (SQLite's own locking).
+    Safe to share between threads (serialized writes); several processes may open the same folder
+    (SQLite's own locking) or, with PostgreSQL, the same database and shared folder from several machines.
     """
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, database_url: str | None = None) -> None:
+        """``database_url``: the records in that PostgreSQL database instead of the SQLite file (several
+        processes and machines share them; every one must see ``data_dir`` at the same path)."""
         self.root = Path(data_dir)
         self.faces = self.root / FACES_DIR
         self.faces.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / DB_NAME
+        self.db = Database.open(self.db_path, database_url)
         self._lock = threading.Lock()
-        with self._connect() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise PersonaError(
-                    f"{self.db_path} was written by a newer talker (schema {version} > {SCHEMA_VERSION})"
-                )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS personas ("
-                " id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL,"
-                " created_at REAL NOT NULL, data TEXT NOT NULL)"
-            )
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.db_path, timeout=10.0, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        version = self.db.schema_version("personas")
+        if version > SCHEMA_VERSION:
+            raise PersonaError(f"{self.db.where} was written by a newer talker (schema {version} > {SCHEMA_VERSION})")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS personas ("
+            " id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL,"
+            " created_at DOUBLE PRECISION NOT NULL, data TEXT NOT NULL)"
+        )
+        self.db.set_schema_version("personas", SCHEMA_VERSION)
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        db = self._connect()
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
+        return self.db.execute(sql, args)
+
+    def close(self) -> None:
+        """Close a database connection the store holds (SQLite holds none between calls)."""
+        self.db.close()
 
     def create(
         self,
@@ -344,7 +341,7 @@ class PersonaStore:
                         "INSERT INTO personas (id, name, description, created_at, data) VALUES (?, ?, ?, ?, ?)",
                         (pid, stored.name, stored.description, stored.created_at, data),
                     )
-                except sqlite3.Error:
+                except self.db.errors:
                     face.unlink(missing_ok=True)
                     raise
         finally:
@@ -373,7 +370,8 @@ class PersonaStore:
     def get(self, persona_id: str) -> Persona:
         rows = self._query("SELECT data FROM personas WHERE id = ?", (persona_id,))
         if not rows:
-            raise PersonaNotFound(f"no persona with id {persona_id!r} in {self.root}")
+            where = self.db.where if self.db.postgres else self.root
+            raise PersonaNotFound(f"no persona with id {persona_id!r} in {where}")
         return self._load(rows[0][0])
 
     def delete(self, persona_id: str) -> bool:

@@ -70,7 +70,7 @@ def test_interrupted_jobs_are_retried_then_failed_with_a_reason(tmp_path: Path) 
     spent = store.create("Hi.", "default", None, 25.0, SIZE, 0)
     # both were running when the process died; ``spent`` had used its attempts already
     assert store.claim_next() is not None and store.claim_next() is not None
-    store._conn.execute("UPDATE jobs SET attempts = 2 WHERE id = ?", (spent.id,))
+    store.db.execute("UPDATE jobs SET attempts = 2 WHERE id = ?", (spent.id,))
     store.close()
     with TestClient(create_app(settings(tmp_path, workers=1, attempts=2), engine=shared_engine())) as c:
         failed = c.get(f"/renders/{spent.id}").json()

@@ -188,7 +188,7 @@ def test_a_jobs_database_from_before_personas_is_upgraded(tmp_path: Path) -> Non
 
     db = tmp_path / "jobs.sqlite3"
     conn = sqlite3.connect(db)
-    conn.executescript(_SCHEMA)
+    conn.executescript(";\n".join(_SCHEMA))
     conn.execute(
         "INSERT INTO jobs (id, status, text, portrait_id, fps, size, seed, created_at)"
         " VALUES ('old', 'done', 'Hi.', 'default', 25, 512, 0, 1.0)"
