@@ -248,8 +248,8 @@ class JobStore:
             where += " AND portrait_id = ?"
             args.append(f"avatar:{name}")
         with self._lock:
-            rows = self._conn.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC", args).fetchall()
-        return [Job(**dict(r)) for r in rows]
+            rows = self.db.query_dicts(f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC", tuple(args))
+        return [Job(**r) for r in rows]
 
     def _queue(self, row: dict[str, object], fill: Callable[[Path], dict[str, object]]) -> Job:
         """Make a job's folder, let ``fill`` put its files there (and return more columns), insert the row
