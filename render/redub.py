@@ -232,6 +232,43 @@ class MouthRedrawer:
         alpha = lower_face_mask(rig, r0, (c0, c1))
         return np.ascontiguousarray(drawn[r0:, c0:c1]), alpha, (r0, c0)
 
+    def shut(self, image: np.ndarray, points: np.ndarray, lips: FrameLips) -> tuple[np.ndarray, np.ndarray] | None:
+        """``image`` (RGB uint8, not modified) with its mouth redrawn at rest (the lips together), and its
+        (478, 3) landmarks moved as far as the redraw shows them moved; None when it is shut already.
+        ``points``: the frame's landmarks, ``lips``: its ``frame_lips``."""
+        rest = np.array([1.0 if c == "mouthClose" else 0.0 for c in MOUTH_CHANNELS], np.float32)
+        if _already(lips.points, rest):
+            return None
+        h, w = image.shape[:2]
+        outer, box = self._outer(points, (w, h))
+        x0, y0, x1, y1 = box
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        rig = self._crop_rig(crop, box, points, outer, lips)
+        values = self._neutral.copy()
+        values[CHANNEL_INDEX["mouthClose"]] = 1.0
+        renderer = WarpRenderer(rig, draw_eyes=False)
+        drawn = renderer.render(values)
+        r0 = _mask_top(rig)
+        alpha = lower_face_mask(rig, r0)
+        out = image.copy()
+        region = out[y0 + r0 : y1, x0:x1]
+        region[:] = blend(region, drawn[r0:], alpha)
+        # each landmark moves by the redraw's motion there, as much as the blend shows it
+        n = len(points)
+        moved = renderer.target_points(values)[:n] + np.array([x0, y0])
+        rows = np.clip(np.round(lips.points[:, 1] - y0 - r0).astype(int), 0, max(len(alpha) - 1, 0))
+        cols = np.clip(np.round(lips.points[:, 0] - x0).astype(int), 0, w - 1)
+        inside = (
+            (lips.points[:, 1] >= y0 + r0)
+            & (lips.points[:, 1] < y1)
+            & (lips.points[:, 0] >= x0)
+            & (lips.points[:, 0] < x1)
+        )
+        a = np.where(inside, alpha[rows, np.clip(cols, 0, alpha.shape[1] - 1)], 0.0)[:, None]
+        new = lips.points.astype(np.float64).copy()
+        new[:, :2] += a * (moved - new[:, :2])
+        return out, new.astype(np.float32)
+
     def redraw(self, image: np.ndarray, points: np.ndarray, mouth: np.ndarray) -> np.ndarray:
         """``image`` (RGB uint8, not modified) with its mouth re-rendered to ``mouth``: values of
         ``MOUTH_CHANNELS`` (len 6). ``points``: the frame's (478, 3) landmarks."""

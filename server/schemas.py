@@ -131,9 +131,9 @@ class AvatarInfo(BaseModel):
     span_s: tuple[float, float] | None = Field(default=None, description="the stretch of the clip the loop is from")
     crossfade_frames: int | None = Field(default=None, description="loop frames blended from its end into its start")
     mouths: int | None = Field(default=None, description="open mouths of the clip kept to draw speech with")
-    idle_mouth: Literal["own", "rest"] | None = Field(
+    idle_mouth: Literal["own", "shut"] | None = Field(
         default=None,
-        description="own: silent frames are the clip's own; rest: the clip talks, its mouth is redrawn shut",
+        description="own: the clip listens, its frames play as filmed; shut: it talks, its mouth was shut in the loop",
     )
     prepare_s: float | None = Field(default=None, description="seconds the preparation took")
     bytes: int | None = Field(default=None, description="prepared data on disk (counts against your storage quota)")

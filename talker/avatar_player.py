@@ -1,8 +1,8 @@
 """Playing a prepared video avatar (``talker.video_avatar``): the loop decoded frame by frame, its mouth
 redrawn to the mouth channels of each motion row.
 
-While the motion is silent the loop's frames pass through untouched (or, for a clip that talks, with the
-mouth redrawn at rest); speech fades the redraw in over a few frames and out after a short hold.
+While the motion is silent the loop's frames pass through untouched (a clip that talks had its mouth shut
+into the loop when prepared); speech fades the redraw in over a few frames and out after a short hold.
 """
 
 from __future__ import annotations
@@ -107,8 +107,6 @@ class VideoAvatarRenderer:
         except RigError:
             self._redrawer = None  # the loop plays without a redrawn mouth
         self._pending: np.ndarray | None = first
-        self._always = avatar.info.idle_mouth == "rest"
-        self._weight = 1.0 if self._always else 0.0
         self._shown: deque[tuple[int, np.ndarray]] = deque(maxlen=REWIND_FRAMES)  # (loop index, frame as decoded)
         self._replay: list[tuple[int, np.ndarray]] = []
 
@@ -146,7 +144,7 @@ class VideoAvatarRenderer:
         self._shown.append((self._k, yuv.copy()))
         mouth = np.asarray(values, np.float32)[self._mouth_idx]
         shape = float(np.abs(mouth[2:]).max())
-        if self._always or mouth[0] > _ACTIVE_JAW or shape > _ACTIVE_SHAPE:
+        if mouth[0] > _ACTIVE_JAW or shape > _ACTIVE_SHAPE:
             self._quiet = 0
             self._weight = min(1.0, self._weight + 1.0 / _ATTACK)
         else:

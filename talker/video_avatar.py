@@ -32,8 +32,8 @@ from render import topology as T
 from render.face_track import _thumb, track_faces
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
 from render.mouth_bank import BankCollector, MouthBank, lip_gap_iod
-from render.redub import FrameLips, frame_lips
-from render.rig import eye_centres
+from render.redub import FrameLips, MouthRedrawer, frame_lips
+from render.rig import RigError, eye_centres
 from talker.paths import user_data_dir
 from talker.portrait import DEFAULT_SIZE, FRAMINGS, framing_transform
 from talker.video import VideoError, probe_video, read_frames
@@ -44,7 +44,7 @@ MIN_USABLE_S = 3.0  # the stretch with a steady, frontal face the loop is cut fr
 CROSSFADE_S = 0.4
 TALKING_GAP = 0.06  # a clip whose lips part this far (IOD) in a tenth of its frames is talking, not listening
 TURNED_AWAY = 0.45  # nose offset from the eyes' midpoint (inter-ocular distances): past it a face is turned away
-FORMAT = 2
+FORMAT = 3
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _RIGID = sorted(set(T.NOSE_RIGID + T.FOREHEAD + [33, 133, 263, 362, 234, 454]))
 
@@ -65,7 +65,7 @@ class VideoAvatarInfo:
     span_s: tuple[float, float]  # the stretch of the clip the loop comes from (seconds)
     crossfade: int  # frames of the loop's end blended into its start
     bank: int  # open mouths kept
-    idle_mouth: str  # "own": silent frames pass through; "rest": the clip talks, its mouth is redrawn shut
+    idle_mouth: str  # "own": the clip listens, frames as filmed; "shut": it talks, its mouth was shut into the loop
     prepare_s: float
     bytes: int  # on disk, all files
     notes: tuple[str, ...] = ()
@@ -269,7 +269,7 @@ def prepare_video_avatar(
     gaps = np.array([lip_gap_iod(p) for p in pts])
     talking = float(np.percentile(gaps, 90)) > TALKING_GAP
     if talking:
-        notes.append("the clip's mouth moves as if speaking: while silent the avatar's mouth is redrawn at rest")
+        notes.append("the clip's mouth moves as if speaking: the loop's mouth is redrawn shut, to open with speech")
     # a talking clip's own mouth is never shown, so its opening does not matter for the loop's ends
     a, e = loop_points(pose, np.asarray(thumbs[first:end], np.float32), gaps * (not talking), fade)
     a, e = a + first, e + first  # the loop: frames a .. e-1, frames e .. e+fade-1 blended into a ..
@@ -300,6 +300,7 @@ def prepare_video_avatar(
         head: list[np.ndarray] = []
         lips: list[FrameLips] = []  # per loop frame: inner lips snapped, lip and cheek colours
         fade_pts: list[np.ndarray] = []
+        shutter: MouthRedrawer | None = None
         several = 0
         for k, image in enumerate(read_frames(info.path, e + fade)):
             if k < a:
@@ -313,16 +314,27 @@ def prepare_video_avatar(
             if k < a + fade:
                 head.append(rgb)
                 fade_pts.append(p)
-            elif k < e:
-                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
-                lips.append(frame_lips(rgb, p))
-            else:
+                continue
+            if k >= e:
                 i = k - e
                 t = i / (fade - 1)
                 w = t * t * (3.0 - 2.0 * t)  # from frame e (0) to frame a+fade-1 (1): both ends continuous
-                mixed = cv2.addWeighted(rgb, 1.0 - w, head[i], w, 0.0)
-                writer.write(cv2.cvtColor(mixed, cv2.COLOR_RGB2YUV_I420))
-                lips.append(frame_lips(mixed, (1.0 - w) * p + w * fade_pts[i]))
+                rgb = cv2.addWeighted(rgb, 1.0 - w, head[i], w, 0.0)
+                p = (1.0 - w) * p + w * fade_pts[i]
+            measured = frame_lips(rgb, p)
+            if talking:
+                # the mouth shut into the loop once here, so silent frames play as stored
+                if shutter is None:
+                    shutter = MouthRedrawer(rgb, measured.points)
+                try:
+                    got = shutter.shut(rgb, p, measured)
+                except RigError:
+                    got = None
+                if got is not None:
+                    rgb = got[0]
+                    measured = frame_lips(rgb, got[1])
+            writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
+            lips.append(measured)
         writer.close()
         if len(lips) != e - a:
             raise VideoError(f"{info.path} ended early on the second read ({a + len(lips) + fade} frames)")
@@ -349,7 +361,7 @@ def prepare_video_avatar(
             span_s=(a / fps, (e + fade) / fps),
             crossfade=fade,
             bank=len(bank),
-            idle_mouth="rest" if talking else "own",
+            idle_mouth="shut" if talking else "own",
             prepare_s=round(time.perf_counter() - t_start, 2),
             bytes=used,
             notes=tuple(notes),

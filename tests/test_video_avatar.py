@@ -240,3 +240,29 @@ def test_python_api_renders_a_video_avatar(prepared, tmp_path):
     assert result.fps == info.fps and result.n_frames > 10
     with pytest.raises(ValueError, match="not both"):
         talker.render("Hello.", tmp_path / "x.mp4", face=media("faces/obama.jpg"), avatar="obama", data_dir=data)
+
+
+def test_a_talking_clip_has_its_mouth_shut_into_the_loop(portrait_renderer, tmp_path):
+    """A clip whose mouth moves as in speech is stored with the mouth shut, and speech opens it again."""
+    from render.landmarks import MediaPipeFaceMesh
+    from render.mouth_bank import lip_gap_iod
+    from talker.avatar_player import load_video_avatar
+    from talker.video_avatar import prepare_video_avatar
+
+    rows = _listening(140)
+    t = np.arange(140) / FPS
+    rows[:, C["jawOpen"]] = np.clip(0.25 + 0.25 * np.sin(2 * np.pi * 2.0 * t), 0.0, 1.0)
+    rows[:, C["mouthClose"]] = 0.0
+    clip = _write_video(tmp_path / "talking.mp4", [portrait_renderer.render(r) for r in rows])
+    info = prepare_video_avatar(clip, "talker", tmp_path, size=SIZE, framing="source")
+    assert info.idle_mouth == "shut" and info.bank >= 2
+    mesh = MediaPipeFaceMesh()
+    loop = _loop_frames(tmp_path / "avatars" / "talker")
+    gaps = [lip_gap_iod(mesh.detect(f)[0].points) for f in loop[::7]]
+    assert max(gaps) < 0.06, gaps
+    renderer = load_video_avatar("talker", tmp_path).frame_renderer()
+    aa = np.zeros(len(CHANNELS), np.float32)
+    aa[C["jawOpen"]] = 0.6
+    for _ in range(4):  # the redraw fades in over a few frames
+        frame = renderer.render(aa)
+    assert lip_gap_iod(mesh.detect(frame)[0].points) > 0.12

@@ -49,7 +49,7 @@ def ready_info(info: VideoAvatarInfo) -> AvatarInfo:
         span_s=info.span_s,
         crossfade_frames=info.crossfade,
         mouths=info.bank,
-        idle_mouth="rest" if info.idle_mouth == "rest" else "own",
+        idle_mouth="shut" if info.idle_mouth == "shut" else "own",
         prepare_s=info.prepare_s,
         bytes=info.bytes,
         notes=list(info.notes),
