@@ -82,8 +82,8 @@ class VideoI420Renderer:
     is interrupted) shows the loop frames those had again, so the loop never jumps; frames the session
     skips (too late to send) do not advance it."""
 
-    def __init__(self, avatar: VideoAvatar) -> None:
-        self.renderer = VideoAvatarRenderer(avatar)
+    def __init__(self, avatar: VideoAvatar, fps: float | None = None) -> None:
+        self.renderer = VideoAvatarRenderer(avatar, fps)
         self._rendered: deque[int] = deque(maxlen=REWIND_FRAMES)  # session frame indices, in render order
 
     def render(self, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]:
@@ -99,10 +99,11 @@ class VideoI420Renderer:
         return yuv, time.perf_counter() - t0, False
 
 
-def renderer_for(face: Face) -> FrameRenderer:
-    """The I420 renderer of a portrait's rig or a video avatar (in this process)."""
+def renderer_for(face: Face, fps: float | None = None) -> FrameRenderer:
+    """The I420 renderer of a portrait's rig or a video avatar (in this process; its loop played at ``fps``,
+    default its own rate)."""
     if isinstance(face, VideoAvatar):
-        return VideoI420Renderer(face)
+        return VideoI420Renderer(face, fps)
     return I420Renderer(face)
 
 
@@ -131,10 +132,11 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
                 elif kind in ("rig", "video"):
                     renderer = None
                     face: Face = msg[1] if kind == "rig" else VideoAvatar(msg[1])
+                    fps = msg[2] if len(msg) > 2 else None
                     w, h = face_size(face)
                     if (h * 3 // 2, w) != shape:
                         raise ValueError(f"the face is {w}x{h}; this process renders {shape[1]}x{shape[0] * 2 // 3}")
-                    renderer = renderer_for(face)
+                    renderer = renderer_for(face, fps)
                     conn.send(("ok",))
                 elif kind == "ping":
                     conn.send(("ok",))
@@ -179,10 +181,11 @@ class RenderProcess:
             raise RenderProcessError(f"render process failed: {reply[1]}")
         return reply
 
-    def load(self, face: Face) -> None:
-        """Load a portrait's rig (sent whole) or a video avatar (the process loads its folder)."""
+    def load(self, face: Face, fps: float | None = None) -> None:
+        """Load a portrait's rig (sent whole) or a video avatar (the process loads its folder and plays it at
+        ``fps``)."""
         if isinstance(face, VideoAvatar):
-            self._call(("video", str(Path(face.folder).resolve())), timeout=60.0)
+            self._call(("video", str(Path(face.folder).resolve()), fps), timeout=60.0)
         else:
             self._call(("rig", face), timeout=60.0)
 

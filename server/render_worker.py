@@ -104,9 +104,9 @@ class RenderWorker(threading.Thread):
         reused). The image is the renderer's own (a render slot, or the in-thread renderer's last image):
         read it before the next call."""
         if self.process is not None:
-            self.process.load(self.face)
+            self.process.load(self.face, self.clock.fps)
             return self.process.render
-        renderer = renderer_for(self.face)
+        renderer = renderer_for(self.face, self.clock.fps)
         return lambda slot, values, index: renderer.render(values, index)
 
     def _first_useful(self, now: float, now_k: int, took: float) -> int:

@@ -75,10 +75,10 @@ class VideoAvatar:
     def loop(self) -> Path:
         return self.folder / "loop.mp4"
 
-    def frame_renderer(self, renderer: object = None) -> VideoAvatarRenderer:
-        """A renderer playing this avatar (``renderer``, a portrait's renderer component, is not used: the
-        mouth is redrawn into the loop's own frames)."""
-        return VideoAvatarRenderer(self)
+    def frame_renderer(self, renderer: object = None, fps: float | None = None) -> VideoAvatarRenderer:
+        """A renderer playing this avatar at ``fps`` frames a second (default its own rate; ``renderer``, a
+        portrait's renderer component, is not used: the mouth is redrawn into the loop's own frames)."""
+        return VideoAvatarRenderer(self, fps)
 
 
 _ACTIVE_JAW = 0.03  # a motion row speaks when its jaw is open past this ...
@@ -90,34 +90,50 @@ REWIND_FRAMES = 16  # loop frames a renderer can show again (``rewind``)
 
 
 class VideoAvatarRenderer:
-    """Plays a video avatar: each ``render`` call is the loop's next frame, its mouth redrawn to the row's
-    mouth channels while speaking, the frame itself while silent. Not thread-safe."""
+    """Plays a video avatar: each ``render`` call is the loop's next frame at the playing rate (``fps``;
+    frames repeated or skipped when it differs from the clip's), its mouth redrawn to the row's mouth
+    channels while speaking, the frame itself while silent. Not thread-safe."""
 
-    def __init__(self, avatar: VideoAvatar) -> None:
+    def __init__(self, avatar: VideoAvatar, fps: float | None = None) -> None:
+        if fps is not None and not 0 < fps <= 120:
+            raise ValueError(f"fps must be within 1-120, got {fps}")
         self.avatar = avatar
         self._frames: Iterator[np.ndarray] = iter(())
-        self._k = -1
+        self._dk = -1  # the loop frame decoded last
+        self._k = 0  # the loop frame shown last
+        self._step = avatar.fps / fps if fps else 1.0  # loop frames per rendered frame
+        self._t = 0.0  # loop frames played, as a fraction
         self._weight = 0.0
         self._quiet = _HOLD
         self._mouth_idx = [CHANNEL_INDEX[c] for c in MOUTH_CHANNELS]
-        first = self._next_frame()
-        rgb = cv2.cvtColor(first, cv2.COLOR_YUV2RGB_I420)
+        self._cur = self._next_frame()
+        self._played = 0  # loop frames decoded before the current one
+        rgb = cv2.cvtColor(self._cur, cv2.COLOR_YUV2RGB_I420)
         try:
             self._redrawer: MouthRedrawer | None = MouthRedrawer(rgb, avatar.points[0], avatar.bank)
         except RigError:
             self._redrawer = None  # the loop plays without a redrawn mouth
-        self._pending: np.ndarray | None = first
         self._shown: deque[tuple[int, np.ndarray]] = deque(maxlen=REWIND_FRAMES)  # (loop index, frame as decoded)
         self._replay: list[tuple[int, np.ndarray]] = []
 
     def _next_frame(self) -> np.ndarray:
-        self._k = (self._k + 1) % self.avatar.info.n_frames
-        if self._k == 0:
+        self._dk = (self._dk + 1) % self.avatar.info.n_frames
+        if self._dk == 0:
             self._frames = read_i420(self.avatar.loop(), self.avatar.info.n_frames)
         frame = next(self._frames, None)
         if frame is None:
             raise VideoAvatarError(f"video avatar {self.avatar.info.name!r}: its loop is damaged; prepare it again")
         return frame
+
+    def _advance(self) -> np.ndarray:
+        """The loop frame for the next render (decoding past frames the playing rate skips)."""
+        target = int(self._t + 1e-9)
+        self._t += self._step
+        while self._played < target:
+            self._cur = self._next_frame()
+            self._played += 1
+        self._k = self._dk
+        return self._cur.copy()
 
     @property
     def frame_index(self) -> int:
@@ -137,10 +153,8 @@ class VideoAvatarRenderer:
         if self._replay:
             self._k, raw = self._replay.pop(0)
             yuv = raw.copy()
-        elif self._pending is not None:
-            yuv, self._pending = self._pending, None
         else:
-            yuv = self._next_frame()
+            yuv = self._advance()
         self._shown.append((self._k, yuv.copy()))
         mouth = np.asarray(values, np.float32)[self._mouth_idx]
         shape = float(np.abs(mouth[2:]).max())

@@ -34,7 +34,7 @@ class StallsOnce:
 
 def test_rendering_goes_on_after_a_render_that_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
     stub = StallsOnce()
-    monkeypatch.setattr(render_worker, "renderer_for", lambda face: stub)
+    monkeypatch.setattr(render_worker, "renderer_for", lambda face, fps=None: stub)
     monkeypatch.setattr(render_worker, "face_size", lambda face: (SIZE, SIZE))
     clock = MediaClock(FPS)
     worker = RenderWorker("test-render", FaceRig.__new__(FaceRig), Timeline(FPS, 22050, seed=1), clock, 2, Metrics())

@@ -266,3 +266,21 @@ def test_a_talking_clip_has_its_mouth_shut_into_the_loop(portrait_renderer, tmp_
     for _ in range(4):  # the redraw fades in over a few frames
         frame = renderer.render(aa)
     assert lip_gap_iod(mesh.detect(frame)[0].points) > 0.12
+
+
+def test_the_loop_plays_at_the_sessions_frame_rate(prepared):
+    """A 25 fps loop played at 30 fps shows some frames twice, at 20 fps skips some: its own pace either way."""
+    from talker.avatar_player import load_video_avatar
+
+    data, info = prepared
+    rest = np.zeros(len(CHANNELS), np.float32)
+    rest[C["mouthClose"]] = 1.0
+    for fps, n in ((30.0, 60), (20.0, 40)):
+        renderer = load_video_avatar(data / "avatars" / "obama").frame_renderer(fps=fps)
+        shown = []
+        for _ in range(n):
+            renderer.render_i420(rest)
+            shown.append(renderer.frame_index)
+        # two seconds of rendering cover two seconds of the loop
+        assert shown[-1] == int((n - 1) * FPS / fps) % info.n_frames, (fps, shown)
+        assert all(b - a in (0, 1, 2) for a, b in zip(shown, shown[1:]))
