@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 
 from render import topology as T
-from render.lips import LIP_CONTRAST, lip_regions, redness
 from render.rig import FaceRig
 
 _AA_SHIFT = 3  # sub-pixel bits for polygon drawing
@@ -100,74 +99,92 @@ def teeth_split(image: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarray
     return split
 
 
-_INPAINT_IOD = 64.0
-"""Faces larger than this (inter-ocular distance, pixels) have their lip extension inpainted at a scale
-that brings them to it."""
+_EDGE = 0.02  # the detector's inner-lip contour of an open mouth lies this far (IOD) inside the opening
+CORNER_REACH = 0.06  # the opening's shadow reaches this far (IOD) past the outer lip corners
 
 
 def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
-    """The portrait with the teeth and shadow next to the inner lip edge painted over in lip colour.
+    """The portrait with its lips mirrored over their opening: each lip continues past its inner edge
+    with its own texture, reflected, up to the middle of the opening; at the corners the skin beside the
+    opening's shadow is mirrored over it.
 
     The detector's inner-lip contour of a smiling, open mouth usually lies a pixel or two inside the
-    teeth, so the lip triangles carry a sliver of tooth; when such a mouth is closed that sliver would
-    show along the seam. Warping the lips from this image instead (in proportion to how far the mouth
-    is closed) keeps the seam lip-coloured. None when the portrait's mouth is closed.
+    teeth, so the lip triangles carry a sliver of tooth (and the corners the opening's dark wedge); when
+    such a mouth is closed those would show along the seam and past the corners. Warping the lips from
+    this image instead (in proportion to how far the mouth is closed) keeps the seam the lips' own colour
+    and the corners skin. None when the portrait's mouth is closed.
     """
     if not rig.mouth_open_source:
         return None
     img = rig.image
     h, w = img.shape[:2]
     v = rig.verts[:, :2].astype(np.float64)
-    regions = lip_regions(img, v)
-    colours = regions if regions is not None and regions.distinct else None
-    inner = np.concatenate([v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER[::-1]]])
-    # a band around the inner contour: the lips' inner edge and the opening's outer rim
-    band = np.zeros((h, w), np.uint8)
-    width = max(2, int(round(0.07 * rig.iod)))
-    cv2.polylines(band, [np.round(inner).astype(np.int32)], True, (255,), thickness=width)
-    if colours is not None:
-        # ... and the whole opening: where the lips meet, the (upsampled) warp map may sample its middle
-        r_lip, r_in = colours.lip, colours.opening
-        edge = (band > 0) & (colours.lips | colours.hole) & (colours.redness < r_in + 0.75 * (r_lip - r_in))
-        mask = (edge | colours.hole).astype(np.uint8) * 255
-    else:
-        hole = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(hole, [np.round(inner).astype(np.int32)], (255,))
-        r_skin = float(redness(rig.skin_rgb))
-        if regions is not None and regions.lip - r_skin >= LIP_CONTRAST:
-            # red lips around an opening as red as they are (a painted mouth's dark red inside): the
-            # opening and whatever in the band is not lip-red (the teeth's tops), filled from the lips.
-            # The whole band reached past a thin upper lip and filled the seam from the skin above: a
-            # beige bar between red lips
-            teeth = (band > 0) & (regions.redness < r_skin + 0.5 * (regions.lip - r_skin))
-            mask = np.maximum(teeth.astype(np.uint8) * 255, hole)
-        else:
-            # pale lips, or a blurred mouth, whose lips and teeth have no colour to tell them apart: the
-            # whole band and the opening, filled from the lips around them
-            mask = np.maximum(band, hole)
-    if not mask.any():
+    iu, il = v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER]
+    ou, ol = v[T.LIP_OUTER_UPPER], v[T.LIP_OUTER_LOWER]
+    d = max(1.0, _EDGE * rig.iod)
+    reach = max(2.0, CORNER_REACH * rig.iod)
+    # the corners in column order: (inner, outer) on the left, then on the right
+    (ia, ib) = (iu[0], iu[-1]) if iu[0, 0] <= iu[-1, 0] else (iu[-1], iu[0])
+    (oa, ob) = (ou[0], ou[-1]) if ou[0, 0] <= ou[-1, 0] else (ou[-1], ou[0])
+    xa = max(0, int(np.floor(min(oa[0], ia[0]) - reach)))
+    xb = min(w - 1, int(np.ceil(max(ob[0], ib[0]) + reach)))
+    if xb - xa < 4:
         return None
-    grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-    # inpainting reads only a radius around the mask: run it on the mask's box and that margin
-    radius = max(2, width)
-    ys, xs = np.nonzero(grown)
-    m = radius + 2
-    y0, y1 = max(0, int(ys.min()) - m), min(h, int(ys.max()) + m + 1)
-    x0, x1 = max(0, int(xs.min()) - m), min(w, int(xs.max()) + m + 1)
+    xs = np.arange(xa, xb + 1, dtype=np.float32)
+    yiu, yil, you, yol = (curve(c, xs).astype(np.float64) for c in (iu, il, ou, ol))
+    # between the inner corners: each lip's edge a little outside its contour, the lip's thickness beyond
+    eu = np.maximum(yiu - d, you + 1.0)
+    el = np.minimum(yil + d, yol - 1.0)
+    mid = 0.5 * (yiu + yil)
+    pu = np.maximum(1.0, 0.5 * (eu - you))
+    pl = np.maximum(1.0, 0.5 * (yol - el))
+    # in the corners (from the inner corner to past the outer one): a band around the line through the
+    # corners that narrows to nothing, filled from the skin and lip above and below it
+    xf = xs.astype(np.float64)
+    inside = (xf >= ia[0]) & (xf <= ib[0])
+    for inner, outer, side in ((ia, oa, -1.0), (ib, ob, 1.0)):
+        end = outer[0] + side * reach
+        zone = (xf - inner[0]) * side > 0
+        if not zone.any():
+            continue
+        k = int(np.argmin(np.abs(xf - inner[0])))
+        half0 = 0.5 * max(yil[k] - yiu[k], 0.0) + d
+        t = np.clip((end - xf) / (end - inner[0]), 0.0, 1.0)  # 1 at the inner corner, 0 at the end
+        yc = inner[1] + (outer[1] - inner[1]) * np.clip((xf - inner[0]) / (outer[0] - inner[0] + 1e-6), 0.0, 1.0)
+        half = half0 * t
+        eu[zone], el[zone], mid[zone] = yc[zone] - half[zone], yc[zone] + half[zone], yc[zone]
+        pu[zone] = pl[zone] = max(1.0, 0.03 * rig.iod)
+    y0 = max(0, int(np.floor(eu.min())) - 1)
+    y1 = min(h, int(np.ceil(el.max())) + 2)
+    if y1 <= y0:
+        return None
+    ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+    o_u = ys - eu[None, :]
+    o_l = el[None, :] - ys
+    fill = (o_u >= 0) & (o_l >= 0)
+    if not fill.any():
+        return None
+
+    def tri(o: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """A triangle wave: 0..p and back, so the mirrored rows stay inside the lip's inner part."""
+        q = np.mod(o, 2 * p)
+        return np.where(q < p, q, 2 * p - q)
+
+    from_up = eu[None, :] - tri(o_u, pu[None, :])
+    from_lo = el[None, :] + tri(o_l, pl[None, :])
+    mx = np.ascontiguousarray(np.broadcast_to(xs[None, :], ys.shape[:1] + xs.shape))
+
+    def sample(my: np.ndarray) -> np.ndarray:
+        return cv2.remap(img, mx, np.where(fill, my, ys).astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+    up, lo = sample(from_up), sample(from_lo)
+    got = np.where((ys < mid[None, :])[..., None], up, lo)
+    # in the corners the lip edges above and below are often in the opening's shadow too: the lighter
+    corner = ~inside[None, :] & fill
+    lighter = np.where((up.sum(axis=2) >= lo.sum(axis=2))[..., None], up, lo)
+    got[corner] = lighter[corner]
     out = img.copy()
-    box = np.ascontiguousarray(img[y0:y1, x0:x1])
-    hole = np.ascontiguousarray(grown[y0:y1, x0:x1])
-    scale = min(1.0, _INPAINT_IOD / rig.iod)
-    if scale < 0.75:
-        # a large face: the fill is smooth, so it is made at a smaller scale (inpainting's cost grows with
-        # the hole's area times the radius squared) and only the hole takes the scaled-up result
-        bh, bw = hole.shape
-        size = (max(1, round(bw * scale)), max(1, round(bh * scale)))
-        small = cv2.resize(box, size, interpolation=cv2.INTER_AREA)
-        small_hole = (cv2.resize(hole, size, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8) * 255
-        filled = cv2.inpaint(small, small_hole, max(2, round(radius * scale)), cv2.INPAINT_TELEA)
-        filled = cv2.resize(filled, (bw, bh), interpolation=cv2.INTER_LINEAR)
-        out[y0:y1, x0:x1] = np.where(hole[..., None] > 0, filled, box)
-    else:
-        out[y0:y1, x0:x1] = cv2.inpaint(box, hole, radius, cv2.INPAINT_TELEA)
+    region = out[y0:y1, xa : xb + 1]
+    region[fill] = got[fill]
     return out

@@ -19,6 +19,7 @@ from render.deform import RigPose, lip_rounding
 from render.eyes import EyePainter
 from render.geometry import clamp, similarity
 from render.mouth import MouthPainter, lip_extended_source
+from render.mouth_source import CORNER_REACH
 from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, MAX_LIP_GAP_IOD, FaceRig
 
 _MOVED_PX = 0.05  # vertices that move less than this are treated as still
@@ -237,9 +238,11 @@ class WarpRenderer:
         if closure > 0 and self.lip_source is None:
             closure = 0.0
         lips = vt[self._lip_ids]
-        lx0 = max(x0, int(np.floor(lips[:, 0].min())) - 2)
+        # reaching past the corners as far as the lip-extended source covers the opening's shadow there
+        cx = int(np.ceil(CORNER_REACH * self.rig.iod)) + 2 if closure > 0 else 2
+        lx0 = max(x0, int(np.floor(lips[:, 0].min())) - cx)
         ly0 = max(y0, int(np.floor(lips[:, 1].min())) - 2)
-        lx1 = min(x1, int(np.ceil(lips[:, 0].max())) + 3)
+        lx1 = min(x1, int(np.ceil(lips[:, 0].max())) + cx + 1)
         ly1 = min(y1, int(np.ceil(lips[:, 1].max())) + 3)
         lip_box = (lx0, ly0, lx1, ly1) if lx1 > lx0 and ly1 > ly0 else None
         if s > 1 and closure > 0 and lip_box is not None:
