@@ -175,8 +175,9 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     mx = np.ascontiguousarray(np.broadcast_to(xs[None, :], ys.shape[:1] + xs.shape))
 
     def sample(my: np.ndarray) -> np.ndarray:
-        return cv2.remap(img, mx, np.where(fill, my, ys).astype(np.float32), cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(
+            img, mx, np.where(fill, my, ys).astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
 
     up, lo = sample(from_up), sample(from_lo)
     got = np.where((ys < mid[None, :])[..., None], up, lo)
