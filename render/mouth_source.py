@@ -100,6 +100,7 @@ def teeth_split(image: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarray
 
 
 _EDGE = 0.02  # the detector's inner-lip contour of an open mouth lies this far (IOD) inside the opening
+_CORNER_FROM = 0.6  # from this share of the half-width out, the fill is kept from the opening's shadow
 CORNER_REACH = 0.06  # the opening's shadow reaches this far (IOD) past the outer lip corners
 
 
@@ -141,7 +142,6 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     # in the corners (from the inner corner to past the outer one): a band around the line through the
     # corners that narrows to nothing, filled from the skin and lip above and below it
     xf = xs.astype(np.float64)
-    inside = (xf >= ia[0]) & (xf <= ib[0])
     for inner, outer, side in ((ia, oa, -1.0), (ib, ob, 1.0)):
         end = outer[0] + side * reach
         zone = (xf - inner[0]) * side > 0
@@ -154,14 +154,15 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
         half = half0 * t
         eu[zone], el[zone], mid[zone] = yc[zone] - half[zone], yc[zone] + half[zone], yc[zone]
         pu[zone] = pl[zone] = max(1.0, 0.03 * rig.iod)
-    y0 = max(0, int(np.floor(eu.min())) - 1)
-    y1 = min(h, int(np.ceil(el.max())) + 2)
+    y0 = max(0, int(np.floor(min(eu.min(), you.min()))) - 2)
+    y1 = min(h, int(np.ceil(max(el.max(), yol.max()))) + 3)
     if y1 <= y0:
         return None
     ys = np.arange(y0, y1, dtype=np.float64)[:, None]
     o_u = ys - eu[None, :]
     o_l = el[None, :] - ys
     fill = (o_u >= 0) & (o_l >= 0)
+    lips = fill | ((ys >= you[None, :] - 1.0) & (ys <= yol[None, :] + 1.0))
     if not fill.any():
         return None
 
@@ -180,12 +181,21 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
         )
 
     up, lo = sample(from_up), sample(from_lo)
-    got = np.where((ys < mid[None, :])[..., None], up, lo)
-    # in the corners the lip edges above and below are often in the opening's shadow too: the lighter
-    corner = ~inside[None, :] & fill
+    region = img[y0:y1, xa : xb + 1]
+    got = np.where(fill[..., None], np.where((ys < mid[None, :])[..., None], up, lo), region)
+    # towards the corners the lips above and below the opening lie in its shadow too (the contour cuts
+    # the corners short): there the fill takes the lighter of the two, and nothing on the lips stays
+    # much darker than they are
+    centre, half_w = 0.5 * (ia[0] + ib[0]), max(0.5 * (ib[0] - ia[0]), 1.0)
+    wz = np.clip((np.abs(xf - centre) / half_w - _CORNER_FROM) / (1.0 - _CORNER_FROM), 0.0, 1.0)
+    wz = np.where(lips, wz[None, :], 0.0)[..., None].astype(np.float32)
     lighter = np.where((up.sum(axis=2) >= lo.sum(axis=2))[..., None], up, lo)
-    got[corner] = lighter[corner]
+    g = got.astype(np.float32)
+    g += (lighter.astype(np.float32) - g) * (wz * fill[..., None])
+    lip = np.asarray(rig.lip_rgb, np.float32)
+    floor = 0.8 * float(lip.mean())
+    lift = wz * np.clip((floor - g.mean(axis=2, keepdims=True)) / max(0.25 * floor, 1.0), 0.0, 1.0)
+    got = np.clip(g + (lip - g) * lift + 0.5, 0, 255).astype(np.uint8)
     out = img.copy()
-    region = out[y0:y1, xa : xb + 1]
-    region[fill] = got[fill]
+    out[y0:y1, xa : xb + 1] = got
     return out
