@@ -99,9 +99,47 @@ def teeth_split(image: np.ndarray, up: np.ndarray, lo: np.ndarray) -> np.ndarray
     return split
 
 
-_EDGE = 0.02  # the detector's inner-lip contour of an open mouth lies this far (IOD) inside the opening
+_EDGE = 0.02  # the detector's inner-lip contour of an open mouth lies at least this far (IOD) inside the opening
+_EDGE_SEARCH = 0.08  # ... and at most this far
 _CORNER_FROM = 0.6  # from this share of the half-width out, the fill is kept from the opening's shadow
 CORNER_REACH = 0.06  # the opening's shadow reaches this far (IOD) past the outer lip corners
+
+
+def _lip_edge(
+    img: np.ndarray, xs: np.ndarray, inner: np.ndarray, outer: np.ndarray, iod: float, d: float
+) -> np.ndarray:
+    """Per column ``xs``: how far (pixels) out from the inner contour ``inner`` towards the outer one
+    ``outer`` the lip itself begins: the first two rows in a row whose brightness is the lip's (neither
+    the teeth's nor the opening's), at least ``d`` and at most halfway to the outer contour."""
+    grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    sign = np.sign(outer - inner)
+    sign[sign == 0] = 1.0
+    span = np.abs(outer - inner)
+    k = np.arange(max(3, int(np.ceil(_EDGE_SEARCH * iod))), dtype=np.float64)[:, None]
+    rows = inner[None, :] + sign[None, :] * k
+    lum = cv2.remap(
+        grey,
+        np.ascontiguousarray(np.broadcast_to(xs[None, :], rows.shape), np.float32),
+        rows.astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    # the lip's brightness: the middle of the lip band, between its contours
+    band = cv2.remap(
+        grey,
+        xs[None, :].astype(np.float32),
+        (0.5 * (inner + outer))[None, :].astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    ref = float(np.median(band))
+    tip = float(np.percentile(lum[:2], 90))  # the brightest at the contour: teeth when they show
+    high = ref + 0.5 * (tip - ref) if tip > ref + 12.0 else 255.0
+    ok = (lum > 0.6 * ref) & (lum < high)
+    both = ok[:-1] & ok[1:]
+    first = np.where(both.any(axis=0), np.argmax(both, axis=0), 0).astype(np.float64)
+    first = cv2.medianBlur(first.astype(np.float32)[None, :], 5)[0].astype(np.float64) if len(first) >= 5 else first
+    return np.clip(np.maximum(first, d), 0.0, np.maximum(0.5 * span, d))
 
 
 def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
@@ -133,9 +171,10 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
         return None
     xs = np.arange(xa, xb + 1, dtype=np.float32)
     yiu, yil, you, yol = (curve(c, xs).astype(np.float64) for c in (iu, il, ou, ol))
-    # between the inner corners: each lip's edge a little outside its contour, the lip's thickness beyond
-    eu = np.maximum(yiu - d, you + 1.0)
-    el = np.minimum(yil + d, yol - 1.0)
+    # between the inner corners: each lip's edge where, moving out from its contour, the picture turns
+    # lip-toned (no lighter teeth, no darker opening); the lip's thickness beyond
+    eu = np.maximum(yiu - _lip_edge(img, xs, yiu, you, rig.iod, d), you + 1.0)
+    el = np.minimum(yil + _lip_edge(img, xs, yil, yol, rig.iod, d), yol - 1.0)
     mid = 0.5 * (yiu + yil)
     pu = np.maximum(1.0, 0.5 * (eu - you))
     pl = np.maximum(1.0, 0.5 * (yol - el))
