@@ -673,3 +673,88 @@ def test_a_turned_open_mouth_shows_nothing_of_its_inside_past_its_corners(pipeli
     cols = np.arange(alpha.shape[1])
     assert alpha[:, (cols > xa + 1) & (cols < xb - 1)].max() > 0.99  # the mouth is open
     assert alpha[:, (cols < xa - 1) | (cols > xb + 1)].max() < 0.01
+
+
+def _closed_smile(rig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A rig's mouth shut (a p/b/m): (the frame, its grey blurred a little, the target points)."""
+    import cv2
+
+    r = WarpRenderer(rig, draw_eyes=False)
+    vals = pose_values({"jawOpen": 0.0, "mouthClose": 1.0})
+    out = r.render(vals)
+    grey = cv2.GaussianBlur(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.7)
+    return out, grey, r.target_points(vals)
+
+
+def _light_above_seam(grey: np.ndarray, vt: np.ndarray, iod: float) -> float:
+    """Share of the middle 80 % of the closed seam's columns where, going down the upper lip to the seam,
+    the picture turns lighter again (by over 10 grey levels): a band of teeth between lip and seam."""
+    seam = 0.5 * (vt[T.LIP_INNER_UPPER] + vt[T.LIP_INNER_LOWER])
+    order = np.argsort(seam[:, 0])
+    span = float(np.ptp(seam[:, 0]))
+    xs = np.arange(int(seam[:, 0].min() + 0.1 * span), int(seam[:, 0].max() - 0.1 * span))
+    ys = np.round(np.interp(xs, seam[order, 0], seam[order, 1])).astype(int)
+    k = max(3, int(round(0.08 * iod)))
+    rise = [float((c - np.minimum.accumulate(c)).max()) for c in (grey[y - k : y, x] for x, y in zip(xs, ys))]
+    return float((np.array(rise) > 10).mean())
+
+
+def _dark_past_corners(grey: np.ndarray, pts: np.ndarray, iod: float, skin: float) -> float:
+    """How much darker than the skin the darkest pixel just past either outer lip corner is."""
+    worst = 0.0
+    for c, side in ((61, -1.0), (291, 1.0)):
+        cx, cy = pts[c]
+        cols = [int(round(cx + side * t * iod)) for t in np.linspace(0.02, 0.08, 7)]
+        y0, y1 = int(round(cy - 0.04 * iod)), int(round(cy + 0.04 * iod)) + 1
+        worst = max(worst, skin - min(float(grey[y0:y1, x].min()) for x in cols))
+    return worst
+
+
+def _drawn_open_frame_rig(pipeline: Pipeline):
+    """The rig the dub builds on a frame of the bundled portrait rendered with its mouth open (drawn teeth)."""
+    from motion.types import CHANNEL_INDEX, CHANNELS
+    from render.landmarks import MediaPipeFaceMesh
+    from render.redub import MouthRedrawer
+
+    v = np.zeros(len(CHANNELS), np.float32)
+    v[CHANNEL_INDEX["jawOpen"]] = 0.4
+    frame = WarpRenderer(pipeline.prepare_avatar(None, (512, 512)).rig).render(v)
+    faces = MediaPipeFaceMesh().detect(frame)
+    assert faces
+    points = faces[0].points.astype(np.float64)
+    rig, _ = MouthRedrawer(frame, points).frame_rig(frame, points)
+    return rig
+
+
+def test_closing_a_toothy_smile_leaves_no_teeth_along_the_seam_and_no_shadow_past_the_corners(
+    astronaut, pipeline: Pipeline
+) -> None:
+    # her own teeth (a portrait) and drawn ones (a dubbed frame): shut, the lips meet on one dark line,
+    # with no light band of teeth above it, and the opening's dark corners do not stay behind as marks on
+    # the skin past the closed corners
+    import cv2
+
+    for rig in (astronaut.rig, _drawn_open_frame_rig(pipeline)):
+        assert rig.mouth_open_source
+        _, grey, vt = _closed_smile(rig)
+        assert _light_above_seam(grey, vt, rig.iod) <= 0.05
+        skin = float(np.mean(rig.skin_rgb))
+        src = cv2.GaussianBlur(cv2.cvtColor(rig.image, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.7)
+        own = _dark_past_corners(src, rig.verts[:, :2], rig.iod, skin)
+        assert _dark_past_corners(grey, vt, rig.iod, skin) <= own + 10
+
+
+@pytest.mark.slow  # filmed footage: in the larger media set only
+def test_closing_a_blurred_pale_lipped_open_mouth_shows_one_seam(pipeline: Pipeline) -> None:
+    # the LivePortrait selfie's mouth wide open (tongue, a row of upper teeth under pale lips): shut, the
+    # teeth under the detector's inner-lip contour showed as a light band between the upper lip and the
+    # seam, a second outline
+    from render.landmarks import MediaPipeFaceMesh
+    from render.redub import MouthRedrawer
+
+    frame = video_frame("liveportrait_d12_talking.mp4", 176)
+    points = MediaPipeFaceMesh().detect(frame)[0].points.astype(np.float64)
+    rig, _ = MouthRedrawer(frame, points).frame_rig(frame, points)
+    assert rig.mouth_open_source
+    _, grey, vt = _closed_smile(rig)
+    assert _light_above_seam(grey, vt, rig.iod) <= 0.05
