@@ -111,12 +111,20 @@ def _lip_edge(
     """Per column ``xs``: how far (pixels) out from the inner contour ``inner`` towards the outer one
     ``outer`` the lip itself begins: the first two rows in a row whose brightness is the lip's (neither
     the teeth's nor the opening's), at least ``d`` and at most halfway to the outer contour."""
-    grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY).astype(np.float32)
     sign = np.sign(outer - inner)
     sign[sign == 0] = 1.0
     span = np.abs(outer - inner)
     k = np.arange(max(3, int(np.ceil(_EDGE_SEARCH * iod))), dtype=np.float64)[:, None]
     rows = inner[None, :] + sign[None, :] * k
+    # only the part of the picture the search reads
+    h, w = img.shape[:2]
+    x0, x1 = max(0, int(xs.min())), min(w, int(np.ceil(xs.max())) + 2)
+    y0 = max(0, int(np.floor(min(rows.min(), outer.min()))) - 1)
+    y1 = min(h, int(np.ceil(max(rows.max(), outer.max()))) + 2)
+    grey = cv2.cvtColor(np.ascontiguousarray(img[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    xs = xs - x0
+    rows = rows - y0
+    inner, outer = inner - y0, outer - y0
     lum = cv2.remap(
         grey,
         np.ascontiguousarray(np.broadcast_to(xs[None, :], rows.shape), np.float32),
