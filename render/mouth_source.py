@@ -146,7 +146,14 @@ def _lip_edge(
     ok = (lum > 0.6 * ref) & (lum < high)
     both = ok[:-1] & ok[1:]
     first = np.where(both.any(axis=0), np.argmax(both, axis=0), 0).astype(np.float64)
-    first = cv2.medianBlur(first.astype(np.float32)[None, :], 5)[0].astype(np.float64) if len(first) >= 5 else first
+    if len(first) >= 5:
+        # the lip's edge is smooth along the mouth: a lone column that found a tooth's gap is an outlier
+        first = cv2.medianBlur(first.astype(np.float32)[None, :], 5)[0].astype(np.float64)
+        # ... and a smooth line no nearer the opening than any column needs (a max over twice the
+        # window, then the mean: every mean covers the column's own need)
+        n = max(3, int(0.04 * iod) | 1)
+        grown = cv2.dilate(first.astype(np.float32)[None, :], np.ones((1, 2 * n - 1), np.uint8))[0]
+        first = np.convolve(np.pad(grown.astype(np.float64), n // 2, mode="edge"), np.ones(n) / n, mode="valid")
     return np.clip(np.maximum(first, d), 0.0, np.maximum(0.5 * span, d))
 
 
@@ -189,6 +196,9 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     # in the corners (from the inner corner to past the outer one): a band around the line through the
     # corners that narrows to nothing, filled from the skin and lip above and below it
     xf = xs.astype(np.float64)
+    # the corners' shadow, whose darkness is lifted: around the line through the corners, past the inner ones
+    shade_top, shade_bottom = you - 1.0, yol + 1.0
+    past = np.zeros_like(xf)  # 0 up to an outer corner, 1 half the reach past it (skin, not lip)
     for inner, outer, side in ((ia, oa, -1.0), (ib, ob, 1.0)):
         end = outer[0] + side * reach
         zone = (xf - inner[0]) * side > 0
@@ -201,25 +211,25 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
         half = half0 * t
         eu[zone], el[zone], mid[zone] = yc[zone] - half[zone], yc[zone] + half[zone], yc[zone]
         pu[zone] = pl[zone] = max(1.0, 0.03 * rig.iod)
-    y0 = max(0, int(np.floor(min(eu.min(), you.min()))) - 2)
-    y1 = min(h, int(np.ceil(max(el.max(), yol.max()))) + 3)
+        shade_top[zone] = np.minimum(shade_top, yc - 2 * reach)[zone]
+        past = np.maximum(past, np.clip((xf - outer[0]) * side / (0.5 * reach), 0.0, 1.0))
+        shade_bottom[zone] = np.maximum(shade_bottom, yc + 2 * reach)[zone]
+    y0 = max(0, int(np.floor(min(eu.min(), shade_top.min()))) - 2)
+    y1 = min(h, int(np.ceil(max(el.max(), shade_bottom.max()))) + 3)
     if y1 <= y0:
         return None
     ys = np.arange(y0, y1, dtype=np.float64)[:, None]
     o_u = ys - eu[None, :]
     o_l = el[None, :] - ys
     fill = (o_u >= 0) & (o_l >= 0)
-    lips = fill | ((ys >= you[None, :] - 1.0) & (ys <= yol[None, :] + 1.0))
+    lips = fill | ((ys >= shade_top[None, :]) & (ys <= shade_bottom[None, :]))
     if not fill.any():
         return None
 
-    def tri(o: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """A triangle wave: 0..p and back, so the mirrored rows stay inside the lip's inner part."""
-        q = np.mod(o, 2 * p)
-        return np.where(q < p, q, 2 * p - q)
-
-    from_up = eu[None, :] - tri(o_u, pu[None, :])
-    from_lo = el[None, :] + tri(o_l, pl[None, :])
+    # one reflection, stretched over the fill: the rows next to the edge mirrored nearby, the lip's
+    # inner part spread to the middle (a repeated reflection striped the fill with the lip's highlights)
+    from_up = eu[None, :] - np.clip(o_u / np.maximum(mid - eu, 1.0)[None, :], 0.0, 1.0) * pu[None, :]
+    from_lo = el[None, :] + np.clip(o_l / np.maximum(el - mid, 1.0)[None, :], 0.0, 1.0) * pl[None, :]
     mx = np.ascontiguousarray(np.broadcast_to(xs[None, :], ys.shape[:1] + xs.shape))
 
     def sample(my: np.ndarray) -> np.ndarray:
@@ -241,8 +251,18 @@ def lip_extended_source(rig: FaceRig) -> np.ndarray | None:
     g += (lighter.astype(np.float32) - g) * (wz * fill[..., None])
     lip = np.asarray(rig.lip_rgb, np.float32)
     floor = 0.8 * float(lip.mean())
+    tone = lip + past[None, :, None].astype(np.float32) * (np.asarray(rig.skin_rgb, np.float32) - lip)
     lift = wz * np.clip((floor - g.mean(axis=2, keepdims=True)) / max(0.25 * floor, 1.0), 0.0, 1.0)
-    got = np.clip(g + (lip - g) * lift + 0.5, 0, 255).astype(np.uint8)
+    g += (tone - g) * lift
+    # and nothing in the fill as bright as the teeth (a tooth the edge search stepped past)
+    lum = g.mean(axis=2)
+    lip_lum = float(np.median(lum[lips & ~fill])) if (lips & ~fill).any() else float(lip.mean())
+    src_teeth = float(np.percentile(region.mean(axis=2)[fill], 90))  # what the fill covers: teeth, if any
+    if src_teeth > lip_lum + 12.0:
+        thr = lip_lum + 0.4 * (src_teeth - lip_lum)
+        w_t = np.clip((lum - thr) / (0.2 * (src_teeth - lip_lum)), 0.0, 1.0) * fill
+        g += (lip - g) * w_t[..., None]
+    got = np.clip(g + 0.5, 0, 255).astype(np.uint8)
     out = img.copy()
     out[y0:y1, xa : xb + 1] = got
     return out
