@@ -162,13 +162,16 @@ class MouthRedrawer:
     ) -> FaceRig:
         x0, y0, x1, y1 = box
         off = np.array([x0, y0, 0.0])
-        lm = (points if lips is None else lips.points).astype(np.float64) - off
+        lm = points.astype(np.float64) - off
         r, left = eye_centres(lm)
         iod = float(np.linalg.norm((left - r)[:2]))
         if iod < 8:
             raise RigError(f"the face is too small to redraw (eyes {iod:.1f} px apart; need at least 8)")
         if lips is None:
-            lm = _near(snap_inner_lips, crop, lm, _LIPS, 0.4 * iod, iod)
+            lips = frame_lips(crop, lm)
+        else:
+            lips = replace(lips, points=lips.points - off.astype(np.float32))
+        lm = lips.points.astype(np.float64)
         verts = np.concatenate([lm, outer - off])
         origin = (r + left) / 2
         ex = (left - r) / np.linalg.norm(left - r)
@@ -178,11 +181,6 @@ class MouthRedrawer:
         axes = np.stack([ex, ey, np.cross(ex, ey)])
         local = ((verts - origin) @ axes.T) / iod
         gap = max(0.0, float(np.mean([local[b, 1] - local[a, 1] for a, b in GAP_PAIRS])))
-        if lips is None:
-            lip_rgb = _near(_mean_colour, crop, lm, _LIPS, 1.0, _LIPS, hole=INNER)
-            skin_rgb = _near(_mean_colour, crop, lm, _CHEEKS, 1.0, _CHEEKS)
-        else:
-            lip_rgb, skin_rgb = lips.lip_rgb, lips.skin_rgb
         return replace(
             self._template,
             image=crop,
@@ -193,8 +191,8 @@ class MouthRedrawer:
             local=local.astype(np.float32),
             source_gap=gap,
             mouth_open_source=gap > OPEN_SOURCE_GAP_IOD,
-            lip_rgb=np.asarray(lip_rgb, np.float32),
-            skin_rgb=np.asarray(skin_rgb, np.float32),
+            lip_rgb=lips.lip_rgb,
+            skin_rgb=lips.skin_rgb,
             roi=(0, 0, x1 - x0, y1 - y0),
         )
 
@@ -212,12 +210,7 @@ class MouthRedrawer:
         (H, W) float32, (first row, first column) in the crop), or None when the frame keeps its own mouth."""
         if _already(points if lips is None else lips.points, mouth):
             return None
-        rig = self._crop_rig(crop, box, points, self._carried(points), lips)
-        values = self._neutral.copy()
-        for name, v in zip(MOUTH_CHANNELS, mouth):
-            values[CHANNEL_INDEX[name]] = v
-        renderer = WarpRenderer(rig, draw_eyes=False)
-        drawn = renderer.render(values)
+        rig, renderer, values, drawn = self._draw(crop, box, points, self._carried(points), mouth, lips)
         if self.bank is not None and len(self.bank):
             vt = renderer.target_points(values)
             gap = float(np.mean([vt[b, 1] - vt[a, 1] for a, b in GAP_PAIRS])) / rig.iod
@@ -232,6 +225,23 @@ class MouthRedrawer:
         alpha = lower_face_mask(rig, r0, (c0, c1))
         return np.ascontiguousarray(drawn[r0:, c0:c1]), alpha, (r0, c0)
 
+    def _draw(
+        self,
+        crop: np.ndarray,
+        box: tuple[int, int, int, int],
+        points: np.ndarray,
+        outer: np.ndarray,
+        mouth: np.ndarray,
+        lips: FrameLips | None,
+    ) -> tuple[FaceRig, WarpRenderer, np.ndarray, np.ndarray]:
+        """The crop's rig, its renderer, the channel row for ``mouth`` and the crop drawn with it."""
+        rig = self._crop_rig(crop, box, points, outer, lips)
+        values = self._neutral.copy()
+        for name, v in zip(MOUTH_CHANNELS, mouth):
+            values[CHANNEL_INDEX[name]] = v
+        renderer = WarpRenderer(rig, draw_eyes=False)
+        return rig, renderer, values, renderer.render(values)
+
     def shut(self, image: np.ndarray, points: np.ndarray, lips: FrameLips) -> tuple[np.ndarray, np.ndarray] | None:
         """``image`` (RGB uint8, not modified) with its mouth redrawn at rest (the lips together), and its
         (478, 3) landmarks moved as far as the redraw shows them moved; None when it is shut already.
@@ -243,30 +253,21 @@ class MouthRedrawer:
         outer, box = self._outer(points, (w, h))
         x0, y0, x1, y1 = box
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-        rig = self._crop_rig(crop, box, points, outer, lips)
-        values = self._neutral.copy()
-        values[CHANNEL_INDEX["mouthClose"]] = 1.0
-        renderer = WarpRenderer(rig, draw_eyes=False)
-        drawn = renderer.render(values)
+        rig, renderer, values, drawn = self._draw(crop, box, points, outer, rest, lips)
         r0 = _mask_top(rig)
         alpha = lower_face_mask(rig, r0)
         out = image.copy()
         region = out[y0 + r0 : y1, x0:x1]
         region[:] = blend(region, drawn[r0:], alpha)
-        # each landmark moves by the redraw's motion there, as much as the blend shows it
-        n = len(points)
-        moved = renderer.target_points(values)[:n] + np.array([x0, y0])
-        rows = np.clip(np.round(lips.points[:, 1] - y0 - r0).astype(int), 0, max(len(alpha) - 1, 0))
-        cols = np.clip(np.round(lips.points[:, 0] - x0).astype(int), 0, w - 1)
-        inside = (
-            (lips.points[:, 1] >= y0 + r0)
-            & (lips.points[:, 1] < y1)
-            & (lips.points[:, 0] >= x0)
-            & (lips.points[:, 0] < x1)
-        )
-        a = np.where(inside, alpha[rows, np.clip(cols, 0, alpha.shape[1] - 1)], 0.0)[:, None]
-        new = lips.points.astype(np.float64).copy()
-        new[:, :2] += a * (moved - new[:, :2])
+        # each landmark moves by the redraw's motion there, as far as the blend shows it
+        new = lips.points.astype(np.float64)
+        moved = renderer.target_points(values)[: len(new)] + np.array([x0, y0])
+        row = np.round(new[:, 1]).astype(int) - y0 - r0
+        col = np.round(new[:, 0]).astype(int) - x0
+        inside = (row >= 0) & (row < alpha.shape[0]) & (col >= 0) & (col < alpha.shape[1])
+        a = np.zeros(len(new))
+        a[inside] = alpha[row[inside], col[inside]]
+        new[:, :2] += a[:, None] * (moved - new[:, :2])
         return out, new.astype(np.float32)
 
     def redraw(self, image: np.ndarray, points: np.ndarray, mouth: np.ndarray) -> np.ndarray:
