@@ -26,3 +26,20 @@ def pipeline():
     from talker.pipeline import Pipeline
 
     return Pipeline()
+
+
+def write_video(path: Path, frames: list, audio=None, fps: float = 25.0, sr: int = 16000, marks: bool = True) -> Path:  # type: ignore[no-untyped-def]
+    """An MP4 of RGB ``frames`` with mono float32 ``audio`` (silence when None), frame k carrying its samples."""
+    import numpy as np
+
+    from talker.mp4 import Mp4Writer
+
+    n = int(round(len(frames) * sr / fps))
+    samples = np.zeros(n, np.float32) if audio is None else np.asarray(audio, np.float32)
+    with Mp4Writer(path, frames[0].shape[1], frames[0].shape[0], fps, sr, crf=14, marks=marks) as w:
+        for k, f in enumerate(frames):
+            a, b = int(round(k * sr / fps)), int(round((k + 1) * sr / fps))
+            seg = samples[a:b]
+            w.write_audio(np.concatenate([seg, np.zeros(b - a - len(seg), np.float32)]))
+            w.write_video(f)
+    return path

@@ -3,11 +3,9 @@ bundled portrait (no outside media)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from conftest import media
+from conftest import media, write_video
 
 from audio.types import SILENCE, Phone, Speech
 from motion.types import CHANNEL_INDEX as C
@@ -110,17 +108,6 @@ def test_fit_policies_map_output_frames_to_video_frames():
 # --- dubbing and driving on a rendered talking video ---------------------------------------------
 
 
-def _write_video(path: Path, frames: list[np.ndarray], audio: np.ndarray, sr: int = 16000) -> Path:
-    from talker.mp4 import Mp4Writer
-
-    with Mp4Writer(path, frames[0].shape[1], frames[0].shape[0], FPS, sr, crf=14) as w:
-        for k, f in enumerate(frames):
-            a, b = int(round(k * sr / FPS)), int(round((k + 1) * sr / FPS))
-            w.write_audio(audio[a:b])
-            w.write_video(f)
-    return path
-
-
 @pytest.fixture(scope="module")
 def talking_video(renderer, tmp_path_factory):
     """3 s of the portrait with its mouth held open (0.4), turning its head and blinking once."""
@@ -133,7 +120,7 @@ def talking_video(renderer, tmp_path_factory):
     frames = [renderer.render(row) for row in v]
     sr = 16000
     audio = (0.1 * np.sin(2 * np.pi * 220 * np.arange(int(n / FPS * sr)) / sr)).astype(np.float32)
-    return _write_video(tmp_path_factory.mktemp("video") / "talking.mp4", frames, audio), v
+    return write_video(tmp_path_factory.mktemp("video") / "talking.mp4", frames, audio), v
 
 
 def _speech() -> Speech:
@@ -197,7 +184,7 @@ def test_dub_loops_a_short_video_and_passes_faceless_frames(tmp_path, renderer):
     face = renderer.render(np.zeros(len(CHANNELS)))
     blank = np.full_like(face, 90)
     frames = [face] * 10 + [blank] * 5
-    video = _write_video(tmp_path / "short.mp4", frames, np.zeros(16000, np.float32))
+    video = write_video(tmp_path / "short.mp4", frames, np.zeros(16000, np.float32))
     out = dub_video(video, _speech(), tmp_path / "loop.mp4", DubSettings(fit="loop"))
     assert out.n_frames == int(np.ceil(_speech().duration_s * FPS - 1e-9)) > 15
     assert 0.5 < out.face_share < 0.8
@@ -252,7 +239,7 @@ def test_bad_inputs_get_specific_errors(tmp_path):
     with pytest.raises(VideoError, match="not a readable video"):
         probe_video(junk)
     with pytest.raises(VideoError, match="lasts .* the limit"):
-        probe_video(_write_video(tmp_path / "v.mp4", [np.zeros((64, 64, 3), np.uint8)] * 30, np.zeros(0)), 0.5)
+        probe_video(write_video(tmp_path / "v.mp4", [np.zeros((64, 64, 3), np.uint8)] * 30, np.zeros(0)), 0.5)
     whole = (tmp_path / "v.mp4").read_bytes()
     cut = tmp_path / "truncated.mp4"
     cut.write_bytes(whole[: len(whole) // 2])

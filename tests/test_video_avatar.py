@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import media
+from conftest import media, write_video
 
 from audio.types import SILENCE, Phone, Speech
 from motion.types import CHANNEL_INDEX as C
@@ -16,16 +16,6 @@ from motion.types import CHANNELS
 
 FPS = 25.0
 SIZE = (320, 320)
-
-
-def _write_video(path: Path, frames: list[np.ndarray]) -> Path:
-    from talker.mp4 import Mp4Writer
-
-    with Mp4Writer(path, frames[0].shape[1], frames[0].shape[0], FPS, 16000, crf=14, marks=False) as w:
-        for f in frames:
-            w.write_audio(np.zeros(640, np.float32))
-            w.write_video(f)
-    return path
 
 
 def _listening(n: int) -> np.ndarray:
@@ -53,7 +43,7 @@ def portrait_renderer():
 @pytest.fixture(scope="module")
 def clip(portrait_renderer, tmp_path_factory) -> Path:
     frames = [portrait_renderer.render(row) for row in _listening(160)]
-    return _write_video(tmp_path_factory.mktemp("clip") / "listening.mp4", frames)
+    return write_video(tmp_path_factory.mktemp("clip") / "listening.mp4", frames, marks=False)
 
 
 @pytest.fixture(scope="module")
@@ -200,14 +190,14 @@ def test_bad_clips_get_specific_errors(portrait_renderer, tmp_path):
     from talker.video_avatar import VideoAvatarError, prepare_video_avatar
 
     face = portrait_renderer.render(np.zeros(len(CHANNELS), np.float32))
-    short = _write_video(tmp_path / "short.mp4", [face] * 75)
+    short = write_video(tmp_path / "short.mp4", [face] * 75, marks=False)
     with pytest.raises(VideoAvatarError, match=r"lasts 3\.0 s; a video avatar needs a clip of 5 s to 3 min"):
         prepare_video_avatar(short, "a", tmp_path)
-    blank = _write_video(tmp_path / "blank.mp4", [np.full_like(face, 80)] * 130)
+    blank = write_video(tmp_path / "blank.mp4", [np.full_like(face, 80)] * 130, marks=False)
     with pytest.raises(VideoFaceError, match="no face found"):
         prepare_video_avatar(blank, "b", tmp_path)
     # the face only briefly: 2 s of face, then an empty room
-    gone = _write_video(tmp_path / "gone.mp4", [face] * 50 + [np.full_like(face, 80)] * 100)
+    gone = write_video(tmp_path / "gone.mp4", [face] * 50 + [np.full_like(face, 80)] * 100, marks=False)
     with pytest.raises(VideoAvatarError, match=r"at most 2\.0 s .* 100 frames without a face"):
         prepare_video_avatar(gone, "c", tmp_path)
     with pytest.raises(VideoAvatarError, match="avatar name"):
@@ -227,7 +217,7 @@ def test_a_cut_keeps_the_longest_shot_and_says_so(portrait_renderer, tmp_path):
     other = WarpRenderer(Pipeline().prepare_avatar(media("faces/astronaut_eileen_collins.png"), SIZE).rig)
     rows = _listening(200)
     frames = [other.render(r) for r in rows[:50]] + [portrait_renderer.render(r) for r in rows[50:]]
-    info = prepare_video_avatar(_write_video(tmp_path / "cut.mp4", frames), "cut", tmp_path, size=SIZE)
+    info = prepare_video_avatar(write_video(tmp_path / "cut.mp4", frames, marks=False), "cut", tmp_path, size=SIZE)
     assert info.span_s[0] >= 2.0 - 1e-6
     assert any("1 cut(s)" in n for n in info.notes), info.notes
 
@@ -253,7 +243,7 @@ def test_a_talking_clip_has_its_mouth_shut_into_the_loop(portrait_renderer, tmp_
     t = np.arange(140) / FPS
     rows[:, C["jawOpen"]] = np.clip(0.25 + 0.25 * np.sin(2 * np.pi * 2.0 * t), 0.0, 1.0)
     rows[:, C["mouthClose"]] = 0.0
-    clip = _write_video(tmp_path / "talking.mp4", [portrait_renderer.render(r) for r in rows])
+    clip = write_video(tmp_path / "talking.mp4", [portrait_renderer.render(r) for r in rows], marks=False)
     info = prepare_video_avatar(clip, "talker", tmp_path, size=SIZE, framing="source")
     assert info.idle_mouth == "shut" and info.bank >= 2
     mesh = MediaPipeFaceMesh()
