@@ -126,14 +126,15 @@ class VideoAvatarRenderer:
         return frame
 
     def _advance(self) -> np.ndarray:
-        """The loop frame for the next render (decoding past frames the playing rate skips)."""
+        """The loop frame for the next render, as decoded (not to be modified; decoding past frames the
+        playing rate skips)."""
         target = int(self._t + 1e-9)
         self._t += self._step
         while self._played < target:
             self._cur = self._next_frame()
             self._played += 1
         self._k = self._dk
-        return self._cur.copy()
+        return self._cur
 
     @property
     def frame_index(self) -> int:
@@ -152,10 +153,10 @@ class VideoAvatarRenderer:
         """The next frame as I420 (a new array), its mouth redrawn to ``values`` (a row of all channels)."""
         if self._replay:
             self._k, raw = self._replay.pop(0)
-            yuv = raw.copy()
         else:
-            yuv = self._advance()
-        self._shown.append((self._k, yuv.copy()))
+            raw = self._advance()
+        self._shown.append((self._k, raw))
+        yuv = raw.copy()  # redrawn in place; the decoded frame may be shown again
         mouth = np.asarray(values, np.float32)[self._mouth_idx]
         shape = float(np.abs(mouth[2:]).max())
         if mouth[0] > _ACTIVE_JAW or shape > _ACTIVE_SHAPE:

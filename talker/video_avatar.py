@@ -154,7 +154,8 @@ def loop_points(pose: np.ndarray, thumbs: np.ndarray, gaps: np.ndarray, fade: in
 
 
 class _Yuv420Writer:
-    """Video-only H.264 (yuv420p) from I420 frames."""
+    """Video-only H.264 (yuv420p) from I420 frames: the loop is an input, so unlike ``talker.mp4.Mp4Writer`` it
+    has no audio and no provenance marks (every output made from it carries its own)."""
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, crf: int = 14) -> None:
         import av
