@@ -28,7 +28,7 @@ from motion.types import MotionModel, MotionSource, MotionTrack
 from render.frame import Frame, Renderer
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh
 from render.warp import WarpRenderer
-from talker.mp4 import mp4_output
+from talker.mp4 import DEFAULT_CRF, mp4_output
 from talker.portrait import DEFAULT_SIZE, Avatar, default_portrait_path
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class RenderSettings:
     size: tuple[int, int] | None = DEFAULT_SIZE
     seed: int = 0
     face_index: int | None = None
-    crf: int = 20  # x264 quality: lower is better and bigger (0-51)
+    crf: int = DEFAULT_CRF  # x264 quality: lower is better and bigger (0-51)
     style: MotionStyle = field(default_factory=MotionStyle)
     face_points: str | None = None  # five guide points "x,y;..." for a face the detector cannot find
     label: str | None = None  # visible disclosure drawn on every frame (``talker.provenance.Label``)

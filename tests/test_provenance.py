@@ -19,7 +19,8 @@ ID = 0x5EC0_0A11
 def _moving_clip(n: int = 25) -> list[np.ndarray]:
     """``n`` 512x512 RGB frames panning slowly over a real portrait (so the encoder has motion)."""
     img = cv2.cvtColor(cv2.imread(str(media("faces", "obama.jpg"))), cv2.COLOR_BGR2RGB)
-    big = cv2.resize(img, (560, 560), interpolation=cv2.INTER_AREA)
+    side = max(560, 512 + n)
+    big = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
     return [np.ascontiguousarray(big[i : i + 512, i : i + 512]) for i in range(n)]
 
 
