@@ -13,7 +13,8 @@ in the audio) so the receiving aiortc client can tell what each frame is. Figure
   sample, per second over ``--av-minutes`` (from the first RTP packet of each, i.e. before the
   client's jitter buffers); p95 of |offset| and its drift (linear fit, ms per minute)
 * capacity: N concurrent 25 fps sessions for ``--capacity-seconds``; frames late or skipped at the
-  server and frames missing at the client, per N. ``--capacity-pattern continuous`` (default): every
+  server and frames missing at the client, per N (a repeat, a frame whose image is the one before, is
+  not sent: the server counts those, and they are not missing). ``--capacity-pattern continuous`` (default): every
   session speaks all the time (a new reply is queued 3 s after the last became audible, before it
   ends); ``conversation``: each session speaks a two-sentence reply, then listens for
   ``--capacity-listen`` seconds (the user's turn) before the next one. The share of audio frames
@@ -190,7 +191,8 @@ class Report:
         for c in self.capacity:
             lines.append(
                 f"capacity N={c['sessions']}: server late {c['late_pct']:.2f}% skipped {c['skipped_pct']:.2f}%, "
-                f"client missing {c['missing_pct']:.2f}%, received {c['fps_min']:.1f}-{c['fps_max']:.1f} fps, "
+                f"client missing {c['missing_pct']:.2f}%, repeats not sent {c.get('repeated_pct', 0):.1f}%, "
+                f"received {c['fps_min']:.1f}-{c['fps_max']:.1f} fps, "
                 + ("say->first audio" if c.get("client", "").startswith("light") else "say->first frame")
                 + f" p50 {c['say_p50_ms']:.0f} ms, speech gaps {c.get('speech_gaps', 0)}"
                 + (f", {c['pattern']} (speech in {100 * c['speaking_share']:.0f}% of audio)" if "pattern" in c else "")
@@ -356,7 +358,9 @@ async def count_frames(c: AvatarClient, rep: Report) -> None:
     idx = [v.marker.index for v in c.received.video if v.marker]
     if idx:
         steps = np.diff(np.asarray(idx)) % 65536
-        rep.frames_missing += int(np.clip(steps - 1, 0, None)[steps < 1000].sum())
+        # (a repeat, a frame whose image is the one before, is not sent: not missing)
+        gaps = int(np.clip(steps - 1, 0, None)[steps < 1000].sum())
+        rep.frames_missing += max(0, gaps - st.get("frames_repeated", 0))
 
 
 async def bench_latency(url: str, rep: Report, says: int, interrupts: int, avatar: str | None = None) -> None:
@@ -466,7 +470,7 @@ async def bench_av(url: str, rep: Report, minutes: float, avatar: str | None = N
         rep.server_metrics["rss_mb_end_of_av_session"] = rss1
     idx = sorted({v.marker.index for v in frames if v.marker})
     if idx:
-        rep.frames_missing += (idx[-1] - idx[0] + 1) - len(idx)
+        rep.frames_missing += max(0, (idx[-1] - idx[0] + 1) - len(idx) - st.get("frames_repeated", 0))
     off, dec, ts = av_offsets(c)
     t0 = ts[0] if ts else 0.0
     rep.av_offset_ms += off
@@ -527,8 +531,9 @@ async def bench_capacity(
     light: bool = False,
     pattern: str = "continuous",
     listen_s: float = 3.0,
+    min_n: int = 1,
 ) -> None:
-    for n in range(1, max_n + 1):
+    for n in range(min_n, max_n + 1):
         clients = await asyncio.gather(*(connect(url, light) for _ in range(n)))
         try:
             before = [await c.status() for c in clients]
@@ -574,10 +579,11 @@ async def bench_capacity(
             sent = sum(a["frames_sent"] - b["frames_sent"] for a, b in zip(after, before))
             gaps = sum(a.get("speech_gaps", 0) - b.get("speech_gaps", 0) for a, b in zip(after, before))
             late = sum(a["frames_late"] - b["frames_late"] for a, b in zip(after, before))
+            repeats = [a.get("frames_repeated", 0) - b.get("frames_repeated", 0) for a, b in zip(after, before)]
             expected = 25.0 * elapsed * n
             missing = 0
             fps = []
-            for c, m, r in zip(clients, m0, r0):
+            for c, m, r, rep_c in zip(clients, m0, r0, repeats):
                 if light:
                     idx = c.video_frames_complete()[r:]
                     fps.append(len(idx) / elapsed)
@@ -586,8 +592,8 @@ async def bench_capacity(
                     fps.append(len(c.received.video[m:]) / elapsed)
                 distinct = len(set(idx))
                 span = (max(idx) - min(idx) + 1) if idx else 0
-                missing += max(0, span - distinct)
-            skipped = max(0.0, expected - sent)
+                missing += max(0, span - distinct - rep_c)  # (repeats are not sent)
+            skipped = max(0.0, expected - sent - sum(repeats))
             heard = [a for c, k in zip(clients, a0) for a in c.received.audio[k:]]
             speaking_share = sum(a.speech for a in heard) / max(1, len(heard))
             rep.capacity.append(
@@ -600,6 +606,7 @@ async def bench_capacity(
                     "late_pct": 100.0 * late / max(sent, 1),
                     "skipped_pct": 100.0 * skipped / expected,
                     "missing_pct": 100.0 * missing / expected,
+                    "repeated_pct": 100.0 * sum(repeats) / expected,
                     "dropped_pct": round(100.0 * (late + skipped + missing) / expected, 2),
                     "fps_min": min(fps),
                     "fps_max": max(fps),
@@ -765,6 +772,7 @@ async def run(url: str, args: argparse.Namespace) -> Report:
             args.capacity_light,
             args.capacity_pattern,
             args.capacity_listen,
+            args.capacity_from,
         )
     await fetch_metrics(url, rep)
     rep.machine += f", {os.getloadavg()[0]:.2f} at the end"
@@ -788,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--capacity-listen", type=float, default=3.0, help="capacity, conversation: seconds of listening per turn"
     )
+    ap.add_argument("--capacity-from", type=int, default=1, help="capacity: the first session count (default 1)")
     ap.add_argument(
         "--client-nice",
         type=int,

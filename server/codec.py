@@ -128,6 +128,71 @@ def video_frame(yuv: np.ndarray) -> Any:
     return frame
 
 
+class OpusPackets:
+    """A session's audio as Opus packets (mono, 48 kHz), encoded here instead of by aiortc (its encoder
+    resamples every 20 ms frame to stereo and encodes it on a thread-pool hop, silence included).
+    Digital silence costs nothing: after ``SILENCE_FLUSH`` silent frames (which carry the encoder's
+    look-ahead out, so the next speech starts clean) each silent frame is one 3-byte packet, cached."""
+
+    SILENCE_FLUSH = 3
+    BITRATE = 64_000
+
+    def __init__(self, sample_rate: int = 48_000, samples: int = 960) -> None:
+        self.sample_rate = sample_rate
+        self.samples = samples
+        self._codec: Any = None
+        self._silent = 0  # silent frames in a row
+        self._silence: bytes | None = None  # what the encoder made of the last silent frame it saw
+
+    def _encoder(self) -> Any:
+        if self._codec is None:
+            from fractions import Fraction
+
+            import av
+
+            c = av.CodecContext.create("libopus", "w")
+            c.format, c.layout, c.sample_rate = "s16", "mono", self.sample_rate
+            c.bit_rate = self.BITRATE
+            c.time_base = Fraction(1, self.sample_rate)
+            c.options = {"application": "voip"}
+            self._codec = c
+        return self._codec
+
+    def cached(self, pcm: np.ndarray) -> bytes | None:
+        """The packet of a silent frame without encoding, when it is known; else None (``encode`` it)."""
+        if pcm.any():
+            self._silent = 0
+            return None
+        if self._silent >= self.SILENCE_FLUSH and self._silence is not None:
+            return self._silence
+        return None
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        """One 20 ms frame (``samples`` int16) -> its Opus packet (thread-safe against ``cached`` of the
+        next frame only in that order: call them one frame at a time)."""
+        import av
+
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples)
+        frame.planes[0].update(np.ascontiguousarray(pcm, np.int16).tobytes())
+        frame.sample_rate = self.sample_rate
+        data = b"".join(bytes(p) for p in self._encoder().encode(frame))
+        if not pcm.any():
+            self._silent += 1
+            self._silence = data
+        return data
+
+    def packet(self, data: bytes, pts: int) -> Any:
+        """An ``av.Packet`` of ``data`` stamped at sample ``pts`` (what aiortc's ``pack`` sends as is)."""
+        from fractions import Fraction
+
+        import av
+
+        pkt = av.Packet(data)
+        pkt.pts = pts
+        pkt.time_base = Fraction(1, self.sample_rate)
+        return pkt
+
+
 def install() -> None:
     """Make aiortc's senders use ``LiveVp8Encoder`` for VP8 and ``audio_level_dbov`` for audio levels
     (idempotent, process-wide)."""

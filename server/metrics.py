@@ -105,6 +105,9 @@ class Metrics:
         self.video_late = Counter(
             "talker_video_frames_late_total", "frames not rendered by their send time (previous frame repeated)"
         )
+        self.video_repeated = Counter(
+            "talker_video_frames_repeated_total", "frames not sent: the image of the frame before (nothing moved)"
+        )
         self.video_skipped = Counter("talker_video_frames_skipped_total", "frame slots skipped by a stalled sender")
         self.audio_frames = Counter("talker_audio_frames_sent_total", "20 ms audio frames handed to WebRTC")
         self.audio_skipped = Counter("talker_audio_frames_skipped_total", "20 ms audio slots skipped by a stall")

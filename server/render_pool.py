@@ -127,7 +127,8 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
                     if renderer is None:
                         raise RuntimeError("no face loaded")
                     yuv, seconds, reused = renderer.render(values, index)
-                    frames[slot] = yuv
+                    if not reused:  # (a reused image is the one sent last: the session kept it)
+                        frames[slot] = yuv
                     conn.send(("done", seconds, reused))
                 elif kind in ("rig", "video"):
                     renderer = None
@@ -192,7 +193,8 @@ class RenderProcess:
     def render(self, slot: int, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]:
         """Render ``values`` (frame ``index`` of the session) into ``slot``; returns the slot's I420 image (a
         view: valid until this slot is rendered into again), the render seconds, and whether the last frame
-        was reused (nothing moved enough to draw anew: ``WarpRenderer.render_reusing``)."""
+        was reused (nothing moved enough to draw anew: ``WarpRenderer.render_reusing``; the slot is then
+        not written, and the caller uses the image it was last given)."""
         reply = self._call(("render", slot, np.asarray(values, np.float32), int(index)), timeout=10.0)
         return self.frames[slot], float(reply[1]), bool(reply[2])
 

@@ -25,6 +25,10 @@ log = logging.getLogger("talker.server")
 
 LATE_GRACE_FRAMES = 0.5
 """How long past its time the video track waits for a frame still being rendered (in frame periods)."""
+REPEAT_MAX_FRAMES = 12
+"""A frame whose image is the one before it again is a repeat, which the video track does not send (the
+receiver keeps showing the last image); at least every this many frames one is sent all the same, so a
+receiver that lost a packet of a still picture gets it again within half a second."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class RenderedFrame:
     generation: int
     video: Any  # av.VideoFrame (yuv420p), built off the event loop; sent once, then only read
     speaking: bool
+    repeat: bool = False  # ``video`` is the frame before's (the same object): nothing moved, nothing to send
 
 
 class RenderWorker(threading.Thread):
@@ -126,6 +131,9 @@ class RenderWorker(threading.Thread):
         w = face_size(self.face)[0]
         slot = 0
         took = 0.02  # running estimate of one render (s)
+        drawn: np.ndarray | None = None  # the last image drawn anew, unstamped (a reused one is this again)
+        prev: RenderedFrame | None = None  # the frame rendered before, in render order
+        built = -REPEAT_MAX_FRAMES  # index of the last frame given a VideoFrame of its own
         while not self._stop_event.is_set():
             self._wake.clear()
             # before the peer connects, the first frames are already known (idle): render them now
@@ -146,27 +154,32 @@ class RenderWorker(threading.Thread):
                 assert p.values is not None
                 t0 = time.monotonic()
                 yuv, seconds, reused = render(slot, p.values, p.index)
-                if not reused:  # (the estimate is of a frame drawn anew)
-                    took = 0.8 * took + 0.2 * (time.monotonic() - t0)
+                if not reused or drawn is None:
+                    took = 0.8 * took + 0.2 * (time.monotonic() - t0)  # (the estimate is of a frame drawn anew)
+                    drawn = np.array(yuv, copy=True)
+                    reused = False
                 slot = (slot + 1) % SLOTS
-                if self.debug_markers or self.watermark is not None or self.label is not None:
-                    yuv = yuv.copy()  # (the renderer's image may be shown again: stamp a copy)
-                luma = yuv[: yuv.shape[0] * 2 // 3]
-                if self.label is not None:
-                    self.label.draw(luma)
-                if self.watermark is not None:
-                    self.watermark.pixels.mark(luma, out=luma)
-                if self.debug_markers:
-                    markers.stamp(yuv, w, p.index, p.speaking, markers.lips_apart(p.values))
-                video = video_frame(yuv)
+                repeat = (
+                    reused
+                    and prev is not None
+                    and (prev.index, prev.generation, prev.speaking) == (p.index - 1, p.generation, p.speaking)
+                    and p.index - built < REPEAT_MAX_FRAMES
+                )
+                if repeat:
+                    assert prev is not None
+                    frame = RenderedFrame(p.index, p.generation, prev.video, p.speaking, repeat=True)
+                else:
+                    frame = RenderedFrame(p.index, p.generation, self._video(drawn, p, w), p.speaking)
+                    built = p.index
                 if reused:
                     self.metrics.frames_reused.inc()
                 else:
                     self.metrics.render_frame.observe(seconds)
                 with self._lock:
-                    self._store[p.index] = RenderedFrame(p.index, p.generation, video, p.speaking)
+                    self._store[p.index] = frame
                     for k in [k for k in self._store if k < now_k - 1]:
                         del self._store[k]
+                prev = frame
                 self.frames_rendered += 1
                 continue
             if not self.clock.started:
@@ -174,3 +187,16 @@ class RenderWorker(threading.Thread):
                 continue
             wait = self.clock.time_of_frame(now_k + 1) - time.monotonic()
             self._wake.wait(max(0.0, min(wait, 0.1)) + 0.0005)
+
+    def _video(self, image: np.ndarray, p: Any, w: int) -> Any:
+        """The ``VideoFrame`` of frame plan ``p`` showing ``image`` (kept as is) with the label, the
+        provenance mark and the debug markers."""
+        yuv = image.copy() if self.debug_markers or self.watermark is not None or self.label is not None else image
+        luma = yuv[: yuv.shape[0] * 2 // 3]
+        if self.label is not None:
+            self.label.draw(luma)
+        if self.watermark is not None:
+            self.watermark.pixels.mark(luma, out=luma)
+        if self.debug_markers:
+            markers.stamp(yuv, w, p.index, p.speaking, markers.lips_apart(p.values))
+        return video_frame(yuv)

@@ -91,6 +91,9 @@ class SessionInfo(BaseModel):
     idle_s: float
     frames_sent: int
     frames_late: int
+    frames_repeated: int = Field(
+        default=0, description="frames not sent because nothing moved: the client keeps showing the one before"
+    )
     speech_gaps: int = Field(
         default=0, description="sentences whose streamed speech paused because its next piece came too late"
     )

@@ -60,6 +60,7 @@ class SessionStatus:
     idle_s: float
     frames_sent: int
     frames_late: int
+    frames_repeated: int
     speech_gaps: int
     audio_frames_sent: int
     fps: float
@@ -381,6 +382,7 @@ class Session:
             idle_s=now - self.last_activity,
             frames_sent=self.video_track.frames_sent,
             frames_late=self.video_track.frames_late,
+            frames_repeated=self.video_track.frames_repeated,
             speech_gaps=self.timeline.gaps,
             audio_frames_sent=self.audio_track.frames_sent,
             fps=self.video_track.fps(),

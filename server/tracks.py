@@ -1,7 +1,9 @@
 """The two WebRTC tracks of a live session, paced by one media clock.
 
-Audio: 20 ms frames (960 samples, s16 mono, 48 kHz; aiortc encodes Opus). Video: one I420 frame per
-1/fps. Both are stamped from the same sample counter (``pts`` in 1/48000 s units), and both are handed
+Audio: 20 ms frames (960 samples, s16 mono, 48 kHz) as Opus packets (``codec.OpusPackets``: silence is
+a cached packet). Video: one I420 frame per 1/fps (aiortc encodes VP8); a frame whose image is the one
+sent before (idle, nothing moved: the render worker marks it a repeat) is not sent at all.
+Both are stamped from the same sample counter (``pts`` in 1/48000 s units), and both are handed
 to aiortc when the clock reaches their time, so the RTCP sender reports of the two streams map to the
 same wall clock: the receiver can line them up. The tracks never compute anything heavy: audio comes
 from the timeline, images from the render worker's store. A frame that is not rendered in time is
@@ -18,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioFrame, VideoFrame
+from av import Packet, VideoFrame
 
-from server.codec import video_frame
+from server.codec import OpusPackets, video_frame
 from server.render_worker import LATE_GRACE_FRAMES
 from server.settings import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
 
@@ -56,8 +58,10 @@ class AvatarAudioTrack(MediaStreamTrack):
         self._s = session
         self._next: int | None = None
         self.frames_sent = 0
+        self._opus = OpusPackets(AUDIO_SAMPLE_RATE, AUDIO_FRAME_SAMPLES)
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> Packet:  # type: ignore[override]
+        """The next 20 ms as an Opus packet (aiortc sends a packet as it is: see ``OpusPackets``)."""
         if self.readyState != "live":
             raise MediaStreamError
         s = self._s
@@ -81,15 +85,13 @@ class AvatarAudioTrack(MediaStreamTrack):
         if mark is not None and pcm.any():  # (the mark follows the speech level: silence stays silent)
             x = mark.audio(pcm.astype(np.float32) / 32768.0, AUDIO_SAMPLE_RATE, n * AUDIO_FRAME_SAMPLES)
             pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
-        frame = AudioFrame(format="s16", layout="mono", samples=AUDIO_FRAME_SAMPLES)
-        frame.planes[0].update(pcm.tobytes())
-        frame.sample_rate = AUDIO_SAMPLE_RATE
-        frame.pts = n * AUDIO_FRAME_SAMPLES
-        frame.time_base = TIME_BASE
+        data = self._opus.cached(pcm)
+        if data is None:
+            data = await asyncio.get_running_loop().run_in_executor(None, self._opus.encode, pcm)
         self._next = n + 1
         self.frames_sent += 1
         s.metrics.audio_frames.inc()
-        return frame
+        return self._opus.packet(data, n * AUDIO_FRAME_SAMPLES)
 
 
 class AvatarVideoTrack(MediaStreamTrack):
@@ -102,15 +104,25 @@ class AvatarVideoTrack(MediaStreamTrack):
         self._last: VideoFrame | None = None  # the last frame sent
         self.frames_sent = 0
         self.frames_late = 0
+        self.frames_repeated = 0  # not sent: the image of the frame sent before
         self._t_first: float | None = None
 
     def fps(self) -> float:
-        """Frames handed to WebRTC per second since the first one."""
-        if self._t_first is None or self.frames_sent < 2:
+        """Frames shown per second since the first one: handed to WebRTC, or repeats of the last one."""
+        shown = self.frames_sent + self.frames_repeated
+        if self._t_first is None or shown < 2:
             return 0.0
-        return (self.frames_sent - 1) / max(time.monotonic() - self._t_first, 1e-6)
+        return (shown - 1) / max(time.monotonic() - self._t_first, 1e-6)
 
     async def recv(self) -> VideoFrame:
+        while True:
+            vf = await self._next_frame()
+            if vf is not None:
+                return vf
+
+    async def _next_frame(self) -> VideoFrame | None:
+        """The next frame to send, or None when it repeats the last one sent (the receiver keeps showing
+        that image; nothing is encoded or sent for it)."""
         if self.readyState != "live":
             raise MediaStreamError
         s = self._s
@@ -138,16 +150,23 @@ class AvatarVideoTrack(MediaStreamTrack):
             while frame is None and time.monotonic() < limit and self.readyState == "live":
                 await asyncio.sleep(0.002)
                 frame = s.renderer.get(k, plan.generation)
-        if frame is not None:
+        self._next = k + 1
+        if frame is not None and frame.repeat and frame.video is self._last:
+            self.frames_repeated += 1
+            s.metrics.video_repeated.inc()
+            s.on_video_frame(k, plan)
+            return None
+        if frame is not None and not frame.repeat:
             vf = self._last = frame.video
         else:
-            self.frames_late += 1
-            s.metrics.video_late.inc()
-            # the last image again, in a frame of its own (the last one's timestamp is already in use)
-            vf = video_frame(self._last.to_ndarray() if self._last is not None else s.blank_yuv)
+            if frame is None:
+                self.frames_late += 1
+                s.metrics.video_late.inc()
+            # the last image (or a repeat's) again, in a frame of its own (its timestamp is already in use)
+            source = frame.video if frame is not None else self._last
+            vf = self._last = video_frame(source.to_ndarray() if source is not None else s.blank_yuv)
         vf.pts = k * clock.samples_per_frame
         vf.time_base = TIME_BASE
-        self._next = k + 1
         self.frames_sent += 1
         if self._t_first is None:
             self._t_first = time.monotonic()

@@ -38,28 +38,33 @@ def session_threads() -> list[str]:
 
 
 def test_offer_answer_and_continuous_tracks(server: LiveServer) -> None:
-    async def go() -> AvatarClient:
+    async def go() -> tuple[AvatarClient, dict[str, Any]]:
         c = await open_client(server, frames=75)
+        status = await c.status()
         await c.close()
-        return c
+        return c, status
 
-    c = asyncio.run(go())
+    c, status = asyncio.run(go())
     video, audio = c.received.video, c.received.audio
     assert len(video) >= 75 and video[0].width == 512 and video[0].height == 512
-    # one sample counter: video pts advance 3600 (90 kHz) per frame, audio 960 (48 kHz) per 20 ms
+    # one sample counter: video pts advance 3600 (90 kHz) per frame, audio 960 (48 kHz) per 20 ms; an idle
+    # frame whose image is the one before (nothing moved) is not sent, so some steps are whole multiples
     vsteps = np.diff([v.pts for v in video])
-    assert np.median(vsteps) == 3600 and (vsteps % 3600 == 0).all()
+    assert vsteps.min() == 3600 and (vsteps % 3600 == 0).all()
+    assert status["frames_repeated"] > 0, "idle frames that repeat the last image are not sent"
     asteps = np.diff([a.pts for a in audio])
     assert np.median(asteps) == 960
     assert len(audio) >= 1.7 * len(video), "audio keeps flowing in silence"
     beeps = [a for a in audio if a.beep is not None]
-    assert 2 <= len(beeps) <= 5, "one debug beep per second"
+    assert abs(len(beeps) - 0.02 * len(audio)) <= 1.5, "one debug beep per second"
     assert max(a.rms for a in audio if a.beep is None) < 0.01, "idle is silent"
     idx = [v.marker.index for v in video if v.marker]
     assert len(idx) >= 0.9 * len(video)
     # (client and server share this process and 2 cores: allow for start-up hiccups)
     assert np.all(np.diff(idx) >= 0), "frames arrive in order"
-    assert np.mean(np.diff(idx[-25:]) == 1) > 0.8, "after start-up, every frame is a new one"
+    last = np.diff(idx[-25:])
+    assert (last - 1).sum() <= status["frames_repeated"], "after start-up, a frame not received is a repeat"
+    assert last.max() <= 12, "a still picture is sent again at least every 12 frames"
     # idle is alive: the picture changes (head drift, blinks)
     thumbs = np.stack([v.thumb.astype(np.int16) for v in video[5:]])
     assert np.abs(thumbs - thumbs[0]).max() > 10
