@@ -135,7 +135,7 @@ class OpusPackets:
     look-ahead out, so the next speech starts clean) each silent frame is one 3-byte packet, cached."""
 
     SILENCE_FLUSH = 3
-    BITRATE = 64_000
+    BITRATE = 96_000
 
     def __init__(self, sample_rate: int = 48_000, samples: int = 960) -> None:
         self.sample_rate = sample_rate

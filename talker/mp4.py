@@ -21,8 +21,8 @@ import numpy as np
 from talker.provenance import Label, Marker, marks_enabled, sign_mp4
 
 DEFAULT_PRESET = "superfast"
-"""x264 speed preset: on rendered frames it costs 0.6x veryfast's CPU at crf 23 for a higher Y-PSNR than
-veryfast at crf 20, in 1.5x the bits (``python -m benchmarks.bench_encode``)."""
+"""x264 speed preset: on rendered frames, at crf 23 it costs 0.75-0.85x the CPU of veryfast at crf 20 for a
+higher Y-PSNR, in 1.6x the bits (``python -m benchmarks.bench_encode``)."""
 DEFAULT_CRF = 23
 """x264 quality (lower is better and bigger, 0-51)."""
 
@@ -79,7 +79,7 @@ class Mp4Writer:
             image = self.label.draw(np.array(image, copy=True))
         if self.marker is not None:
             image = self.marker.pixels.mark(np.ascontiguousarray(image))
-        # OpenCV's conversion costs a third of swscale's, which libav would run on an RGB frame
+        # OpenCV's conversion costs a sixth to a half of swscale's, which libav would run on an RGB frame
         self._encode(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YUV_I420))
 
     def write_yuv(self, yuv: np.ndarray) -> None:
