@@ -263,6 +263,7 @@ def server_process(port: int, max_sessions: int, job_workers: int = 0) -> Any:
             "TALKER_MAX_SESSIONS": str(max_sessions),
             "TALKER_JOB_WORKERS": str(job_workers),
             "TALKER_IDLE_TIMEOUT_S": "3600",
+            "TALKER_ADMIT_MAX_LATE_PCT": "0",  # capacity steps go past where the server would refuse sessions
             "TALKER_DATA_DIR": tempfile.mkdtemp(prefix="talker-bench-"),
         }
     )

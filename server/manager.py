@@ -15,6 +15,7 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 
 from server.egress import EndpointRefused, chat_settings_for
 from server.engine import Engine, PersonaVoice
+from server.load import LoadMonitor
 from server.metrics import Metrics
 from server.portraits import PortraitStore, release_memory
 from server.render_pool import Face, RenderPool
@@ -59,6 +60,7 @@ class SessionManager:
         self.personas = personas
         self.metrics = metrics
         self.sessions: dict[str, Session] = {}
+        self.load = LoadMonitor(metrics, settings.admit_max_late_pct)
         self._reserved = 0
         self._count = 0
         self._recently_closed: OrderedDict[str, str] = OrderedDict()
@@ -193,6 +195,10 @@ class SessionManager:
         if not who.admin and sum(x.owner == who.tenant for x in self.sessions.values()) >= s.tenant_max_sessions:
             self.metrics.sessions_rejected.inc()
             raise SessionLimitError(f"you already have {s.tenant_max_sessions} live sessions (your limit); close one")
+        overloaded = self.load.overloaded()
+        if overloaded:
+            self.metrics.sessions_rejected.inc()
+            raise SessionLimitError(overloaded)
         if len(self.sessions) + self._reserved < s.max_sessions:
             return
         now = time.monotonic()
@@ -257,10 +263,17 @@ class SessionManager:
             return f"rendering failed: {session.renderer.error}"
         return None
 
+    def full(self) -> str | None:
+        """Why a new session would be refused now (at ``max_sessions``, or frames coming late), or None."""
+        if len(self.sessions) + self._reserved >= self.settings.max_sessions:
+            return f"this server already runs {self.settings.max_sessions} live sessions (its limit)"
+        return self.load.overloaded()
+
     async def _reap_loop(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.settings.idle_timeout_s / 4))
             now = time.monotonic()
+            self.load.sample(now)
             for session in list(self.sessions.values()):
                 reason = self._expired(session, now)
                 if reason and session.id in self.sessions:

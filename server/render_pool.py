@@ -198,6 +198,17 @@ class RenderProcess:
         reply = self._call(("render", slot, np.asarray(values, np.float32), int(index)), timeout=10.0)
         return self.frames[slot], float(reply[1]), bool(reply[2])
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds the process has used (user + system, from /proc; None where that cannot be read)."""
+        import os
+
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
     def ping(self, timeout: float = 60.0) -> None:
         """Wait until the process has started and imported the renderer."""
         self._call(("ping",), timeout=timeout)

@@ -78,6 +78,7 @@ class RenderWorker(threading.Thread):
         self.frames_rendered = 0
         self.error: BaseException | None = None
         self.patient = False  # set while the session takes audio (frames_to_render's ``push_to``)
+        self._cpu_start: tuple[float, float] | None = None  # (monotonic time, render process CPU s) at start
 
     def wake(self) -> None:
         self._wake.set()
@@ -97,7 +98,21 @@ class RenderWorker(threading.Thread):
         with self._lock:
             return len(self._store)
 
+    def render_cpu_cores(self) -> float | None:
+        """Cores the session's render process has used since the session started (None: it renders in
+        this thread, or the figure cannot be read)."""
+        if self.process is None or self._cpu_start is None:
+            return None
+        cpu = self.process.cpu_seconds()
+        elapsed = time.monotonic() - self._cpu_start[0]
+        if cpu is None or elapsed < 0.5:
+            return None
+        return (cpu - self._cpu_start[1]) / elapsed
+
     def run(self) -> None:
+        if self.process is not None:
+            cpu = self.process.cpu_seconds()
+            self._cpu_start = None if cpu is None else (time.monotonic(), cpu)
         try:
             self._loop()
         except Exception as e:  # noqa: BLE001 - reported in the session status and the log, then the thread ends

@@ -94,6 +94,9 @@ class SessionInfo(BaseModel):
     frames_repeated: int = Field(
         default=0, description="frames not sent because nothing moved: the client keeps showing the one before"
     )
+    render_cpu_cores: float | None = Field(
+        default=None, description="cores the session's render process has used since the session started"
+    )
     speech_gaps: int = Field(
         default=0, description="sentences whose streamed speech paused because its next piece came too late"
     )
@@ -175,7 +178,12 @@ class Health(BaseModel):
     jobs_queued: int
     jobs_running: int
     uptime_s: float
-    accepting_sessions: bool = Field(description="a new session fits now (sessions < max_sessions)")
+    accepting_sessions: bool = Field(
+        description="a new session fits now (sessions < max_sessions, and frames_late_pct within admit_max_late_pct)"
+    )
+    frames_late_pct: float | None = Field(
+        default=None, description="video frames that came late over the last 10 s, % (None: too few frames shown)"
+    )
     jobs_on: Literal["process", "ray"] = Field(description="where render and dub jobs run")
 
 

@@ -61,6 +61,7 @@ class SessionStatus:
     frames_sent: int
     frames_late: int
     frames_repeated: int
+    render_cpu_cores: float | None
     speech_gaps: int
     audio_frames_sent: int
     fps: float
@@ -383,6 +384,7 @@ class Session:
             frames_sent=self.video_track.frames_sent,
             frames_late=self.video_track.frames_late,
             frames_repeated=self.video_track.frames_repeated,
+            render_cpu_cores=self.renderer.render_cpu_cores(),
             speech_gaps=self.timeline.gaps,
             audio_frames_sent=self.audio_track.frames_sent,
             fps=self.video_track.fps(),

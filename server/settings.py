@@ -37,6 +37,13 @@ class Settings(BaseSettings):
 
     # live sessions
     max_sessions: int = Field(default=4, ge=1, le=256, description="concurrent live sessions; more get HTTP 429")
+    admit_max_late_pct: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="refuse new sessions (HTTP 429) while more than this share of video frames came late over the "
+        "last 10 s (0: only max_sessions decides)",
+    )
     idle_timeout_s: float = Field(
         default=300.0, gt=0, description="close a session after this long without say/interrupt"
     )

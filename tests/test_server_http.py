@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +207,34 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings(fps=29.97)
     with pytest.raises(ValueError, match="turn_username"):
         Settings(turn_urls=["turn:t.example"])
+
+
+def test_new_sessions_wait_while_frames_come_late(tmp_path: Path) -> None:
+    from server.load import LoadMonitor
+
+    settings = Settings(data_dir=tmp_path, max_sessions=4, job_workers=0, admit_max_late_pct=1.0)
+    with TestClient(create_app(settings, engine=shared_engine())) as c:
+        state = c.app.state.talker  # type: ignore[attr-defined]
+        m = state.metrics
+        # the server samples its frame counters every second; a 3 s window keeps the test short
+        load = state.manager.load = LoadMonitor(m, settings.admit_max_late_pct, window_s=3.0)
+        load.sample()
+        m.video_frames.inc(200)  # what the tracks count: 250 frames shown, 10 of them late (4 %)
+        m.video_repeated.inc(50)
+        m.video_late.inc(10)
+        t_end = time.monotonic() + 10
+        while load.late_pct() is None and time.monotonic() < t_end:
+            time.sleep(0.1)
+        r = c.post("/sessions", json={"sdp": make_offer()})
+        assert r.status_code == 429 and "4.0 % of its video frames came late" in r.json()["detail"]
+        assert r.headers["retry-after"]
+        h = c.get("/health").json()
+        assert h["accepting_sessions"] is False and h["frames_late_pct"] == 4.0 and h["sessions"] == 0
+        assert c.get("/health/accepting").status_code == 503
+        # then every frame comes on time: once the late ones are out of the window, sessions open again
+        while not c.get("/health").json()["accepting_sessions"] and time.monotonic() < t_end + 10:
+            m.video_frames.inc(50)
+            time.sleep(0.5)
+        r = c.post("/sessions", json={"sdp": make_offer()})
+        assert r.status_code == 201, r.text
+        assert c.delete(f"/sessions/{r.json()['session_id']}").status_code == 204

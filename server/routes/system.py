@@ -28,7 +28,8 @@ async def health(state: ServerState = Depends(get_state), settings: Settings = D
         jobs_queued=counts["queued"],
         jobs_running=counts["running"],
         uptime_s=time.monotonic() - state.started_at,
-        accepting_sessions=len(state.manager.sessions) < settings.max_sessions,
+        accepting_sessions=state.manager.full() is None,
+        frames_late_pct=state.manager.load.late_pct(),
         jobs_on="ray" if settings.ray_address else "process",
     )
 
@@ -42,12 +43,19 @@ async def accepting(
     settings: Settings = Depends(get_settings),
 ) -> JSONResponse:
     """A load balancer's check: 200 while a new live session fits in this process, ``full`` (503, or 404 for
-    HAProxy's ``http-check disable-on-404``: sessions already here keep reaching it) when it is at ``max_sessions``."""
+    HAProxy's ``http-check disable-on-404``: sessions already here keep reaching it) when it is at
+    ``max_sessions`` or its frames come late (``admit_max_late_pct``)."""
     open_now = len(state.manager.sessions)
-    room = open_now < settings.max_sessions
-    body: dict[str, object] = {"accepting": room, "sessions": open_now, "max_sessions": settings.max_sessions}
-    if not room:
-        body["detail"] = f"this server already runs {settings.max_sessions} live sessions (its limit)"
+    why = state.manager.full()
+    room = why is None
+    body: dict[str, object] = {
+        "accepting": room,
+        "sessions": open_now,
+        "max_sessions": settings.max_sessions,
+        "frames_late_pct": state.manager.load.late_pct(),
+    }
+    if why is not None:
+        body["detail"] = why
     return JSONResponse(body, status_code=200 if room else int(full), headers=None if room else {"Retry-After": "10"})
 
 
@@ -86,6 +94,17 @@ async def metrics(state: ServerState = Depends(get_state), settings: Settings = 
         "talker_session_speaking",
         "1 while the avatar speaks",
         [({"session": i}, float(st.speaking)) for i, st in statuses],
+    )
+    lines += gauge(
+        "talker_session_render_cpu_cores",
+        "cores the session's render process has used since it started",
+        [({"session": i}, st.render_cpu_cores) for i, st in statuses if st.render_cpu_cores is not None],
+    )
+    late = state.manager.load.late_pct()
+    lines += gauge(
+        "talker_frames_late_percent",
+        "video frames that came late over the last 10 s (new sessions are refused above admit_max_late_pct)",
+        [(None, late)] if late is not None else [],
     )
     counts = state.jobs.counts()
     lines += gauge("talker_render_jobs", "render jobs by status", [({"status": k}, v) for k, v in counts.items()])
