@@ -25,10 +25,11 @@ log = logging.getLogger("talker.server")
 
 LATE_GRACE_FRAMES = 0.5
 """How long past its time the video track waits for a frame still being rendered (in frame periods)."""
-REPEAT_MAX_FRAMES = 12
+REPEAT_MAX_FRAMES = 4
 """A frame whose image is the one before it again is a repeat, which the video track does not send (the
-receiver keeps showing the last image); at least every this many frames one is sent all the same, so a
-receiver that lost a packet of a still picture gets it again within half a second."""
+receiver keeps showing the last image); at least every this many frames one is sent all the same: a
+receiver that lost a packet of a still picture gets it again soon, and one that hands a frame over only
+when the next arrives (aiortc's jitter buffer) shows it at most this many frames late."""
 
 
 @dataclass(frozen=True)
