@@ -95,6 +95,7 @@ class Report:
     chat_first_audio_ms: list[float] = field(default_factory=list)
     chat_first_token_ms: list[float] = field(default_factory=list)  # POST /chat -> first token sent
     server_metrics: dict[str, float] = field(default_factory=dict)
+    rss_mb_by_minute: list[float] = field(default_factory=list)  # server memory each minute of the A/V session
     frames_sent: int = 0  # by the latency and A/V sessions, as the server counts
     frames_late: int = 0  # of those, sent late (the previous image again)
     frames_missing: int = 0  # frame indices never received by the client
@@ -181,6 +182,17 @@ class Report:
                 f"{mean_ms('talker_interrupt_idle_seconds')}, TTS piece {mean_ms('talker_tts_piece_seconds')}, "
                 f"TTS first audio {mean_ms('talker_tts_first_audio_seconds')}, "
                 f"render {mean_ms('talker_render_frame_seconds')}"
+            )
+        if self.rss_mb_by_minute:
+            r = self.rss_mb_by_minute
+            lines.append(f"server memory each minute of the A/V session: {', '.join(f'{x:.0f}' for x in r)} MiB")
+            if len(r) > 2:
+                lines.append(f"  from minute 2 to the end: {100 * (r[-1] - r[1]) / r[1]:+.1f} %")
+        if "load_frames_shown" in self.server_metrics:
+            m = self.server_metrics
+            lines.append(
+                f"sessions beside the A/V one: {m['load_frames_late']:.0f} of {m['load_frames_shown']:.0f} frames late "
+                f"({100 * m['load_frames_late'] / max(m['load_frames_shown'], 1):.2f} %)"
             )
         if "rss_mb_end_of_av_session" in self.server_metrics:
             m = self.server_metrics
@@ -446,12 +458,34 @@ def av_offsets(c: AvatarClient, fps: int = 25, spf: int = 1920) -> tuple[list[fl
     return pair(best)
 
 
-async def bench_av(url: str, rep: Report, minutes: float, avatar: str | None = None) -> None:
+async def bench_av(url: str, rep: Report, minutes: float, avatar: str | None = None, load: int = 0) -> None:
+    """The A/V session: a reply every 8 s for ``minutes``. ``load``: that many more sessions beside it (light
+    clients, a reply then listening), and the server's memory sampled each minute."""
     c = await connect(url, avatar=avatar)
+    others: list[AvatarClient] = []
+    if load:
+        skip_video_decoding()  # (after the A/V client's decoder exists: it keeps decoding)
+        others = [await connect(url, light=True) for _ in range(load)]
     rss0 = rss_mb(SERVER_PID)
     frames: list[Any] = []
+    stop = asyncio.Event()
+
+    async def converse(o: AvatarClient, delay: float) -> None:
+        await asyncio.sleep(delay)
+        j = 0
+        while not stop.is_set():
+            await o.say(SENTENCES[j % len(SENTENCES)] + " " + SENTENCES[(j + 2) % len(SENTENCES)])
+            j += 1
+            try:
+                await asyncio.wait_for(stop.wait(), 9.0)  # about 5 s of reply, then listening
+            except TimeoutError:
+                pass
+
+    talkers = [asyncio.create_task(converse(o, 1.3 * k)) for k, o in enumerate(others)]
+    rss_by_minute: list[float] = []
     try:
-        t_end = time.monotonic() + minutes * 60
+        t_start = time.monotonic()
+        t_end = t_start + minutes * 60
         i = 0
         while time.monotonic() < t_end:
             await c.say(SENTENCES[i % len(SENTENCES)] + " " + SENTENCES[(i + 3) % len(SENTENCES)])
@@ -460,11 +494,24 @@ async def bench_av(url: str, rep: Report, minutes: float, avatar: str | None = N
             # keep memory bounded on long runs: offsets only need markers and beeps
             frames += [v for v in c.received.video if v.marker]
             c.received.video = [v for v in c.received.video if v.marker and v.marker.index % 25 == 0]
+            if len(rss_by_minute) < (time.monotonic() - t_start) // 60:
+                rss_by_minute.append(rss_mb(SERVER_PID) or 0.0)
         st = await c.status()
         rep.frames_sent += st["frames_sent"]
         rep.frames_late += st["frames_late"]
+        for o in others:
+            so = await o.status()
+            rep.server_metrics["load_frames_late"] = rep.server_metrics.get("load_frames_late", 0) + so["frames_late"]
+            rep.server_metrics["load_frames_shown"] = (
+                rep.server_metrics.get("load_frames_shown", 0) + so["frames_sent"] + so.get("frames_repeated", 0)
+            )
     finally:
+        stop.set()
+        await asyncio.gather(*talkers, return_exceptions=True)
+        for o in others:
+            await o.close()
         await c.close()
+    rep.rss_mb_by_minute += rss_by_minute
     rss1 = rss_mb(SERVER_PID)
     if rss0 is not None and rss1 is not None:
         rep.server_metrics["rss_mb_start_of_av_session"] = rss0
@@ -751,7 +798,7 @@ async def run(url: str, args: argparse.Namespace) -> Report:
         print(rep.summary(), flush=True)
     if args.av_minutes > 0:
         print(f"A/V over {args.av_minutes} min ...", flush=True)
-        await bench_av(url, rep, args.av_minutes)
+        await bench_av(url, rep, args.av_minutes, load=args.av_load)
         print(rep.summary(), flush=True)
     if args.chat > 0:
         print("chat ...", flush=True)
@@ -786,6 +833,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--says", type=int, default=20, help="say -> first frame trials")
     ap.add_argument("--interrupts", type=int, default=10, help="interrupt -> idle trials")
     ap.add_argument("--av-minutes", type=float, default=5.0, help="length of the A/V drift session")
+    ap.add_argument(
+        "--av-load", type=int, default=0, help="A/V: this many more sessions beside it, replying then listening"
+    )
     ap.add_argument("--max-sessions", type=int, default=6, help="capacity: up to this many sessions")
     ap.add_argument("--capacity-seconds", type=float, default=20.0, help="capacity: seconds per step")
     ap.add_argument(
@@ -833,7 +883,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.url:
         reports = [asyncio.run(run(args.url, args))]
     else:
-        with server_process(free_port(), max(args.max_sessions, 1)) as url:
+        with server_process(free_port(), max(args.max_sessions, 1 + args.av_load)) as url:
             reports = [asyncio.run(run(url, args))]
     summary = "\n".join(r.summary() for r in reports)
     print(summary)
