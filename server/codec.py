@@ -15,15 +15,14 @@ estimates) stays as aiortc sets it. aiortc picks encoders with ``aiortc.rtcrtpse
 ``install()`` wraps that function once per process so that VP8 tracks get ``LiveVp8Encoder`` (other
 codecs are untouched).
 
-Two costs kept off the event loop: ``install()`` puts ``audio_level_dbov`` (numpy, the same values) in
-place of aiortc's per-sample Python loop for each audio frame's level (RFC 6465), and the render workers
-build each frame's ``VideoFrame`` with ``video_frame`` in their own thread, so the loop only stamps it.
+Kept off the event loop: the render workers build each frame's ``VideoFrame`` with ``video_frame`` in their
+own thread, so the loop only stamps it; the audio track hands aiortc Opus packets (``OpusPackets``), so
+aiortc neither resamples nor encodes audio (nor computes the RFC 6465 level it sends only with frames).
 Figures: docs/server.md.
 """
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import threading
 import time
@@ -100,16 +99,6 @@ def _encoder_class() -> type:
             return c
 
     return LiveVp8Encoder
-
-
-def audio_level_dbov(frame: Any) -> int:
-    """``aiortc.rtp.compute_audio_level_dbov`` in numpy: the RFC 6465 level (-127..0 dBov) of an s16 frame,
-    summed over the whole first plane and divided by the sample count, as aiortc does."""
-    s = np.frombuffer(memoryview(frame.planes[0]), np.int16).astype(np.float64)
-    rms = math.sqrt(float(np.dot(s, s)) / (frame.samples * 32767.0 * 32767.0))
-    if rms <= 0:
-        return -127
-    return round(min(max(20.0 * math.log10(rms), -127.0), 0.0))
 
 
 def video_frame(yuv: np.ndarray) -> Any:
@@ -194,16 +183,12 @@ class OpusPackets:
 
 
 def install() -> None:
-    """Make aiortc's senders use ``LiveVp8Encoder`` for VP8 and ``audio_level_dbov`` for audio levels
-    (idempotent, process-wide)."""
+    """Make aiortc's senders use ``LiveVp8Encoder`` for VP8 (idempotent, process-wide)."""
     global _installed
     with _lock:
         if _installed:
             return
         import aiortc.rtcrtpsender as sender
-        import aiortc.rtp as rtp
-
-        rtp.compute_audio_level_dbov = audio_level_dbov
 
         original = sender.get_encoder
         cls = _encoder_class()

@@ -88,35 +88,6 @@ def test_skipping_unchanged_blocks_still_sends_what_moved() -> None:
     assert abs(float(got[180:200, 30:60].mean()) - float(frames[-1][180:200, 30:60].mean())) < 3.0
 
 
-def _level_rfc6465(frame: av.AudioFrame) -> int:
-    """The reference: aiortc's sample-by-sample loop (RFC 6465, appendix A)."""
-    import math
-    import struct
-
-    rms = sum(x * x for (x,) in struct.iter_unpack("h", bytes(frame.planes[0])))
-    rms = math.sqrt(rms / (frame.samples * 32767 * 32767))
-    return round(min(max(20 * math.log10(rms), -127), 0)) if rms > 0 else -127
-
-
-def test_audio_level_matches_aiortc_and_is_what_senders_use() -> None:
-    import aiortc.rtcrtpsender as sender
-
-    from server import codec
-
-    codec.install()
-    assert sender.rtp.compute_audio_level_dbov is codec.audio_level_dbov
-    rng = np.random.default_rng(1)
-    levels = []
-    for layout, scale in (("mono", 0), ("mono", 30), ("mono", 3000), ("stereo", 3000), ("mono", 40000)):
-        ch = 2 if layout == "stereo" else 1
-        pcm = np.clip(rng.standard_normal((1, 960 * ch)) * scale, -32768, 32767).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout=layout)
-        frame.sample_rate = 48000
-        levels.append(codec.audio_level_dbov(frame))
-        assert levels[-1] == _level_rfc6465(frame)
-    assert levels[0] == -127 and levels[-1] > -5  # silence, and a clipping signal
-
-
 def test_video_frame_holds_the_image() -> None:
     from server.codec import video_frame
 
@@ -126,3 +97,33 @@ def test_video_frame_holds_the_image() -> None:
         f = video_frame(yuv)
         assert (f.width, f.height, f.format.name) == (w, h, "yuv420p")
         assert np.array_equal(f.to_ndarray(), yuv)
+
+
+def test_opus_packets_decode_to_the_speech_and_silence_is_one_cached_packet() -> None:
+    from server.codec import OpusPackets
+
+    opus = OpusPackets(48_000, 960)
+    t = np.arange(960 * 25) / 48_000
+    tone = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16).reshape(25, 960)
+    frames = list(tone) + [np.zeros(960, np.int16)] * 10 + list(tone[:5])
+    packets, encoded = [], 0
+    for pcm in frames:
+        data = opus.cached(pcm)
+        if data is None:
+            data = opus.encode(pcm)
+            encoded += 1
+        packets.append(data)
+    assert encoded == 25 + OpusPackets.SILENCE_FLUSH + 5, "silence after the flush is not encoded"
+    assert len(set(packets[25 + OpusPackets.SILENCE_FLUSH : 35])) == 1 and len(packets[30]) <= 4
+    dec = av.CodecContext.create("libopus", "r")
+    dec.sample_rate, dec.layout = 48_000, "mono"
+    out = []
+    for k, data in enumerate(packets):
+        pkt = av.Packet(data)
+        pkt.pts = k * 960
+        for f in dec.decode(pkt):
+            out.append(f.to_ndarray().reshape(-1).astype(np.float64))
+    level = [float(np.sqrt(np.mean((x / 32768.0) ** 2))) for x in out]
+    assert min(level[5:24]) > 0.15, "the tone comes through"
+    assert max(level[27:35]) < 0.001, "silence is silent"
+    assert min(level[36:40]) > 0.15, "and the tone after it starts clean"
