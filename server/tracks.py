@@ -22,6 +22,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import Packet, VideoFrame
 
+from server import markers
 from server.codec import OpusPackets, video_frame
 from server.render_worker import LATE_GRACE_FRAMES
 from server.settings import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
@@ -164,7 +165,11 @@ class AvatarVideoTrack(MediaStreamTrack):
                 s.metrics.video_late.inc()
             # the last image (or a repeat's) again, in a frame of its own (its timestamp is already in use)
             source = frame.video if frame is not None else self._last
-            vf = self._last = video_frame(source.to_ndarray() if source is not None else s.blank_yuv)
+            yuv = source.to_ndarray() if source is not None else s.blank_yuv
+            if frame is not None and plan is not None and plan.values is not None and s.renderer.debug_markers:
+                # (a repeat's image carries the marker of the frame it repeats: this one's, so markers stay in order)
+                markers.stamp(yuv, yuv.shape[1], k, plan.speaking, markers.lips_apart(plan.values))
+            vf = self._last = video_frame(yuv)
         vf.pts = k * clock.samples_per_frame
         vf.time_base = TIME_BASE
         self.frames_sent += 1
