@@ -1,8 +1,9 @@
 """x264 settings for offline renders: CPU time a frame, bitrate and Y-PSNR against the rendered frames.
 
 Renders ``talker bench``'s utterance on the bundled portrait, then encodes the same frames with each
-preset and crf, through the I420 path ``Mp4Writer`` uses (OpenCV's RGB -> I420, timed apart) and, for
-comparison, from RGB through libav's own conversion. The default (``talker.mp4``) is marked with ``*``.
+preset and crf, from I420 converted by OpenCV (timed apart; what renders, dubs and drives encode through
+``talker.mp4.mp4_output``) and from RGB through libav's own conversion (a bare ``Mp4Writer``). The
+default is marked with ``*``.
 
     python -m benchmarks.bench_encode [--size 512] [--frames 200]
 """
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(frames)} frames at {args.size}x{args.size}; OpenCV RGB -> I420 {convert:.2f} CPU ms a frame")
     print(f"  {'preset':10s} {'crf':>3s} {'input':5s} {'CPU ms':>7s} {'Mb/s':>6s} {'Y-PSNR mean/min dB':>19s}")
     lines = []
-    rows = [(p, c, False) for p, c in SETTINGS] + [("veryfast", 20, True)]
+    rows = [(p, c, False) for p, c in SETTINGS] + [("veryfast", 20, True), ("superfast", 23, True)]
     for preset, crf, rgb in rows:
         m = encode(frames, yuvs, preset, crf, rgb)
         cpu = m["cpu_ms"] + (0.0 if rgb else convert)

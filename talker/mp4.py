@@ -21,8 +21,8 @@ import numpy as np
 from talker.provenance import Label, Marker, marks_enabled, sign_mp4
 
 DEFAULT_PRESET = "superfast"
-"""x264 speed preset: on rendered frames, at crf 23 it costs 0.75-0.85x the CPU of veryfast at crf 20 for a
-higher Y-PSNR, in 1.6x the bits (``python -m benchmarks.bench_encode``)."""
+"""x264 speed preset: on rendered frames, at crf 23 it costs less CPU than veryfast at crf 20 for a higher
+Y-PSNR, in 1.6x the bits (``python -m benchmarks.bench_encode``)."""
 DEFAULT_CRF = 23
 """x264 quality (lower is better and bigger, 0-51)."""
 
@@ -43,10 +43,13 @@ class Mp4Writer:
         marks: bool | None = None,
         output_id: int | None = None,
         label: str | None = None,
+        opencv_i420: bool = False,
     ) -> None:
         """``marks``: False writes no provenance marks (None: on unless ``TALKER_PROVENANCE=off``);
         ``output_id``: the 32-bit id the marks carry (random when None); ``label``: visible text drawn
-        in the bottom-left corner of every frame."""
+        in the bottom-left corner of every frame; ``opencv_i420``: RGB frames are converted to I420 by OpenCV
+        (a sixth to a half of what libav's own conversion costs; its chroma is the 2x2 mean, where libav's
+        filter gives slightly different chroma) instead of by libav."""
         if width % 2 or height % 2:
             raise ValueError(f"H.264 needs even dimensions, got {width}x{height}")
         self.path = Path(path)
@@ -59,6 +62,7 @@ class Mp4Writer:
         self._v.height = height
         self._v.pix_fmt = "yuv420p"
         self._v.options = {"crf": str(crf), "preset": preset}
+        self.opencv_i420 = opencv_i420
         self._a = self._c.add_stream("aac", rate=self.sample_rate)
         self._a.layout = "mono"
         self._a.bit_rate = audio_bitrate
@@ -70,8 +74,6 @@ class Mp4Writer:
 
     def write_video(self, image: np.ndarray) -> None:
         """Write one RGB (H, W, 3) uint8 frame (labelled and marked on a copy)."""
-        import cv2
-
         w, h = self._v.width, self._v.height
         if image.shape != (h, w, 3) or image.dtype != np.uint8:
             raise ValueError(f"an RGB frame of {w}x{h} is ({h}, {w}, 3) uint8, not {image.shape} {image.dtype}")
@@ -79,8 +81,14 @@ class Mp4Writer:
             image = self.label.draw(np.array(image, copy=True))
         if self.marker is not None:
             image = self.marker.pixels.mark(np.ascontiguousarray(image))
-        # OpenCV's conversion costs a sixth to a half of swscale's, which libav would run on an RGB frame
-        self._encode(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YUV_I420))
+        image = np.ascontiguousarray(image)
+        if self.opencv_i420:
+            import cv2
+
+            yuv = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), np.uint8)
+            self._encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p"))
+        else:
+            self._encode(av.VideoFrame.from_ndarray(image, format="rgb24"))
 
     def write_yuv(self, yuv: np.ndarray) -> None:
         """Write one I420 frame: ``yuv`` (H * 3 / 2, W) uint8, the luma rows then the two quarter-size
@@ -95,10 +103,9 @@ class Mp4Writer:
             yuv[:] = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
         if self.marker is not None:
             self.marker.pixels.mark(yuv[:h], out=yuv[:h])
-        self._encode(yuv)
+        self._encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p"))
 
-    def _encode(self, yuv: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+    def _encode(self, frame: av.VideoFrame) -> None:
         frame.pts = self._n_video
         frame.time_base = 1 / self.fps
         self._n_video += 1
@@ -188,12 +195,14 @@ class BackgroundWriter:
 def mp4_output(
     out: str | Path, width: int, height: int, fps: float, sample_rate: int, **writer_options: Any
 ) -> Iterator[BackgroundWriter]:
-    """An MP4 encoded on a worker thread (``BackgroundWriter``; ``writer_options`` go to ``Mp4Writer``) that
-    appears at ``out`` only when complete: written beside it and renamed; removed on any error."""
+    """An MP4 encoded on a worker thread (``BackgroundWriter``; ``writer_options`` go to ``Mp4Writer``, whose
+    RGB frames OpenCV converts unless they say otherwise) that appears at ``out`` only when complete:
+    written beside it and renamed; removed on any error."""
     out = Path(out)
     tmp = out.with_name(f".{out.name}.part.mp4")
     try:
-        with Mp4Writer(tmp, width, height, fps, sample_rate, **writer_options) as writer:
+        options = {"opencv_i420": True, **writer_options}
+        with Mp4Writer(tmp, width, height, fps, sample_rate, **options) as writer:
             background = BackgroundWriter(writer)
             try:
                 yield background
