@@ -26,6 +26,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -132,17 +133,16 @@ class OpusPackets:
         self._codec: Any = None
         self._silent = 0  # silent frames in a row
         self._silence: bytes | None = None  # what the encoder made of the last silent frame it saw
+        self._time_base = Fraction(1, sample_rate)
 
     def _encoder(self) -> Any:
         if self._codec is None:
-            from fractions import Fraction
-
             import av
 
             c = av.CodecContext.create("libopus", "w")
             c.format, c.layout, c.sample_rate = "s16", "mono", self.sample_rate
             c.bit_rate = self.BITRATE
-            c.time_base = Fraction(1, self.sample_rate)
+            c.time_base = self._time_base
             c.options = {"application": "voip"}
             self._codec = c
         return self._codec
@@ -172,13 +172,11 @@ class OpusPackets:
 
     def packet(self, data: bytes, pts: int) -> Any:
         """An ``av.Packet`` of ``data`` stamped at sample ``pts`` (what aiortc's ``pack`` sends as is)."""
-        from fractions import Fraction
-
         import av
 
         pkt = av.Packet(data)
         pkt.pts = pts
-        pkt.time_base = Fraction(1, self.sample_rate)
+        pkt.time_base = self._time_base
         return pkt
 
 

@@ -209,9 +209,7 @@ class SessionManager:
             if len(self.sessions) + self._reserved < s.max_sessions:
                 return
         self.metrics.sessions_rejected.inc()
-        raise SessionLimitError(
-            f"this server already runs {s.max_sessions} live sessions (its limit); close one or try again later"
-        )
+        raise SessionLimitError(f"{self._at_limit()}; close one or try again later")
 
     def using_avatar(self, tenant: str, name: str) -> list[Session]:
         """The live sessions that show a tenant's video avatar."""
@@ -263,10 +261,13 @@ class SessionManager:
             return f"rendering failed: {session.renderer.error}"
         return None
 
+    def _at_limit(self) -> str:
+        return f"this server already runs {self.settings.max_sessions} live sessions (its limit)"
+
     def full(self) -> str | None:
         """Why a new session would be refused now (at ``max_sessions``, or frames coming late), or None."""
         if len(self.sessions) + self._reserved >= self.settings.max_sessions:
-            return f"this server already runs {self.settings.max_sessions} live sessions (its limit)"
+            return self._at_limit()
         return self.load.overloaded()
 
     async def _reap_loop(self) -> None:

@@ -172,7 +172,9 @@ class RenderWorker(threading.Thread):
                 yuv, seconds, reused = render(slot, p.values, p.index)
                 if not reused or drawn is None:
                     took = 0.8 * took + 0.2 * (time.monotonic() - t0)  # (the estimate is of a frame drawn anew)
-                    drawn = np.array(yuv, copy=True)
+                    # (no copy: a render that reuses its image writes nothing, so this stays valid until the
+                    # next image drawn anew replaces it)
+                    drawn = yuv
                     reused = False
                 slot = (slot + 1) % SLOTS
                 repeat = (
