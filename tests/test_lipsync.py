@@ -245,3 +245,30 @@ def test_render_a_recording_with_the_learned_model_moves_the_mouth(tmp_path: Pat
     x, sr = load_audio(wav)
     assert abs(len(frames) / FPS - len(x) / sr) <= 1 / FPS + 0.04
     assert np.stack(frames).std(axis=0).max() > 20  # something (the mouth) moves a lot
+
+
+def test_festival_voices_give_speech_with_exact_phone_timings() -> None:
+    from tools.festival_speech import FestivalVoice, festival_voices, read_segments
+    from tools.lipsync_data import recorded_voice_utterance
+
+    assert festival_voices(), "scripts/setup.sh installs festival and its English voices"
+    speech = FestivalVoice("kal_diphone").synthesize_sentence("Bob may buy a map.")
+    symbols = [p.symbol for p in speech.phones]
+    assert [s for s in symbols if s in ("P", "B", "M")] == ["B", "B", "M", "B", "M", "P"]
+    assert speech.phones[0].start_s == 0 and abs(speech.phones[-1].end_s - speech.duration_s) < 1e-6
+    # the closure of the final p is quiet against the vowel before it: the timings are where the sound is
+    x = speech.samples
+    p = next(ph for ph in reversed(speech.phones) if ph.symbol == "P")
+    vowel = speech.phones[speech.phones.index(p) - 1]
+
+    def rms(a: float, b: float) -> float:
+        return float(np.sqrt(np.mean(x[int(a * speech.sample_rate) : int(b * speech.sample_rate)] ** 2)))
+
+    assert rms(p.start_s, p.start_s + 0.6 * p.duration_s) < 0.3 * rms(vowel.start_s, vowel.end_s)
+    slow = FestivalVoice("kal_diphone", stretch=1.5).synthesize_sentence("Bob may buy a map.")
+    assert slow.duration_s > 1.3 * speech.duration_s
+    # the label file's symbols outside ARPAbet are mapped, pauses become silence
+    labels = read_segments("#\n0.1 100 pau\n0.2 100 ax\n0.3 100 m\n", 0.35)
+    assert [p.symbol for p in labels] == ["SIL", "AH", "M", "SIL"]
+    u = recorded_voice_utterance(np.random.default_rng(3), "festival")
+    assert u is not None and u.meta["engine"] == "festival" and len(u.audio) > 16000

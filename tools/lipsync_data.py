@@ -166,26 +166,32 @@ def piper_utterance(rng: np.random.Generator) -> Utterance | None:
     return Utterance(audio, speech.phones, meta)
 
 
-_FLITE: dict[str, object] = {}
+_RECORDED: dict[str, list[str]] = {}
 
 
-def flite_utterance(rng: np.random.Generator) -> Utterance | None:
-    """A flite voice (diphone and statistical voices built from recordings of real speakers); its phones
-    come from pocketsphinx forced alignment to the text, so they are approximate (~11 ms median error)."""
+def recorded_voice_utterance(rng: np.random.Generator, engine: str) -> Utterance | None:
+    """A voice built from recordings of real speakers: ``flite`` (diphone and statistical voices; phones from
+    pocketsphinx forced alignment to the text, ~11 ms median error) or ``festival`` (diphone and HTS voices,
+    exact phone timings; ``tools.festival_speech``)."""
     from audio.system_tts import FliteTTS, SystemTTSError, flite_voices
+    from tools.festival_speech import FestivalError, FestivalVoice, festival_voices
 
-    voices = _FLITE.setdefault("voices", flite_voices())
-    assert isinstance(voices, list)
+    if engine not in _RECORDED:
+        _RECORDED[engine] = flite_voices() if engine == "flite" else festival_voices()
+    voices = _RECORDED[engine]
     if not voices:
         return None
-    voice = str(voices[int(rng.integers(len(voices)))])
-    tts = FliteTTS(voice, rate=float(rng.uniform(0.8, 1.3)))
-    texts = [english_sentence(rng) for _ in range(int(rng.integers(1, 3)))]
+    voice = voices[int(rng.integers(len(voices)))]
+    rate = float(rng.uniform(0.8, 1.3))
+    tts = FliteTTS(voice, rate=rate) if engine == "flite" else FestivalVoice(voice, stretch=1.0 / rate)
+    # festival reads pseudo-words by its letter-to-sound rules, so they add to the English sentences
+    texts = [english_sentence(rng) if engine == "flite" or rng.random() < 0.6 else pseudo_sentence(rng, "en")
+             for _ in range(int(rng.integers(1, 3)))]  # fmt: skip
     try:
         speech = _with_pauses(rng, [tts.synthesize_sentence(t) for t in texts])
-    except (SystemTTSError, RuntimeError):
+    except (SystemTTSError, FestivalError, RuntimeError):
         return None
-    return Utterance(speech.samples, speech.phones, {"engine": "flite", "voice": voice, "text": " ".join(texts)})
+    return Utterance(speech.samples, speech.phones, {"engine": engine, "voice": voice, "text": " ".join(texts)})
 
 
 # ---- non-speech: the mouth must stay closed -------------------------------------------------------
@@ -376,6 +382,8 @@ def generate(
     piper_share: float,
     langs: tuple[str, ...],
     flite_share: float = 0.0,
+    festival_share: float = 0.0,
+    nonspeech_share: float = 0.08,
 ) -> None:
     folder = out / split
     folder.mkdir(parents=True, exist_ok=True)
@@ -384,12 +392,14 @@ def generate(
     index = (folder / "index.jsonl").open("w", encoding="utf-8")
     while total_s < minutes * 60:
         r = rng.random()
-        if r < 0.08:
+        if r < nonspeech_share:
             u: Utterance | None = nonspeech_utterance(rng)
-        elif r < 0.08 + piper_share:
+        elif r < nonspeech_share + piper_share:
             u = piper_utterance(rng)
-        elif r < 0.08 + piper_share + flite_share:
-            u = flite_utterance(rng)
+        elif r < nonspeech_share + piper_share + flite_share:
+            u = recorded_voice_utterance(rng, "flite")
+        elif r < nonspeech_share + piper_share + flite_share + festival_share:
+            u = recorded_voice_utterance(rng, "festival")
         else:
             u = espeak_utterance(rng, langs[int(rng.integers(len(langs)))])
         if u is None:
@@ -423,10 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--piper", type=float, default=0.35, help="share of utterances from the Piper voice")
     ap.add_argument("--flite", type=float, default=0.0, help="share from flite voices, when installed (default 0)")
+    ap.add_argument("--festival", type=float, default=0.0, help="share from Festival voices (default 0)")
+    ap.add_argument("--nonspeech", type=float, default=0.08, help="share of noise, tones and music (default 0.08)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     generate(out, "val", args.val_minutes, args.seed, 0.0, VAL_LANGS)
-    generate(out, "train", args.minutes, args.seed, args.piper, TRAIN_LANGS, args.flite)
+    generate(out, "train", args.minutes, args.seed, args.piper, TRAIN_LANGS, args.flite, args.festival, args.nonspeech)
     return 0
 
 

@@ -1,0 +1,93 @@
+"""Festival voices with exact phone timings, for the lip-sync training data.
+
+Festival's English diphone voices (kal, ked) concatenate recorded diphones of real speakers and its HTS
+voice (slt) is trained on one speaker's recordings, so their closures, bursts and murmurs are nearer to
+recorded speech than formant synthesis; Festival reports where every segment ends, so the phones are
+exact (no alignment). Debian: ``festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from audio.io import load_audio
+from audio.types import SILENCE, Phone, Speech
+
+VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+VOICE_ROOTS = (Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices"))
+# Festival's English ("radio") symbols outside the ARPAbet set the phonetic generator knows
+_RADIO = {"AX": "AH", "AXR": "ER", "DX": "D", "EL": "L", "EM": "M", "EN": "N", "NX": "N", "HV": "HH",
+          "PAU": SILENCE, "H#": SILENCE, "BRTH": SILENCE}  # fmt: skip
+
+
+class FestivalError(RuntimeError):
+    """Festival is missing, or failed on a sentence."""
+
+
+def festival_voices() -> list[str]:
+    """The voices of ``VOICES`` installed with the ``festival`` program ([] when it is not installed)."""
+    if not shutil.which("festival"):
+        return []
+    return [v for v in VOICES if any(any(root.glob(f"*/{v}")) for root in VOICE_ROOTS if root.is_dir())]
+
+
+def read_segments(text: str, duration_s: float) -> tuple[Phone, ...]:
+    """Festival's segment label file (``utt.save.segs``: end time, a number, a symbol per line) -> phones
+    in ARPAbet, each starting where the one before ended."""
+    body = text.split("#", 1)[1] if "#" in text else text
+    phones: list[Phone] = []
+    start = 0.0
+    for line in body.splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        end = min(float(parts[0]), duration_s)
+        symbol = _RADIO.get(parts[2].upper(), parts[2].upper())
+        if end > start:
+            phones.append(Phone(start, end, symbol))
+        start = max(start, end)
+    if duration_s - start > 1e-3:
+        phones.append(Phone(start, duration_s, SILENCE))
+    return tuple(phones)
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", " ").replace('"', " ") + '"'
+
+
+class FestivalVoice:
+    """One Festival voice; ``stretch`` > 1 speaks slower."""
+
+    def __init__(self, voice: str, stretch: float = 1.0) -> None:
+        if not shutil.which("festival"):
+            raise FestivalError("festival is not installed (Debian: apt-get install festival)")
+        if voice not in VOICES:
+            raise FestivalError(f"unknown festival voice {voice!r}; known: {', '.join(VOICES)}")
+        self.voice = voice
+        self.stretch = float(stretch)
+
+    def synthesize_sentence(self, sentence: str) -> Speech:
+        with tempfile.TemporaryDirectory(prefix="talker-festival-") as d:
+            wav, segs, script = Path(d) / "out.wav", Path(d) / "out.segs", Path(d) / "say.scm"
+            script.write_text(
+                f"(voice_{self.voice})\n"
+                f"(Parameter.set 'Duration_Stretch {self.stretch:.3f})\n"
+                f"(set! utt (Utterance Text {_scheme_string(sentence)}))\n"
+                "(utt.synth utt)\n"
+                f'(utt.save.wave utt "{wav}" \'riff)\n'
+                f'(utt.save.segs utt "{segs}")\n',
+                encoding="utf-8",
+            )
+            try:
+                subprocess.run(["festival", "-b", str(script)], check=True, capture_output=True, timeout=60)
+                samples, sr = load_audio(wav)
+                labels = segs.read_text(encoding="utf-8", errors="replace")
+            except (OSError, subprocess.SubprocessError, ValueError) as e:
+                raise FestivalError(f"festival failed on {sentence[:60]!r}: {e}") from e
+        samples = np.asarray(samples, np.float32)
+        return Speech(samples, sr, read_segments(labels, len(samples) / sr))
