@@ -31,6 +31,10 @@ beside it and part in the middle into a small rounded opening."""
 _ROUND_FLARE = 0.03
 """... and the middle of that opening parts this much further (inter-ocular distances), the lips pushed
 forward and apart."""
+CAMERA_DISTANCE_IOD = 10.0
+"""How far the portrait's camera is from the face (inter-ocular distances; about 60 cm, a webcam or a phone
+at arm's length). A turning head brings some of the face nearer the camera and takes some away, and the
+picture shows the nearer part larger: a turn is drawn with that perspective, not as a flat projection."""
 
 
 def lip_rounding(v: np.ndarray) -> float:
@@ -98,6 +102,8 @@ class RigPose:
         self.brow_inner = hidx([107, 66, 55, 65, 336, 296, 285, 295])
         self.brow_outer = hidx([70, 63, 105, 46, 53, 52, 300, 293, 334, 276, 283, 282])
         self.pivot_px = rig.origin + (np.array(HEAD_PIVOT) * rig.iod) @ rig.axes
+        self.camera_px = CAMERA_DISTANCE_IOD * rig.iod
+        self.centre_px = rig.origin[:2].astype(np.float64)
         self.verts64 = rig.verts.astype(np.float64)
         self.axes64 = rig.axes.astype(np.float64)
         self.head_weight64 = rig.head_weight.astype(np.float64)[:, None]
@@ -233,7 +239,13 @@ class RigPose:
             rotated = (out - self.pivot_px) @ r_cam.T + self.pivot_px
             # vertices that follow only part of the head (neck, background) blend towards the rotation
             w = self.head_weight64
-            out = out + w * (rotated - out)
+            turned = out + w * (rotated - out)
+            # perspective: each vertex's distance to the camera changed by its change in depth, and its
+            # picture scales about the camera's axis (taken through the face) by the inverse ratio
+            dist = self.camera_px + out[:, 2] - rig.origin[2]
+            scale = dist / (dist + turned[:, 2] - out[:, 2])
+            turned[:, :2] = self.centre_px + (turned[:, :2] - self.centre_px) * scale[:, None]
+            out = turned
         return out
 
 
