@@ -81,8 +81,8 @@ def snap_inner_lips(image: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray
     the teeth's tops; the lip triangles then carry a strip of teeth, and closing that mouth shows it (or
     an inpainted stand-in) along the seam. Per contour point, the lip's edge is where, going from the
     lip towards the opening, the colour stops being lip-red; a point moves only out of the opening, at
-    most ``_SNAP_REACH``, and the moves are smoothed along the contour. Grey or pale lips (no colour difference to the opening)
-    and closed mouths are left as they are.
+    most ``_SNAP_REACH``, and the moves are smoothed along the contour. Grey or pale lips (no colour
+    difference to the opening) and closed mouths are left as they are.
     """
     if (lm[14, 1] - lm[13, 1]) / iod <= OPEN_SOURCE_GAP_IOD:
         return lm
