@@ -80,9 +80,9 @@ def snap_inner_lips(image: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray
     The mesh's inner contour of a mouth showing teeth often runs a few pixels inside the opening, over
     the teeth's tops; the lip triangles then carry a strip of teeth, and closing that mouth shows it (or
     an inpainted stand-in) along the seam. Per contour point, the lip's edge is where, going from the
-    lip towards the opening, the colour stops being lip-red; a point moves only out of the opening, at
-    most ``_SNAP_REACH``, and the moves are smoothed along the contour. Grey or pale lips (no colour
-    difference to the opening) and closed mouths are left as they are.
+    lip towards the opening, the colour stops being lip-red; a point moves at most ``_SNAP_REACH`` and
+    the moves are smoothed along the contour. Grey or pale lips (no colour difference to the opening)
+    and closed mouths are left as they are.
     """
     if (lm[14, 1] - lm[13, 1]) / iod <= OPEN_SOURCE_GAP_IOD:
         return lm
@@ -111,9 +111,7 @@ def snap_inner_lips(image: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray
             if not is_lip[0]:
                 continue  # no lip where the lip should be: leave the point
             end = int(np.argmin(np.append(is_lip, False)))  # first sample past the lip
-            # only ever out of the opening: a move into it (gums or shaded teeth as red as the lips) would
-            # put a strip of teeth into the lips and shrink the rig's lip gap below the one that shows
-            shifts[k] = sign * min(0.0, sign * (ys[min(end, len(ys) - 1)] - sign * 0.25 - y))
+            shifts[k] = ys[min(end, len(ys) - 1)] - sign * 0.25 - y
         if len(shifts) >= 3:
             padded = np.concatenate([shifts[:1], shifts, shifts[-1:]])
             shifts = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)

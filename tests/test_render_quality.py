@@ -355,8 +355,7 @@ def test_a_lip_lifting_off_the_portraits_own_teeth_shows_no_dark_line_above_them
     img = r.render(v).astype(np.float64).mean(axis=2)
     vt = r.target_points(v)
     x, y = int(round(vt[13, 0])), int(np.floor(vt[13, 1])) - 1
-    # lip edge down into the teeth, past the pink of her gums' edge above them (about 0.07 IOD)
-    col = img[y : y + int(0.15 * astronaut.rig.iod), x - 3 : x + 4].mean(axis=1)
+    col = img[y : y + int(0.1 * astronaut.rig.iod), x - 3 : x + 4].mean(axis=1)  # lip edge down into the teeth
     teeth = int(np.argmax(col))
     assert col[teeth] > col[0] + 8  # the teeth are there, lighter than the lip
     assert col[: max(teeth, 1)].min() > 0.9 * col[0]  # and nothing darker between
@@ -543,13 +542,10 @@ def test_closing_a_mouth_whose_opening_is_as_red_as_its_lips_keeps_the_lips_red(
     base = pipeline.prepare_avatar(media("faces", "astronaut_eileen_collins.png"), (512, 512))
     v = base.rig.verts[:, :2]
     img = base.rig.image.copy()
-    # the opening's middle three quarters (towards the line between the lips) painted red: a few of
-    # her teeth still show along its rim
-    up, lo = v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER]
-    mid = 0.5 * (up + lo)
-    up, lo = mid + 0.75 * (up - mid), mid + 0.75 * (lo - mid)
     inner = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(inner, [np.round(np.concatenate([up, lo[::-1]])).astype(np.int32)], 1)
+    cv2.fillPoly(
+        inner, [np.round(np.concatenate([v[T.LIP_INNER_UPPER], v[T.LIP_INNER_LOWER[::-1]]])).astype(np.int32)], 1
+    )
     outer = np.zeros_like(inner)
     cv2.fillPoly(
         outer, [np.round(np.concatenate([v[T.LIP_OUTER_UPPER], v[T.LIP_OUTER_LOWER[::-1]]])).astype(np.int32)], 1
