@@ -118,7 +118,7 @@ class RigPose:
         jaw = clamp(v[_C["jawOpen"]], 0.0, 1.2)
         close = clamp(v[_C["mouthClose"]], 0.0, 1.0)
         roll = clamp(v[_C["mouthRollLower"]], 0.0, 1.0)
-        gap = MAX_LIP_GAP_IOD * jaw * (1.0 - close)
+        gap = rig.lip_gap(MAX_LIP_GAP_IOD * jaw * (1.0 - close))
         delta = gap - rig.source_gap
         if delta >= 0:
             drop, lift = 0.85 * delta, 0.15 * delta

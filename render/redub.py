@@ -190,6 +190,7 @@ class MouthRedrawer:
             iod=iod,
             local=local.astype(np.float32),
             source_gap=gap,
+            seen_gap=None,  # a frame's own mouth is kept or redrawn on its snapped lips' scale
             mouth_open_source=gap > OPEN_SOURCE_GAP_IOD,
             lip_rgb=lips.lip_rgb,
             skin_rgb=lips.skin_rgb,

@@ -90,11 +90,12 @@ class FaceRig:
     handles: np.ndarray  # (Nh,) int32 vertex indices of handles
     harmonic: np.ndarray  # (Nv, Nh) displacement of every vertex per unit handle displacement
     n_landmarks: int
-    source_gap: float  # lip gap of the portrait, IOD units
+    source_gap: float  # lip gap of the portrait, IOD units (its inner lips snapped onto the lips' edge)
     mouth_open_source: bool
     lip_rgb: np.ndarray  # (3,) mean lip colour
     skin_rgb: np.ndarray  # (3,) mean cheek colour
     roi: tuple[int, int, int, int]  # (x0, y0, x1, y1) pixels that animation can change
+    seen_gap: float | None = None  # lip gap of the portrait as the landmark reader reads it; None: source_gap
 
     @property
     def size(self) -> tuple[int, int]:
@@ -106,6 +107,27 @@ class FaceRig:
 
     def handle_pos(self, idx: list[int]) -> np.ndarray:
         return self.local[idx]
+
+    @property
+    def read_gap(self) -> float:
+        """The portrait's own lip gap as the landmark reader reads it, IOD (``seen_gap``, else ``source_gap``)."""
+        return self.source_gap if self.seen_gap is None else self.seen_gap
+
+    def lip_gap(self, gap: float) -> float:
+        """The gap between this rig's inner lips (IOD) that shows a lip gap of ``gap`` IOD as the landmark
+        reader reads it (the motion encoder's scale: ``jawOpen`` 1 is ``MAX_LIP_GAP_IOD``).
+
+        The reader's inner-lip points of a mouth showing teeth lie a few pixels out on the lips, on the
+        portrait and on its renders alike, while the rig's lie on the lips' colour edge
+        (``snap_inner_lips``): the portrait's own opening reads ``seen_gap`` where the rig has
+        ``source_gap``. Below the portrait's own opening the two scale together (both reach 0 closed);
+        beyond it the lips part by the extra gap asked."""
+        seen = self.read_gap
+        if seen <= 1e-3:
+            return gap
+        if gap <= seen:
+            return gap * self.source_gap / seen
+        return gap - seen + self.source_gap
 
 
 class RigError(ValueError):
@@ -277,6 +299,7 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
     iod = float(np.linalg.norm((eye_l - eye_r)[:2]))
     if iod < 8:
         raise RigError(f"the face is too small to animate (eyes {iod:.1f} px apart; need at least 8)")
+    detected = lm
     lm = snap_inner_lips(image, lm, iod)
     origin = (eye_r + eye_l) / 2
     ex = eye_l - eye_r
@@ -305,6 +328,8 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
     gap_pairs = [(82, 87), (13, 14), (312, 317), (81, 178), (311, 402)]
     gaps = [float((local[b] - local[a]) @ np.array([0, 1, 0])) for a, b in gap_pairs]
     source_gap = max(0.0, float(np.mean(gaps)))
+    seen = ((detected - origin) @ axes.T) / iod
+    seen_gap = max(0.0, float(np.mean([seen[b, 1] - seen[a, 1] for a, b in gap_pairs])))
     lip_rgb = mean_colour(
         image,
         lm,
@@ -339,4 +364,5 @@ def build_rig(image: np.ndarray, face: FaceLandmarks, segment: bool = True) -> F
         lip_rgb=lip_rgb.astype(np.float32),
         skin_rgb=skin_rgb.astype(np.float32),
         roi=roi,
+        seen_gap=seen_gap,
     )

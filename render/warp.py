@@ -129,7 +129,7 @@ class WarpRenderer:
     def neutral_values(self) -> np.ndarray:
         """Channel values that reproduce the portrait exactly (its own mouth opening)."""
         v = np.zeros(len(CHANNELS), np.float32)
-        v[CHANNEL_INDEX["jawOpen"]] = self.rig.source_gap / MAX_LIP_GAP_IOD
+        v[CHANNEL_INDEX["jawOpen"]] = self.rig.read_gap / MAX_LIP_GAP_IOD
         return v
 
     def target_points(self, values: np.ndarray) -> np.ndarray:
@@ -231,7 +231,7 @@ class WarpRenderer:
         # closing an open portrait mouth: how far, and the lips' box (within the map) it changes
         # (rounded lips meet beside their opening: the lips there are the closed ones too)
         closure = (
-            max(_lip_closure(values, self.rig.source_gap, MAX_LIP_GAP_IOD), lip_rounding(values))
+            max(_lip_closure(values, self.rig, MAX_LIP_GAP_IOD), lip_rounding(values))
             if self.rig.mouth_open_source
             else 0.0
         )
@@ -328,12 +328,12 @@ _FOLD_POSE_DEG = 5.0
 """Head turns (yaw or pitch, degrees) from which the backward map is computed at every pixel."""
 
 
-def _lip_closure(values: np.ndarray, source_gap: float, max_gap: float) -> float:
+def _lip_closure(values: np.ndarray, rig: FaceRig, max_gap: float) -> float:
     """How far the mouth is closed relative to the portrait's own opening: 0 as in the portrait, 1 shut."""
     jaw = clamp(values[CHANNEL_INDEX["jawOpen"]], 0.0, 1.2)
     close = clamp(values[CHANNEL_INDEX["mouthClose"]], 0.0, 1.0)
-    gap = max_gap * jaw * (1 - close)
-    return clamp(1.0 - gap / max(source_gap, 1e-6), 0.0, 1.0)
+    gap = rig.lip_gap(max_gap * jaw * (1 - close))
+    return clamp(1.0 - gap / max(rig.source_gap, 1e-6), 0.0, 1.0)
 
 
 def _triangle_ranks(poly: np.ndarray, cw: int, ch: int, eps: np.ndarray | None = None) -> np.ndarray:
