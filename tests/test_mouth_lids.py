@@ -135,3 +135,54 @@ def test_a_shut_lid_is_as_textured_as_the_skin_around_it(name: str, pipeline: Pi
         c = int(0.04 * rig.iod)
         ratios.append(float(lid.std()) / float(portrait[cy - c : cy + c, cx - c : cx + c].std()))
     assert 0.68 < np.mean(ratios) < 1.6, ratios
+
+
+def _shut(pipeline: Pipeline, name: str):
+    """(rig, the shut frame's luminance, the shut lids' points) of a portrait blinking with both eyes."""
+    rig = _avatar(pipeline, name).rig
+    r = WarpRenderer(rig)
+    pose = pose_values({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})
+    return rig, r.render(pose).astype(np.float64) @ _LUMA, r.target_points(pose)
+
+
+def _middle_columns(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of the middle 30 % of an eye and the y of the lid line ``pts`` in each."""
+    o = np.argsort(pts[:, 0])
+    xs, ys = pts[o, 0], pts[o, 1]
+    cols = np.arange(int(np.ceil(xs.min() + 0.35 * np.ptp(xs))), int(xs.max() - 0.35 * np.ptp(xs)) + 1)
+    return cols, np.interp(cols, xs, ys)
+
+
+@pytest.mark.parametrize("name", ["astronaut_eileen_collins.png", "liveportrait_s12_einstein.jpg"])
+def test_a_shut_lids_lash_line_is_dark_at_the_margin_and_thins_below_it(name: str, pipeline: Pipeline) -> None:
+    # on a filmed shut eye the lashes are darkest along the lid's margin and hang apart below it; a line
+    # as dark at its lower edge as at the margin reads as a bar drawn across the eye
+    rig, lum, vt = _shut(pipeline, name)
+    offsets = np.arange(-0.04, 0.08, 0.005)  # below the shut lid's edge, in eye distances
+    for up in (T.R_EYE_UPPER, T.L_EYE_UPPER):
+        cols, edge = _middle_columns(vt[up])
+        profile = np.array(
+            [np.median([lum[int(round(y + d * rig.iod)), x] for x, y in zip(cols, edge)]) for d in offsets]
+        )
+        dark = np.median(profile[offsets < -0.02]) - profile  # below the lid skin just above the line
+        k = int(np.argmax(dark))
+        assert dark[k] > 30  # a line a viewer (and dlib) reads as a shut eye's lashes
+        assert abs(offsets[k]) <= 0.015  # darkest at the lid's margin
+        assert dark[np.searchsorted(offsets, 0.03)] < 0.65 * dark[k], dark.round()  # thinner below it
+
+
+def test_a_shut_lid_is_toned_like_the_persons_lid_skin(pipeline: Pipeline) -> None:
+    # the shut lid is the person's lid skin stretched over the eyeball, lit as that skin is: on textured
+    # skin (Einstein's) a lid toned from its lightest part is a pale patch, one toned from the socket's
+    # shadow a dark one. (The skin above the open eye is read raw, its crease and lashes included, so on
+    # a face with a deep dark crease a well-toned lid still reads lighter than it.)
+    rig, lum, vt = _shut(pipeline, "liveportrait_s12_einstein.jpg")
+    img = rig.image.astype(np.float64) @ _LUMA
+    v0, iod = rig.verts[:, :2], rig.iod
+    for up in (T.R_EYE_UPPER, T.L_EYE_UPPER):
+        cols, edge = _middle_columns(vt[up])
+        o = np.argsort(v0[up][:, 0])
+        top = np.interp(cols, v0[up][o, 0], v0[up][o, 1])  # the open lid's edge, over the same columns
+        lid = np.concatenate([lum[int(t) : int(e - 0.03 * iod), x] for x, t, e in zip(cols, top, edge)])
+        skin = np.concatenate([img[int(t - 0.15 * iod) : int(t - 0.03 * iod), x] for x, t in zip(cols, top)])
+        assert 0.8 < np.median(lid) / np.median(skin) < 1.25, (np.median(lid), np.median(skin))
