@@ -67,6 +67,7 @@ _FRONT_WIDE = 1.5  # ... in connected lines at least this many eye widths wide
 _OVERHANG = 0.3  # when less than this share of the lid's top edge borders skin ...
 _OVERHANG_MIX = 0.5  # ... the shut lid's top takes this share of the dark above it
 _LID_SPAN = 0.15  # the open eye's lid skin is looked for this far above the opening (inter-ocular distances)
+_LID_PCT = 70.0  # ... as the pixels lighter than this percentile there (not its lashes, crease or shadow)
 _LID_RISE = 0.3  # a shut lid turns from the tone above it to that lid tone over this share of its height
 _LID_MIX = 2.0  # a shut lid's tone, top to bottom: the skin above the eye blended into the skin below it
 
@@ -269,10 +270,9 @@ def _fill_lid(
     The tones at each column's ends are medians over a few pixels beyond the hole, smoothed along the
     eye, so a stray lash or a catchlight does not streak the lid; above it only skin counts (not a low
     brow's hairs). Given the ``opening`` (the open eye), the lid below its top takes the tone of the lid
-    skin the open eye shows above it (each column's median there, its lashes and crease closed away, so
-    the lid is lit as that skin is; its lighter part alone would be a pale patch on shadowed or textured
-    skin): a shut lid is that skin stretched over the eyeball, and in a shadowed socket the tone above
-    the hole is the shadow's. ``crease``: the band above the hole where the lid's fold unfolds
+    skin the open eye shows above it (the lighter part of each column there, not its lashes, crease or
+    the socket's shadow): a shut lid is that skin stretched over the eyeball, and in a shadowed socket the
+    tone above the hole is the shadow's. ``crease``: the band above the hole where the lid's fold unfolds
     as it shuts, given the skin around it with its thin dark lines closed away and its tones blended.
     """
     hh, ww = hole.shape
@@ -355,7 +355,9 @@ def _fill_lid(
             seg_rows = seg_rows[allowed[seg_rows, x]]
             if len(seg_rows) < 2:
                 continue
-            lid_rgb[i] = np.median(clean[seg_rows, x], axis=0)
+            seg = clean[seg_rows, x]
+            sl = seg.mean(axis=1)
+            lid_rgb[i] = np.median(seg[sl >= np.percentile(sl, _LID_PCT)], axis=0)
             lid_ok[i] = True
         if lid_ok.any():  # (columns past the opening's ends: the nearest lid tone)
             _fill_columns(lid_rgb, cols, lid_ok)
