@@ -17,9 +17,10 @@ frame the patch follows the eye corners and replaces the area the lid has swept,
 the blink; its top fades in above the fill (a patch edge there would read as a second crease). Below
 its top the fill takes the tone of the lid skin that the open eye shows (in a shadowed socket the skin
 above the fill is the shadow, and a lid toned from it shut into a dark smudge). The
-lashes hang from the lid's moving edge as a soft dark wedge, thickest past the middle of the eye and
-thinner at the corners, as they are on a real shut eye (compared with frames of a filmed blink of
-the same face). The crease above stays where it is (the rig's weights confine what a closing lid
+lashes hang from the lid's moving edge as a soft wedge, thickest past the middle of the eye and
+thinner at the corners, dark at the lid's margin and thinning out below it where the lashes hang
+apart, as they are on a real shut eye (compared with frames of a filmed blink of the same face).
+The crease above stays where it is (the rig's weights confine what a closing lid
 drags along), as on a real eye, where the lid unfolds below it; and its line fades as the lid shuts:
 the skin stretched over the eyeball flattens the fold (a filmed shut eye shows at most a faint
 crease; left in place it outlined the shut lid like a second eye). The lashes are a dark line with
@@ -46,6 +47,8 @@ _FOLD = 0.01  # the lid fold above the open eye that a shut lid unfolds, in inte
 _LASH = 0.04  # greatest thickness of a shut lid's lash line, in inter-ocular distances
 _LASH_MIN = 0.2  # and this share of it at the corners
 _LASH_PEAK = 1.6  # the lash line is thickest at 0.5 ** (1 / this) of the way from the inner corner
+_LASH_MARGIN = 0.15  # the lash line is darkest down to this share of its thickness below the lid's edge ...
+_LASH_TAIL = 0.35  # ... and thins to this share of its darkness at its lower end, where the lashes hang apart
 _BAND = 0.07  # the lash bands above and below the opening, in inter-ocular distances
 _BELOW = 0.07  # a shut lid covers this far below its edge (the lower lid's rim), in inter-ocular distances
 _CORNER_W = 0.14  # the lid patch's fill reaches half this past the eye's corners (inter-ocular distances)
@@ -162,9 +165,17 @@ class EyePainter:
             lm = np.zeros_like(m)
             pl = np.round((wedge - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(lm, [pl], (255,), lineType=cv2.LINE_AA, shift=_SHIFT)
-            _draw_strands(lm, eye.strands, lid_edge, along, thick[:, 0], up_dir, (x0, y0), b, iod)
+            # dark at the lid's margin, thinning out below it where the lashes hang apart (dark all
+            # through, the wedge reads as a drawn bar)
+            xs_e, order = lid_edge[:, 0], np.argsort(lid_edge[:, 0])
+            th_x = np.interp(xs, xs_e[order], thick[order, 0]).astype(np.float32)[None, :]
+            depth = (ys - edge_y) / np.maximum(th_x, 1.0)
+            body = np.clip(1.0 - (1.0 - _LASH_TAIL) * (depth - _LASH_MARGIN) / (0.75 - _LASH_MARGIN), _LASH_TAIL, 1.0)
+            sm = np.zeros_like(m)
+            _draw_strands(sm, eye.strands, lid_edge, along, thick[:, 0], up_dir, (x0, y0), b, iod)
+            lashes = np.maximum(lm.astype(np.float32) * body, sm.astype(np.float32))
             soft = max(0.7, 0.008 * iod)  # lashes are a soft line, on a large face too
-            line = np.asarray(cv2.GaussianBlur(lm.astype(np.float32) / 255.0, (0, 0), soft), np.float32)
+            line = np.asarray(cv2.GaussianBlur(lashes / 255.0, (0, 0), soft), np.float32)
             la = line * (0.9 * _ramp(b, _START, 0.5))
             roi = roi * (1.0 - la[..., None]) + eye.lash_rgb[None, None, :] * la[..., None]
             out[y0:y1, x0:x1] = np.clip(roi, 0, 255).astype(np.uint8)

@@ -135,3 +135,37 @@ def test_a_shut_lid_is_as_textured_as_the_skin_around_it(name: str, pipeline: Pi
         c = int(0.04 * rig.iod)
         ratios.append(float(lid.std()) / float(portrait[cy - c : cy + c, cx - c : cx + c].std()))
     assert 0.68 < np.mean(ratios) < 1.6, ratios
+
+
+def _shut(pipeline: Pipeline, name: str):
+    """(rig, the shut frame's luminance, the shut lids' points) of a portrait blinking with both eyes."""
+    rig = _avatar(pipeline, name).rig
+    r = WarpRenderer(rig)
+    pose = pose_values({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})
+    return rig, r.render(pose).astype(np.float64) @ _LUMA, r.target_points(pose)
+
+
+def _middle_columns(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of the middle 30 % of an eye and the y of the lid line ``pts`` in each."""
+    o = np.argsort(pts[:, 0])
+    xs, ys = pts[o, 0], pts[o, 1]
+    cols = np.arange(int(np.ceil(xs.min() + 0.35 * np.ptp(xs))), int(xs.max() - 0.35 * np.ptp(xs)) + 1)
+    return cols, np.interp(cols, xs, ys)
+
+
+@pytest.mark.parametrize("name", ["astronaut_eileen_collins.png", "liveportrait_s12_einstein.jpg"])
+def test_a_shut_lids_lash_line_is_dark_at_the_margin_and_thins_below_it(name: str, pipeline: Pipeline) -> None:
+    # on a filmed shut eye the lashes are darkest along the lid's margin and hang apart below it; a line
+    # as dark at its lower edge as at the margin reads as a bar drawn across the eye
+    rig, lum, vt = _shut(pipeline, name)
+    offsets = np.arange(-0.04, 0.08, 0.005)  # below the shut lid's edge, in eye distances
+    for up in (T.R_EYE_UPPER, T.L_EYE_UPPER):
+        cols, edge = _middle_columns(vt[up])
+        profile = np.array(
+            [np.median([lum[int(round(y + d * rig.iod)), x] for x, y in zip(cols, edge)]) for d in offsets]
+        )
+        dark = np.median(profile[offsets < -0.02]) - profile  # below the lid skin just above the line
+        k = int(np.argmax(dark))
+        assert dark[k] > 30  # a line a viewer (and dlib) reads as a shut eye's lashes
+        assert abs(offsets[k]) <= 0.015  # darkest at the lid's margin
+        assert dark[np.searchsorted(offsets, 0.03)] < 0.65 * dark[k], dark.round()  # thinner below it
