@@ -1,7 +1,8 @@
 """How well ``talker drive`` and ``talker dub`` follow real videos, read by an independent judge (dlib).
 
 drive: each driving video x each portrait -> correlation of the output's mouth opening, eye aspect ratio
-and head yaw / pitch proxies with the driver's, and the output's face-embedding distance to the portrait.
+and head yaw / pitch proxies with the driver's, how far the output's proxies move per unit of the driver's
+(its turn and nod size), and the output's face-embedding distance to the portrait.
 dub: each video with a recording -> face found per frame, PSNR above the nose against the original,
 embedding distance to the original frame, lip gap at the new speech's p/b/m.
 
@@ -60,6 +61,12 @@ def _r(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 3 else float("nan")
 
 
+def _slope(a: np.ndarray, b: np.ndarray) -> float:
+    """How far ``b`` moves per unit of ``a`` (least squares, frames where both are measured)."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    return float(np.polyfit(a[ok], b[ok], 1)[0]) if ok.sum() > 3 else float("nan")
+
+
 def eval_drive(videos: list[Path], faces: list[Path], size: int) -> None:
     from talker.drive import drive_portrait
     from talker.portrait import load_image
@@ -67,8 +74,11 @@ def eval_drive(videos: list[Path], faces: list[Path], size: int) -> None:
     from tools.quality import Judge
 
     judge = Judge()
-    print("| driver | portrait | face found | r mouth | r EAR | r yaw | r pitch | max emb dist to portrait |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| driver | portrait | face found | r mouth | r EAR | r yaw | r pitch | yaw size | nod size "
+        "| max emb dist to portrait |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for v in videos:
         drv = _measure(judge, list(read_frames(v)))
         for face in faces:
@@ -81,7 +91,8 @@ def eval_drive(videos: list[Path], faces: list[Path], size: int) -> None:
             print(
                 f"| {v.name} | {face.name} | {found:.2f} | {_r(drv['gap'], out['gap']):.2f} | "
                 f"{_r(drv['ear'], out['ear']):.2f} | {_r(drv['yaw'], out['yaw']):.2f} | "
-                f"{_r(drv['pitch'], out['pitch']):.2f} | {np.nanmax(dist):.3f} |",
+                f"{_r(drv['pitch'], out['pitch']):.2f} | {_slope(drv['yaw'], out['yaw']):.2f} | "
+                f"{_slope(drv['pitch'], out['pitch']):.2f} | {np.nanmax(dist):.3f} |",
                 flush=True,
             )
 
