@@ -9,7 +9,8 @@ then read per frame from the aligned points, in inter-ocular distances (IOD), an
 same gains the renderer (``render.deform``) uses, so a track that is rendered and encoded again comes
 back as it was:
 
-* head yaw / pitch / roll: the frame's rotation relative to the neutral, in the neutral face frame;
+* head yaw / pitch / roll: the frame's rotation relative to the neutral, in the neutral face frame, fitted
+  to the picture of the skull's rigid points (``render.head_pose``);
 * jawOpen: the inner-lip gap over the shot's closed gap (a low percentile), 1 = 0.5 IOD;
 * mouthSmile / mouthStretch / mouthPucker / mouthFunnel: the corners' shift out (or in) and up (or down)
   from the neutral, jaw-driven corner drop removed;
@@ -35,6 +36,7 @@ from render.face_track import (
     _iod,
     track_faces,
 )
+from render.head_pose import head_rotation
 from render.rig import MAX_LIP_GAP_IOD, eye_centres
 
 __all__ = [
@@ -49,7 +51,8 @@ __all__ = [
     "track_faces",
 ]
 
-# points that move with the skull only (nose bridge, forehead, eye corners, temples): the rigid alignment
+# points that move with the skull only (nose bridge, forehead, eye corners, temples): the rigid alignment in
+# which expressions are measured (the head's rotation is fitted on its own set, ``render.head_pose``)
 RIGID = sorted(set(T.NOSE_RIGID + T.FOREHEAD + [33, 133, 263, 362, 234, 454, 93, 323, 127, 356, 162, 389, 21, 251]))
 _GAP_PAIRS = ((82, 87), (13, 14), (312, 317), (81, 178), (311, 402))  # inner lip pairs, as the rig measures
 _R_LIDS = (T.R_EYE_UPPER[2:-2], T.R_EYE_LOWER[2:-2])
@@ -110,19 +113,6 @@ def align(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarr
     r = u @ fix @ vt
     s = float((sv * np.diag(fix)).sum() / max((a * a).sum(), 1e-12))
     return s, r, md - s * r @ ms
-
-
-def pose_2d(ref: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Rotation (3, 3) taking 3-D points ``ref`` (P, 3) to the pose whose picture is ``xy`` (P, 2), under a
-    scaled orthographic camera (as the renderer projects). Only the picture's x, y are used: the
-    detector's depth of a turned face is flatter than its true shape, and a 3-D fit would read the
-    turn short."""
-    a = ref - ref.mean(axis=0)
-    b = xy - xy.mean(axis=0)
-    m = np.linalg.lstsq(a, b, rcond=None)[0].T  # (2, 3): b ~ a @ m.T
-    u, _, vt = np.linalg.svd(m, full_matrices=False)
-    r2 = u @ vt
-    return np.stack([r2[0], r2[1], np.cross(r2[0], r2[1])])
 
 
 def face_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -193,12 +183,11 @@ def _shot_neutral(points: np.ndarray) -> tuple[Neutral, np.ndarray, np.ndarray]:
     ref = points[len(points) // 2].astype(np.float64)
     for _ in range(2):
         aligned = np.empty_like(points, dtype=np.float64)
-        rots = np.empty((len(points), 3, 3))
         for k, p in enumerate(points.astype(np.float64)):
             s, r, t = align(p[RIGID], ref[RIGID])
             aligned[k] = s * p @ r.T + t
-            rots[k] = pose_2d(ref[RIGID], p[RIGID, :2])
         ref = np.median(aligned, axis=0)
+    rots = np.stack([head_rotation(ref, p[:, :2]) for p in points.astype(np.float64)])
     med = _rotvec_median(rots)
     centre = ref[RIGID].mean(axis=0)
     neutral_pose = (ref - centre) @ med.T + centre
@@ -367,7 +356,7 @@ class LiveEncoder:
         aligned = sc * p @ r.T + t
         origin, axes, iod = self._frame
         self._feats.append(measure(((aligned - origin) @ axes.T) / iod))
-        rot = pose_2d(ref[RIGID], p[RIGID, :2])
+        rot = head_rotation(ref, p[:, :2])
         self._rotvecs.append(Rotation.from_matrix(rot).as_rotvec())
         self._feats = self._feats[-self._window :]
         self._rotvecs = self._rotvecs[-self._window :]
