@@ -36,7 +36,7 @@ from render.face_track import (
     _iod,
     track_faces,
 )
-from render.head_pose import head_rotation
+from render.head_pose import HeadPose
 from render.rig import MAX_LIP_GAP_IOD, eye_centres
 
 __all__ = [
@@ -187,7 +187,8 @@ def _shot_neutral(points: np.ndarray) -> tuple[Neutral, np.ndarray, np.ndarray]:
             s, r, t = align(p[RIGID], ref[RIGID])
             aligned[k] = s * p @ r.T + t
         ref = np.median(aligned, axis=0)
-    rots = np.stack([head_rotation(ref, p[:, :2]) for p in points.astype(np.float64)])
+    pose = HeadPose(ref)
+    rots = np.stack([pose(p[:, :2]) for p in points])
     med = _rotvec_median(rots)
     centre = ref[RIGID].mean(axis=0)
     neutral_pose = (ref - centre) @ med.T + centre
@@ -326,6 +327,7 @@ class LiveEncoder:
         self._shapes: list[np.ndarray] = []
         self._ref: np.ndarray | None = None
         self._frame: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._pose: HeadPose | None = None
         self._feats: list[np.ndarray] = []
         self._rotvecs: list[np.ndarray] = []
 
@@ -350,13 +352,14 @@ class LiveEncoder:
             self._shapes.append(sc * p @ r.T + t)
             self._ref = np.median(np.stack(self._shapes), axis=0)
             self._frame = face_axes(self._ref)
+            self._pose = HeadPose(self._ref)
         ref = self._ref
-        assert self._frame is not None
+        assert self._frame is not None and self._pose is not None
         sc, r, t = align(p[RIGID], ref[RIGID])
         aligned = sc * p @ r.T + t
         origin, axes, iod = self._frame
         self._feats.append(measure(((aligned - origin) @ axes.T) / iod))
-        rot = head_rotation(ref, p[:, :2])
+        rot = self._pose(p[:, :2])
         self._rotvecs.append(Rotation.from_matrix(rot).as_rotvec())
         self._feats = self._feats[-self._window :]
         self._rotvecs = self._rotvecs[-self._window :]
