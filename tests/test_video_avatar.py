@@ -27,7 +27,7 @@ def _listening(n: int) -> np.ndarray:
     for b in (25, 80, 130):
         if b + 3 <= n:
             v[b - 2 : b + 3, C["eyeBlinkLeft"]] = v[b - 2 : b + 3, C["eyeBlinkRight"]] = [0.4, 0.9, 1, 0.9, 0.4]
-    v[60:68, C["jawOpen"]] = [0.15, 0.3, 0.45, 0.5, 0.5, 0.45, 0.3, 0.15]
+    v[60:68, C["jawOpen"]] = [0.2, 0.4, 0.6, 0.65, 0.65, 0.6, 0.4, 0.2]
     v[:, C["mouthClose"]] = np.where(v[:, C["jawOpen"]] > 0, 0.0, 1.0)
     return v
 
