@@ -37,6 +37,14 @@ at arm's length). A turning head brings some of the face nearer the camera and t
 picture shows the nearer part larger: a turn is drawn with that perspective, not as a flat projection."""
 
 
+def rig_lip_gap(rig: FaceRig, v: np.ndarray) -> float:
+    """The gap between ``rig``'s inner lips (IOD) that channel values ``v`` ask for (``FaceRig.lip_gap`` of
+    the jaw's opening less the lips' closing)."""
+    jaw = clamp(v[_C["jawOpen"]], 0.0, 1.2)
+    close = clamp(v[_C["mouthClose"]], 0.0, 1.0)
+    return rig.lip_gap(MAX_LIP_GAP_IOD * jaw * (1.0 - close))
+
+
 def lip_rounding(v: np.ndarray) -> float:
     """How rounded the lips are (0..1) for channel values ``v``: pucker and funnel gather the lips
     into a round opening."""
@@ -115,10 +123,8 @@ class RigPose:
         rig = self.rig
         d = np.zeros((self.n_h, 3))
         H = self.h_local
-        jaw = clamp(v[_C["jawOpen"]], 0.0, 1.2)
-        close = clamp(v[_C["mouthClose"]], 0.0, 1.0)
         roll = clamp(v[_C["mouthRollLower"]], 0.0, 1.0)
-        gap = rig.lip_gap(MAX_LIP_GAP_IOD * jaw * (1.0 - close))
+        gap = rig_lip_gap(rig, v)
         delta = gap - rig.source_gap
         if delta >= 0:
             drop, lift = 0.85 * delta, 0.15 * delta

@@ -81,9 +81,3 @@ class HeadPose:
             if float(np.abs(w).max()) < _STEP_DONE:
                 break
         return r
-
-
-def head_rotation(ref: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Rotation (3, 3) taking the neutral's 3-D points ``ref`` (478, 3) to the pose whose picture is ``xy``
-    (478, 2) (``HeadPose`` for a single picture)."""
-    return HeadPose(ref)(xy)

@@ -15,7 +15,7 @@ import numpy as np
 
 from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
-from render.deform import RigPose, lip_rounding
+from render.deform import RigPose, lip_rounding, rig_lip_gap
 from render.eyes import EyePainter
 from render.geometry import clamp, similarity
 from render.mouth import MouthPainter, lip_extended_source
@@ -230,11 +230,7 @@ class WarpRenderer:
         my = my[: y1 - y0, : x1 - x0]
         # closing an open portrait mouth: how far, and the lips' box (within the map) it changes
         # (rounded lips meet beside their opening: the lips there are the closed ones too)
-        closure = (
-            max(_lip_closure(values, self.rig, MAX_LIP_GAP_IOD), lip_rounding(values))
-            if self.rig.mouth_open_source
-            else 0.0
-        )
+        closure = max(_lip_closure(values, self.rig), lip_rounding(values)) if self.rig.mouth_open_source else 0.0
         if closure > 0 and self.lip_source is None:
             closure = 0.0
         lips = vt[self._lip_ids]
@@ -328,12 +324,9 @@ _FOLD_POSE_DEG = 5.0
 """Head turns (yaw or pitch, degrees) from which the backward map is computed at every pixel."""
 
 
-def _lip_closure(values: np.ndarray, rig: FaceRig, max_gap: float) -> float:
+def _lip_closure(values: np.ndarray, rig: FaceRig) -> float:
     """How far the mouth is closed relative to the portrait's own opening: 0 as in the portrait, 1 shut."""
-    jaw = clamp(values[CHANNEL_INDEX["jawOpen"]], 0.0, 1.2)
-    close = clamp(values[CHANNEL_INDEX["mouthClose"]], 0.0, 1.0)
-    gap = rig.lip_gap(max_gap * jaw * (1 - close))
-    return clamp(1.0 - gap / max(rig.source_gap, 1e-6), 0.0, 1.0)
+    return clamp(1.0 - rig_lip_gap(rig, values) / max(rig.source_gap, 1e-6), 0.0, 1.0)
 
 
 def _triangle_ranks(poly: np.ndarray, cw: int, ch: int, eps: np.ndarray | None = None) -> np.ndarray:

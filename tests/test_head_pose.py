@@ -10,7 +10,7 @@ from render import topology as T
 from render.canonical import canonical_mesh
 from render.deform import _rotation
 from render.encoder import euler_zxy
-from render.head_pose import head_rotation
+from render.head_pose import HeadPose
 
 IOD_PX = 120.0
 
@@ -23,7 +23,7 @@ def _picture(shape: np.ndarray, yaw: float, pitch: float, roll: float) -> np.nda
 
 
 def _read(shape: np.ndarray, xy: np.ndarray) -> tuple[float, float, float]:
-    return euler_zxy(head_rotation(shape * IOD_PX, xy))
+    return euler_zxy(HeadPose(shape * IOD_PX)(xy))
 
 
 @pytest.mark.parametrize("angles", [(0, 10, 0), (0, -10, 0), (12, 0, 0), (0, 0, 8), (8, -10, 5), (-15, 12, -6)])

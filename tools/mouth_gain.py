@@ -12,7 +12,6 @@ in inter-ocular distances (IOD). The same channel should read about the same ope
 from __future__ import annotations
 
 import sys
-import warnings
 
 import numpy as np
 
@@ -21,20 +20,14 @@ from render.rig import MAX_LIP_GAP_IOD
 from render.warp import WarpRenderer
 from talker.pipeline import Pipeline
 from talker.sheet import pose_values
-from tools.quality import inner_lip_gap
+from tools.quality import Judge, inner_lip_gap
 
 JAWS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6)
 
 
-def sweep(path: str, pipeline: Pipeline) -> list[tuple[float, float, float]]:
+def sweep(path: str, pipeline: Pipeline, judge: Judge) -> list[tuple[float, float, float]]:
     """(asked, mediapipe, dlib) openings in IOD for each of ``JAWS`` (readers' openings above their
     reading at jawOpen 0; NaN where dlib finds no face)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import dlib
-        import face_recognition_models as frm
-    det = dlib.get_frontal_face_detector()
-    shape = dlib.shape_predictor(frm.pose_predictor_model_location())
     r = WarpRenderer(pipeline.prepare_avatar(path).rig)
     rows = []
     for jaw in JAWS:
@@ -42,12 +35,8 @@ def sweep(path: str, pipeline: Pipeline) -> list[tuple[float, float, float]]:
         pts = pipeline.detector.detect(img)[0].points.astype(np.float64)
         origin, axes, iod = face_axes(pts)
         mp = float(measure(((pts - origin) @ axes.T) / iod)[0])
-        rects = det(img, 1)
-        if rects:
-            box = max(rects, key=lambda b: b.width() * b.height())
-            dl = inner_lip_gap(np.array([(p.x, p.y) for p in shape(img, box).parts()], np.float64))
-        else:
-            dl = float("nan")
+        marks = judge.landmarks(img)
+        dl = float("nan") if marks is None else inner_lip_gap(marks)
         rows.append((MAX_LIP_GAP_IOD * jaw, mp, dl))
     mp0, dl0 = rows[0][1], rows[0][2]
     return [(a, m - mp0, d - dl0) for a, m, d in rows]
@@ -58,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(__doc__)
         return 1
-    pipeline = Pipeline()
+    pipeline, judge = Pipeline(), Judge()
     for p in paths:
-        cells = " ".join(f"{a:.2f}:{m:.3f}/{d:.3f}" for a, m, d in sweep(p, pipeline)[1:])
+        cells = " ".join(f"{a:.2f}:{m:.3f}/{d:.3f}" for a, m, d in sweep(p, pipeline, judge)[1:])
         print(f"{p}  asked:mediapipe/dlib  {cells}", flush=True)
     return 0
 

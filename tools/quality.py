@@ -41,13 +41,22 @@ class Judge:
         self.shape = dlib.shape_predictor(frm.pose_predictor_model_location())
         self.encoder = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
 
-    def analyse(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(68x2 landmarks, 128-d embedding) of the largest face, or None when no face is found."""
+    def _shape(self, image: np.ndarray) -> Any:
         rects = self.detector(image, 1)
         if not rects:
             return None
-        rect = max(rects, key=lambda r: r.width() * r.height())
-        shape = self.shape(image, rect)
+        return self.shape(image, max(rects, key=lambda r: r.width() * r.height()))
+
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
+        """68x2 landmarks of the largest face, or None when no face is found."""
+        shape = self._shape(image)
+        return None if shape is None else np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+
+    def analyse(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(68x2 landmarks, 128-d embedding) of the largest face, or None when no face is found."""
+        shape = self._shape(image)
+        if shape is None:
+            return None
         pts = np.array([(p.x, p.y) for p in shape.parts()], np.float64)
         emb = np.array(self.encoder.compute_face_descriptor(image, shape, 1))
         return pts, emb
