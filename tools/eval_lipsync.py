@@ -7,6 +7,9 @@
   its track is scored with ``tools.motion_metrics`` against the true phones (p/b/m reach a closed mouth,
   frames of pauses over 300 ms closed) and its jaw is correlated with the phonetic generator's jaw on the
   true phones. ``--recognition`` adds the transcript-free alternative: pocketsphinx phone recognition.
+* Real Russian speech (``tools.recorded_corpus``: the recordings of Festival's festvox-ru voice with their
+  phone labels), the sentences held out of the training data; the speaker is one the training data has
+  (other sentences of his), so this is real speech in another language, not an unheard speaker.
 * Held-out TTS voices in three languages the model never heard (espeak-ng Italian, Polish, Turkish,
   sentences written for this check), scored the same way against their exact phone timings.
 * Non-speech (white and pink noise, tone sweeps, chords, silence): the share of frames under the closed
@@ -127,6 +130,19 @@ def held_out_tts() -> list[tuple[str, Speech]]:
     return items
 
 
+def held_out_recorded(per_row: int = 10) -> list[tuple[str, Speech]]:
+    """The held-out recordings of the installed corpora, ``per_row`` sentences per scored item."""
+    from tools.recorded_corpus import load, recordings
+
+    recs = [r for r in recordings() if r.held_out]
+    items = []
+    for i in range(0, len(recs), per_row):
+        group = recs[i : i + per_row]
+        speech = concat_speech([load(r, SAMPLE_RATE) for r in group])
+        items.append((f"{group[0].lang} {group[0].name}..{group[-1].name}", speech))
+    return items
+
+
 def nonspeech(seed: int = 7) -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     n = 10 * SAMPLE_RATE
@@ -164,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     score(model, real, f"real recordings ({media}/speech, true phones from groundtruth/align)")
     if args.recognition:
         score_recognition(real)
+    recorded = held_out_recorded()
+    if recorded:
+        score(model, recorded, "real Russian speech (festvox-ru recordings held out of training, their phone labels)")
     score(model, held_out_tts(), "held-out TTS voices (languages not in the training data)")
     print("\nnon-speech: frames with the mouth closed (lip gap under the closed threshold)\n")
     print("| input | closed frames |\n|---|---|")

@@ -36,6 +36,7 @@ from audio.mel import FRAME_RATE, SAMPLE_RATE, n_frames_for
 from audio.text import TextError
 from audio.types import SILENCE, Phone, Speech, concat_speech, silence
 from motion.lipsync import OUTPUTS, mouth_targets
+from tools.recorded_corpus import CorpusError, Recording, load, recordings
 
 TRAIN_LANGS = (
     "en-us", "en-gb", "de", "fr", "es", "pt", "nl", "sv", "da", "nb", "fi", "cs", "sk", "hu", "ro", "id",
@@ -192,6 +193,23 @@ def recorded_voice_utterance(rng: np.random.Generator, engine: str) -> Utterance
     except (SystemTTSError, FestivalError, RuntimeError):
         return None
     return Utterance(speech.samples, speech.phones, {"engine": engine, "voice": voice, "text": " ".join(texts)})
+
+
+_CORPUS: list[Recording] = []
+
+
+def corpus_utterance(rng: np.random.Generator) -> Utterance | None:
+    """A real recording with its phone labels (``tools.recorded_corpus``), never one held out for evaluation."""
+    if not _CORPUS:
+        _CORPUS.extend(r for r in recordings() if not r.held_out)
+    if not _CORPUS:
+        return None
+    rec = _CORPUS[int(rng.integers(len(_CORPUS)))]
+    try:
+        speech = load(rec, SAMPLE_RATE)
+    except CorpusError:
+        return None
+    return Utterance(speech.samples, speech.phones, {"engine": "corpus", "voice": rec.corpus, "text": rec.name})
 
 
 # ---- non-speech: the mouth must stay closed -------------------------------------------------------
@@ -384,6 +402,7 @@ def generate(
     flite_share: float = 0.0,
     festival_share: float = 0.0,
     nonspeech_share: float = 0.08,
+    corpus_share: float = 0.0,
 ) -> None:
     folder = out / split
     folder.mkdir(parents=True, exist_ok=True)
@@ -400,6 +419,8 @@ def generate(
             u = recorded_voice_utterance(rng, "flite")
         elif r < nonspeech_share + piper_share + flite_share + festival_share:
             u = recorded_voice_utterance(rng, "festival")
+        elif r < nonspeech_share + piper_share + flite_share + festival_share + corpus_share:
+            u = corpus_utterance(rng)
         else:
             u = espeak_utterance(rng, langs[int(rng.integers(len(langs)))])
         if u is None:
@@ -435,10 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flite", type=float, default=0.0, help="share from flite voices, when installed (default 0)")
     ap.add_argument("--festival", type=float, default=0.0, help="share from Festival voices (default 0)")
     ap.add_argument("--nonspeech", type=float, default=0.08, help="share of noise, tones and music (default 0.08)")
+    ap.add_argument("--corpus", type=float, default=0.0,
+                    help="share of real recordings with phone labels (tools.recorded_corpus; default 0)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     generate(out, "val", args.val_minutes, args.seed, 0.0, VAL_LANGS)
-    generate(out, "train", args.minutes, args.seed, args.piper, TRAIN_LANGS, args.flite, args.festival, args.nonspeech)
+    generate(out, "train", args.minutes, args.seed, args.piper, TRAIN_LANGS, args.flite, args.festival, args.nonspeech,
+             args.corpus)
     return 0
 
 
