@@ -10,6 +10,8 @@
 * Real Russian speech (``tools.recorded_corpus``: the recordings of Festival's festvox-ru voice with their
   phone labels), the sentences held out of the training data; the speaker is one the training data has
   (other sentences of his), so this is real speech in another language, not an unheard speaker.
+* Festival's Italian and Finnish diphone voices (diphones recorded by real speakers; none of them in the
+  training data), their exact segment times, when installed.
 * Held-out TTS voices in three languages the model never heard (espeak-ng Italian, Polish, Turkish,
   sentences written for this check), scored the same way against their exact phone timings.
 * Non-speech (white and pink noise, tone sweeps, chords, silence): the share of frames under the closed
@@ -57,6 +59,12 @@ HELD_OUT = {
         "Mehmet pazartesi günü Bursa'ya gidecek.",
     ),
 }
+FINNISH = (
+    "Mamma ja pappa menivät kauppaan aamulla.",
+    "Pekka osti punaisen pallon ja banaanin.",
+    "Huomenna me menemme mökille veneellä.",
+    "Tämä kirja on minun paras ystäväni.",
+)
 
 
 def _track(model: LipsyncModel, speech: Speech) -> MotionTrack:
@@ -143,6 +151,23 @@ def held_out_recorded(per_row: int = 10) -> list[tuple[str, Speech]]:
     return items
 
 
+def held_out_recorded_voices() -> list[tuple[str, Speech]]:
+    """Festival's Italian and Finnish diphone voices (recorded speakers' diphones), where installed."""
+    from tools.festival_speech import OTHER_VOICES, FestivalVoice, festival_voices
+
+    items = []
+    for voice in festival_voices(tuple(OTHER_VOICES)):
+        lang = OTHER_VOICES[voice]
+        tts = FestivalVoice(voice)
+        parts: list[Speech] = []
+        for s in HELD_OUT["it"] if lang == "it" else FINNISH:
+            sp = tts.synthesize_sentence(s)
+            parts += [silence(0.4, sp.sample_rate), sp]
+        parts.append(silence(0.4, parts[-1].sample_rate))
+        items.append((f"festival {lang} {voice}", concat_speech(parts)))
+    return items
+
+
 def nonspeech(seed: int = 7) -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     n = 10 * SAMPLE_RATE
@@ -183,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     recorded = held_out_recorded()
     if recorded:
         score(model, recorded, "real Russian speech (festvox-ru recordings held out of training, their phone labels)")
+    voices = held_out_recorded_voices()
+    if voices:
+        score(model, voices, "Festival's Italian and Finnish diphone voices (recorded speakers, never trained on)")
     score(model, held_out_tts(), "held-out TTS voices (languages not in the training data)")
     print("\nnon-speech: frames with the mouth closed (lip gap under the closed threshold)\n")
     print("| input | closed frames |\n|---|---|")

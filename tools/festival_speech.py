@@ -19,26 +19,46 @@ from audio.io import load_audio
 from audio.types import SILENCE, Phone, Speech
 
 VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+# diphone voices of other languages (Debian festvox-italp16k festvox-itapc16k festvox-suopuhe-lj
+# festvox-suopuhe-mv): their language, for held-out evaluation only
+OTHER_VOICES = {"lp_diphone": "it", "pc_diphone": "it", "hy_fi_mv_diphone": "fi", "suo_fi_lj_diphone": "fi"}
 VOICE_ROOTS = (Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices"))
 # Festival's English ("radio") symbols outside the ARPAbet set the phonetic generator knows
 _RADIO = {"AX": "AH", "AXR": "ER", "DX": "D", "EL": "L", "EM": "M", "EN": "N", "NX": "N", "HV": "HH",
           "PAU": SILENCE, "H#": SILENCE, "BRTH": SILENCE}  # fmt: skip
 
 
+# the SAMPA-like symbols of the Italian and Finnish voices (stress digits and the length mark dropped) by
+# what the lips and jaw do; trills as l (unrounded); "@" and "7" are how the Finnish voices write ä and ö
+_SAMPA = {"#": SILENCE, "a": "AA", "e": "EH", "E": "EH", "i": "IY", "o": "AO", "O": "AO", "u": "UW", "y": "UW",
+          "@": "AE", "7": "AO", "{": "AE", "2": "AO", "p": "P", "b": "B", "m": "M", "t": "T", "d": "D", "k": "K",
+          "g": "G", "f": "F", "v": "V", "s": "S", "z": "Z", "S": "SH", "Z": "ZH", "ts": "S", "dz": "Z",
+          "tS": "CH", "dZ": "JH", "n": "N", "J": "N", "N": "NG", "l": "L", "L": "L", "r": "L", "j": "Y",
+          "w": "W", "h": "HH"}  # fmt: skip
+
+
+def sampa_symbol(symbol: str) -> str:
+    """An Italian or Finnish voice's segment symbol -> ARPAbet (unknown symbols pass through upper-cased)."""
+    base = symbol.rstrip("0123456789:")
+    if not base.strip("#"):
+        return SILENCE
+    return _SAMPA.get(base, base.upper())
+
+
 class FestivalError(RuntimeError):
     """Festival is missing, or failed on a sentence."""
 
 
-def festival_voices() -> list[str]:
-    """The voices of ``VOICES`` installed with the ``festival`` program ([] when it is not installed)."""
+def festival_voices(voices: tuple[str, ...] = VOICES) -> list[str]:
+    """Those of ``voices`` installed with the ``festival`` program ([] when it is not installed)."""
     if not shutil.which("festival"):
         return []
-    return [v for v in VOICES if any(any(root.glob(f"*/{v}")) for root in VOICE_ROOTS if root.is_dir())]
+    return [v for v in voices if any(any(root.glob(f"*/{v}")) for root in VOICE_ROOTS if root.is_dir())]
 
 
-def read_segments(text: str, duration_s: float) -> tuple[Phone, ...]:
+def read_segments(text: str, duration_s: float, sampa: bool = False) -> tuple[Phone, ...]:
     """Festival's segment label file (``utt.save.segs``: end time, a number, a symbol per line) -> phones
-    in ARPAbet, each starting where the one before ended."""
+    in ARPAbet, each starting where the one before ended (``sampa``: the other languages' symbols)."""
     body = text.split("#", 1)[1] if "#" in text else text
     phones: list[Phone] = []
     start = 0.0
@@ -47,11 +67,15 @@ def read_segments(text: str, duration_s: float) -> tuple[Phone, ...]:
         if len(parts) != 3:
             continue
         end = min(float(parts[0]), duration_s)
-        symbol = _RADIO.get(parts[2].upper(), parts[2].upper())
-        if end > start:
+        symbol = sampa_symbol(parts[2]) if sampa else _RADIO.get(parts[2].upper(), parts[2].upper())
+        if end > start and symbol == SILENCE and phones and phones[-1].symbol == SILENCE:
+            phones[-1] = Phone(phones[-1].start_s, end, SILENCE)
+        elif end > start:
             phones.append(Phone(start, end, symbol))
         start = max(start, end)
-    if duration_s - start > 1e-3:
+    if duration_s - start > 1e-3 and phones and phones[-1].symbol == SILENCE:
+        phones[-1] = Phone(phones[-1].start_s, duration_s, SILENCE)
+    elif duration_s - start > 1e-3:
         phones.append(Phone(start, duration_s, SILENCE))
     return tuple(phones)
 
@@ -66,12 +90,14 @@ class FestivalVoice:
     def __init__(self, voice: str, stretch: float = 1.0) -> None:
         if not shutil.which("festival"):
             raise FestivalError("festival is not installed (Debian: apt-get install festival)")
-        if voice not in VOICES:
-            raise FestivalError(f"unknown festival voice {voice!r}; known: {', '.join(VOICES)}")
+        if voice not in VOICES and voice not in OTHER_VOICES:
+            known = ", ".join((*VOICES, *OTHER_VOICES))
+            raise FestivalError(f"unknown festival voice {voice!r}; known: {known}")
         self.voice = voice
         self.stretch = float(stretch)
 
     def synthesize_sentence(self, sentence: str) -> Speech:
+        voice_is_other = self.voice in OTHER_VOICES
         with tempfile.TemporaryDirectory(prefix="talker-festival-") as d:
             wav, segs, script = Path(d) / "out.wav", Path(d) / "out.segs", Path(d) / "say.scm"
             script.write_text(
@@ -81,7 +107,9 @@ class FestivalVoice:
                 "(utt.synth utt)\n"
                 f'(utt.save.wave utt "{wav}" \'riff)\n'
                 f'(utt.save.segs utt "{segs}")\n',
-                encoding="utf-8",
+                # the other languages' voices read Latin-1 text
+                encoding="latin-1" if voice_is_other else "utf-8",
+                errors="replace",
             )
             try:
                 subprocess.run(["festival", "-b", str(script)], check=True, capture_output=True, timeout=60)
@@ -90,4 +118,4 @@ class FestivalVoice:
             except (OSError, subprocess.SubprocessError, ValueError) as e:
                 raise FestivalError(f"festival failed on {sentence[:60]!r}: {e}") from e
         samples = np.asarray(samples, np.float32)
-        return Speech(samples, sr, read_segments(labels, len(samples) / sr))
+        return Speech(samples, sr, read_segments(labels, len(samples) / sr, sampa=voice_is_other))
