@@ -7,7 +7,9 @@ each reporting the exact sample where every phone starts. Text is generated per 
 written in that language's letters (espeak-ng reads them by its spelling rules), plus English sentences.
 Each utterance is then degraded the way real input arrives (tempo/pitch by resampling, gain, reverb,
 noise at several SNRs, 8 kHz telephone band, MP3/Opus round trips) and paired with the phonetic
-generator's mouth channels at 50 frames per second (``motion.lipsync.mouth_targets``). Clips of noise,
+generator's mouth channels at 50 frames per second (``motion.lipsync.mouth_targets``). ``--festival``,
+``--flite`` and ``--corpus`` add recorded speakers (Festival's and flite's voices, labelled real recordings
+from ``tools.recorded_corpus``). Clips of noise,
 tone sweeps and chords with a closed mouth as target teach that non-speech does not move the lips.
 
 OUT_DIR/train/*.npz and OUT_DIR/val/*.npz: ``audio`` int16 at 16 kHz (utterances end to end),
