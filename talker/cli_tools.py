@@ -8,6 +8,7 @@ import json
 
 
 def _train_lipsync(args: argparse.Namespace) -> int:
+    from motion.lipsync import LipsyncConfig
     from motion.lipsync_train import train
 
     report = train(
@@ -18,6 +19,7 @@ def _train_lipsync(args: argparse.Namespace) -> int:
         batch_frames=args.batch_frames,
         threads=args.threads,
         seed=args.seed,
+        config=LipsyncConfig(lookahead=args.lookahead),
         show_progress=not args.quiet,
     )
     best = min(report["history"], key=lambda h: h["val_loss"]) if report["history"] else None
@@ -103,5 +105,14 @@ def add_tool_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     t.add_argument("--batch-frames", type=int, default=6000, help="padded frames per batch (default 6000)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--lookahead",
+        type=int,
+        default=4,
+        choices=range(6),
+        metavar="0..5",
+        help="20 ms frames of audio heard after the predicted frame (default 4; fewer: a live mouth sooner, "
+        "less sure; a resumed run keeps its checkpoint's)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train_lipsync)

@@ -232,6 +232,15 @@ def test_train_cli_writes_a_model_and_resumes(tmp_path: Path) -> None:
     lines = r.stdout.splitlines()
     assert any(x.startswith("resumed") for x in lines) and any(x.startswith("epoch 2:") for x in lines)
     assert not any(x.startswith("epoch 1:") for x in lines)  # the first epoch is not run again
+    assert LipsyncModel.load(out).config.lookahead == 4
+    # a shorter look-ahead for live use: the model's frames are final sooner
+    quick = tmp_path / "quick"
+    r = subprocess.run(
+        exe[:6] + [str(quick), "--quiet", "--epochs", "1", "--lookahead", "1"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert LipsyncModel.load(quick).config.lookahead_s < LipsyncModel.load(out).config.lookahead_s - 0.05
 
 
 def test_render_a_recording_with_the_learned_model_moves_the_mouth(tmp_path: Path, pipeline) -> None:
