@@ -106,7 +106,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             # one thread per render call: sessions render in parallel threads already, and OpenCV's
             # pool competing with them (and with the voice) made a 16 ms frame take 70 ms on 2 cores
             cv2.setNumThreads(settings.cv_threads)
-        eng = engine or Engine(tts_threads=settings.tts_threads, framing=settings.framing)
+        eng = engine or Engine(
+            tts_threads=settings.tts_threads, framing=settings.framing, lipsync_dir=settings.lipsync_model
+        )
         if engine is None and settings.preload_models:
             t0 = time.perf_counter()
             await asyncio.to_thread(eng.load, settings.frame_size)

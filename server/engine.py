@@ -28,6 +28,7 @@ from talker.persona import (
 )
 from talker.pipeline import Avatar, Pipeline
 from talker.stages import (
+    LIVE_MODEL_DIR,
     TTS,
     LandmarkDetector,
     LipsyncModel,
@@ -186,9 +187,10 @@ class Engine:
         tts_threads: int | None = 1,
         lipsync: LipsyncModel | None = None,
         framing: str = "bust",
+        lipsync_dir: str | Path | None = None,
     ) -> None:
-        """``lipsync``: the audio -> mouth model for audio streamed into sessions (default: the packaged one,
-        loaded on first use). ``framing``: how every portrait is framed (``talker.portrait.FRAMINGS``)."""
+        """``lipsync``: the audio -> mouth model for audio streamed into sessions (default: loaded on first use
+        from ``lipsync_dir``, or the packaged live model). ``framing``: how every portrait is framed (``talker.portrait.FRAMINGS``)."""
         self.framing = framing
         self.tts = tts or SharedTTS(threads=tts_threads)
         self.detector = detector or MediaPipeFaceMesh()
@@ -200,6 +202,7 @@ class Engine:
         self._voices: dict[str, SharedTTS | PersonaVoice] = {}
         self._voice_lock = threading.Lock()
         self._lipsync: LipsyncModel | None = lipsync
+        self._lipsync_dir = Path(lipsync_dir) if lipsync_dir is not None else LIVE_MODEL_DIR
         self._lipsync_lock = threading.Lock()
 
     def load(self, size: tuple[int, int]) -> None:
@@ -218,7 +221,7 @@ class Engine:
         """The lip-sync model (loaded once; raises ``LipsyncError`` when its files are missing)."""
         with self._lipsync_lock:
             if self._lipsync is None:
-                self._lipsync = LipsyncModel.load()
+                self._lipsync = LipsyncModel.load(self._lipsync_dir)
             return self._lipsync
 
     @property

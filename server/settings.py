@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     label: str | None = Field(
         default=None, max_length=80, description="visible disclosure drawn on every live frame, e.g. 'AI-generated'"
     )
+    lipsync_model: Path | None = Field(
+        default=None,
+        description="folder of the lip-sync model (config.json + model.safetensors) that moves the mouth for audio "
+        "streamed into sessions; default: the packaged live model (motion/assets/lipsync_live)",
+    )
     audio_in_buffer_ms: int = Field(
         default=120,
         ge=0,
