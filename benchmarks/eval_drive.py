@@ -2,7 +2,8 @@
 
 drive: each driving video x each portrait -> correlation of the output's mouth opening, eye aspect ratio
 and head yaw / pitch proxies with the driver's, how far the output's proxies move per unit of the driver's
-(its turn and nod size), and the output's face-embedding distance to the portrait.
+(its turn and nod size), and the output's face-embedding distance to the portrait. Then, per driver, how
+large the encoder reads its nods against its turns, by dlib (``reader_pitch_share``).
 dub: each video with a recording -> face found per frame, PSNR above the nose against the original,
 embedding distance to the original frame, lip gap at the new speech's p/b/m.
 
@@ -30,6 +31,38 @@ def _pose_proxies(pts: np.ndarray) -> tuple[float, float]:
     iod = float(np.linalg.norm(re - le))
     d = pts[30] - mid
     return float(d @ ex / iod), float(d @ ey / iod)
+
+
+def reader_pitch_share(frames: list[np.ndarray], fps: float, yaw_proxy: np.ndarray, pitch_proxy: np.ndarray):  # type: ignore[no-untyped-def]
+    """How large the encoder reads a filmed head's nods against its turns, by an independent judge: dlib's
+    nose offset per degree the encoder reads, along the face over across it, times the ratio the person's
+    own 3-D shape (the encoder's neutral) gives those offsets for a nod and a turn of the same angle.
+    1 when nods and turns are read alike. Returns (share, dlib across per yaw degree, dlib along per pitch
+    degree, the shape's ratio)."""
+    from scipy.spatial.transform import Rotation
+
+    from render.encoder import encode_frames, face_axes
+
+    enc = encode_frames(frames, fps)
+    yaw, pitch = enc.track.channel("headYaw"), enc.track.channel("headPitch")
+    s_yaw, s_pitch = abs(_slope(yaw, yaw_proxy)), abs(_slope(pitch, pitch_proxy))
+    shots = enc.faces.shot[enc.faces.valid]
+    shape = enc.neutrals[int(np.bincount(shots).argmax())].shape.astype(np.float64)
+    origin, axes, _ = face_axes(shape)
+    local = (shape - origin) @ axes.T
+
+    def offsets(axis: str) -> tuple[float, float]:
+        """dlib-like proxies (eye centres, nose tip) of the shape turned +10 and -10 degrees about ``axis``."""
+        out = []
+        for deg in (10.0, -10.0):
+            q = Rotation.from_euler(axis, deg, degrees=True).apply(local)
+            pts = np.zeros((68, 2))
+            pts[36:42], pts[42:48], pts[30] = q[[33, 133], :2].mean(axis=0), q[[263, 362], :2].mean(axis=0), q[4, :2]
+            out.append(_pose_proxies(pts))
+        return abs(out[0][0] - out[1][0]), abs(out[0][1] - out[1][1])
+
+    kappa = offsets("x")[1] / offsets("y")[0]
+    return kappa * s_yaw / s_pitch, s_yaw, s_pitch, kappa
 
 
 def _measure(judge, frames: list[np.ndarray]) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -70,17 +103,20 @@ def _slope(a: np.ndarray, b: np.ndarray) -> float:
 def eval_drive(videos: list[Path], faces: list[Path], size: int) -> None:
     from talker.drive import drive_portrait
     from talker.portrait import load_image
-    from talker.video import read_frames
+    from talker.video import probe_video, read_frames
     from tools.quality import Judge
 
     judge = Judge()
+    readings = []
     print(
         "| driver | portrait | face found | r mouth | r EAR | r yaw | r pitch | yaw size | nod size "
         "| max emb dist to portrait |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for v in videos:
-        drv = _measure(judge, list(read_frames(v)))
+        frames = list(read_frames(v))
+        drv = _measure(judge, frames)
+        readings.append((v.name, reader_pitch_share(frames, probe_video(v).fps, drv["yaw"], drv["pitch"])))
         for face in faces:
             with tempfile.TemporaryDirectory() as d:
                 res = drive_portrait(face, v, Path(d) / "drive.mp4", (size, size))
@@ -95,6 +131,10 @@ def eval_drive(videos: list[Path], faces: list[Path], size: int) -> None:
                 f"{_slope(drv['pitch'], out['pitch']):.2f} | {np.nanmax(dist):.3f} |",
                 flush=True,
             )
+    print("\n| driver | nods read against turns | dlib per yaw degree | dlib per pitch degree | shape's nod/turn |")
+    print("|---|---|---|---|---|")
+    for name, (share, s_yaw, s_pitch, kappa) in readings:
+        print(f"| {name} | {share:.2f} | {s_yaw:.4f} | {s_pitch:.4f} | {kappa:.2f} |")
 
 
 def eval_dub(videos: list[Path], speech: Path, transcript: str | None) -> None:
