@@ -3,6 +3,8 @@ audio and video received by an aiortc client in this process, the server in anot
 
     python -m benchmarks.bench_audio_in --trials 10                  # starts a server per buffer setting
     python -m benchmarks.bench_audio_in --trials 10 --buffer-ms 40,120
+    python -m benchmarks.bench_audio_in --trials 12 --model motion/assets/lipsync:120 \
+        --model motion/assets/lipsync_live:80          # a model folder and its buffer settings, each
 
 Each trial is one utterance: the first 2.5 s of a real recording, sent in 20 ms messages at real time
 (each when its last sample would exist, as a microphone or a streaming TTS sends), opened with
@@ -161,20 +163,34 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_audio_in", description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=10, help="utterances streamed per buffer setting")
     ap.add_argument("--buffer-ms", default="120", help="TALKER_AUDIO_IN_BUFFER_MS values, comma-separated")
+    ap.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="DIR:BUFFERS",
+        help="a lip-sync model folder and its buffer settings, e.g. motion/assets/lipsync:120 (repeatable; "
+        "default: the server's model with --buffer-ms)",
+    )
     ap.add_argument("--url", help="a running server (TALKER_DEBUG_MARKERS=1); --buffer-ms is then only a label")
     ap.add_argument("--no-record", action="store_true", help="do not append the figures to benchmarks/results.tsv")
     args = ap.parse_args(argv)
     lines = [f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start"]
-    for b in (int(x) for x in args.buffer_ms.split(",")):
-        t_start = time.perf_counter()
-        if args.url:
-            res = asyncio.run(run(args.url, b, args.trials))
-        else:
-            os.environ["TALKER_AUDIO_IN_BUFFER_MS"] = str(b)
-            with server_process(free_port(), 1) as url:
-                res = asyncio.run(run(url, b, args.trials))
-        print(res.summary(), f"({time.perf_counter() - t_start:.0f} s)", flush=True)
-        lines.append(res.summary())
+    settings = [(None, args.buffer_ms)] if not args.model else [tuple(m.rsplit(":", 1)) for m in args.model]
+    for model, buffers in settings:
+        if model is not None:
+            os.environ["TALKER_LIPSYNC_MODEL"] = model
+            lines.append(f"lip-sync model {model}")
+            print(lines[-1], flush=True)
+        for b in (int(x) for x in buffers.split(",")):
+            t_start = time.perf_counter()
+            if args.url:
+                res = asyncio.run(run(args.url, b, args.trials))
+            else:
+                os.environ["TALKER_AUDIO_IN_BUFFER_MS"] = str(b)
+                with server_process(free_port(), 1) as url:
+                    res = asyncio.run(run(url, b, args.trials))
+            print(res.summary(), f"({time.perf_counter() - t_start:.0f} s)", flush=True)
+            lines.append(res.summary())
     lines.append(f"load average {os.getloadavg()[0]:.2f} at the end")
     text = "\n".join(lines)
     print(text)

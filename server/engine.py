@@ -190,7 +190,8 @@ class Engine:
         lipsync_dir: str | Path | None = None,
     ) -> None:
         """``lipsync``: the audio -> mouth model for audio streamed into sessions (default: loaded on first use
-        from ``lipsync_dir``, or the packaged live model). ``framing``: how every portrait is framed (``talker.portrait.FRAMINGS``)."""
+        from ``lipsync_dir``, or the packaged live model). ``framing``: how every portrait is framed
+        (``talker.portrait.FRAMINGS``)."""
         self.framing = framing
         self.tts = tts or SharedTTS(threads=tts_threads)
         self.detector = detector or MediaPipeFaceMesh()

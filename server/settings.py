@@ -78,12 +78,12 @@ class Settings(BaseSettings):
         "streamed into sessions; default: the packaged live model (motion/assets/lipsync_live)",
     )
     audio_in_buffer_ms: int = Field(
-        default=120,
+        default=80,
         ge=0,
         le=2000,
         description="audio streamed into a session waits this long before it plays: a jitter buffer that also gives "
-        "the lip-sync model the audio it looks ahead into (96 ms) before a frame is rendered; less: sooner sound, "
-        "but the mouth lags it",
+        "the lip-sync model the audio it looks ahead into (56 ms for the packaged live model) before a frame is "
+        "rendered; less: sooner sound, but the mouth may lag it",
     )
     audio_in_max_ahead_s: float = Field(
         default=20.0,

@@ -289,3 +289,13 @@ def test_the_peers_own_audio_track(server: LiveServer, peer_audio: str) -> None:
         assert status["audio_in_s"] > 1.0 and opened > 20 and loud > 0.05, "the avatar says what the peer sends"
     else:
         assert status["audio_in_s"] == 0 and opened == 0 and loud < 0.01
+
+
+def test_the_default_buffer_holds_the_live_models_look_ahead() -> None:
+    """At the defaults every streamed frame's mouth is computed on real audio, not on silence ahead,
+    and the live model answers sooner than the offline one."""
+    from motion.lipsync import DEFAULT_MODEL_DIR, LIVE_MODEL_DIR, LipsyncModel
+
+    live = LipsyncModel.load(LIVE_MODEL_DIR).config.lookahead_s
+    assert live <= Settings().audio_in_buffer_ms / 1000
+    assert live < LipsyncModel.load(DEFAULT_MODEL_DIR).config.lookahead_s - 0.03
