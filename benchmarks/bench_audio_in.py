@@ -3,8 +3,8 @@ audio and video received by an aiortc client in this process, the server in anot
 
     python -m benchmarks.bench_audio_in --trials 10                  # starts a server per buffer setting
     python -m benchmarks.bench_audio_in --trials 10 --buffer-ms 40,120
-    python -m benchmarks.bench_audio_in --trials 12 --model motion/assets/lipsync:120 \
-        --model motion/assets/lipsync_live:80          # a model folder and its buffer settings, each
+    python -m benchmarks.bench_audio_in --trials 12 --model motion/assets/lipsync:80 \
+        --model MY_MODEL:120,80                        # a model folder and its buffer settings, each
 
 Each trial is one utterance: the first 2.5 s of a real recording, sent in 20 ms messages at real time
 (each when its last sample would exist, as a microphone or a streaming TTS sends), opened with

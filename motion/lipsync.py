@@ -32,8 +32,6 @@ from motion.visemes import VISEMES, visemes_for
 OUTPUTS: tuple[str, ...] = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthStretch", "mouthRollLower")
 VISEME_CLASSES: tuple[str, ...] = tuple(VISEMES)
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "lipsync"
-# the packaged model for live sessions: the same data, a shorter look-ahead, so a frame is final sooner
-LIVE_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "lipsync_live"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # mouth_curves returns jawOpen, funnel, pucker, stretch, rollLower, mouthClose: reordered to OUTPUTS
@@ -374,7 +372,6 @@ class LipsyncStream:
 __all__ = [
     "DEFAULT_MODEL_DIR",
     "HOP",
-    "LIVE_MODEL_DIR",
     "LOOKAHEAD_S",
     "LipsyncConfig",
     "LipsyncError",

@@ -28,7 +28,6 @@ from talker.persona import (
 )
 from talker.pipeline import Avatar, Pipeline
 from talker.stages import (
-    LIVE_MODEL_DIR,
     TTS,
     LandmarkDetector,
     LipsyncModel,
@@ -190,7 +189,7 @@ class Engine:
         lipsync_dir: str | Path | None = None,
     ) -> None:
         """``lipsync``: the audio -> mouth model for audio streamed into sessions (default: loaded on first use
-        from ``lipsync_dir``, or the packaged live model). ``framing``: how every portrait is framed
+        from ``lipsync_dir``, or the packaged model). ``framing``: how every portrait is framed
         (``talker.portrait.FRAMINGS``)."""
         self.framing = framing
         self.tts = tts or SharedTTS(threads=tts_threads)
@@ -203,7 +202,7 @@ class Engine:
         self._voices: dict[str, SharedTTS | PersonaVoice] = {}
         self._voice_lock = threading.Lock()
         self._lipsync: LipsyncModel | None = lipsync
-        self._lipsync_dir = Path(lipsync_dir) if lipsync_dir is not None else LIVE_MODEL_DIR
+        self._lipsync_dir = lipsync_dir
         self._lipsync_lock = threading.Lock()
 
     def load(self, size: tuple[int, int]) -> None:

@@ -75,14 +75,14 @@ class Settings(BaseSettings):
     lipsync_model: Path | None = Field(
         default=None,
         description="folder of the lip-sync model (config.json + model.safetensors) that moves the mouth for audio "
-        "streamed into sessions; default: the packaged live model (motion/assets/lipsync_live)",
+        "streamed into sessions; default: the packaged model (motion/assets/lipsync)",
     )
     audio_in_buffer_ms: int = Field(
         default=80,
         ge=0,
         le=2000,
         description="audio streamed into a session waits this long before it plays: a jitter buffer that also gives "
-        "the lip-sync model the audio it looks ahead into (56 ms for the packaged live model) before a frame is "
+        "the lip-sync model the audio it looks ahead into (56 ms for the packaged model) before a frame is "
         "rendered; less: sooner sound, but the mouth may lag it",
     )
     audio_in_max_ahead_s: float = Field(

@@ -9,7 +9,7 @@ from audio.piper_tts import PiperTTS, TTSError
 from audio.text import TextError, clean_text, split_sentences
 from audio.types import SILENCE, TTS, Phone, Speech, SpeechChunk, concat_speech
 from motion.generator import MotionStream, MotionStyle
-from motion.lipsync import LIVE_MODEL_DIR, LipsyncError, LipsyncModel
+from motion.lipsync import LipsyncError, LipsyncModel
 from motion.live import MixedMotionStream
 from motion.types import CHANNEL_INDEX
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
@@ -18,7 +18,6 @@ from render.warp import WarpRenderer
 
 __all__ = [
     "CHANNEL_INDEX",
-    "LIVE_MODEL_DIR",
     "SILENCE",
     "FaceRig",
     "LandmarkDetector",
