@@ -162,7 +162,7 @@ async def run(url: str, buffer_ms: int, trials: int) -> Run:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_audio_in", description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=10, help="utterances streamed per buffer setting")
-    ap.add_argument("--buffer-ms", default="120", help="TALKER_AUDIO_IN_BUFFER_MS values, comma-separated")
+    ap.add_argument("--buffer-ms", default="80", help="TALKER_AUDIO_IN_BUFFER_MS values, comma-separated (default 80)")
     ap.add_argument(
         "--model",
         action="append",
