@@ -3,7 +3,7 @@
 * ``noise-sensitivity=0``: aiortc turns on libvpx's temporal denoiser, which is meant for camera noise;
   on rendered frames it costs encode time and sharpness.
 * ``static-thresh=400``: most of a rendered frame (background, body, and in idle the whole face for two
-  frames out of three, see ``WarpRenderer.render_reusing``) is bit-identical to the previous one, so
+  frames out of three, see ``render.reuse.ReusingRenderer``) is bit-identical to the previous one, so
   blocks that differ by less than a summed 400 (about 1.5 gray levels a pixel) are skipped.
 * Reopening: aiortc reopens the encoder (a new keyframe, rate control from scratch) whenever the
   receiver's bitrate estimate moves by 10 %, which a ramping estimate does every few frames. Here a

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from talker.avatar_player import REWIND_FRAMES, VideoAvatar, VideoAvatarRenderer
-from talker.stages import FaceRig, WarpRenderer
+from talker.stages import LISTEN_REUSE_PX, REUSE_PX, Drawn, FaceRig, ReusingRenderer, WarpRenderer
 
 log = logging.getLogger("talker.server")
 
@@ -52,23 +52,26 @@ def face_size(face: Face) -> tuple[int, int]:
 
 
 class FrameRenderer(Protocol):
-    def render(self, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]: ...
+    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, bool]: ...
 
 
 class I420Renderer:
     """A rig's warp renderer with I420 output (what the VP8 encoder takes). A frame in which nothing
-    moved enough to draw anew (``WarpRenderer.render_reusing``) is the last image again, conversion
-    included. Used in the render processes and by a session that renders in its own thread."""
+    moved enough to draw anew (``render.reuse.ReusingRenderer``) is the last image again, conversion
+    included; one in which only the eyes moved draws only their box. Used in the render processes and by
+    a session that renders in its own thread."""
 
     def __init__(self, rig: FaceRig) -> None:
-        self.renderer = WarpRenderer(rig)
+        self.renderer = ReusingRenderer(WarpRenderer(rig))
         self._last: np.ndarray | None = None
 
-    def render(self, values: np.ndarray, index: int = 0) -> tuple[np.ndarray, float, bool]:
+    def render(self, values: np.ndarray, index: int = 0, listening: bool = False) -> tuple[np.ndarray, float, bool]:
         """(I420 image: the renderer's own, do not modify it; render seconds; whether it was reused).
-        ``index`` (the session's frame index) is not used: a portrait's frame depends on ``values`` only."""
+        ``index`` (the session's frame index) is not used: a portrait's frame depends on ``values`` only.
+        ``listening``: an idle frame, reused while nothing moved ``LISTEN_REUSE_PX`` (else ``REUSE_PX``)."""
         t0 = time.perf_counter()
-        rgb, reused = self.renderer.render_reusing(values)
+        rgb, drawn = self.renderer.render(values, LISTEN_REUSE_PX if listening else REUSE_PX)
+        reused = drawn is Drawn.REUSED
         if not reused or self._last is None:
             self._last = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
             reused = False
@@ -86,7 +89,7 @@ class VideoI420Renderer:
         self.renderer = VideoAvatarRenderer(avatar, fps)
         self._rendered: deque[int] = deque(maxlen=REWIND_FRAMES)  # session frame indices, in render order
 
-    def render(self, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]:
+    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, bool]:
         """(I420 image, a new array; render seconds; False: never a reused image)."""
         t0 = time.perf_counter()
         again = 0
@@ -123,10 +126,10 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
             kind = msg[0]
             try:
                 if kind == "render":
-                    _, slot, values, index = msg
+                    _, slot, values, index, listening = msg
                     if renderer is None:
                         raise RuntimeError("no face loaded")
-                    yuv, seconds, reused = renderer.render(values, index)
+                    yuv, seconds, reused = renderer.render(values, index, listening)
                     if not reused:  # (a reused image is the one sent last: the session kept it)
                         frames[slot] = yuv
                     conn.send(("done", seconds, reused))
@@ -190,12 +193,15 @@ class RenderProcess:
         else:
             self._call(("rig", face), timeout=60.0)
 
-    def render(self, slot: int, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]:
-        """Render ``values`` (frame ``index`` of the session) into ``slot``; returns the slot's I420 image (a
-        view: valid until this slot is rendered into again), the render seconds, and whether the last frame
-        was reused (nothing moved enough to draw anew: ``WarpRenderer.render_reusing``; the slot is then
-        not written, and the caller uses the image it was last given)."""
-        reply = self._call(("render", slot, np.asarray(values, np.float32), int(index)), timeout=10.0)
+    def render(
+        self, slot: int, values: np.ndarray, index: int, listening: bool = False
+    ) -> tuple[np.ndarray, float, bool]:
+        """Render ``values`` (frame ``index`` of the session; ``listening``: an idle frame) into ``slot``;
+        returns the slot's I420 image (a view: valid until this slot is rendered into again), the render
+        seconds, and whether the last frame was reused (nothing moved enough to draw anew:
+        ``I420Renderer``; the slot is then not written, and the caller uses the image it was last given)."""
+        msg = ("render", slot, np.asarray(values, np.float32), int(index), bool(listening))
+        reply = self._call(msg, timeout=10.0)
         return self.frames[slot], float(reply[1]), bool(reply[2])
 
     def cpu_seconds(self) -> float | None:

@@ -120,15 +120,15 @@ class RenderWorker(threading.Thread):
             self.error = e
             log.exception("render worker %s failed", self.name)
 
-    def _renderer(self) -> Callable[[int, np.ndarray, int], tuple[np.ndarray, float, bool]]:
-        """slot, channel values, frame index -> (I420 image, render seconds, whether the last frame was
-        reused). The image is the renderer's own (a render slot, or the in-thread renderer's last image):
-        read it before the next call."""
+    def _renderer(self) -> Callable[[int, np.ndarray, int, bool], tuple[np.ndarray, float, bool]]:
+        """slot, channel values, frame index, listening -> (I420 image, render seconds, whether the last
+        frame was reused). The image is the renderer's own (a render slot, or the in-thread renderer's last
+        image): read it before the next call."""
         if self.process is not None:
             self.process.load(self.face, self.clock.fps)
             return self.process.render
         renderer = renderer_for(self.face, self.clock.fps)
-        return lambda slot, values, index: renderer.render(values, index)
+        return lambda slot, values, index, listening: renderer.render(values, index, listening)
 
     def _first_useful(self, now: float, now_k: int, took: float) -> int:
         """The first frame that can still be rendered before the video track gives up on it: when
@@ -169,7 +169,7 @@ class RenderWorker(threading.Thread):
                 p = todo[0]
                 assert p.values is not None
                 t0 = time.monotonic()
-                yuv, seconds, reused = render(slot, p.values, p.index)
+                yuv, seconds, reused = render(slot, p.values, p.index, not p.speaking)
                 if not reused or drawn is None:
                     took = 0.8 * took + 0.2 * (time.monotonic() - t0)  # (the estimate is of a frame drawn anew)
                     # (no copy: a render that reuses its image writes nothing, so this stays valid until the

@@ -13,12 +13,16 @@ from motion.lipsync import LipsyncError, LipsyncModel
 from motion.live import MixedMotionStream
 from motion.types import CHANNEL_INDEX
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
+from render.reuse import LISTEN_REUSE_PX, REUSE_PX, Drawn, ReusingRenderer
 from render.rig import FaceRig
 from render.warp import WarpRenderer
 
 __all__ = [
     "CHANNEL_INDEX",
+    "LISTEN_REUSE_PX",
+    "REUSE_PX",
     "SILENCE",
+    "Drawn",
     "FaceRig",
     "LandmarkDetector",
     "LipsyncError",
@@ -31,6 +35,7 @@ __all__ = [
     "NotStreamable",
     "Phone",
     "PiperTTS",
+    "ReusingRenderer",
     "Speech",
     "SpeechChunk",
     "TTS",

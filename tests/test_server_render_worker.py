@@ -25,7 +25,7 @@ class StallsOnce:
     def __init__(self) -> None:
         self.calls = 0
 
-    def render(self, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]:
+    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, bool]:
         self.calls += 1
         if self.calls == 5:
             time.sleep(0.8)
