@@ -3,9 +3,10 @@ and one in which only the eyes moved (a blink, a glance) draws just the eyes' bo
 
 Movement is measured against the last frame drawn, on every vertex of the mesh and on the irises (gaze),
 so slow drift never adds up past the threshold before a frame is drawn anew. Most still frames are known
-still from the channel values alone: per head-rotation channel, the farthest any point moves per degree
-is measured on the rig once (``_head_gains``), which bounds a small turn's movement without deforming
-the mesh.
+still from the channel values alone: per vertex and head-rotation channel, how far the vertex moves per
+degree is measured on the rig once (``_head_gains``), which bounds a small turn's movement without
+deforming the mesh; ``StillFrames`` makes that call where the renderer is not (a session's render worker, whose
+renderer runs in another process).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _EYE_PAD_IOD = 0.2  # the eyes' box reaches this far (inter-ocular distances) pa
 # lid's patch reaches 0.07 past the corners plus half its unfolding crease (0.16), and its lashes 0.04 below
 _MAP_MARGIN_PX = 10  # drawn past the eyes' box and dropped: the upsampled map is clamped at a clip's edge
 _CHANGED_PX = 0.1  # vertices the eyes' channels move less than this (a pixel's tenth) may lie outside the box
-_GAIN_SAFETY = 1.3  # head gains are measured at a few poses; between them a turn moves points a little more
+_GAIN_SAFETY = 1.2  # head gains are measured at a few poses; between them a turn moves points a little more
 
 
 class Drawn(Enum):
@@ -57,13 +58,53 @@ class _Last:
     frame: np.ndarray
 
 
+class StillFrames:
+    """Which frames a ``ReusingRenderer`` would reuse, told from the channel values alone: a session that
+    renders in another process asks it only for the others. Follows what the renderer drew (``drawn``)."""
+
+    def __init__(self, gains: np.ndarray, eye_w: float) -> None:
+        """``gains``: ``ReusingRenderer.gains`` (per vertex and head-rotation channel, pixels per degree);
+        ``eye_w``: the rig's eye width (pixels)."""
+        self.gains = np.asarray(gains, np.float64)
+        self.eye_w = eye_w
+        self.last: np.ndarray | None = None  # the values the last frame drawn shows
+
+    def still(self, values: np.ndarray, max_px: float) -> bool:
+        """True when ``values`` surely move nothing ``max_px`` past the last frame drawn: only the head's
+        rotation and the gaze differ, and by little enough (else the renderer decides)."""
+        if self.last is None:
+            return False
+        values = np.asarray(values, np.float64)
+        d = np.abs(values - self.last)
+        if d[~_BOUNDED].any():
+            return False
+        gaze = max(d[c] * g for c, g in zip(_GAZE, GAZE_PX)) * self.eye_w
+        return float((self.gains @ d[_HEAD]).max()) + gaze < max_px
+
+    def drawn(self, values: np.ndarray, how: Drawn) -> None:
+        """The renderer made the frame of ``values`` as ``how``."""
+        values = np.asarray(values, np.float64)
+        if how is Drawn.WHOLE or self.last is None:
+            self.last = values.copy()
+        elif how is Drawn.EYES:
+            self.last = _held(self.last, values)
+
+
+def _held(last: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """An eyes-only frame's values: ``values``' eyes over the rest of the frame drawn before (``last``)."""
+    held = last.copy()
+    held[_EYE_CHANNELS] = values[_EYE_CHANNELS]
+    return held
+
+
 class ReusingRenderer:
     """A ``WarpRenderer``'s frames, each drawn only as far as it differs visibly from the last one drawn
     (live sessions). Not thread-safe."""
 
     def __init__(self, renderer: WarpRenderer) -> None:
         self.renderer = renderer
-        self._gains = _head_gains(renderer)
+        self.gains = _head_gains(renderer)
+        self._still = StillFrames(self.gains, renderer.eye_w)
         self._last: _Last | None = None
         iod = renderer.rig.iod
         self._pad = int(np.ceil(_EYE_PAD_IOD * iod)) + 4
@@ -85,36 +126,29 @@ class ReusingRenderer:
         r = self.renderer
         values = np.asarray(values, np.float64)
         last = self._last
-        if last is not None and self._still(values, last.values, max_px):
+        if last is not None and self._still.still(values, max_px):
             return last.frame, Drawn.REUSED
         v3 = r.pose.deform(values)
         if last is not None:
             if _move(v3, last.verts) + self._gaze_px(values, last.values) < max_px:
                 return last.frame, Drawn.REUSED
-            held = last.values.copy()
-            held[_EYE_CHANNELS] = values[_EYE_CHANNELS]
+            held = _held(last.values, values)
             if not np.array_equal(held, last.values):
                 hv3 = r.pose.deform(held)
                 if _move(v3, hv3) < max_px:
                     frame = self._draw_eyes(held, hv3, last)
                     if frame is not None:
                         self._last = _Last(held, hv3, frame)
+                        self._still.last = held
                         return frame, Drawn.EYES
         frame = r.draw(values, v3)
         self._last = _Last(values.copy(), v3, frame)
+        self._still.last = self._last.values
         return frame, Drawn.WHOLE
 
     def _gaze_px(self, a: np.ndarray, b: np.ndarray) -> float:
         """How far the irises move between values ``a`` and ``b`` (pixels)."""
         return max(abs(a[c] - b[c]) * g for c, g in zip(_GAZE, GAZE_PX)) * self.renderer.eye_w
-
-    def _still(self, values: np.ndarray, last: np.ndarray, max_px: float) -> bool:
-        """True when the values alone show that nothing moves ``max_px``: only the head's rotation and the
-        gaze differ from ``last``, and by little enough."""
-        d = np.abs(values - last)
-        if d[~_BOUNDED].any():
-            return False
-        return float(d[_HEAD] @ self._gains) + self._gaze_px(values, last) < max_px
 
     def _draw_eyes(self, held: np.ndarray, hv3: np.ndarray, last: _Last) -> np.ndarray | None:
         """The last frame with the eyes' box drawn anew for ``held`` (mesh ``hv3``); None where the box
@@ -154,22 +188,23 @@ def _inside(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) 
 
 
 def _head_gains(r: WarpRenderer, step_deg: float = 0.25, poses_deg: float = 5.0) -> np.ndarray:
-    """Per head-rotation channel, the farthest any vertex moves per degree (pixels), the most found at the
-    neutral pose and at ``poses_deg`` either way on each axis, times a safety margin."""
-    gains = np.zeros(len(_HEAD))
+    """(Nv, 3): per vertex and head-rotation channel, how far the vertex moves per degree (pixels), the most
+    found at the neutral pose and at ``poses_deg`` either way on each axis, times a safety margin."""
     bases = [np.zeros(len(CHANNELS))]
     for c in _HEAD:
         for sign in (-1.0, 1.0):
             b = np.zeros(len(CHANNELS))
             b[c] = sign * poses_deg
             bases.append(b)
+    gains = np.zeros((len(r.v0), len(_HEAD)))
     for base in bases:
-        v0 = r.pose.deform(base)
+        v0 = r.pose.deform(base)[:, :2]
         for j, c in enumerate(_HEAD):
             b = base.copy()
             b[c] += step_deg
-            gains[j] = max(gains[j], _move(r.pose.deform(b), v0) / step_deg)
+            step = np.linalg.norm(r.pose.deform(b)[:, :2] - v0, axis=1) / step_deg
+            gains[:, j] = np.maximum(gains[:, j], step)
     return gains * _GAIN_SAFETY
 
 
-__all__ = ["LISTEN_REUSE_PX", "REUSE_PX", "Drawn", "ReusingRenderer"]
+__all__ = ["LISTEN_REUSE_PX", "REUSE_PX", "Drawn", "ReusingRenderer", "StillFrames"]

@@ -13,7 +13,7 @@ from motion.lipsync import LipsyncError, LipsyncModel
 from motion.live import MixedMotionStream
 from motion.types import CHANNEL_INDEX
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
-from render.reuse import LISTEN_REUSE_PX, REUSE_PX, Drawn, ReusingRenderer
+from render.reuse import LISTEN_REUSE_PX, REUSE_PX, Drawn, ReusingRenderer, StillFrames
 from render.rig import FaceRig
 from render.warp import WarpRenderer
 
@@ -38,6 +38,7 @@ __all__ = [
     "ReusingRenderer",
     "Speech",
     "SpeechChunk",
+    "StillFrames",
     "TTS",
     "TTSError",
     "TextError",

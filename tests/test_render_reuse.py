@@ -10,7 +10,7 @@ from conftest import media
 from motion.generator import MotionStream
 from motion.types import CHANNEL_INDEX
 from render import topology as T
-from render.reuse import LISTEN_REUSE_PX, REUSE_PX, Drawn, ReusingRenderer
+from render.reuse import LISTEN_REUSE_PX, REUSE_PX, Drawn, ReusingRenderer, StillFrames
 from render.warp import WarpRenderer
 from talker.pipeline import Pipeline
 from talker.sheet import pose_values
@@ -38,13 +38,21 @@ def idle_values(seconds: int, seed: int = 3) -> np.ndarray:
 def test_idle_frames_are_drawn_only_when_something_moved_visibly(astronaut, max_px: float, least_psnr: float) -> None:
     values = idle_values(8)
     fast, exact = ReusingRenderer(WarpRenderer(astronaut.rig)), WarpRenderer(astronaut.rig)
+    # what a session's render worker tells from the values alone, without asking the renderer
+    still = StillFrames(fast.gains, fast.renderer.eye_w)
     kinds = []
+    told = 0
     worst = float("inf")
     for v in values:
+        surely = still.still(v, max_px)
         frame, drawn = fast.render(v, max_px)
+        assert drawn is Drawn.REUSED or not surely, "a frame told still from its values is reused"
+        still.drawn(v, drawn)
+        told += surely
         kinds.append(drawn)
         worst = min(worst, psnr(frame, exact.render(v)))
     assert kinds.count(Drawn.REUSED) > 0.3 * len(values)  # most idle frames move less than the threshold
+    assert told > 0.5 * kinds.count(Drawn.REUSED), "most of them are told from their values"
     assert Drawn.EYES in kinds  # blinks and glances draw only the eyes
     assert worst >= least_psnr  # and every frame is still the right picture
     # a real movement is drawn at once, whole

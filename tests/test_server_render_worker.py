@@ -13,7 +13,7 @@ from server.clock import MediaClock
 from server.metrics import Metrics
 from server.render_worker import RenderWorker
 from server.timeline import Timeline
-from talker.stages import FaceRig
+from talker.stages import Drawn, FaceRig
 
 FPS = 25
 SIZE = 64
@@ -25,11 +25,14 @@ class StallsOnce:
     def __init__(self) -> None:
         self.calls = 0
 
-    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, bool]:
+    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, Drawn]:
         self.calls += 1
         if self.calls == 5:
             time.sleep(0.8)
-        return np.full((SIZE * 3 // 2, SIZE), 128, np.uint8), 0.0, False
+        return np.full((SIZE * 3 // 2, SIZE), 128, np.uint8), 0.0, Drawn.WHOLE
+
+    def still_frames(self) -> None:
+        return None
 
 
 def test_rendering_goes_on_after_a_render_that_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
