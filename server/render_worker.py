@@ -195,6 +195,7 @@ class RenderWorker(threading.Thread):
                 slot = (slot + 1) % SLOTS
                 repeat = (
                     reused
+                    and not p.speaking  # (a speaking frame is always sent)
                     and prev is not None
                     and (prev.index, prev.generation, prev.speaking) == (p.index - 1, p.generation, p.speaking)
                     and p.index - built < REPEAT_MAX_FRAMES
