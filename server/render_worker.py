@@ -160,6 +160,7 @@ class RenderWorker(threading.Thread):
         drawn: np.ndarray | None = None  # the last image drawn anew, unstamped (a reused one is this again)
         prev: RenderedFrame | None = None  # the frame rendered before, in render order
         built = -REPEAT_MAX_FRAMES  # index of the last frame given a VideoFrame of its own
+        spoke = -REPEAT_MAX_FRAMES  # index of the last speaking frame
         while not self._stop_event.is_set():
             self._wake.clear()
             # before the peer connects, the first frames are already known (idle): render them now
@@ -193,9 +194,13 @@ class RenderWorker(threading.Thread):
                     drawn = yuv
                     reused = False
                 slot = (slot + 1) % SLOTS
+                if p.speaking:
+                    spoke = p.index
+                # a speaking frame is always sent, and so are the few after speech: a receiver that hands a
+                # frame over when the next one arrives (aiortc's jitter buffer) shows speech's end at once
                 repeat = (
                     reused
-                    and not p.speaking  # (a speaking frame is always sent)
+                    and p.index - spoke > REPEAT_MAX_FRAMES
                     and prev is not None
                     and (prev.index, prev.generation, prev.speaking) == (p.index - 1, p.generation, p.speaking)
                     and p.index - built < REPEAT_MAX_FRAMES
