@@ -28,8 +28,18 @@ def _hash_uniform(seed: int, *key: object) -> float:
 
 def blink_onsets(t0: float, t1: float, seed: int, per_min: float, pauses: list[tuple[float, float]]) -> list[float]:
     """Blink onset times in [t0, t1): gamma-distributed intervals planned per fixed time block,
-    moved to a pause that starts at most 0.6 s before or 0.2 s after, 12% double blinks."""
+    moved to a pause that starts at most 0.6 s before or 0.2 s after, 12% double blinks.
+
+    The plan depends on the seed and the block alone (each blink moved to a pause on its own), and
+    pauses that follow one another are one (idle silence comes in pieces): a stream computed a few frames
+    at a time, each piece seeing different pauses, places every blink where any other piece does."""
     mean = 60.0 / max(per_min, 1e-3)
+    merged: list[tuple[float, float]] = []
+    for ps, pe in sorted(pauses):
+        if merged and ps <= merged[-1][1] + 1e-6:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], pe))
+        else:
+            merged.append((ps, pe))
     out: list[float] = []
     b0 = int(np.floor(t0 / _BLINK_BLOCK_S))
     b1 = int(np.floor(t1 / _BLINK_BLOCK_S))
@@ -39,13 +49,14 @@ def blink_onsets(t0: float, t1: float, seed: int, per_min: float, pauses: list[t
         rng = _rng(seed, "blink", b)
         t = b * _BLINK_BLOCK_S + float(rng.uniform(0.2, 0.8)) * min(mean, _BLINK_BLOCK_S)
         while t < (b + 1) * _BLINK_BLOCK_S:
-            snap = [ps for ps, pe in pauses if -0.6 < ps - t < LOOKAHEAD_S and pe - ps > 0.15]
+            snap = [ps for ps, pe in merged if -0.6 < ps - t < LOOKAHEAD_S and pe - ps > 0.15]
             bt = snap[0] + 0.05 if snap else t
             if t0 - 0.5 <= bt < t1:
                 out.append(bt)
-            if rng.random() < 0.12 and t0 - 0.5 <= bt + 0.3 < t1:
-                out.append(bt + float(rng.uniform(0.28, 0.4)))
-            t = bt + max(1.2, float(rng.gamma(3.0, mean / 3.0)))
+            double, second = rng.random() < 0.12, float(rng.uniform(0.28, 0.4))
+            if double and t0 - 0.5 <= bt + second < t1:
+                out.append(bt + second)
+            t += max(1.2, float(rng.gamma(3.0, mean / 3.0)))
     return sorted(out)
 
 

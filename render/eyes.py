@@ -96,11 +96,13 @@ class EyePainter:
                 (T.L_EYE_UPPER, T.L_EYE_LOWER, (263, 362), T.L_BROW[5:]),
             )
         ]
+        self.painted: list[tuple[int, int, int, int]] = []  # the boxes (x0, y0, x1, y1) the last paint drew in
 
     def paint(self, out: np.ndarray, vt: np.ndarray, blinks: tuple[float, float]) -> None:
         """Shut lids in ``out`` (in place); ``blinks`` = (right, left) closure 0..1."""
         iod = self.rig.iod
         h, w = out.shape[:2]
+        self.painted = []
         for eye, b in zip(self.eyes, blinks):
             if b < _START:
                 continue
@@ -129,6 +131,7 @@ class EyePainter:
             y1 = min(h, int(np.ceil(max(poly[:, 1].max(), lower[:, 1].max()) + _LASH * iod)) + 5)
             if x1 <= x0 or y1 <= y0:
                 continue
+            self.painted.append((x0, y0, x1, y1))
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
             p = np.round((poly - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(m, [p], (255,), lineType=cv2.LINE_AA, shift=_SHIFT)

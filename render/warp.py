@@ -23,15 +23,11 @@ from render.mouth_source import CORNER_REACH
 from render.rig import KIND_EYE_L, KIND_EYE_R, KIND_FACE, KIND_MOUTH, KIND_OUTER, MAX_LIP_GAP_IOD, FaceRig
 
 _MOVED_PX = 0.05  # vertices that move less than this are treated as still
-_GAZE_PX = (0.16, 0.10)  # iris shift per unit of eyeLookX / eyeLookY, in eye widths
+GAZE_PX = (0.16, 0.10)  # iris shift per unit of eyeLookX / eyeLookY, in eye widths
 _HOLE_DEPTH = 0.1  # eye openings are drawn as if this much deeper (inter-ocular distances) than they are
 _BAND_PX = 32  # the final remap runs in bands of about this many rows (pixels)
 _EDGE_EPS = 0.5  # map cells: how far outside a triangle's edge (along x or y) a cell centre still counts as inside
 _MARGIN_STRETCH = 3.0  # a triangle whose map stretches more than this gets a margin shrunk in proportion
-REUSE_PX = 0.25
-"""``render_reusing``: a frame in which nothing would move farther than this (pixels) since the last
-rendered frame is that frame again. Idle motion is slow: over 30 s of idle on the astronaut, the median
-frame moves 0.07 px, and only a third of frames move 0.2 px past the last one drawn."""
 
 
 class WarpRenderer:
@@ -86,7 +82,6 @@ class WarpRenderer:
         self._src_edges = _source_edges(self.src_tri)
         # one map cell per ~1/30 of the inter-ocular distance: fine enough for the piecewise-affine map
         self.map_scale = int(map_scale) if map_scale else int(np.clip(round(rig.iod / 30.0), 1, 4))
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # values, vertices, frame
 
     @property
     def lip_source(self) -> np.ndarray | None:
@@ -139,49 +134,40 @@ class WarpRenderer:
     def render(self, values: np.ndarray) -> np.ndarray:
         """One RGB uint8 frame (H, W, 3) for channel values (len(CHANNELS),)."""
         values = np.asarray(values, np.float64)
-        return self._render(values, self.pose.deform(values))
+        return self.draw(values, self.pose.deform(values))
 
-    def render_reusing(self, values: np.ndarray, max_px: float = REUSE_PX) -> tuple[np.ndarray, bool]:
-        """Like ``render``, but when no point of the face would move more than ``max_px`` since the last
-        frame this method drew, that frame again (the same array: do not modify it) and True.
-
-        Movement is measured on the mesh (every vertex) and the irises (gaze), against the last frame
-        actually drawn, so slow drift never accumulates past ``max_px`` before a frame is drawn anew.
-        """
-        values = np.asarray(values, np.float64)
-        v3 = self.pose.deform(values)
-        last = self._last
-        if last is not None:
-            lv, lv3, frame = last
-            move = float(np.abs(v3[:, :2] - lv3[:, :2]).max())
-            gaze = max(abs(values[c] - lv[c]) * g for c, g in zip((self._gx, self._gy), _GAZE_PX))
-            if move + gaze * self.eye_w < max_px:
-                return frame, True
-        frame = self._render(values, v3)
-        self._last = (values.copy(), v3, frame)
-        return frame, False
-
-    def _render(self, values: np.ndarray, v3: np.ndarray) -> np.ndarray:
+    def draw(
+        self,
+        values: np.ndarray,
+        v3: np.ndarray,
+        clip: tuple[int, int, int, int] | None = None,
+        base: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The frame of ``values`` (vertices ``v3``, from ``pose.deform``). With ``clip`` (x0, y0, x1, y1)
+        and ``base``: only the pixels in ``clip`` are drawn (the mouth is not painted: ``clip`` must not
+        reach it), the rest is ``base``'s; within a map cell or two of the clip's edges the upsampled map
+        is clamped, so callers keep only the inside (``render.reuse``)."""
         vt = v3[:, :2]
         moved_v = np.abs(vt - self.v0).max(axis=1) > _MOVED_PX
         if not moved_v.any():
             return self.src.copy()
+        cx0, cy0, cx1, cy1 = clip if clip is not None else (0, 0, self.w, self.h)
         tris = self.tris
         tri_moved = moved_v[tris].any(axis=1)
         # region to redraw: everything the moved triangles cover before and after
         in_moved = np.zeros(len(vt), bool)
         in_moved[tris[tri_moved]] = True
         pts = np.concatenate([vt[in_moved], self.v0[in_moved]])
-        x0 = max(0, int(np.floor(pts[:, 0].min())) - 1)
-        y0 = max(0, int(np.floor(pts[:, 1].min())) - 1)
-        x1 = min(self.w, int(np.ceil(pts[:, 0].max())) + 2)
-        y1 = min(self.h, int(np.ceil(pts[:, 1].max())) + 2)
+        x0 = max(cx0, int(np.floor(pts[:, 0].min())) - 1)
+        y0 = max(cy0, int(np.floor(pts[:, 1].min())) - 1)
+        x1 = min(cx1, int(np.ceil(pts[:, 0].max())) + 2)
+        y1 = min(cy1, int(np.ceil(pts[:, 1].max())) + 2)
         if x1 <= x0 or y1 <= y0:
-            return self.src.copy()
+            return self.src.copy() if base is None else base.copy()
 
         aff, ok = _affines(vt, tris, self._src_edges)
         # rigid layers for the openings
-        gaze = np.array([values[self._gx], values[self._gy]]) * np.array(_GAZE_PX) * self.eye_w
+        gaze = np.array([values[self._gx], values[self._gy]]) * np.array(GAZE_PX) * self.eye_w
         for sel, (a, b) in ((self.eye_r_tris, (33, 133)), (self.eye_l_tris, (362, 263))):
             aff[sel] = similarity(vt[[a, b]], self.v0[[a, b]], shift=-gaze)
         aff[self.mouth_tris] = similarity(vt[[33, 263]], self.v0[[33, 263]])
@@ -189,17 +175,21 @@ class WarpRenderer:
         aff = np.concatenate([aff, np.array([[[1.0, 0, 0], [0, 1.0, 0]]])]).astype(np.float32)
         m_id = len(tris)
 
-        draw = tri_moved & ok
-        order = self._order_under[draw[self._order_under]]
+        to_draw = tri_moved & ok
+        order = self._order_under[to_draw[self._order_under]]
         # painter's order inside the face: far triangles first, so when the head turns the near cheek
         # covers the far one instead of folding over it
-        sel = draw[self._order_face]
+        sel = to_draw[self._order_face]
         f = self._order_face[sel]
         if len(f):
             ft = tris[f]
             z = v3[:, 2]
             depth = (z[ft[:, 0]] + z[ft[:, 1]] + z[ft[:, 2]]) / 3 + self._depth_bias[sel]
             order = np.concatenate([order, f[np.argsort(-depth, kind="stable")]])
+        if clip is not None:  # only the triangles that reach the clipped region (a map cell or so around it)
+            tv = vt[tris[order]]
+            lo, hi = tv.min(axis=1), tv.max(axis=1)
+            order = order[(hi[:, 0] > x0 - 6) & (lo[:, 0] < x1 + 6) & (hi[:, 1] > y0 - 6) & (lo[:, 1] < y1 + 6)]
 
         # The backward map is piecewise affine and continuous (except at the openings, which are
         # painted over), so it is computed on a grid ``s`` times coarser and upsampled linearly. A turned
@@ -230,7 +220,9 @@ class WarpRenderer:
         my = my[: y1 - y0, : x1 - x0]
         # closing an open portrait mouth: how far, and the lips' box (within the map) it changes
         # (rounded lips meet beside their opening: the lips there are the closed ones too)
-        closure = max(_lip_closure(values, self.rig), lip_rounding(values)) if self.rig.mouth_open_source else 0.0
+        # (a clip keeps clear of the mouth)
+        closing = self.rig.mouth_open_source and clip is None
+        closure = max(_lip_closure(values, self.rig), lip_rounding(values)) if closing else 0.0
         if closure > 0 and self.lip_source is None:
             closure = 0.0
         lips = vt[self._lip_ids]
@@ -251,14 +243,18 @@ class WarpRenderer:
             lys = np.arange(ly0, ly1, dtype=np.float32)[:, None]
             box = (slice(ly0 - y0, ly1 - y0), slice(lx0 - x0, lx1 - x0))
             mx[box], my[box] = _backward_map(aff, lrank, lxs, lys)
-        out = np.empty_like(self.src)
         src = self.src
-        out[:y0], out[y1:] = src[:y0], src[y1:]
-        out[y0:y1, :x0], out[y0:y1, x1:] = src[y0:y1, :x0], src[y0:y1, x1:]
+        if base is not None:
+            out = base.copy()
+        else:
+            out = np.empty_like(src)
+            out[:y0], out[y1:] = src[:y0], src[y1:]
+            out[y0:y1, :x0], out[y0:y1, x1:] = src[y0:y1, :x0], src[y0:y1, x1:]
         _remap_moved(out, src, mx, my, rank, x0, y0, s)
         if closure > 0.01 and lip_box is not None:
             self._lips_from_extended(out, vt, closure, lip_box, mx, my, x0, y0)
-        self.mouth.paint(out, vt, values)
+        if clip is None:
+            self.mouth.paint(out, vt, values)
         if self.eyes is not None:
             self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
         return out

@@ -3,7 +3,7 @@
 * ``noise-sensitivity=0``: aiortc turns on libvpx's temporal denoiser, which is meant for camera noise;
   on rendered frames it costs encode time and sharpness.
 * ``static-thresh=400``: most of a rendered frame (background, body, and in idle the whole face for two
-  frames out of three, see ``WarpRenderer.render_reusing``) is bit-identical to the previous one, so
+  frames out of three, see ``render.reuse.ReusingRenderer``) is bit-identical to the previous one, so
   blocks that differ by less than a summed 400 (about 1.5 gray levels a pixel) are skipped.
 * Reopening: aiortc reopens the encoder (a new keyframe, rate control from scratch) whenever the
   receiver's bitrate estimate moves by 10 %, which a ramping estimate does every few frames. Here a
@@ -122,9 +122,15 @@ class OpusPackets:
     """A session's audio as Opus packets (mono, 48 kHz), encoded here instead of by aiortc (its encoder
     resamples every 20 ms frame to stereo and encodes it on a thread-pool hop, silence included).
     Digital silence costs nothing: after ``SILENCE_FLUSH`` silent frames (which carry the encoder's
-    look-ahead out, so the next speech starts clean) each silent frame is one 3-byte packet, cached."""
+    look-ahead out, so the next speech starts clean) and ``HANDOVER_FRAMES`` more (the cached packet of
+    silence: a receiver whose jitter buffer hands a packet over once a few more have come, as aiortc's
+    does after 4, gets the end of the speech at once), silence is sent as Opus DTX is in WebRTC: one
+    packet every ``DTX_FRAMES`` frames, a frame without data (1 byte) that decoders conceal, as silence
+    here, and no packet for the frames between (their RTP timestamps are skipped, as DTX skips them)."""
 
     SILENCE_FLUSH = 3
+    HANDOVER_FRAMES = 4
+    DTX_FRAMES = 20
     BITRATE = 96_000
 
     def __init__(self, sample_rate: int = 48_000, samples: int = 960) -> None:
@@ -133,6 +139,7 @@ class OpusPackets:
         self._codec: Any = None
         self._silent = 0  # silent frames in a row
         self._silence: bytes | None = None  # what the encoder made of the last silent frame it saw
+        self._dtx: bytes | None = None  # its TOC byte alone: a frame without data
         self._time_base = Fraction(1, sample_rate)
 
     def _encoder(self) -> Any:
@@ -148,13 +155,18 @@ class OpusPackets:
         return self._codec
 
     def cached(self, pcm: np.ndarray) -> bytes | None:
-        """The packet of a silent frame without encoding, when it is known; else None (``encode`` it)."""
+        """The packet of a silent frame without encoding, when it is known: ``b""`` for none (a DTX frame
+        between two that are sent); else None (``encode`` it)."""
         if pcm.any():
             self._silent = 0
             return None
-        if self._silent >= self.SILENCE_FLUSH and self._silence is not None:
+        if self._silent < self.SILENCE_FLUSH or self._silence is None or self._dtx is None:
+            return None
+        k = self._silent - self.SILENCE_FLUSH - self.HANDOVER_FRAMES
+        self._silent += 1
+        if k < 0:
             return self._silence
-        return None
+        return self._dtx if k % self.DTX_FRAMES == 0 else b""
 
     def encode(self, pcm: np.ndarray) -> bytes:
         """One 20 ms frame (``samples`` int16) -> its Opus packet (thread-safe against ``cached`` of the
@@ -168,6 +180,8 @@ class OpusPackets:
         if not pcm.any():
             self._silent += 1
             self._silence = data
+            if data:
+                self._dtx = bytes([data[0] & 0xFC])  # code 0 (one frame), no frame data
         return data
 
     def packet(self, data: bytes, pts: int) -> Any:

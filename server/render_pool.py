@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from talker.avatar_player import REWIND_FRAMES, VideoAvatar, VideoAvatarRenderer
-from talker.stages import FaceRig, WarpRenderer
+from talker.stages import LISTEN_REUSE_PX, REUSE_PX, Drawn, FaceRig, ReusingRenderer, StillFrames, WarpRenderer
 
 log = logging.getLogger("talker.server")
 
@@ -52,27 +52,35 @@ def face_size(face: Face) -> tuple[int, int]:
 
 
 class FrameRenderer(Protocol):
-    def render(self, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]: ...
+    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, Drawn]: ...
+
+    def still_frames(self) -> StillFrames | None: ...
 
 
 class I420Renderer:
     """A rig's warp renderer with I420 output (what the VP8 encoder takes). A frame in which nothing
-    moved enough to draw anew (``WarpRenderer.render_reusing``) is the last image again, conversion
-    included. Used in the render processes and by a session that renders in its own thread."""
+    moved enough to draw anew (``render.reuse.ReusingRenderer``) is the last image again, conversion
+    included; one in which only the eyes moved draws only their box. Used in the render processes and by
+    a session that renders in its own thread."""
 
     def __init__(self, rig: FaceRig) -> None:
-        self.renderer = WarpRenderer(rig)
+        self.renderer = ReusingRenderer(WarpRenderer(rig))
         self._last: np.ndarray | None = None
 
-    def render(self, values: np.ndarray, index: int = 0) -> tuple[np.ndarray, float, bool]:
-        """(I420 image: the renderer's own, do not modify it; render seconds; whether it was reused).
-        ``index`` (the session's frame index) is not used: a portrait's frame depends on ``values`` only."""
+    def render(self, values: np.ndarray, index: int = 0, listening: bool = False) -> tuple[np.ndarray, float, Drawn]:
+        """(I420 image: the renderer's own, do not modify it; render seconds; how it was made: ``REUSED``,
+        the last image again). ``index`` (the session's frame index) is not used: a portrait's frame depends
+        on ``values`` only. ``listening``: an idle frame, reused while nothing moved ``LISTEN_REUSE_PX``
+        (else ``REUSE_PX``)."""
         t0 = time.perf_counter()
-        rgb, reused = self.renderer.render_reusing(values)
-        if not reused or self._last is None:
+        rgb, drawn = self.renderer.render(values, REUSE_PX if not listening else LISTEN_REUSE_PX)
+        if drawn is not Drawn.REUSED or self._last is None:
             self._last = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
-            reused = False
-        return self._last, time.perf_counter() - t0, reused
+        return self._last, time.perf_counter() - t0, drawn
+
+    def still_frames(self) -> StillFrames:
+        """What tells this renderer's reused frames from the values alone, for the session's render worker."""
+        return StillFrames(self.renderer.gains, self.renderer.renderer.eye_w)
 
 
 class VideoI420Renderer:
@@ -86,8 +94,8 @@ class VideoI420Renderer:
         self.renderer = VideoAvatarRenderer(avatar, fps)
         self._rendered: deque[int] = deque(maxlen=REWIND_FRAMES)  # session frame indices, in render order
 
-    def render(self, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]:
-        """(I420 image, a new array; render seconds; False: never a reused image)."""
+    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, Drawn]:
+        """(I420 image, a new array; render seconds; ``WHOLE``: never a reused image)."""
         t0 = time.perf_counter()
         again = 0
         while self._rendered and self._rendered[-1] >= index:
@@ -96,7 +104,11 @@ class VideoI420Renderer:
         self.renderer.rewind(again)
         self._rendered.append(index)
         yuv = self.renderer.render_i420(values)
-        return yuv, time.perf_counter() - t0, False
+        return yuv, time.perf_counter() - t0, Drawn.WHOLE
+
+    def still_frames(self) -> None:
+        """None: a video avatar's frames always move."""
+        return None
 
 
 def renderer_for(face: Face, fps: float | None = None) -> FrameRenderer:
@@ -123,13 +135,13 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
             kind = msg[0]
             try:
                 if kind == "render":
-                    _, slot, values, index = msg
+                    _, slot, values, index, listening = msg
                     if renderer is None:
                         raise RuntimeError("no face loaded")
-                    yuv, seconds, reused = renderer.render(values, index)
-                    if not reused:  # (a reused image is the one sent last: the session kept it)
+                    yuv, seconds, drawn = renderer.render(values, index, listening)
+                    if drawn is not Drawn.REUSED:  # (a reused image is the one sent last: the session kept it)
                         frames[slot] = yuv
-                    conn.send(("done", seconds, reused))
+                    conn.send(("done", seconds, drawn.value))
                 elif kind in ("rig", "video"):
                     renderer = None
                     face: Face = msg[1] if kind == "rig" else VideoAvatar(msg[1])
@@ -138,7 +150,8 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
                     if (h * 3 // 2, w) != shape:
                         raise ValueError(f"the face is {w}x{h}; this process renders {shape[1]}x{shape[0] * 2 // 3}")
                     renderer = renderer_for(face, fps)
-                    conn.send(("ok",))
+                    still = renderer.still_frames()
+                    conn.send(("ok",) if still is None else ("ok", still.gains, still.eye_w))
                 elif kind == "ping":
                     conn.send(("ok",))
                 elif kind == "reset":
@@ -182,21 +195,26 @@ class RenderProcess:
             raise RenderProcessError(f"render process failed: {reply[1]}")
         return reply
 
-    def load(self, face: Face, fps: float | None = None) -> None:
+    def load(self, face: Face, fps: float | None = None) -> StillFrames | None:
         """Load a portrait's rig (sent whole) or a video avatar (the process loads its folder and plays it at
-        ``fps``)."""
+        ``fps``). Returns what tells the frames the process would reuse from their values (None: a video
+        avatar, whose frames always move)."""
         if isinstance(face, VideoAvatar):
-            self._call(("video", str(Path(face.folder).resolve()), fps), timeout=60.0)
+            reply = self._call(("video", str(Path(face.folder).resolve()), fps), timeout=60.0)
         else:
-            self._call(("rig", face), timeout=60.0)
+            reply = self._call(("rig", face), timeout=60.0)
+        return StillFrames(reply[1], reply[2]) if len(reply) > 2 else None
 
-    def render(self, slot: int, values: np.ndarray, index: int) -> tuple[np.ndarray, float, bool]:
-        """Render ``values`` (frame ``index`` of the session) into ``slot``; returns the slot's I420 image (a
-        view: valid until this slot is rendered into again), the render seconds, and whether the last frame
-        was reused (nothing moved enough to draw anew: ``WarpRenderer.render_reusing``; the slot is then
-        not written, and the caller uses the image it was last given)."""
-        reply = self._call(("render", slot, np.asarray(values, np.float32), int(index)), timeout=10.0)
-        return self.frames[slot], float(reply[1]), bool(reply[2])
+    def render(
+        self, slot: int, values: np.ndarray, index: int, listening: bool = False
+    ) -> tuple[np.ndarray, float, Drawn]:
+        """Render ``values`` (frame ``index`` of the session; ``listening``: an idle frame) into ``slot``;
+        returns the slot's I420 image (a view: valid until this slot is rendered into again), the render
+        seconds, and how the frame was made (``REUSED``: nothing moved enough to draw anew, see
+        ``I420Renderer``; the slot is then not written, and the caller uses the image it was last given)."""
+        msg = ("render", slot, np.asarray(values, np.float32), int(index), bool(listening))
+        reply = self._call(msg, timeout=10.0)
+        return self.frames[slot], float(reply[1]), Drawn(reply[2])
 
     def cpu_seconds(self) -> float | None:
         """CPU seconds the process has used (user + system, from /proc; None where that cannot be read)."""

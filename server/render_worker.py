@@ -20,6 +20,7 @@ from server.metrics import Metrics
 from server.render_pool import SLOTS, Face, RenderProcess, face_size, renderer_for
 from server.timeline import Timeline
 from talker.provenance import Label, Marker
+from talker.stages import LISTEN_REUSE_PX, REUSE_PX, Drawn, StillFrames
 
 log = logging.getLogger("talker.server")
 
@@ -30,6 +31,11 @@ REPEAT_MAX_FRAMES = 4
 receiver keeps showing the last image); at least every this many frames one is sent all the same: a
 receiver that lost a packet of a still picture gets it again soon, and one that hands a frame over only
 when the next arrives (aiortc's jitter buffer) shows it at most this many frames late."""
+
+
+def reuse_px(speaking: bool) -> float:
+    """How far nothing may move for a frame to be the last one drawn again: less while speaking."""
+    return REUSE_PX if speaking else LISTEN_REUSE_PX
 
 
 @dataclass(frozen=True)
@@ -120,15 +126,19 @@ class RenderWorker(threading.Thread):
             self.error = e
             log.exception("render worker %s failed", self.name)
 
-    def _renderer(self) -> Callable[[int, np.ndarray, int], tuple[np.ndarray, float, bool]]:
-        """slot, channel values, frame index -> (I420 image, render seconds, whether the last frame was
-        reused). The image is the renderer's own (a render slot, or the in-thread renderer's last image):
-        read it before the next call."""
+    def _renderer(
+        self,
+    ) -> tuple[Callable[[int, np.ndarray, int, bool], tuple[np.ndarray, float, Drawn]], StillFrames | None]:
+        """(slot, channel values, frame index, listening -> (I420 image, render seconds, how it was made);
+        what tells the frames it would reuse from their values, None where none are). The image is the
+        renderer's own (a render slot, or the in-thread renderer's last image): read it before the next call."""
         if self.process is not None:
-            self.process.load(self.face, self.clock.fps)
-            return self.process.render
+            still = self.process.load(self.face, self.clock.fps)
+            return self.process.render, still
         renderer = renderer_for(self.face, self.clock.fps)
-        return lambda slot, values, index: renderer.render(values, index)
+        return (
+            lambda slot, values, index, listening: renderer.render(values, index, listening)
+        ), renderer.still_frames()
 
     def _first_useful(self, now: float, now_k: int, took: float) -> int:
         """The first frame that can still be rendered before the video track gives up on it: when
@@ -143,13 +153,14 @@ class RenderWorker(threading.Thread):
         return k
 
     def _loop(self) -> None:
-        render = self._renderer()
+        render, still = self._renderer()
         w = face_size(self.face)[0]
         slot = 0
         took = 0.02  # running estimate of one render (s)
         drawn: np.ndarray | None = None  # the last image drawn anew, unstamped (a reused one is this again)
         prev: RenderedFrame | None = None  # the frame rendered before, in render order
         built = -REPEAT_MAX_FRAMES  # index of the last frame given a VideoFrame of its own
+        spoke = -REPEAT_MAX_FRAMES  # index of the last speaking frame
         while not self._stop_event.is_set():
             self._wake.clear()
             # before the peer connects, the first frames are already known (idle): render them now
@@ -169,7 +180,13 @@ class RenderWorker(threading.Thread):
                 p = todo[0]
                 assert p.values is not None
                 t0 = time.monotonic()
-                yuv, seconds, reused = render(slot, p.values, p.index)
+                if drawn is not None and still is not None and still.still(p.values, reuse_px(p.speaking)):
+                    yuv, seconds, reused = drawn, 0.0, True  # (the renderer would reuse it: not asked)
+                else:
+                    yuv, seconds, how = render(slot, p.values, p.index, not p.speaking)
+                    reused = how is Drawn.REUSED
+                    if still is not None:
+                        still.drawn(p.values, how)
                 if not reused or drawn is None:
                     took = 0.8 * took + 0.2 * (time.monotonic() - t0)  # (the estimate is of a frame drawn anew)
                     # (no copy: a render that reuses its image writes nothing, so this stays valid until the
@@ -177,8 +194,13 @@ class RenderWorker(threading.Thread):
                     drawn = yuv
                     reused = False
                 slot = (slot + 1) % SLOTS
+                if p.speaking:
+                    spoke = p.index
+                # a speaking frame is always sent, and so are the few after speech: a receiver that hands a
+                # frame over when the next one arrives (aiortc's jitter buffer) shows speech's end at once
                 repeat = (
                     reused
+                    and p.index - spoke > REPEAT_MAX_FRAMES
                     and prev is not None
                     and (prev.index, prev.generation, prev.speaking) == (p.index - 1, p.generation, p.speaking)
                     and p.index - built < REPEAT_MAX_FRAMES

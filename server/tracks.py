@@ -1,8 +1,8 @@
 """The two WebRTC tracks of a live session, paced by one media clock.
 
 Audio: 20 ms frames (960 samples, s16 mono, 48 kHz) as Opus packets (``codec.OpusPackets``: silence is
-a cached packet). Video: one I420 frame per 1/fps (aiortc encodes VP8); a frame whose image is the one
-sent before (idle, nothing moved: the render worker marks it a repeat) is not sent at all.
+DTX, a 1-byte packet every 400 ms). Video: one I420 frame per 1/fps (aiortc encodes VP8); a frame whose
+image is the one sent before (idle, nothing moved: the render worker marks it a repeat) is not sent at all.
 Both are stamped from the same sample counter (``pts`` in 1/48000 s units), and both are handed
 to aiortc when the clock reaches their time, so the RTCP sender reports of the two streams map to the
 same wall clock: the receiver can line them up. The tracks never compute anything heavy: audio comes
@@ -62,7 +62,14 @@ class AvatarAudioTrack(MediaStreamTrack):
         self._opus = OpusPackets(AUDIO_SAMPLE_RATE, AUDIO_FRAME_SAMPLES)
 
     async def recv(self) -> Packet:  # type: ignore[override]
-        """The next 20 ms as an Opus packet (aiortc sends a packet as it is: see ``OpusPackets``)."""
+        """The next 20 ms as an Opus packet (aiortc sends a packet as it is: see ``OpusPackets``); frames of
+        silence between two DTX packets send nothing: the next packet is the next one sent."""
+        while True:
+            pkt = await self._next_packet()
+            if pkt is not None:
+                return pkt
+
+    async def _next_packet(self) -> Packet | None:
         if self.readyState != "live":
             raise MediaStreamError
         s = self._s
@@ -90,6 +97,8 @@ class AvatarAudioTrack(MediaStreamTrack):
         if data is None:
             data = await asyncio.get_running_loop().run_in_executor(None, self._opus.encode, pcm)
         self._next = n + 1
+        if not data:
+            return None
         self.frames_sent += 1
         s.metrics.audio_frames.inc()
         return self._opus.packet(data, n * AUDIO_FRAME_SAMPLES)

@@ -13,12 +13,16 @@ from motion.lipsync import LipsyncError, LipsyncModel
 from motion.live import MixedMotionStream
 from motion.types import CHANNEL_INDEX
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
+from render.reuse import LISTEN_REUSE_PX, REUSE_PX, Drawn, ReusingRenderer, StillFrames
 from render.rig import FaceRig
 from render.warp import WarpRenderer
 
 __all__ = [
     "CHANNEL_INDEX",
+    "LISTEN_REUSE_PX",
+    "REUSE_PX",
     "SILENCE",
+    "Drawn",
     "FaceRig",
     "LandmarkDetector",
     "LipsyncError",
@@ -31,8 +35,10 @@ __all__ = [
     "NotStreamable",
     "Phone",
     "PiperTTS",
+    "ReusingRenderer",
     "Speech",
     "SpeechChunk",
+    "StillFrames",
     "TTS",
     "TTSError",
     "TextError",

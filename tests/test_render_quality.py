@@ -254,29 +254,6 @@ def test_the_judge_scores_a_filmed_face_and_its_real_blinks(capsys) -> None:
     assert p50 < 0.6  # the same person throughout (dlib's threshold)
 
 
-def test_idle_frames_reuse_the_last_drawn_frame_when_nothing_moves_visibly(astronaut) -> None:
-    from motion.generator import MotionStream
-    from talker.stages import SILENCE, Phone, Speech
-
-    stream = MotionStream(25.0, seed=3)
-    sr = 16000
-    silence = Speech(np.zeros(sr, np.float32), sr, (Phone(0.0, 1.0, SILENCE),))
-    values = np.concatenate([stream.push(silence) for _ in range(8)])  # 8 s of idle motion
-    fast, exact = WarpRenderer(astronaut.rig), WarpRenderer(astronaut.rig)
-    reused = 0
-    worst = float("inf")
-    for v in values:
-        frame, again = fast.render_reusing(v)
-        reused += again
-        worst = min(worst, psnr(frame, exact.render(v)))
-    assert reused > 0.3 * len(values)  # most idle frames move less than a quarter pixel
-    assert worst >= 44.0  # and a reused frame is still the right picture
-    # a real movement is drawn at once
-    jaw = pose_values({"jawOpen": 0.5})
-    frame, again = fast.render_reusing(jaw)
-    assert not again and psnr(frame, exact.render(jaw)) == float("inf")
-
-
 def test_synthesized_teeth_stay_fixed_to_the_skull_when_the_lips_stretch(pipeline: Pipeline) -> None:
     # Einstein's portrait shows no teeth: they are drawn. Stretching the lips wider must show the same
     # teeth (same size, same place), not teeth that widen with the mouth.

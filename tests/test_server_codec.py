@@ -99,13 +99,13 @@ def test_video_frame_holds_the_image() -> None:
         assert np.array_equal(f.to_ndarray(), yuv)
 
 
-def test_opus_packets_decode_to_the_speech_and_silence_is_one_cached_packet() -> None:
+def test_opus_packets_decode_to_the_speech_and_silence_is_dtx() -> None:
     from server.codec import OpusPackets
 
     opus = OpusPackets(48_000, 960)
     t = np.arange(960 * 25) / 48_000
     tone = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16).reshape(25, 960)
-    frames = list(tone) + [np.zeros(960, np.int16)] * 10 + list(tone[:5])
+    frames = list(tone) + [np.zeros(960, np.int16)] * 30 + list(tone[:5])
     packets, encoded = [], 0
     for pcm in frames:
         data = opus.cached(pcm)
@@ -113,17 +113,21 @@ def test_opus_packets_decode_to_the_speech_and_silence_is_one_cached_packet() ->
             data = opus.encode(pcm)
             encoded += 1
         packets.append(data)
-    assert encoded == 25 + OpusPackets.SILENCE_FLUSH + 5, "silence after the flush is not encoded"
-    assert len(set(packets[25 + OpusPackets.SILENCE_FLUSH : 35])) == 1 and len(packets[30]) <= 4
+    flushed = 25 + OpusPackets.SILENCE_FLUSH
+    assert encoded == flushed + 5, "silence after the flush is not encoded"
+    sent = [k for k, data in enumerate(packets) if data]
+    dtx = flushed + OpusPackets.HANDOVER_FRAMES
+    assert [k for k in sent if 25 <= k < 55] == list(range(25, dtx)) + [dtx, dtx + OpusPackets.DTX_FRAMES]
+    assert len(set(packets[flushed:dtx])) == 1 and len(packets[flushed]) <= 4, "the cached packet of silence"
+    assert len(packets[dtx]) == 1, "then a DTX packet: a frame without data"
     dec = av.CodecContext.create("libopus", "r")
     dec.sample_rate, dec.layout = 48_000, "mono"
-    out = []
-    for k, data in enumerate(packets):
-        pkt = av.Packet(data)
+    level = {}
+    for k in sent:
+        pkt = av.Packet(packets[k])
         pkt.pts = k * 960
         for f in dec.decode(pkt):
-            out.append(f.to_ndarray().reshape(-1).astype(np.float64))
-    level = [float(np.sqrt(np.mean((x / 32768.0) ** 2))) for x in out]
-    assert min(level[5:24]) > 0.15, "the tone comes through"
-    assert max(level[27:35]) < 0.001, "silence is silent"
-    assert min(level[36:40]) > 0.15, "and the tone after it starts clean"
+            level[k] = float(np.sqrt(np.mean((f.to_ndarray().reshape(-1).astype(np.float64) / 32768.0) ** 2)))
+    assert min(level[k] for k in range(5, 24)) > 0.15, "the tone comes through"
+    assert max(level[k] for k in sent if 27 <= k < 55) < 0.001, "silence is silent"
+    assert min(level[k] for k in range(56, 60)) > 0.15, "and the tone after it starts clean"

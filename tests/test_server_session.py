@@ -52,11 +52,13 @@ def test_offer_answer_and_continuous_tracks(server: LiveServer) -> None:
     vsteps = np.diff([v.pts for v in video])
     assert vsteps.min() == 3600 and (vsteps % 3600 == 0).all()
     assert status["frames_repeated"] > 0, "idle frames that repeat the last image are not sent"
+    # silence is Opus DTX: a packet every 400 ms at least, the frames between skipped
     asteps = np.diff([a.pts for a in audio])
-    assert np.median(asteps) == 960
-    assert len(audio) >= 1.7 * len(video), "audio keeps flowing in silence"
+    assert asteps.min() == 960 and (asteps % 960 == 0).all() and asteps.max() <= 20 * 960
+    audio_s = (audio[-1].pts - audio[0].pts) / 48000
+    assert audio_s >= 0.9 * (video[-1].pts - video[0].pts) / 90000, "audio keeps flowing in silence"
     beeps = [a for a in audio if a.beep is not None]
-    assert abs(len(beeps) - 0.02 * len(audio)) <= 1.5, "one debug beep per second"
+    assert abs(len(beeps) - audio_s) <= 1.5, "one debug beep per second"
     assert max(a.rms for a in audio if a.beep is None) < 0.01, "idle is silent"
     idx = [v.marker.index for v in video if v.marker]
     assert len(idx) >= 0.9 * len(video)
@@ -85,7 +87,8 @@ def test_say_then_interrupt(server: LiveServer) -> None:
         t_int = time.perf_counter()
         r = await c.interrupt()
         body = r.json()
-        await asyncio.sleep(0.6)
+        # (silence goes out as a DTX packet every 400 ms: this client decodes a packet once 4 more have come)
+        await asyncio.sleep(1.2)
         after = await c.status()
         await c.close()
         return {"c": c, "t_first": t_first, "t_int": t_int, "cut": body, "status": status, "after": after}

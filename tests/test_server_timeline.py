@@ -62,6 +62,17 @@ def test_idle_stream_is_continuous_and_alive() -> None:
     assert np.abs(vals[:, CHANNEL_INDEX["jawOpen"]]).max() < 0.05, "mouth at rest"
 
 
+def test_idle_blinks_are_whole_blinks_at_a_human_rate() -> None:
+    # idle motion is computed a few frames at a time: every piece must place the blinks where the others do,
+    # or a blink shows up cut in pieces (a lid twitching shut for one frame, five times a second)
+    tl = Timeline(FPS, TTS_RATE, seed=0)
+    blink = np.stack([v for _, _, v in play(tl, range(0, 60 * int(FPS)))])[:, CHANNEL_INDEX["eyeBlinkLeft"]]
+    onsets = np.flatnonzero((blink[1:] > 0) & (blink[:-1] == 0)) + 1
+    assert 10 <= len(onsets) <= 30, "blinks a minute"
+    assert all(blink[k : k + 5].max() > 0.9 for k in onsets), "each blink shuts the eye"
+    assert np.diff(onsets).min() >= 6, "blinks 0.24 s apart at least"
+
+
 def test_speech_starts_at_the_first_free_frame_and_plays_in_order() -> None:
     tl = Timeline(FPS, TTS_RATE, seed=1)
     play(tl, range(0, 30))
