@@ -47,3 +47,11 @@ def write_video(path: Path, frames: list, audio=None, fps: float = 25.0, sr: int
             w.write_audio(np.concatenate([seg, np.zeros(b - a - len(seg), np.float32)]))
             w.write_video(f)
     return path
+
+
+def psnr(a, b) -> float:  # type: ignore[no-untyped-def]
+    """Peak signal-to-noise ratio of two 8-bit images, in dB (inf when identical)."""
+    import numpy as np
+
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import media
+from conftest import media, psnr
 
 from render import topology as T
 from render.geometry import similarity
@@ -18,11 +18,6 @@ from talker.sheet import pose_values
 def astronaut(pipeline: Pipeline):
     # smiles with her teeth showing: the hard case for closing the lips
     return pipeline.prepare_avatar(media("faces", "astronaut_eileen_collins.png"), (512, 512))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def video_frame(name: str, k: int = 30) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import media
+from conftest import media, psnr
 
 from motion.generator import MotionStream
 from motion.types import CHANNEL_INDEX
@@ -20,11 +20,6 @@ from talker.stages import SILENCE, Phone, Speech
 @pytest.fixture(scope="module")
 def astronaut(pipeline: Pipeline):
     return pipeline.prepare_avatar(media("faces", "astronaut_eileen_collins.png"), (512, 512))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def idle_values(seconds: int, seed: int = 3) -> np.ndarray:
