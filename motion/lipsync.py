@@ -267,10 +267,17 @@ class LipsyncModel:
         cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         if not cfg_path.is_file() or not w_path.is_file():
             raise LipsyncError(f"no lip-sync model in {folder}: need {CONFIG_FILE} and {WEIGHTS_FILE}")
-        config = LipsyncConfig.from_json(cfg_path.read_text(encoding="utf-8"))
+        try:
+            config = LipsyncConfig.from_json(cfg_path.read_text(encoding="utf-8"))
+        except (ValueError, AttributeError) as e:  # not JSON, or JSON that is not an object
+            raise LipsyncError(f"{cfg_path} is not a lip-sync model's config: {e}") from e
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        weights = load_file(str(w_path))
+        try:
+            weights = load_file(str(w_path))
+        except (SafetensorError, OSError) as e:
+            raise LipsyncError(f"{w_path} is not a safetensors file: {e}") from e
         try:
             return LipsyncModel(config, weights)
         except (LipsyncError, ValueError) as e:

@@ -239,6 +239,17 @@ class Settings(BaseSettings):
     def _even(cls, v: int) -> int:
         return v - v % 2
 
+    @field_validator("lipsync_model")
+    @classmethod
+    def _lipsync_model(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            missing = [n for n in ("config.json", "model.safetensors") if not (v / n).is_file()]
+            if missing:
+                raise ValueError(
+                    f"lipsync_model {v}: no {' or '.join(missing)} there (a folder talker train-lipsync --out wrote)"
+                )
+        return v
+
     @field_validator("label")
     @classmethod
     def _label(cls, v: str | None) -> str | None:

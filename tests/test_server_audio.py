@@ -298,3 +298,36 @@ def test_the_default_buffer_holds_the_models_look_ahead() -> None:
     from motion.lipsync import LipsyncModel
 
     assert LipsyncModel.load().config.lookahead_s <= Settings().audio_in_buffer_ms / 1000
+
+
+def test_a_lip_sync_model_folder_without_a_model_is_refused_by_name(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from pydantic import ValidationError
+
+    from server.testing import free_port
+
+    with pytest.raises(ValidationError, match="no config.json or model.safetensors there"):
+        Settings(lipsync_model=tmp_path)
+    env = dict(os.environ, TALKER_LIPSYNC_MODEL=str(tmp_path))
+    r = subprocess.run(
+        [sys.executable, "-m", "talker.cli", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode != 0 and "lipsync_model" in r.stderr and "Traceback" not in r.stderr
+    # files that are there but do not belong together: the same, no traceback
+    (tmp_path / "config.json").write_text('{"channels": 8}')
+    (tmp_path / "model.safetensors").write_bytes(b"not a model")
+    r = subprocess.run(
+        [sys.executable, "-m", "talker.cli", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode != 0 and str(tmp_path) in r.stderr and "Traceback" not in r.stderr, r.stderr[-600:]
