@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,28 +57,42 @@ def festival_voices(voices: tuple[str, ...] = VOICES) -> list[str]:
     return [v for v in voices if any(any(root.glob(f"*/{v}")) for root in VOICE_ROOTS if root.is_dir())]
 
 
-def read_segments(text: str, duration_s: float, sampa: bool = False) -> tuple[Phone, ...]:
-    """Festival's segment label file (``utt.save.segs``: end time, a number, a symbol per line) -> phones
-    in ARPAbet, each starting where the one before ended (``sampa``: the other languages' symbols)."""
+def label_phones(text: str, symbol: Callable[[str], str], until_s: float | None = None) -> tuple[Phone, ...]:
+    """A Festival label file (a ``#`` header, then end time, a number, a symbol per line) -> phones that tile
+    it from 0, each symbol mapped by ``symbol``; neighbouring silences merge. ``until_s``: labels cut there,
+    and silence up to it after the last one."""
     body = text.split("#", 1)[1] if "#" in text else text
     phones: list[Phone] = []
     start = 0.0
+
+    def add(end: float, sym: str) -> None:
+        if sym == SILENCE and phones and phones[-1].symbol == SILENCE:
+            phones[-1] = Phone(phones[-1].start_s, end, SILENCE)
+        else:
+            phones.append(Phone(start, end, sym))
+
     for line in body.splitlines():
         parts = line.split()
-        if len(parts) != 3:
+        if len(parts) < 3:
             continue
-        end = min(float(parts[0]), duration_s)
-        symbol = sampa_symbol(parts[2]) if sampa else _RADIO.get(parts[2].upper(), parts[2].upper())
-        if end > start and symbol == SILENCE and phones and phones[-1].symbol == SILENCE:
-            phones[-1] = Phone(phones[-1].start_s, end, SILENCE)
-        elif end > start:
-            phones.append(Phone(start, end, symbol))
+        end = float(parts[0]) if until_s is None else min(float(parts[0]), until_s)
+        sym = symbol(parts[2])
+        if end > start:
+            add(end, sym)
         start = max(start, end)
-    if duration_s - start > 1e-3 and phones and phones[-1].symbol == SILENCE:
-        phones[-1] = Phone(phones[-1].start_s, duration_s, SILENCE)
-    elif duration_s - start > 1e-3:
-        phones.append(Phone(start, duration_s, SILENCE))
+    if until_s is not None and until_s - start > 1e-3:
+        add(until_s, SILENCE)
     return tuple(phones)
+
+
+def read_segments(text: str, duration_s: float, sampa: bool = False) -> tuple[Phone, ...]:
+    """Festival's segment label file (``utt.save.segs``) -> phones in ARPAbet up to ``duration_s``
+    (``sampa``: the other languages' symbols)."""
+    return label_phones(text, sampa_symbol if sampa else _radio_symbol, duration_s)
+
+
+def _radio_symbol(symbol: str) -> str:
+    return _RADIO.get(symbol.upper(), symbol.upper())
 
 
 def _scheme_string(text: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from audio.io import load_audio
 from audio.types import SILENCE, Phone, Speech
-from tools.festival_speech import VOICE_ROOTS
+from tools.festival_speech import VOICE_ROOTS, label_phones
 
 # msu_ru phone set (festvox-ru) -> ARPAbet
 _MSU_RU = {
@@ -72,27 +72,15 @@ def recordings(roots: tuple[Path, ...] = VOICE_ROOTS) -> list[Recording]:
 
 
 def read_labels(text: str, phone_map: dict[str, str]) -> tuple[Phone, ...]:
-    """A label file (end time, a number, a symbol per line after a ``#`` header) -> ARPAbet phones that
-    tile the recording from 0; neighbouring silences merge. An unknown symbol raises ``CorpusError``."""
-    phones: list[Phone] = []
-    start = 0.0
-    body = text.split("#", 1)[1] if "#" in text else text
-    for line in body.splitlines():
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        end, sym = float(parts[0]), parts[2]
+    """A label file -> ARPAbet phones that tile the recording from 0 (``tools.festival_speech.label_phones``).
+    An unknown symbol raises ``CorpusError``."""
+
+    def symbol(sym: str) -> str:
         if sym not in phone_map:
             raise CorpusError(f"unknown phone {sym!r}")
-        if end <= start:
-            continue
-        arpa = phone_map[sym]
-        if phones and arpa == SILENCE and phones[-1].symbol == SILENCE:
-            phones[-1] = Phone(phones[-1].start_s, end, SILENCE)
-        else:
-            phones.append(Phone(start, end, arpa))
-        start = end
-    return tuple(phones)
+        return phone_map[sym]
+
+    return label_phones(text, symbol)
 
 
 def load(rec: Recording, sample_rate: int = 16000) -> Speech:
