@@ -27,6 +27,12 @@ LISTEN_REUSE_PX = 0.5
 """The same while the avatar listens (no speech in the frame): the head's sway is then drawn in steps of
 about half a pixel (a 512x512 face sways 2-6 px a second), half as often as at ``REUSE_PX``."""
 
+
+def reuse_px(listening: bool) -> float:
+    """How far no point may move for a frame to be the last one drawn again: more while listening."""
+    return LISTEN_REUSE_PX if listening else REUSE_PX
+
+
 _EYE_CHANNELS = [CHANNEL_INDEX[c] for c in ("eyeBlinkLeft", "eyeBlinkRight", "eyeLookX", "eyeLookY")]
 _GAZE = [CHANNEL_INDEX["eyeLookX"], CHANNEL_INDEX["eyeLookY"]]
 _HEAD = [CHANNEL_INDEX[c] for c in ("headYaw", "headPitch", "headRoll")]
@@ -207,4 +213,4 @@ def _head_gains(r: WarpRenderer, step_deg: float = 0.25, poses_deg: float = 5.0)
     return gains * _GAIN_SAFETY
 
 
-__all__ = ["LISTEN_REUSE_PX", "REUSE_PX", "Drawn", "ReusingRenderer", "StillFrames"]
+__all__ = ["LISTEN_REUSE_PX", "REUSE_PX", "Drawn", "ReusingRenderer", "StillFrames", "reuse_px"]

@@ -287,10 +287,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **
     except OSError as e:
         raise OSError(f"the data folder {settings.data_dir} cannot be written: {e.strerror or e}") from e
     KeyRing.from_settings(settings.api_key, settings.api_keys_file)  # an unusable keys file fails here, not later
-    if settings.lipsync_model is not None:
-        from talker.stages import LipsyncModel
-
-        LipsyncModel.load(settings.lipsync_model)  # a folder whose files do not match fails here, by name
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from talker.avatar_player import REWIND_FRAMES, VideoAvatar, VideoAvatarRenderer
-from talker.stages import LISTEN_REUSE_PX, REUSE_PX, Drawn, FaceRig, ReusingRenderer, StillFrames, WarpRenderer
+from talker.stages import Drawn, FaceRig, ReusingRenderer, StillFrames, WarpRenderer, reuse_px
 
 log = logging.getLogger("talker.server")
 
@@ -70,10 +70,9 @@ class I420Renderer:
     def render(self, values: np.ndarray, index: int = 0, listening: bool = False) -> tuple[np.ndarray, float, Drawn]:
         """(I420 image: the renderer's own, do not modify it; render seconds; how it was made: ``REUSED``,
         the last image again). ``index`` (the session's frame index) is not used: a portrait's frame depends
-        on ``values`` only. ``listening``: an idle frame, reused while nothing moved ``LISTEN_REUSE_PX``
-        (else ``REUSE_PX``)."""
+        on ``values`` only. ``listening``: an idle frame, reused while nothing moved ``reuse_px(listening)``."""
         t0 = time.perf_counter()
-        rgb, drawn = self.renderer.render(values, REUSE_PX if not listening else LISTEN_REUSE_PX)
+        rgb, drawn = self.renderer.render(values, reuse_px(listening))
         if drawn is not Drawn.REUSED or self._last is None:
             self._last = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
         return self._last, time.perf_counter() - t0, drawn

@@ -20,7 +20,7 @@ from server.metrics import Metrics
 from server.render_pool import SLOTS, Face, RenderProcess, face_size, renderer_for
 from server.timeline import Timeline
 from talker.provenance import Label, Marker
-from talker.stages import LISTEN_REUSE_PX, REUSE_PX, Drawn, StillFrames
+from talker.stages import Drawn, StillFrames, reuse_px
 
 log = logging.getLogger("talker.server")
 
@@ -31,11 +31,6 @@ REPEAT_MAX_FRAMES = 4
 receiver keeps showing the last image); at least every this many frames one is sent all the same: a
 receiver that lost a packet of a still picture gets it again soon, and one that hands a frame over only
 when the next arrives (aiortc's jitter buffer) shows it at most this many frames late."""
-
-
-def reuse_px(speaking: bool) -> float:
-    """How far nothing may move for a frame to be the last one drawn again: less while speaking."""
-    return REUSE_PX if speaking else LISTEN_REUSE_PX
 
 
 @dataclass(frozen=True)
@@ -180,7 +175,7 @@ class RenderWorker(threading.Thread):
                 p = todo[0]
                 assert p.values is not None
                 t0 = time.monotonic()
-                if drawn is not None and still is not None and still.still(p.values, reuse_px(p.speaking)):
+                if drawn is not None and still is not None and still.still(p.values, reuse_px(not p.speaking)):
                     yuv, seconds, reused = drawn, 0.0, True  # (the renderer would reuse it: not asked)
                 else:
                     yuv, seconds, how = render(slot, p.values, p.index, not p.speaking)

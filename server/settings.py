@@ -242,12 +242,13 @@ class Settings(BaseSettings):
     @field_validator("lipsync_model")
     @classmethod
     def _lipsync_model(cls, v: Path | None) -> Path | None:
-        if v is not None:
-            missing = [n for n in ("config.json", "model.safetensors") if not (v / n).is_file()]
-            if missing:
-                raise ValueError(
-                    f"lipsync_model {v}: no {' or '.join(missing)} there (a folder talker train-lipsync --out wrote)"
-                )
+        if v is not None:  # loaded once here, so a folder without a usable model fails at start, by name
+            from talker.stages import LipsyncError, LipsyncModel
+
+            try:
+                LipsyncModel.load(v)
+            except LipsyncError as e:
+                raise ValueError(f"lipsync_model: {e}") from e
         return v
 
     @field_validator("label")

@@ -13,14 +13,12 @@ from motion.lipsync import LipsyncError, LipsyncModel
 from motion.live import MixedMotionStream
 from motion.types import CHANNEL_INDEX
 from render.landmarks import LandmarkDetector, MediaPipeFaceMesh, NoFaceError
-from render.reuse import LISTEN_REUSE_PX, REUSE_PX, Drawn, ReusingRenderer, StillFrames
+from render.reuse import Drawn, ReusingRenderer, StillFrames, reuse_px
 from render.rig import FaceRig
 from render.warp import WarpRenderer
 
 __all__ = [
     "CHANNEL_INDEX",
-    "LISTEN_REUSE_PX",
-    "REUSE_PX",
     "SILENCE",
     "Drawn",
     "FaceRig",
@@ -46,5 +44,6 @@ __all__ = [
     "clean_text",
     "concat_speech",
     "resample",
+    "reuse_px",
     "split_sentences",
 ]

@@ -309,25 +309,19 @@ def test_a_lip_sync_model_folder_without_a_model_is_refused_by_name(tmp_path: Pa
 
     from server.testing import free_port
 
-    with pytest.raises(ValidationError, match="no config.json or model.safetensors there"):
+    def serve_stderr() -> str:
+        env = dict(os.environ, TALKER_LIPSYNC_MODEL=str(tmp_path))
+        cmd = [sys.executable, "-m", "talker.cli", "serve", "--port", str(free_port())]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0
+        return r.stderr
+
+    with pytest.raises(ValidationError, match="need config.json and model.safetensors"):
         Settings(lipsync_model=tmp_path)
-    env = dict(os.environ, TALKER_LIPSYNC_MODEL=str(tmp_path))
-    r = subprocess.run(
-        [sys.executable, "-m", "talker.cli", "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode != 0 and "lipsync_model" in r.stderr and "Traceback" not in r.stderr
+    err = serve_stderr()
+    assert "lipsync_model" in err and "Traceback" not in err
     # files that are there but do not belong together: the same, no traceback
     (tmp_path / "config.json").write_text('{"channels": 8}')
     (tmp_path / "model.safetensors").write_bytes(b"not a model")
-    r = subprocess.run(
-        [sys.executable, "-m", "talker.cli", "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode != 0 and str(tmp_path) in r.stderr and "Traceback" not in r.stderr, r.stderr[-600:]
+    err = serve_stderr()
+    assert str(tmp_path) in err and "not a safetensors file" in err and "Traceback" not in err, err[-600:]
