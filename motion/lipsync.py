@@ -4,7 +4,7 @@ Any voice in any language drives the mouth without phone timings. The network re
 per second (``audio.mel``) and predicts, per frame, the mouth channels the phonetic generator would
 produce from exact phone timings (``mouth_targets``) plus viseme posteriors. It is a stack of dilated
 causal convolutions with a fixed look-ahead of ``lookahead`` frames: output frame j reads audio up to
-``LOOKAHEAD_S`` (96 ms) after its centre. Each layer keeps its own past as state, so ``LipsyncStream``
+``LOOKAHEAD_S`` (56 ms by default) after its centre. Each layer keeps its own past as state, so ``LipsyncStream``
 fed audio in any chunking gives the frames ``LipsyncModel.predict`` gives on the whole file.
 
 A model is a folder: ``config.json`` (architecture and feature normalisation) and ``model.safetensors``.
@@ -51,7 +51,7 @@ class LipsyncConfig:
     channels: int = 96
     kernel: int = 3
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 1, 2, 4)
-    lookahead: int = 4  # model frames (20 ms each) read after the frame being predicted
+    lookahead: int = 2  # model frames (20 ms each) read after the frame being predicted
     outputs: tuple[str, ...] = OUTPUTS
     visemes: tuple[str, ...] = VISEME_CLASSES
     feature_mean: tuple[float, ...] = field(default_factory=lambda: (0.0,) * N_MELS)

@@ -19,7 +19,7 @@ def _train_lipsync(args: argparse.Namespace) -> int:
         batch_frames=args.batch_frames,
         threads=args.threads,
         seed=args.seed,
-        config=LipsyncConfig(lookahead=args.lookahead),
+        config=LipsyncConfig(lookahead=args.lookahead) if args.lookahead is not None else None,
         show_progress=not args.quiet,
     )
     best = min(report["history"], key=lambda h: h["val_loss"]) if report["history"] else None
@@ -108,11 +108,11 @@ def add_tool_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentP
     t.add_argument(
         "--lookahead",
         type=int,
-        default=4,
+        default=None,
         choices=range(6),
         metavar="0..5",
-        help="20 ms frames of audio heard after the predicted frame (default 4; fewer: a live mouth sooner, "
-        "less sure; a resumed run keeps its checkpoint's)",
+        help="20 ms frames of audio heard after the predicted frame (default 2, the bundled model's; fewer: a "
+        "live mouth sooner, less sure; a resumed run keeps its checkpoint's)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train_lipsync)
