@@ -89,6 +89,7 @@ class RigPose:
         self.up_out = hidx(T.LIP_OUTER_UPPER[1:-1])
         self.lo_out = hidx(T.LIP_OUTER_LOWER[1:-1])
         self.in_corners = hidx([T.LIP_INNER_UPPER[0], T.LIP_INNER_UPPER[-1]])
+        self.contours = [hidx(c) for c in (T.LIP_OUTER_UPPER, T.LIP_INNER_UPPER, T.LIP_OUTER_LOWER, T.LIP_INNER_LOWER)]
         self.pair_gap0 = self.h_local[self.lo_in, 1] - self.h_local[self.up_in, 1]
         inner = L[T.LIP_INNER_UPPER]
         ic = 0.5 * (inner[0, 0] + inner[-1, 0])
@@ -168,6 +169,8 @@ class RigPose:
         # corners follow part of the jaw
         cz = H[self.corner_ids]
         d[self.corner_ids, 1] += 0.35 * theta * (self.hinge[1] - cz[:, 2])
+        if self.rig.rest_lips is not None and self.rig.mouth_open_source and gap < g_src:
+            self._towards_rest(d, 1.0 - gap / g_src)
         # lip shapes, relative to the portrait's own mouth
         smile = clamp(v[_C["mouthSmile"]], -1.0, 1.0)
         stretch = clamp(v[_C["mouthStretch"]], 0.0, 1.0)
@@ -231,6 +234,38 @@ class RigPose:
         d[self.lo_in, 1] += dy
         d[self.up_out, 1] += dy
         d[self.lo_out, 1] += dy
+
+    def _towards_rest(self, d: np.ndarray, k: float) -> None:
+        """As a filmed frame's open mouth closes (``k`` 0..1), its lips take the shot's own closed shape
+        (``FaceRig.rest_lips``): the width and each lip's thickness the face has with the lips together.
+
+        A wide open mouth is narrower than the closed one and its lips are stretched: brought together in
+        that shape they would make a small pursed mouth of swollen lips."""
+        rest = self.rig.rest_lips
+        assert rest is not None
+        H = self.h_local
+        cur = [H[ids] + d[ids] for ids in self.contours]
+        corner_x = 0.5 * (cur[0][0, 0] + cur[0][-1, 0])
+        rest_x = 0.5 * (rest[0][0, 0] + rest[0][-1, 0])
+        for n, (ids, c, r) in enumerate(zip(self.contours, cur, rest)):
+            part = slice(None) if n < 2 else slice(1, -1)  # the lower contours share the upper's corners
+            d[ids[part], 0] += k * (r[part, 0] - rest_x + corner_x - c[part, 0])
+        # the lips meet along the closed mouth's own line (curving up into a smile's corners), and the
+        # corners sit beside it as they do there (an open mouth's corners are at the opening's mid-height)
+        line = 0.5 * (cur[1][1:-1, 1] + cur[3][1:-1, 1])
+        rest_line = 0.5 * (rest[1][1:-1, 1] + rest[3][1:-1, 1])
+        seam, rest_seam = float(line.mean()), float(rest_line.mean())
+        dy = k * (rest_line - rest_seam + seam - line)
+        for n in (1, 3):
+            d[self.contours[n][1:-1], 1] += dy
+        for n in (0, 1):
+            for end in (0, -1):
+                d[self.contours[n][end], 1] += k * (rest[n][end, 1] - rest_seam + seam - cur[n][end, 1])
+        # each outer contour keeps its distance from the inner one as the closed lips have it
+        for out_k, in_k in ((0, 1), (2, 3)):
+            o, i = cur[out_k][1:-1, 1], cur[in_k][1:-1, 1]
+            thick = (1.0 - k) * (i - o) + k * (rest[in_k][1:-1, 1] - rest[out_k][1:-1, 1])
+            d[self.contours[out_k][1:-1], 1] += (i + dy - thick) - o
 
     def deform(self, v: np.ndarray) -> np.ndarray:
         """Target vertex positions (Nv, 3) in pixels for channel values ``v`` (len(CHANNELS),)."""

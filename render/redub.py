@@ -85,10 +85,23 @@ def _similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class MouthRedrawer:
     """Redraws the mouth of frames of one shot. Not thread-safe."""
 
-    def __init__(self, reference: np.ndarray, points: np.ndarray, bank: MouthBank | None = None) -> None:
+    def __init__(
+        self,
+        reference: np.ndarray,
+        points: np.ndarray,
+        bank: MouthBank | None = None,
+        rest: np.ndarray | None = None,
+    ) -> None:
         """``reference``: an RGB uint8 frame of the shot, ``points``: its (478, 3) landmarks (pixels);
-        ``bank``: the person's own open mouths, for openings wider than a frame's own."""
+        ``bank``: the person's own open mouths, for openings wider than a frame's own; ``rest``: the
+        (478, 3) landmarks of a frame of the shot with the lips together (``closed_frame``), whose mouth
+        shape closing an open mouth returns to."""
         self.bank = bank
+        self._rest: np.ndarray | None = None
+        if rest is not None:
+            o, ax, iod = face_frame(rest.astype(np.float64))
+            loc = ((rest.astype(np.float64) - o) @ ax.T) / iod
+            self._rest = np.stack([loc[c] for c in _CONTOURS]).astype(np.float64)
         h, w = reference.shape[:2]
         x0, y0, x1, y1 = crop_box(points, (w, h))
         crop = np.ascontiguousarray(reference[y0:y1, x0:x1])
@@ -163,22 +176,13 @@ class MouthRedrawer:
         x0, y0, x1, y1 = box
         off = np.array([x0, y0, 0.0])
         lm = points.astype(np.float64) - off
-        r, left = eye_centres(lm)
-        iod = float(np.linalg.norm((left - r)[:2]))
-        if iod < 8:
-            raise RigError(f"the face is too small to redraw (eyes {iod:.1f} px apart; need at least 8)")
         if lips is None:
             lips = frame_lips(crop, lm)
         else:
             lips = replace(lips, points=lips.points - off.astype(np.float32))
         lm = lips.points.astype(np.float64)
         verts = np.concatenate([lm, outer - off])
-        origin = (r + left) / 2
-        ex = (left - r) / np.linalg.norm(left - r)
-        down = lm[T.CHIN] - origin
-        ey = down - ex * (down @ ex)
-        ey /= np.linalg.norm(ey)
-        axes = np.stack([ex, ey, np.cross(ex, ey)])
+        origin, axes, iod = face_frame(lm)
         local = ((verts - origin) @ axes.T) / iod
         gap = max(0.0, float(np.mean([local[b, 1] - local[a, 1] for a, b in GAP_PAIRS])))
         return replace(
@@ -192,6 +196,7 @@ class MouthRedrawer:
             source_gap=gap,
             seen_gap=None,  # a frame's own mouth is kept or redrawn on its snapped lips' scale
             mouth_open_source=gap > OPEN_SOURCE_GAP_IOD,
+            rest_lips=self._rest,
             lip_rgb=lips.lip_rgb,
             skin_rgb=lips.skin_rgb,
             roi=(0, 0, x1 - x0, y1 - y0),
@@ -293,6 +298,37 @@ class FrameLips:
     points: np.ndarray  # (478, 3) pixels of the frame
     lip_rgb: np.ndarray  # (3,) float32
     skin_rgb: np.ndarray  # (3,) float32
+
+
+_CONTOURS = (T.LIP_OUTER_UPPER, T.LIP_INNER_UPPER, T.LIP_OUTER_LOWER, T.LIP_INNER_LOWER)
+
+
+def face_frame(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(origin, axes, inter-ocular distance) of the face frame of (478, 3) landmarks ``lm`` (pixels):
+    the origin between the eyes, x along the eye line, y towards the chin."""
+    r, left = eye_centres(lm)
+    iod = float(np.linalg.norm((left - r)[:2]))
+    if iod < 8:
+        raise RigError(f"the face is too small to redraw (eyes {iod:.1f} px apart; need at least 8)")
+    origin = (r + left) / 2
+    ex = (left - r) / np.linalg.norm(left - r)
+    down = lm[T.CHIN] - origin
+    ey = down - ex * (down @ ex)
+    ey /= np.linalg.norm(ey)
+    return origin, np.stack([ex, ey, np.cross(ex, ey)]), iod
+
+
+def closed_frame(points: np.ndarray) -> int | None:
+    """Index into ``points`` (N, 478, 3; NaN where no face) of the frame whose lips are closest together
+    (inner-lip gap over the inter-ocular distance), or None when it is not closed (over 0.05 IOD)."""
+    best, best_gap = None, 0.05
+    for k, p in enumerate(points):
+        if not np.isfinite(p).all():
+            continue
+        g = lip_gap_iod(p)
+        if g < best_gap:
+            best, best_gap = k, g
+    return best
 
 
 def frame_lips(image: np.ndarray, points: np.ndarray) -> FrameLips:

@@ -96,6 +96,9 @@ class FaceRig:
     skin_rgb: np.ndarray  # (3,) mean cheek colour
     roi: tuple[int, int, int, int]  # (x0, y0, x1, y1) pixels that animation can change
     seen_gap: float | None = None  # lip gap of the portrait as the landmark reader reads it; None: source_gap
+    # (4, 11, 3) the same face's lips closed (outer upper, inner upper, outer lower, inner lower contours),
+    # face frame, IOD: a filmed shot's own closed mouth, which closing a frame's open mouth returns to
+    rest_lips: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:

@@ -18,7 +18,7 @@ import numpy as np
 from motion.types import CHANNEL_INDEX
 from render import i420
 from render.mouth_bank import MouthBank, MouthSample, lip_gap_iod
-from render.redub import MOUTH_CHANNELS, FrameLips, MouthRedrawer
+from render.redub import MOUTH_CHANNELS, FrameLips, MouthRedrawer, closed_frame
 from render.rig import MAX_LIP_GAP_IOD, RigError
 from talker.video import read_i420
 from talker.video_avatar import FORMAT, VideoAvatarError, VideoAvatarInfo, avatars_dir, check_name
@@ -110,7 +110,10 @@ class VideoAvatarRenderer:
         self._played = 0  # loop frames decoded before the current one
         rgb = cv2.cvtColor(self._cur, cv2.COLOR_YUV2RGB_I420)
         try:
-            self._redrawer: MouthRedrawer | None = MouthRedrawer(rgb, avatar.points[0], avatar.bank)
+            rest = closed_frame(avatar.points)
+            self._redrawer: MouthRedrawer | None = MouthRedrawer(
+                rgb, avatar.points[0], avatar.bank, rest=None if rest is None else avatar.points[rest]
+            )
         except RigError:
             self._redrawer = None  # the loop plays without a redrawn mouth
         self._shown: deque[tuple[int, np.ndarray]] = deque(maxlen=REWIND_FRAMES)  # (loop index, frame as decoded)

@@ -28,7 +28,7 @@ from motion.types import CHANNEL_INDEX
 from render import i420
 from render.face_track import FaceTrack, track_faces
 from render.mouth_bank import BankCollector, MouthBank
-from render.redub import MOUTH_CHANNELS, MouthRedrawer
+from render.redub import MOUTH_CHANNELS, MouthRedrawer, closed_frame
 from render.rig import RigError
 from talker.mp4 import frame_audio, mp4_output
 from talker.video import VideoError, VideoInfo, probe_video, read_frames, read_i420, read_i420_rgb
@@ -284,7 +284,15 @@ def _redraw(
     shot = int(faces.shot[j])
     try:
         if shot not in redrawers:
-            redrawers[shot] = MouthRedrawer(np.asarray(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)), points, bank)
+            # the shot's own closed mouth, where it shows one, is the shape closing an open one returns to
+            in_shot = np.flatnonzero((faces.shot == shot) & faces.found)
+            rest = closed_frame(faces.points[in_shot])
+            redrawers[shot] = MouthRedrawer(
+                np.asarray(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)),
+                points,
+                bank,
+                rest=None if rest is None else faces.points[in_shot[rest]],
+            )
         i420.redraw_mouth(yuv, redrawers[shot], points, mouth)
     except RigError:
         return False

@@ -32,7 +32,7 @@ from render import topology as T
 from render.face_track import _thumb, track_faces
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
 from render.mouth_bank import BankCollector, MouthBank, lip_gap_iod
-from render.redub import FrameLips, MouthRedrawer, frame_lips
+from render.redub import FrameLips, MouthRedrawer, closed_frame, frame_lips
 from render.rig import RigError, eye_centres
 from talker.paths import user_data_dir
 from talker.portrait import DEFAULT_SIZE, FRAMINGS, framing_transform
@@ -326,7 +326,11 @@ def prepare_video_avatar(
             if talking:
                 # the mouth shut into the loop once here, so silent frames play as stored
                 if shutter is None:
-                    shutter = MouthRedrawer(rgb, measured.points)
+                    # the clip's own closed mouth, where it shows one, is the shape the shut mouth takes
+                    rest = closed_frame(faces.points[first:end])
+                    shutter = MouthRedrawer(
+                        rgb, measured.points, rest=None if rest is None else framed(faces.points[first + rest])
+                    )
                 try:
                     got = shutter.shut(rgb, p, measured)
                 except RigError:

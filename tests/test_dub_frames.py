@@ -173,3 +173,60 @@ def test_drive_keeps_a_wide_head_turn_within_the_portraits_range(tmp_path):
     again = encode_frames(list(read_frames(out.path)), FPS).track.channel("headYaw")
     assert np.ptp(again) < 0.8 * np.ptp(v[:, C["headYaw"]])
     assert np.corrcoef(again, v[:, C["headYaw"]])[0, 1] > 0.9
+
+
+def test_closing_a_wide_open_frame_takes_the_shots_own_closed_mouth(pipeline) -> None:
+    # a dubbed p/b/m over a frame where the speaker's mouth is wide open: closed in that shape, the lips
+    # meet on a line that sags into the corners; with the shot's closed frame as the rest shape they meet
+    # along the person's own line
+    from render import topology as T
+    from render.landmarks import MediaPipeFaceMesh
+    from render.redub import MOUTH_CHANNELS, MouthRedrawer, closed_frame
+    from render.warp import WarpRenderer
+
+    renderer = WarpRenderer(pipeline.prepare_avatar(None, (512, 512)).rig)
+    mesh = MediaPipeFaceMesh()
+
+    def frame(**channels: float) -> tuple[np.ndarray, np.ndarray]:
+        v = np.zeros(len(CHANNELS), np.float32)
+        for name, x in channels.items():
+            v[C[name]] = x
+        img = renderer.render(v)
+        faces = mesh.detect(img)
+        assert faces
+        return img, faces[0].points.astype(np.float64)
+
+    shut, shut_pts = frame()
+    wide, wide_pts = frame(jawOpen=0.9, mouthPucker=0.7)
+    assert closed_frame(np.stack([wide_pts, shut_pts])) == 1
+
+    def gap(pts: np.ndarray) -> float:
+        """The inner-lip gap in the middle of the mouth, pixels."""
+        return float(np.median(pts[T.LIP_INNER_LOWER[3:-3], 1] - pts[T.LIP_INNER_UPPER[3:-3], 1]))
+
+    # where the lips meet in the picture: the darkest row near the closed mouth's line, per column
+    xs = np.arange(int(shut_pts[61, 0]) + 3, int(shut_pts[291, 0]) - 2)
+    line = 0.5 * (shut_pts[T.LIP_INNER_UPPER] + shut_pts[T.LIP_INNER_LOWER])
+    centre = np.interp(xs, line[:, 0], line[:, 1])
+    reach = int(0.12 * (shut_pts[291, 0] - shut_pts[61, 0]))
+
+    def seam(img: np.ndarray) -> np.ndarray:
+        grey = cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
+        rows = [grey[c - reach : c + reach + 1, x] for x, c in zip(xs, centre.astype(int))]
+        return centre.astype(int) - reach + np.array([np.argmin(r) for r in rows])
+
+    close = np.array([1.0 if c == "mouthClose" else 0.0 for c in MOUTH_CHANNELS], np.float32)
+    own = seam(shut)
+    off, gaps = {}, {}
+    for rest in (None, shut_pts):
+        out = MouthRedrawer(wide, wide_pts, rest=rest).redraw(wide, wide_pts, close)
+        faces = mesh.detect(out)
+        assert faces
+        gaps[rest is None] = gap(faces[0].points)
+        diff = seam(out) - own  # its shape: where the jaw leaves the line is not compared
+        off[rest is None] = float(np.mean(np.abs(diff - np.median(diff))))
+    assert gap(wide_pts) > 30  # the frame's mouth is wide open
+    assert gaps[False] < 2, gaps  # and the redraw shuts it
+    # the lips meet along the person's own line (a smile's, curving up into the corners); with the open
+    # frame's shape kept the line sagged into the corners
+    assert off[False] < 0.5 * off[True], off
