@@ -18,6 +18,7 @@ import numpy as np
 
 from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
+from render.encoder import face_axes
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
 from render.mouth_bank import BANK_WIDER, GAP_PAIRS, INNER, MouthBank, lip_gap_iod
 from render.rig import (
@@ -304,18 +305,11 @@ _CONTOURS = (T.LIP_OUTER_UPPER, T.LIP_INNER_UPPER, T.LIP_OUTER_LOWER, T.LIP_INNE
 
 
 def face_frame(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """(origin, axes, inter-ocular distance) of the face frame of (478, 3) landmarks ``lm`` (pixels):
-    the origin between the eyes, x along the eye line, y towards the chin."""
-    r, left = eye_centres(lm)
-    iod = float(np.linalg.norm((left - r)[:2]))
+    """``face_axes`` of (478, 3) landmarks ``lm`` (pixels), refused for a face too small to redraw."""
+    origin, axes, iod = face_axes(lm)
     if iod < 8:
         raise RigError(f"the face is too small to redraw (eyes {iod:.1f} px apart; need at least 8)")
-    origin = (r + left) / 2
-    ex = (left - r) / np.linalg.norm(left - r)
-    down = lm[T.CHIN] - origin
-    ey = down - ex * (down @ ex)
-    ey /= np.linalg.norm(ey)
-    return origin, np.stack([ex, ey, np.cross(ex, ey)]), iod
+    return origin, axes, iod
 
 
 def closed_frame(points: np.ndarray) -> int | None:
