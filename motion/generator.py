@@ -278,11 +278,11 @@ class MotionStream:
         seed = self.seed
         breath = st.breathing_deg * np.sin(2 * np.pi * 0.23 * times + _rng(seed, "breath").uniform(0, 6.28))
         # while speaking the head moves more and faster on every axis, as filmed speakers' do (their roll
-        # and pitch vary 2-5 degrees, mostly at 0.5-2 Hz; yaw is held lower, since a warped portrait turns
-        # well only to ~7 deg)
+        # and pitch vary 2-5 degrees, mostly at 0.5-2 Hz; they turn further, 8-11 degrees s.d.: yaw is held
+        # to about half that, peaks near 12 degrees, as far as a warped portrait turns cleanly)
         vals[:, _C["headYaw"]] = (
-            _smooth_noise(times, seed, "yaw", amp * 0.7, 0.05, 0.3)
-            + talk * _smooth_noise(times, seed, "yaw-talk", 2.2, 0.4, 0.9)
+            _smooth_noise(times, seed, "yaw", amp * 0.7, 0.05, 0.3) * (1.0 + 1.0 * active)
+            + talk * _smooth_noise(times, seed, "yaw-talk", 3.2, 0.4, 0.9)
             + 0.6 * st.nod_deg * live * tilt * active
         )
         vals[:, _C["headPitch"]] = (
