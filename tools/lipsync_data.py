@@ -171,11 +171,13 @@ def recorded_voice_utterance(rng: np.random.Generator, engine: str) -> Utterance
     voices, exact timings, sentences from ``tools.czech_text``)."""
     from audio.system_tts import FliteTTS, SystemTTSError, flite_voices
     from tools.czech_text import czech_sentence
-    from tools.festival_speech import CZECH_VOICES, FestivalError, FestivalVoice, festival_voices
+    from tools.festival_speech import CZECH_VOICES, VOICES, FestivalError, FestivalVoice, festival_voices
 
     if engine not in _RECORDED:
-        known = {"flite": flite_voices, "festival": festival_voices, "festival-cs": lambda: festival_voices(CZECH_VOICES)}
-        _RECORDED[engine] = known[engine]()
+        if engine == "flite":
+            _RECORDED[engine] = flite_voices()
+        else:
+            _RECORDED[engine] = festival_voices(CZECH_VOICES if engine == "festival-cs" else VOICES)
     voices = _RECORDED[engine]
     if not voices:
         return None
