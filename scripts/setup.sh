@@ -14,8 +14,10 @@ if [ "${TALKER_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null; then
   # flite: an optional system voice engine; when present its voices join the voice bank.
   # haproxy, coturn: the proxy of deploy/haproxy.cfg and a TURN server, run by slow tests of deploy/.
   # postgresql: the shared store's database server, started by a slow test.
-  # festival + voices: speech of real speakers with exact phone timings for the lip-sync training data.
+  # festival + voices: speech of real speakers with exact phone timings for the lip-sync training data
+  # (English; festival-czech and its four voices for --festival-czech).
   pkgs="libgl1 libglib2.0-0 chromium flite haproxy coturn postgresql festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+  pkgs="$pkgs festival-czech festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph"
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then

@@ -92,7 +92,7 @@ def test_italian_and_finnish_festival_symbols_read_as_arpabet() -> None:
     from tools.festival_speech import read_segments
 
     segs = "#\n0.10 100 #\n0.15 100 ##\n0.20 100 b:\n0.30 100 a1\n0.35 100 tS\n0.42 100 @\n0.50 100 m\n0.60 100 #\n"
-    phones = read_segments(segs, 0.7, sampa=True)
+    phones = read_segments(segs, 0.7, "it")
     # stress digits and length marks go; the voice's two silences before speech are one pause
     assert [p.symbol for p in phones] == ["SIL", "B", "AA", "CH", "AE", "M", "SIL"]
     assert phones[0].end_s == pytest.approx(0.15) and phones[-1].end_s == pytest.approx(0.7)

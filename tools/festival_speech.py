@@ -4,6 +4,10 @@ Festival's English diphone voices (kal, ked) concatenate recorded diphones of re
 voice (slt) is trained on one speaker's recordings, so their closures, bursts and murmurs are nearer to
 recorded speech than formant synthesis; Festival reports where every segment ends, so the phones are
 exact (no alignment). Debian: ``festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts``.
+The Czech diphone voices (``festival-czech festvox-czech-dita festvox-czech-krb festvox-czech-machac
+festvox-czech-ph``: an adult woman, a boy, two men) add recorded speakers of another language; their
+durations are rule-based and the same for every voice, so callers vary the stretch and the text
+(``tools.czech_text``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from audio.io import load_audio
 from audio.types import SILENCE, Phone, Speech
 
 VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+CZECH_VOICES = ("czech_dita", "czech_krb", "czech_machac", "czech_ph")
 # diphone voices of other languages (Debian festvox-italp16k festvox-itapc16k festvox-suopuhe-lj
 # festvox-suopuhe-mv): their language, for held-out evaluation only
 OTHER_VOICES = {"lp_diphone": "it", "pc_diphone": "it", "hy_fi_mv_diphone": "fi", "suo_fi_lj_diphone": "fi"}
@@ -36,6 +41,24 @@ _SAMPA = {"#": SILENCE, "a": "AA", "e": "EH", "E": "EH", "i": "IY", "o": "AO", "
           "g": "G", "f": "F", "v": "V", "s": "S", "z": "Z", "S": "SH", "Z": "ZH", "ts": "S", "dz": "Z",
           "tS": "CH", "dZ": "JH", "n": "N", "J": "N", "N": "NG", "l": "L", "L": "L", "r": "L", "j": "Y",
           "w": "W", "h": "HH"}  # fmt: skip
+
+
+# the Czech voices' symbols (``~`` palatal or post-alveolar, ``:`` long, ``*`` voiceless) by what the lips and
+# jaw do: ř as the post-alveolar fricatives, the palatal stops as t/d, ch (velar fricative) and h as HH,
+# ``_`` (the glottal stroke between vowels) and ``#`` as silence
+_CZECH = {"#": SILENCE, "_": SILENCE, "a": "AA", "e": "EH", "i": "IY", "o": "AO", "u": "UW", "p": "P",
+          "b": "B", "m": "M", "f": "F", "v": "V", "t": "T", "d": "D", "t~": "T", "d~": "D", "k": "K", "g": "G",
+          "c": "S", "dz": "Z", "c~": "CH", "dz~": "JH", "s": "S", "z": "Z", "s~": "SH", "z~": "ZH",
+          "r~": "ZH", "r~*": "SH", "ch": "HH", "h": "HH", "j": "Y", "l": "L", "r": "L", "n": "N", "n~": "N",
+          "n*": "NG"}  # fmt: skip
+# the encoding each language's voices read their text in
+_ENCODING = {"en": "utf-8", "cs": "iso-8859-2", "it": "latin-1", "fi": "latin-1"}
+
+
+def czech_symbol(symbol: str) -> str:
+    """A Czech voice's segment symbol -> ARPAbet (long vowels as short; unknown symbols pass through upper-cased)."""
+    base = symbol.rstrip(":") or symbol
+    return _CZECH.get(base, base.upper())
 
 
 def sampa_symbol(symbol: str) -> str:
@@ -85,10 +108,23 @@ def label_phones(text: str, symbol: Callable[[str], str], until_s: float | None 
     return tuple(phones)
 
 
-def read_segments(text: str, duration_s: float, sampa: bool = False) -> tuple[Phone, ...]:
-    """Festival's segment label file (``utt.save.segs``) -> phones in ARPAbet up to ``duration_s``
-    (``sampa``: the other languages' symbols)."""
-    return label_phones(text, sampa_symbol if sampa else _radio_symbol, duration_s)
+def read_segments(text: str, duration_s: float, language: str = "en") -> tuple[Phone, ...]:
+    """Festival's segment label file (``utt.save.segs``) -> phones in ARPAbet up to ``duration_s``;
+    ``language``: the voice's ("en", "cs", or "it"/"fi" for the SAMPA-like symbols)."""
+    symbol = {"en": _radio_symbol, "cs": czech_symbol}.get(language, sampa_symbol)
+    return label_phones(text, symbol, duration_s)
+
+
+def voice_language(voice: str) -> str:
+    """The language code of a known Festival voice ("en", "cs", "it", "fi")."""
+    if voice in VOICES:
+        return "en"
+    if voice in CZECH_VOICES:
+        return "cs"
+    if voice in OTHER_VOICES:
+        return OTHER_VOICES[voice]
+    known = ", ".join((*VOICES, *CZECH_VOICES, *OTHER_VOICES))
+    raise FestivalError(f"unknown festival voice {voice!r}; known: {known}")
 
 
 def _radio_symbol(symbol: str) -> str:
@@ -105,14 +141,11 @@ class FestivalVoice:
     def __init__(self, voice: str, stretch: float = 1.0) -> None:
         if not shutil.which("festival"):
             raise FestivalError("festival is not installed (Debian: apt-get install festival)")
-        if voice not in VOICES and voice not in OTHER_VOICES:
-            known = ", ".join((*VOICES, *OTHER_VOICES))
-            raise FestivalError(f"unknown festival voice {voice!r}; known: {known}")
+        self.language = voice_language(voice)
         self.voice = voice
         self.stretch = float(stretch)
 
     def synthesize_sentence(self, sentence: str) -> Speech:
-        voice_is_other = self.voice in OTHER_VOICES
         with tempfile.TemporaryDirectory(prefix="talker-festival-") as d:
             wav, segs, script = Path(d) / "out.wav", Path(d) / "out.segs", Path(d) / "say.scm"
             script.write_text(
@@ -122,8 +155,7 @@ class FestivalVoice:
                 "(utt.synth utt)\n"
                 f'(utt.save.wave utt "{wav}" \'riff)\n'
                 f'(utt.save.segs utt "{segs}")\n',
-                # the other languages' voices read Latin-1 text
-                encoding="latin-1" if voice_is_other else "utf-8",
+                encoding=_ENCODING[self.language],
                 errors="replace",
             )
             try:
@@ -133,4 +165,4 @@ class FestivalVoice:
             except (OSError, subprocess.SubprocessError, ValueError) as e:
                 raise FestivalError(f"festival failed on {sentence[:60]!r}: {e}") from e
         samples = np.asarray(samples, np.float32)
-        return Speech(samples, sr, read_segments(labels, len(samples) / sr, sampa=voice_is_other))
+        return Speech(samples, sr, read_segments(labels, len(samples) / sr, self.language))

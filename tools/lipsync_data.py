@@ -8,8 +8,8 @@ written in that language's letters (espeak-ng reads them by its spelling rules),
 Each utterance is then degraded the way real input arrives (tempo/pitch by resampling, gain, reverb,
 noise at several SNRs, 8 kHz telephone band, MP3/Opus round trips) and paired with the phonetic
 generator's mouth channels at 50 frames per second (``motion.lipsync.mouth_targets``). ``--festival``,
-``--flite`` and ``--corpus`` add recorded speakers (Festival's and flite's voices, labelled real recordings
-from ``tools.recorded_corpus``). Clips of noise,
+``--festival-czech``, ``--flite`` and ``--corpus`` add recorded speakers (Festival's English and Czech
+voices, flite's voices, labelled real recordings from ``tools.recorded_corpus``). Clips of noise,
 tone sweeps and chords with a closed mouth as target teach that non-speech does not move the lips.
 
 OUT_DIR/train/*.npz and OUT_DIR/val/*.npz: ``audio`` int16 at 16 kHz (utterances end to end),
@@ -166,22 +166,32 @@ _RECORDED: dict[str, list[str]] = {}
 
 def recorded_voice_utterance(rng: np.random.Generator, engine: str) -> Utterance | None:
     """A voice built from recordings of real speakers: ``flite`` (diphone and statistical voices; phones from
-    pocketsphinx forced alignment to the text, ~11 ms median error) or ``festival`` (diphone and HTS voices,
-    exact phone timings; ``tools.festival_speech``)."""
+    pocketsphinx forced alignment to the text, ~11 ms median error), ``festival`` (English diphone and HTS
+    voices, exact phone timings; ``tools.festival_speech``) or ``festival-cs`` (Festival's Czech diphone
+    voices, exact timings, sentences from ``tools.czech_text``)."""
     from audio.system_tts import FliteTTS, SystemTTSError, flite_voices
-    from tools.festival_speech import FestivalError, FestivalVoice, festival_voices
+    from tools.czech_text import czech_sentence
+    from tools.festival_speech import CZECH_VOICES, VOICES, FestivalError, FestivalVoice, festival_voices
 
     if engine not in _RECORDED:
-        _RECORDED[engine] = flite_voices() if engine == "flite" else festival_voices()
+        if engine == "flite":
+            _RECORDED[engine] = flite_voices()
+        else:
+            _RECORDED[engine] = festival_voices(CZECH_VOICES if engine == "festival-cs" else VOICES)
     voices = _RECORDED[engine]
     if not voices:
         return None
     voice = voices[int(rng.integers(len(voices)))]
-    rate = float(rng.uniform(0.8, 1.3))
+    # the Czech voices share one rule-based timing, so their tempo spreads wider
+    rate = float(rng.uniform(0.75, 1.4) if engine == "festival-cs" else rng.uniform(0.8, 1.3))
     tts = FliteTTS(voice, rate=rate) if engine == "flite" else FestivalVoice(voice, stretch=1.0 / rate)
-    # festival reads pseudo-words by its letter-to-sound rules, so they add to the English sentences
-    texts = [english_sentence(rng) if engine == "flite" or rng.random() < 0.6 else pseudo_sentence(rng, "en")
-             for _ in range(int(rng.integers(1, 3)))]  # fmt: skip
+    n = int(rng.integers(1, 3))
+    if engine == "festival-cs":
+        texts = [czech_sentence(rng) for _ in range(n)]
+    else:
+        # festival reads pseudo-words by its letter-to-sound rules, so they add to the English sentences
+        texts = [english_sentence(rng) if engine == "flite" or rng.random() < 0.6 else pseudo_sentence(rng, "en")
+                 for _ in range(n)]  # fmt: skip
     try:
         speech = _with_pauses(rng, [tts.synthesize_sentence(t) for t in texts])
     except (SystemTTSError, FestivalError, RuntimeError):
@@ -242,6 +252,7 @@ def generate(
     festival_share: float = 0.0,
     nonspeech_share: float = 0.08,
     corpus_share: float = 0.0,
+    czech_share: float = 0.0,
 ) -> None:
     folder = out / split
     folder.mkdir(parents=True, exist_ok=True)
@@ -260,6 +271,8 @@ def generate(
             u = recorded_voice_utterance(rng, "festival")
         elif r < nonspeech_share + piper_share + flite_share + festival_share + corpus_share:
             u = corpus_utterance(rng)
+        elif r < nonspeech_share + piper_share + flite_share + festival_share + corpus_share + czech_share:
+            u = recorded_voice_utterance(rng, "festival-cs")
         else:
             u = espeak_utterance(rng, langs[int(rng.integers(len(langs)))])
         if u is None:
@@ -294,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--piper", type=float, default=0.35, help="share of utterances from the Piper voice")
     ap.add_argument("--flite", type=float, default=0.0, help="share from flite voices, when installed (default 0)")
     ap.add_argument("--festival", type=float, default=0.0, help="share from Festival voices (default 0)")
+    ap.add_argument(
+        "--festival-czech",
+        type=float,
+        default=0.0,
+        help="share from Festival's Czech voices, recorded speakers of another language (default 0)",
+    )
     ap.add_argument("--nonspeech", type=float, default=0.08, help="share of noise, tones and music (default 0.08)")
     ap.add_argument(
         "--corpus",
@@ -315,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         args.festival,
         args.nonspeech,
         args.corpus,
+        args.festival_czech,
     )
     return 0
 
