@@ -77,7 +77,7 @@ _NARROW_MIN = 0.01  # narrowing (share of the half width) below this is the head
 _CLOSED_GAP_PCT = 5.0  # the shot's closed-mouth gap: this percentile of its lip gaps
 _OPEN_EYE_PCT = 70.0  # the shot's open-eye gap: this percentile of its lid gaps
 _BLINK_FLOOR = 0.2
-_SQUINT, _SHUT = 0.15, 0.8  # lid closures read below the first are open eyes, above the second shut ones
+_SHUT = 0.8  # lid closures read above this share of a blink are shut eyes
 """The detector never reads a shut eye as quite shut: a lid gap at this share of the open gap is a full blink."""
 
 
@@ -267,8 +267,8 @@ def _channels(feats: np.ndarray, rest: dict[str, float], out: np.ndarray) -> np.
     for name, ch in (("lid_r", "eyeBlinkRight"), ("lid_l", "eyeBlinkLeft")):
         share = feats[:, i[name]] / max(rest[name], 1e-3)
         closed = np.clip((1.0 - share) / (1.0 - _BLINK_FLOOR), 0.0, 1.0)
-        # eyes narrowed a little (looking down, a smile) stay open; a closing lid is drawn all the way
-        t = np.clip((closed - _SQUINT) / (_SHUT - _SQUINT), 0.0, 1.0)
+        # a narrowing eye (looking down, a smile) lowers the lids with it; a closing lid is drawn all the way
+        t = np.clip(closed / _SHUT, 0.0, 1.0)
         v[:, _C[ch]] = t * t * (3 - 2 * t)
     # brows: up is negative y
     drop = 0.5 * ((feats[:, i["brow_r"]] - rest["brow_r"]) + (feats[:, i["brow_l"]] - rest["brow_l"]))

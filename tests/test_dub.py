@@ -108,6 +108,27 @@ def test_a_nodded_head_reads_back_nodded_and_expressions_do_not(renderer):
     assert abs(held(6)) < 1.0 and abs(held(7)) < 1.0, (held(6), held(7))
 
 
+def test_narrowed_eyes_read_back_narrowed_not_open(renderer):
+    """Lids lowered part way and held (eyes narrowed looking down, or in a smile) read back as part of a
+    blink, more the further they are lowered, so a driven portrait narrows its eyes with the driver; open
+    eyes read open."""
+    from render.encoder import encode_frames
+
+    hold = 12
+    lids = np.concatenate([np.zeros(3 * hold), np.full(hold, 0.25), np.zeros(hold), np.full(hold, 0.5)])
+    v = np.zeros((len(lids), len(CHANNELS)), np.float32)
+    v[:, C["eyeBlinkLeft"]] = v[:, C["eyeBlinkRight"]] = lids
+    track = encode_frames([renderer.render(row) for row in v], FPS).track
+    read = 0.5 * (track.channel("eyeBlinkLeft") + track.channel("eyeBlinkRight"))
+
+    def held(k: int) -> float:
+        return float(np.median(read[k * hold + hold // 2 : (k + 1) * hold]))
+
+    opened, quarter, half = held(2), held(3), held(5)
+    assert opened < 0.05, opened
+    assert 0.08 < quarter < half < 0.9, (quarter, half)
+
+
 def test_encoder_bridges_a_lost_face_and_splits_shots(renderer):
     """A face hidden for a frame is bridged; a cut to a picture without one leaves those frames neutral."""
     from render.encoder import encode_frames
