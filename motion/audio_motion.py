@@ -83,6 +83,61 @@ def add_mouth(rows: np.ndarray, mouth: np.ndarray, outputs: Sequence[str], jaw_g
         rows[:, c] = np.clip(mouth[:, j] * gain + rows[:, c], 0.0, 1.5)
 
 
+SILENT_BELOW_PEAK_DB = 35.0
+"""A video frame is silent when its level is this far below the loudest recent frame (or under -60 dBFS)."""
+_FLOOR_DB = -60.0
+_PEAK_DECAY_DB = 0.1  # per video frame: the reference level forgets a loud frame over a few seconds
+
+
+class SilenceGate:
+    """Which video frames lie in silence, from the audio's level per frame: a frame whose neighbours on
+    both sides are silent too gets its mouth shut (the model lets the lips part for a few frames after
+    speech ends). Frame by frame, so a stream cut into any pieces gates the same frames."""
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+        self._pending = np.zeros(0, np.float32)
+        self._taken = 0  # samples consumed into whole frames
+        self._peak = -np.inf
+        self._silent: list[bool] = []  # frames self._first ..
+        self._first = 0
+        self.n_frames = 0  # whole frames heard
+
+    def push(self, samples: np.ndarray, sample_rate: int) -> None:
+        self._pending = np.concatenate([self._pending, np.asarray(samples, np.float32)])
+        while True:
+            end = int(round((self.n_frames + 1) * sample_rate / self.fps))
+            n = end - self._taken
+            if n <= 0 or len(self._pending) < n:
+                break
+            frame, self._pending = self._pending[:n], self._pending[n:]
+            self._taken = end
+            level = 10.0 * np.log10(float(np.mean(frame.astype(np.float64) ** 2)) + 1e-12)
+            self._peak = max(level, self._peak - _PEAK_DECAY_DB)
+            self._silent.append(level < max(_FLOOR_DB, self._peak - SILENT_BELOW_PEAK_DB))
+            self.n_frames += 1
+
+    def gated(self, k: int, final: bool) -> bool | None:
+        """Whether frame ``k`` and both its neighbours are silent (frames past the end of a finished
+        stream count as silent); None while frame ``k + 1`` has not been heard yet."""
+        if k + 1 >= self.n_frames and not final:
+            return None
+
+        def silent(j: int) -> bool:
+            if j >= self.n_frames:
+                return True
+            return j >= self._first and self._silent[j - self._first]
+
+        return silent(k - 1) and silent(k) and silent(k + 1)
+
+    def forget(self, before: int) -> None:
+        """Drop frames before ``before - 1`` (frame ``before`` still reads its left neighbour)."""
+        drop = min(before - 1 - self._first, len(self._silent))
+        if drop > 0:
+            del self._silent[:drop]
+            self._first += drop
+
+
 class AudioMotionStream:
     """Motion from audio alone: the mouth from the lip-sync model, the rest (blinks, gaze, head, expression
     offsets) from the phonetic generator fed the same audio with no phones. Same interface as ``MotionStream``.
@@ -102,6 +157,7 @@ class AudioMotionStream:
         self._rows = np.zeros((0, len(CHANNELS)), np.float32)
         self._next = 0  # next video frame to emit
         self._sr = 0
+        self._gate = SilenceGate(self.fps)
 
     @property
     def lookahead_s(self) -> float:
@@ -115,6 +171,7 @@ class AudioMotionStream:
             raise ValueError(f"speech at {speech.sample_rate} Hz pushed into a stream at {self._sr} Hz")
         self._sr = speech.sample_rate
         rows = self._base.push(Speech(speech.samples, speech.sample_rate, ()))
+        self._gate.push(speech.samples, speech.sample_rate)
         mouth, _ = self._lip.push(resample(speech.samples, speech.sample_rate, SAMPLE_RATE))
         return self._emit(rows, mouth, final=False)
 
@@ -131,15 +188,22 @@ class AudioMotionStream:
         if not final:
             need = rows_needed(self._next + np.arange(n_ready), rate, self.fps)
             n_ready = int(np.sum(need <= self._mouth_base + len(self._mouth) - 1))  # need grows with k
+            # and the next frame's level is known (the generator's look-ahead covers it)
+            n_ready = min(n_ready, max(0, self._gate.n_frames - 1 - self._next))
         if n_ready <= 0:
             return np.zeros((0, len(CHANNELS)), np.float32)
         out = self._rows[:n_ready].copy()
         idx = self._next + np.arange(n_ready)
         outputs = self.model.config.outputs
         per_video = resample_frames(self._mouth, rate, self.fps, idx, self._mouth_base, peak_columns(outputs))
+        # in silence the lips are together: the model's mouth is dropped there (the rows keep the
+        # generator's expression offsets)
+        shut = np.array([bool(self._gate.gated(int(k), final)) for k in idx])
+        per_video[shut] = 0.0
         add_mouth(out, per_video, outputs, self._articulation)
         self._rows = self._rows[n_ready:]
         self._next += n_ready
+        self._gate.forget(self._next)
         # model frames before the next video frame's left neighbour and span are no longer needed
         first = min(np.floor((self._next + 0.5) / self.fps * rate - 0.5), np.ceil(self._next / self.fps * rate - 0.5))
         keep = int(first) - 1 - self._mouth_base

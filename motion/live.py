@@ -16,7 +16,7 @@ import numpy as np
 from audio.io import resample
 from audio.mel import SAMPLE_RATE
 from audio.types import Speech
-from motion.audio_motion import add_mouth, articulation_gain, peak_columns, resample_frames, rows_needed
+from motion.audio_motion import SilenceGate, add_mouth, articulation_gain, peak_columns, resample_frames, rows_needed
 from motion.generator import LOOKAHEAD_S, MotionStream, MotionStyle
 from motion.lipsync import LipsyncModel, LipsyncStream
 from motion.types import CHANNELS
@@ -53,6 +53,7 @@ class MixedMotionStream:
         self._spans: list[tuple[int, int]] = []  # video frames [a, b) of speech pushed without phones
         self._n_samples = 0
         self._sr = 0
+        self._gate = SilenceGate(self.fps)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> MixedMotionStream:
         memo[id(self.model)] = self.model  # (weights are read-only: a snapshot shares them)
@@ -97,6 +98,7 @@ class MixedMotionStream:
         if self._lip is not None:
             mouth, _ = self._lip.push(resample(speech.samples, speech.sample_rate, SAMPLE_RATE))
             self._mouth = np.concatenate([self._mouth, mouth])
+        self._gate.push(speech.samples, speech.sample_rate)
         self._rows = np.concatenate([self._rows, self._base.push(speech, joins)])
         return self._emit(final=False)
 
@@ -122,7 +124,8 @@ class MixedMotionStream:
         if modelled.any() and not final:
             need = rows_needed(idx - self._lip_start, rate, self.fps)
             have = self._mouth_base + len(self._mouth) - 1
-            blocked = np.flatnonzero(modelled & (need > have))
+            unknown = np.array([self._gate.gated(int(k), False) is None for k in idx])
+            blocked = np.flatnonzero(modelled & ((need > have) | unknown))
             n = int(blocked[0]) if len(blocked) else n
         out = self._rows[:n].copy()
         sel = np.flatnonzero(modelled[:n])
@@ -130,11 +133,13 @@ class MixedMotionStream:
             outputs = self.model.config.outputs
             local = idx[sel] - self._lip_start
             mouth = resample_frames(self._mouth, rate, self.fps, local, self._mouth_base, peak_columns(outputs))
+            mouth[[bool(self._gate.gated(int(k), final)) for k in idx[sel]]] = 0.0  # silence: lips together
             part = out[sel]
             add_mouth(part, mouth, outputs, self._gain)
             out[sel] = part
         self._rows = self._rows[n:]
         self._next += n
+        self._gate.forget(self._next)
         self._spans = [(a, b) for a, b in self._spans if b > self._next]
         if self._lip is not None:
             # model rows before the next frame's left neighbour and span are no longer needed

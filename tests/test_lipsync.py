@@ -194,6 +194,26 @@ def test_shipped_model_closes_bilabials_and_opens_vowels_in_a_language_it_never_
     assert track.channel("jawOpen").max() > 0.3  # the vowels open the mouth
 
 
+def test_silence_shuts_the_lips_whatever_the_model_says(tiny: LipsyncModel) -> None:
+    # a model can let the lips part in a pause (the bundled one for a few frames after speech ends, an
+    # untrained one throughout); where the audio is silent the mouth is shut from the pause's second frame
+    # to the frame before the next word, and the words keep the model's mouth
+    tts = EspeakTTS("pl")
+    sr = tts.sample_rate
+    speech = concat_speech(
+        [tts.synthesize_sentence("Mama ma malego psa."), silence(0.6, sr), tts.synthesize_sentence("Pada deszcz.")]
+    )
+    rows = audio_motion(tiny, speech.samples, sr, FPS)
+    track = MotionTrack(FPS, rows)
+    mouth = [CHANNEL_INDEX[c] for c in tiny.config.outputs]
+    pause = next(p for p in speech.phones if p.symbol == SILENCE and p.duration_s > 0.3)
+    inside = _frames_in(track, pause.start_s + 0.08, pause.end_s - 0.08)
+    assert len(inside) >= 8
+    assert np.abs(rows[np.ix_(inside, mouth)]).max() < 1e-6  # shut (no expression offsets at rest)
+    words = _frames_in(track, 0.2, pause.start_s - 0.1)
+    assert np.abs(rows[np.ix_(words, mouth)]).max() > 0.05  # the model's mouth while speaking
+
+
 def test_shipped_model_follows_a_real_recording(shipped: LipsyncModel) -> None:
     from motion.generator import MotionGenerator
     from tools.eval_align import read_reference_tsv
