@@ -130,6 +130,10 @@ class SilenceGate:
 
         return silent(k - 1) and silent(k) and silent(k + 1)
 
+    def shut(self, frames: np.ndarray, final: bool) -> np.ndarray:
+        """``gated`` of each of ``frames`` (bool array; frames not yet decidable are False)."""
+        return np.array([bool(self.gated(int(k), final)) for k in frames], bool)
+
     def forget(self, before: int) -> None:
         """Drop frames before ``before - 1`` (frame ``before`` still reads its left neighbour)."""
         drop = min(before - 1 - self._first, len(self._silent))
@@ -198,8 +202,7 @@ class AudioMotionStream:
         per_video = resample_frames(self._mouth, rate, self.fps, idx, self._mouth_base, peak_columns(outputs))
         # in silence the lips are together: the model's mouth is dropped there (the rows keep the
         # generator's expression offsets)
-        shut = np.array([bool(self._gate.gated(int(k), final)) for k in idx])
-        per_video[shut] = 0.0
+        per_video[self._gate.shut(idx, final)] = 0.0
         add_mouth(out, per_video, outputs, self._articulation)
         self._rows = self._rows[n_ready:]
         self._next += n_ready

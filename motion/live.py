@@ -124,8 +124,8 @@ class MixedMotionStream:
         if modelled.any() and not final:
             need = rows_needed(idx - self._lip_start, rate, self.fps)
             have = self._mouth_base + len(self._mouth) - 1
-            unknown = np.array([self._gate.gated(int(k), False) is None for k in idx])
-            blocked = np.flatnonzero(modelled & ((need > have) | unknown))
+            unheard = idx + 1 >= self._gate.n_frames  # the silence gate reads the next frame's level
+            blocked = np.flatnonzero(modelled & ((need > have) | unheard))
             n = int(blocked[0]) if len(blocked) else n
         out = self._rows[:n].copy()
         sel = np.flatnonzero(modelled[:n])
@@ -133,7 +133,7 @@ class MixedMotionStream:
             outputs = self.model.config.outputs
             local = idx[sel] - self._lip_start
             mouth = resample_frames(self._mouth, rate, self.fps, local, self._mouth_base, peak_columns(outputs))
-            mouth[[bool(self._gate.gated(int(k), final)) for k in idx[sel]]] = 0.0  # silence: lips together
+            mouth[self._gate.shut(idx[sel], final)] = 0.0  # silence: lips together
             part = out[sel]
             add_mouth(part, mouth, outputs, self._gain)
             out[sel] = part

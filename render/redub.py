@@ -314,15 +314,19 @@ def face_frame(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 
 def closed_frame(points: np.ndarray) -> int | None:
     """Index into ``points`` (N, 478, 3; NaN where no face) of the frame whose lips are closest together
-    (inner-lip gap over the inter-ocular distance), or None when it is not closed (over 0.05 IOD)."""
-    best, best_gap = None, 0.05
-    for k, p in enumerate(points):
-        if not np.isfinite(p).all():
-            continue
-        g = lip_gap_iod(p)
-        if g < best_gap:
-            best, best_gap = k, g
-    return best
+    (``lip_gap_iod``, all frames at once), or None when it is not closed (over 0.05 IOD)."""
+    p = np.asarray(points, np.float64)
+    if not len(p):
+        return None
+    right = p[:, T.R_EYE_UPPER + T.R_EYE_LOWER, :2].mean(axis=1)
+    left = p[:, T.L_EYE_UPPER + T.L_EYE_LOWER, :2].mean(axis=1)
+    iod = np.maximum(np.linalg.norm(left - right, axis=1), 1e-6)
+    ex = (left - right) / iod[:, None]
+    ey = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
+    gaps = np.mean([((p[:, b, :2] - p[:, a, :2]) * ey).sum(axis=1) for a, b in GAP_PAIRS], axis=0) / iod
+    gaps = np.where(np.isfinite(p).all(axis=(1, 2)), gaps, np.inf)
+    k = int(np.argmin(gaps))
+    return k if gaps[k] < 0.05 else None
 
 
 def frame_lips(image: np.ndarray, points: np.ndarray) -> FrameLips:

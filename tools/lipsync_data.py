@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -257,22 +258,25 @@ def generate(
     folder = out / split
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, zlib_key(split)])
+    sources: list[tuple[float, Callable[[], Utterance | None]]] = [
+        (nonspeech_share, lambda: nonspeech_utterance(rng)),
+        (piper_share, lambda: piper_utterance(rng)),
+        (flite_share, lambda: recorded_voice_utterance(rng, "flite")),
+        (festival_share, lambda: recorded_voice_utterance(rng, "festival")),
+        (corpus_share, lambda: corpus_utterance(rng)),
+        (czech_share, lambda: recorded_voice_utterance(rng, "festival-cs")),
+    ]
     total_s, shard, utts, t0 = 0.0, 0, [], time.time()
     index = (folder / "index.jsonl").open("w", encoding="utf-8")
     while total_s < minutes * 60:
-        r = rng.random()
-        if r < nonspeech_share:
-            u: Utterance | None = nonspeech_utterance(rng)
-        elif r < nonspeech_share + piper_share:
-            u = piper_utterance(rng)
-        elif r < nonspeech_share + piper_share + flite_share:
-            u = recorded_voice_utterance(rng, "flite")
-        elif r < nonspeech_share + piper_share + flite_share + festival_share:
-            u = recorded_voice_utterance(rng, "festival")
-        elif r < nonspeech_share + piper_share + flite_share + festival_share + corpus_share:
-            u = corpus_utterance(rng)
-        elif r < nonspeech_share + piper_share + flite_share + festival_share + corpus_share + czech_share:
-            u = recorded_voice_utterance(rng, "festival-cs")
+        # one draw picks the source: each takes its share of [0, 1) in this order, espeak-ng the rest
+        r, edge = rng.random(), 0.0
+        u: Utterance | None = None
+        for share, make in sources:
+            edge += share
+            if r < edge:
+                u = make()
+                break
         else:
             u = espeak_utterance(rng, langs[int(rng.integers(len(langs)))])
         if u is None:
