@@ -1,7 +1,9 @@
 """Reading video files (PyAV): what a file holds, its frames as RGB arrays, its audio as mono samples.
 
 The one place in ``talker`` where a video container is opened; every failure becomes a ``VideoError``
-that names the file and what is wrong with it.
+that names the file and what is wrong with it. Frames come upright: a file stored turned with a display
+rotation (a phone held upright films landscape pictures and marks them turned by 90 degrees) is turned
+as a player shows it, and its size is the size shown.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class VideoInfo:
     n_frames: int  # as the container declares it (0 when unknown)
     duration_s: float
     has_audio: bool
+    rotation: int = 0  # degrees counterclockwise the stored pictures are turned to be shown (0/90/180/270)
 
 
 def _open(path: Path):  # type: ignore[no-untyped-def]
@@ -81,7 +84,32 @@ def probe_video(
         if dur > max_duration_s:
             raise VideoError(f"{p} lasts {dur:.1f} s; the limit is {max_duration_s:g} s")
         n = int(v.frames or 0) or int(round(dur * fps))
-        return VideoInfo(p, w, h, fps, n, dur, bool(c.streams.audio))
+        turns = _first_turns(c, v)
+        if turns % 2:
+            w, h = h, w
+        return VideoInfo(p, w, h, fps, n, dur, bool(c.streams.audio), 90 * turns)
+
+
+def _turns(frame: Any) -> int:
+    """Quarter turns counterclockwise (0-3) that show a decoded frame upright, from its display matrix."""
+    try:
+        degrees = float(frame.rotation or 0)
+    except (AttributeError, ValueError):
+        return 0
+    return int(round(degrees / 90.0)) % 4
+
+
+def _first_turns(c: Any, v: Any) -> int:
+    """The display rotation of a stream, read from its first decodable frame (0 when none decodes here;
+    reading the frames then says what is wrong)."""
+    import av
+
+    try:
+        for frame in c.decode(v):
+            return _turns(frame)
+    except av.error.FFmpegError:
+        pass
+    return 0
 
 
 def _decoded(path: str | Path, max_frames: int | None) -> Iterator[Any]:
@@ -111,7 +139,23 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.
     """The frames of a video as RGB uint8 (H, W, 3), in order. A decoding failure (a corrupt or truncated
     file) raises ``VideoError`` naming the frame it stopped at."""
     for frame in _decoded(path, max_frames):
-        yield frame.to_ndarray(format="rgb24")
+        yield _rgb(frame)
+
+
+def _rgb(frame: Any) -> np.ndarray:
+    """A decoded frame as upright RGB uint8."""
+    rgb = frame.to_ndarray(format="rgb24")
+    k = _turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else np.asarray(rgb)
+
+
+def _turn_i420(yuv: np.ndarray, k: int) -> np.ndarray:
+    """An I420 picture (H * 3 / 2, W) turned ``k`` quarter turns counterclockwise, plane by plane."""
+    w = yuv.shape[1]
+    h = yuv.shape[0] * 2 // 3
+    y = np.rot90(yuv[:h], k)
+    u, v = (np.rot90(c, k) for c in yuv[h:].reshape(2, h // 2, w // 2))
+    return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(-1, y.shape[1])
 
 
 def _i420(frame: Any, rgb: np.ndarray | None = None) -> np.ndarray:
@@ -119,9 +163,12 @@ def _i420(frame: Any, rgb: np.ndarray | None = None) -> np.ndarray:
 
     w, h = frame.width, frame.height
     if frame.format.name == "yuv420p" and w % 2 == 0 and h % 2 == 0:
-        return np.asarray(frame.to_ndarray(format="yuv420p"))
+        yuv = np.asarray(frame.to_ndarray(format="yuv420p"))
+        k = _turns(frame)
+        return _turn_i420(yuv, k) if k else yuv
     if rgb is None:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = _rgb(frame)
+    h, w = rgb.shape[:2]
     return np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2]), cv2.COLOR_RGB2YUV_I420))
 
 
@@ -136,7 +183,7 @@ def read_i420(path: str | Path, max_frames: int | None = None) -> Iterator[np.nd
 def read_i420_rgb(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Each frame both as ``read_i420`` and as ``read_frames`` gives it (the RGB made even-sized too)."""
     for frame in _decoded(path, max_frames):
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = _rgb(frame)
         h, w = rgb.shape[0] - rgb.shape[0] % 2, rgb.shape[1] - rgb.shape[1] % 2
         yield _i420(frame, rgb), np.ascontiguousarray(rgb[:h, :w])
 

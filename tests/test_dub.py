@@ -417,3 +417,44 @@ def test_dub_of_a_filmed_speaker_with_a_recording(tmp_path):
         k = int((p.start_s + p.end_s) / 2 * out.fps)
         if p.symbol in ("P", "B", "M") and k < len(dub):
             assert lip_gap_iod(mesh.detect(dub[k])[0].points) < 0.05, (p, k)
+
+
+def _write_turned(path, frames: list, rotation: int) -> None:  # type: ignore[no-untyped-def]
+    """An MP4 storing upright ``frames`` turned, with the display rotation that shows them upright again
+    (as a phone stores a video filmed held upright)."""
+    import av
+
+    k = int(round(rotation / 90.0)) % 4
+    stored = [np.ascontiguousarray(np.rot90(f, -k)) for f in frames]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=int(FPS))
+        s.width, s.height, s.pix_fmt = stored[0].shape[1], stored[0].shape[0], "yuv420p"
+        s.options = {"crf": "12"}
+        s.set_display_rotation(rotation)
+        for f in stored:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode(None):
+            c.mux(pkt)
+
+
+@pytest.mark.parametrize("rotation", [-90, 180])
+def test_a_phone_video_stored_turned_is_read_dubbed_and_written_upright(renderer, tmp_path, rotation):
+    from render.landmarks import MediaPipeFaceMesh
+    from talker.dub import DubSettings, dub_video
+    from talker.video import probe_video, read_frames, read_i420
+
+    upright = [renderer.render(np.zeros(len(CHANNELS)))[:, 64:448] for _ in range(4)]  # 384 wide, 512 high
+    video = tmp_path / "phone.mp4"
+    _write_turned(video, upright, rotation)
+    info = probe_video(video)
+    assert (info.width, info.height) == (384, 512)
+    frames = list(read_frames(video))
+    assert frames[0].shape == (512, 384, 3) and _psnr(frames[0], upright[0]) > 35.0
+    assert next(iter(read_i420(video))).shape == (768, 384)
+    out = dub_video(video, _speech(), tmp_path / "dub.mp4", DubSettings(fit="loop"))
+    assert out.face_share == 1.0
+    assert (probe_video(out.path).width, probe_video(out.path).height) == (384, 512)
+    first = next(iter(read_frames(out.path)))
+    face = MediaPipeFaceMesh().detect(first)
+    assert face and face[0].points[468, 1] < face[0].points[152, 1]  # the eyes above the chin
