@@ -35,6 +35,8 @@ def arkit_curves(track: MotionTrack) -> dict[str, np.ndarray]:
         "mouthRollLower": np.clip(c("mouthRollLower"), 0, 1),
         "eyeBlinkLeft": np.clip(c("eyeBlinkLeft"), 0, 1),
         "eyeBlinkRight": np.clip(c("eyeBlinkRight"), 0, 1),
+        "eyeWideLeft": np.clip(c("eyeWideLeft"), 0, 1),
+        "eyeWideRight": np.clip(c("eyeWideRight"), 0, 1),
         "browInnerUp": np.clip(c("browInnerUp"), 0, 1),
         "browDownLeft": np.clip(c("browDown"), 0, 1),
         "browDownRight": np.clip(c("browDown"), 0, 1),

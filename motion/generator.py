@@ -43,6 +43,7 @@ _ACTIVE_BACK_S = 0.6  # the speaking activity that scales the head's talking mot
 _ACTIVE_AHEAD_S = 0.12  # ... and this far ahead
 _MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch", "mouthRollLower")
 _C = CHANNEL_INDEX
+_WIDE_PER_BROW = 0.6  # eyeWide per unit of an emphasis brow raise
 
 
 @dataclass
@@ -297,6 +298,8 @@ class MotionStream:
             + 0.8 * st.nod_deg * live * tilt * active
         )
         vals[:, _C["browInnerUp"]] = 0.35 * min(live, 1.5) * brow
+        # the eyes open a little wider as the brows rise for emphasis
+        vals[:, _C["eyeWideLeft"]] = vals[:, _C["eyeWideRight"]] = _WIDE_PER_BROW * vals[:, _C["browInnerUp"]]
         gaze = _gaze(times, seed, st.gaze_amplitude)
         vals[:, _C["eyeLookX"]] = gaze[:, 0]
         vals[:, _C["eyeLookY"]] = gaze[:, 1]

@@ -23,7 +23,13 @@ EXPRESSIONS: dict[str, Expression] = {
     "angry": Expression(
         "angry", {"browDown": 0.7, "mouthSmile": -0.2, "mouthStretch": 0.15, "headPitch": 1.5}, 1.1, 1.1, 0.7
     ),
-    "surprised": Expression("surprised", {"browInnerUp": 0.85, "jawOpen": 0.08, "headPitch": -2.0}, 1.1, 1.0, 0.6),
+    "surprised": Expression(
+        "surprised",
+        {"browInnerUp": 0.85, "eyeWideLeft": 0.6, "eyeWideRight": 0.6, "jawOpen": 0.08, "headPitch": -2.0},
+        1.1,
+        1.0,
+        0.6,
+    ),
 }
 
 

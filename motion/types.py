@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from motion.generator import MotionStyle
 
 # Channel names follow ARKit blendshapes where one exists. Ranges:
-#   jawOpen, mouth*, eyeBlink*, brow*: 0..1 (mouthSmile -1..1, relative to the portrait's own smile)
+#   jawOpen, mouth*, eyeBlink*, eyeWide*, brow*: 0..1 (mouthSmile -1..1, relative to the portrait's own smile)
 #   jawOpen is ABSOLUTE: 0 = lips together, 1 = mouth wide open (lip gap ~0.5 inter-ocular distances)
 #   eyeLookX / eyeLookY: -1..1 (right/down positive), head*: degrees (yaw right, pitch down, roll clockwise)
 CHANNELS: tuple[str, ...] = (
@@ -32,6 +32,8 @@ CHANNELS: tuple[str, ...] = (
     "headYaw",
     "headPitch",
     "headRoll",
+    "eyeWideLeft",
+    "eyeWideRight",
 )
 CHANNEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(CHANNELS)}
 

@@ -22,6 +22,8 @@ from render.rig import (
 _C = CHANNEL_INDEX
 
 LID_MEET = 0.1
+WIDE = 0.3  # a wide-open eye's lid gap gained, as a share of its open gap
+LID_FOLLOWS_GAZE = 0.5  # upper lid raised (share of WIDE) per unit of gaze up (eyeLookY -1): the lid follows the eye
 """Where a shut upper lid meets the lower lid: this share of the open gap above the lower lid."""
 _UPPER_ARCH = 0.12
 """Opening wide, the upper lip's middle rises this share of the extra opening more than its corners."""
@@ -189,13 +191,14 @@ class RigPose:
         centre_w = (1 - side) ** 3
         d[self.lip_ids, 1] += self.lip_flare * 0.02 * funnel * centre_w
         # lids
-        for eye, (up, lo) in zip(("eyeBlinkRight", "eyeBlinkLeft"), self.lid_pairs):
+        for eye, w, (up, lo) in zip(("eyeBlinkRight", "eyeBlinkLeft"), lid_raise(v), self.lid_pairs):
             b = clamp(v[_C[eye]], 0.0, 1.0)
-            if b <= 0:
+            if b <= 0 and w <= 0:
                 continue
             # the upper lid slides down over the eyeball and meets the lower lid, which rises a little;
+            # a widening eye (or one looking up) raises the upper lid
             gap_vec = H[up] - H[lo]
-            d[up] += -b * (1.0 - LID_MEET) * gap_vec
+            d[up] += (WIDE * w - b * (1.0 - LID_MEET)) * gap_vec
             d[lo] += b * LID_MEET * gap_vec
         brow_up = clamp(v[_C["browInnerUp"]], 0.0, 1.0)
         brow_dn = clamp(v[_C["browDown"]], 0.0, 1.0)
@@ -288,6 +291,17 @@ class RigPose:
             turned[:, :2] = self.centre_px + (turned[:, :2] - self.centre_px) * scale[:, None]
             out = turned
         return out
+
+
+def lid_raise(v: np.ndarray) -> tuple[float, float]:
+    """How far (0..1 of ``WIDE``) channel values ``v`` raise the (right, left) upper lid: the eye's widening,
+    or the lid following the eyeball up as the gaze rises, whichever is more; none while it blinks."""
+    up = LID_FOLLOWS_GAZE * max(0.0, -float(v[_C["eyeLookY"]]))
+    out = []
+    for wide, blink in (("eyeWideRight", "eyeBlinkRight"), ("eyeWideLeft", "eyeBlinkLeft")):
+        w = max(clamp(v[_C[wide]], 0.0, 1.0), min(up, 1.0))
+        out.append(w * (1.0 - clamp(v[_C[blink]], 0.0, 1.0)))
+    return out[0], out[1]
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:

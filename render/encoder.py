@@ -14,7 +14,8 @@ back as it was:
 * jawOpen: the inner-lip gap over the shot's closed gap (a low percentile), 1 = 0.5 IOD;
 * mouthSmile / mouthStretch / mouthPucker / mouthFunnel: the corners' shift out (or in) and up (or down)
   from the neutral, jaw-driven corner drop removed;
-* eyeBlinkL/R: the lid gap against the shot's open gap; browInnerUp / browDown: the inner brows' height;
+* eyeBlinkL/R, eyeWideL/R: the lid gap against the shot's open gap (narrower: a blink; wider: widened);
+  browInnerUp / browDown: the inner brows' height;
 * eyeLookX / eyeLookY: the irises' offset in their eyes against the shot's median.
 """
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from motion.types import CHANNEL_INDEX, CHANNELS, MotionTrack
 from render import topology as T
+from render.deform import WIDE
 from render.face_track import (
     EncoderSettings,
     FaceFollower,
@@ -77,6 +79,8 @@ _NARROW_MIN = 0.01  # narrowing (share of the half width) below this is the head
 _CLOSED_GAP_PCT = 5.0  # the shot's closed-mouth gap: this percentile of its lip gaps
 _OPEN_EYE_PCT = 70.0  # the shot's open-eye gap: this percentile of its lid gaps
 _BLINK_FLOOR = 0.2
+_WIDE_MIN = 0.03  # lid gaps this share above the open eye's are still the open eye (the reading's jitter)
+_WIDE_READ = 0.5  # share of a lid's rise the mesh reads (filmed faces; on the renderer's own frames 0.37)
 _SHUT = 0.8  # lid closures read above this share of a blink are shut eyes
 """The detector never reads a shut eye as quite shut: a lid gap at this share of the open gap is a full blink."""
 
@@ -264,12 +268,14 @@ def _channels(feats: np.ndarray, rest: dict[str, float], out: np.ndarray) -> np.
     v[:, _C["mouthPucker"]] = np.clip(narrow * (1 - open_share) / _PUCKER_IN, 0.0, 1.0)
     v[:, _C["mouthFunnel"]] = np.clip(narrow * open_share / _FUNNEL_IN, 0.0, 1.0)
     # lids
-    for name, ch in (("lid_r", "eyeBlinkRight"), ("lid_l", "eyeBlinkLeft")):
+    for name, ch, wide in (("lid_r", "eyeBlinkRight", "eyeWideRight"), ("lid_l", "eyeBlinkLeft", "eyeWideLeft")):
         share = feats[:, i[name]] / max(rest[name], 1e-3)
         closed = np.clip((1.0 - share) / (1.0 - _BLINK_FLOOR), 0.0, 1.0)
         # a narrowing eye (looking down, a smile) lowers the lids with it; a closing lid is drawn all the way
         t = np.clip(closed / _SHUT, 0.0, 1.0)
         v[:, _C[ch]] = t * t * (3 - 2 * t)
+        # lids opened past the open eye's gap widen the eye
+        v[:, _C[wide]] = np.clip((share - 1.0 - _WIDE_MIN) / (_WIDE_READ * WIDE), 0.0, 1.0)
     # brows: up is negative y
     drop = 0.5 * ((feats[:, i["brow_r"]] - rest["brow_r"]) + (feats[:, i["brow_l"]] - rest["brow_l"]))
     rise = _BROW_PER_GAP * gap - drop

@@ -33,7 +33,9 @@ def reuse_px(listening: bool) -> float:
     return LISTEN_REUSE_PX if listening else REUSE_PX
 
 
-_EYE_CHANNELS = [CHANNEL_INDEX[c] for c in ("eyeBlinkLeft", "eyeBlinkRight", "eyeLookX", "eyeLookY")]
+_EYE_CHANNELS = [
+    CHANNEL_INDEX[c] for c in ("eyeBlinkLeft", "eyeBlinkRight", "eyeWideLeft", "eyeWideRight", "eyeLookX", "eyeLookY")
+]
 _GAZE = [CHANNEL_INDEX["eyeLookX"], CHANNEL_INDEX["eyeLookY"]]
 _HEAD = [CHANNEL_INDEX[c] for c in ("headYaw", "headPitch", "headRoll")]
 _BOUNDED = np.zeros(len(CHANNELS), bool)

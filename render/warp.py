@@ -15,7 +15,8 @@ import numpy as np
 
 from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
-from render.deform import RigPose, lip_rounding, rig_lip_gap
+from render.deform import WIDE, RigPose, lid_raise, lip_rounding, rig_lip_gap
+from render.eyeball import EyeballPainter
 from render.eyes import EyePainter
 from render.geometry import clamp, similarity
 from render.mouth import MouthPainter, lip_extended_source
@@ -74,6 +75,7 @@ class WarpRenderer:
         self.eyes = EyePainter(rig) if draw_eyes else None
         self._br = CHANNEL_INDEX["eyeBlinkRight"]
         self._bl = CHANNEL_INDEX["eyeBlinkLeft"]
+        self.eyeballs = EyeballPainter(rig, WIDE)
         self._gx = CHANNEL_INDEX["eyeLookX"]
         self._yaw, self._pitch = CHANNEL_INDEX["headYaw"], CHANNEL_INDEX["headPitch"]
         self._gy = CHANNEL_INDEX["eyeLookY"]
@@ -255,6 +257,7 @@ class WarpRenderer:
             self._lips_from_extended(out, vt, closure, lip_box, mx, my, x0, y0)
         if clip is None:
             self.mouth.paint(out, vt, values)
+        self.eyeballs.paint(out, vt, lid_raise(values), gaze)
         if self.eyes is not None:
             self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
         return out

@@ -38,6 +38,8 @@ RETARGET_LIMITS: dict[str, float] = {
     "browDown": 0.5,
     "eyeLookX": 0.6,
     "eyeLookY": 0.6,
+    "eyeWideLeft": 0.8,
+    "eyeWideRight": 0.8,
 }
 """How far a portrait follows each channel of a driver (degrees for the head, channel units otherwise):
 a driver's motion is passed on unchanged while small and eased towards this limit as it grows (``retarget``).
