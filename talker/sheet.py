@@ -18,6 +18,7 @@ from talker.pipeline import Pipeline
 POSES: list[tuple[str, dict[str, float]]] = [
     ("rest", {}),
     ("blink", {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}),
+    ("wide eyes", {"eyeWideLeft": 1.0, "eyeWideRight": 1.0, "browInnerUp": 0.6}),
     ("AA", {"jawOpen": 0.65, "mouthStretch": 0.1}),
     ("P/B/M", {"jawOpen": 0.05, "mouthClose": 1.0}),
     ("F/V", {"jawOpen": 0.1, "mouthRollLower": 1.0}),
