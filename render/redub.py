@@ -313,8 +313,9 @@ def face_frame(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def closed_frame(points: np.ndarray) -> int | None:
-    """Index into ``points`` (N, 478, 3; NaN where no face) of the frame whose lips are closest together
-    (``lip_gap_iod``, all frames at once), or None when it is not closed (over 0.05 IOD)."""
+    """Index into ``points`` (N, 478, 3; NaN where no face) of the shot's typical closed mouth: of the
+    frames whose lips are together (``lip_gap_iod`` under 0.05 IOD, all frames at once), the one whose
+    mouth is as wide as most of theirs are (the median), not a grin's or a pout's; None when none is."""
     p = np.asarray(points, np.float64)
     if not len(p):
         return None
@@ -325,8 +326,11 @@ def closed_frame(points: np.ndarray) -> int | None:
     ey = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
     gaps = np.mean([((p[:, b, :2] - p[:, a, :2]) * ey).sum(axis=1) for a, b in GAP_PAIRS], axis=0) / iod
     gaps = np.where(np.isfinite(p).all(axis=(1, 2)), gaps, np.inf)
-    k = int(np.argmin(gaps))
-    return k if gaps[k] < 0.05 else None
+    closed = np.flatnonzero(gaps < 0.05)
+    if not len(closed):
+        return None
+    width = np.abs(((p[closed, 291, :2] - p[closed, 61, :2]) * ex[closed]).sum(axis=1)) / iod[closed]
+    return int(closed[np.argmin(np.abs(width - np.median(width)) + 0.1 * gaps[closed])])
 
 
 def frame_lips(image: np.ndarray, points: np.ndarray) -> FrameLips:

@@ -230,3 +230,23 @@ def test_closing_a_wide_open_frame_takes_the_shots_own_closed_mouth(pipeline) ->
     # the lips meet along the person's own line (a smile's, curving up into the corners); with the open
     # frame's shape kept the line sagged into the corners
     assert off[False] < 0.5 * off[True], off
+
+
+def test_the_shots_closed_mouth_is_its_typical_one_not_a_grin(pipeline) -> None:
+    # of the frames with the lips together, the one as wide as most of them: a grin (the lips pressed
+    # tightest, the corners pulled out) would make every dubbed closure a grin
+    from render import topology as T
+    from render.redub import closed_frame
+
+    lm = pipeline.prepare_avatar(None, (512, 512)).rig.verts[:478].astype(np.float64)
+    iod = float(np.linalg.norm(lm[473, :2] - lm[468, :2]))
+    frames = []
+    for widen, gap in ((0.0, 0.02), (0.02, 0.03), (-0.02, 0.025), (0.25, 0.001), (0.0, 0.3)):
+        p = lm.copy()
+        p[T.LIP_INNER_LOWER, 1] = p[T.LIP_INNER_UPPER, 1] + gap * iod  # lips this far apart
+        p[291, 0] += widen * iod / 2
+        p[61, 0] -= widen * iod / 2
+        frames.append(p)
+    frames.append(np.full_like(lm, np.nan))  # no face
+    assert closed_frame(np.stack(frames)) == 0
+    assert closed_frame(np.stack(frames[4:])) is None  # only an open mouth
