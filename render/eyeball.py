@@ -5,10 +5,10 @@ upper lid rises above where the portrait has it, the rigid sample above the old 
 itself (its lash line, its skin), and the portrait's own lash shadow at the top of the opening stays
 where it was, a dark line across the eye. So, per eye, a patch of the portrait's eye is made once: the
 opening as it is, and above the margin (and in the lash-shadowed top of the opening) the eyeball
-continued, the iris as a disc of its own colour with a darker rim and its pupil, the sclera in its own
-colour, a little shaded under the lid. Per frame, inside the raised opening, the patch is drawn with the
-opening's own rigid map (eye corners and gaze), and the lash shadow is drawn again under the lid's new
-margin, as dark as the portrait has it.
+continued, the iris as a disc of its own colour with a darker rim and its pupil, the sclera in the
+colour each column has just under the lid, a little shaded under the lid. Per frame, inside the raised
+opening, the patch is drawn with the opening's own rigid map (eye corners and gaze), and the lash
+shadow is drawn again under the lid's new margin, as dark as the portrait has it.
 """
 
 from __future__ import annotations
