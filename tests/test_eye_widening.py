@@ -57,7 +57,7 @@ def test_a_widened_eye_opens_taller_and_shows_eyeball_where_the_lid_was(name: st
 def test_the_band_a_raised_lid_uncovers_is_eyeball_not_its_lash_line(name: str, pose: dict, pipeline: Pipeline) -> None:
     # a widened eye lifts its upper lid; between the lid's old and new margin, across
     # the eye, even the darkest pixel is about as bright as the open eye's interior there (the lash line
-    # the lid carried over it was half as bright)
+    # a lid carries over it is about half as bright)
     rig = pipeline.prepare_avatar(media("faces", name), (512, 512)).rig
     r = WarpRenderer(rig)
     v = _values(**pose)
