@@ -22,9 +22,11 @@ from render.rig import (
 _C = CHANNEL_INDEX
 
 LID_MEET = 0.1
-WIDE = 0.3  # a wide-open eye's lid gap gained, as a share of its open gap
-LID_FOLLOWS_GAZE = 0.5  # upper lid raised (share of WIDE) per unit of gaze up (eyeLookY -1): the lid follows the eye
 """Where a shut upper lid meets the lower lid: this share of the open gap above the lower lid."""
+WIDE = 0.3
+"""How much a fully widened eye (eyeWide 1) gains of its open lid gap, its upper lid raised."""
+LID_FOLLOWS_GAZE = 0.5
+"""The upper lid follows the eye up: raised this share of ``WIDE`` per unit of gaze up (eyeLookY -1)."""
 _UPPER_ARCH = 0.12
 """Opening wide, the upper lip's middle rises this share of the extra opening more than its corners."""
 _ROUND_WIDTH = 0.55

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from render import topology as T
+from render.deform import WIDE
 from render.geometry import similarity
 from render.rig import FaceRig
 
@@ -44,10 +45,9 @@ class _Patch:
 class EyeballPainter:
     """Draws the uncovered eyeball of widened eyes onto rendered frames of one rig."""
 
-    def __init__(self, rig: FaceRig, wide_share: float) -> None:
-        """``wide_share``: how far a fully widened eye raises its upper lid, as a share of its lid gap."""
+    def __init__(self, rig: FaceRig) -> None:
         self.rig = rig
-        self.wide_share = wide_share
+        self._v0 = rig.verts[:, :2].astype(np.float64)
         self._eyes = (
             (T.R_EYE_UPPER, T.R_EYE_LOWER, (33, 133), T.R_IRIS),
             (T.L_EYE_UPPER, T.L_EYE_LOWER, (362, 263), T.L_IRIS),
@@ -56,9 +56,8 @@ class EyeballPainter:
 
     def _patch_list(self) -> list[_Patch | None]:
         if self._patches is None:
-            v0 = self.rig.verts[:, :2].astype(np.float64)
-            image = self.rig.image
-            self._patches = [_make_patch(image, v0, up, lo, iris, self.wide_share) for up, lo, _, iris in self._eyes]
+            image, v0 = self.rig.image, self._v0
+            self._patches = [_make_patch(image, v0, up, lo, iris, WIDE) for up, lo, _, iris in self._eyes]
         return self._patches
 
     def paint(self, out: np.ndarray, vt: np.ndarray, widen: tuple[float, float], gaze: np.ndarray) -> None:
@@ -66,11 +65,10 @@ class EyeballPainter:
         for each eye (right, left) widened by ``widen`` (0..1), the irises shifted by ``gaze`` (pixels)."""
         if max(widen) <= 0.01:
             return
-        v0 = self.rig.verts[:, :2].astype(np.float64)
         for (up, lo, corners, _), w, patch in zip(self._eyes, widen, self._patch_list()):
             if w <= 0.01 or patch is None:
                 continue
-            _draw(out, patch, vt, v0, up, lo, corners, gaze, min(1.0, w / _FULL))
+            _draw(out, patch, vt, self._v0, up, lo, corners, gaze, min(1.0, w / _FULL))
 
 
 def _make_patch(

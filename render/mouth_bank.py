@@ -18,13 +18,26 @@ INNER = T.LIP_INNER_UPPER + T.LIP_INNER_LOWER[::-1][1:-1]
 """The inner lip contour, as a polygon."""
 
 
+def eye_axis(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame of (N, 478, >=2) landmarks: the unit vector (N, 2) from the right eye's centre to the
+    left's, and their distance (N,), the inter-ocular distance (as the rig measures it)."""
+    p = np.asarray(points, np.float64)[..., :2]
+    d = p[:, T.L_EYE_UPPER + T.L_EYE_LOWER].mean(axis=1) - p[:, T.R_EYE_UPPER + T.R_EYE_LOWER].mean(axis=1)
+    iod = np.maximum(np.linalg.norm(d, axis=1), 1e-6)
+    return d / iod[:, None], iod
+
+
+def lip_gaps_iod(points: np.ndarray) -> np.ndarray:
+    """The inner-lip gap (N,) of (N, 478, >=2) landmarks in inter-ocular distances, all frames at once."""
+    p = np.asarray(points, np.float64)[..., :2]
+    ex, iod = eye_axis(p)
+    ey = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
+    return np.mean([((p[:, b] - p[:, a]) * ey).sum(axis=1) for a, b in GAP_PAIRS], axis=0) / iod
+
+
 def lip_gap_iod(points: np.ndarray) -> float:
     """The inner-lip gap of (478, 3) landmarks in inter-ocular distances (as the rig measures it)."""
-    r, left = eye_centres(points)
-    iod = float(np.linalg.norm((left - r)[:2]))
-    ex = (left - r)[:2] / max(iod, 1e-6)
-    ey = np.array([-ex[1], ex[0]])
-    return float(np.mean([(points[b, :2] - points[a, :2]) @ ey for a, b in GAP_PAIRS]) / max(iod, 1e-6))
+    return float(lip_gaps_iod(np.asarray(points)[None])[0])
 
 
 _BANK_MIN_GAP = 0.08  # mouths open at least this far (IOD) are kept in the bank

@@ -20,7 +20,7 @@ from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.encoder import face_axes
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
-from render.mouth_bank import BANK_WIDER, GAP_PAIRS, INNER, MouthBank, lip_gap_iod
+from render.mouth_bank import BANK_WIDER, GAP_PAIRS, INNER, MouthBank, eye_axis, lip_gap_iod, lip_gaps_iod
 from render.rig import (
     MAX_LIP_GAP_IOD,
     OPEN_SOURCE_GAP_IOD,
@@ -319,13 +319,8 @@ def closed_frame(points: np.ndarray) -> int | None:
     p = np.asarray(points, np.float64)
     if not len(p):
         return None
-    right = p[:, T.R_EYE_UPPER + T.R_EYE_LOWER, :2].mean(axis=1)
-    left = p[:, T.L_EYE_UPPER + T.L_EYE_LOWER, :2].mean(axis=1)
-    iod = np.maximum(np.linalg.norm(left - right, axis=1), 1e-6)
-    ex = (left - right) / iod[:, None]
-    ey = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
-    gaps = np.mean([((p[:, b, :2] - p[:, a, :2]) * ey).sum(axis=1) for a, b in GAP_PAIRS], axis=0) / iod
-    gaps = np.where(np.isfinite(p).all(axis=(1, 2)), gaps, np.inf)
+    ex, iod = eye_axis(p)
+    gaps = np.where(np.isfinite(p).all(axis=(1, 2)), lip_gaps_iod(p), np.inf)
     closed = np.flatnonzero(gaps < 0.05)
     if not len(closed):
         return None

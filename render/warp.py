@@ -15,7 +15,7 @@ import numpy as np
 
 from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
-from render.deform import WIDE, RigPose, lid_raise, lip_rounding, rig_lip_gap
+from render.deform import RigPose, lid_raise, lip_rounding, rig_lip_gap
 from render.eyeball import EyeballPainter
 from render.eyes import EyePainter
 from render.geometry import clamp, similarity
@@ -39,7 +39,7 @@ class WarpRenderer:
     def __init__(self, rig: FaceRig, map_scale: int | None = None, draw_eyes: bool = True) -> None:
         """``map_scale``: the warp map is computed on a grid this many times coarser (default: from the
         face size, 1 for small faces up to 4 for large ones). ``draw_eyes=False``: blinks are not drawn (the
-        lid layers are not prepared), for frames whose own eyes are kept."""
+        lid layers are not prepared) nor widened, for frames whose own eyes are kept."""
         self.rig = rig
         self.pose = RigPose(rig)
         self.src = rig.image
@@ -75,7 +75,7 @@ class WarpRenderer:
         self.eyes = EyePainter(rig) if draw_eyes else None
         self._br = CHANNEL_INDEX["eyeBlinkRight"]
         self._bl = CHANNEL_INDEX["eyeBlinkLeft"]
-        self.eyeballs = EyeballPainter(rig, WIDE)
+        self.eyeballs = EyeballPainter(rig) if draw_eyes else None
         self._gx = CHANNEL_INDEX["eyeLookX"]
         self._yaw, self._pitch = CHANNEL_INDEX["headYaw"], CHANNEL_INDEX["headPitch"]
         self._gy = CHANNEL_INDEX["eyeLookY"]
@@ -257,7 +257,8 @@ class WarpRenderer:
             self._lips_from_extended(out, vt, closure, lip_box, mx, my, x0, y0)
         if clip is None:
             self.mouth.paint(out, vt, values)
-        self.eyeballs.paint(out, vt, lid_raise(values), gaze)
+        if self.eyeballs is not None:
+            self.eyeballs.paint(out, vt, lid_raise(values), gaze)
         if self.eyes is not None:
             self.eyes.paint(out, vt, (float(values[self._br]), float(values[self._bl])))
         return out
