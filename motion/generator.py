@@ -44,6 +44,8 @@ _ACTIVE_AHEAD_S = 0.12  # ... and this far ahead
 _MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch", "mouthRollLower")
 _C = CHANNEL_INDEX
 _WIDE_PER_BROW = 0.6  # eyeWide per unit of an emphasis brow raise
+_GAZE_HOLDS_TURN = 0.6  # the eyes turn back against this share of a head turn, keeping contact with the viewer
+_LOOK_DEG = 24.0  # degrees of eye rotation per unit of eyeLookX (the renderer's iris shift of 0.16 eye widths)
 
 
 @dataclass
@@ -280,10 +282,10 @@ class MotionStream:
         breath = st.breathing_deg * np.sin(2 * np.pi * 0.23 * times + _rng(seed, "breath").uniform(0, 6.28))
         # while speaking the head moves more and faster on every axis, as filmed speakers' do (their roll
         # and pitch vary 2-5 degrees, mostly at 0.5-2 Hz; they turn further, 8-11 degrees s.d.: yaw is held
-        # to about half that, peaks near 12 degrees, as far as a warped portrait turns cleanly)
+        # to about half that, peaks near 16 degrees, which the renderer eases into the portrait's room)
         vals[:, _C["headYaw"]] = (
-            _smooth_noise(times, seed, "yaw", amp * 0.7, 0.05, 0.3) * (1.0 + 1.0 * active)
-            + talk * _smooth_noise(times, seed, "yaw-talk", 3.2, 0.4, 0.9)
+            _smooth_noise(times, seed, "yaw", amp * 0.7, 0.05, 0.3) * (1.0 + 2.1 * active)
+            + talk * _smooth_noise(times, seed, "yaw-talk", 5.0, 0.4, 0.9)
             + 0.6 * st.nod_deg * live * tilt * active
         )
         vals[:, _C["headPitch"]] = (
@@ -301,7 +303,8 @@ class MotionStream:
         # the eyes open a little wider as the brows rise for emphasis
         vals[:, _C["eyeWideLeft"]] = vals[:, _C["eyeWideRight"]] = _WIDE_PER_BROW * vals[:, _C["browInnerUp"]]
         gaze = _gaze(times, seed, st.gaze_amplitude)
-        vals[:, _C["eyeLookX"]] = gaze[:, 0]
+        # speaking, the eyes stay on the viewer as the head turns; listening, they drift with its sway
+        vals[:, _C["eyeLookX"]] = gaze[:, 0] - _GAZE_HOLDS_TURN * active * vals[:, _C["headYaw"]] / _LOOK_DEG
         vals[:, _C["eyeLookY"]] = gaze[:, 1]
         # expression offsets on top; lip closure is multiplicative in the renderer, so p/b/m still close
         for name, off in expr.offsets.items():

@@ -39,6 +39,13 @@ CAMERA_DISTANCE_IOD = 10.0
 """How far the portrait's camera is from the face (inter-ocular distances; about 60 cm, a webcam or a phone
 at arm's length). A turning head brings some of the face nearer the camera and takes some away, and the
 picture shows the nearer part larger: a turn is drawn with that perspective, not as a flat projection."""
+TURN_MAX_DEG = 22.0
+"""How far the warp turns a head (degrees) each way from a portrait facing the camera. A three-quarter view
+turns less, this much less its own turn (``RigPose.turn``): turned back towards the camera its hidden,
+compressed cheek would be stretched until it folds, and turned further away it would be drawn in near
+profile from a picture that has none."""
+TURN_MIN_DEG = 6.0
+"""... but every portrait keeps at least this much room to turn."""
 
 
 def rig_lip_gap(rig: FaceRig, v: np.ndarray) -> float:
@@ -120,8 +127,22 @@ class RigPose:
         self.verts64 = rig.verts.astype(np.float64)
         self.axes64 = rig.axes.astype(np.float64)
         self.head_weight64 = rig.head_weight.astype(np.float64)[:, None]
+        # the portrait's own turn from facing the camera (degrees, the channel's sign), from its eye line's depth
+        ex = rig.axes[0].astype(np.float64)
+        self.rest_yaw = -float(np.degrees(np.arctan2(ex[2], ex[0])))
+        self.turn_room = max(TURN_MIN_DEG, TURN_MAX_DEG - abs(self.rest_yaw))
         # funnel flare direction of every lip handle: up for the upper lip, down for the rest
         self.lip_flare = np.where(np.isin(self.lip_ids, self.upper_ids), -1.0, 1.0)
+
+    def turn(self, yaw: float) -> float:
+        """The turn drawn for a ``headYaw`` of ``yaw`` degrees: the same while small, eased beyond half the
+        room this portrait has that way, never past it (monotonic, smooth)."""
+        room = self.turn_room
+        knee = 0.5 * room
+        a = abs(yaw)
+        if a <= knee:
+            return yaw
+        return float(np.copysign(knee + (room - knee) * np.tanh((a - knee) / (room - knee)), yaw))
 
     def handle_delta(self, v: np.ndarray) -> np.ndarray:
         """Face-frame displacement (Nh, 3) of every handle for channel values ``v`` (IOD units)."""
@@ -279,6 +300,7 @@ class RigPose:
         dlocal = self.harmonic @ dh[: self.n_moving]
         out = self.verts64 + (dlocal * rig.iod) @ self.axes64
         yaw, pitch, roll = (float(v[_C[k]]) for k in ("headYaw", "headPitch", "headRoll"))
+        yaw = self.turn(yaw)
         if yaw or pitch or roll:
             axes = self.axes64
             r_cam = axes.T @ _rotation(np.radians(yaw), np.radians(pitch), np.radians(roll)) @ axes
