@@ -123,9 +123,31 @@ def _decoded(path: str | Path, max_frames: int | None) -> Iterator[Any]:
             raise VideoError(f"{p} has no video stream")
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        step = 1.0 / float(rate) if rate else 0.0
+        # read at the stream's rate whatever the frames' times (phones drop frames in low light): frame k is
+        # the last picture whose time comes before k + 1/2 frames from the first, repeated or skipped so
+        t0 = last_t = 0.0
+        held: Any = None
         try:
             for frame in c.decode(stream):
-                yield frame
+                t = frame.time
+                if t is None or not step:  # no times to go by: every frame once
+                    yield frame
+                    n += 1
+                    if max_frames is not None and n >= max_frames:
+                        return
+                    continue
+                if held is None:
+                    t0 = t
+                while held is not None and t0 + (n + 0.5) * step < t:
+                    yield held
+                    n += 1
+                    if max_frames is not None and n >= max_frames:
+                        return
+                held, last_t = frame, t
+            while held is not None and t0 + n * step < last_t + 0.5 * step:
+                yield held
                 n += 1
                 if max_frames is not None and n >= max_frames:
                     return

@@ -68,6 +68,41 @@ def test_i420_frames_are_written_and_read_back(tmp_path):
     assert len(yuv) == 5 and yuv[0].shape == (144, 130)
 
 
+def test_a_variable_frame_rate_video_is_read_at_its_rate_each_picture_at_its_time(tmp_path):
+    """A phone drops frames in low light: the pictures kept carry their times. Read at the stream's rate,
+    each shows for as long as its time says (repeated), so the video keeps its length and stays in step
+    with its sound; a video at a constant rate reads frame for frame."""
+    import fractions
+
+    import av
+
+    from talker.video import probe_video, read_frames
+
+    # 25 fps for 1 s, then only every third frame for 1.2 s, then 25 fps again for 0.4 s
+    times_ms = [40 * k for k in range(25)] + [1000 + 120 * k for k in range(10)] + [2200 + 40 * k for k in range(10)]
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"crf": "0"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.time_base = fractions.Fraction(1, 1000)
+        for k, t in enumerate(times_ms):
+            img = np.full((48, 64, 3), 5 * k, np.uint8)  # the picture's number in its grey
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = t, fractions.Fraction(1, 1000)
+            for pkt in s.encode(f):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    info = probe_video(path)
+    frames = list(read_frames(path))
+    shown = [int(round(f[:, :, 0].mean() / 5)) for f in frames]
+    assert len(frames) == 65 == round(2.6 * info.fps), "2.6 s at 25 fps"
+    # frame k shows the last picture whose time is before k + 1/2 frames
+    expect = [max(i for i, t in enumerate(times_ms) if t <= 40 * k + 20) for k in range(65)]
+    assert shown == expect
+    assert shown[25:28] == [25, 25, 25] and shown[-1] == 44
+
+
 def test_redraw_leaves_the_frame_outside_its_region_as_it_was(tmp_path):
     """The dub's redraw changes pixels only inside the region it reports, and none above the nose's bottom."""
     from render.redub import MouthRedrawer
