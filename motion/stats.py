@@ -232,6 +232,8 @@ COMPARED: tuple[str, ...] = (
     "head_roll_centroid_hz",
     "blinks_per_min",
     "blink_s",
+    "brow_sd",
+    "brow_raises_per_min",
 )
 
 
