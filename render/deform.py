@@ -135,8 +135,8 @@ class RigPose:
         self.lip_flare = np.where(np.isin(self.lip_ids, self.upper_ids), -1.0, 1.0)
 
     def turn(self, yaw: float) -> float:
-        """The turn drawn for a ``headYaw`` of ``yaw`` degrees: the same while small, eased beyond half the
-        room this portrait has that way, never past it (monotonic, smooth)."""
+        """The turn drawn for a ``headYaw`` of ``yaw`` degrees: the same while small, eased beyond half this
+        portrait's room (``turn_room``), never past it (monotonic, smooth)."""
         room = self.turn_room
         knee = 0.5 * room
         a = abs(yaw)

@@ -272,6 +272,12 @@ def _persona_maker(settings: Settings, engine: Engine) -> tuple[PersonaMaker, Au
     return PersonaMaker(voices=voices, detector=engine.detector, face_generator=generator), voices
 
 
+KEEP_ALIVE_S = 75
+"""How long an idle HTTP connection is kept open (uvicorn's own default is 5 s). Longer than the pools of
+proxies and HTTP clients keep an idle connection for reuse (httpx 5 s, aiohttp 15 s, nginx 60 s): a
+request sent down a connection just as the server closes it fails with a reset."""
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **overrides: Any) -> None:
     """Run the server with uvicorn (``talker serve``); ``overrides`` replace environment settings."""
     import uvicorn
@@ -287,7 +293,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **
     except OSError as e:
         raise OSError(f"the data folder {settings.data_dir} cannot be written: {e.strerror or e}") from e
     KeyRing.from_settings(settings.api_key, settings.api_keys_file)  # an unusable keys file fails here, not later
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_keep_alive=KEEP_ALIVE_S)
 
 
 class ExposureError(ValueError):

@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from server.app import create_app
+from server.app import KEEP_ALIVE_S, create_app
 from server.engine import Engine
 from server.settings import Settings
 
@@ -38,7 +38,14 @@ class LiveServer:
         self.app = create_app(settings, engine=engine)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE_S,
+        )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="live-server", daemon=True)

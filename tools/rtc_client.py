@@ -74,7 +74,10 @@ class AvatarClient:
         (``received.luma``, ``received.pcm``)."""
         self.base_url = base_url.rstrip("/")
         headers = {"X-API-Key": api_key} if api_key else {}
-        self.http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30.0)
+        # an idle pooled connection is dropped well before a server closes it (uvicorn's default: after 5 s),
+        # so a request is never sent down a connection the server is closing at that moment
+        limits = httpx.Limits(keepalive_expiry=2.0)
+        self.http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30.0, limits=limits)
         self.decode_markers = decode_markers
         self.keep_luma = keep_luma
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # loopback: no STUN
