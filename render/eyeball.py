@@ -20,7 +20,7 @@ import numpy as np
 
 from render import topology as T
 from render.deform import WIDE
-from render.geometry import similarity
+from render.geometry import fill_columns, similarity, sorted_by_x
 from render.rig import FaceRig
 
 _TOP_BAND = 0.15  # the top of the opening redrawn as eyeball (the lash shadow), as a share of the lid gap
@@ -98,7 +98,7 @@ def _make_patch(
     ys, xs = np.mgrid[0 : y1 - y0, 0 : x1 - x0].astype(np.float64)
     lum = crop @ np.array([0.299, 0.587, 0.114], np.float32)
     # the lid margin's height in each column, and how far each pixel lies below it
-    margin = np.interp(xs[0], *_sorted(upper - origin))
+    margin = np.interp(xs[0], *sorted_by_x(upper - origin))
     below = ys - margin[None, :]
     top = _TOP_BAND * gap
     # the iris continues as a disc of its own colour, darker at its rim, with its pupil; the sclera
@@ -118,8 +118,7 @@ def _make_patch(
     ok = np.isfinite(cols[:, 0])
     if ok.sum() < 2 or iris_px.sum() < 4:
         return None
-    for c in range(3):
-        cols[:, c] = np.interp(np.arange(x1 - x0), np.where(ok)[0], cols[ok, c])
+    fill_columns(cols, np.arange(x1 - x0), ok)
     cols = cv2.GaussianBlur(cols[None], (0, 0), sigmaX=max(1.0, 0.04 * eye_w), sigmaY=0.1)[0]
     sclera = np.broadcast_to(cols[None, :, :], crop.shape)
     iris_rgb = _typical(crop, lum, iris_px, 25, 75)
@@ -187,16 +186,11 @@ def _draw(
     if patch.shadow > 0:
         ys = np.arange(fy0, fy1, dtype=np.float64)[:, None] + 0.5
         xs = np.arange(fx0, fx1, dtype=np.float64)
-        margin = np.interp(xs, *_sorted(upper))[None, :]
+        margin = np.interp(xs, *sorted_by_x(upper))[None, :]
         below = np.maximum(ys - margin, 0.0)
         rgb = rgb * (1 - patch.shadow * np.exp(-((below / patch.shadow_px) ** 2)))[..., None].astype(np.float32)
     region = out[fy0:fy1, fx0:fx1]
     region[:] = np.clip(region * (1 - alpha[..., None]) + rgb * alpha[..., None], 0, 255).astype(np.uint8)
-
-
-def _sorted(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(pts[:, 0])
-    return pts[order, 0], pts[order, 1]
 
 
 def _typical(rgb: np.ndarray, lum: np.ndarray, sel: np.ndarray, lo: float, hi: float) -> np.ndarray:

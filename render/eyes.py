@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from render import topology as T
-from render.geometry import apply, clamp, similarity
+from render.geometry import apply, clamp, fill_columns, similarity, sorted_by_x
 from render.rig import FaceRig
 
 _SHIFT = 3
@@ -119,7 +119,7 @@ class EyePainter:
             top = open_up + up_dir * ((_BAND + _FOLD) * iod + unfold)
             # ... below the brow, both the portrait's (what the patch holds) and this frame's
             for brow in (apply(to_out, self.v0[eye.brow]), vt[eye.brow]):
-                top[:, 1] = np.maximum(top[:, 1], np.interp(top[:, 0], *_sorted_xy(brow)) + _BROW_GAP * iod)
+                top[:, 1] = np.maximum(top[:, 1], np.interp(top[:, 0], *sorted_by_x(brow)) + _BROW_GAP * iod)
             below = lid_edge - up_dir * (_BELOW * iod * _ramp(b, 0.5, 0.95))
             feather = max(1.0, _FEATHER * iod)
             # ... and a little past the corners, where the open eye's corners showed white
@@ -141,7 +141,7 @@ class EyePainter:
             # lines closed away, so the crease fades out as the lid shuts while the skin stays the portrait's
             xs = np.arange(x0, x1)
             ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-            top_y = np.interp(xs, *_sorted_xy(top)).astype(np.float32)[None, :]
+            top_y = np.interp(xs, *sorted_by_x(top)).astype(np.float32)[None, :]
             fade = np.clip((ys - top_y) / (0.4 * unfold + 2.0 * feather), 0.0, 1.0)
             alpha = np.asarray(blur, np.float32) * (fade * fade * (3 - 2 * fade)) * _ramp(b, _START, 0.3)
             # the lid patch, carried from the portrait into this frame's ROI
@@ -151,7 +151,7 @@ class EyePainter:
                 eye.patch, aff, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
             # a closed lid curves away from the light towards its edge: a little darker there
-            edge_y = np.interp(xs, *_sorted_xy(lid_edge)).astype(np.float32)[None, :]
+            edge_y = np.interp(xs, *sorted_by_x(lid_edge)).astype(np.float32)[None, :]
             near = np.clip(1.0 - (edge_y - ys) / max(1.0, 0.06 * iod), 0.0, 1.0)
             closing = _ramp(b, 0.3, 0.9)
             shade = (1.0 - _NEAR_DARK * near * closing)[..., None]
@@ -217,7 +217,7 @@ def _make_eye(
     up_px = max(1, int(round(_CREASE * iod)))
     unfolds = cv2.dilate(hole.astype(np.uint8), np.ones((up_px, 1), np.uint8), anchor=(0, 0)) > 0
     # ... up to a little below the brow, whose hairs are no crease
-    bx, by = _sorted_xy(v0[brow] - [x0, y0])
+    bx, by = sorted_by_x(v0[brow] - [x0, y0])
     below_brow = np.arange(y1 - y0)[:, None] > (np.interp(np.arange(x1 - x0), bx, by) + _BROW_GAP * iod)[None, :]
     patch = _fill_lid(roi, hole, iod, unfolds & below_brow, mask > 0)
     # what lies in front of the lid stays: a glasses frame, a strand of hair
@@ -334,7 +334,7 @@ def _fill_lid(
         top_rgb[i] = np.median(above, axis=0) if len(above) else clean[t, x]
         bot_rgb[i] = np.median(below, axis=0) if len(below) else clean[b, x]
     if top_ok.any():
-        _fill_columns(top_rgb, cols, top_ok)
+        fill_columns(top_rgb, cols, top_ok)
     else:
         skin_px = around & (lum >= skin_min)
         if skin_px.any():
@@ -363,7 +363,7 @@ def _fill_lid(
             lid_rgb[i] = np.median(seg[sl >= np.percentile(sl, _LID_PCT)], axis=0)
             lid_ok[i] = True
         if lid_ok.any():  # (columns past the opening's ends: the nearest lid tone)
-            _fill_columns(lid_rgb, cols, lid_ok)
+            fill_columns(lid_rgb, cols, lid_ok)
     k = max(1.0, 0.04 * iod)
     lid_rgb = cv2.GaussianBlur(lid_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
     top_rgb = cv2.GaussianBlur(top_rgb[None], (0, 0), k, borderType=cv2.BORDER_REPLICATE)[0]
@@ -438,14 +438,6 @@ def _skin_texture(
     return out
 
 
-def _fill_columns(rgb: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> None:
-    """In place: the tones (n, 3) of the columns ``cols`` not ``ok``, interpolated from those that are."""
-    if ok.all():
-        return
-    for c in range(3):
-        rgb[~ok, c] = np.interp(cols[~ok], cols[ok], rgb[ok, c])
-
-
 def _draw_strands(
     mask: np.ndarray,
     strands: np.ndarray,
@@ -495,11 +487,6 @@ def _normal_up(aff: np.ndarray) -> np.ndarray:
 def _ramp(x: float, a: float, b: float) -> float:
     t = clamp((x - a) / (b - a), 0.0, 1.0)
     return t * t * (3 - 2 * t)
-
-
-def _sorted_xy(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    o = np.argsort(pts[:, 0])
-    return pts[o, 0], pts[o, 1]
 
 
 def _darkest_along(img: np.ndarray, line: np.ndarray) -> np.ndarray:

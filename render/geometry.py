@@ -25,3 +25,17 @@ def similarity(a: np.ndarray, b: np.ndarray, shift: np.ndarray | None = None) ->
 def apply(aff: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Points (N, 2) through a 2x3 affine."""
     return pts @ aff[:, :2].T + aff[:, 2]
+
+
+def sorted_by_x(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The x and y of points (n, >=2) in order of x: a curve's samples as ``np.interp`` takes them."""
+    o = np.argsort(pts[:, 0])
+    return pts[o, 0], pts[o, 1]
+
+
+def fill_columns(rgb: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> None:
+    """In place: the tones (n, 3) of the columns ``cols`` not ``ok``, interpolated from those that are."""
+    if ok.all():
+        return
+    for c in range(3):
+        rgb[~ok, c] = np.interp(cols[~ok], cols[ok], rgb[ok, c])

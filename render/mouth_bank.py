@@ -27,10 +27,11 @@ def eye_axis(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d / iod[:, None], iod
 
 
-def lip_gaps_iod(points: np.ndarray) -> np.ndarray:
-    """The inner-lip gap (N,) of (N, 478, >=2) landmarks in inter-ocular distances, all frames at once."""
+def lip_gaps_iod(points: np.ndarray, axis: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The inner-lip gap (N,) of (N, 478, >=2) landmarks in inter-ocular distances, all frames at once;
+    ``axis``: their ``eye_axis`` when the caller has it already."""
     p = np.asarray(points, np.float64)[..., :2]
-    ex, iod = eye_axis(p)
+    ex, iod = eye_axis(p) if axis is None else axis
     ey = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
     return np.mean([((p[:, b] - p[:, a]) * ey).sum(axis=1) for a, b in GAP_PAIRS], axis=0) / iod
 

@@ -320,7 +320,7 @@ def closed_frame(points: np.ndarray) -> int | None:
     if not len(p):
         return None
     ex, iod = eye_axis(p)
-    gaps = np.where(np.isfinite(p).all(axis=(1, 2)), lip_gaps_iod(p), np.inf)
+    gaps = np.where(np.isfinite(p).all(axis=(1, 2)), lip_gaps_iod(p, (ex, iod)), np.inf)
     closed = np.flatnonzero(gaps < 0.05)
     if not len(closed):
         return None

@@ -8,7 +8,7 @@ as a player shows it, and its size is the size shown.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,8 +112,31 @@ def _first_turns(c: Any, v: Any) -> int:
     return 0
 
 
+def _at_rate(frames: Iterable[Any], step: float) -> Iterator[Any]:
+    """Decoded frames at one every ``step`` seconds whatever their times (phones drop frames in low light):
+    frame k is the last picture whose time comes before k + 1/2 frames from the first, repeated or
+    skipped so; with no rate or no times to go by, every frame once."""
+    n, t0, last_t = 0, 0.0, 0.0
+    held: Any = None
+    for frame in frames:
+        t = frame.time
+        if t is None or not step:
+            yield frame
+            continue
+        if held is None:
+            t0 = t
+        while held is not None and t0 + (n + 0.5) * step < t:
+            yield held
+            n += 1
+        held, last_t = frame, t
+    while held is not None and t0 + n * step < last_t + 0.5 * step:
+        yield held
+        n += 1
+
+
 def _decoded(path: str | Path, max_frames: int | None) -> Iterator[Any]:
-    """The ``av.VideoFrame`` objects of a video, in order; decoding failures become ``VideoError``."""
+    """The ``av.VideoFrame`` objects of a video, in order, at its stream's rate (``_at_rate``); decoding
+    failures become ``VideoError``."""
     import av
 
     p = Path(path)
@@ -124,30 +147,9 @@ def _decoded(path: str | Path, max_frames: int | None) -> Iterator[Any]:
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        step = 1.0 / float(rate) if rate else 0.0
-        # read at the stream's rate whatever the frames' times (phones drop frames in low light): frame k is
-        # the last picture whose time comes before k + 1/2 frames from the first, repeated or skipped so
-        t0 = last_t = 0.0
-        held: Any = None
         try:
-            for frame in c.decode(stream):
-                t = frame.time
-                if t is None or not step:  # no times to go by: every frame once
-                    yield frame
-                    n += 1
-                    if max_frames is not None and n >= max_frames:
-                        return
-                    continue
-                if held is None:
-                    t0 = t
-                while held is not None and t0 + (n + 0.5) * step < t:
-                    yield held
-                    n += 1
-                    if max_frames is not None and n >= max_frames:
-                        return
-                held, last_t = frame, t
-            while held is not None and t0 + n * step < last_t + 0.5 * step:
-                yield held
+            for frame in _at_rate(c.decode(stream), 1.0 / float(rate) if rate else 0.0):
+                yield frame
                 n += 1
                 if max_frames is not None and n >= max_frames:
                     return
