@@ -267,7 +267,7 @@ def rss_mb(pid: int | None) -> float | None:
 
 
 @contextmanager
-def server_process(port: int, max_sessions: int, job_workers: int = 0) -> Any:
+def server_process(port: int, max_sessions: int, job_workers: int = 0, extra_env: dict[str, str] | None = None) -> Any:
     env = dict(os.environ)
     env.update(
         {
@@ -277,6 +277,7 @@ def server_process(port: int, max_sessions: int, job_workers: int = 0) -> Any:
             "TALKER_IDLE_TIMEOUT_S": "3600",
             "TALKER_ADMIT_MAX_LATE_PCT": "0",  # capacity steps go past where the server would refuse sessions
             "TALKER_DATA_DIR": tempfile.mkdtemp(prefix="talker-bench-"),
+            **(extra_env or {}),
         }
     )
     cmd = [sys.executable, "-m", "server", "--port", str(port), "--log-level", "warning"]

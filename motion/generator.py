@@ -20,7 +20,7 @@ import numpy as np
 from audio.features import pitch_at
 from audio.types import SILENCE, Phone, Speech
 from motion.coarticulation import LONG_PAUSE_S, LOOKAHEAD_S, mouth_curves
-from motion.idle import _gaze, _hash_uniform, _rng, _smooth_noise, blink_curve, blink_onsets
+from motion.idle import _gaze, _hash_uniform, _rng, _smooth_noise, blink_curve, blink_onsets, loop_hz
 from motion.style import EXPRESSIONS, Expression, MotionStyle
 from motion.types import CHANNEL_INDEX, CHANNELS, MotionTrack
 
@@ -279,7 +279,7 @@ class MotionStream:
         amp = st.head_amplitude_deg * (1 + (expr.head_scale - 1) * inten)
         talk = amp * live * active
         seed = self.seed
-        breath = st.breathing_deg * np.sin(2 * np.pi * 0.23 * times + _rng(seed, "breath").uniform(0, 6.28))
+        breath = st.breathing_deg * np.sin(2 * np.pi * loop_hz(0.23) * times + _rng(seed, "breath").uniform(0, 6.28))
         # while speaking the head moves more and faster on every axis, as filmed speakers' do (their roll
         # and pitch vary 2-5 degrees, mostly at 0.5-2 Hz; they turn further, 8-11 degrees s.d.: yaw is held
         # to about half that, peaks near 16 degrees, which the renderer eases into the portrait's room)

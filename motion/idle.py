@@ -1,7 +1,9 @@
 """Idle life: keyed random draws, blinks, smooth noise for the head, and saccadic gaze.
 
 Every random choice is keyed by the seed and by time (a block number, a label), never by call order, so
-a stream cut anywhere gives the same motion.
+a stream cut anywhere gives the same motion. Idle life repeats every ``IDLE_LOOP_S``: blocks are keyed by
+their place in the loop and the head's slow noise runs at whole cycles per loop, so a listening avatar shows
+the same frames again one loop later (live sessions reuse them instead of drawing them anew).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import numpy as np
 
 from motion.coarticulation import LOOKAHEAD_S
 
-_BLINK_BLOCK_S = 8.0  # blinks are planned in independent blocks of this length
+IDLE_LOOP_S = 40.0
+"""Idle motion (blinks, gaze, the head's slow drift, breathing) repeats after this many seconds."""
+_BLINK_BLOCK_S = 8.0  # blinks are planned in independent blocks of this length (a loop holds whole blocks)
+_BLINK_BLOCKS = round(IDLE_LOOP_S / _BLINK_BLOCK_S)  # blocks per idle loop
 
 
 def _rng(seed: int, *key: object) -> np.random.Generator:
@@ -46,7 +51,7 @@ def blink_onsets(t0: float, t1: float, seed: int, per_min: float, pauses: list[t
     for b in range(b0 - 1, b1 + 1):
         if b < 0:
             continue
-        rng = _rng(seed, "blink", b)
+        rng = _rng(seed, "blink", b % _BLINK_BLOCKS)
         t = b * _BLINK_BLOCK_S + float(rng.uniform(0.2, 0.8)) * min(mean, _BLINK_BLOCK_S)
         while t < (b + 1) * _BLINK_BLOCK_S:
             snap = [ps for ps, pe in merged if -0.6 < ps - t < LOOKAHEAD_S and pe - ps > 0.15]
@@ -74,22 +79,29 @@ def blink_curve(times: np.ndarray, onsets: list[float]) -> np.ndarray:
     return v
 
 
+def loop_hz(f: float) -> float:
+    """The frequency nearest ``f`` with a whole number of cycles (at least one) per idle loop."""
+    return max(1.0, round(f * IDLE_LOOP_S)) / IDLE_LOOP_S
+
+
 def _smooth_noise(times: np.ndarray, seed: int, label: str, amp: float, f_lo: float, f_hi: float) -> np.ndarray:
+    """Three sines of keyed frequencies in [f_lo, f_hi] (whole cycles per idle loop) and phases."""
     rng = _rng(seed, "noise", label)
     out = np.zeros(len(times))
     for _ in range(3):
-        f = rng.uniform(f_lo, f_hi)
+        f = loop_hz(rng.uniform(f_lo, f_hi))
         ph = rng.uniform(0, 2 * np.pi)
         out += np.sin(2 * np.pi * f * times + ph) * rng.uniform(0.5, 1.0)
     return amp * out / 2.0
 
 
 _GAZE_BLOCK_S = 10.0
+_GAZE_BLOCKS = round(IDLE_LOOP_S / _GAZE_BLOCK_S)
 
 
 def _gaze_targets(seed: int, block: int, amp: float) -> list[tuple[float, np.ndarray]]:
     """(start time, target) of the gaze fixations planned in one 10 s block (held 0.8-2.5 s each)."""
-    rng = _rng(seed, "gaze", block)
+    rng = _rng(seed, "gaze", block % _GAZE_BLOCKS)
     t = block * _GAZE_BLOCK_S
     out = []
     while t < (block + 1) * _GAZE_BLOCK_S:

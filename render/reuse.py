@@ -154,6 +154,11 @@ class ReusingRenderer:
         self._still.last = self._last.values
         return frame, Drawn.WHOLE
 
+    def forget(self) -> None:
+        """The frame shown last is not this renderer's: the next one is drawn whole."""
+        self._last = None
+        self._still.last = None
+
     def _gaze_px(self, a: np.ndarray, b: np.ndarray) -> float:
         """How far the irises move between values ``a`` and ``b`` (pixels)."""
         return max(abs(a[c] - b[c]) * g for c, g in zip(_GAZE, GAZE_PX)) * self.renderer.eye_w

@@ -129,6 +129,10 @@ class Metrics:
         self.frames_reused = Counter(
             "talker_video_frames_reused_total", "frames in which nothing moved enough to draw anew (the last one again)"
         )
+        self.frames_recalled = Counter(
+            "talker_video_frames_recalled_total",
+            "listening frames shown from the session's memo of its idle loop instead of rendered",
+        )
         self.render_frame = Histogram("talker_render_frame_seconds", "warp render of one frame", RENDER_BUCKETS_S)
         self.job_seconds = Histogram(
             "talker_render_job_seconds", "wall time of a finished render job", (1, 2, 5, 10, 30, 60, 120, 300, 600)

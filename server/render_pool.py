@@ -56,6 +56,8 @@ class FrameRenderer(Protocol):
 
     def still_frames(self) -> StillFrames | None: ...
 
+    def forget(self) -> None: ...
+
 
 class I420Renderer:
     """A rig's warp renderer with I420 output (what the VP8 encoder takes). A frame in which nothing
@@ -80,6 +82,11 @@ class I420Renderer:
     def still_frames(self) -> StillFrames:
         """What tells this renderer's reused frames from the values alone, for the session's render worker."""
         return StillFrames(self.renderer.gains, self.renderer.renderer.eye_w)
+
+    def forget(self) -> None:
+        """The frame shown last is not this renderer's: the next one is drawn whole."""
+        self.renderer.forget()
+        self._last = None
 
 
 class VideoI420Renderer:
@@ -109,6 +116,9 @@ class VideoI420Renderer:
         """None: a video avatar's frames always move."""
         return None
 
+    def forget(self) -> None:
+        """Nothing to forget: every frame is drawn anew."""
+
 
 def renderer_for(face: Face, fps: float | None = None) -> FrameRenderer:
     """The I420 renderer of a portrait's rig or a video avatar (in this process; its loop played at ``fps``,
@@ -134,9 +144,11 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
             kind = msg[0]
             try:
                 if kind == "render":
-                    _, slot, values, index, listening = msg
+                    _, slot, values, index, listening, fresh = msg
                     if renderer is None:
                         raise RuntimeError("no face loaded")
+                    if fresh:
+                        renderer.forget()
                     yuv, seconds, drawn = renderer.render(values, index, listening)
                     if drawn is not Drawn.REUSED:  # (a reused image is the one sent last: the session kept it)
                         frames[slot] = yuv
@@ -205,13 +217,14 @@ class RenderProcess:
         return StillFrames(reply[1], reply[2]) if len(reply) > 2 else None
 
     def render(
-        self, slot: int, values: np.ndarray, index: int, listening: bool = False
+        self, slot: int, values: np.ndarray, index: int, listening: bool = False, fresh: bool = False
     ) -> tuple[np.ndarray, float, Drawn]:
-        """Render ``values`` (frame ``index`` of the session; ``listening``: an idle frame) into ``slot``;
+        """Render ``values`` (frame ``index`` of the session; ``listening``: an idle frame; ``fresh``: the
+        frame shown last was not this process's, so it draws anew) into ``slot``;
         returns the slot's I420 image (a view: valid until this slot is rendered into again), the render
         seconds, and how the frame was made (``REUSED``: nothing moved enough to draw anew, see
         ``I420Renderer``; the slot is then not written, and the caller uses the image it was last given)."""
-        msg = ("render", slot, np.asarray(values, np.float32), int(index), bool(listening))
+        msg = ("render", slot, np.asarray(values, np.float32), int(index), bool(listening), bool(fresh))
         reply = self._call(msg, timeout=10.0)
         return self.frames[slot], float(reply[1]), Drawn(reply[2])
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +15,12 @@ import numpy as np
 from server import markers
 from server.clock import MediaClock
 from server.codec import video_frame
+from server.frame_memo import FrameMemo, FrameSource, RenderFn
 from server.metrics import Metrics
 from server.render_pool import SLOTS, Face, RenderProcess, face_size, renderer_for
 from server.timeline import Timeline
 from talker.provenance import Label, Marker
-from talker.stages import Drawn, StillFrames, reuse_px
+from talker.stages import IDLE_LOOP_S, Drawn, StillFrames
 
 log = logging.getLogger("talker.server")
 
@@ -57,12 +57,14 @@ class RenderWorker(threading.Thread):
         process: RenderProcess | None = None,
         watermark: Marker | None = None,
         label: Label | None = None,
+        memo_bytes: int = 0,
     ) -> None:
         """``face``: a portrait's rig or a video avatar. ``process``: render there (see ``server.render_pool``);
         None renders in this thread.
         ``watermark``: the session's provenance mark, added to every frame's luma (None: unmarked;
         the audio track marks the session's audio with it too);
-        ``label``: a visible disclosure drawn in every frame's luma."""
+        ``label``: a visible disclosure drawn in every frame's luma.
+        ``memo_bytes``: memory for listening frames kept for the idle loop's next round (0: none kept)."""
         super().__init__(name=name, daemon=True)
         self.face = face
         self.process = process
@@ -73,6 +75,8 @@ class RenderWorker(threading.Thread):
         self.debug_markers = debug_markers
         self.watermark = watermark
         self.label = label
+        self.memo_bytes = memo_bytes
+        self.memo: FrameMemo | None = None
         self._store: dict[int, RenderedFrame] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -121,19 +125,23 @@ class RenderWorker(threading.Thread):
             self.error = e
             log.exception("render worker %s failed", self.name)
 
-    def _renderer(
-        self,
-    ) -> tuple[Callable[[int, np.ndarray, int, bool], tuple[np.ndarray, float, Drawn]], StillFrames | None]:
-        """(slot, channel values, frame index, listening -> (I420 image, render seconds, how it was made);
-        what tells the frames it would reuse from their values, None where none are). The image is the
-        renderer's own (a render slot, or the in-thread renderer's last image): read it before the next call."""
+    def _renderer(self) -> tuple[RenderFn, StillFrames | None]:
+        """(the render call, see ``RenderFn``; what tells the frames it would reuse from their values, None
+        where none are). The image is the renderer's own (a render slot, or the in-thread renderer's last
+        image): read it before the next call."""
         if self.process is not None:
             still = self.process.load(self.face, self.clock.fps)
             return self.process.render, still
         renderer = renderer_for(self.face, self.clock.fps)
-        return (
-            lambda slot, values, index, listening: renderer.render(values, index, listening)
-        ), renderer.still_frames()
+
+        def render(
+            slot: int, values: np.ndarray, index: int, listening: bool, fresh: bool
+        ) -> tuple[np.ndarray, float, Drawn]:
+            if fresh:
+                renderer.forget()
+            return renderer.render(values, index, listening)
+
+        return render, renderer.still_frames()
 
     def _first_useful(self, now: float, now_k: int, took: float) -> int:
         """The first frame that can still be rendered before the video track gives up on it: when
@@ -149,10 +157,13 @@ class RenderWorker(threading.Thread):
 
     def _loop(self) -> None:
         render, still = self._renderer()
+        # listening frames kept for the idle loop's next round (a portrait's; a video avatar's always move)
+        if still is not None and self.memo_bytes > 0:
+            self.memo = FrameMemo(self.memo_bytes, round(IDLE_LOOP_S * self.clock.fps))
+        source = FrameSource(render, still, self.memo)
         w = face_size(self.face)[0]
         slot = 0
         took = 0.02  # running estimate of one render (s)
-        drawn: np.ndarray | None = None  # the last image drawn anew, unstamped (a reused one is this again)
         prev: RenderedFrame | None = None  # the frame rendered before, in render order
         built = -REPEAT_MAX_FRAMES  # index of the last frame given a VideoFrame of its own
         spoke = -REPEAT_MAX_FRAMES  # index of the last speaking frame
@@ -175,19 +186,10 @@ class RenderWorker(threading.Thread):
                 p = todo[0]
                 assert p.values is not None
                 t0 = time.monotonic()
-                if drawn is not None and still is not None and still.still(p.values, reuse_px(not p.speaking)):
-                    yuv, seconds, reused = drawn, 0.0, True  # (the renderer would reuse it: not asked)
-                else:
-                    yuv, seconds, how = render(slot, p.values, p.index, not p.speaking)
-                    reused = how is Drawn.REUSED
-                    if still is not None:
-                        still.drawn(p.values, how)
-                if not reused or drawn is None:
-                    took = 0.8 * took + 0.2 * (time.monotonic() - t0)  # (the estimate is of a frame drawn anew)
-                    # (no copy: a render that reuses its image writes nothing, so this stays valid until the
-                    # next image drawn anew replaces it)
-                    drawn = yuv
-                    reused = False
+                got = source.next(slot, p.values, p.index, p.speaking)
+                reused = got.reused
+                if not reused and not got.recalled:  # (the estimate is of a frame drawn anew)
+                    took = 0.8 * took + 0.2 * (time.monotonic() - t0)
                 slot = (slot + 1) % SLOTS
                 if p.speaking:
                     spoke = p.index
@@ -204,12 +206,14 @@ class RenderWorker(threading.Thread):
                     assert prev is not None
                     frame = RenderedFrame(p.index, p.generation, prev.video, p.speaking, repeat=True)
                 else:
-                    frame = RenderedFrame(p.index, p.generation, self._video(drawn, p, w), p.speaking)
+                    frame = RenderedFrame(p.index, p.generation, self._video(got.image, p, w), p.speaking)
                     built = p.index
-                if reused:
+                if got.recalled:
+                    self.metrics.frames_recalled.inc()
+                elif reused:
                     self.metrics.frames_reused.inc()
                 else:
-                    self.metrics.render_frame.observe(seconds)
+                    self.metrics.render_frame.observe(got.seconds)
                 with self._lock:
                     self._store[p.index] = frame
                     for k in [k for k in self._store if k < now_k - 1]:

@@ -94,6 +94,10 @@ class SessionInfo(BaseModel):
     frames_repeated: int = Field(
         default=0, description="frames not sent because nothing moved: the client keeps showing the one before"
     )
+    frames_recalled: int = Field(
+        default=0, description="listening frames shown from the memo of the idle loop instead of rendered"
+    )
+    idle_memo_mb: float = Field(default=0.0, description="memory the memo of the idle loop holds (MB)")
     render_cpu_cores: float | None = Field(
         default=None, description="cores the session's render process has used since the session started"
     )

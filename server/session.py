@@ -61,6 +61,8 @@ class SessionStatus:
     frames_sent: int
     frames_late: int
     frames_repeated: int
+    frames_recalled: int
+    idle_memo_mb: float
     render_cpu_cores: float | None
     speech_gaps: int
     audio_frames_sent: int
@@ -136,6 +138,7 @@ class Session:
             self.render_process,
             Marker() if settings.provenance else None,
             Label(settings.label) if settings.label else None,
+            settings.idle_memo_mb << 20,
         )
         self.speech = SpeechWorker(
             f"talker-speech-{short}",
@@ -384,6 +387,8 @@ class Session:
             frames_sent=self.video_track.frames_sent,
             frames_late=self.video_track.frames_late,
             frames_repeated=self.video_track.frames_repeated,
+            frames_recalled=memo.hits if (memo := self.renderer.memo) is not None else 0,
+            idle_memo_mb=memo.nbytes / 2**20 if memo is not None else 0.0,
             render_cpu_cores=self.renderer.render_cpu_cores(),
             speech_gaps=self.timeline.gaps,
             audio_frames_sent=self.audio_track.frames_sent,

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         default="bust", description="portraits framed on head and shoulders (bust) or closer on the face (head)"
     )
     lead_frames: int = Field(default=2, ge=1, le=25, description="frames rendered ahead of the send clock")
+    idle_memo_mb: int = Field(
+        default=96,
+        ge=0,
+        le=4096,
+        description="memory per live portrait session for its listening frames, shown again each time the idle "
+        "loop comes round instead of rendered (about 75 MB holds a 512x512 portrait's whole loop; 0: none kept)",
+    )
     say_queue: int = Field(default=8, ge=1, le=256, description="utterances waiting per session; more get HTTP 429")
     max_say_chars: int = Field(default=2000, ge=1, le=20_000, description="longest text for one say request")
     first_piece_chars: int = Field(

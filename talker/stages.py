@@ -9,6 +9,7 @@ from audio.piper_tts import PiperTTS, TTSError
 from audio.text import TextError, clean_text, split_sentences
 from audio.types import SILENCE, TTS, Phone, Speech, SpeechChunk, concat_speech
 from motion.generator import MotionStream, MotionStyle
+from motion.idle import IDLE_LOOP_S
 from motion.lipsync import LipsyncError, LipsyncModel
 from motion.live import MixedMotionStream
 from motion.types import CHANNEL_INDEX
@@ -20,6 +21,7 @@ from render.warp import WarpRenderer
 __all__ = [
     "CHANNEL_INDEX",
     "SILENCE",
+    "IDLE_LOOP_S",
     "Drawn",
     "FaceRig",
     "LandmarkDetector",
