@@ -4,9 +4,9 @@ Starts a server (as ``bench_server`` does), connects N aiortc clients that count
 RTP packets (no decoding: a remote browser decodes, not this machine), lets them listen ``--warm``
 seconds, then reads the CPU time of the server process and of its render processes from /proc over
 ``--seconds``. Also prints the share of frames sent, and of repeats not sent (idle frames whose image is
-the one before), and of frames shown from the memo of the idle loop (``TALKER_IDLE_MEMO_MB``): after one
-loop (``motion.idle.IDLE_LOOP_S``) a listening session renders nothing. ``--memo-mb 0,96`` measures a
-server without the memo and one with it, one after the other.
+the one before), and of frames shown from the portrait's memo of its idle loop (``TALKER_IDLE_MEMO_MB``,
+shared by the sessions): after one loop (``motion.idle.IDLE_LOOP_S``) a listening session renders
+nothing. ``--memo-mb 0,96`` measures a server without the memo and one with it, one after the other.
 
     python -m benchmarks.bench_idle [--sessions 1,5] [--seconds 20] [--warm 3] [--memo-mb 96]
 """
@@ -68,7 +68,7 @@ async def measure(url: str, pid: int, n: int, seconds: float, warm: float = 3.0)
         "sent_pct": 100.0 * sent / max(sent + repeated, 1),
         "late": float(late),
         "recalled_pct": 100.0 * recalled / max(frames, 1),
-        "memo_mb": sum(a.get("idle_memo_mb", 0.0) for a in after) / n,
+        "memo_mb": max(a.get("idle_memo_mb", 0.0) for a in after),  # (the portrait's, shared by its sessions)
     }
 
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{n} idle{'' if memo is None else f' (memo {memo} MB)'}: {m['main'] + m['render']:.3f} cores "
                     f"a session (server process {m['main']:.3f}, render process {m['render']:.3f}); frames sent "
                     f"{m['sent_pct']:.0f} %, the rest repeats; from the memo {m['recalled_pct']:.0f} % "
-                    f"({m['memo_mb']:.0f} MB a session); late {m['late']:.0f}"
+                    f"({m['memo_mb']:.0f} MB for the portrait); late {m['late']:.0f}"
                 )
                 print(line, flush=True)
                 lines.append(line)

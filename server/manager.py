@@ -15,6 +15,7 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 
 from server.egress import EndpointRefused, chat_settings_for
 from server.engine import Engine, PersonaVoice
+from server.frame_memo import MemoShelf
 from server.load import LoadMonitor
 from server.metrics import Metrics
 from server.portraits import PortraitStore, release_memory
@@ -26,7 +27,7 @@ from server.tenancy import LOCAL_ADMIN, Principal
 from server.workers import LiveVoice
 from talker.avatar_player import VideoAvatar
 from talker.persona import Persona, PersonaNotFound, PersonaStore
-from talker.stages import LipsyncError, LipsyncModel, MotionStyle
+from talker.stages import IDLE_LOOP_S, LipsyncError, LipsyncModel, MotionStyle
 
 log = logging.getLogger("talker.server")
 
@@ -62,7 +63,8 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self.load = LoadMonitor(metrics, settings.admit_max_late_pct)
         self._reserved = 0
-        self._count = 0
+        # each portrait's listening frames, shared by its sessions
+        self.memos = MemoShelf(settings.idle_memo_mb << 20, IDLE_LOOP_S)
         self._recently_closed: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
@@ -140,12 +142,10 @@ class SessionManager:
                 face = (await asyncio.to_thread(self.engine.avatar, self.portraits, portrait_id, s.frame_size)).rig
             if video is not None:
                 face, portrait_id = video, f"avatar:{video.info.name}"
-            self._count += 1
             process = await asyncio.to_thread(self.render_pool.lease) if self.render_pool is not None else None
             lipsync = await asyncio.to_thread(self._lipsync)
             session = Session(
                 uuid.uuid4().hex,
-                self._count,
                 s,
                 self.engine,
                 face,
@@ -159,6 +159,7 @@ class SessionManager:
                 persona_id=persona.id if persona is not None else None,
                 lipsync=lipsync,
                 avatar=video.info.name if video is not None else None,
+                memos=self.memos,
             )
             session.owner, session.client = who.tenant, client
             session.on_ended = self._on_ended

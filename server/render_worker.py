@@ -20,7 +20,7 @@ from server.metrics import Metrics
 from server.render_pool import SLOTS, Face, RenderProcess, face_size, renderer_for
 from server.timeline import Timeline
 from talker.provenance import Label, Marker
-from talker.stages import IDLE_LOOP_S, Drawn, StillFrames
+from talker.stages import Drawn, StillFrames
 
 log = logging.getLogger("talker.server")
 
@@ -57,14 +57,14 @@ class RenderWorker(threading.Thread):
         process: RenderProcess | None = None,
         watermark: Marker | None = None,
         label: Label | None = None,
-        memo_bytes: int = 0,
+        memo: FrameMemo | None = None,
     ) -> None:
         """``face``: a portrait's rig or a video avatar. ``process``: render there (see ``server.render_pool``);
         None renders in this thread.
         ``watermark``: the session's provenance mark, added to every frame's luma (None: unmarked;
         the audio track marks the session's audio with it too);
         ``label``: a visible disclosure drawn in every frame's luma.
-        ``memo_bytes``: memory for listening frames kept for the idle loop's next round (0: none kept)."""
+        ``memo``: the portrait's listening frames, kept for the idle loop's next round (None: none kept)."""
         super().__init__(name=name, daemon=True)
         self.face = face
         self.process = process
@@ -75,8 +75,8 @@ class RenderWorker(threading.Thread):
         self.debug_markers = debug_markers
         self.watermark = watermark
         self.label = label
-        self.memo_bytes = memo_bytes
-        self.memo: FrameMemo | None = None
+        self.memo = memo
+        self.source: FrameSource | None = None
         self._store: dict[int, RenderedFrame] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -157,10 +157,7 @@ class RenderWorker(threading.Thread):
 
     def _loop(self) -> None:
         render, still = self._renderer()
-        # listening frames kept for the idle loop's next round (a portrait's; a video avatar's always move)
-        if still is not None and self.memo_bytes > 0:
-            self.memo = FrameMemo(self.memo_bytes, round(IDLE_LOOP_S * self.clock.fps))
-        source = FrameSource(render, still, self.memo)
+        source = self.source = FrameSource(render, still, self.memo)
         w = face_size(self.face)[0]
         slot = 0
         took = 0.02  # running estimate of one render (s)

@@ -24,6 +24,7 @@ from av import AudioFrame
 from server.audio_in import AudioInput
 from server.clock import MediaClock
 from server.engine import Engine
+from server.frame_memo import MemoShelf
 from server.metrics import Metrics
 from server.render_pool import Face, RenderPool, RenderProcess, face_size
 from server.render_worker import RenderWorker
@@ -80,7 +81,6 @@ class Session:
     def __init__(
         self,
         sid: str,
-        number: int,
         settings: Settings,
         engine: Engine,
         face: Face,
@@ -95,12 +95,14 @@ class Session:
         persona_id: str | None = None,
         lipsync: LipsyncModel | None = None,
         avatar: str | None = None,
+        memos: MemoShelf | None = None,
     ) -> None:
         """``face``: a portrait's rig or a video avatar (``avatar``: its name). ``render_process``: leased from
         ``render_pool``, given back at close (None: render in a thread).
         ``voice`` (default: the engine's), ``style``: a persona's voice and manner. ``chat``: the endpoint
         that answers ``chat`` requests (None: they are repeated as said). ``lipsync``: the model that moves
-        the mouth to audio streamed in (None: the session takes no audio)."""
+        the mouth to audio streamed in (None: the session takes no audio). ``memos``: where the portrait's
+        memo of its idle loop is shared with its other sessions (None: every listening frame is rendered)."""
         self.id = sid
         self.render_pool = render_pool
         self.render_process = render_process
@@ -113,7 +115,8 @@ class Session:
         fps = settings.fps
         self.clock = MediaClock(fps)
         self.lipsync = lipsync
-        seed = settings.seed + number
+        # one seed for every session: a portrait's sessions share its idle loop (and its memo)
+        seed = settings.seed
         self.timeline = Timeline(
             fps,
             voice.sample_rate,
@@ -127,6 +130,8 @@ class Session:
         self._audio_open = False
         self._peer_task: asyncio.Task[None] | None = None
         short = sid[:8]
+        self._memos = memos
+        self._memo = memos.take(face) if memos is not None and avatar is None else None
         self.renderer = RenderWorker(
             f"talker-render-{short}",
             face,
@@ -138,7 +143,7 @@ class Session:
             self.render_process,
             Marker() if settings.provenance else None,
             Label(settings.label) if settings.label else None,
-            settings.idle_memo_mb << 20,
+            self._memo,
         )
         self.speech = SpeechWorker(
             f"talker-speech-{short}",
@@ -387,8 +392,8 @@ class Session:
             frames_sent=self.video_track.frames_sent,
             frames_late=self.video_track.frames_late,
             frames_repeated=self.video_track.frames_repeated,
-            frames_recalled=memo.hits if (memo := self.renderer.memo) is not None else 0,
-            idle_memo_mb=memo.nbytes / 2**20 if memo is not None else 0.0,
+            frames_recalled=src.recalled if (src := self.renderer.source) is not None else 0,
+            idle_memo_mb=self._memo.nbytes / 2**20 if self._memo is not None else 0.0,
             render_cpu_cores=self.renderer.render_cpu_cores(),
             speech_gaps=self.timeline.gaps,
             audio_frames_sent=self.audio_track.frames_sent,
@@ -429,6 +434,9 @@ class Session:
                 t.join(timeout=10.0)
                 if t.is_alive():  # pragma: no cover - a synthesis call longer than 10 s
                     log.warning("thread %s still running after session close", t.name)
+        if self._memos is not None and self._memo is not None and not self.renderer.is_alive():
+            self._memos.give_back(self.renderer.face)
+            self._memo = None
         if self.render_pool is not None and self.render_process is not None and not self.renderer.is_alive():
             self.render_pool.release(self.render_process)
             self.render_process = None

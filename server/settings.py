@@ -59,8 +59,9 @@ class Settings(BaseSettings):
         default=96,
         ge=0,
         le=4096,
-        description="memory per live portrait session for its listening frames, shown again each time the idle "
-        "loop comes round instead of rendered (about 75 MB holds a 512x512 portrait's whole loop; 0: none kept)",
+        description="memory per portrait in live sessions for its listening frames, which its sessions show again "
+        "each time the idle loop comes round instead of rendering them (about 75 MB holds a 512x512 portrait's "
+        "whole loop; 0: none kept)",
     )
     say_queue: int = Field(default=8, ge=1, le=256, description="utterances waiting per session; more get HTTP 429")
     max_say_chars: int = Field(default=2000, ge=1, le=20_000, description="longest text for one say request")
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
         le=400,
         description="a first sentence longer than this is split at clauses, so speech starts sooner",
     )
-    seed: int = Field(default=0, description="base seed for idle motion (blinks, head drift)")
+    seed: int = Field(default=0, description="seed of every live session's motion (blinks, head drift, gestures)")
     provenance: bool = Field(
         default=True,
         description="mark live frames and audio as synthetic (MP4s follow the TALKER_PROVENANCE environment variable, "

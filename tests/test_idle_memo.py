@@ -1,5 +1,6 @@
-"""A listening avatar's idle motion comes round again every ``IDLE_LOOP_S``, and a live session shows the
-frames of the loop's second round from its memo instead of rendering them: the same pictures, no render."""
+"""A listening avatar's idle motion comes round again every ``IDLE_LOOP_S``, and live sessions show the
+frames of the loop's second round from the portrait's memo instead of rendering them: the same pictures, no
+render, for every session of that portrait."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from conftest import media, psnr
 from motion.generator import MotionStream
 from motion.idle import IDLE_LOOP_S
 from motion.types import CHANNEL_INDEX
-from server.frame_memo import FrameMemo, FrameSource, key_of
+from server.frame_memo import FrameMemo, FrameSource, MemoShelf, key_of
 from server.render_pool import I420Renderer
 from talker.pipeline import Pipeline
 from talker.stages import SILENCE, Drawn, Phone, Speech
@@ -77,7 +78,7 @@ def test_a_listening_session_shows_the_loop_again_without_rendering_it(astronaut
     values = stream_values([silence(1.0) for _ in range(2 * int(IDLE_LOOP_S) + 3)])
     renderer = I420Renderer(astronaut.rig)
     calls: list[Drawn] = []
-    memo = FrameMemo(256 << 20, LOOP)
+    memo = FrameMemo(256 << 20, IDLE_LOOP_S)
     source = FrameSource(render_fn(renderer, calls), renderer.still_frames(), memo)
     shown = []
     for k in range(2 * LOOP):
@@ -88,10 +89,19 @@ def test_a_listening_session_shows_the_loop_again_without_rendering_it(astronaut
     assert rendered_first > 100, "the first round is rendered"
     # (but for its first frames: the session's very first glance comes from straight ahead)
     assert len(calls) - rendered_first <= 2, "the second round renders nothing"
-    assert memo.hits > 0.5 * LOOP
+    assert source.recalled > 0.5 * LOOP
     assert all(np.array_equal(shown[k], shown[k + LOOP]) for k in range(25, LOOP)), "the same pictures"
     # the memo holds each image as the rows where it differs from the first: less than whole frames
-    assert memo.nbytes < len({id(x) for x in shown[:LOOP]}) * shown[0].nbytes
+    assert memo.nbytes < len({x.tobytes() for x in shown[:LOOP]}) * shown[0].nbytes
+
+    # another session of the portrait, starting at another point of the loop, renders nothing at all
+    calls_b: list[Drawn] = []
+    renderer_b = I420Renderer(astronaut.rig)
+    other = FrameSource(render_fn(renderer_b, calls_b), renderer_b.still_frames(), memo)
+    for k in range(LOOP // 3, LOOP // 3 + LOOP // 2):
+        got = other.next(0, values[k], k, speaking=False)
+        assert np.array_equal(got.image, shown[k]), f"frame {k} as the first session showed it"
+    assert len(calls_b) <= 1, "the second session renders at most its first frame"
 
 
 def test_speech_after_frames_from_the_memo_is_rendered_right(astronaut) -> None:
@@ -99,7 +109,8 @@ def test_speech_after_frames_from_the_memo_is_rendered_right(astronaut) -> None:
     values = stream_values(pieces)
     renderer = I420Renderer(astronaut.rig)
     calls: list[Drawn] = []
-    source = FrameSource(render_fn(renderer, calls), renderer.still_frames(), FrameMemo(256 << 20, LOOP))
+    memo = FrameMemo(256 << 20, IDLE_LOOP_S)
+    source = FrameSource(render_fn(renderer, calls), renderer.still_frames(), memo)
     exact = I420Renderer(astronaut.rig)
     start = int((IDLE_LOOP_S + 4) * FPS)
     # the first loop rendered (memo filled), then its start shown again from the memo
@@ -107,7 +118,7 @@ def test_speech_after_frames_from_the_memo_is_rendered_right(astronaut) -> None:
         source.next(0, values[k], k, speaking=False)
     for k in range(LOOP, start):
         source.next(0, values[k - LOOP], k, speaking=False)
-    assert source.memo is not None and source.memo.hits > 0
+    assert source.recalled > 0
     worst = float("inf")
     for k in range(start, start + int(2 * FPS)):
         got = source.next(0, values[k], k, speaking=True)
@@ -125,21 +136,36 @@ def test_a_full_memo_keeps_what_it_holds_and_drops_what_did_not_come_again() -> 
         im[i % h, :] = 1 + i  # differs from the first image in one luma row
         return im
 
-    one = FrameMemo(1 << 20, 10)
-    one.store(np.zeros(3), image(0), np.zeros(3), False, 0)
-    one.store(np.ones(3), image(1), np.ones(3), False, 1)
-    memo = FrameMemo(6 * (one.nbytes // 2), 10)
+    one = FrameMemo(1 << 20, 10.0)
+    one.store(np.zeros(3), image(0), np.zeros(3), 0.0, None)
+    one.store(np.ones(3), image(1), np.ones(3), 0.0, None)
+    memo = FrameMemo(6 * (one.nbytes // 2), 10.0)  # a loop of ten frames, one a second, room for about six
     loop = [np.array([i, 0.0, 0.0]) for i in range(10)]
-    for k, v in enumerate(loop):  # a loop of ten frames with room for about six
-        memo.store(v, image(k), v, False, k)
-    kept = [k for k, v in enumerate(loop) if memo.recall(v, 10 + k) is not None]
+    for k, v in enumerate(loop):
+        memo.store(v, image(k), v, float(k), None)
+    kept = [k for k, v in enumerate(loop) if memo.recall(v, 10.0 + k) is not None]
     assert 5 <= len(kept) <= 6 and memo.nbytes <= memo.budget_bytes
     assert kept == list(range(len(kept))), "a full memo keeps what it has instead of trading it for the next"
-    recalled = memo.recall(loop[3], 19)
-    assert recalled is not None and np.array_equal(recalled.image, image(3))
+    hit = memo.recall(loop[3], 19.0)
+    assert hit is not None and np.array_equal(memo.image(hit[0]), image(3))
     # a frame after speech comes once: stored when the memo holds frames not shown for a whole loop
     late = np.array([50.0, 1.0, 1.0])
-    memo.store(late, image(7), late, False, 40)
-    found = memo.recall(late, 41)
-    assert found is not None and np.array_equal(found.image, image(7))
+    assert memo.store(late, image(7), late, 40.0, None) is not None
+    found = memo.recall(late, 41.0)
+    assert found is not None and np.array_equal(memo.image(found[0]), image(7))
     assert memo.nbytes <= memo.budget_bytes
+
+
+def test_sessions_of_one_portrait_share_its_memo_until_the_last_one_closes() -> None:
+    shelf = MemoShelf(1 << 20, IDLE_LOOP_S)
+    face, other = object(), object()
+    a, b, c = shelf.take(face), shelf.take(face), shelf.take(other)
+    assert a is b and a is not c
+    assert a is not None
+    a.store(np.zeros(3), np.ones((6, 4), np.uint8), np.zeros(3), 0.0, None)
+    shelf.give_back(face)
+    assert shelf.take(face) is a, "kept while a session shows the portrait"
+    shelf.give_back(face)
+    shelf.give_back(face)
+    assert shelf.take(face) is not a, "dropped with the last session"
+    assert MemoShelf(0, IDLE_LOOP_S).take(face) is None
