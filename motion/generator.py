@@ -285,18 +285,18 @@ class MotionStream:
         # to about half that, peaks near 16 degrees, which the renderer eases into the portrait's room)
         vals[:, _C["headYaw"]] = (
             _smooth_noise(times, seed, "yaw", amp * 0.7, 0.05, 0.3) * (1.0 + 2.1 * active)
-            + talk * _smooth_noise(times, seed, "yaw-talk", 5.0, 0.4, 0.9)
+            + talk * _smooth_noise(times, seed, "yaw-talk", 5.0, 0.4, 0.9, looped=False)
             + 0.6 * st.nod_deg * live * tilt * active
         )
         vals[:, _C["headPitch"]] = (
             _smooth_noise(times, seed, "pitch", amp * 0.6, 0.05, 0.3)
-            + talk * _smooth_noise(times, seed, "pitch-talk", 2.2, 0.45, 1.1)
+            + talk * _smooth_noise(times, seed, "pitch-talk", 2.2, 0.45, 1.1, looped=False)
             + st.nod_deg * live * nod * active
             + breath * (1 - 0.7 * active)
         )
         vals[:, _C["headRoll"]] = (
             _smooth_noise(times, seed, "roll", amp * 0.4, 0.05, 0.25)
-            + talk * _smooth_noise(times, seed, "roll-talk", 3.0, 0.4, 0.9)
+            + talk * _smooth_noise(times, seed, "roll-talk", 3.0, 0.4, 0.9, looped=False)
             + 0.8 * st.nod_deg * live * tilt * active
         )
         vals[:, _C["browInnerUp"]] = 0.35 * min(live, 1.5) * brow

@@ -84,12 +84,16 @@ def loop_hz(f: float) -> float:
     return max(1.0, round(f * IDLE_LOOP_S)) / IDLE_LOOP_S
 
 
-def _smooth_noise(times: np.ndarray, seed: int, label: str, amp: float, f_lo: float, f_hi: float) -> np.ndarray:
-    """Three sines of keyed frequencies in [f_lo, f_hi] (whole cycles per idle loop) and phases."""
+def _smooth_noise(
+    times: np.ndarray, seed: int, label: str, amp: float, f_lo: float, f_hi: float, looped: bool = True
+) -> np.ndarray:
+    """Three sines of keyed frequencies in [f_lo, f_hi] and phases; ``looped``: whole cycles per idle loop
+    (idle motion; speech's own motion need not repeat)."""
     rng = _rng(seed, "noise", label)
     out = np.zeros(len(times))
     for _ in range(3):
-        f = loop_hz(rng.uniform(f_lo, f_hi))
+        f = rng.uniform(f_lo, f_hi)
+        f = loop_hz(f) if looped else f
         ph = rng.uniform(0, 2 * np.pi)
         out += np.sin(2 * np.pi * f * times + ph) * rng.uniform(0.5, 1.0)
     return amp * out / 2.0
