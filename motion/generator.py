@@ -43,7 +43,9 @@ _ACTIVE_BACK_S = 0.6  # the speaking activity that scales the head's talking mot
 _ACTIVE_AHEAD_S = 0.12  # ... and this far ahead
 _MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch", "mouthRollLower")
 _C = CHANNEL_INDEX
-_WIDE_PER_BROW = 0.6  # eyeWide per unit of an emphasis brow raise
+_WIDE_PER_BROW = 0.35  # eyeWide per unit of an emphasis brow raise
+_BROW_RAISE = 0.6  # browInnerUp at the top of an emphasis raise (times liveliness)
+_BROW_BLINK_DIP = 0.8  # a blink pulls a raised brow down by this share of the raise (the lid's ring muscle)
 _GAZE_HOLDS_TURN = 0.6  # the eyes turn back against this share of a head turn, keeping contact with the viewer
 _LOOK_DEG = 24.0  # degrees of eye rotation per unit of eyeLookX (the renderer's iris shift of 0.16 eye widths)
 
@@ -299,7 +301,7 @@ class MotionStream:
             + talk * _smooth_noise(times, seed, "roll-talk", 3.0, 0.4, 0.9, looped=False)
             + 0.8 * st.nod_deg * live * tilt * active
         )
-        vals[:, _C["browInnerUp"]] = 0.35 * min(live, 1.5) * brow
+        vals[:, _C["browInnerUp"]] = _BROW_RAISE * min(live, 1.5) * brow * (1.0 - _BROW_BLINK_DIP * blink)
         # the eyes open a little wider as the brows rise for emphasis
         vals[:, _C["eyeWideLeft"]] = vals[:, _C["eyeWideRight"]] = _WIDE_PER_BROW * vals[:, _C["browInnerUp"]]
         gaze = _gaze(times, seed, st.gaze_amplitude)
