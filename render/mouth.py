@@ -95,7 +95,7 @@ class MouthPainter:
             teeth = teeth if own is None else own  # drawn teeth match the portrait's own
         self.teeth_rgb = teeth
         # lower teeth stand in the mouth's warm shadow
-        self.lower_teeth_rgb = 0.92 * (0.85 * teeth + 0.15 * self.tongue_rgb / _TONGUE_BRIGHT)
+        self.lower_teeth_rgb = 0.95 * (0.9 * teeth + 0.1 * self.tongue_rgb / _TONGUE_BRIGHT)
 
     def paint(self, out: np.ndarray, vt: np.ndarray, values: np.ndarray) -> None:
         """Paint the interior into ``out`` (in place) for target vertices ``vt`` (Nv, 2)."""
@@ -272,14 +272,15 @@ class MouthPainter:
         # narrow opening, where they would show as a dotted line a pixel or two high, they stay hidden
         f2, edge2 = _tooth_phase(xs, x_mid, _LOWER_W * inc_w, arel)
         tl = np.maximum(np.minimum(_LOWER_H * hide * iod, _LOWER_SHARE * (yl - yu)), 0.5)
-        tl_t = tl * (1.0 - 0.2 * (2.0 * f2 - 1.0) ** 2) * (1.0 - 0.3 * np.clip(arel, 0, 1))
+        tl_t = tl * (1.0 - 0.08 * (2.0 * f2 - 1.0) ** 2) * (1.0 - 0.3 * np.clip(arel, 0, 1))
         v2 = (yl - ys) / np.maximum(tl_t, 0.5)  # 0 at the lower lip, 1 at the teeth's edge
-        band2 = np.clip(v2 * 5, 0, 1) * np.clip((1.0 - v2) * tl_t / 0.8, 0, 1)
+        # (from the lip's edge up: the lower lip's wet inner side lies against them, no dark line between)
+        band2 = np.clip((1.0 - v2) * tl_t / 0.8, 0, 1)
         arch2 = np.clip((_LOWER_ARCH - arel) / 0.3, 0, 1)
-        notch = np.exp(-((edge2 / max(0.35, 0.007 * iod)) ** 2)) * (0.3 - 0.15 * np.clip(arel, 0, 1))
+        notch = np.exp(-((edge2 / max(0.35, 0.007 * iod)) ** 2)) * (0.12 - 0.06 * np.clip(arel, 0, 1))
         convex2 = 0.9 + 0.1 * np.sin(np.pi * f2)
         # lit at the edge, in the lower lip's shade at the base, darker towards the back of the mouth
-        shade2 = (0.75 + 0.25 * np.clip(v2, 0, 1)) * (1.0 - 0.5 * arel**1.3) * convex2
+        shade2 = (0.9 + 0.1 * np.clip(v2, 0, 1)) * (1.0 - 0.4 * arel**1.3) * convex2
         shade2 = shade2 * (1.0 - notch * (0.5 + 0.8 * np.clip(v2, 0, 1))) * dim
         a_lo = (band2 * arch2 * lower_share * np.clip((tl - 1.0) / 2.0, 0.0, 1.0))[..., None]
         layer[:] = layer * (1 - a_lo) + (self.lower_teeth_rgb * shade2[..., None]) * a_lo
