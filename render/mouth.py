@@ -16,7 +16,7 @@ import numpy as np
 
 from render import topology as T
 from render.deform import lip_rounding
-from render.geometry import apply, similarity
+from render.geometry import apply, picture_blur, similarity
 from render.mouth_source import lip_extended_source, own_teeth_rgb, source_hole_masks
 from render.rig import FaceRig
 
@@ -56,6 +56,7 @@ _ROUND_DIM = 0.15  # ... and shade what shows this much
 _LOWER_H = 0.06  # drawn lower teeth: how far their edges show above the lower lip (inter-ocular distances)
 _LOWER_ARCH = 0.7  # ... out to this share of the opening's half width
 _UPPER_SHARE = 0.55  # ... and at most this share of the opening's height, so a small opening shows
+_SOFT_MIN = 0.75  # pictures softer than this (``picture_blur``, pixels) get an opening with a feathered edge
 _LOWER_SHARE = 0.25  # dark between the rows (lower teeth: this share), as filmed ones do, not a wall of teeth
 
 
@@ -94,6 +95,13 @@ class MouthPainter:
             own = own_teeth_rgb(rig.image, self._upper_mask)
             teeth = teeth if own is None else own  # drawn teeth match the portrait's own
         self.teeth_rgb = teeth
+        # the picture's own softness around the mouth: the drawn opening's edge and interior match it
+        lips = v0[T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER]
+        box = (lips[:, 0].min(), lips[:, 1].min(), lips[:, 0].max(), lips[:, 1].max())
+        pad = 0.4 * self.iod
+        self.soft = picture_blur(
+            rig.image, (int(box[0] - pad), int(box[1] - pad), int(box[2] + pad), int(box[3] + pad))
+        )
         # lower teeth stand in the mouth's warm shadow
         self.lower_teeth_rgb = 0.95 * (0.9 * teeth + 0.1 * self.tongue_rgb / _TONGUE_BRIGHT)
 
@@ -102,8 +110,10 @@ class MouthPainter:
         up = vt[T.LIP_INNER_UPPER]
         lo = vt[T.LIP_INNER_LOWER]
         h, w = out.shape[:2]
-        x0 = max(0, int(np.floor(min(up[:, 0].min(), lo[:, 0].min()))) - 1)
-        x1 = min(w, int(np.ceil(max(up[:, 0].max(), lo[:, 0].max()))) + 2)
+        # a soft picture's opening gets a soft edge: room around it for the feathering
+        m = int(np.ceil(2.5 * self.soft)) if self.soft > _SOFT_MIN else 0
+        x0 = max(0, int(np.floor(min(up[:, 0].min(), lo[:, 0].min()))) - 1 - m)
+        x1 = min(w, int(np.ceil(max(up[:, 0].max(), lo[:, 0].max()))) + 2 + m)
         if x1 <= x0:
             return
         # the lip lines as smooth curves through their points (a polyline through 11 points draws an
@@ -119,8 +129,8 @@ class MouthPainter:
             return  # lips together: nothing of the interior shows
         yu = yu_s.reshape(-1, _SUB).mean(axis=1)
         yl = yl_s.reshape(-1, _SUB).mean(axis=1)
-        y0 = max(0, int(np.floor(yu_s.min())) - 1)
-        y1 = min(h, int(np.ceil(yl_s.max())) + 2)
+        y0 = max(0, int(np.floor(yu_s.min())) - 1 - m)
+        y1 = min(h, int(np.ceil(yl_s.max())) + 2 + m)
         if y1 <= y0:
             return
         # coverage of each pixel by the opening [yu, yl]: exact down each of _SUB sub-columns, averaged
@@ -130,7 +140,10 @@ class MouthPainter:
         cover = cover.reshape(len(rows), -1, _SUB).mean(axis=2)
         # between contour points the interpolated lip lines can part by a fraction of a pixel even when
         # every pair of points meets: an opening under ~1.5 px is faded rather than drawn as a sliver
-        alpha = (cover * min(1.0, open_px / 1.5))[..., None]
+        alpha = cover * min(1.0, open_px / 1.5)
+        if m:
+            alpha = cv2.GaussianBlur(alpha, (0, 0), self.soft)
+        alpha = alpha[..., None]
         xs, ys = _pixel_axes(x0, y0, x1, y1)
         xc = float(0.5 * (vt[13, 0] + vt[14, 0]))
         op = _Opening(xs, ys, yu[None, :], yl[None, :], xc, _half_width(vt), lip_rounding(values))
@@ -141,7 +154,7 @@ class MouthPainter:
             self._synth_teeth(layer, vt, op, upper=False, lower=True)
         else:
             layer = self._synth(vt, op, upper=True, lower=True)
-        sigma = max(0.5, 0.007 * self.iod)
+        sigma = max(0.5, 0.007 * self.iod, self.soft)
         layer = cv2.GaussianBlur(layer, (0, 0), sigma)
         roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
