@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from render import topology as T
-from render.geometry import apply, clamp, fill_columns, similarity, sorted_by_x
+from render.geometry import SOFT_MIN, apply, clamp, fill_columns, picture_blur, similarity, sorted_by_x
 from render.rig import FaceRig
 
 _SHIFT = 3
@@ -97,6 +97,12 @@ class EyePainter:
             )
         ]
         self.painted: list[tuple[int, int, int, int]] = []  # the boxes (x0, y0, x1, y1) the last paint drew in
+        # the picture's own softness around the eyes: the drawn lids and lashes match it
+        around = v0[T.R_EYE_UPPER + T.L_EYE_UPPER + T.R_BROW + T.L_BROW]
+        pad = 0.3 * rig.iod
+        lo, hi = around.min(axis=0) - pad, around.max(axis=0) + pad
+        blur = picture_blur(rig.image, (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])))
+        self.soft = blur if blur > SOFT_MIN else 0.0
 
     def paint(self, out: np.ndarray, vt: np.ndarray, blinks: tuple[float, float]) -> None:
         """Shut lids in ``out`` (in place); ``blinks`` = (right, left) closure 0..1."""
@@ -125,17 +131,18 @@ class EyePainter:
             # ... and a little past the corners, where the open eye's corners showed white
             ends = _CORNER_REACH * iod * _ramp(b, 0.3, 0.9)
             poly = np.concatenate([_stretch_ends(top, ends + 0.5 * unfold), _stretch_ends(below, ends)[::-1]])
-            x0 = max(0, int(np.floor(min(poly[:, 0].min(), lower[:, 0].min()))) - 4)
-            y0 = max(0, int(np.floor(poly[:, 1].min())) - 4)
-            x1 = min(w, int(np.ceil(max(poly[:, 0].max(), lower[:, 0].max()))) + 5)
-            y1 = min(h, int(np.ceil(max(poly[:, 1].max(), lower[:, 1].max()) + _LASH * iod)) + 5)
+            room = 4 + int(np.ceil(2.5 * self.soft))  # (for the blur of a soft picture's lid and lashes)
+            x0 = max(0, int(np.floor(min(poly[:, 0].min(), lower[:, 0].min()))) - room)
+            y0 = max(0, int(np.floor(poly[:, 1].min())) - room)
+            x1 = min(w, int(np.ceil(max(poly[:, 0].max(), lower[:, 0].max()))) + room + 1)
+            y1 = min(h, int(np.ceil(max(poly[:, 1].max(), lower[:, 1].max()) + _LASH * iod)) + room + 1)
             if x1 <= x0 or y1 <= y0:
                 continue
             self.painted.append((x0, y0, x1, y1))
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
             p = np.round((poly - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(m, [p], (255,), lineType=cv2.LINE_AA, shift=_SHIFT)
-            blur = cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(0.7, 0.012 * iod))
+            blur = cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(0.7, 0.012 * iod, self.soft))
             # the top fades in over the lower part of the unfolding crease's band: a closed lid has no edge
             # where the fold was, and above the fill the patch is the portrait's skin with its thin dark
             # lines closed away, so the crease fades out as the lid shuts while the skin stays the portrait's
@@ -177,7 +184,7 @@ class EyePainter:
             sm = np.zeros_like(m)
             _draw_strands(sm, eye.strands, lid_edge, along, thick[:, 0], up_dir, (x0, y0), b, iod)
             lashes = np.maximum(lm.astype(np.float32) * body, sm.astype(np.float32))
-            soft = max(0.7, 0.008 * iod)  # lashes are a soft line, on a large face too
+            soft = max(0.7, 0.008 * iod, self.soft)  # lashes are a soft line, on a large face too
             line = np.asarray(cv2.GaussianBlur(lashes / 255.0, (0, 0), soft), np.float32)
             la = line * (0.9 * _ramp(b, _START, 0.5))
             roi = roi * (1.0 - la[..., None]) + eye.lash_rgb[None, None, :] * la[..., None]

@@ -42,6 +42,9 @@ def fill_columns(rgb: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> None:
 
 
 _SHARP_SIGMA = 1.2  # what ``picture_blur``'s edge measure reads on a sharp photograph (pixels)
+SOFT_MIN = 0.75
+"""Pictures softer than this (``picture_blur``, pixels) get drawn parts (an opening mouth, shut lids,
+lashes) blurred as much as the picture."""
 
 
 def picture_blur(image: np.ndarray, box: tuple[int, int, int, int]) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 
 from render import topology as T
 from render.deform import lip_rounding
-from render.geometry import apply, picture_blur, similarity
+from render.geometry import SOFT_MIN, apply, picture_blur, similarity
 from render.mouth_source import lip_extended_source, own_teeth_rgb, source_hole_masks
 from render.rig import FaceRig
 
@@ -56,7 +56,6 @@ _ROUND_DIM = 0.15  # ... and shade what shows this much
 _LOWER_H = 0.06  # drawn lower teeth: how far their edges show above the lower lip (inter-ocular distances)
 _LOWER_ARCH = 0.7  # ... out to this share of the opening's half width
 _UPPER_SHARE = 0.55  # ... and at most this share of the opening's height, so a small opening shows
-_SOFT_MIN = 0.75  # pictures softer than this (``picture_blur``, pixels) get an opening with a feathered edge
 _LOWER_SHARE = 0.25  # dark between the rows (lower teeth: this share), as filmed ones do, not a wall of teeth
 
 
@@ -111,7 +110,7 @@ class MouthPainter:
         lo = vt[T.LIP_INNER_LOWER]
         h, w = out.shape[:2]
         # a soft picture's opening gets a soft edge: room around it for the feathering
-        m = int(np.ceil(2.5 * self.soft)) if self.soft > _SOFT_MIN else 0
+        m = int(np.ceil(2.5 * self.soft)) if self.soft > SOFT_MIN else 0
         x0 = max(0, int(np.floor(min(up[:, 0].min(), lo[:, 0].min()))) - 1 - m)
         x1 = min(w, int(np.ceil(max(up[:, 0].max(), lo[:, 0].max()))) + 2 + m)
         if x1 <= x0:

@@ -64,3 +64,17 @@ def test_a_soft_portraits_open_mouth_is_as_soft_as_the_picture(pipeline: Pipelin
     own = float(np.percentile(np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)), 99))
     assert soft < 0.75 * crisp, (soft, crisp)
     assert soft < 2.0 * own, (soft, own)
+
+
+def test_a_soft_portraits_shut_lids_and_lashes_are_as_soft_as_the_picture(pipeline: Pipeline) -> None:
+    sharp = pipeline.prepare_avatar(media("faces", "astronaut_eileen_collins.png"), (512, 512))
+    assert WarpRenderer(sharp.rig).eyes.soft == 0.0  # a sharp photograph's lids are drawn as before
+    av = pipeline.prepare_avatar(upscaled(media("faces", "astronaut_eileen_collins.png"), 4), (512, 512))
+    r = WarpRenderer(av.rig)
+    assert r.eyes is not None and r.eyes.soft > 1.0
+    rest = r.render(pose_values({}))
+    shut = pose_values({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})
+    soft = opening_steepness(r.render(shut), rest)
+    r.eyes.soft = 0.0
+    crisp = opening_steepness(r.render(shut), rest)
+    assert soft < 0.8 * crisp, (soft, crisp)
