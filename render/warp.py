@@ -197,7 +197,7 @@ class WarpRenderer:
         # painted over), so it is computed on a grid ``s`` times coarser and upsampled linearly. A turned
         # head is not: where its near cheek covers what lies behind, the map jumps, and upsampled across
         # the jump the outline becomes a staircase of s-pixel steps. From _FOLD_POSE_DEG on, the map is
-        # computed at every pixel (about twice the map's cost; speech-time motion stays below it).
+        # computed at every pixel (a third more per frame; below it the jumps are too thin to show).
         turned = max(abs(values[self._yaw]), abs(values[self._pitch])) >= _FOLD_POSE_DEG
         s = 1 if turned else self.map_scale
         x0 -= x0 % s
@@ -320,7 +320,7 @@ def _remap_moved(
             cv2.remap(src, bx, by, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE)
 
 
-_FOLD_POSE_DEG = 5.0
+_FOLD_POSE_DEG = 10.0
 """Head turns (yaw or pitch, degrees) from which the backward map is computed at every pixel."""
 
 
