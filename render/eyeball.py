@@ -20,7 +20,7 @@ import numpy as np
 
 from render import topology as T
 from render.deform import WIDE
-from render.geometry import fill_columns, similarity, sorted_by_x
+from render.geometry import fill_columns, similarity, soft_around, sorted_by_x
 from render.rig import FaceRig
 
 _TOP_BAND = 0.15  # the top of the opening redrawn as eyeball (the lash shadow), as a share of the lid gap
@@ -53,6 +53,8 @@ class EyeballPainter:
             (T.L_EYE_UPPER, T.L_EYE_LOWER, (362, 263), T.L_IRIS),
         )
         self._patches: list[_Patch | None] | None = None
+        # the picture's own softness around the eyes: the uncovered eyeball's edge matches it
+        self.soft = soft_around(rig.image, self._v0[T.R_EYE_UPPER + T.L_EYE_UPPER], 0.3 * rig.iod)
 
     def _patch_list(self) -> list[_Patch | None]:
         if self._patches is None:
@@ -68,7 +70,7 @@ class EyeballPainter:
         for (up, lo, corners, _), w, patch in zip(self._eyes, widen, self._patch_list()):
             if w <= 0.01 or patch is None:
                 continue
-            _draw(out, patch, vt, self._v0, up, lo, corners, gaze, min(1.0, w / _FULL))
+            _draw(out, patch, vt, self._v0, up, lo, corners, gaze, min(1.0, w / _FULL), self.soft)
 
 
 def _make_patch(
@@ -158,14 +160,17 @@ def _draw(
     corners: tuple[int, int],
     gaze: np.ndarray,
     strength: float,
+    soft: float = 0.0,
 ) -> None:
+    """``soft``: the picture's blur (pixels): the opening's edge is feathered by as much."""
     upper, lower = vt[up], vt[lo]
     poly = np.concatenate([upper, lower[::-1]])
     h, w = out.shape[:2]
-    fx0 = max(0, int(np.floor(poly[:, 0].min())) - 1)
-    fy0 = max(0, int(np.floor(poly[:, 1].min())) - 1)
-    fx1 = min(w, int(np.ceil(poly[:, 0].max())) + 2)
-    fy1 = min(h, int(np.ceil(poly[:, 1].max())) + 2)
+    room = int(np.ceil(2.5 * soft))
+    fx0 = max(0, int(np.floor(poly[:, 0].min())) - 1 - room)
+    fy0 = max(0, int(np.floor(poly[:, 1].min())) - 1 - room)
+    fx1 = min(w, int(np.ceil(poly[:, 0].max())) + 2 + room)
+    fy1 = min(h, int(np.ceil(poly[:, 1].max())) + 2 + room)
     if fx1 - fx0 < 2 or fy1 - fy0 < 2:
         return
     a, b = corners
@@ -181,7 +186,10 @@ def _draw(
     )
     mask = np.zeros((fy1 - fy0, fx1 - fx0), np.uint8)
     cv2.fillPoly(mask, [np.round((poly - [fx0, fy0]) * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
-    alpha = (mask.astype(np.float32) / 255.0) * ball[..., 3] * strength
+    edge = mask.astype(np.float32) / 255.0
+    if room:
+        edge = np.asarray(cv2.GaussianBlur(edge, (0, 0), soft), np.float32)
+    alpha = edge * ball[..., 3] * strength
     rgb = np.asarray(ball[..., :3], np.float32)
     if patch.shadow > 0:
         ys = np.arange(fy0, fy1, dtype=np.float64)[:, None] + 0.5

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from render import topology as T
-from render.geometry import SOFT_MIN, apply, clamp, fill_columns, picture_blur, similarity, sorted_by_x
+from render.geometry import apply, clamp, fill_columns, similarity, soft_around, sorted_by_x
 from render.rig import FaceRig
 
 _SHIFT = 3
@@ -98,11 +98,7 @@ class EyePainter:
         ]
         self.painted: list[tuple[int, int, int, int]] = []  # the boxes (x0, y0, x1, y1) the last paint drew in
         # the picture's own softness around the eyes: the drawn lids and lashes match it
-        around = v0[T.R_EYE_UPPER + T.L_EYE_UPPER + T.R_BROW + T.L_BROW]
-        pad = 0.3 * rig.iod
-        lo, hi = around.min(axis=0) - pad, around.max(axis=0) + pad
-        blur = picture_blur(rig.image, (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])))
-        self.soft = blur if blur > SOFT_MIN else 0.0
+        self.soft = soft_around(rig.image, v0[T.R_EYE_UPPER + T.L_EYE_UPPER + T.R_BROW + T.L_BROW], 0.3 * rig.iod)
 
     def paint(self, out: np.ndarray, vt: np.ndarray, blinks: tuple[float, float]) -> None:
         """Shut lids in ``out`` (in place); ``blinks`` = (right, left) closure 0..1."""

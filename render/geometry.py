@@ -74,3 +74,11 @@ def picture_blur(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
     r = min(steepest(cv2.GaussianBlur(region, (0, 0), 2.0)) / g0, 0.999)
     s0 = 2.0 * r / np.sqrt(1.0 - r * r)
     return float(np.sqrt(max(s0 * s0 - _SHARP_SIGMA * _SHARP_SIGMA, 0.0)))
+
+
+def soft_around(image: np.ndarray, points: np.ndarray, pad: float) -> float:
+    """``picture_blur`` over the box of ``points`` (N, 2) grown by ``pad`` pixels, 0 where it is under
+    ``SOFT_MIN`` (a sharp picture's drawn parts stay as crisp as they are)."""
+    lo, hi = points.min(axis=0) - pad, points.max(axis=0) + pad
+    blur = picture_blur(image, (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])))
+    return blur if blur > SOFT_MIN else 0.0

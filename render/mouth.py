@@ -16,7 +16,7 @@ import numpy as np
 
 from render import topology as T
 from render.deform import lip_rounding
-from render.geometry import SOFT_MIN, apply, picture_blur, similarity
+from render.geometry import apply, similarity, soft_around
 from render.mouth_source import lip_extended_source, own_teeth_rgb, source_hole_masks
 from render.rig import FaceRig
 
@@ -95,12 +95,7 @@ class MouthPainter:
             teeth = teeth if own is None else own  # drawn teeth match the portrait's own
         self.teeth_rgb = teeth
         # the picture's own softness around the mouth: the drawn opening's edge and interior match it
-        lips = v0[T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER]
-        box = (lips[:, 0].min(), lips[:, 1].min(), lips[:, 0].max(), lips[:, 1].max())
-        pad = 0.4 * self.iod
-        self.soft = picture_blur(
-            rig.image, (int(box[0] - pad), int(box[1] - pad), int(box[2] + pad), int(box[3] + pad))
-        )
+        self.soft = soft_around(rig.image, v0[T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER], 0.4 * self.iod)
         # lower teeth stand in the mouth's warm shadow
         self.lower_teeth_rgb = 0.95 * (0.9 * teeth + 0.1 * self.tongue_rgb / _TONGUE_BRIGHT)
 
@@ -110,7 +105,7 @@ class MouthPainter:
         lo = vt[T.LIP_INNER_LOWER]
         h, w = out.shape[:2]
         # a soft picture's opening gets a soft edge: room around it for the feathering
-        m = int(np.ceil(2.5 * self.soft)) if self.soft > SOFT_MIN else 0
+        m = int(np.ceil(2.5 * self.soft))
         x0 = max(0, int(np.floor(min(up[:, 0].min(), lo[:, 0].min()))) - 1 - m)
         x1 = min(w, int(np.ceil(max(up[:, 0].max(), lo[:, 0].max()))) + 2 + m)
         if x1 <= x0:
