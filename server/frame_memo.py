@@ -61,10 +61,6 @@ class FrameMemo:
         self._base: np.ndarray | None = None
         self._next_id = 0
         self.nbytes = 0
-        self.hits = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def recall(self, values: np.ndarray, now: float) -> tuple[int, np.ndarray] | None:
         """(the id of the image stored for ``values``, the channel values it shows), or None. ``now``:
@@ -74,7 +70,6 @@ class FrameMemo:
             entry = self._entries.get(key)
             if entry is None:
                 return None
-            self.hits += 1
             image_id, shown, _ = entry
             self._entries[key] = (image_id, shown, now)
             self._entries.move_to_end(key)
@@ -104,8 +99,11 @@ class FrameMemo:
             known = self._entries.get(key)
             if known is not None:
                 return known[0]
+            new_image = same_as is None or same_as not in self._images
+            if new_image and self.nbytes >= self.budget_bytes and not self._drop_stale(now):
+                return None  # (full of frames of the loop: refused before comparing it with the first)
             base = None
-            if same_as is None or same_as not in self._images:
+            if new_image:
                 if self._base is None:
                     self._base = image.copy()
                 base = self._base
@@ -201,11 +199,6 @@ class MemoShelf:
                 del self._memos[id(face)]
             else:
                 self._memos[id(face)] = (memo, users - 1)
-
-    @property
-    def nbytes(self) -> int:
-        with self._lock:
-            return sum(m.nbytes for m, _ in self._memos.values())
 
 
 RenderFn = Callable[[int, np.ndarray, int, bool, bool], tuple[np.ndarray, float, Drawn]]

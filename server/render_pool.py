@@ -52,11 +52,11 @@ def face_size(face: Face) -> tuple[int, int]:
 
 
 class FrameRenderer(Protocol):
-    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, Drawn]: ...
+    def render(
+        self, values: np.ndarray, index: int, listening: bool = False, fresh: bool = False
+    ) -> tuple[np.ndarray, float, Drawn]: ...
 
     def still_frames(self) -> StillFrames | None: ...
-
-    def forget(self) -> None: ...
 
 
 class I420Renderer:
@@ -69,11 +69,18 @@ class I420Renderer:
         self.renderer = ReusingRenderer(WarpRenderer(rig))
         self._last: np.ndarray | None = None
 
-    def render(self, values: np.ndarray, index: int = 0, listening: bool = False) -> tuple[np.ndarray, float, Drawn]:
+    def render(
+        self, values: np.ndarray, index: int = 0, listening: bool = False, fresh: bool = False
+    ) -> tuple[np.ndarray, float, Drawn]:
         """(I420 image: the renderer's own, do not modify it; render seconds; how it was made: ``REUSED``,
         the last image again). ``index`` (the session's frame index) is not used: a portrait's frame depends
-        on ``values`` only. ``listening``: an idle frame, reused while nothing moved ``reuse_px(listening)``."""
+        on ``values`` only. ``listening``: an idle frame, reused while nothing moved ``reuse_px(listening)``.
+        ``fresh``: the frame shown last was not this renderer's (the session's memo of its idle loop gave
+        it), so this one is drawn whole."""
         t0 = time.perf_counter()
+        if fresh:
+            self.renderer.forget()
+            self._last = None
         rgb, drawn = self.renderer.render(values, reuse_px(listening))
         if drawn is not Drawn.REUSED or self._last is None:
             self._last = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
@@ -82,11 +89,6 @@ class I420Renderer:
     def still_frames(self) -> StillFrames:
         """What tells this renderer's reused frames from the values alone, for the session's render worker."""
         return StillFrames(self.renderer.gains, self.renderer.renderer.eye_w)
-
-    def forget(self) -> None:
-        """The frame shown last is not this renderer's: the next one is drawn whole."""
-        self.renderer.forget()
-        self._last = None
 
 
 class VideoI420Renderer:
@@ -100,8 +102,10 @@ class VideoI420Renderer:
         self.renderer = VideoAvatarRenderer(avatar, fps)
         self._rendered: deque[int] = deque(maxlen=REWIND_FRAMES)  # session frame indices, in render order
 
-    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, Drawn]:
-        """(I420 image, a new array; render seconds; ``WHOLE``: never a reused image)."""
+    def render(
+        self, values: np.ndarray, index: int, listening: bool = False, fresh: bool = False
+    ) -> tuple[np.ndarray, float, Drawn]:
+        """(I420 image, a new array; render seconds; ``WHOLE``: every frame is drawn anew, ``fresh`` or not)."""
         t0 = time.perf_counter()
         again = 0
         while self._rendered and self._rendered[-1] >= index:
@@ -115,9 +119,6 @@ class VideoI420Renderer:
     def still_frames(self) -> None:
         """None: a video avatar's frames always move."""
         return None
-
-    def forget(self) -> None:
-        """Nothing to forget: every frame is drawn anew."""
 
 
 def renderer_for(face: Face, fps: float | None = None) -> FrameRenderer:
@@ -147,9 +148,7 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
                     _, slot, values, index, listening, fresh = msg
                     if renderer is None:
                         raise RuntimeError("no face loaded")
-                    if fresh:
-                        renderer.forget()
-                    yuv, seconds, drawn = renderer.render(values, index, listening)
+                    yuv, seconds, drawn = renderer.render(values, index, listening, fresh)
                     if drawn is not Drawn.REUSED:  # (a reused image is the one sent last: the session kept it)
                         frames[slot] = yuv
                     conn.send(("done", seconds, drawn.value))

@@ -20,7 +20,7 @@ from server.metrics import Metrics
 from server.render_pool import SLOTS, Face, RenderProcess, face_size, renderer_for
 from server.timeline import Timeline
 from talker.provenance import Label, Marker
-from talker.stages import Drawn, StillFrames
+from talker.stages import StillFrames
 
 log = logging.getLogger("talker.server")
 
@@ -133,15 +133,9 @@ class RenderWorker(threading.Thread):
             still = self.process.load(self.face, self.clock.fps)
             return self.process.render, still
         renderer = renderer_for(self.face, self.clock.fps)
-
-        def render(
-            slot: int, values: np.ndarray, index: int, listening: bool, fresh: bool
-        ) -> tuple[np.ndarray, float, Drawn]:
-            if fresh:
-                renderer.forget()
-            return renderer.render(values, index, listening)
-
-        return render, renderer.still_frames()
+        return (
+            lambda slot, values, index, listening, fresh: renderer.render(values, index, listening, fresh)
+        ), renderer.still_frames()
 
     def _first_useful(self, now: float, now_k: int, took: float) -> int:
         """The first frame that can still be rendered before the video track gives up on it: when

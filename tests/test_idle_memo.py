@@ -65,9 +65,7 @@ def test_idle_motion_comes_round_again_after_a_loop_and_after_speech() -> None:
 
 def render_fn(renderer: I420Renderer, calls: list[Drawn]):
     def render(slot: int, values: np.ndarray, index: int, listening: bool, fresh: bool):
-        if fresh:
-            renderer.forget()
-        image, seconds, how = renderer.render(values, index, listening)
+        image, seconds, how = renderer.render(values, index, listening, fresh)
         calls.append(how)
         return image, seconds, how
 
@@ -122,8 +120,7 @@ def test_speech_after_frames_from_the_memo_is_rendered_right(astronaut) -> None:
     worst = float("inf")
     for k in range(start, start + int(2 * FPS)):
         got = source.next(0, values[k], k, speaking=True)
-        exact.forget()
-        want, _, _ = exact.render(values[k], k, False)
+        want, _, _ = exact.render(values[k], k, False, fresh=True)
         worst = min(worst, psnr(got.image, want))
     assert worst > 40.0, f"speaking frames drawn over the memo's pictures differ from a render: {worst:.1f} dB"
 

@@ -25,7 +25,9 @@ class StallsOnce:
     def __init__(self) -> None:
         self.calls = 0
 
-    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, Drawn]:
+    def render(
+        self, values: np.ndarray, index: int, listening: bool = False, fresh: bool = False
+    ) -> tuple[np.ndarray, float, Drawn]:
         self.calls += 1
         if self.calls == 5:
             time.sleep(0.8)
@@ -38,7 +40,9 @@ class StallsOnce:
 class StillPicture:
     """A renderer whose every frame after the first is the first image again (nothing moves)."""
 
-    def render(self, values: np.ndarray, index: int, listening: bool = False) -> tuple[np.ndarray, float, Drawn]:
+    def render(
+        self, values: np.ndarray, index: int, listening: bool = False, fresh: bool = False
+    ) -> tuple[np.ndarray, float, Drawn]:
         return np.full((SIZE * 3 // 2, SIZE), 128, np.uint8), 0.0, Drawn.REUSED
 
     def still_frames(self) -> None:
