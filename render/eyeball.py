@@ -20,7 +20,7 @@ import numpy as np
 
 from render import topology as T
 from render.deform import WIDE
-from render.geometry import fill_columns, similarity, soft_around, sorted_by_x
+from render.geometry import fill_columns, similarity, sorted_by_x
 from render.rig import FaceRig
 
 _TOP_BAND = 0.15  # the top of the opening redrawn as eyeball (the lash shadow), as a share of the lid gap
@@ -45,7 +45,8 @@ class _Patch:
 class EyeballPainter:
     """Draws the uncovered eyeball of widened eyes onto rendered frames of one rig."""
 
-    def __init__(self, rig: FaceRig) -> None:
+    def __init__(self, rig: FaceRig, soft: float = 0.0) -> None:
+        """``soft``: ``render.eyes.eyes_soft(rig)`` (0: a sharp picture's crisp edge)."""
         self.rig = rig
         self._v0 = rig.verts[:, :2].astype(np.float64)
         self._eyes = (
@@ -53,8 +54,7 @@ class EyeballPainter:
             (T.L_EYE_UPPER, T.L_EYE_LOWER, (362, 263), T.L_IRIS),
         )
         self._patches: list[_Patch | None] | None = None
-        # the picture's own softness around the eyes: the uncovered eyeball's edge matches it
-        self.soft = soft_around(rig.image, self._v0[T.R_EYE_UPPER + T.L_EYE_UPPER], 0.3 * rig.iod)
+        self.soft = soft  # the picture's softness around the eyes: the uncovered eyeball's edge matches it
 
     def _patch_list(self) -> list[_Patch | None]:
         if self._patches is None:

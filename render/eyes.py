@@ -84,8 +84,15 @@ class _Eye:
     strands: np.ndarray  # (n, 3): each lash strand's place along the lid (0..1), length and tilt factors
 
 
+def eyes_soft(rig: FaceRig) -> float:
+    """The picture's softness around the eyes (``soft_around``): drawn lids, lashes and eyeballs match it."""
+    v0 = rig.verts[:, :2].astype(np.float64)
+    return soft_around(rig.image, v0[T.R_EYE_UPPER + T.L_EYE_UPPER + T.R_BROW + T.L_BROW], 0.3 * rig.iod)
+
+
 class EyePainter:
-    def __init__(self, rig: FaceRig) -> None:
+    def __init__(self, rig: FaceRig, soft: float | None = None) -> None:
+        """``soft``: ``eyes_soft(rig)``, when the caller has it already."""
         self.rig = rig
         v0 = rig.verts[:, :2].astype(np.float64)
         self.v0 = v0
@@ -97,8 +104,7 @@ class EyePainter:
             )
         ]
         self.painted: list[tuple[int, int, int, int]] = []  # the boxes (x0, y0, x1, y1) the last paint drew in
-        # the picture's own softness around the eyes: the drawn lids and lashes match it
-        self.soft = soft_around(rig.image, v0[T.R_EYE_UPPER + T.L_EYE_UPPER + T.R_BROW + T.L_BROW], 0.3 * rig.iod)
+        self.soft = eyes_soft(rig) if soft is None else soft
 
     def paint(self, out: np.ndarray, vt: np.ndarray, blinks: tuple[float, float]) -> None:
         """Shut lids in ``out`` (in place); ``blinks`` = (right, left) closure 0..1."""

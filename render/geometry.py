@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -54,8 +55,6 @@ def picture_blur(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
 
     Read from its strongest edges: a step blurred by s0 keeps s0 / sqrt(s0^2 + 4) of its steepest slope
     under a further blur of 2 pixels."""
-    import cv2
-
     x0, y0, x1, y1 = box
     region = np.asarray(image[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)], np.float32)
     if region.ndim == 3:

@@ -17,7 +17,7 @@ from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.deform import RigPose, lid_raise, lip_rounding, rig_lip_gap
 from render.eyeball import EyeballPainter
-from render.eyes import EyePainter
+from render.eyes import EyePainter, eyes_soft
 from render.geometry import clamp, similarity
 from render.mouth import MouthPainter, lip_extended_source
 from render.mouth_source import CORNER_REACH
@@ -72,10 +72,11 @@ class WarpRenderer:
         self._lip_source: np.ndarray | None = None
         self._lip_source_done = False
         self._lip_ids = np.array(T.LIP_OUTER_UPPER + T.LIP_OUTER_LOWER)
-        self.eyes = EyePainter(rig) if draw_eyes else None
+        eye_soft = eyes_soft(rig) if draw_eyes else 0.0
+        self.eyes = EyePainter(rig, eye_soft) if draw_eyes else None
         self._br = CHANNEL_INDEX["eyeBlinkRight"]
         self._bl = CHANNEL_INDEX["eyeBlinkLeft"]
-        self.eyeballs = EyeballPainter(rig) if draw_eyes else None
+        self.eyeballs = EyeballPainter(rig, eye_soft) if draw_eyes else None
         self._gx = CHANNEL_INDEX["eyeLookX"]
         self._yaw, self._pitch = CHANNEL_INDEX["headYaw"], CHANNEL_INDEX["headPitch"]
         self._gy = CHANNEL_INDEX["eyeLookY"]
