@@ -18,7 +18,8 @@ in the audio) so the receiving aiortc client can tell what each frame is. Figure
   session speaks all the time (a new reply is queued 3 s after the last became audible, before it
   ends); ``conversation``: each session speaks a two-sentence reply, then listens for
   ``--capacity-listen`` seconds (the user's turn) before the next one. The share of audio frames
-  that carried speech is reported with each step.
+  that carried speech is reported with each step. ``--capacity-warm S``: one session listens S seconds
+  first, so the steps run on a server that has its portrait's idle loop in memory (41 s: all of it).
 * chat (``--chat N``): a persona session whose chat endpoint is a local OpenAI-compatible SSE server in
   this process (``tools.fakechat``, tokens at a model-like pace); from the moment the endpoint sends
   the last token of the reply's first sentence to the first speech frame (and first audible audio)
@@ -813,6 +814,12 @@ async def run(url: str, args: argparse.Namespace) -> Report:
             rep.machine += f", capacity clients at nice {args.client_nice}"
         if args.capacity_light:
             skip_video_decoding()
+        if args.capacity_warm > 0:
+            # a server that has run a while: its portrait's idle loop is in memory (IDLE_MEMO_KEEP keeps it)
+            c = await connect(url, args.capacity_light)
+            await asyncio.sleep(args.capacity_warm)
+            await c.close()
+            rep.machine += f", capacity after one session listened {args.capacity_warm:.0f} s"
         await bench_capacity(
             url,
             rep,
@@ -849,6 +856,13 @@ def main(argv: list[str] | None = None) -> int:
         "--capacity-listen", type=float, default=3.0, help="capacity, conversation: seconds of listening per turn"
     )
     ap.add_argument("--capacity-from", type=int, default=1, help="capacity: the first session count (default 1)")
+    ap.add_argument(
+        "--capacity-warm",
+        type=float,
+        default=0.0,
+        help="capacity: one session listens this long first (41: its portrait's whole idle loop is in memory, as "
+        "on a server that has been showing it)",
+    )
     ap.add_argument(
         "--client-nice",
         type=int,

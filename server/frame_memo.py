@@ -171,34 +171,49 @@ def _diff(image: np.ndarray, base: np.ndarray) -> _Image:
 
 class MemoShelf:
     """The memos of the portraits live sessions show: one per portrait (its rig object), shared by the
-    sessions showing it, dropped when the last of them closes."""
+    sessions showing it. When the last of them closes the memo is kept for the portrait's next session,
+    for the ``keep`` portraits whose sessions closed last (their memos' memory stays in use)."""
 
-    def __init__(self, budget_bytes: int, loop_s: float) -> None:
+    def __init__(self, budget_bytes: int, loop_s: float, keep: int = 0) -> None:
         self.budget_bytes = int(budget_bytes)
         self.loop_s = float(loop_s)
+        self.keep = int(keep)
         self._lock = threading.Lock()
-        self._memos: dict[int, tuple[FrameMemo, int]] = {}  # id(face) -> (memo, sessions using it)
+        # id(face) -> (face, memo, sessions using it); the face is held so that its id is not reused
+        self._memos: dict[int, tuple[object, FrameMemo, int]] = {}
+        self._idle: OrderedDict[int, None] = OrderedDict()  # memos no session uses, the oldest first
 
     def take(self, face: object) -> FrameMemo | None:
         """The memo of ``face`` for one more session (None: memos are off); give it back at the end."""
         if self.budget_bytes <= 0:
             return None
         with self._lock:
-            memo, users = self._memos.get(id(face), (None, 0))
+            _, memo, users = self._memos.get(id(face), (face, None, 0))
             if memo is None:
                 memo = FrameMemo(self.budget_bytes, self.loop_s)
-            self._memos[id(face)] = (memo, users + 1)
+            self._memos[id(face)] = (face, memo, users + 1)
+            self._idle.pop(id(face), None)
             return memo
 
     def give_back(self, face: object) -> None:
         with self._lock:
-            memo, users = self._memos.get(id(face), (None, 0))
+            _, memo, users = self._memos.get(id(face), (face, None, 0))
             if memo is None:
                 return
-            if users <= 1:
-                del self._memos[id(face)]
-            else:
-                self._memos[id(face)] = (memo, users - 1)
+            if users > 1:
+                self._memos[id(face)] = (face, memo, users - 1)
+                return
+            self._memos[id(face)] = (face, memo, 0)
+            self._idle[id(face)] = None
+            while len(self._idle) > self.keep:
+                old, _ = self._idle.popitem(last=False)
+                del self._memos[old]
+
+    @property
+    def kept_bytes(self) -> int:
+        """Memory of the memos kept for portraits no session shows now."""
+        with self._lock:
+            return sum(self._memos[k][1].nbytes for k in self._idle)
 
 
 RenderFn = Callable[[int, np.ndarray, int, bool, bool], tuple[np.ndarray, float, Drawn]]

@@ -64,7 +64,7 @@ class SessionManager:
         self.load = LoadMonitor(metrics, settings.admit_max_late_pct)
         self._reserved = 0
         # each portrait's listening frames, shared by its sessions
-        self.memos = MemoShelf(settings.idle_memo_mb << 20, IDLE_LOOP_S)
+        self.memos = MemoShelf(settings.idle_memo_mb << 20, IDLE_LOOP_S, settings.idle_memo_keep)
         self._recently_closed: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None

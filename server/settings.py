@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         "each time the idle loop comes round instead of rendering them (about 75 MB holds a 512x512 portrait's "
         "whole loop; 0: none kept)",
     )
+    idle_memo_keep: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="portraits whose idle-loop memo is kept after their last session closes, the most recently "
+        "shown first, so their next session starts with the loop in memory (each holds up to IDLE_MEMO_MB)",
+    )
     say_queue: int = Field(default=8, ge=1, le=256, description="utterances waiting per session; more get HTTP 429")
     max_say_chars: int = Field(default=2000, ge=1, le=20_000, description="longest text for one say request")
     first_piece_chars: int = Field(

@@ -166,3 +166,16 @@ def test_sessions_of_one_portrait_share_its_memo_until_the_last_one_closes() -> 
     shelf.give_back(face)
     assert shelf.take(face) is not a, "dropped with the last session"
     assert MemoShelf(0, IDLE_LOOP_S).take(face) is None
+
+
+def test_a_portraits_memo_waits_for_its_next_session_among_the_last_few_shown() -> None:
+    shelf = MemoShelf(1 << 20, IDLE_LOOP_S, keep=2)
+    faces = [object() for _ in range(3)]
+    memos = [shelf.take(f) for f in faces]
+    assert memos[2] is not None
+    memos[2].store(np.zeros(3), np.ones((6, 4), np.uint8), np.zeros(3), 0.0, None)
+    for f in faces:
+        shelf.give_back(f)
+    assert shelf.kept_bytes >= memos[2].nbytes > 0
+    assert shelf.take(faces[1]) is memos[1] and shelf.take(faces[2]) is memos[2], "kept for the next session"
+    assert shelf.take(faces[0]) is not memos[0], "the portrait shown longest ago makes room"
