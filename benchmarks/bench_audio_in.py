@@ -16,6 +16,10 @@ onset's moment:
   (complete at the client = its last RTP packet arrived, as a browser decodes it; and decoded by aiortc);
 * first sound: the first RTP audio packet of the echoed speech that is loud (half the onset's level);
 * mouth - sound: how far the first mouth movement trails (or leads) the first loud sound at the client;
+* the model's own: the first frame whose lips part in the same model's whole-file output of the clip
+  (``motion.audio_motion``, frame k showing the audio from k / 25 s), from the onset: how late the
+  sound's content opens the mouth (a closed-lip consonant first keeps it shut); first mouth movement
+  minus that is the time the live path adds;
 * A/V offset: video frame k against the debug beep at frame k's first sample, by RTP arrival, over
   all trials (``benchmarks.bench_server.av_offsets``).
 """
@@ -57,6 +61,7 @@ class Trial:
     mouth_complete_ms: float | None
     mouth_decoded_ms: float | None
     sound_rtp_ms: float | None
+    model_ms: float | None = None
 
 
 @dataclass
@@ -83,6 +88,14 @@ class Run:
         stat("speech onset -> first mouth movement complete at the client", [x.mouth_complete_ms for x in t])
         stat("speech onset -> first mouth movement decoded", [x.mouth_decoded_ms for x in t])
         stat("speech onset -> first loud audio packet", [x.sound_rtp_ms for x in t])
+        stat("speech onset -> the model's own first mouth movement (whole file)", [x.model_ms for x in t])
+        stat(
+            "first mouth movement (complete) - the model's own (the live path)",
+            [
+                x.mouth_complete_ms - x.model_ms if x.mouth_complete_ms is not None and x.model_ms is not None else None
+                for x in t
+            ],
+        )
         stat(
             "first mouth movement (complete) - first loud audio packet",
             [
@@ -121,9 +134,22 @@ def onset(pcm: np.ndarray, sr: int) -> tuple[int, float]:
     return i * w, float(env[i])
 
 
+def model_opening_ms(pcm: np.ndarray, sr: int, first: int, fps: float = 25.0) -> float | None:
+    """When the lips first part in the lip-sync model's whole-file output of ``pcm``, from sample ``first``
+    (ms; the model the server loads: ``TALKER_LIPSYNC_MODEL`` or the bundled one)."""
+    from motion.audio_motion import audio_motion
+    from motion.lipsync import LipsyncModel
+    from server.markers import lips_apart
+
+    rows = audio_motion(LipsyncModel.load(os.environ.get("TALKER_LIPSYNC_MODEL")), pcm / 32768.0, sr, fps)
+    k = next((i for i, row in enumerate(rows) if lips_apart(row)), None)
+    return None if k is None else (k / fps - first / sr) * 1000.0
+
+
 async def trial(c: AvatarClient, name: str) -> Trial:
     pcm, sr = load_clip(name)
     first, level = onset(pcm, sr)
+    own = model_opening_ms(pcm, sr, first)
     sock = await c.open_audio(sr)
     v0, a0 = len(c.received.video), len(c.received.audio)
     await sock.control("start")
@@ -141,6 +167,7 @@ async def trial(c: AvatarClient, name: str) -> Trial:
         (opened[0].complete_t - t_speech) * ms if opened else None,
         (opened[0].t - t_speech) * ms if opened else None,
         (loud[0].rtp_t - t_speech) * ms if loud and loud[0].rtp_t is not None else None,
+        own,
     )
 
 
