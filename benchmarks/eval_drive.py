@@ -137,7 +137,7 @@ def eval_drive(videos: list[Path], faces: list[Path], size: int) -> None:
         print(f"| {name} | {share:.2f} | {s_yaw:.4f} | {s_pitch:.4f} | {kappa:.2f} |")
 
 
-def eval_dub(videos: list[Path], speech: Path, transcript: str | None) -> None:
+def eval_dub(videos: list[Path], speech: Path, transcript: str | None, lipsync: bool = False) -> None:
     from audio.align import align_file
     from render.landmarks import MediaPipeFaceMesh
     from talker.dub import DubSettings, dub_video
@@ -146,12 +146,16 @@ def eval_dub(videos: list[Path], speech: Path, transcript: str | None) -> None:
 
     judge = Judge()
     mesh = MediaPipeFaceMesh()
-    sp = align_file(speech, transcript).speech
+    sp = align_file(speech, transcript).speech  # (the phones p/b/m are scored on)
+    if lipsync:  # the dub's mouth from the learned model, which hears only the recording
+        from talker.dub import new_speech
+
+        driven = new_speech(speech, None)[0]
     print("| video | speech | face found | min PSNR above nose (dB) | max emb dist to original | p/b/m closed |")
     print("|---|---|---|---|---|---|")
     for v in videos:
         with tempfile.TemporaryDirectory() as d:
-            res = dub_video(v, sp, Path(d) / "dub.mp4", DubSettings(fit="cut"))
+            res = dub_video(v, driven if lipsync else sp, Path(d) / "dub.mp4", DubSettings(fit="cut"))
             dub = list(read_frames(res.path))
         src = list(read_frames(v))[: len(dub)]
         a, b = _measure(judge, src), _measure(judge, dub)
@@ -184,12 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faces", nargs="*", type=Path, default=[])
     ap.add_argument("--speech", type=Path, default=None, help="a recording to dub the videos with")
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument(
+        "--lipsync", action="store_true", help="dub with the mouth from the learned model (no transcript given to it)"
+    )
     args = ap.parse_args(argv)
     if args.faces:
         eval_drive(args.videos, args.faces, args.size)
     if args.speech:
         txt = args.speech.with_suffix(".txt")
-        eval_dub(args.videos, args.speech, txt.read_text().strip() if txt.exists() else None)
+        eval_dub(args.videos, args.speech, txt.read_text().strip() if txt.exists() else None, args.lipsync)
     return 0
 
 

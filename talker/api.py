@@ -89,7 +89,7 @@ def render(
     *,
     language: str | None = None,
     audio: str | Path | None = None,
-    lipsync: bool | str | Path = False,
+    lipsync: bool | str | Path | None = None,
     size: int | tuple[int, int] | str | None = 512,
     framing: str = "bust",
     fps: float = 25.0,
@@ -105,10 +105,11 @@ def render(
 
     face: a portrait path or an RGB uint8 array (default: the bundled portrait). voice: a voice id from
     ``list_voices()`` such as ``"espeak:en-gb+f3"``, or a ``Voice``; language: pick the voice for a language
-    instead. audio: recorded speech to lip-sync; the lips follow phones from pocketsphinx, aligned to ``text``
-    (its transcript) or recognized without one (English). lipsync: True drives the mouth from the sound
-    itself with the learned model instead (any voice, any language, no transcript), or a model folder
-    (``talker train-lipsync``) to use that model. size: 512,
+    instead. audio: recorded speech to lip-sync: without ``text`` the learned lip-sync model drives the mouth
+    from the sound (any voice, any language); with ``text`` (its English transcript) the lips follow phones
+    force-aligned by pocketsphinx. lipsync: True for the model even with a transcript, a model folder
+    (``talker train-lipsync``) for that model, False for pocketsphinx (English recognition without
+    ``text``). size: 512,
     (width, height), "640x480", or None/"source" for the portrait's own size. framing: "bust" (head and
     shoulders), "head" (closer) or "source" (the whole picture), at one eye height and scale. fps: 1-60.
     seed: blinks and head motion. expression: neutral, happy, sad, angry or surprised, at ``intensity`` (0-1.5).
@@ -143,16 +144,17 @@ def render(
         if face is not None:
             raise ValueError("give a portrait (face=...) or a video avatar (avatar=...), not both")
         target = load_video_avatar(avatar, data_dir)
-    if lipsync is not False and audio is None:
+    if lipsync is not None and audio is None:
         raise ValueError("lipsync chooses how a recording drives the mouth: use it with audio=...")
     if audio is not None:
         if voice is not None or language is not None:
             raise ValueError("voice and language choose a TTS voice: not used with a recording (audio=...)")
-        if lipsync is False:
-            return pipeline_for(None).render_audio(audio, out, target, text, settings, progress)
+        if lipsync is False or (lipsync is None and text is not None):
+            return pipeline_for(None).render_audio(audio, out, target, text, settings, progress, align=True)
         if text is not None:
             raise ValueError("lipsync reads the mouth from the sound alone: a transcript (text=...) is not used")
-        pipeline = pipeline_for(None) if lipsync is True else Pipeline(lipsync=LipsyncModel.load(lipsync))
+        own = None if lipsync is None or isinstance(lipsync, bool) else lipsync
+        pipeline = pipeline_for(None) if own is None else Pipeline(lipsync=LipsyncModel.load(own))
         return pipeline.render_audio(audio, out, target, None, settings, progress, align=False)
     assert text is not None
     return pipeline_for(resolve_voice(voice, language)).render_text(text, out, target, settings, progress)

@@ -46,8 +46,12 @@ def _render(args: argparse.Namespace) -> int:
 
     if args.audio and (args.voice or args.language):
         raise ValueError("--voice and --language choose a TTS voice: not used with --audio")
-    if not args.audio and (args.lipsync or args.lipsync_model):
-        raise ValueError("--lipsync and --lipsync-model choose how a recording drives the mouth: use them with --audio")
+    if not args.audio and (args.lipsync or args.lipsync_model or args.align):
+        raise ValueError(
+            "--align, --lipsync and --lipsync-model choose how a recording drives the mouth: use them with --audio"
+        )
+    if args.align and (args.lipsync or args.lipsync_model):
+        raise ValueError("--align puts the lips on recognised phones, --lipsync on the learned model: choose one")
     voice = _voice(args)
     tts = None if voice is None else _make_tts(voice)
     lipsync = None
@@ -64,7 +68,8 @@ def _render(args: argparse.Namespace) -> int:
         face = load_video_avatar(args.avatar, args.data_dir)
     pipeline = Pipeline(tts=tts, detector=make_detector(args.landmarks), lipsync=lipsync)
     if args.audio:
-        align = not (args.lipsync or args.lipsync_model)
+        # the model for a recording alone (any language); pocketsphinx for a transcript or --align (English)
+        align = args.align or (text is not None and not (args.lipsync or args.lipsync_model))
         result = pipeline.render_audio(args.audio, args.out, face, text, settings, progress, align=align)
     else:
         assert text is not None
@@ -218,8 +223,14 @@ def add_speak_parsers(sub: argparse._SubParsersAction, common: argparse.Argument
     r.add_argument(
         "--lipsync",
         action="store_true",
-        help="with --audio: drive the mouth from the sound with the learned lip-sync model (any language, no "
-        "transcript). Default: lips on phones from pocketsphinx (forced to --text, or English recognition)",
+        help="with --audio: drive the mouth from the sound with the learned lip-sync model even with a transcript. "
+        "Default: the model without --text (any language), phones force-aligned by pocketsphinx with it",
+    )
+    r.add_argument(
+        "--align",
+        action="store_true",
+        help="with --audio and no --text: lips on phones from pocketsphinx's English recognition instead of the "
+        "lip-sync model (English speech only; about 1.5x real time)",
     )
     r.add_argument(
         "--lipsync-model", default=None, help="with --audio: drive the mouth with this lip-sync model folder"

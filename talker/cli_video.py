@@ -35,7 +35,9 @@ def _dub(args: argparse.Namespace) -> int:
         raise ValueError("--voice chooses the voice for --text; with --audio the recording is the voice")
     if not (args.audio or args.text):
         raise ValueError("give the new speech: --audio RECORDING (with --text as its transcript), or --text")
-    speech, notes = new_speech(args.audio, args.text, args.voice)
+    if args.align and not args.audio:
+        raise ValueError("--align recognises the phones of a recording: use it with --audio")
+    speech, notes = new_speech(args.audio, args.text, args.voice, args.align)
     bar = _Bar(args.quiet, "dubbing")
     result = dub_video(args.video, speech, args.out, settings, bar)
     bar.close()
@@ -83,6 +85,12 @@ def add_video_parsers(sub: argparse._SubParsersAction, common: argparse.Argument
     d.add_argument("--audio", help="the new speech, recorded (wav, mp3, flac, ogg, m4a)")
     d.add_argument("--text", help="the new words to synthesize (with --audio: the recording's transcript)")
     d.add_argument("--voice", default=None, help="voice id for --text (see talker voices)")
+    d.add_argument(
+        "--align",
+        action="store_true",
+        help="with --audio and no --text: lips on phones from pocketsphinx's English recognition instead of the "
+        "learned lip-sync model (English speech only)",
+    )
     d.add_argument("--out", default="dubbed.mp4", help="output MP4 path (default: dubbed.mp4)")
     d.add_argument(
         "--fit",

@@ -2,7 +2,8 @@
 
 Two passes over the video. The first tracks the face (``render.encoder``): landmarks per frame, shots,
 bridged losses. The second re-renders the mouth region of each frame (``render.redub``) to the mouth
-channels the phonetic motion generator makes from the new speech, and encodes it with the new audio.
+channels made from the new speech (by the phonetic motion generator from its phones, or by the learned
+lip-sync model from a recording without them), and encodes it with the new audio.
 Everything above the nose and outside the face is the frame's own; frames without a face pass through.
 
 When the speech and the video differ in length, ``fit`` decides (``FIT_POLICIES``).
@@ -162,18 +163,27 @@ def prefetch(items: Iterable[_T], depth: int = 4) -> Iterator[_T]:
 
 
 def new_speech(
-    audio: str | Path | None, text: str | None, voice_id: str | None = None
+    audio: str | Path | None, text: str | None, voice_id: str | None = None, align: bool = False
 ) -> tuple[Speech, tuple[str, ...]]:
-    """The new speech of a dub and notes about it: a recording aligned to its transcript (``text``, optional:
-    recognised without it), or ``text`` spoken by ``voice_id`` (default voice) with a short lead-in and tail.
-    Raises ``ValueError`` naming what is missing or contradictory."""
+    """The new speech of a dub and notes about it: a recording force-aligned to its transcript (``text``),
+    a recording alone (no phones: the learned lip-sync model reads its mouth from the sound, any
+    language; ``align``: pocketsphinx's English recognition instead), or ``text`` spoken by ``voice_id``
+    (default voice) with a short lead-in and tail. Raises ``ValueError`` naming what is missing or
+    contradictory."""
     if audio is not None:
         if voice_id:
             raise ValueError("a voice is chosen for text; with a recording the recording is the voice")
+        if not text and not align:
+            from audio.io import load_audio
+
+            samples, sr = load_audio(str(audio))
+            return Speech(samples, sr, ()), ("mouth driven by the learned lip-sync model",)
         from audio.align import align_file
 
         aligned = align_file(audio, text or None)
         return aligned.speech, tuple(aligned.notes)
+    if align:
+        raise ValueError("align recognises the phones of a recording: give one, or text to synthesize")
     if not text:
         raise ValueError("give the new speech: a recording (with its transcript as text, optional), or text")
     from audio.voices import DEFAULT_VOICE_ID, make_tts, synthesize
@@ -224,14 +234,14 @@ def dub_video(
     if n_speech == 0:
         raise ValueError("the new speech is empty")
     n_out = output_frames(n_video, n_speech, s.fit)
+    learned = not speech.phones  # (a recording alone: its mouth from the lip-sync model, padded or not)
     # the audio: the speech, cut or followed by silence to exactly n_out frames
     want = int(round(n_out * speech.sample_rate / fps))
     if len(speech.samples) < want:
         speech = concat_speech([speech, silence((want - len(speech.samples)) / speech.sample_rate, speech.sample_rate)])
     samples = speech.samples[:want].astype(np.float32)
     t0 = time.perf_counter()
-    motion = MotionGenerator(fps, s.seed).generate(speech, n_out)
-    mouth = motion.values[:, [CHANNEL_INDEX[c] for c in MOUTH_CHANNELS]]
+    mouth = _mouth(speech, n_out, fps, s.seed, learned)
     timings["motion"] = time.perf_counter() - t0
 
     redrawn = 0
@@ -265,6 +275,21 @@ def dub_video(
     if lost:
         notes.append(f"{lost} of {n_out} frames had no trackable face and were kept as they were")
     return DubResult(Path(out), n_out, fps, n_out / fps, redrawn / n_out, timings, tuple(notes))
+
+
+def _mouth(speech: Speech, n: int, fps: float, seed: int, learned: bool) -> np.ndarray:
+    """The new speech's mouth channels (``MOUTH_CHANNELS``) for ``n`` frames: from its phones, or
+    (``learned``: a recording without them) from the learned lip-sync model."""
+    if not learned:
+        values = MotionGenerator(fps, seed).generate(speech, n).values
+    else:
+        from motion.audio_motion import audio_motion
+        from motion.lipsync import LipsyncModel
+
+        values = audio_motion(LipsyncModel.load(), speech.samples, speech.sample_rate, fps, seed)
+        if len(values) < n:  # (the audio ends inside the last frame: its mouth at rest)
+            values = np.concatenate([values, np.zeros((n - len(values), values.shape[1]), values.dtype)])
+    return values[:n, [CHANNEL_INDEX[c] for c in MOUTH_CHANNELS]]
 
 
 def _redraw(

@@ -286,14 +286,17 @@ class Pipeline:
         transcript: str | None = None,
         settings: RenderSettings | None = None,
         progress: Callable[[int, int], None] | None = None,
-        align: bool = True,
+        align: bool | None = None,
     ) -> RenderResult:
         """Recorded speech + portrait -> MP4 (the face says the recording).
 
-        ``align`` (default): the lips on phones from pocketsphinx, forced alignment to ``transcript`` or its
-        English recognition without one (on English speech its bilabials close more reliably); False drives
-        the mouth from the audio with the learned lip-sync model (any voice, any language, no transcript).
+        ``align``: True puts the lips on phones from pocketsphinx, force-aligned to ``transcript`` or, without
+        one, its English recognition; False drives the mouth from the audio with the learned lip-sync model
+        (any voice, any language, no transcript); None (default): alignment when a transcript is given,
+        else the model.
         """
+        if align is None:
+            align = bool(transcript)
         settings = settings or RenderSettings()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()

@@ -90,7 +90,7 @@ def test_render_a_recording_with_the_learned_lipsync(tmp_path: Path) -> None:
 
     clip = media("speech", "cards_001.wav")
     out = tmp_path / "lips.mp4"
-    result = talker.render(audio=clip, lipsync=True, out=out, size=128)
+    result = talker.render(audio=clip, out=out, size=128)  # (a recording alone: the model by default)
     assert out.stat().st_size > 0 and any("learned lip-sync" in n for n in result.notes)
     assert abs(result.n_frames - 25 * result.duration_s) <= 1 and result.duration_s > 1.0
     with pytest.raises(LipsyncError, match="no lip-sync model in"):

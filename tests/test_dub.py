@@ -393,6 +393,28 @@ def test_live_driver_turns_frames_in_into_portrait_frames_out(talking_video):
     assert max(moved) > 2.0
 
 
+def test_dub_with_a_recording_alone_takes_its_mouth_from_the_learned_model(talking_video, tmp_path):
+    """A recording without a transcript (any language): the learned model reads the mouth from the
+    sound; the lips stay shut through its silences and part while it speaks."""
+    from render.landmarks import MediaPipeFaceMesh
+    from render.mouth_bank import lip_gap_iod
+    from talker.dub import DubSettings, dub_video, new_speech
+    from talker.video import read_frames
+
+    video, _ = talking_video
+    speech, notes = new_speech(media("speech", "goforward.wav"), None)
+    assert speech.phones == () and any("learned lip-sync" in n for n in notes)
+    out = dub_video(video, speech, tmp_path / "dub.mp4", DubSettings(fit="cut"))
+    dub = list(read_frames(out.path))
+    mesh = MediaPipeFaceMesh()
+    gap = {k: lip_gap_iod(mesh.detect(dub[k])[0].points) for k in (4, 25, 30, 35, 66)}
+    # the source's mouth is open 0.2 IOD throughout; the recording is silent before 0.45 s and after 2.3 s
+    assert gap[4] < 0.05 and gap[66] < 0.05, gap
+    assert min(gap[k] for k in (25, 30, 35)) > 0.08, gap
+    with pytest.raises(ValueError, match="recording"):
+        new_speech(None, "Hello.", align=True)
+
+
 @pytest.mark.slow
 def test_dub_of_a_filmed_speaker_with_a_recording(tmp_path):
     """A filmed speaker re-voiced with recorded speech: face in every frame, upper face untouched, lips

@@ -190,10 +190,19 @@ def test_cli_renders_default_portrait_and_reports_errors(tmp_path: Path) -> None
     )
     assert r.returncode == 2 and "nope.png does not exist" in r.stderr
     assert not (tmp_path / "y.mp4").exists()
-    # a recording without its transcript, aligned: the user is told what was heard
+    # a recording without its transcript: the learned model by default; --align recognises its words
+    # (English) and tells the user what was heard
     wav = str(media("speech", "goforward.wav"))
     r = subprocess.run(
         exe + ["render", "--audio", wav, "--out", str(tmp_path / "z.mp4"), "--size", "128"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "note: mouth driven by the learned lip-sync model" in r.stdout
+    r = subprocess.run(
+        exe + ["render", "--audio", wav, "--align", "--out", str(tmp_path / "z.mp4"), "--size", "128"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -78,7 +78,11 @@ async def create_dub(
     request: Request,
     video: UploadFile = File(..., description="a video of a person's face (MP4, MOV, MKV, WebM...)"),
     audio: UploadFile | None = File(None, description="the new speech as a recording (else give text)"),
-    text: str | None = Form(None, description="the new words (with audio: its transcript, optional)"),
+    text: str | None = Form(
+        None,
+        description="the new words (with audio: its English transcript, optional; without one the learned "
+        "lip-sync model reads the mouth from the recording, any language)",
+    ),
     voice_id: str | None = Form(None, description="a voice from GET /voices to speak the text (no audio)"),
     fit: Literal["loop", "pingpong", "hold", "cut"] = Form(
         "loop", description="speech longer or shorter than the video: loop, pingpong, hold the last frame, or cut"
