@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -134,14 +136,20 @@ def onset(pcm: np.ndarray, sr: int) -> tuple[int, float]:
     return i * w, float(env[i])
 
 
+@functools.cache
+def _model(folder: str | None) -> Any:
+    from motion.lipsync import LipsyncModel
+
+    return LipsyncModel.load(folder)
+
+
 def model_opening_ms(pcm: np.ndarray, sr: int, first: int, fps: float = 25.0) -> float | None:
     """When the lips first part in the lip-sync model's whole-file output of ``pcm``, from sample ``first``
     (ms; the model the server loads: ``TALKER_LIPSYNC_MODEL`` or the bundled one)."""
     from motion.audio_motion import audio_motion
-    from motion.lipsync import LipsyncModel
     from server.markers import lips_apart
 
-    rows = audio_motion(LipsyncModel.load(os.environ.get("TALKER_LIPSYNC_MODEL")), pcm / 32768.0, sr, fps)
+    rows = audio_motion(_model(os.environ.get("TALKER_LIPSYNC_MODEL")), pcm / 32768.0, sr, fps)
     k = next((i for i, row in enumerate(rows) if lips_apart(row)), None)
     return None if k is None else (k / fps - first / sr) * 1000.0
 

@@ -209,12 +209,6 @@ class MemoShelf:
                 old, _ = self._idle.popitem(last=False)
                 del self._memos[old]
 
-    @property
-    def kept_bytes(self) -> int:
-        """Memory of the memos kept for portraits no session shows now."""
-        with self._lock:
-            return sum(self._memos[k][1].nbytes for k in self._idle)
-
 
 RenderFn = Callable[[int, np.ndarray, int, bool, bool], tuple[np.ndarray, float, Drawn]]
 """(slot, channel values, frame index, listening, fresh) -> (I420 image, render seconds, how it was made);
