@@ -140,10 +140,11 @@ def test_render_keeps_silent_frames_and_closes_the_lips_on_bilabials(prepared, t
         face = mesh.detect(said[k])
         assert face, f"no face in frame {k}"
         gap = lip_gap_iod(face[0].points)
+        # (a shut mouth reads up to 0.075 IOD apart: its points moved by the encodes' marks and x264 threads)
         if p.symbol in "MPB":
-            assert gap < 0.06, (p, k, gap)
+            assert gap < 0.1, (p, k, gap)
         else:
-            assert gap > 0.08, (p, k, gap)
+            assert gap > 0.15, (p, k, gap)
 
 
 def test_the_idle_loop_plays_on_between_utterances(prepared):
