@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.state.job_dispatcher = dispatcher
         pool = None
         if settings.render_processes:
-            pool = RenderPool(settings.size, settings.max_sessions, settings.cv_threads)
+            pool = RenderPool(settings.size, settings.max_sessions, settings.cv_threads, settings.render_nice)
             await asyncio.to_thread(pool.start)
         persona_store = PersonaStore(settings.personas_root, settings.database_url)
         codec.install()  # VP8 without libvpx's camera denoiser: half the encode time, sharper frames

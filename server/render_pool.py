@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import threading
 import time
 from collections import deque
@@ -129,8 +130,12 @@ def renderer_for(face: Face, fps: float | None = None) -> FrameRenderer:
     return I420Renderer(face)
 
 
-def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, cv_threads: int) -> None:
+def _serve(
+    conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, cv_threads: int, nice: int = 0
+) -> None:
     """The render process: a rig or a video avatar's folder -> its renderer; per request, render into a slot."""
+    if nice > 0:  # the server process (speech, encoding, WebRTC) goes first when the cores are short
+        os.nice(nice)
     if cv_threads:
         cv2.setNumThreads(cv_threads)
     shm = SharedMemory(name=shm_name)
@@ -179,14 +184,17 @@ def _serve(conn: Connection, shm_name: str, shape: tuple[int, int], slots: int, 
 class RenderProcess:
     """One warm render process with its shared-memory slots. Used by one session at a time."""
 
-    def __init__(self, ctx: Any, shape: tuple[int, int], cv_threads: int) -> None:
+    def __init__(self, ctx: Any, shape: tuple[int, int], cv_threads: int, nice: int = 0) -> None:
         self.shape = shape
         nbytes = SLOTS * shape[0] * shape[1]
         self.shm = SharedMemory(create=True, size=nbytes)
         self.frames: np.ndarray = np.ndarray((SLOTS, *shape), np.uint8, buffer=self.shm.buf)
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
-            target=_serve, args=(child, self.shm.name, shape, SLOTS, cv_threads), name="talker-render", daemon=True
+            target=_serve,
+            args=(child, self.shm.name, shape, SLOTS, cv_threads, nice),
+            name="talker-render",
+            daemon=True,
         )
         self.proc.start()
         child.close()
@@ -268,9 +276,10 @@ class RenderProcess:
 class RenderPool:
     """Warm render processes for frames of ``size`` x ``size``; sessions lease one each."""
 
-    def __init__(self, size: int, warm: int, cv_threads: int = 1) -> None:
+    def __init__(self, size: int, warm: int, cv_threads: int = 1, nice: int = 0) -> None:
         self.shape = (size * 3 // 2, size)
         self.cv_threads = cv_threads
+        self.nice = nice
         self._ctx = mp.get_context("spawn")
         self._free: list[RenderProcess] = []
         self._all: list[RenderProcess] = []
@@ -286,7 +295,7 @@ class RenderPool:
             self._free.extend(procs)
 
     def _spawn(self) -> RenderProcess:
-        p = RenderProcess(self._ctx, self.shape, self.cv_threads)
+        p = RenderProcess(self._ctx, self.shape, self.cv_threads, self.nice)
         with self._lock:
             self._all.append(p)
         return p

@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     render_processes: bool = Field(
         default=True, description="render each session in a process of its own (else in a thread: one core in all)"
     )
+    render_nice: int = Field(
+        default=0, ge=0, le=19, description="niceness of the render processes (the server process's speech goes first)"
+    )
     preload_models: bool = Field(default=True, description="load the voice and face detector at start-up")
 
     # render and dub jobs on a Ray cluster (server/ray_jobs.py); unset: the in-process runners run them

@@ -189,3 +189,19 @@ def test_session_with_an_uploaded_portrait(server: LiveServer) -> None:
     assert [s["portrait_id"] for s in listed] == [pid]
     assert listed[0]["state"] == "connected" and listed[0]["frames_sent"] >= 10
     assert c.received.video[-1].width == 512
+
+
+def test_render_processes_can_run_below_the_server_process() -> None:
+    """RENDER_NICE: the render processes yield the cores to the server process's speech and WebRTC."""
+    import os
+
+    from server.render_pool import RenderPool
+
+    pool = RenderPool(64, 1, nice=3)
+    pool.start()
+    try:
+        p = pool.lease()
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, p.proc.pid) == min(own + 3, 19)
+    finally:
+        pool.shutdown()
