@@ -4,6 +4,7 @@ where the colour changes, and mean colours of landmark regions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -100,16 +101,11 @@ def snap_inner_lips(image: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray
             x, y = float(lm[i, 0]), float(lm[i, 1])
             # from inside the lip (sign: the upper lip lies above its contour) towards the opening
             ys = y - sign * reach + sign * np.arange(0.0, 2 * reach + 0.01, 0.5)
-            col = cv2.remap(
-                red,
-                np.full((1, len(ys)), x, np.float32),
-                ys[None, :].astype(np.float32),
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )[0]
+            at = (np.full((1, len(ys)), x, np.float32), ys[None, :].astype(np.float32))
+            col = cv2.remap(red, *at, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
             is_lip = col >= thr
-            if not is_lip[0]:
-                continue  # no lip where the lip should be: leave the point
+            if not is_lip[0] or is_lip.all():
+                continue  # no lip where the lip should be, or no end to it in reach (a tongue): leave it
             end = int(np.argmin(np.append(is_lip, False)))  # first sample past the lip
             shifts[k] = ys[min(end, len(ys) - 1)] - sign * 0.25 - y
         if len(shifts) >= 3:
@@ -131,3 +127,58 @@ def mean_colour(image: np.ndarray, lm: np.ndarray, idx: list[int], hole: list[in
     if mask.sum() == 0:
         return np.array([150.0, 90.0, 90.0])
     return image[mask > 0].reshape(-1, 3).mean(axis=0)
+
+
+_CHIN_SHARE = 0.8  # a point under the lower lip keeps at least this share of its closed-mouth depth below it
+
+
+@lru_cache(maxsize=1)
+def _under_lower_lip() -> np.ndarray:
+    """Mesh points between the mouth corners' columns that lie under the lower lip's outer contour (the
+    chin's front, down to its tip), from the canonical face."""
+    from render.canonical import canonical_mesh
+
+    m = canonical_mesh()
+    lo = T.LIP_OUTER_LOWER
+    order = np.argsort(m[lo, 0])
+    xs, ys = m[lo, 0][order], m[lo, 1][order]
+    inside = (m[:, 0] > xs[0] + 0.05) & (m[:, 0] < xs[-1] - 0.05)
+    under = m[:, 1] > np.interp(m[:, 0], xs, ys) + 0.03
+    return np.flatnonzero(inside & under)
+
+
+def depths_under_lip(points: np.ndarray) -> np.ndarray:
+    """How far (inter-ocular distances, across the eye line) each of the points under the lower lip lies
+    below the lip's outer contour at its column, in (478, >=2) landmarks ``points`` (pixels)."""
+    p = np.asarray(points, np.float64)[:, :2]
+    r, left = eye_centres(p)
+    ex = left - r
+    iod = max(float(np.linalg.norm(ex)), 1e-6)
+    ex /= iod
+    ey = np.array([-ex[1], ex[0]])
+    x, y = p @ ex / iod, p @ ey / iod
+    lo = T.LIP_OUTER_LOWER
+    order = np.argsort(x[lo])
+    ids = _under_lower_lip()
+    return np.asarray(y[ids] - np.interp(x[ids], x[lo][order], y[lo][order]))
+
+
+def chin_under_lips(points: np.ndarray, closed_depths: np.ndarray) -> np.ndarray:
+    """``points`` (478, 3) landmarks (pixels) with the chin's front moved down where the detector has
+    pressed it up against a wide-open lower lip (or above it), to at least ``_CHIN_SHARE`` of the depths
+    the same face's points have with the lips together (``closed_depths``, from ``depths_under_lip``).
+
+    The lower lip and the chin both ride on the jaw, so opening the mouth barely changes how far apart
+    they are; mediapipe's mesh of a wide-open mouth seen from below crowds them together, and a redraw
+    closing that mouth would carry the lip's own texture down onto the chin."""
+    p = np.asarray(points, np.float64)
+    push = np.maximum(_CHIN_SHARE * np.asarray(closed_depths) - depths_under_lip(p), 0.0)
+    if not push.any():
+        return p
+    r, left = eye_centres(p[:, :2])
+    ex = left - r
+    iod = max(float(np.linalg.norm(ex)), 1e-6)
+    ex /= iod
+    out = p.copy()
+    out[_under_lower_lip(), :2] += (push * iod)[:, None] * np.array([-ex[1], ex[0]])
+    return out

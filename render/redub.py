@@ -20,6 +20,7 @@ from motion.types import CHANNEL_INDEX, CHANNELS
 from render import topology as T
 from render.encoder import face_axes
 from render.landmarks import MEDIAPIPE_478, FaceLandmarks
+from render.lips import chin_under_lips, depths_under_lip
 from render.mouth_bank import BANK_WIDER, GAP_PAIRS, INNER, MouthBank, eye_axis, lip_gap_iod, lip_gaps_iod
 from render.rig import (
     MAX_LIP_GAP_IOD,
@@ -99,7 +100,9 @@ class MouthRedrawer:
         shape closing an open mouth returns to."""
         self.bank = bank
         self._rest: np.ndarray | None = None
+        self._chin: np.ndarray | None = None  # the chin's depths under the lower lip with the lips together
         if rest is not None:
+            self._chin = depths_under_lip(rest)
             o, ax, iod = face_frame(rest.astype(np.float64))
             loc = ((rest.astype(np.float64) - o) @ ax.T) / iod
             self._rest = np.stack([loc[c] for c in _CONTOURS]).astype(np.float64)
@@ -182,6 +185,8 @@ class MouthRedrawer:
         else:
             lips = replace(lips, points=lips.points - off.astype(np.float32))
         lm = lips.points.astype(np.float64)
+        if self._chin is not None:
+            lm = chin_under_lips(lm, self._chin)
         verts = np.concatenate([lm, outer - off])
         origin, axes, iod = face_frame(lm)
         local = ((verts - origin) @ axes.T) / iod

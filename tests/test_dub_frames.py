@@ -285,3 +285,71 @@ def test_the_shots_closed_mouth_is_its_typical_one_not_a_grin(pipeline) -> None:
     frames.append(np.full_like(lm, np.nan))  # no face
     assert closed_frame(np.stack(frames)) == 0
     assert closed_frame(np.stack(frames[4:])) is None  # only an open mouth
+
+
+# --- a filmed open mouth's lips and chin, as the redraw reads them -----------------------------------
+
+
+def _open_mouth_face(gap_iod: float = 0.35) -> np.ndarray:
+    """The canonical face in pixels (IOD 100) with its jaw dropped ``gap_iod``: lower lips and chin down."""
+    from render import topology as T
+    from render.canonical import canonical_mesh
+
+    m = canonical_mesh().copy()
+    lower = m[:, 1] > m[T.LIP_INNER_LOWER[5], 1] - 0.01
+    m[lower, 1] += gap_iod
+    return (m * 100 + np.array([256.0, 200.0, 0.0])).astype(np.float64)
+
+
+def _painted_mouth(lm: np.ndarray, interior: tuple[int, int, int]) -> np.ndarray:
+    """A skin-coloured picture with red lips between the mesh's lip contours and ``interior`` inside."""
+    from render import topology as T
+
+    img = np.full((512, 512, 3), (205, 150, 130), np.uint8)
+    outer = np.concatenate([lm[T.LIP_OUTER_UPPER, :2], lm[T.LIP_OUTER_LOWER[::-1][1:-1], :2]])
+    inner = np.concatenate([lm[T.LIP_INNER_UPPER, :2], lm[T.LIP_INNER_LOWER[::-1][1:-1], :2]])
+    cv2.fillPoly(img, [np.round(outer).astype(np.int32)], (170, 80, 85))
+    cv2.fillPoly(img, [np.round(inner).astype(np.int32)], interior)
+    return img
+
+
+def test_the_lower_lips_edge_is_not_carried_onto_a_tongue():
+    """An open mouth's inner lower lip is found where the lip's colour ends; a tongue as red as the lip
+    (no end in reach) leaves it where the mesh put it."""
+    from render import topology as T
+    from render.lips import snap_inner_lips
+
+    lm = _open_mouth_face()
+    ids = T.LIP_INNER_LOWER[4:7]
+    img = _painted_mouth(lm, (60, 25, 35))
+    mesh = lm.copy()
+    mesh[ids, 1] += 4.0  # the mesh's contour a little inside the lip
+    snapped = snap_inner_lips(img, mesh, 100.0)
+    assert np.abs(snapped[ids, 1] - lm[ids, 1]).max() < 1.5, "found the lip's edge"
+    # a tongue filling the opening's lower part, as red as the lip: the contour stays
+    tongue = img.copy()
+    for i in ids:
+        x, y = np.round(lm[i, :2]).astype(int)
+        tongue[y - 12 : y, x - 6 : x + 6] = (172, 82, 86)
+    snapped = snap_inner_lips(tongue, mesh, 100.0)
+    assert np.abs(snapped[ids, 1] - mesh[ids, 1]).max() < 0.5, snapped[ids, 1] - mesh[ids, 1]
+
+
+def test_a_chin_crowded_against_an_open_lower_lip_is_moved_back_down():
+    """The detector's chin pressed up against (or above) a wide-open lower lip goes back to most of its
+    depth below the lip with the lips together; lips, eyes and a chin where it should be stay put."""
+    from render import topology as T
+    from render.lips import chin_under_lips, depths_under_lip
+
+    face = _open_mouth_face()
+    closed = depths_under_lip(_open_mouth_face(0.0))
+    assert np.array_equal(chin_under_lips(face, closed), face)
+    crowded = face.copy()
+    chin = face[:, 1] > face[17, 1] + 1.0
+    chin &= np.abs(face[:, 0] - face[17, 0]) < 30
+    crowded[chin, 1] = face[17, 1] + 0.3 * (face[chin, 1] - face[17, 1]) - 3.0  # 18 and 200 above the lip
+    fixed = chin_under_lips(crowded, closed)
+    assert (depths_under_lip(fixed) >= 0.8 * closed - 1e-6).all()
+    assert fixed[T.CHIN, 1] - fixed[17, 1] > 0.75 * (face[T.CHIN, 1] - face[17, 1])
+    keep = T.LIP_OUTER_LOWER + T.LIP_INNER_LOWER + T.LIP_OUTER_UPPER + T.R_EYE_UPPER + T.L_EYE_UPPER
+    assert np.array_equal(fixed[keep], crowded[keep])
