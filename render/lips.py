@@ -147,15 +147,20 @@ def _under_lower_lip() -> np.ndarray:
     return np.flatnonzero(inside & under)
 
 
-def depths_under_lip(points: np.ndarray) -> np.ndarray:
-    """How far (inter-ocular distances, across the eye line) each of the points under the lower lip lies
-    below the lip's outer contour at its column, in (478, >=2) landmarks ``points`` (pixels)."""
-    p = np.asarray(points, np.float64)[:, :2]
+def _eye_line(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(along the eyes, across them, IOD) of (478, 2) landmarks ``p`` (pixels)."""
     r, left = eye_centres(p)
     ex = left - r
     iod = max(float(np.linalg.norm(ex)), 1e-6)
     ex /= iod
-    ey = np.array([-ex[1], ex[0]])
+    return ex, np.array([-ex[1], ex[0]]), iod
+
+
+def depths_under_lip(points: np.ndarray) -> np.ndarray:
+    """How far (inter-ocular distances, across the eye line) each of the points under the lower lip lies
+    below the lip's outer contour at its column, in (478, >=2) landmarks ``points`` (pixels)."""
+    p = np.asarray(points, np.float64)[:, :2]
+    ex, ey, iod = _eye_line(p)
     x, y = p @ ex / iod, p @ ey / iod
     lo = T.LIP_OUTER_LOWER
     order = np.argsort(x[lo])
@@ -175,10 +180,7 @@ def chin_under_lips(points: np.ndarray, closed_depths: np.ndarray) -> np.ndarray
     push = np.maximum(_CHIN_SHARE * np.asarray(closed_depths) - depths_under_lip(p), 0.0)
     if not push.any():
         return p
-    r, left = eye_centres(p[:, :2])
-    ex = left - r
-    iod = max(float(np.linalg.norm(ex)), 1e-6)
-    ex /= iod
+    _, ey, iod = _eye_line(p[:, :2])
     out = p.copy()
-    out[_under_lower_lip(), :2] += (push * iod)[:, None] * np.array([-ex[1], ex[0]])
+    out[_under_lower_lip(), :2] += (push * iod)[:, None] * ey
     return out
